@@ -1,0 +1,4 @@
+//! Long-lived things with their own lifecycle, one actix actor each (see DESIGN.md).
+
+pub mod bridge;
+mod bridge_link;

@@ -1,0 +1,243 @@
+//! Typed settings from the environment (and an optional `.env`), with the deployment
+//! guide's names. `spec` lists them; `vars` does the typed reads.
+
+pub mod spec;
+mod urls;
+mod vars;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use urls::{postgres_config, RedisUrls};
+pub use vars::{SettingError, Vars};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Dev,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub enum AuthMode {
+    /// One shared admin bearer token.
+    Local { token: String },
+}
+
+impl std::fmt::Debug for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthMode::Local { .. } => f.write_str("Local { token: <redacted> }"),
+        }
+    }
+}
+
+/// What `migrate` needs: only the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: tokio_postgres::Config,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub bind: SocketAddr,
+    pub instance_id: String,
+    pub auth: AuthMode,
+    pub database: DatabaseSettings,
+    pub db_auto_migrate: bool,
+    pub redis: Option<RedisUrls>,
+    pub redis_pool_size: u32,
+    pub cors_origins: Vec<String>,
+    pub log: LogSettings,
+    pub http_body_limit: usize,
+    pub http_workers: usize,
+    pub shutdown_timeout: Duration,
+    pub readiness_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+    pub include_health: bool,
+}
+
+/// Placeholder tokens from example files that must never reach a running server.
+const PLACEHOLDER_TOKENS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "replace-me",
+    "replace-with-strong-random-token",
+];
+const MIN_LOCAL_TOKEN_LEN: usize = 50;
+
+/// The process environment, after loading `.env` from the working directory (variables
+/// already set in the environment win over the file).
+pub fn environment_source() -> HashMap<String, String> {
+    let _ = dotenvy::dotenv();
+    let env = config::Config::builder()
+        .add_source(config::Environment::default())
+        .build()
+        .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
+        .unwrap_or_default();
+    env.into_iter()
+        .filter_map(|(k, v)| v.into_string().ok().map(|v| (k, v)))
+        .collect()
+}
+
+pub fn load_database(vars: &mut Vars) -> Option<DatabaseSettings> {
+    let raw = vars.required(
+        "DATABASE_URL",
+        "a PostgreSQL URL like postgres://user:password@host:5432/db",
+    );
+    let pool_size = vars.number("DB_POOL_SIZE", 1, 1000) as u32;
+    let url = raw.and_then(|raw| match postgres_config(&raw) {
+        Ok(url) => Some(url),
+        Err(problem) => {
+            vars.fail("DATABASE_URL", problem);
+            None
+        }
+    })?;
+    Some(DatabaseSettings { url, pool_size })
+}
+
+impl Settings {
+    /// Reads every setting; returns all problems found, each naming its variable.
+    pub fn load(source: HashMap<String, String>) -> Result<Settings, Vec<SettingError>> {
+        let mut vars = Vars::new(source);
+        let environment = match vars.string("ENVIRONMENT").to_ascii_lowercase().as_str() {
+            "dev" | "development" => Environment::Dev,
+            "production" | "prod" => Environment::Production,
+            other => {
+                vars.fail(
+                    "ENVIRONMENT",
+                    format!("expected dev or production, got {other:?}"),
+                );
+                Environment::Dev
+            }
+        };
+        let bind = vars.parse(
+            "BIND",
+            "a socket address like 0.0.0.0:8000",
+            SocketAddr::from(([0, 0, 0, 0], 8000)),
+        );
+        let instance_id = vars
+            .optional("INSTANCE_ID")
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let auth = load_auth(&mut vars);
+        let database = load_database(&mut vars);
+        let db_auto_migrate = vars.flag("DB_AUTO_MIGRATE");
+        let redis = RedisUrls::load(&mut vars);
+        let redis_pool_size = vars.number("REDIS_POOL_SIZE", 1, 1000) as u32;
+        let cors_origins = vars
+            .string("CORS_ORIGINS")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        for origin in &cors_origins {
+            if origin != "*" && url::Url::parse(origin).is_err() {
+                vars.fail(
+                    "CORS_ORIGINS",
+                    format!("expected origins like https://admin.example.com, got {origin:?}"),
+                );
+            }
+        }
+        let log = LogSettings {
+            level: vars.string("LOG_LEVEL"),
+            format: match vars.string("LOG_FORMAT").to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    vars.fail(
+                        "LOG_FORMAT",
+                        format!("expected text or json, got {other:?}"),
+                    );
+                    LogFormat::Text
+                }
+            },
+            include_health: vars.flag("REQUEST_LOG_INCLUDE_HEALTH"),
+        };
+        let http_body_limit = vars.number("HTTP_BODY_LIMIT_BYTES", 1024, 1 << 30) as usize;
+        let http_workers = match vars.optional("HTTP_WORKERS") {
+            Some(_) => vars.number("HTTP_WORKERS", 1, 256) as usize,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let shutdown_timeout =
+            Duration::from_secs(vars.number("SHUTDOWN_TIMEOUT_SECONDS", 0, 3600));
+        let readiness_timeout =
+            Duration::from_millis(vars.number("READINESS_TIMEOUT_MS", 10, 60_000));
+
+        match (auth, database) {
+            (Some(auth), Some(database)) if vars.errors.is_empty() => Ok(Settings {
+                environment,
+                bind,
+                instance_id,
+                auth,
+                database,
+                db_auto_migrate,
+                redis,
+                redis_pool_size,
+                cors_origins,
+                log,
+                http_body_limit,
+                http_workers,
+                shutdown_timeout,
+                readiness_timeout,
+            }),
+            _ => Err(vars.errors),
+        }
+    }
+}
+
+fn load_auth(vars: &mut Vars) -> Option<AuthMode> {
+    let mode = vars.required("AUTH_MODE", "local")?;
+    match mode.to_ascii_lowercase().as_str() {
+        "local" => {
+            let token = vars.required(
+                "LOCAL_AUTH_TOKEN",
+                "a random token of at least 50 characters (e.g. `openssl rand -hex 32`)",
+            )?;
+            if token.chars().count() < MIN_LOCAL_TOKEN_LEN {
+                vars.fail(
+                    "LOCAL_AUTH_TOKEN",
+                    format!(
+                        "must be at least {MIN_LOCAL_TOKEN_LEN} characters, got {}",
+                        token.chars().count()
+                    ),
+                );
+                return None;
+            }
+            if PLACEHOLDER_TOKENS.contains(&token.to_ascii_lowercase().as_str()) {
+                vars.fail(
+                    "LOCAL_AUTH_TOKEN",
+                    "is a placeholder value; generate a random token",
+                );
+                return None;
+            }
+            Some(AuthMode::Local { token })
+        }
+        "clerk" => {
+            vars.fail(
+                "AUTH_MODE",
+                "clerk is not supported by this server yet (JWKS verification is not built); use local",
+            );
+            None
+        }
+        other => {
+            vars.fail("AUTH_MODE", format!("expected local, got {other:?}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! The table of every setting the server reads: its environment name, default and meaning.
+//! `--help`, the README table and start-up validation all come from this one list, so a
+//! setting cannot be read without being documented.
+
+pub struct Spec {
+    pub name: &'static str,
+    /// `None` means "no default": either required, or unset has a meaning of its own.
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+const fn s(name: &'static str, default: Option<&'static str>, help: &'static str) -> Spec {
+    Spec {
+        name,
+        default,
+        help,
+    }
+}
+
+pub const SETTINGS: &[Spec] = &[
+    s("ENVIRONMENT", Some("dev"), "`dev` or `production`; production refuses dev-only defaults"),
+    s("BIND", Some("0.0.0.0:8000"), "address the HTTP/WebSocket server listens on (`serve --bind` overrides it)"),
+    s("INSTANCE_ID", None, "this instance's id on the Redis bridge; a random UUID per process when unset"),
+    s("AUTH_MODE", None, "required: `local` (shared admin bearer token); `clerk` is refused until it is implemented"),
+    s("LOCAL_AUTH_TOKEN", None, "required with AUTH_MODE=local: the admin bearer token, at least 50 characters"),
+    s("DATABASE_URL", None, "required: PostgreSQL URL; `postgres://`, `postgresql://` and `postgresql+psycopg://` are accepted"),
+    s("DB_POOL_SIZE", Some("16"), "maximum PostgreSQL connections per instance"),
+    s("DB_AUTO_MIGRATE", Some("false"), "apply pending migrations from schema/ at start"),
+    s("REDIS_URL", None, "Redis base URL; unset = single instance with an in-process bus"),
+    s("WS_REDIS_PUBSUB_URL", None, "Redis for the relay bridge; default REDIS_URL with DB 1"),
+    s("PROACTIVITY_REDIS_URL", None, "Redis for the event bus; default REDIS_URL with DB 2"),
+    s("BOARD_SYNC_REDIS_URL", None, "Redis for board sync; default REDIS_URL with DB 3"),
+    s("REDIS_POOL_SIZE", Some("16"), "maximum pooled Redis command connections per instance"),
+    s("CORS_ORIGINS", Some(""), "allowed browser origins, comma separated; empty = no CORS headers"),
+    s("LOG_LEVEL", Some("info"), "log filter: a level (`info`) or a tracing directive list (`info,mission_control=debug`)"),
+    s("LOG_FORMAT", Some("text"), "`text` or `json` (one JSON object per line)"),
+    s("REQUEST_LOG_INCLUDE_HEALTH", Some("false"), "also log requests to /health, /healthz and /readyz"),
+    s("HTTP_BODY_LIMIT_BYTES", Some("1048576"), "largest accepted request body; larger bodies answer 413"),
+    s("HTTP_WORKERS", None, "HTTP worker threads; default the number of CPUs"),
+    s("SHUTDOWN_TIMEOUT_SECONDS", Some("30"), "on SIGTERM, how long in-flight requests may take to finish"),
+    s("READINESS_TIMEOUT_MS", Some("2000"), "how long /readyz waits for PostgreSQL and the bridge probe"),
+];
+
+pub fn find(name: &str) -> &'static Spec {
+    SETTINGS
+        .iter()
+        .find(|spec| spec.name == name)
+        .unwrap_or_else(|| panic!("setting {name} is read but missing from config::spec::SETTINGS"))
+}
+
+/// The settings as a plain-text table, for `--help`.
+pub fn help_table() -> String {
+    let width = SETTINGS
+        .iter()
+        .map(|spec| spec.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::from(
+        "Settings (environment variables; a .env file in the working directory is read too):\n",
+    );
+    for spec in SETTINGS {
+        let default = match spec.default {
+            Some("") => " [default: empty]".to_string(),
+            Some(d) => format!(" [default: {d}]"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "  {:width$}  {}{}\n",
+            spec.name, spec.help, default
+        ));
+    }
+    out
+}

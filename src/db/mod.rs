@@ -1,0 +1,41 @@
+//! PostgreSQL: the connection pool and the migration runner.
+
+pub mod cache;
+pub mod migrate;
+
+use std::time::Duration;
+
+use bb8_postgres::PostgresConnectionManager;
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseSettings;
+
+pub type PgPool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+pub type PgConn<'a> = bb8::PooledConnection<'a, PostgresConnectionManager<NoTls>>;
+
+/// How long a request waits for a pooled connection before answering 503.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pool connects lazily, so the server starts (and reports not-ready) while the
+/// database is still coming up.
+pub fn pool(settings: &DatabaseSettings) -> PgPool {
+    let manager = PostgresConnectionManager::new(settings.url.clone(), NoTls);
+    bb8::Pool::builder()
+        .max_size(settings.pool_size)
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .build_unchecked(manager)
+}
+
+/// `SELECT 1` within `timeout`: the readiness check.
+pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), String> {
+    let check = async {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        conn.simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, check)
+        .await
+        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}

@@ -1,0 +1,125 @@
+//! HTTP routes, one module per route group, and the app that ties them together.
+//! Handlers are thin: they parse and authorize, then call `domain`.
+
+pub mod context;
+mod health;
+pub mod json;
+mod organizations;
+mod users;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, LOCATION};
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Mission Control", description = "The control plane for fleets of AI agents behind gateways."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The whole application; `HttpServer` calls this once per worker.
+pub fn app(
+    state: Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let settings = state.settings.clone();
+    let (app, openapi) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(settings.http_body_limit))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| json::parameter_error("path_invalid", e)),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| json::parameter_error("query_invalid", e)),
+        )
+        .service(health::health)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(
+            scope("/api/v1/users")
+                .service(users::get_me)
+                .service(users::update_me),
+        )
+        .service(
+            scope("/api/v1/organizations")
+                .service(organizations::get_my_org)
+                .service(organizations::list_my_organizations)
+                .service(organizations::get_my_membership),
+        )
+        .split_for_parts();
+
+    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header((LOCATION, "/docs/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::not_found())
+        }))
+        .wrap(Condition::new(
+            !settings.cors_origins.is_empty(),
+            cors(&settings.cors_origins),
+        ))
+        .wrap(from_fn(context::middleware))
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .supports_credentials()
+        .expose_headers([
+            HeaderName::from_static("x-total-count"),
+            HeaderName::from_static("x-limit"),
+            HeaderName::from_static("x-offset"),
+            context::REQUEST_ID_HEADER,
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}

@@ -1,0 +1,15 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::actors::bridge::Bridge;
+use crate::config::Settings;
+use crate::db::PgPool;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub bridge: Addr<Bridge>,
+}

@@ -1,0 +1,446 @@
+//! Starts the real `mission-control` binary against its own fresh database and the shared
+//! Redis, and talks to it over loopback. Every test gets its own database, so tests run in
+//! parallel; two-instance tests start two servers on one database and one Redis.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use awc::http::{Method, StatusCode};
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789-0123456789-0123456789-0123456789";
+const BIN: &str = env!("CARGO_BIN_EXE_mission-control");
+
+pub fn pg_admin_url() -> String {
+    std::env::var("MC_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("MC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind :0")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn pg_admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&pg_admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the PostgreSQL admin URL (MC_PG_ADMIN_URL)");
+    actix_web::rt::spawn(conn);
+    client
+}
+
+/// A database of its own, dropped (forcibly) when the last handle goes.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Arc<TestDb> {
+        let name = format!("mc_test_{}", uuid::Uuid::new_v4().simple());
+        pg_admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        Arc::new(TestDb { name })
+    }
+
+    pub fn url(&self) -> String {
+        let base = pg_admin_url();
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .expect("admin URL has a database path");
+        format!("{prefix}/{}", self.name)
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect test db");
+        actix_web::rt::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside any runtime guarantee, so use psql-free blocking I/O on a thread.
+        let name = self.name.clone();
+        let url = pg_admin_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The environment a server gets: the minimum to start, plus test overrides.
+pub struct ServerBuilder {
+    database_url: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl ServerBuilder {
+    /// Points the server at another database URL than its test database.
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_string());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Runs in single-instance mode with the in-process bus.
+    pub fn without_redis(mut self) -> Self {
+        self.env.retain(|(k, _)| k != "REDIS_URL");
+        self
+    }
+
+    pub async fn start(self) -> Server {
+        let db = TestDb::create().await;
+        // A port picked by binding :0 can be taken again before the server binds it;
+        // try a few.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let url = self.database_url.clone().unwrap_or_else(|| db.url());
+            match Server::spawn(&db, &url, &self.env, port).await {
+                Ok(server) => return server,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("server did not start:\n{last_log}");
+    }
+}
+
+pub struct Server {
+    pub base: String,
+    pub db: Arc<TestDb>,
+    child: Child,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            database_url: None,
+            env: vec![
+                ("AUTH_MODE".into(), "local".into()),
+                ("LOCAL_AUTH_TOKEN".into(), ADMIN_TOKEN.into()),
+                ("DB_AUTO_MIGRATE".into(), "true".into()),
+                ("REDIS_URL".into(), redis_url()),
+                ("HTTP_WORKERS".into(), "2".into()),
+                ("LOG_LEVEL".into(), "info".into()),
+                ("SHUTDOWN_TIMEOUT_SECONDS".into(), "5".into()),
+            ],
+        }
+    }
+
+    pub async fn start() -> Server {
+        Server::builder().start().await
+    }
+
+    async fn spawn(
+        db: &Arc<TestDb>,
+        database_url: &str,
+        env: &[(String, String)],
+        port: u16,
+    ) -> Result<Server, String> {
+        let dir = TempDir::new();
+        let log = dir.path.join("server.log");
+        let child = command(&dir, env)
+            .env("DATABASE_URL", database_url)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn mission-control");
+        let mut server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            db: db.clone(),
+            child,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return Err(server.log());
+            }
+            if let Ok((StatusCode::OK, _)) =
+                server.try_call(Method::GET, "/healthz", None, None).await
+            {
+                return Ok(server);
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(format!(
+            "no answer on /healthz within 20 s\n{}",
+            server.log()
+        ))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(StatusCode, Value), String> {
+        let res = self.raw(method, path, token, body, &[]).await?;
+        Ok((res.status, res.json))
+    }
+
+    /// A request with optional bearer token, JSON body and extra headers.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        let mut req = client.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let mut res = match body {
+            Some(body) => {
+                req.insert_header(("Content-Type", "application/json"))
+                    .send_body(body.to_string())
+                    .await
+            }
+            None => req.send().await,
+        }
+        .map_err(|e| e.to_string())?;
+        let bytes = res
+            .body()
+            .limit(16 << 20)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Reply {
+            status: res.status(),
+            headers: res.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        self.raw(method, path, token, body, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}\n{}", self.log()))
+    }
+
+    /// GET as the admin.
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(ADMIN_TOKEN), None).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None, None).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: awc::http::header::HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The binary with a clean environment and a scratch working directory, so a developer's
+/// `.env` or shell variables cannot leak into a test.
+fn command(dir: &TempDir, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().current_dir(&dir.path);
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs the binary to completion (for `migrate`, `--help` and start-up failures).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = TempDir::new();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    command(&dir, &env)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mission-control")
+}
+
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("mc-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A Redis server of the test's own, to stop and restart without touching the shared one.
+pub struct RedisProcess {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisProcess {
+    pub fn start() -> RedisProcess {
+        let mut redis = RedisProcess {
+            port: free_port(),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/provision installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -1,0 +1,101 @@
+use std::time::Duration;
+
+use crate::harness::{eventually, free_port, RedisProcess, Server};
+
+#[actix_web::test]
+async fn liveness_probes_answer_ok() {
+    let server = Server::start().await;
+    for path in ["/health", "/healthz"] {
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.json, serde_json::json!({"ok": true}), "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn ready_when_postgres_and_redis_answer() {
+    let server = Server::start().await;
+    let ready = eventually(Duration::from_secs(10), || async {
+        server.get("/readyz").await.status == 200
+    })
+    .await;
+    assert!(ready, "never ready:\n{}", server.log());
+    assert_eq!(
+        server.get("/readyz").await.json,
+        serde_json::json!({"ok": true})
+    );
+}
+
+#[actix_web::test]
+async fn without_redis_url_the_server_runs_single_instance_and_is_ready() {
+    let server = Server::builder().without_redis().start().await;
+    assert_eq!(server.get("/healthz").await.status, 200);
+    assert_eq!(server.get("/readyz").await.status, 200);
+    assert!(server.log().contains("in-process bus"), "{}", server.log());
+}
+
+#[actix_web::test]
+async fn not_ready_naming_redis_when_its_port_is_dead() {
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let server = Server::builder().env("REDIS_URL", dead).start().await;
+    let reply = server.get("/readyz").await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.json["detail"], "not ready: redis");
+    assert_eq!(reply.json["checks"]["postgres"], "ok");
+    // Liveness does not depend on Redis.
+    assert_eq!(server.get("/healthz").await.status, 200);
+}
+
+#[actix_web::test]
+async fn not_ready_naming_postgres_when_the_database_is_unreachable() {
+    let dead = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+    let server = Server::builder()
+        .env("DB_AUTO_MIGRATE", "false")
+        .env("READINESS_TIMEOUT_MS", "500")
+        .database_url(&dead)
+        .start()
+        .await;
+    let reply = server.get("/readyz").await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert!(
+        reply.json["detail"].as_str().unwrap().contains("postgres"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.json["checks"]["redis"], "ok");
+}
+
+#[actix_web::test]
+async fn readiness_recovers_by_itself_when_redis_comes_back() {
+    let mut redis = RedisProcess::start();
+    let server = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .env("READINESS_TIMEOUT_MS", "500")
+        .start()
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            server.get("/readyz").await.status == 200
+        })
+        .await
+    );
+
+    redis.stop();
+    let down = eventually(Duration::from_secs(15), || async {
+        server.get("/readyz").await.status == 503
+    })
+    .await;
+    assert!(down, "still ready with Redis stopped:\n{}", server.log());
+    assert_eq!(server.get("/healthz").await.status, 200);
+
+    redis.restart();
+    let up = eventually(Duration::from_secs(20), || async {
+        server.get("/readyz").await.status == 200
+    })
+    .await;
+    assert!(
+        up,
+        "did not recover after Redis came back:\n{}",
+        server.log()
+    );
+}
