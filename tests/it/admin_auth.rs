@@ -127,3 +127,27 @@ async fn patch_me_updates_given_fields_and_null_clears() {
         "Ada"
     );
 }
+
+#[actix_web::test]
+async fn two_instances_racing_on_first_calls_provision_once() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let calls = (0..10).flat_map(|_| {
+        [
+            a.admin_get("/api/v1/organizations/me"),
+            b.admin_get("/api/v1/organizations/me"),
+        ]
+    });
+    let replies = join_all(calls).await;
+    let mut ids: Vec<_> = replies.iter().map(|r| r.json["id"].clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let orgs: i64 =
+        a.db.client()
+            .await
+            .query_one("SELECT count(*) FROM organizations", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(orgs, 1);
+}

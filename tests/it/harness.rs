@@ -99,6 +99,7 @@ impl Drop for TestDb {
 
 /// The environment a server gets: the minimum to start, plus test overrides.
 pub struct ServerBuilder {
+    db: Option<Arc<TestDb>>,
     database_url: Option<String>,
     env: Vec<(String, String)>,
 }
@@ -123,7 +124,10 @@ impl ServerBuilder {
     }
 
     pub async fn start(self) -> Server {
-        let db = TestDb::create().await;
+        let db = match self.db {
+            Some(db) => db,
+            None => TestDb::create().await,
+        };
         // A port picked by binding :0 can be taken again before the server binds it;
         // try a few.
         let mut last_log = String::new();
@@ -150,6 +154,7 @@ pub struct Server {
 impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
+            db: None,
             database_url: None,
             env: vec![
                 ("AUTH_MODE".into(), "local".into()),
@@ -205,6 +210,14 @@ impl Server {
             "no answer on /healthz within 20 s\n{}",
             server.log()
         ))
+    }
+
+    /// Another instance on its own port sharing this one's database and Redis, as in a
+    /// two-instance deployment.
+    pub async fn second_instance(&self) -> Server {
+        let mut builder = Server::builder();
+        builder.db = Some(self.db.clone());
+        builder.start().await
     }
 
     pub fn log(&self) -> String {

@@ -215,3 +215,35 @@ async fn openapi_describes_the_served_routes_and_docs_render_it() {
         docs.text
     );
 }
+
+#[actix_web::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let server = Server::builder().env("LOG_FORMAT", "json").start().await;
+    let reply = server
+        .raw(
+            Method::GET,
+            "/api/v1/users/me",
+            None,
+            None,
+            &[("X-Request-Id", "json-log-check")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 401);
+    let log = server.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "json-log-check")
+        .unwrap_or_else(|| panic!("no request line in:\n{log}"));
+    assert_eq!(request["status"], 401);
+    assert_eq!(
+        request["path"]
+            .as_str()
+            .or(request["span"]["path"].as_str()),
+        Some("/api/v1/users/me")
+    );
+}
