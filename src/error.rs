@@ -5,26 +5,28 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
+use crate::domain::DomainError;
 use crate::http::context::current_request_id;
 
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized,
-    Forbidden(String),
-    NotFound(String),
-    Conflict(String),
-    PayloadTooLarge(String),
-    UnsupportedMediaType(String),
+    /// Any status with its `detail` (a string, or a structured object where the
+    /// reference answers one).
+    Detail(StatusCode, Value),
     /// 422 with a pydantic-style list of `{type, loc, msg, input}` items.
     Validation(Value),
-    Unavailable(String),
     /// Logged in full, answered as a bare 500.
     Internal(String),
 }
 
 impl ApiError {
     pub fn not_found() -> Self {
-        ApiError::NotFound("Not Found".into())
+        ApiError::Detail(StatusCode::NOT_FOUND, json!("Not Found"))
+    }
+
+    pub fn status(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError::Detail(status, json!(detail.into()))
     }
 
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
@@ -42,13 +44,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => json!("Unauthorized"),
             ApiError::Internal(_) => json!("Internal Server Error"),
-            ApiError::Forbidden(m)
-            | ApiError::NotFound(m)
-            | ApiError::Conflict(m)
-            | ApiError::PayloadTooLarge(m)
-            | ApiError::UnsupportedMediaType(m)
-            | ApiError::Unavailable(m) => json!(m),
-            ApiError::Validation(v) => v.clone(),
+            ApiError::Detail(_, v) | ApiError::Validation(v) => v.clone(),
         }
     }
 }
@@ -66,13 +62,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Detail(status, _) => *status,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,16 +80,22 @@ impl ResponseError for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
-
-impl From<crate::domain::DomainError> for ApiError {
-    fn from(e: crate::domain::DomainError) -> Self {
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
         match e {
-            crate::domain::DomainError::Unavailable(m) => {
-                tracing::warn!(error = %m, "database unavailable");
-                ApiError::Unavailable("Database unavailable".into())
+            DomainError::NotFound(detail) => ApiError::Detail(StatusCode::NOT_FOUND, detail),
+            DomainError::Forbidden(detail) => ApiError::Detail(StatusCode::FORBIDDEN, detail),
+            DomainError::Conflict(detail) => ApiError::Detail(StatusCode::CONFLICT, detail),
+            DomainError::Unprocessable(detail) => {
+                ApiError::Detail(StatusCode::UNPROCESSABLE_ENTITY, detail)
             }
-            crate::domain::DomainError::Database(e) => ApiError::internal("database", e),
+            DomainError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable")
+            }
+            DomainError::Database(e) => ApiError::internal("database", e),
         }
     }
 }
+
+pub type ApiResult<T> = Result<T, ApiError>;

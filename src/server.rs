@@ -6,6 +6,7 @@ use actix::Supervisor;
 use actix_web::web::Data;
 use actix_web::HttpServer;
 
+use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
 use crate::config::Settings;
 use crate::db::{self, cache, migrate};
@@ -34,6 +35,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         settings: settings.clone(),
         db,
         bridge,
+        board_events: BoardEvents,
     });
     // actix-server handles SIGTERM itself: it stops accepting, lets in-flight requests
     // finish for up to the shutdown timeout, then returns, and the process exits 0.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
 use crate::config::Settings;
 use crate::db::PgPool;
@@ -12,4 +13,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: PgPool,
     pub bridge: Addr<Bridge>,
+    /// Committed task changes go here, once each, after the commit.
+    pub board_events: BoardEvents,
 }

@@ -1,4 +1,5 @@
 //! Long-lived things with their own lifecycle, one actix actor each (see DESIGN.md).
 
+pub mod board_events;
 pub mod bridge;
 mod bridge_link;

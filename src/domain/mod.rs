@@ -1,20 +1,66 @@
 //! Queries and rules, one module per resource. Nothing here knows HTTP or actors.
 
+pub mod access;
 pub mod accounts;
+pub mod activity;
+pub mod agents;
+pub mod approvals;
+pub mod board_groups;
+pub mod boards;
+pub mod custom_fields;
+pub mod dependencies;
+pub mod gateways;
+pub mod metrics;
+pub mod organizations;
+pub mod pagination;
+pub mod tags;
+pub mod task_rules;
+pub mod tasks;
 
 use std::fmt;
 
+use serde_json::{json, Value};
+
+/// A refusal or failure, with the `detail` the reference answers (a string, or an object
+/// such as `{"message": ..., "blocked_by_task_ids": [...]}`).
 #[derive(Debug)]
 pub enum DomainError {
+    NotFound(Value),
+    Forbidden(Value),
+    Conflict(Value),
+    /// 422 with a plain detail (the reference's hand-written validation errors).
+    Unprocessable(Value),
     /// The database refused or failed.
     Database(tokio_postgres::Error),
     /// No database connection could be had in time.
     Unavailable(String),
 }
 
+impl DomainError {
+    pub fn not_found() -> Self {
+        DomainError::NotFound(json!("Not Found"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        DomainError::Forbidden(json!(detail.into()))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        DomainError::Conflict(json!(detail.into()))
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        DomainError::Unprocessable(json!(detail.into()))
+    }
+}
+
 impl fmt::Display for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DomainError::NotFound(d) => write!(f, "not found: {d}"),
+            DomainError::Forbidden(d) => write!(f, "forbidden: {d}"),
+            DomainError::Conflict(d) => write!(f, "conflict: {d}"),
+            DomainError::Unprocessable(d) => write!(f, "unprocessable: {d}"),
             DomainError::Database(e) => write!(f, "database: {e}"),
             DomainError::Unavailable(e) => write!(f, "database unavailable: {e}"),
         }

@@ -4,6 +4,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Data};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -47,9 +48,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         Box::pin(async move {
             if let Some(ct) = content_type {
                 if ct != "application/json" && !ct.ends_with("+json") {
-                    return Err(ApiError::UnsupportedMediaType(format!(
-                        "Content-Type must be application/json, got {ct:?}"
-                    )));
+                    return Err(ApiError::status(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!("Content-Type must be application/json, got {ct:?}"),
+                    ));
                 }
             }
             if declared_len.is_some_and(|n| n > limit) {
@@ -76,7 +78,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::PayloadTooLarge(format!("Request body is larger than {limit} bytes"))
+    ApiError::status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body is larger than {limit} bytes"),
+    )
 }
 
 /// Deserializes `body`, turning serde's error into the reference's 422 shape.

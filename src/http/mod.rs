@@ -1,10 +1,22 @@
 //! HTTP routes, one module per route group, and the app that ties them together.
 //! Handlers are thin: they parse and authorize, then call `domain`.
 
+mod activity;
+mod agents;
+mod approvals;
+mod auth;
+mod board_groups;
+mod boards;
 pub mod context;
+mod custom_fields;
+mod gateways;
 mod health;
 pub mod json;
+mod metrics;
 mod organizations;
+mod pagination;
+mod tags;
+mod tasks;
 mod users;
 
 use actix_cors::Cors;
@@ -16,7 +28,7 @@ use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_actix_web::{scope, AppExt};
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
@@ -70,17 +82,19 @@ pub fn app(
         .service(health::health)
         .service(health::healthz)
         .service(health::readyz)
-        .service(
-            scope("/api/v1/users")
-                .service(users::get_me)
-                .service(users::update_me),
-        )
-        .service(
-            scope("/api/v1/organizations")
-                .service(organizations::get_my_org)
-                .service(organizations::list_my_organizations)
-                .service(organizations::get_my_membership),
-        )
+        .configure(users::routes)
+        .configure(auth::routes)
+        .configure(organizations::routes)
+        .configure(custom_fields::routes)
+        .configure(gateways::routes)
+        .configure(agents::routes)
+        .configure(board_groups::routes)
+        .configure(boards::routes)
+        .configure(tasks::routes)
+        .configure(approvals::routes)
+        .configure(tags::routes)
+        .configure(activity::routes)
+        .configure(metrics::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

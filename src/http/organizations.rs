@@ -6,6 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use crate::auth::admin::Admin;
 use crate::domain::accounts::{self, Member, MembershipListItem, Organization};
 use crate::error::ApiResult;
@@ -13,14 +15,14 @@ use crate::state::AppState;
 
 /// The caller's active organization.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])), responses((status = 200, body = Organization), (status = 401)))]
-#[get("/me")]
+#[get("/api/v1/organizations/me")]
 pub async fn get_my_org(Admin(principal): Admin) -> web::Json<Organization> {
     web::Json(principal.organization)
 }
 
 /// Every organization the caller belongs to, by name.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])), responses((status = 200, body = Vec<MembershipListItem>), (status = 401)))]
-#[get("/me/list")]
+#[get("/api/v1/organizations/me/list")]
 pub async fn list_my_organizations(
     state: Data<AppState>,
     Admin(principal): Admin,
@@ -52,7 +54,7 @@ pub struct MemberRead {
 
 /// The caller's membership in the active organization.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])), responses((status = 200, body = MemberRead), (status = 401)))]
-#[get("/me/member")]
+#[get("/api/v1/organizations/me/member")]
 pub async fn get_my_membership(Admin(principal): Admin) -> web::Json<MemberRead> {
     let user = principal.user;
     web::Json(MemberRead {
@@ -65,4 +67,10 @@ pub async fn get_my_membership(Admin(principal): Admin) -> web::Json<MemberRead>
         }),
         board_access: Vec::new(),
     })
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(get_my_org)
+        .service(list_my_organizations)
+        .service(get_my_membership);
 }

@@ -3,6 +3,8 @@
 use actix_web::web::Data;
 use actix_web::{get, patch, web};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use crate::auth::admin::Admin;
 use crate::domain::accounts::{self, User, UserUpdate};
 use crate::error::ApiResult;
@@ -11,7 +13,7 @@ use crate::state::AppState;
 
 /// The authenticated user.
 #[utoipa::path(tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401)))]
-#[get("/me")]
+#[get("/api/v1/users/me")]
 pub async fn get_me(Admin(principal): Admin) -> web::Json<User> {
     web::Json(principal.user)
 }
@@ -23,7 +25,7 @@ pub async fn get_me(Admin(principal): Admin) -> web::Json<User> {
     request_body = UserUpdate,
     responses((status = 200, body = User), (status = 401), (status = 422))
 )]
-#[patch("/me")]
+#[patch("/api/v1/users/me")]
 pub async fn update_me(
     state: Data<AppState>,
     Admin(principal): Admin,
@@ -32,4 +34,8 @@ pub async fn update_me(
     Ok(web::Json(
         accounts::update_user(&state.db, principal.user.id, update).await?,
     ))
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(get_me).service(update_me);
 }

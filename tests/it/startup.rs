@@ -94,6 +94,7 @@ async fn migrate_twice_is_a_no_op() {
     let first = run(&["migrate"], &[("DATABASE_URL", &url)]);
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(String::from_utf8_lossy(&first.stdout).contains("applied V1__foundation"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied V2__core_resources"));
     let second = run(&["migrate"], &[("DATABASE_URL", &url)]);
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(

@@ -1,0 +1,108 @@
+//! Who may do what: organization roles and per-board read/write access.
+//!
+//! A row of another organization is "not found" (404), never "forbidden": callers must
+//! not learn that it exists. Within the organization, missing rights answer 403.
+
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::accounts::{Member, Principal};
+use super::boards::{self, Board};
+use super::{DomainError, DomainResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Role ranks of the reference: member < admin < owner; unknown roles rank as member.
+pub fn role_rank(role: &str) -> u8 {
+    match role.trim().to_ascii_lowercase().as_str() {
+        "owner" => 2,
+        "admin" => 1,
+        _ => 0,
+    }
+}
+
+pub fn is_org_admin(member: &Member) -> bool {
+    role_rank(&member.role) >= 1
+}
+
+pub fn require_org_admin(member: &Member) -> DomainResult<()> {
+    if is_org_admin(member) {
+        Ok(())
+    } else {
+        Err(DomainError::forbidden("Forbidden"))
+    }
+}
+
+/// Which boards of the organization a member can see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoardScope {
+    All,
+    Only(Vec<Uuid>),
+}
+
+impl BoardScope {
+    pub fn allows(&self, board_id: Uuid) -> bool {
+        match self {
+            BoardScope::All => true,
+            BoardScope::Only(ids) => ids.contains(&board_id),
+        }
+    }
+
+    /// The ids for a `board_id = ANY($n)` filter, `None` meaning "no filter".
+    pub fn ids(&self) -> Option<&[Uuid]> {
+        match self {
+            BoardScope::All => None,
+            BoardScope::Only(ids) => Some(ids),
+        }
+    }
+}
+
+fn has_all_boards(member: &Member, access: Access) -> bool {
+    match access {
+        Access::Read => member.all_boards_read || member.all_boards_write,
+        Access::Write => member.all_boards_write,
+    }
+}
+
+/// The boards a member may read (or write).
+pub async fn board_scope(
+    client: &impl GenericClient,
+    member: &Member,
+    access: Access,
+) -> DomainResult<BoardScope> {
+    if has_all_boards(member, access) {
+        return Ok(BoardScope::All);
+    }
+    let rows = client
+        .query(
+            "SELECT board_id FROM organization_board_access \
+             WHERE organization_member_id = $1 AND (can_write OR ($2 AND can_read))",
+            &[&member.id, &(access == Access::Read)],
+        )
+        .await?;
+    Ok(BoardScope::Only(rows.iter().map(|r| r.get(0)).collect()))
+}
+
+/// The board, if it is in the caller's organization (else 404) and the caller has the
+/// access asked for (else 403 "Board access denied").
+pub async fn board_for_user(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    access: Access,
+) -> DomainResult<Board> {
+    let board = boards::find_in_org(client, principal.organization.id, board_id)
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    if !board_scope(client, &principal.member, access)
+        .await?
+        .allows(board.id)
+    {
+        return Err(DomainError::forbidden("Board access denied"));
+    }
+    Ok(board)
+}
