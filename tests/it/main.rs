@@ -4,6 +4,7 @@ mod harness;
 
 mod admin_auth;
 mod bridge;
+mod conformance;
 mod health;
 mod http_basics;
 mod startup;
