@@ -8,6 +8,8 @@ use actix_web::HttpServer;
 
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
+use crate::actors::h5_sessions::H5Sessions;
+use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::{self, cache, migrate};
 use crate::http;
@@ -31,11 +33,18 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         None => Supervisor::start(move |_| Bridge::in_process(&instance_id)),
     };
 
+    let throttle_redis = match &settings.redis {
+        Some(urls) => Some(cache::pool(&urls.base, settings.redis_pool_size)?),
+        None => None,
+    };
+    let login_throttle = LoginThrottle::new(throttle_redis, settings.h5.login_failure_window);
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
         bridge,
         board_events: BoardEvents,
+        h5_sessions: H5Sessions,
+        login_throttle,
     });
     // actix-server handles SIGTERM itself: it stops accepting, lets in-flight requests
     // finish for up to the shutdown timeout, then returns, and the process exits 0.

@@ -6,6 +6,8 @@ use actix::Addr;
 
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
+use crate::actors::h5_sessions::H5Sessions;
+use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::PgPool;
 
@@ -15,4 +17,7 @@ pub struct AppState {
     pub bridge: Addr<Bridge>,
     /// Committed task changes go here, once each, after the commit.
     pub board_events: BoardEvents,
+    /// Account changes that must reach open H5 sockets.
+    pub h5_sessions: H5Sessions,
+    pub login_throttle: LoginThrottle,
 }

@@ -3,3 +3,4 @@
 pub mod board_events;
 pub mod bridge;
 mod bridge_link;
+pub mod h5_sessions;

@@ -1,4 +1,7 @@
-//! Who is calling: admin bearer tokens now; H5 JWTs, agent tokens and relay tokens with
-//! their issues.
+//! Who is calling: admin bearer tokens, H5 user tokens; agent tokens and relay tokens come
+//! with their issues.
 
 pub mod admin;
+pub mod h5;
+pub mod password;
+pub mod throttle;

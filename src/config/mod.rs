@@ -61,6 +61,28 @@ pub struct Settings {
     pub http_workers: usize,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
+    pub trust_forwarded_for: bool,
+    pub h5: H5Settings,
+}
+
+#[derive(Clone)]
+pub struct H5Settings {
+    pub jwt_secret: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub login_max_failures: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window: Duration,
+}
+
+impl std::fmt::Debug for H5Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H5Settings")
+            .field("jwt_secret", &"<redacted>")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +100,9 @@ const PLACEHOLDER_TOKENS: &[&str] = &[
     "replace-with-strong-random-token",
 ];
 const MIN_LOCAL_TOKEN_LEN: usize = 50;
+const MIN_H5_SECRET_LEN: usize = 32;
+/// The reference server's development key, so dev tokens keep working across restarts.
+const DEV_H5_SECRET: &str = "h5-dev-secret-not-for-production";
 
 /// The process environment, after loading `.env` from the working directory (variables
 /// already set in the environment win over the file).
@@ -175,6 +200,8 @@ impl Settings {
             Duration::from_secs(vars.number("SHUTDOWN_TIMEOUT_SECONDS", 0, 3600));
         let readiness_timeout =
             Duration::from_millis(vars.number("READINESS_TIMEOUT_MS", 10, 60_000));
+        let trust_forwarded_for = vars.flag("TRUST_FORWARDED_FOR");
+        let h5 = load_h5(&mut vars, environment, &auth);
 
         match (auth, database) {
             (Some(auth), Some(database)) if vars.errors.is_empty() => Ok(Settings {
@@ -192,9 +219,44 @@ impl Settings {
                 http_workers,
                 shutdown_timeout,
                 readiness_timeout,
+                trust_forwarded_for,
+                h5,
             }),
             _ => Err(vars.errors),
         }
+    }
+}
+
+fn load_h5(vars: &mut Vars, environment: Environment, auth: &Option<AuthMode>) -> H5Settings {
+    let jwt_secret = match vars.optional("H5_JWT_SECRET") {
+        Some(secret) if secret.chars().count() < MIN_H5_SECRET_LEN => {
+            vars.fail(
+                "H5_JWT_SECRET",
+                format!("must be at least {MIN_H5_SECRET_LEN} characters"),
+            );
+            secret
+        }
+        Some(secret) => secret,
+        None if environment == Environment::Dev => DEV_H5_SECRET.to_string(),
+        None => {
+            vars.fail("H5_JWT_SECRET", "is required outside ENVIRONMENT=dev: expected a random key of at least 32 characters");
+            String::new()
+        }
+    };
+    if matches!(auth, Some(AuthMode::Local { token }) if *token == jwt_secret) {
+        vars.fail("H5_JWT_SECRET", "must differ from LOCAL_AUTH_TOKEN");
+    }
+    H5Settings {
+        jwt_secret,
+        access_ttl: Duration::from_secs(60 * vars.number("H5_JWT_ACCESS_TTL_MINUTES", 1, 24 * 60)),
+        refresh_ttl: Duration::from_secs(86_400 * vars.number("H5_JWT_REFRESH_TTL_DAYS", 1, 365)),
+        login_max_failures: vars.number("H5_LOGIN_MAX_FAILURES", 1, 1000) as u32,
+        login_max_failures_per_ip: vars.number("H5_LOGIN_MAX_FAILURES_PER_IP", 1, 100_000) as u32,
+        login_failure_window: Duration::from_secs(vars.number(
+            "H5_LOGIN_FAILURE_WINDOW_SECONDS",
+            1,
+            86_400,
+        )),
     }
 }
 

@@ -139,3 +139,32 @@ fn every_setting_appears_in_help() {
         assert!(help.contains(setting.name));
     }
 }
+
+#[test]
+fn h5_secret_is_required_outside_dev_and_distinct_from_the_admin_token() {
+    let mut v = minimal();
+    v.push(("ENVIRONMENT", "production"));
+    let errs = errors_for(&v);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("H5_JWT_SECRET: is required")),
+        "{errs:?}"
+    );
+    v.push(("H5_JWT_SECRET", TOKEN));
+    let errs = errors_for(&v);
+    assert!(
+        errs.iter()
+            .any(|e| e == "H5_JWT_SECRET: must differ from LOCAL_AUTH_TOKEN"),
+        "{errs:?}"
+    );
+    v.pop();
+    v.push(("H5_JWT_SECRET", "short"));
+    assert!(errors_for(&v)[0].starts_with("H5_JWT_SECRET: must be at least 32"));
+}
+
+#[test]
+fn dev_falls_back_to_the_development_h5_key() {
+    let s = Settings::load(vars(&minimal())).expect("valid");
+    assert_eq!(s.h5.jwt_secret, DEV_H5_SECRET);
+    assert_eq!(s.h5.access_ttl.as_secs(), 900);
+}

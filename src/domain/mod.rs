@@ -10,6 +10,7 @@ pub mod boards;
 pub mod custom_fields;
 pub mod dependencies;
 pub mod gateways;
+pub mod h5_users;
 pub mod metrics;
 pub mod organizations;
 pub mod pagination;

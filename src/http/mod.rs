@@ -10,6 +10,8 @@ mod boards;
 pub mod context;
 mod custom_fields;
 mod gateways;
+mod h5_auth;
+mod h5_users;
 mod health;
 pub mod json;
 mod metrics;
@@ -50,6 +52,18 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// `OkResponse` of the reference API.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct OkResponse {
+    pub ok: bool,
+}
+
+impl OkResponse {
+    pub fn json() -> web::Json<OkResponse> {
+        web::Json(OkResponse { ok: true })
     }
 }
 
@@ -95,6 +109,8 @@ pub fn app(
         .configure(tags::routes)
         .configure(activity::routes)
         .configure(metrics::routes)
+        .configure(h5_auth::routes)
+        .configure(h5_users::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
