@@ -112,13 +112,6 @@ fn check_password(password: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn hash_password(password: String) -> ApiResult<String> {
-    web::block(move || password::hash(&password))
-        .await
-        .map_err(|e| ApiError::internal("password hashing", e))?
-        .map_err(|e| ApiError::internal("password hashing", e))
-}
-
 /// Issues a refresh token of `family_id` (a new family at login) and an access token.
 async fn issue(
     state: &AppState,
@@ -166,7 +159,9 @@ pub async fn register(
     check_len("display_name", &body.display_name, 128)?;
     check_len("email", &body.email, 255)?;
     check_len("phone", &body.phone, 32)?;
-    let password_hash = hash_password(body.password).await?;
+    let password_hash = password::hash_async(body.password)
+        .await
+        .map_err(|e| ApiError::internal("password hashing", e))?;
 
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
@@ -238,20 +233,11 @@ pub async fn login(
 
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let found = h5_users::find_for_login(&*conn, body.organization_id, &username).await?;
-    let password = body.password;
-    let (found, password_ok) = web::block(move || match found {
-        Some((user, hash)) => {
-            let ok = password::verify(&password, &hash);
-            (Some(user), ok)
-        }
-        None => {
-            password::verify_against_dummy(&password);
-            (None, false)
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal("password check", e))?;
-    let user = match found {
+    let (user, stored) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
+    let password_ok = password::verify_async(body.password, stored)
+        .await
+        .map_err(|e| ApiError::internal("password check", e))?;
+    let user = match user {
         Some(user) if password_ok => user,
         _ => {
             state.login_throttle.record_failure(&limits).await;
