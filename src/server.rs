@@ -8,7 +8,10 @@ use actix_web::HttpServer;
 
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
+use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::h5_sessions::H5Sessions;
+use crate::actors::presence::Presence;
+use crate::actors::registry::{CloseAll, Registry};
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::{self, cache, migrate};
@@ -33,11 +36,12 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         None => Supervisor::start(move |_| Bridge::in_process(&instance_id)),
     };
 
-    let throttle_redis = match &settings.redis {
+    let redis = match &settings.redis {
         Some(urls) => Some(cache::pool(&urls.base, settings.redis_pool_size)?),
         None => None,
     };
-    let login_throttle = LoginThrottle::new(throttle_redis, settings.h5.login_failure_window);
+    let login_throttle = LoginThrottle::new(redis.clone(), settings.h5.login_failure_window);
+    let registry = Supervisor::start(|_| Registry::default());
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
@@ -45,15 +49,26 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         board_events: BoardEvents,
         h5_sessions: H5Sessions,
         login_throttle,
+        registry,
+        presence: Presence::new(redis),
     });
-    // actix-server handles SIGTERM itself: it stops accepting, lets in-flight requests
-    // finish for up to the shutdown timeout, then returns, and the process exits 0.
+    {
+        let (db, threshold, instance_id) = (
+            state.db.clone(),
+            settings.gateway.offline_threshold,
+            settings.instance_id.clone(),
+        );
+        Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id));
+    }
+    let registry = state.registry.clone();
     let server = HttpServer::new(move || http::app(state.clone()))
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .disable_signals()
         .bind(settings.bind)
         .map_err(|e| format!("BIND: cannot listen on {}: {e}", settings.bind))?
         .run();
+    actix::spawn(graceful_shutdown(server.handle(), registry));
     tracing::info!(
         bind = %settings.bind,
         instance_id = %settings.instance_id,
@@ -63,4 +78,29 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     server.await.map_err(|e| e.to_string())?;
     tracing::info!("mission-control stopped");
     Ok(())
+}
+
+/// On SIGTERM or SIGINT: close every socket with a "going away" frame (clients reconnect to
+/// another instance), then stop accepting and let in-flight requests finish, bounded by
+/// SHUTDOWN_TIMEOUT_SECONDS. The process then exits 0.
+async fn graceful_shutdown(server: actix_web::dev::ServerHandle, registry: actix::Addr<Registry>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for signals; stop the server with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "starting graceful shutdown");
+    let sockets = registry.send(CloseAll).await.unwrap_or(0);
+    if sockets > 0 {
+        // Let the close frames reach the wire before the workers stop.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    server.stop(true).await;
 }

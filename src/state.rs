@@ -7,6 +7,8 @@ use actix::Addr;
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
 use crate::actors::h5_sessions::H5Sessions;
+use crate::actors::presence::Presence;
+use crate::actors::registry::Registry;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::PgPool;
@@ -20,4 +22,8 @@ pub struct AppState {
     /// Account changes that must reach open H5 sockets.
     pub h5_sessions: H5Sessions,
     pub login_throttle: LoginThrottle,
+    /// Which local actor holds which socket.
+    pub registry: Addr<Registry>,
+    /// Which instance holds which socket.
+    pub presence: Presence,
 }

@@ -3,4 +3,8 @@
 pub mod board_events;
 pub mod bridge;
 mod bridge_link;
+pub mod gateway_link;
+pub mod gateway_monitor;
 pub mod h5_sessions;
+pub mod presence;
+pub mod registry;

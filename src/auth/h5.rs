@@ -7,7 +7,7 @@ use base64::Engine;
 use chrono::Utc;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use uuid::Uuid;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
@@ -88,18 +88,9 @@ pub fn verify(secret: &str, token: &str) -> Option<Claims> {
 
 /// A new refresh token and the hash to store.
 pub fn refresh_token() -> (String, String) {
-    let mut bytes = [0u8; 48];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let hash = refresh_hash(&token);
+    let token = super::tokens::random();
+    let hash = super::tokens::sha256_hex(&token);
     (token, hash)
-}
-
-pub fn refresh_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// An authenticated, active H5 user (`Authorization: Bearer <access token>`).
@@ -196,16 +187,5 @@ mod tests {
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now, now + 60, "h5")).unwrap());
         assert_eq!(verify(SECRET, &format!("{header}.{payload}.")), None);
-    }
-
-    #[test]
-    fn refresh_tokens_are_64_url_safe_characters_stored_as_sha256() {
-        let (token, hash) = refresh_token();
-        assert_eq!(token.len(), 64);
-        assert!(token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(hash.len(), 64);
-        assert_eq!(refresh_hash(&token), hash);
     }
 }

@@ -1,7 +1,8 @@
-//! Who is calling: admin bearer tokens, H5 user tokens; agent tokens and relay tokens come
-//! with their issues.
+//! Who is calling: admin bearer tokens, H5 user tokens, gateway relay and registration
+//! tokens; agent tokens come with their issue.
 
 pub mod admin;
 pub mod h5;
 pub mod password;
 pub mod throttle;
+pub mod tokens;

@@ -63,6 +63,24 @@ pub struct Settings {
     pub readiness_timeout: Duration,
     pub trust_forwarded_for: bool,
     pub h5: H5Settings,
+    pub base_url: Option<url::Url>,
+    pub gateway: GatewaySettings,
+    pub ws: WsSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub registration_enabled: bool,
+    pub heartbeat_interval: Duration,
+    pub offline_threshold: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WsSettings {
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub auth_timeout: Duration,
+    pub max_frame_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -202,6 +220,53 @@ impl Settings {
             Duration::from_millis(vars.number("READINESS_TIMEOUT_MS", 10, 60_000));
         let trust_forwarded_for = vars.flag("TRUST_FORWARDED_FOR");
         let h5 = load_h5(&mut vars, environment, &auth);
+        let base_url = vars
+            .optional("BASE_URL")
+            .and_then(|raw| match url::Url::parse(&raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    Some(u)
+                }
+                _ => {
+                    vars.fail(
+                        "BASE_URL",
+                        format!("expected an http(s) URL like https://mc.example.com, got {raw:?}"),
+                    );
+                    None
+                }
+            });
+        let gateway = GatewaySettings {
+            registration_enabled: vars.flag("GATEWAY_REGISTRATION_ENABLED"),
+            heartbeat_interval: Duration::from_secs(vars.number(
+                "GATEWAY_HEARTBEAT_INTERVAL_SECONDS",
+                1,
+                3600,
+            )),
+            offline_threshold: Duration::from_secs(vars.number(
+                "GATEWAY_OFFLINE_THRESHOLD_SECONDS",
+                1,
+                86_400,
+            )),
+        };
+        let ws = WsSettings {
+            heartbeat_interval: Duration::from_secs(vars.number(
+                "WS_HEARTBEAT_INTERVAL_SECONDS",
+                1,
+                3600,
+            )),
+            heartbeat_timeout: Duration::from_secs(vars.number(
+                "WS_HEARTBEAT_TIMEOUT_SECONDS",
+                2,
+                86_400,
+            )),
+            auth_timeout: Duration::from_secs(vars.number("WS_AUTH_TIMEOUT_SECONDS", 1, 600)),
+            max_frame_bytes: vars.number("WS_MAX_FRAME_BYTES", 1024, 64 << 20) as usize,
+        };
+        if ws.heartbeat_timeout <= ws.heartbeat_interval {
+            vars.fail(
+                "WS_HEARTBEAT_TIMEOUT_SECONDS",
+                "must be longer than WS_HEARTBEAT_INTERVAL_SECONDS",
+            );
+        }
 
         match (auth, database) {
             (Some(auth), Some(database)) if vars.errors.is_empty() => Ok(Settings {
@@ -221,6 +286,9 @@ impl Settings {
                 readiness_timeout,
                 trust_forwarded_for,
                 h5,
+                base_url,
+                gateway,
+                ws,
             }),
             _ => Err(vars.errors),
         }

@@ -9,6 +9,7 @@ pub mod board_groups;
 pub mod boards;
 pub mod custom_fields;
 pub mod dependencies;
+pub mod gateway_registry;
 pub mod gateways;
 pub mod h5_users;
 pub mod metrics;
@@ -26,6 +27,8 @@ use serde_json::{json, Value};
 /// such as `{"message": ..., "blocked_by_task_ids": [...]}`).
 #[derive(Debug)]
 pub enum DomainError {
+    /// 401: a credential in the request body (a registration or relay token) is wrong.
+    Unauthorized(Value),
     NotFound(Value),
     Forbidden(Value),
     Conflict(Value),
@@ -58,6 +61,7 @@ impl DomainError {
 impl fmt::Display for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DomainError::Unauthorized(d) => write!(f, "unauthorized: {d}"),
             DomainError::NotFound(d) => write!(f, "not found: {d}"),
             DomainError::Forbidden(d) => write!(f, "forbidden: {d}"),
             DomainError::Conflict(d) => write!(f, "conflict: {d}"),

@@ -271,7 +271,8 @@ pub async fn refresh(
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
     let redemption =
-        h5_users::redeem_refresh(&tx, &tokens::refresh_hash(&body.refresh_token)).await?;
+        h5_users::redeem_refresh(&tx, &crate::auth::tokens::sha256_hex(&body.refresh_token))
+            .await?;
     let issued = match &redemption {
         Some(redeemed) => Some(issue(&state, &tx, &redeemed.user, redeemed.family_id).await?),
         None => None,

@@ -9,6 +9,7 @@ mod board_groups;
 mod boards;
 pub mod context;
 mod custom_fields;
+mod gateway_registry;
 mod gateways;
 mod h5_auth;
 mod h5_users;
@@ -101,6 +102,7 @@ pub fn app(
         .configure(organizations::routes)
         .configure(custom_fields::routes)
         .configure(gateways::routes)
+        .configure(gateway_registry::routes)
         .configure(agents::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)

@@ -466,3 +466,87 @@ where
     }
     false
 }
+
+/// A WebSocket client for the tests: JSON text frames in and out, with deadlines.
+pub struct WsClient {
+    framed: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+}
+
+/// What the server sent next.
+#[derive(Debug)]
+pub enum WsEvent {
+    Json(Value),
+    Closed(Option<u16>, String),
+    TimedOut,
+}
+
+impl WsClient {
+    pub async fn connect(server: &Server, path: &str) -> WsClient {
+        let url = format!("{}{}", server.base.replacen("http", "ws", 1), path);
+        let (_, framed) = awc::Client::new()
+            .ws(url)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("ws connect {path}: {e}"));
+        WsClient { framed }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        use futures_util::SinkExt;
+        self.framed
+            .send(awc::ws::Message::Text(frame.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.framed
+            .send(awc::ws::Message::Text(text.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next JSON frame or close, skipping pings.
+    pub async fn next(&mut self, within: Duration) -> WsEvent {
+        use futures_util::StreamExt;
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_web::rt::time::timeout(left, self.framed.next()).await {
+                Err(_) => return WsEvent::TimedOut,
+                Ok(None) => return WsEvent::Closed(None, "stream ended".into()),
+                Ok(Some(Err(e))) => return WsEvent::Closed(None, e.to_string()),
+                Ok(Some(Ok(awc::ws::Frame::Text(bytes)))) => {
+                    return WsEvent::Json(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+                }
+                Ok(Some(Ok(awc::ws::Frame::Close(reason)))) => {
+                    return WsEvent::Closed(
+                        reason.as_ref().map(|r| u16::from(r.code)),
+                        reason.and_then(|r| r.description).unwrap_or_default(),
+                    );
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The next JSON frame; panics on anything else.
+    pub async fn expect_json(&mut self) -> Value {
+        match self.next(Duration::from_secs(5)).await {
+            WsEvent::Json(v) => v,
+            other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
+    /// Waits for the server's close frame; returns its code and reason.
+    pub async fn expect_close(&mut self, within: Duration) -> (Option<u16>, String) {
+        loop {
+            match self.next(within).await {
+                WsEvent::Closed(code, reason) => return (code, reason),
+                WsEvent::TimedOut => panic!("no close within {within:?}"),
+                WsEvent::Json(_) => continue,
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod harness;
 mod admin_auth;
 mod bridge;
 mod conformance;
+mod gateway_registry;
 mod h5_accounts;
 mod health;
 mod http_basics;

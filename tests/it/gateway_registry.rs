@@ -1,0 +1,395 @@
+//! Gateways: registration tokens, register / heartbeat / relay link / deregister, the
+//! refusals, re-registration, link replacement, offline detection, and the admin views
+//! across two instances.
+
+use std::time::Duration;
+
+use awc::http::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::{eventually, Server, WsClient, ADMIN_TOKEN};
+
+async fn org_id(server: &Server) -> String {
+    server.admin_get("/api/v1/organizations/me").await.json["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn issue_token(server: &Server) -> String {
+    let reply = server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/tokens",
+            Some(ADMIN_TOKEN),
+            Some(r#"{"label": "office"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert!(reply.json.get("token_hash").is_none());
+    reply.json["registration_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn register(server: &Server, org: &str, token: &str, name: &str) -> crate::harness::Reply {
+    let body = json!({
+        "organization_id": org, "registration_token": token, "name": name,
+        "url": "http://office.local:18789", "workspace_root": "/srv/agents", "version": "2026.11.1", "capabilities": ["chat"]
+    });
+    server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/register",
+            None,
+            Some(&body.to_string()),
+        )
+        .await
+}
+
+/// Registers a gateway; returns (gateway id, relay token).
+async fn registered(server: &Server, name: &str) -> (String, String) {
+    let org = org_id(server).await;
+    let token = issue_token(server).await;
+    let reply = register(server, &org, &token, name).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    (
+        reply.json["gateway_id"].as_str().unwrap().to_string(),
+        reply.json["relay_token"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn link(server: &Server, gateway: &str, relay_token: &str) -> WsClient {
+    let mut ws = WsClient::connect(server, &format!("/ws/gateway/{gateway}/relay")).await;
+    ws.send(json!({"type": "auth", "payload": {"relay_token": relay_token}}))
+        .await;
+    let ok = ws.expect_json().await;
+    assert_eq!(ok["type"], "auth_ok", "{ok}");
+    ws
+}
+
+async fn metrics(server: &Server, gateway: &str) -> Value {
+    let reply = server
+        .admin_get(&format!("/api/v1/gateways/{gateway}/metrics"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
+#[actix_web::test]
+async fn register_heartbeat_link_and_deregister() {
+    let server = Server::start().await;
+    let org = org_id(&server).await;
+    let token = issue_token(&server).await;
+    let reply = register(&server, &org, &token, "Office").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let gateway = reply.json["gateway_id"].as_str().unwrap().to_string();
+    let relay_token = reply.json["relay_token"].as_str().unwrap().to_string();
+    assert_eq!(reply.json["heartbeat_interval_seconds"], 30);
+    assert_eq!(relay_token.len(), 64);
+    assert_eq!(
+        reply.json["relay_ws_url"],
+        format!(
+            "{}/ws/gateway/{gateway}/relay",
+            server.base.replacen("http", "ws", 1)
+        )
+    );
+
+    let beat = json!({"gateway_id": gateway, "relay_token": relay_token, "status": "online",
+                      "metrics": {"active_sessions": 3, "memory_mb": 512.5, "cpu_pct": 12.0, "agent_count": 4}});
+    let ok = server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/heartbeat",
+            None,
+            Some(&beat.to_string()),
+        )
+        .await;
+    assert_eq!(ok.json, json!({"ok": true, "config_update": null}));
+    let m = metrics(&server, &gateway).await;
+    assert_eq!(
+        (
+            m["status"].as_str(),
+            m["active_sessions"].as_i64(),
+            m["agent_count"].as_i64()
+        ),
+        (Some("online"), Some(3), Some(4))
+    );
+    assert_eq!(m["gateway_version"], "2026.11.1");
+    assert_eq!(m["status_history"][0]["reason"], "registered");
+
+    let mut ws = link(&server, &gateway, &relay_token).await;
+    ws.send(json!({"type": "heartbeat", "id": "hb-1"})).await;
+    assert_eq!(
+        ws.expect_json().await,
+        json!({"type": "heartbeat_ack", "id": "hb-1"})
+    );
+    let connections = server
+        .admin_get(&format!("/api/v1/gateways/{gateway}/connections"))
+        .await;
+    assert_eq!(
+        connections.json["is_connected"], true,
+        "{}",
+        connections.text
+    );
+    assert_eq!(connections.json["active_connections"], 1);
+
+    let bye = json!({"gateway_id": gateway, "relay_token": relay_token});
+    let reply = server
+        .call(
+            Method::DELETE,
+            "/api/v1/gateway-registry/deregister",
+            None,
+            Some(&bye.to_string()),
+        )
+        .await;
+    assert_eq!(reply.json, json!({"ok": true}));
+    let m = metrics(&server, &gateway).await;
+    assert_eq!(m["status"], "offline");
+    assert_eq!(m["status_history"][0]["reason"], "deregistered");
+}
+
+#[actix_web::test]
+async fn bad_registration_tokens_are_refused() {
+    let server = Server::start().await;
+    let org = org_id(&server).await;
+    let token = issue_token(&server).await;
+    assert_eq!(
+        register(&server, &org, "not-the-token", "Office")
+            .await
+            .status,
+        401
+    );
+    // Another organization's id with this org's token.
+    assert_eq!(
+        register(&server, &Uuid::new_v4().to_string(), &token, "Office")
+            .await
+            .status,
+        401
+    );
+
+    let listed = server.admin_get("/api/v1/gateway-registry/tokens").await;
+    let id = listed.json[0]["id"].as_str().unwrap().to_string();
+    let revoked = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/gateway-registry/tokens/{id}"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert!(revoked.json["revoked_at"].is_string());
+    assert_eq!(register(&server, &org, &token, "Office").await.status, 401);
+    let gateways: i64 = server
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM gateways", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(gateways, 0);
+
+    let closed = Server::builder()
+        .env("GATEWAY_REGISTRATION_ENABLED", "false")
+        .start()
+        .await;
+    let org = org_id(&closed).await;
+    let token = issue_token(&closed).await;
+    assert_eq!(register(&closed, &org, &token, "Office").await.status, 403);
+}
+
+#[actix_web::test]
+async fn re_registration_keeps_the_id_and_rotates_the_relay_token() {
+    let server = Server::start().await;
+    let org = org_id(&server).await;
+    let token = issue_token(&server).await;
+    let first = register(&server, &org, &token, "Office").await.json;
+    let second = register(&server, &org, &token, "Office").await.json;
+    assert_eq!(first["gateway_id"], second["gateway_id"]);
+    assert_ne!(first["relay_token"], second["relay_token"]);
+    let old = json!({"gateway_id": first["gateway_id"], "relay_token": first["relay_token"]});
+    assert_eq!(
+        server
+            .call(
+                Method::POST,
+                "/api/v1/gateway-registry/heartbeat",
+                None,
+                Some(&old.to_string())
+            )
+            .await
+            .status,
+        401
+    );
+    let gateways: i64 = server
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM gateways", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(gateways, 1);
+}
+
+#[actix_web::test]
+async fn relay_auth_failures_close_with_4001() {
+    let server = Server::builder()
+        .env("WS_AUTH_TIMEOUT_SECONDS", "1")
+        .start()
+        .await;
+    let (gateway, relay_token) = registered(&server, "Office").await;
+    let (other, other_token) = registered(&server, "Branch").await;
+    let path = format!("/ws/gateway/{gateway}/relay");
+
+    for first_frame in [
+        json!({"type": "auth", "payload": {"relay_token": "wrong"}}),
+        json!({"type": "auth", "payload": {"relay_token": other_token}}),
+        json!({"type": "auth", "payload": {}}),
+        json!({"type": "heartbeat", "id": 1}),
+    ] {
+        let mut ws = WsClient::connect(&server, &path).await;
+        ws.send(first_frame.clone()).await;
+        let refusal = ws.expect_json().await;
+        assert_eq!(refusal["type"], "auth_error", "{first_frame}: {refusal}");
+        assert_eq!(
+            ws.expect_close(Duration::from_secs(5)).await.0,
+            Some(4001),
+            "{first_frame}"
+        );
+    }
+    // Silence past the deadline.
+    let mut ws = WsClient::connect(&server, &path).await;
+    let (code, reason) = ws.expect_close(Duration::from_secs(5)).await;
+    assert_eq!((code, reason.as_str()), (Some(4001), "auth timeout"));
+    // Each token works on its own gateway's link.
+    link(&server, &gateway, &relay_token).await;
+    link(&server, &other, &other_token).await;
+}
+
+#[actix_web::test]
+async fn bad_frames_after_auth_get_errors_and_the_link_stays_up() {
+    let server = Server::start().await;
+    let (gateway, relay_token) = registered(&server, "Office").await;
+    let mut ws = link(&server, &gateway, &relay_token).await;
+    ws.send_text("not json").await;
+    assert_eq!(ws.expect_json().await["payload"]["code"], "INVALID_JSON");
+    ws.send(json!({"type": "teleport"})).await;
+    assert_eq!(ws.expect_json().await["payload"]["code"], "UNKNOWN_TYPE");
+    ws.send(json!({"type": "heartbeat", "id": 7})).await;
+    assert_eq!(
+        ws.expect_json().await,
+        json!({"type": "heartbeat_ack", "id": 7})
+    );
+}
+
+#[actix_web::test]
+async fn a_second_link_replaces_the_first() {
+    let server = Server::start().await;
+    let (gateway, relay_token) = registered(&server, "Office").await;
+    let mut first = link(&server, &gateway, &relay_token).await;
+    let mut second = link(&server, &gateway, &relay_token).await;
+    let (code, reason) = first.expect_close(Duration::from_secs(5)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (Some(4000), "replaced by a newer connection")
+    );
+    second.send(json!({"type": "heartbeat", "id": 2})).await;
+    assert_eq!(second.expect_json().await["type"], "heartbeat_ack");
+}
+
+#[actix_web::test]
+async fn silent_gateways_go_offline_once_with_two_instances_sweeping() {
+    let a = Server::builder()
+        .env("GATEWAY_OFFLINE_THRESHOLD_SECONDS", "1")
+        .start()
+        .await;
+    let b = Server::builder()
+        .env("GATEWAY_OFFLINE_THRESHOLD_SECONDS", "1")
+        .start_on(&a)
+        .await;
+    let (gateway, _) = registered(&a, "Office").await;
+    let offline = eventually(Duration::from_secs(10), || async {
+        metrics(&b, &gateway).await["status"] == "offline"
+    })
+    .await;
+    assert!(offline, "{}", a.log());
+    // Both instances kept sweeping for a while; the transition is recorded once.
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let history = metrics(&a, &gateway).await["status_history"].clone();
+    let timeouts = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "heartbeat timeout")
+        .count();
+    assert_eq!(timeouts, 1, "{history}");
+}
+
+#[actix_web::test]
+async fn a_link_on_instance_b_is_reported_by_instance_a() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let (gateway, relay_token) = registered(&a, "Office").await;
+    let path = format!("/api/v1/gateways/{gateway}/connections");
+    assert_eq!(a.admin_get(&path).await.json["is_connected"], false);
+
+    let ws = link(&b, &gateway, &relay_token).await;
+    let seen = eventually(Duration::from_secs(5), || async {
+        a.admin_get(&path).await.json["is_connected"] == true
+    })
+    .await;
+    assert!(seen);
+    drop(ws);
+    let gone = eventually(Duration::from_secs(5), || async {
+        a.admin_get(&path).await.json["is_connected"] == false
+    })
+    .await;
+    assert!(gone, "presence not cleared when the link closed");
+}
+
+#[actix_web::test]
+async fn another_organizations_gateway_is_not_found() {
+    let server = Server::start().await;
+    let (gateway, _) = registered(&server, "Office").await;
+    let other = Uuid::new_v4();
+    server
+        .db
+        .client()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO organizations (id, name) VALUES ('{other}', 'Other');
+             UPDATE gateways SET organization_id = '{other}';"
+        ))
+        .await
+        .unwrap();
+    for suffix in ["connections", "metrics"] {
+        assert_eq!(
+            server
+                .admin_get(&format!("/api/v1/gateways/{gateway}/{suffix}"))
+                .await
+                .status,
+            404,
+            "{suffix}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn sigterm_closes_relay_links_with_going_away() {
+    let mut server = Server::start().await;
+    let (gateway, relay_token) = registered(&server, "Office").await;
+    let mut ws = link(&server, &gateway, &relay_token).await;
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) }, 0);
+    let (code, _) = ws.expect_close(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(1001));
+    assert_eq!(
+        server
+            .wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}
