@@ -393,3 +393,71 @@ async fn sigterm_closes_relay_links_with_going_away() {
         Some(0)
     );
 }
+
+#[actix_web::test]
+async fn the_simulator_links_up_and_reconnects_after_a_server_restart() {
+    let server = Server::start().await;
+    let org = org_id(&server).await;
+    let token = issue_token(&server).await;
+    let sim = std::process::Command::new(crate::harness::GATEWAY_SIM)
+        .args([
+            "run",
+            "--server",
+            &server.base,
+            "--org",
+            &org,
+            "--registration-token",
+            &token,
+            "--name",
+            "sim",
+            "--duration-secs",
+            "12",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gateway-sim");
+    assert!(
+        eventually(Duration::from_secs(10), || sim_connected(&server)).await,
+        "simulator never linked"
+    );
+
+    // Restart the server where the simulator expects it; it must come back by itself.
+    let (port, db) = (server.port, server.db.clone());
+    drop(server);
+    let restarted = Server::builder().port(port).start_on_db(db).await;
+    assert!(
+        eventually(Duration::from_secs(10), || sim_connected(&restarted)).await,
+        "simulator did not reconnect"
+    );
+
+    let out = sim.wait_with_output().expect("gateway-sim summary");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(summary["links_up"].as_u64().unwrap_or(0) >= 2, "{summary}");
+    assert!(
+        summary["reconnects"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["registrations"], 1,
+        "a reconnect must not re-register: {summary}"
+    );
+}
+
+async fn sim_connected(server: &Server) -> bool {
+    let row = server
+        .db
+        .client()
+        .await
+        .query_opt("SELECT id FROM gateways WHERE name = 'sim'", &[])
+        .await
+        .unwrap();
+    let Some(id) = row.map(|r| r.get::<_, uuid::Uuid>(0)) else {
+        return false;
+    };
+    server
+        .admin_get(&format!("/api/v1/gateways/{id}/connections"))
+        .await
+        .json["is_connected"]
+        == true
+}

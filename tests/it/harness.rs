@@ -13,6 +13,7 @@ use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789-0123456789-0123456789-0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_mission-control");
+pub const GATEWAY_SIM: &str = env!("CARGO_BIN_EXE_gateway-sim");
 
 pub fn pg_admin_url() -> String {
     std::env::var("MC_PG_ADMIN_URL")
@@ -100,6 +101,7 @@ impl Drop for TestDb {
 /// The environment a server gets: the minimum to start, plus test overrides.
 pub struct ServerBuilder {
     db: Option<Arc<TestDb>>,
+    port: Option<u16>,
     database_url: Option<String>,
     env: Vec<(String, String)>,
 }
@@ -123,9 +125,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Listens on this port (to restart an instance where its clients expect it).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Starts another instance on `other`'s database and Redis, with this builder's settings.
-    pub async fn start_on(mut self, other: &Server) -> Server {
-        self.db = Some(other.db.clone());
+    pub async fn start_on(self, other: &Server) -> Server {
+        self.start_on_db(other.db.clone()).await
+    }
+
+    pub async fn start_on_db(mut self, db: Arc<TestDb>) -> Server {
+        self.db = Some(db);
         self.start().await
     }
 
@@ -138,7 +150,7 @@ impl ServerBuilder {
         // try a few.
         let mut last_log = String::new();
         for _ in 0..5 {
-            let port = free_port();
+            let port = self.port.unwrap_or_else(free_port);
             let url = self.database_url.clone().unwrap_or_else(|| db.url());
             match Server::spawn(&db, &url, &self.env, port).await {
                 Ok(server) => return server,
@@ -151,6 +163,7 @@ impl ServerBuilder {
 
 pub struct Server {
     pub base: String,
+    pub port: u16,
     pub db: Arc<TestDb>,
     child: Child,
     log: PathBuf,
@@ -161,6 +174,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             db: None,
+            port: None,
             database_url: None,
             env: vec![
                 ("AUTH_MODE".into(), "local".into()),
@@ -198,6 +212,7 @@ impl Server {
             .expect("spawn mission-control");
         let mut server = Server {
             base: format!("http://127.0.0.1:{port}"),
+            port,
             db: db.clone(),
             child,
             log,

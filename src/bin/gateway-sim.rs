@@ -1,0 +1,411 @@
+//! Gateway simulator: registers gateways with a registration token, heartbeats, holds their
+//! relay links, reconnects with backoff, and answers `chat.send` with `chat.reply` (an echo,
+//! or a canned text) after a configurable delay. The tests, the README demo and the
+//! benchmarks use it. `bench-heartbeat` measures heartbeat throughput.
+//! See docs/gateway-protocol.md.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use awc::ws;
+use clap::{Args, Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(
+    name = "gateway-sim",
+    about = "Simulates office gateways against a Mission Control server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run gateways: register, heartbeat, hold relay links, answer chats.
+    Run(RunArgs),
+    /// Register gateways, then send HTTP heartbeats as fast as the server takes them.
+    BenchHeartbeat(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct Target {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    server: String,
+    /// Organization the gateways join.
+    #[arg(long)]
+    org: String,
+    /// Registration token issued by an admin (POST /api/v1/gateway-registry/tokens).
+    #[arg(long)]
+    registration_token: String,
+    /// Gateway name; with several gateways, `-<n>` is appended.
+    #[arg(long, default_value = "sim-gateway")]
+    name: String,
+    /// How many gateways to simulate.
+    #[arg(long, default_value_t = 1)]
+    gateways: usize,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: Target,
+    /// `echo` answers with the message; anything else is sent as the answer.
+    #[arg(long, default_value = "echo")]
+    reply: String,
+    /// Delay before answering a chat.
+    #[arg(long, default_value_t = 0)]
+    reply_delay_ms: u64,
+    /// Stop after this many seconds and print a summary (0 = run until killed).
+    #[arg(long, default_value_t = 0)]
+    duration_secs: u64,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Heartbeats in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long to send heartbeats.
+    #[arg(long, default_value_t = 15)]
+    duration_secs: u64,
+}
+
+#[derive(Clone)]
+struct Registration {
+    gateway_id: String,
+    relay_token: String,
+    relay_ws_url: String,
+    heartbeat: Duration,
+}
+
+#[derive(Default)]
+struct Counters {
+    registrations: u64,
+    links_up: u64,
+    heartbeats: u64,
+    chats_answered: u64,
+    reconnects: u64,
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish()
+}
+
+fn gateway_name(target: &Target, index: usize) -> String {
+    if target.gateways == 1 {
+        target.name.clone()
+    } else {
+        format!("{}-{index}", target.name)
+    }
+}
+
+async fn register(target: &Target, name: &str) -> Result<Registration, String> {
+    let body = json!({
+        "organization_id": target.org, "registration_token": target.registration_token, "name": name,
+        "url": format!("http://{name}.sim.local"), "workspace_root": "/srv/sim", "version": "sim-1",
+        "capabilities": ["chat"],
+    });
+    let mut res = client()
+        .post(format!(
+            "{}/api/v1/gateway-registry/register",
+            target.server
+        ))
+        .send_json(&body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply: Value = res.json().await.map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("register {}: {reply}", res.status()));
+    }
+    let text = |k: &str| reply[k].as_str().unwrap_or_default().to_string();
+    Ok(Registration {
+        gateway_id: text("gateway_id"),
+        relay_token: text("relay_token"),
+        relay_ws_url: text("relay_ws_url"),
+        heartbeat: Duration::from_secs(
+            reply["heartbeat_interval_seconds"]
+                .as_u64()
+                .unwrap_or(30)
+                .max(1),
+        ),
+    })
+}
+
+async fn heartbeat(server: &str, reg: &Registration, sessions: u64) -> Result<(), String> {
+    let body = json!({
+        "gateway_id": reg.gateway_id, "relay_token": reg.relay_token, "status": "online",
+        "metrics": {"active_sessions": sessions, "memory_mb": 64.0, "cpu_pct": 1.5, "agent_count": 1},
+    });
+    let res = client()
+        .post(format!("{server}/api/v1/gateway-registry/heartbeat"))
+        .send_json(&body)
+        .await
+        .map_err(|e| e.to_string())?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("heartbeat {}", res.status()))
+    }
+}
+
+/// 100 ms doubling to 5 s, with up to 25% jitter so restarted gateways do not stampede.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6));
+    let base = base.min(Duration::from_secs(5));
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base.as_millis() as u64 / 1024;
+    base + Duration::from_millis(jitter)
+}
+
+enum LinkEnd {
+    /// Auth refused: the relay token is stale, register again.
+    Reregister,
+    /// Any other end: reconnect.
+    Reconnect(String),
+}
+
+/// One relay link session, until it ends.
+async fn hold_link(
+    args: Rc<RunArgs>,
+    reg: &Registration,
+    counters: Rc<RefCell<Counters>>,
+) -> LinkEnd {
+    let connected = awc::Client::new()
+        .ws(&reg.relay_ws_url)
+        .max_frame_size(16 << 20)
+        .connect()
+        .await;
+    let framed = match connected {
+        Ok((_, framed)) => framed,
+        Err(e) => return LinkEnd::Reconnect(e.to_string()),
+    };
+    let (mut sink, mut stream) = framed.split();
+    let auth = json!({"type": "auth", "payload": {"relay_token": reg.relay_token}}).to_string();
+    if sink.send(ws::Message::Text(auth.into())).await.is_err() {
+        return LinkEnd::Reconnect("send failed".into());
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let writer = actix_web::rt::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if sink.send(ws::Message::Text(frame.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut ticker = actix_web::rt::time::interval(reg.heartbeat);
+    let mut beat = 0u64;
+    let end = loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                beat += 1;
+                let _ = tx.send(json!({"type": "heartbeat", "id": format!("hb-{beat}")}).to_string());
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(ws::Frame::Text(bytes))) => {
+                    let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    match frame["type"].as_str().unwrap_or_default() {
+                        "auth_ok" => {
+                            counters.borrow_mut().links_up += 1;
+                            eprintln!("gateway {} linked", reg.gateway_id);
+                        }
+                        "auth_error" => break LinkEnd::Reregister,
+                        "chat.send" => answer(args.clone(), frame, tx.clone(), counters.clone()),
+                        _ => {}
+                    }
+                }
+                Some(Ok(ws::Frame::Close(reason))) => {
+                    if reason.as_ref().is_some_and(|r| u16::from(r.code) == 4001) {
+                        break LinkEnd::Reregister;
+                    }
+                    break LinkEnd::Reconnect(format!("closed: {reason:?}"));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break LinkEnd::Reconnect(e.to_string()),
+                None => break LinkEnd::Reconnect("stream ended".into()),
+            }
+        }
+    };
+    writer.abort();
+    end
+}
+
+/// Answers a `chat.send` with a `chat.reply` after the configured delay.
+fn answer(
+    args: Rc<RunArgs>,
+    frame: Value,
+    tx: mpsc::UnboundedSender<String>,
+    counters: Rc<RefCell<Counters>>,
+) {
+    actix_web::rt::spawn(async move {
+        if args.reply_delay_ms > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(args.reply_delay_ms)).await;
+        }
+        let content = match args.reply.as_str() {
+            "echo" => format!(
+                "echo: {}",
+                frame["payload"]["content"].as_str().unwrap_or_default()
+            ),
+            canned => canned.to_string(),
+        };
+        let reply = json!({
+            "type": "chat.reply",
+            "id": frame["id"],
+            "payload": {"session_key": frame["payload"]["session_key"], "agent_id": frame["payload"]["agent_id"], "content": content},
+        });
+        if tx.send(reply.to_string()).is_ok() {
+            counters.borrow_mut().chats_answered += 1;
+        }
+    });
+}
+
+async fn run_gateway(args: Rc<RunArgs>, index: usize, counters: Rc<RefCell<Counters>>) {
+    let name = gateway_name(&args.target, index);
+    let mut attempt = 0;
+    loop {
+        let reg = match register(&args.target, &name).await {
+            Ok(reg) => reg,
+            Err(e) => {
+                eprintln!("gateway {name}: {e}");
+                actix_web::rt::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        counters.borrow_mut().registrations += 1;
+        let beats = {
+            let (server, reg, counters) =
+                (args.target.server.clone(), reg.clone(), counters.clone());
+            actix_web::rt::spawn(async move {
+                let mut ticker = actix_web::rt::time::interval(reg.heartbeat);
+                loop {
+                    ticker.tick().await;
+                    let answered = counters.borrow().chats_answered;
+                    match heartbeat(&server, &reg, answered).await {
+                        Ok(()) => counters.borrow_mut().heartbeats += 1,
+                        Err(e) => eprintln!("gateway {}: {e}", reg.gateway_id),
+                    }
+                }
+            })
+        };
+        loop {
+            match hold_link(args.clone(), &reg, counters.clone()).await {
+                LinkEnd::Reregister => break,
+                LinkEnd::Reconnect(why) => {
+                    eprintln!(
+                        "gateway {}: link down ({why}); reconnecting",
+                        reg.gateway_id
+                    );
+                    counters.borrow_mut().reconnects += 1;
+                    actix_web::rt::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+        beats.abort();
+    }
+}
+
+async fn run(args: RunArgs) {
+    let args = Rc::new(args);
+    let counters = Rc::new(RefCell::new(Counters::default()));
+    for i in 0..args.target.gateways {
+        actix_web::rt::spawn(run_gateway(args.clone(), i, counters.clone()));
+    }
+    if args.duration_secs == 0 {
+        std::future::pending::<()>().await;
+    }
+    actix_web::rt::time::sleep(Duration::from_secs(args.duration_secs)).await;
+    let c = counters.borrow();
+    println!(
+        "{}",
+        json!({"gateways": args.target.gateways, "registrations": c.registrations, "links_up": c.links_up,
+               "heartbeats": c.heartbeats, "chats_answered": c.chats_answered, "reconnects": c.reconnects})
+    );
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn bench_heartbeat(args: BenchArgs) -> Result<(), String> {
+    let started = Instant::now();
+    let mut regs = Vec::with_capacity(args.target.gateways);
+    for i in 0..args.target.gateways {
+        regs.push(register(&args.target, &gateway_name(&args.target, i)).await?);
+    }
+    let registering = started.elapsed();
+    let regs = Rc::new(regs);
+    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let latencies = Rc::new(RefCell::new(Vec::<u64>::new()));
+    let errors = Rc::new(RefCell::new(0u64));
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency {
+        let (regs, latencies, errors, server) = (
+            regs.clone(),
+            latencies.clone(),
+            errors.clone(),
+            args.target.server.clone(),
+        );
+        workers.push(actix_web::rt::spawn(async move {
+            let mut i = w;
+            while Instant::now() < deadline {
+                let reg = &regs[i % regs.len()];
+                let sent = Instant::now();
+                match heartbeat(&server, reg, 0).await {
+                    Ok(()) => latencies
+                        .borrow_mut()
+                        .push(sent.elapsed().as_micros() as u64),
+                    Err(_) => *errors.borrow_mut() += 1,
+                }
+                i += args.concurrency;
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut l = latencies.borrow().clone();
+    l.sort_unstable();
+    println!(
+        "{}",
+        json!({
+            "scenario": "heartbeat", "gateways": args.target.gateways, "concurrency": args.concurrency,
+            "registration_seconds": registering.as_secs_f64(), "duration_seconds": args.duration_secs,
+            "heartbeats": l.len(), "errors": *errors.borrow(),
+            "accepted_per_second": l.len() as f64 / args.duration_secs.max(1) as f64,
+            "p50_ms": percentile(&l, 0.50), "p90_ms": percentile(&l, 0.90), "p99_ms": percentile(&l, 0.99),
+            "max_ms": l.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        })
+    );
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.command {
+            Command::Run(args) => {
+                run(args).await;
+                Ok(())
+            }
+            Command::BenchHeartbeat(args) => bench_heartbeat(args).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("gateway-sim: {e}");
+        std::process::exit(1);
+    }
+}
