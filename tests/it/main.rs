@@ -3,6 +3,7 @@
 mod harness;
 
 mod admin_auth;
+mod boards;
 mod bridge;
 mod health;
 mod http_basics;
