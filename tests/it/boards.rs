@@ -306,7 +306,7 @@ async fn board_create_and_patch_follow_the_reference_validations() {
         &server,
         Method::POST,
         "/api/v1/boards",
-        with(json!({"description": "  Ops board  ", "success_metrics": {"nps": 50}})),
+        with(json!({"description": "  Ops board  ", "success_metrics": {"nps": 50}, "target_date": "2026-03-01"})),
     )
     .await;
     assert_eq!(board.status, 200, "{}", board.text);
@@ -315,6 +315,7 @@ async fn board_create_and_patch_follow_the_reference_validations() {
     assert_eq!(board.json["require_approval_for_done"], true);
     assert_eq!(board.json["max_agents"], 1);
     assert_eq!(board.json["success_metrics"], json!({"nps": 50}));
+    assert_eq!(board.json["target_date"], "2026-03-01T00:00:00Z");
     let path = format!("/api/v1/boards/{}", board.json["id"].as_str().unwrap());
 
     let reply = send(&server, Method::PATCH, &path, json!({"gateway_id": null})).await;
