@@ -115,6 +115,8 @@ pub async fn delete_agent(
     Ok(OkResponse::json())
 }
 
+/// Literal sub-paths such as `/agents/stream` must be registered before the
+/// `{id}` routes: actix takes the first pattern that matches, and the id's parse would answer 422.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_agents)
         .service(create_agent)

@@ -130,6 +130,8 @@ pub(crate) fn publish_released(
     }
 }
 
+/// Literal sub-paths such as `/gateways/status`, `/sessions` and `/commands` must be registered before the
+/// `{id}` routes: actix takes the first pattern that matches, and the id's parse would answer 422.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_gateways)
         .service(create_gateway)
