@@ -426,6 +426,9 @@ pub async fn update(
     board_id: Uuid,
     patch: BoardUpdate,
 ) -> DomainResult<Board> {
+    // Access first: the reference resolves the board before it reports model errors.
+    lock(client, principal.organization.id, board_id).await?;
+    let mut board = access::board_for_user(client, principal, board_id, Access::Write).await?;
     if let Some(None) = patch.gateway_id {
         return Err(model_error(ERR_GATEWAY_REQUIRED));
     }
@@ -436,8 +439,6 @@ pub async fn update(
     if let Some(n) = patch.max_agents {
         check_max_agents(n)?;
     }
-    lock(client, principal.organization.id, board_id).await?;
-    let mut board = access::board_for_user(client, principal, board_id, Access::Write).await?;
     let org = board.organization_id;
     if let Some(Some(gateway_id)) = patch.gateway_id {
         require_gateway(client, org, gateway_id).await?;

@@ -550,6 +550,15 @@ async fn a_member_sees_only_the_boards_and_groups_granted_to_them() {
         403
     );
     assert_eq!(delete(&server, &open_path).await.status, 403);
+    // Access is decided before the body's model rules.
+    let reply = send(
+        &server,
+        Method::PATCH,
+        &open_path,
+        json!({"description": ""}),
+    )
+    .await;
+    assert_eq!(reply.status, 403);
     let g2_path = format!("/api/v1/board-groups/{}", g2["id"].as_str().unwrap());
     assert_eq!(server.admin_get(&g2_path).await.status, 403);
     assert_eq!(
