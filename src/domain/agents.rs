@@ -1,1 +1,690 @@
-//! (filled in by its route group)
+//! Agents (domain.md §A6): admin CRUD. Provisioning on a gateway is recorded as intent
+//! (`provision_requested_at`, `provision_action`, status) instead of dialing the gateway.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::access::{self, Access};
+use super::accounts::Principal;
+use super::activity::{self, NewActivity};
+use super::boards::{self, Board};
+use super::pagination::{Page, PageParams};
+use super::{DomainError, DomainResult};
+
+/// An agent not heard from for this long reads as offline.
+const OFFLINE_AFTER_MINUTES: i64 = 10;
+
+pub fn default_heartbeat_config() -> Value {
+    json!({"every": "10m", "target": "last", "includeReasoning": false})
+}
+
+/// `AgentRead` (plus the provisioning intent, which the reference keeps internal).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Agent {
+    pub id: Uuid,
+    pub board_id: Option<Uuid>,
+    pub gateway_id: Uuid,
+    pub name: String,
+    /// Computed on read: see [`computed_status`].
+    pub status: String,
+    #[schema(value_type = Option<Object>)]
+    pub heartbeat_config: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub identity_profile: Option<Value>,
+    pub identity_template: Option<String>,
+    pub soul_template: Option<String>,
+    pub is_board_lead: bool,
+    pub is_gateway_main: bool,
+    pub openclaw_session_id: Option<String>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub provision_requested_at: Option<DateTime<Utc>>,
+    pub provision_action: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const AGENT_COLUMNS: &str = "a.id, a.board_id, a.gateway_id, a.name, a.status, a.heartbeat_config, \
+     a.identity_profile, a.identity_template, a.soul_template, a.is_board_lead, a.openclaw_session_id, \
+     a.last_seen_at, a.provision_requested_at, a.provision_action, a.created_at, a.updated_at";
+
+/// `updating`/`deleting` stand; otherwise never seen → provisioning, silent for over
+/// ten minutes → offline, else the stored status.
+pub fn computed_status(
+    stored: &str,
+    last_seen_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> String {
+    match (stored, last_seen_at) {
+        ("updating" | "deleting", _) => stored.to_string(),
+        (_, None) => "provisioning".to_string(),
+        (_, Some(seen)) if now - seen > Duration::minutes(OFFLINE_AFTER_MINUTES) => {
+            "offline".to_string()
+        }
+        _ => stored.to_string(),
+    }
+}
+
+impl Agent {
+    pub fn from_row(row: &Row) -> Agent {
+        let board_id: Option<Uuid> = row.get(1);
+        let stored: String = row.get(4);
+        let last_seen_at = row.get(11);
+        Agent {
+            id: row.get(0),
+            board_id,
+            gateway_id: row.get(2),
+            name: row.get(3),
+            status: computed_status(&stored, last_seen_at, Utc::now()),
+            heartbeat_config: row.get(5),
+            identity_profile: row.get(6),
+            identity_template: row.get(7),
+            soul_template: row.get(8),
+            is_board_lead: row.get(9),
+            is_gateway_main: board_id.is_none(),
+            openclaw_session_id: row.get(10),
+            last_seen_at,
+            provision_requested_at: row.get(12),
+            provision_action: row.get(13),
+            created_at: row.get(14),
+            updated_at: row.get(15),
+        }
+    }
+}
+
+/// Session keys the gateways know agents by.
+pub fn gateway_main_session_key(gateway_id: Uuid) -> String {
+    format!("agent:mc-gateway-{gateway_id}:main")
+}
+fn board_session_key(agent_id: Uuid, board_id: Uuid, is_lead: bool) -> String {
+    if is_lead {
+        format!("agent:lead-{board_id}:main")
+    } else {
+        format!("agent:mc-{agent_id}:main")
+    }
+}
+
+/// `AgentCreate`. `status` is accepted and ignored: a new agent is always provisioning.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AgentCreate {
+    #[serde(default)]
+    pub board_id: Option<Uuid>,
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub heartbeat_config: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub identity_profile: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub identity_template: Option<String>,
+    #[serde(default)]
+    pub soul_template: Option<String>,
+}
+
+/// `AgentUpdate`. `null` on `name` leaves it; `status` in any form is refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AgentUpdate {
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Uuid>)]
+    pub board_id: Option<Option<Uuid>>,
+    #[serde(default)]
+    pub is_gateway_main: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub status: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Object>)]
+    pub heartbeat_config: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Object>)]
+    pub identity_profile: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub identity_template: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub soul_template: Option<Option<String>>,
+}
+
+impl AgentUpdate {
+    fn is_empty(&self) -> bool {
+        self.board_id.is_none()
+            && self.name.is_none()
+            && self.heartbeat_config.is_none()
+            && self.identity_profile.is_none()
+            && self.identity_template.is_none()
+            && self.soul_template.is_none()
+    }
+}
+
+/// Filters of `GET /agents`.
+#[derive(Debug, Default, Deserialize)]
+pub struct AgentFilter {
+    pub board_id: Option<Uuid>,
+    pub gateway_id: Option<Uuid>,
+}
+
+/// The reference's NonEmptyStr: trimmed, at least one character.
+fn required_name(name: &str) -> DomainResult<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(DomainError::Unprocessable(json!([{
+            "type": "string_too_short",
+            "loc": ["body", "name"],
+            "msg": "String should have at least 1 character",
+            "input": name,
+            "ctx": {"min_length": 1},
+        }])));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn blank_to_none(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// String values trimmed, lists joined with ", ", blanks and nulls dropped; empty → None.
+pub fn normalize_identity_profile(profile: Option<Map<String, Value>>) -> Option<Value> {
+    let mut normalized = Map::new();
+    for (key, raw) in profile? {
+        let key = key.trim();
+        let text = |v: &Value| match v {
+            Value::String(s) => s.trim().to_string(),
+            other => other.to_string().trim().to_string(),
+        };
+        let value = match &raw {
+            Value::Null => continue,
+            Value::Array(items) => items
+                .iter()
+                .map(text)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => text(other),
+        };
+        if !key.is_empty() && !value.is_empty() {
+            normalized.insert(key.to_string(), Value::String(value));
+        }
+    }
+    (!normalized.is_empty()).then_some(Value::Object(normalized))
+}
+
+/// The agents an org admin sees: those on boards they can read, plus the org's
+/// gateway-main agents; newest first.
+pub async fn list(
+    client: &impl GenericClient,
+    principal: &Principal,
+    filter: &AgentFilter,
+    page: PageParams,
+) -> DomainResult<Page<Agent>> {
+    access::require_org_admin(&principal.member)?;
+    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
+    let org = principal.organization.id;
+    if let Some(board_id) = filter.board_id {
+        if boards::find_in_org(client, org, board_id).await?.is_none() {
+            return Err(DomainError::not_found());
+        }
+        if !scope.allows(board_id) {
+            return Err(DomainError::forbidden("Forbidden"));
+        }
+    }
+    if let Some(gateway_id) = filter.gateway_id {
+        if super::gateways::find(client, org, gateway_id, false)
+            .await?
+            .is_none()
+        {
+            return Err(DomainError::not_found());
+        }
+    }
+    let ids = scope.ids().map(<[Uuid]>::to_vec);
+    let where_sql = "a.organization_id = $1 \
+         AND ((a.board_id IS NOT NULL AND ($2::uuid[] IS NULL OR a.board_id = ANY($2))) OR a.board_id IS NULL) \
+         AND ($3::uuid IS NULL OR a.board_id = $3) \
+         AND ($4::uuid IS NULL OR a.board_id IN (SELECT id FROM boards WHERE gateway_id = $4) \
+              OR (a.board_id IS NULL AND a.gateway_id = $4))";
+    let params: [&(dyn ToSql + Sync); 4] = [&org, &ids, &filter.board_id, &filter.gateway_id];
+    let total: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM agents a WHERE {where_sql}"),
+            &params,
+        )
+        .await?
+        .get(0);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {AGENT_COLUMNS} FROM agents a WHERE {where_sql} \
+                 ORDER BY a.created_at DESC, a.id LIMIT $5 OFFSET $6"
+            ),
+            &[
+                params[0],
+                params[1],
+                params[2],
+                params[3],
+                &page.limit,
+                &page.offset,
+            ],
+        )
+        .await?;
+    Ok(page.page(rows.iter().map(Agent::from_row).collect(), total))
+}
+
+/// The agent if it is in the caller's organization (else 404) and the caller may touch
+/// it: a gateway-main agent needs an org admin, a board agent access to its board (403).
+async fn agent_for_user(
+    client: &impl GenericClient,
+    principal: &Principal,
+    agent_id: Uuid,
+    access: Access,
+) -> DomainResult<Agent> {
+    access::require_org_admin(&principal.member)?;
+    let lock = if access == Access::Write {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.organization_id = $2{lock}"
+            ),
+            &[&agent_id, &principal.organization.id],
+        )
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    let agent = Agent::from_row(&row);
+    if let Some(board_id) = agent.board_id {
+        let scope = access::board_scope(client, &principal.member, access).await?;
+        if !scope.allows(board_id) {
+            return Err(DomainError::forbidden("Forbidden"));
+        }
+    }
+    Ok(agent)
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    principal: &Principal,
+    agent_id: Uuid,
+) -> DomainResult<Agent> {
+    agent_for_user(client, principal, agent_id, Access::Read).await
+}
+
+/// A board the caller may put an agent on: `board_id` given (422), in the organization
+/// (404 "Board not found"), writable (403).
+async fn target_board(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Option<Uuid>,
+) -> DomainResult<Board> {
+    let board_id = board_id.ok_or_else(|| DomainError::unprocessable("board_id is required"))?;
+    let board = boards::find_in_org(client, principal.organization.id, board_id)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(json!("Board not found")))?;
+    let scope = access::board_scope(client, &principal.member, Access::Write).await?;
+    if !scope.allows(board.id) {
+        return Err(DomainError::forbidden("Forbidden"));
+    }
+    Ok(board)
+}
+
+/// The board's gateway, which must exist and have a workspace root to provision into.
+async fn board_gateway(client: &impl GenericClient, board: &Board) -> DomainResult<Uuid> {
+    let gateway_id = board
+        .gateway_id
+        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
+    let gateway = super::gateways::find(client, board.organization_id, gateway_id, false)
+        .await?
+        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is invalid"))?;
+    if gateway.workspace_root.trim().is_empty() {
+        return Err(DomainError::unprocessable(
+            "Gateway workspace_root is required",
+        ));
+    }
+    Ok(gateway.id)
+}
+
+/// Case-insensitive name uniqueness on the board and across the gateway's boards.
+async fn ensure_unique_name(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    gateway_id: Uuid,
+    name: &str,
+) -> DomainResult<()> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM agents WHERE board_id = $1 AND lower(name) = lower($3)), \
+                    EXISTS (SELECT 1 FROM agents a JOIN boards b ON b.id = a.board_id \
+                            WHERE b.gateway_id = $2 AND lower(a.name) = lower($3))",
+            &[&board_id, &gateway_id, &name],
+        )
+        .await?;
+    if row.get::<_, bool>(0) {
+        return Err(DomainError::conflict(
+            "An agent with this name already exists on this board.",
+        ));
+    }
+    if row.get::<_, bool>(1) {
+        return Err(DomainError::conflict(
+            "An agent with this name already exists in this gateway workspace.",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    principal: &Principal,
+    input: AgentCreate,
+) -> DomainResult<Agent> {
+    access::require_org_admin(&principal.member)?;
+    let name = required_name(&input.name)?;
+    let board = target_board(client, principal, input.board_id).await?;
+    let gateway_id = board_gateway(client, &board).await?;
+    ensure_unique_name(client, board.id, gateway_id, &name).await?;
+    let id = Uuid::new_v4();
+    let heartbeat = input
+        .heartbeat_config
+        .map(Value::Object)
+        .unwrap_or_else(default_heartbeat_config);
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO agents AS a (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
+                   heartbeat_config, identity_profile, identity_template, soul_template, \
+                   provision_requested_at, provision_action) \
+                 VALUES ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, now(), 'provision') \
+                 RETURNING {AGENT_COLUMNS}"
+            ),
+            &[
+                &id,
+                &principal.organization.id,
+                &board.id,
+                &gateway_id,
+                &name,
+                &board_session_key(id, board.id, false),
+                &heartbeat,
+                &normalize_identity_profile(input.identity_profile),
+                &blank_to_none(input.identity_template),
+                &blank_to_none(input.soul_template),
+            ],
+        )
+        .await?;
+    Ok(Agent::from_row(&row))
+}
+
+/// Query of `PATCH /agents/{id}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateOptions {
+    #[serde(default)]
+    pub force: bool,
+}
+
+pub async fn update(
+    client: &impl GenericClient,
+    principal: &Principal,
+    agent_id: Uuid,
+    patch: AgentUpdate,
+    options: UpdateOptions,
+) -> DomainResult<Agent> {
+    let mut agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
+    if patch.status.is_some() {
+        return Err(DomainError::forbidden(
+            "status is controlled by agent heartbeat",
+        ));
+    }
+    let name = patch.name.as_deref().map(required_name).transpose()?;
+    let new_board = match patch.board_id {
+        Some(Some(board_id)) => Some(target_board(client, principal, Some(board_id)).await?),
+        _ => None,
+    };
+    let make_main = patch.is_gateway_main;
+    if patch.is_empty() && !options.force && make_main.is_none() {
+        return Ok(agent);
+    }
+
+    match make_main {
+        Some(true) => {
+            // Main of the gateway of the given board, or of its current board.
+            let board = match new_board {
+                Some(b) => b,
+                None => target_board(client, principal, agent.board_id).await?,
+            };
+            agent.gateway_id = board_gateway(client, &board).await?;
+            agent.board_id = None;
+            agent.is_board_lead = false;
+            agent.openclaw_session_id = Some(gateway_main_session_key(agent.gateway_id));
+        }
+        Some(false) => {
+            let board = new_board.ok_or_else(|| {
+                DomainError::unprocessable(
+                    "board_id is required when converting a gateway-main agent to board scope",
+                )
+            })?;
+            agent.gateway_id = board_gateway(client, &board).await?;
+            agent.board_id = Some(board.id);
+            agent.openclaw_session_id =
+                Some(board_session_key(agent.id, board.id, agent.is_board_lead));
+        }
+        // A gateway-main agent stays main; a board agent may move to another board.
+        None if agent.is_gateway_main => {}
+        None => {
+            if let Some(board_id) = patch.board_id {
+                let board = match new_board {
+                    Some(b) => b,
+                    None => target_board(client, principal, board_id).await?,
+                };
+                agent.gateway_id = board_gateway(client, &board).await?;
+                agent.board_id = Some(board.id);
+            } else if let Some(board_id) = agent.board_id {
+                // Re-provisioning needs the board's gateway to be usable.
+                let board = target_board(client, principal, Some(board_id)).await?;
+                board_gateway(client, &board).await?;
+            }
+        }
+    }
+    if let Some(name) = name {
+        agent.name = name;
+    }
+    if let Some(v) = patch.heartbeat_config {
+        agent.heartbeat_config = v.map(Value::Object);
+    }
+    if agent.heartbeat_config.is_none() {
+        agent.heartbeat_config = Some(default_heartbeat_config());
+    }
+    if let Some(v) = patch.identity_profile {
+        agent.identity_profile = normalize_identity_profile(v);
+    }
+    if let Some(v) = patch.identity_template {
+        agent.identity_template = blank_to_none(v);
+    }
+    if let Some(v) = patch.soul_template {
+        agent.soul_template = blank_to_none(v);
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE agents a SET board_id = $2, gateway_id = $3, name = $4, is_board_lead = $5, \
+                   openclaw_session_id = $6, heartbeat_config = $7, identity_profile = $8, identity_template = $9, \
+                   soul_template = $10, status = 'updating', provision_requested_at = now(), \
+                   provision_action = 'update', updated_at = now() \
+                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
+            ),
+            &[
+                &agent.id,
+                &agent.board_id,
+                &agent.gateway_id,
+                &agent.name,
+                &agent.is_board_lead,
+                &agent.openclaw_session_id,
+                &agent.heartbeat_config,
+                &agent.identity_profile,
+                &agent.identity_template,
+                &agent.soul_template,
+            ],
+        )
+        .await?;
+    Ok(Agent::from_row(&row))
+}
+
+/// A task the deletion of its agent changed: `(task_id, board_id, returned_to_inbox)`.
+pub type ReleasedTask = (Uuid, Uuid, bool);
+
+/// Unassigns the agent's tasks: those in progress go back to the inbox.
+pub async fn release_tasks(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+) -> DomainResult<Vec<ReleasedTask>> {
+    let rows = client
+        .query(
+            "WITH old AS (SELECT id, status FROM tasks WHERE assigned_agent_id = $1 FOR UPDATE) \
+             UPDATE tasks t SET assigned_agent_id = NULL, updated_at = now(), \
+               status = CASE WHEN old.status = 'in_progress' THEN 'inbox' ELSE t.status END, \
+               in_progress_at = CASE WHEN old.status = 'in_progress' THEN NULL ELSE t.in_progress_at END \
+             FROM old WHERE t.id = old.id \
+             RETURNING t.id, t.board_id, old.status = 'in_progress'",
+            &[&agent_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Deletes the agent (no gateway is dialed), releasing its tasks and recording
+/// `agent.delete.direct`. Returns the tasks it changed, for the board feeds.
+pub async fn delete(
+    client: &impl GenericClient,
+    principal: &Principal,
+    agent_id: Uuid,
+) -> DomainResult<Vec<ReleasedTask>> {
+    let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
+    let released = release_tasks(client, agent.id).await?;
+    activity::record(
+        client,
+        NewActivity {
+            organization_id: principal.organization.id,
+            board_id: agent.board_id,
+            event_type: "agent.delete.direct",
+            message: Some(format!("Deleted agent {}.", agent.name)),
+            agent_id: None,
+            task_id: None,
+        },
+    )
+    .await?;
+    client
+        .execute("DELETE FROM agents WHERE id = $1", &[&agent.id])
+        .await?;
+    Ok(released)
+}
+
+/// Creates or refreshes the gateway-main agent of a gateway and records the
+/// provisioning intent (`provision` for a new gateway, `update` after a change).
+pub async fn ensure_gateway_main(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    gateway_id: Uuid,
+    gateway_name: &str,
+    action: &str,
+) -> DomainResult<()> {
+    let status = if action == "update" {
+        "updating"
+    } else {
+        "provisioning"
+    };
+    let name = format!("{gateway_name} Gateway Agent");
+    let session_key = gateway_main_session_key(gateway_id);
+    let updated = client
+        .execute(
+            "UPDATE agents SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
+               heartbeat_config = COALESCE(heartbeat_config, $4), identity_profile = COALESCE(identity_profile, $5), \
+               status = $6, provision_requested_at = now(), provision_action = $7, updated_at = now() \
+             WHERE gateway_id = $1 AND board_id IS NULL",
+            &[
+                &gateway_id,
+                &name,
+                &session_key,
+                &default_heartbeat_config(),
+                &main_identity_profile(),
+                &status,
+                &action,
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        client
+            .execute(
+                "INSERT INTO agents (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
+                   heartbeat_config, identity_profile, provision_requested_at, provision_action) \
+                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9)",
+                &[
+                    &Uuid::new_v4(),
+                    &organization_id,
+                    &gateway_id,
+                    &name,
+                    &status,
+                    &session_key,
+                    &default_heartbeat_config(),
+                    &main_identity_profile(),
+                    &action,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn main_identity_profile() -> Value {
+    json!({
+        "role": "Gateway Agent",
+        "communication_style": "direct, concise, practical",
+        "emoji": ":compass:",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_computed_from_last_seen() {
+        let now = Utc::now();
+        assert_eq!(computed_status("online", None, now), "provisioning");
+        assert_eq!(
+            computed_status("online", Some(now - Duration::minutes(11)), now),
+            "offline"
+        );
+        assert_eq!(
+            computed_status("online", Some(now - Duration::minutes(9)), now),
+            "online"
+        );
+        assert_eq!(computed_status("updating", None, now), "updating");
+        assert_eq!(
+            computed_status("deleting", Some(now - Duration::hours(1)), now),
+            "deleting"
+        );
+    }
+
+    #[test]
+    fn identity_profiles_are_normalized() {
+        let raw = json!({" role ": " Lead ", "skills": ["a", " ", "b"], "blank": "  ", "none": null, "n": 3});
+        let Value::Object(map) = raw else {
+            unreachable!()
+        };
+        assert_eq!(
+            normalize_identity_profile(Some(map)),
+            Some(json!({"role": "Lead", "skills": "a, b", "n": "3"}))
+        );
+        assert_eq!(normalize_identity_profile(Some(Map::new())), None);
+    }
+}

@@ -1,1 +1,254 @@
-//! (filled in by its route group)
+//! Board groups (domain.md §A5): CRUD and who may see a group.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::access::{self, Access, BoardScope};
+use super::accounts::Principal;
+use super::pagination::{Page, PageParams};
+use super::{DomainError, DomainResult};
+
+/// `BoardGroupRead`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BoardGroup {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const GROUP_COLUMNS: &str =
+    "g.id, g.organization_id, g.name, g.slug, g.description, g.created_at, g.updated_at";
+
+impl BoardGroup {
+    fn from_row(row: &Row) -> BoardGroup {
+        BoardGroup {
+            id: row.get(0),
+            organization_id: row.get(1),
+            name: row.get(2),
+            slug: row.get(3),
+            description: row.get(4),
+            created_at: row.get(5),
+            updated_at: row.get(6),
+        }
+    }
+}
+
+/// `BoardGroupCreate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BoardGroupCreate {
+    pub name: String,
+    pub slug: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `BoardGroupUpdate`: absent fields stay; `null` clears `description` and leaves the
+/// others.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct BoardGroupUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+/// Lowercase, runs of anything but `a-z0-9` become "-", trimmed of "-"; a name with no
+/// such characters gets a random hex slug.
+pub fn slugify(value: &str) -> String {
+    let mut slug = String::new();
+    for c in value.to_lowercase().chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    if slug.is_empty() {
+        Uuid::new_v4().simple().to_string()
+    } else {
+        slug.to_string()
+    }
+}
+
+/// Members without all-boards read see only groups holding a board they can read.
+pub async fn list(
+    client: &impl GenericClient,
+    principal: &Principal,
+    page: PageParams,
+) -> DomainResult<Page<BoardGroup>> {
+    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
+    let ids = scope.ids().map(<[Uuid]>::to_vec);
+    let filter = "g.organization_id = $1 AND ($2::uuid[] IS NULL OR g.id IN \
+                  (SELECT b.board_group_id FROM boards b WHERE b.id = ANY($2)))";
+    let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &ids];
+    let total: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM board_groups g WHERE {filter}"),
+            &params,
+        )
+        .await?
+        .get(0);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE {filter} \
+                 ORDER BY lower(g.name), g.created_at, g.id LIMIT $3 OFFSET $4"
+            ),
+            &[params[0], params[1], &page.limit, &page.offset],
+        )
+        .await?;
+    Ok(page.page(rows.iter().map(BoardGroup::from_row).collect(), total))
+}
+
+/// The group, if it is in the caller's organization (else 404) and the caller can read
+/// (or write) one of its boards; an admin may also reach an empty group (else 403).
+pub async fn group_for_user(
+    client: &impl GenericClient,
+    principal: &Principal,
+    group_id: Uuid,
+    access: Access,
+    lock: bool,
+) -> DomainResult<BoardGroup> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
+                if lock { " FOR UPDATE" } else { "" }
+            ),
+            &[&group_id, &principal.organization.id],
+        )
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    let group = BoardGroup::from_row(&row);
+    let scope = access::board_scope(client, &principal.member, access).await?;
+    if scope == BoardScope::All {
+        return Ok(group);
+    }
+    let board_ids: Vec<Uuid> = client
+        .query(
+            "SELECT id FROM boards WHERE board_group_id = $1",
+            &[&group.id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let allowed = if board_ids.is_empty() {
+        access::is_org_admin(&principal.member)
+    } else {
+        board_ids.iter().any(|id| scope.allows(*id))
+    };
+    if !allowed {
+        return Err(DomainError::forbidden("Forbidden"));
+    }
+    Ok(group)
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    principal: &Principal,
+    input: BoardGroupCreate,
+) -> DomainResult<BoardGroup> {
+    access::require_org_admin(&principal.member)?;
+    let slug = if input.slug.trim().is_empty() {
+        slugify(&input.name)
+    } else {
+        input.slug
+    };
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO board_groups AS g (id, organization_id, name, slug, description) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {GROUP_COLUMNS}"
+            ),
+            &[
+                &Uuid::new_v4(),
+                &principal.organization.id,
+                &input.name,
+                &slug,
+                &input.description,
+            ],
+        )
+        .await?;
+    Ok(BoardGroup::from_row(&row))
+}
+
+pub async fn update(
+    client: &impl GenericClient,
+    principal: &Principal,
+    group_id: Uuid,
+    patch: BoardGroupUpdate,
+) -> DomainResult<BoardGroup> {
+    access::require_org_admin(&principal.member)?;
+    let mut group = group_for_user(client, principal, group_id, Access::Write, true).await?;
+    if let Some(name) = patch.name {
+        group.name = name;
+    }
+    if let Some(slug) = patch.slug {
+        // A blank slug is regenerated from the (possibly new) name.
+        group.slug = if slug.trim().is_empty() {
+            slugify(&group.name)
+        } else {
+            slug
+        };
+    }
+    if let Some(description) = patch.description {
+        group.description = description;
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE board_groups g SET name = $2, slug = $3, description = $4, updated_at = now() \
+                 WHERE g.id = $1 RETURNING {GROUP_COLUMNS}"
+            ),
+            &[&group.id, &group.name, &group.slug, &group.description],
+        )
+        .await?;
+    Ok(BoardGroup::from_row(&row))
+}
+
+/// Deletes the group; its boards stay, detached (the schema sets their group to NULL).
+pub async fn delete(
+    client: &impl GenericClient,
+    principal: &Principal,
+    group_id: Uuid,
+) -> DomainResult<()> {
+    access::require_org_admin(&principal.member)?;
+    let group = group_for_user(client, principal, group_id, Access::Write, true).await?;
+    client
+        .execute(
+            "UPDATE boards SET board_group_id = NULL, updated_at = now() WHERE board_group_id = $1",
+            &[&group.id],
+        )
+        .await?;
+    client
+        .execute("DELETE FROM board_groups WHERE id = $1", &[&group.id])
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_like_the_reference() {
+        assert_eq!(slugify("  Sales & Ops -- EU "), "sales-ops-eu");
+        assert_eq!(slugify("Été 2026"), "t-2026");
+        let fallback = slugify("!!!");
+        assert_eq!(fallback.len(), 32);
+        assert!(fallback.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

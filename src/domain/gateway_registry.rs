@@ -179,6 +179,9 @@ pub async fn register(
                     &[&id, &r.organization_id, &r.name, &r.url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
                 )
                 .await?;
+            // Boards need a gateway-main agent on their gateway, as admin-created ones have.
+            super::agents::ensure_gateway_main(client, r.organization_id, id, r.name, "provision")
+                .await?;
             (id, "pending".to_string(), true)
         }
     };

@@ -1,5 +1,117 @@
-//! Routes of this group (full paths, no scopes: overlapping actix scopes do not fall through).
+//! `/api/v1/board-groups` (domain.md §A5): list, create, read, update, delete.
 
+use actix_web::web::{self, Data};
+use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
 
-pub fn routes(_cfg: &mut ServiceConfig) {}
+use crate::auth::admin::Admin;
+use crate::domain::access::Access;
+use crate::domain::board_groups::{self, BoardGroup, BoardGroupCreate, BoardGroupUpdate};
+use crate::domain::pagination::{Page, PageParams};
+use crate::domain::DomainError;
+use crate::error::ApiResult;
+use crate::http::json::Json;
+use crate::http::{in_transaction, OkResponse};
+use crate::state::AppState;
+
+#[utoipa::path(
+    tag = "board-groups",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<BoardGroup>), (status = 401), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/board-groups")]
+pub async fn list_board_groups(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardGroup>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        board_groups::list(&*conn, &principal, page).await?,
+    ))
+}
+
+/// Creates a group (org admin); a blank slug is derived from the name.
+#[utoipa::path(
+    tag = "board-groups",
+    request_body = BoardGroupCreate,
+    responses((status = 200, body = BoardGroup), (status = 401), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/board-groups")]
+pub async fn create_board_group(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    Json(input): Json<BoardGroupCreate>,
+) -> ApiResult<web::Json<BoardGroup>> {
+    Ok(web::Json(in_transaction!(state, |tx| {
+        board_groups::create(&tx, &principal, input)
+    })))
+}
+
+#[utoipa::path(
+    tag = "board-groups",
+    params(("group_id" = Uuid, Path)),
+    responses((status = 200, body = BoardGroup), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/board-groups/{group_id}")]
+pub async fn get_board_group(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<BoardGroup>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        board_groups::group_for_user(&*conn, &principal, path.into_inner(), Access::Read, false)
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    tag = "board-groups",
+    params(("group_id" = Uuid, Path)),
+    request_body = BoardGroupUpdate,
+    responses((status = 200, body = BoardGroup), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[patch("/api/v1/board-groups/{group_id}")]
+pub async fn update_board_group(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(patch): Json<BoardGroupUpdate>,
+) -> ApiResult<web::Json<BoardGroup>> {
+    let group_id = path.into_inner();
+    Ok(web::Json(in_transaction!(state, |tx| {
+        board_groups::update(&tx, &principal, group_id, patch)
+    })))
+}
+
+/// Deletes a group; its boards stay, detached.
+#[utoipa::path(
+    tag = "board-groups",
+    params(("group_id" = Uuid, Path)),
+    responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[delete("/api/v1/board-groups/{group_id}")]
+pub async fn delete_board_group(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<OkResponse>> {
+    let group_id = path.into_inner();
+    in_transaction!(state, |tx| board_groups::delete(&tx, &principal, group_id));
+    Ok(OkResponse::json())
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_board_groups)
+        .service(create_board_group)
+        .service(get_board_group)
+        .service(update_board_group)
+        .service(delete_board_group);
+}

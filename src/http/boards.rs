@@ -1,5 +1,121 @@
-//! Routes of this group (full paths, no scopes: overlapping actix scopes do not fall through).
+//! `/api/v1/boards` (domain.md §A4): list, create, read, update, delete.
 
+use actix_web::web::{self, Data};
+use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
 
-pub fn routes(_cfg: &mut ServiceConfig) {}
+use crate::auth::admin::Admin;
+use crate::domain::access::{self, Access};
+use crate::domain::boards::{self, Board, BoardCreate, BoardFilter, BoardUpdate};
+use crate::domain::pagination::{Page, PageParams};
+use crate::domain::DomainError;
+use crate::error::ApiResult;
+use crate::http::in_transaction;
+use crate::http::json::Json;
+use crate::http::OkResponse;
+use crate::state::AppState;
+
+/// Boards the caller can read, by name.
+#[utoipa::path(
+    tag = "boards",
+    params(("gateway_id" = Option<Uuid>, Query), ("board_group_id" = Option<Uuid>, Query),
+           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Board>), (status = 401), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards")]
+pub async fn list_boards(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    filter: web::Query<BoardFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<Board>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        boards::list(&*conn, &principal, &filter, page).await?,
+    ))
+}
+
+/// Creates a board (org admin).
+#[utoipa::path(
+    tag = "boards",
+    request_body = BoardCreate,
+    responses((status = 200, body = Board), (status = 401), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/boards")]
+pub async fn create_board(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    Json(input): Json<BoardCreate>,
+) -> ApiResult<web::Json<Board>> {
+    Ok(web::Json(in_transaction!(state, |tx| boards::create(
+        &tx, &principal, input
+    ))))
+}
+
+#[utoipa::path(
+    tag = "boards",
+    params(("board_id" = Uuid, Path)),
+    responses((status = 200, body = Board), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}")]
+pub async fn get_board(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<Board>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?,
+    ))
+}
+
+/// Updates a board (write access); the gateway is re-validated on every change.
+#[utoipa::path(
+    tag = "boards",
+    params(("board_id" = Uuid, Path)),
+    request_body = BoardUpdate,
+    responses((status = 200, body = Board), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[patch("/api/v1/boards/{board_id}")]
+pub async fn update_board(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(patch): Json<BoardUpdate>,
+) -> ApiResult<web::Json<Board>> {
+    let board_id = path.into_inner();
+    Ok(web::Json(in_transaction!(state, |tx| boards::update(
+        &tx, &principal, board_id, patch
+    ))))
+}
+
+/// Deletes a board and everything on it (write access).
+#[utoipa::path(
+    tag = "boards",
+    params(("board_id" = Uuid, Path)),
+    responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[delete("/api/v1/boards/{board_id}")]
+pub async fn delete_board(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<OkResponse>> {
+    let board_id = path.into_inner();
+    in_transaction!(state, |tx| boards::delete(&tx, &principal, board_id));
+    Ok(OkResponse::json())
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_boards)
+        .service(create_board)
+        .service(get_board)
+        .service(update_board)
+        .service(delete_board);
+}

@@ -1,5 +1,141 @@
-//! Routes of this group (full paths, no scopes: overlapping actix scopes do not fall through).
+//! `/api/v1/gateways` (domain.md §A3, admin CRUD). No gateway is dialed from here.
 
+use actix_web::web::{self, Data};
+use actix_web::{delete, get, patch, post};
+use serde_json::json;
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
 
-pub fn routes(_cfg: &mut ServiceConfig) {}
+use crate::actors::board_events::TaskChange;
+use crate::auth::admin::Admin;
+use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
+use crate::domain::pagination::{Page, PageParams};
+use crate::domain::{agents, DomainError};
+use crate::error::ApiResult;
+use crate::http::json::Json;
+use crate::http::{in_transaction, OkResponse};
+use crate::state::AppState;
+
+#[utoipa::path(
+    tag = "gateways",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Gateway>), (status = 401), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/gateways")]
+pub async fn list_gateways(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<Gateway>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(gateways::list(&*conn, &principal, page).await?))
+}
+
+/// Creates a gateway and its gateway-main agent (provisioning).
+#[utoipa::path(
+    tag = "gateways",
+    request_body = GatewayCreate,
+    responses((status = 200, body = Gateway), (status = 401), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/gateways")]
+pub async fn create_gateway(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    Json(input): Json<GatewayCreate>,
+) -> ApiResult<web::Json<Gateway>> {
+    Ok(web::Json(in_transaction!(state, |tx| gateways::create(
+        &tx, &principal, input
+    ))))
+}
+
+#[utoipa::path(
+    tag = "gateways",
+    params(("gateway_id" = Uuid, Path)),
+    responses((status = 200, body = Gateway), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/gateways/{gateway_id}")]
+pub async fn get_gateway(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<Gateway>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        gateways::get(&*conn, &principal, path.into_inner()).await?,
+    ))
+}
+
+#[utoipa::path(
+    tag = "gateways",
+    params(("gateway_id" = Uuid, Path)),
+    request_body = GatewayUpdate,
+    responses((status = 200, body = Gateway), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[patch("/api/v1/gateways/{gateway_id}")]
+pub async fn update_gateway(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(patch): Json<GatewayUpdate>,
+) -> ApiResult<web::Json<Gateway>> {
+    let gateway_id = path.into_inner();
+    Ok(web::Json(in_transaction!(state, |tx| gateways::update(
+        &tx, &principal, gateway_id, patch
+    ))))
+}
+
+/// Deletes a gateway no board uses, with its gateway-main agent.
+#[utoipa::path(
+    tag = "gateways",
+    params(("gateway_id" = Uuid, Path)),
+    responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = []))
+)]
+#[delete("/api/v1/gateways/{gateway_id}")]
+pub async fn delete_gateway(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<OkResponse>> {
+    let gateway_id = path.into_inner();
+    let released = in_transaction!(state, |tx| gateways::delete(&tx, &principal, gateway_id));
+    publish_released(&state, principal.user.id, released);
+    Ok(OkResponse::json())
+}
+
+/// Tells the board feeds about tasks an agent deletion unassigned.
+pub(crate) fn publish_released(
+    state: &AppState,
+    user_id: Uuid,
+    released: Vec<agents::ReleasedTask>,
+) {
+    for (task_id, board_id, to_inbox) in released {
+        let changes = if to_inbox {
+            json!({"assigned_agent_id": null, "status": "inbox", "in_progress_at": null})
+        } else {
+            json!({"assigned_agent_id": null})
+        };
+        state.board_events.task_changed(
+            board_id,
+            TaskChange::Updated {
+                task_id,
+                changes,
+                updated_by: json!({"type": "user", "id": user_id}),
+            },
+        );
+    }
+}
+
+/// Literal sub-paths such as `/gateways/status`, `/sessions` and `/commands` must be registered before the
+/// `{id}` routes: actix takes the first pattern that matches, and the id's parse would answer 422.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_gateways)
+        .service(create_gateway)
+        .service(get_gateway)
+        .service(update_gateway)
+        .service(delete_gateway);
+}

@@ -3,6 +3,7 @@
 mod harness;
 
 mod admin_auth;
+mod boards;
 mod bridge;
 mod conformance;
 mod gateway_registry;
