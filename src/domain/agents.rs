@@ -13,7 +13,7 @@ use super::access::{self, Access};
 use super::accounts::Principal;
 use super::activity::{self, NewActivity};
 use super::boards::{self, Board};
-use super::pagination::{Page, PageParams};
+use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
 
 /// An agent not heard from for this long reads as offline.
@@ -252,30 +252,16 @@ pub async fn list(
          AND ($4::uuid IS NULL OR a.board_id IN (SELECT id FROM boards WHERE gateway_id = $4) \
               OR (a.board_id IS NULL AND a.gateway_id = $4))";
     let params: [&(dyn ToSql + Sync); 4] = [&org, &ids, &filter.board_id, &filter.gateway_id];
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM agents a WHERE {where_sql}"),
-            &params,
-        )
-        .await?
-        .get(0);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {AGENT_COLUMNS} FROM agents a WHERE {where_sql} \
-                 ORDER BY a.created_at DESC, a.id LIMIT $5 OFFSET $6"
-            ),
-            &[
-                params[0],
-                params[1],
-                params[2],
-                params[3],
-                &page.limit,
-                &page.offset,
-            ],
-        )
-        .await?;
-    Ok(page.page(rows.iter().map(Agent::from_row).collect(), total))
+    fetch_page(
+        client,
+        AGENT_COLUMNS,
+        &format!("FROM agents a WHERE {where_sql}"),
+        "a.created_at DESC, a.id",
+        &params,
+        page,
+        Agent::from_row,
+    )
+    .await
 }
 
 /// The agent if it is in the caller's organization (else 404) and the caller may touch

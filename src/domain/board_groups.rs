@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::access::{self, Access, BoardScope};
 use super::accounts::Principal;
-use super::pagination::{Page, PageParams};
+use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
 
 /// `BoardGroupRead`.
@@ -93,23 +93,16 @@ pub async fn list(
     let filter = "g.organization_id = $1 AND ($2::uuid[] IS NULL OR g.id IN \
                   (SELECT b.board_group_id FROM boards b WHERE b.id = ANY($2)))";
     let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &ids];
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM board_groups g WHERE {filter}"),
-            &params,
-        )
-        .await?
-        .get(0);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE {filter} \
-                 ORDER BY lower(g.name), g.created_at, g.id LIMIT $3 OFFSET $4"
-            ),
-            &[params[0], params[1], &page.limit, &page.offset],
-        )
-        .await?;
-    Ok(page.page(rows.iter().map(BoardGroup::from_row).collect(), total))
+    fetch_page(
+        client,
+        GROUP_COLUMNS,
+        &format!("FROM board_groups g WHERE {filter}"),
+        "lower(g.name), g.created_at, g.id",
+        &params,
+        page,
+        BoardGroup::from_row,
+    )
+    .await
 }
 
 /// The group, if it is in the caller's organization (else 404) and the caller can read

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::access::{self, Access};
 use super::accounts::Principal;
-use super::pagination::{Page, PageParams};
+use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
 
 /// `BoardRead` of the reference API.
@@ -323,30 +323,16 @@ pub async fn list(
         &filter.gateway_id,
         &filter.board_group_id,
     ];
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM boards b WHERE {BOARD_FILTER_SQL}"),
-            &params,
-        )
-        .await?
-        .get(0);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {BOARD_COLUMNS} FROM boards b WHERE {BOARD_FILTER_SQL} \
-                 ORDER BY lower(b.name), b.created_at DESC, b.id LIMIT $5 OFFSET $6"
-            ),
-            &[
-                params[0],
-                params[1],
-                params[2],
-                params[3],
-                &page.limit,
-                &page.offset,
-            ],
-        )
-        .await?;
-    Ok(page.page(rows.iter().map(Board::from_row).collect(), total))
+    fetch_page(
+        client,
+        BOARD_COLUMNS,
+        &format!("FROM boards b WHERE {BOARD_FILTER_SQL}"),
+        "lower(b.name), b.created_at DESC, b.id",
+        &params,
+        page,
+        Board::from_row,
+    )
+    .await
 }
 
 pub async fn create(

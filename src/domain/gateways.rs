@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::Principal;
-use super::pagination::{Page, PageParams};
+use super::pagination::{fetch_page, Page, PageParams};
 use super::{access, agents, DomainError, DomainResult};
 
 /// `GatewayRead`. `token` is write-only here: it is always `null` on the wire and
@@ -111,23 +111,16 @@ pub async fn list(
 ) -> DomainResult<Page<Gateway>> {
     access::require_org_admin(&principal.member)?;
     let org = principal.organization.id;
-    let total: i64 = client
-        .query_one(
-            "SELECT count(*) FROM gateways WHERE organization_id = $1",
-            &[&org],
-        )
-        .await?
-        .get(0);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {GATEWAY_COLUMNS} FROM gateways g WHERE g.organization_id = $1 \
-                 ORDER BY g.created_at DESC, g.id LIMIT $2 OFFSET $3"
-            ),
-            &[&org, &page.limit, &page.offset],
-        )
-        .await?;
-    Ok(page.page(rows.iter().map(Gateway::from_row).collect(), total))
+    fetch_page(
+        client,
+        GATEWAY_COLUMNS,
+        "FROM gateways g WHERE g.organization_id = $1",
+        "g.created_at DESC, g.id",
+        &[&org],
+        page,
+        Gateway::from_row,
+    )
+    .await
 }
 
 pub async fn get(

@@ -7,7 +7,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::pagination::{Page, PageParams};
+use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
 
 /// `H5UserRead`.
@@ -316,20 +316,16 @@ pub async fn list(
     });
     let condition = "u.organization_id = $1 AND ($2::text IS NULL OR u.status = $2) \
                      AND ($3::text IS NULL OR u.username ILIKE $3 OR u.display_name ILIKE $3)";
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM h5_users u WHERE {condition}"),
-            &[&organization_id, &filter.status, &pattern],
-        )
-        .await?
-        .get(0);
-    let rows = client
-        .query(
-            &format!("SELECT {USER_COLUMNS} FROM h5_users u WHERE {condition} ORDER BY u.created_at DESC, u.id LIMIT $4 OFFSET $5"),
-            &[&organization_id, &filter.status, &pattern, &page.limit, &page.offset],
-        )
-        .await?;
-    Ok(page.page(rows.iter().map(H5User::from_row).collect(), total))
+    fetch_page(
+        client,
+        USER_COLUMNS,
+        &format!("FROM h5_users u WHERE {condition}"),
+        "u.created_at DESC, u.id",
+        &[&organization_id, &filter.status, &pattern],
+        page,
+        H5User::from_row,
+    )
+    .await
 }
 
 pub struct NewAssignment {

@@ -39,3 +39,32 @@ pub struct Page<T> {
     pub limit: i64,
     pub offset: i64,
 }
+
+/// One page of `SELECT {columns} {from_where} ORDER BY {order}` with the total count of
+/// `from_where`: the count and the page query of every list. `from_where` uses `$1..$n`
+/// for `params`; the limit and offset are bound after them.
+pub async fn fetch_page<T>(
+    client: &impl tokio_postgres::GenericClient,
+    columns: &str,
+    from_where: &str,
+    order: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    page: PageParams,
+    map: impl Fn(&tokio_postgres::Row) -> T,
+) -> super::DomainResult<Page<T>> {
+    let total: i64 = client
+        .query_one(&format!("SELECT count(*) {from_where}"), params)
+        .await?
+        .get(0);
+    let n = params.len();
+    let sql = format!(
+        "SELECT {columns} {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+    all.push(&page.limit);
+    all.push(&page.offset);
+    let rows = client.query(&sql, &all).await?;
+    Ok(page.page(rows.iter().map(map).collect(), total))
+}
