@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
@@ -243,5 +244,79 @@ mod tests {
         let fallback = slugify("!!!");
         assert_eq!(fallback.len(), 32);
         assert!(fallback.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}
+
+/// `BoardGroupHeartbeatApplyResult`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeartbeatApplied {
+    pub board_group_id: Uuid,
+    #[schema(value_type = Object)]
+    pub requested: Value,
+    pub updated_agent_ids: Vec<Uuid>,
+    pub failed_agent_ids: Vec<Uuid>,
+}
+
+/// A cadence the gateway understands: a whole number and a unit (`30s`, `10m`, `1h`, `1d`);
+/// `0m` puts agents on standby.
+pub fn valid_cadence(every: &str) -> bool {
+    let (digits, unit) = every.split_at(every.len().saturating_sub(1));
+    !digits.is_empty()
+        && digits.len() <= 6
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(unit, "s" | "m" | "h" | "d")
+}
+
+/// Sets the heartbeat cadence of the agents on the group's boards (workers, and leads too
+/// when asked). No gateway is dialed: each agent's `heartbeat_config` is where its
+/// gateway link picks the cadence up.
+pub async fn apply_heartbeat(
+    client: &impl GenericClient,
+    principal: &Principal,
+    group_id: Uuid,
+    every: &str,
+    include_board_leads: bool,
+) -> DomainResult<HeartbeatApplied> {
+    access::require_org_admin(&principal.member)?;
+    group_for_user(client, principal, group_id, Access::Write, false).await?;
+    if !valid_cadence(every) {
+        return Err(DomainError::unprocessable(
+            "every must be a number and a unit: s, m, h or d (e.g. 10m)",
+        ));
+    }
+    let rows = client
+        .query(
+            "UPDATE agents a SET \
+               heartbeat_config = jsonb_set(COALESCE(a.heartbeat_config, $3::jsonb), '{every}', to_jsonb($4::text)) \
+                 || CASE WHEN COALESCE(a.heartbeat_config, $3::jsonb) ? 'target' THEN '{}'::jsonb ELSE '{\"target\": \"last\"}'::jsonb END, \
+               updated_at = now() \
+             FROM boards b \
+             WHERE a.board_id = b.id AND b.board_group_id = $1 AND b.organization_id = $2 AND ($5 OR NOT a.is_board_lead) \
+             RETURNING a.id",
+            &[&group_id, &principal.organization.id, &super::agents::default_heartbeat_config(), &every, &include_board_leads],
+        )
+        .await?;
+    let mut updated_agent_ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    updated_agent_ids.sort();
+    Ok(HeartbeatApplied {
+        board_group_id: group_id,
+        requested: serde_json::json!({"every": every, "include_board_leads": include_board_leads}),
+        updated_agent_ids,
+        failed_agent_ids: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod cadence_tests {
+    use super::valid_cadence;
+
+    #[test]
+    fn cadences_are_a_number_and_a_unit() {
+        for ok in ["0m", "30s", "10m", "2h", "1d"] {
+            assert!(valid_cadence(ok), "{ok}");
+        }
+        for bad in ["", "m", "10", "10x", "-1m", "1.5m", "10 m", "1234567m"] {
+            assert!(!valid_cadence(bad), "{bad}");
+        }
     }
 }

@@ -108,8 +108,39 @@ pub async fn delete_board_group(
     Ok(OkResponse::json())
 }
 
+/// `BoardGroupHeartbeatApply`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct HeartbeatApply {
+    pub every: String,
+    #[serde(default)]
+    pub include_board_leads: bool,
+}
+
+/// Sets the heartbeat cadence of the group's agents.
+#[utoipa::path(
+    tag = "board-groups",
+    params(("group_id" = Uuid, Path)),
+    request_body = HeartbeatApply,
+    responses((status = 200, body = board_groups::HeartbeatApplied), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/board-groups/{group_id}/heartbeat")]
+pub async fn apply_heartbeat(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(body): Json<HeartbeatApply>,
+) -> ApiResult<web::Json<board_groups::HeartbeatApplied>> {
+    let group_id = path.into_inner();
+    let every = body.every.trim().to_string();
+    Ok(web::Json(in_transaction!(state, |tx| {
+        board_groups::apply_heartbeat(&tx, &principal, group_id, &every, body.include_board_leads)
+    })))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list_board_groups)
+    cfg.service(apply_heartbeat)
+        .service(list_board_groups)
         .service(create_board_group)
         .service(get_board_group)
         .service(update_board_group)

@@ -50,7 +50,6 @@ const NOT_YET: &[&str] = &[
     "PATCH /api/v1/organizations/me/members/{member_id}",
     "PATCH /api/v1/tags/{tag_id}",
     "POST /api/v1/auth/bootstrap",
-    "POST /api/v1/board-groups/{group_id}/heartbeat",
     "POST /api/v1/boards/{board_id}/approvals",
     "POST /api/v1/boards/{board_id}/tasks",
     "POST /api/v1/boards/{board_id}/tasks/{task_id}/comments",
