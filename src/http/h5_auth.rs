@@ -67,6 +67,16 @@ pub struct AccessTokenResponse {
     pub refresh_token: String,
 }
 
+/// The refresh answer: `H5AccessTokenResponse` plus `user`. The shipped H5 app stores
+/// `response.user` after a refresh, and the reference never sends it, which logs the app
+/// out; sending it is a superset that fixes that.
+#[derive(Serialize, ToSchema)]
+pub struct RefreshResponse {
+    pub user: H5User,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
 const BAD_LOGIN: &str = "Invalid username or password.";
 const BAD_REFRESH: &str = "Invalid or expired refresh token.";
 
@@ -262,24 +272,31 @@ pub async fn login(
 
 /// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a
 /// spent one revokes every token descended from the same login.
-#[utoipa::path(tag = "h5-auth", request_body = RefreshRequest, responses((status = 200, body = AccessTokenResponse), (status = 401), (status = 422)))]
+#[utoipa::path(tag = "h5-auth", request_body = RefreshRequest, responses((status = 200, body = RefreshResponse), (status = 401), (status = 422)))]
 #[post("/api/v1/h5/auth/refresh")]
 pub async fn refresh(
     state: Data<AppState>,
     Json(body): Json<RefreshRequest>,
-) -> ApiResult<web::Json<AccessTokenResponse>> {
+) -> ApiResult<web::Json<RefreshResponse>> {
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
-    let redemption =
+    let redeemed =
         h5_users::redeem_refresh(&tx, &crate::auth::tokens::sha256_hex(&body.refresh_token))
             .await?;
-    let issued = match &redemption {
-        Some(redeemed) => Some(issue(&state, &tx, &redeemed.user, redeemed.family_id).await?),
+    let answer = match redeemed {
+        Some(redeemed) => {
+            let issued = issue(&state, &tx, &redeemed.user, redeemed.family_id).await?;
+            Some(RefreshResponse {
+                user: redeemed.user,
+                access_token: issued.access_token,
+                refresh_token: issued.refresh_token,
+            })
+        }
         None => None,
     };
     // Committed even when refusing: a detected reuse must stay revoked.
     tx.commit().await.map_err(DomainError::from)?;
-    issued
+    answer
         .map(web::Json)
         .ok_or_else(|| ApiError::status(StatusCode::UNAUTHORIZED, BAD_REFRESH))
 }
