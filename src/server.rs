@@ -9,7 +9,6 @@ use actix_web::HttpServer;
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
 use crate::actors::gateway_monitor::GatewayMonitor;
-use crate::actors::h5_sessions::H5Sessions;
 use crate::actors::presence::Presence;
 use crate::actors::registry::{CloseAll, Registry};
 use crate::auth::throttle::LoginThrottle;
@@ -41,16 +40,19 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         None => None,
     };
     let login_throttle = LoginThrottle::new(redis.clone(), settings.h5.login_failure_window);
-    let registry = Supervisor::start(|_| Registry::default());
+    let registry = {
+        let bridge = bridge.clone();
+        Supervisor::start(move |_| Registry::new(bridge))
+    };
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
         bridge,
         board_events: BoardEvents,
-        h5_sessions: H5Sessions,
         login_throttle,
         registry,
         presence: Presence::new(redis),
+        sockets: Default::default(),
     });
     {
         let (db, threshold, instance_id) = (

@@ -6,7 +6,6 @@ use actix::Addr;
 
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
-use crate::actors::h5_sessions::H5Sessions;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
 use crate::auth::throttle::LoginThrottle;
@@ -19,11 +18,11 @@ pub struct AppState {
     pub bridge: Addr<Bridge>,
     /// Committed task changes go here, once each, after the commit.
     pub board_events: BoardEvents,
-    /// Account changes that must reach open H5 sockets.
-    pub h5_sessions: H5Sessions,
     pub login_throttle: LoginThrottle,
     /// Which local actor holds which socket.
     pub registry: Addr<Registry>,
     /// Which instance holds which socket.
     pub presence: Presence,
+    /// Open WebSockets of this instance (see `actors::socket::ConnectionSlot`).
+    pub sockets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }

@@ -12,22 +12,17 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::web::Data;
-use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use actix_web_actors::ws::{self, CloseCode};
 use chrono::Utc;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::presence::gateway_key;
-use super::registry::{Control, RegisterGateway, UnregisterGateway};
+use super::registry::{Control, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway};
+use super::socket::{self, codes, ConnectionSlot};
 use crate::domain::gateway_registry::{self, GatewayIdentity, ONLINE};
+use crate::domain::h5_chat;
 use crate::state::AppState;
-
-/// Close codes of the relay protocol.
-pub mod close {
-    pub const AUTH_FAILED: u16 = 4001;
-    pub const REPLACED: u16 = 4000;
-    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
-}
 
 pub struct GatewayLink {
     state: Data<AppState>,
@@ -40,10 +35,18 @@ pub struct GatewayLink {
     presence: Option<String>,
     last_frame: Instant,
     last_touch: Option<Instant>,
+    slot: Option<ConnectionSlot>,
 }
 
 impl GatewayLink {
-    pub fn new(state: Data<AppState>, gateway_id: Uuid, peer: String) -> GatewayLink {
+    /// `slot` is `None` when the instance is at its connection limit: the socket is then
+    /// closed right away with 1013.
+    pub fn new(
+        state: Data<AppState>,
+        gateway_id: Uuid,
+        peer: String,
+        slot: Option<ConnectionSlot>,
+    ) -> GatewayLink {
         GatewayLink {
             state,
             gateway_id,
@@ -54,41 +57,23 @@ impl GatewayLink {
             presence: None,
             last_frame: Instant::now(),
             last_touch: None,
+            slot,
         }
     }
 
-    fn send(ctx: &mut ws::WebsocketContext<Self>, frame: Value) {
-        ctx.text(frame.to_string());
-    }
-
-    fn error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str) {
-        Self::send(
+    fn refuse(ctx: &mut socket::Ctx<Self>, reason: &str) {
+        socket::send(
             ctx,
-            json!({"type": "error", "payload": {"code": code, "message": message}}),
+            &json!({"type": "auth_error", "payload": {"message": reason}}),
         );
-    }
-
-    fn close(ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, reason: &str) {
-        ctx.close(Some(CloseReason {
-            code,
-            description: Some(reason.to_string()),
-        }));
-        ctx.stop();
-    }
-
-    fn refuse(ctx: &mut ws::WebsocketContext<Self>, reason: &str) {
-        Self::send(
-            ctx,
-            json!({"type": "auth_error", "payload": {"message": reason}}),
-        );
-        Self::close(ctx, CloseCode::Other(close::AUTH_FAILED), reason);
+        socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), reason);
     }
 
     fn presence_ttl(&self) -> Duration {
         self.state.settings.ws.heartbeat_timeout
     }
 
-    fn authenticate(&mut self, token: String, ctx: &mut ws::WebsocketContext<Self>) {
+    fn authenticate(&mut self, token: String, ctx: &mut socket::Ctx<Self>) {
         self.authenticating = true;
         let (state, gateway_id) = (self.state.clone(), self.gateway_id);
         let check = async move {
@@ -111,7 +96,7 @@ impl GatewayLink {
         }));
     }
 
-    fn accept(&mut self, identity: GatewayIdentity, ctx: &mut ws::WebsocketContext<Self>) {
+    fn accept(&mut self, identity: GatewayIdentity, ctx: &mut socket::Ctx<Self>) {
         let settings = &self.state.settings;
         let entry = json!({
             "instance_id": settings.instance_id,
@@ -123,7 +108,10 @@ impl GatewayLink {
         self.state.registry.do_send(RegisterGateway {
             gateway_id: self.gateway_id,
             link_id: self.link_id,
-            control: ctx.address().recipient(),
+            socket: SocketHandle {
+                control: ctx.address().recipient(),
+                frames: ctx.address().recipient(),
+            },
         });
         let (state, key, value, ttl) = (
             self.state.clone(),
@@ -139,9 +127,9 @@ impl GatewayLink {
         self.presence = Some(entry);
         self.last_touch = Some(Instant::now());
         tracing::info!(gateway_id = %self.gateway_id, link_id = %self.link_id, "gateway relay link up");
-        Self::send(
+        socket::send(
             ctx,
-            json!({"type": "auth_ok", "payload": {
+            &json!({"type": "auth_ok", "payload": {
                 "gateway_id": self.gateway_id,
                 "config": {"heartbeat_interval_seconds": settings.gateway.heartbeat_interval.as_secs()},
             }}),
@@ -165,9 +153,12 @@ impl GatewayLink {
         actix::spawn(async move { touch(&state, &identity, "relay frame").await });
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
+        if socket::too_large(ctx, text.len(), self.state.settings.ws.max_frame_bytes) {
+            return;
+        }
         let Ok(frame) = serde_json::from_str::<Value>(text) else {
-            return Self::error(ctx, "INVALID_JSON", "frames must be JSON objects");
+            return socket::error(ctx, None, "INVALID_JSON", "frames must be JSON objects");
         };
         let kind = frame
             .get("type")
@@ -188,22 +179,85 @@ impl GatewayLink {
             };
         }
         match kind {
-            "heartbeat" => Self::send(
+            "heartbeat" => socket::send(
                 ctx,
-                json!({"type": "heartbeat_ack", "id": frame.get("id").cloned().unwrap_or(Value::Null)}),
+                &json!({"type": "heartbeat_ack", "id": frame.get("id").cloned().unwrap_or(Value::Null)}),
             ),
-            "auth" => Self::error(
+            "chat.reply" | "chat_reply" => self.on_reply(frame, ctx),
+            "auth" => socket::error(
                 ctx,
+                None,
                 "ALREADY_AUTHENTICATED",
                 "this link is already authenticated",
             ),
-            "" => Self::error(ctx, "MISSING_TYPE", "frames need a \"type\""),
-            other => Self::error(
+            "" => socket::error(ctx, None, "MISSING_TYPE", "frames need a \"type\""),
+            other => socket::error(
                 ctx,
+                None,
                 "UNKNOWN_TYPE",
                 &format!("unknown frame type {other:?}"),
             ),
         }
+    }
+}
+
+impl GatewayLink {
+    /// An agent's answer: stored, then delivered to every socket of the user, everywhere.
+    fn on_reply(&mut self, frame: Value, ctx: &mut socket::Ctx<Self>) {
+        let payload = &frame["payload"];
+        let session_key = payload
+            .get("session_key")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty());
+        let content = payload
+            .get("content")
+            .filter(|c| !c.is_null() && c.as_str() != Some(""));
+        let (Some(session_key), Some(content)) = (session_key, content) else {
+            return socket::error(
+                ctx,
+                None,
+                "MISSING_FIELDS",
+                "chat.reply needs payload.session_key and payload.content",
+            );
+        };
+        let reply_id = match &frame["id"] {
+            Value::String(id) => Some(id.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let extra = payload.get("extra").filter(|e| e.is_object()).cloned();
+        let (state, gateway_id, session_key, content) = (
+            self.state.clone(),
+            self.gateway_id,
+            session_key.to_string(),
+            content.clone(),
+        );
+        let stored = async move {
+            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            h5_chat::accept_reply(
+                &*conn,
+                gateway_id,
+                &session_key,
+                reply_id.as_deref(),
+                &content,
+                extra.as_ref(),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        ctx.spawn(stored.into_actor(self).map(|result, act, ctx| match result {
+            Ok(Some((session, message, duplicate))) => {
+                if !duplicate {
+                    let frame = h5_chat::reply_frame(&session, &message).to_string();
+                    act.state.registry.do_send(ToUser { user_id: session.h5_user_id, frame: frame.into() });
+                }
+            }
+            Ok(None) => socket::error(ctx, None, "SESSION_NOT_FOUND", "no chat session of this gateway has that session_key"),
+            Err(e) => {
+                tracing::error!(gateway_id = %act.gateway_id, error = %e, "chat reply not stored");
+                socket::error(ctx, None, "INTERNAL", "the reply was not stored; send it again");
+            }
+        }));
     }
 }
 
@@ -231,9 +285,16 @@ async fn touch(state: &AppState, identity: &GatewayIdentity, reason: &str) {
 }
 
 impl Actor for GatewayLink {
-    type Context = ws::WebsocketContext<Self>;
+    type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.slot.is_none() {
+            return socket::close(
+                ctx,
+                CloseCode::Other(codes::AT_CAPACITY),
+                "server at connection limit, retry",
+            );
+        }
         let ws = self.state.settings.ws.clone();
         ctx.run_later(ws.auth_timeout, |act, ctx| {
             if act.identity.is_none() {
@@ -243,9 +304,9 @@ impl Actor for GatewayLink {
         ctx.run_interval(ws.heartbeat_interval, move |act, ctx| {
             if act.last_frame.elapsed() > ws.heartbeat_timeout {
                 tracing::info!(gateway_id = %act.gateway_id, "gateway relay link timed out");
-                return Self::close(
+                return socket::close(
                     ctx,
-                    CloseCode::Other(close::HEARTBEAT_TIMEOUT),
+                    CloseCode::Other(codes::HEARTBEAT_TIMEOUT),
                     "heartbeat timeout",
                 );
             }
@@ -282,11 +343,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for GatewayLink {
         let msg = match msg {
             Ok(msg) => msg,
             Err(ws::ProtocolError::Overflow) => {
-                return Self::close(ctx, CloseCode::Size, "frame larger than WS_MAX_FRAME_BYTES");
+                return socket::close(ctx, CloseCode::Size, "frame larger than 16 MiB");
             }
             Err(e) => {
                 tracing::debug!(gateway_id = %self.gateway_id, error = %e, "relay protocol error");
-                return Self::close(ctx, CloseCode::Protocol, "protocol error");
+                return socket::close(ctx, CloseCode::Protocol, "protocol error");
             }
         };
         self.frame_seen();
@@ -295,7 +356,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for GatewayLink {
             ws::Message::Ping(bytes) => ctx.pong(&bytes),
             ws::Message::Pong(_) | ws::Message::Nop => {}
             ws::Message::Binary(_) | ws::Message::Continuation(_) => {
-                Self::error(ctx, "BINARY_NOT_SUPPORTED", "send JSON text frames")
+                socket::error(ctx, None, "BINARY_NOT_SUPPORTED", "send JSON text frames")
             }
             ws::Message::Close(reason) => {
                 ctx.close(reason);
@@ -310,12 +371,23 @@ impl Handler<Control> for GatewayLink {
 
     fn handle(&mut self, msg: Control, ctx: &mut Self::Context) {
         match msg {
-            Control::Replaced => Self::close(
+            Control::Replaced => socket::close(
                 ctx,
-                CloseCode::Other(close::REPLACED),
+                CloseCode::Other(codes::REPLACED),
                 "replaced by a newer connection",
             ),
-            Control::GoingAway => Self::close(ctx, CloseCode::Away, "server shutting down"),
+            Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
+            Control::Revoked(reason) => {
+                socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), &reason)
+            }
         }
+    }
+}
+
+impl Handler<Frame> for GatewayLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: Frame, ctx: &mut Self::Context) {
+        ctx.text(&*msg.0);
     }
 }

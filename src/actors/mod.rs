@@ -5,6 +5,7 @@ pub mod bridge;
 mod bridge_link;
 pub mod gateway_link;
 pub mod gateway_monitor;
-pub mod h5_sessions;
+pub mod h5_session;
 pub mod presence;
 pub mod registry;
+pub mod socket;

@@ -1,20 +1,37 @@
-//! The local Registry: which actor on this instance holds which gateway link. A newer link
-//! for the same gateway replaces the older one. It also closes every socket it knows on
-//! shutdown.
+//! The local Registry: which actor on this instance holds which socket (gateway links, H5
+//! chat sockets). It extends itself across instances through the Bridge: while it holds a
+//! gateway's link it subscribes `ws:route:gateway:{id}`, while it holds a socket of an H5
+//! user `ws:route:h5:{id}`, and it delivers what arrives there to its local sockets.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use uuid::Uuid;
 
+use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
+
 /// What the registry tells a socket actor.
-#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub enum Control {
     /// A newer connection took over.
     Replaced,
     /// The server is shutting down.
     GoingAway,
+    /// The account behind the socket was suspended or deleted.
+    Revoked(String),
+}
+
+/// A text frame for a socket.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Frame(pub Arc<str>);
+
+#[derive(Clone)]
+pub struct SocketHandle {
+    pub control: Recipient<Control>,
+    pub frames: Recipient<Frame>,
 }
 
 #[derive(Message)]
@@ -22,7 +39,7 @@ pub enum Control {
 pub struct RegisterGateway {
     pub gateway_id: Uuid,
     pub link_id: Uuid,
-    pub control: Recipient<Control>,
+    pub socket: SocketHandle,
 }
 
 /// Removes the entry only if it is still this link's (a replaced link must not remove its
@@ -38,14 +55,116 @@ pub struct UnregisterGateway {
 #[rtype(result = "bool")]
 pub struct HasGateway(pub Uuid);
 
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterH5 {
+    pub user_id: Uuid,
+    pub socket_id: Uuid,
+    pub socket: SocketHandle,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterH5 {
+    pub user_id: Uuid,
+    pub socket_id: Uuid,
+}
+
+/// A frame for a gateway's link: `true` when this instance holds the link and took it.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ToLocalGateway {
+    pub gateway_id: Uuid,
+    pub frame: Arc<str>,
+}
+
+/// A frame for every socket of an H5 user, on every instance.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ToUser {
+    pub user_id: Uuid,
+    pub frame: Arc<str>,
+}
+
+/// Closes every socket of an H5 user, on every instance.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseUser {
+    pub user_id: Uuid,
+    pub reason: String,
+}
+
 /// Tells every socket to close with "going away"; answers how many were told.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CloseAll;
 
-#[derive(Default)]
+/// Local socket counts (for `/connections` and tests).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct H5SocketCount(pub Uuid);
+
+pub fn gateway_channel(gateway_id: Uuid) -> String {
+    format!("ws:route:gateway:{gateway_id}")
+}
+
+pub fn user_channel(user_id: Uuid) -> String {
+    format!("ws:route:h5:{user_id}")
+}
+
+/// Control messages share the user channel; a frame is never an object with this key.
+const CLOSE_MARKER: &str = "\u{0}close:";
+
 pub struct Registry {
-    gateways: HashMap<Uuid, (Uuid, Recipient<Control>)>,
+    bridge: Addr<Bridge>,
+    gateways: HashMap<Uuid, (Uuid, SocketHandle)>,
+    users: HashMap<Uuid, HashMap<Uuid, SocketHandle>>,
+}
+
+impl Registry {
+    pub fn new(bridge: Addr<Bridge>) -> Registry {
+        Registry {
+            bridge,
+            gateways: HashMap::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    fn subscribe(&self, channel: String, ctx: &Context<Self>) {
+        self.bridge.do_send(Subscribe {
+            channel,
+            subscriber: ctx.address().recipient(),
+        });
+    }
+
+    fn unsubscribe(&self, channel: String, ctx: &Context<Self>) {
+        self.bridge.do_send(Unsubscribe {
+            channel,
+            subscriber: ctx.address().recipient(),
+        });
+    }
+
+    fn deliver_to_local_user(&self, user_id: Uuid, frame: &Arc<str>) {
+        for socket in self
+            .users
+            .get(&user_id)
+            .into_iter()
+            .flat_map(HashMap::values)
+        {
+            socket.frames.do_send(Frame(frame.clone()));
+        }
+    }
+
+    fn close_local_user(&self, user_id: Uuid, reason: &str) {
+        for socket in self
+            .users
+            .get(&user_id)
+            .into_iter()
+            .flat_map(HashMap::values)
+        {
+            socket.control.do_send(Control::Revoked(reason.to_string()));
+        }
+    }
 }
 
 impl Actor for Registry {
@@ -57,27 +176,37 @@ impl Supervised for Registry {}
 impl Handler<RegisterGateway> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: RegisterGateway, _: &mut Context<Self>) {
-        if let Some((old_link, old)) = self
+    fn handle(&mut self, msg: RegisterGateway, ctx: &mut Context<Self>) {
+        match self
             .gateways
-            .insert(msg.gateway_id, (msg.link_id, msg.control))
+            .insert(msg.gateway_id, (msg.link_id, msg.socket))
         {
-            tracing::info!(gateway_id = %msg.gateway_id, %old_link, "gateway link replaced by a newer one");
-            old.do_send(Control::Replaced);
+            Some((old_link, old)) => {
+                tracing::info!(gateway_id = %msg.gateway_id, %old_link, "gateway link replaced by a newer one");
+                old.control.do_send(Control::Replaced);
+            }
+            None => self.subscribe(gateway_channel(msg.gateway_id), ctx),
         }
+        // A link on another instance is replaced too: one link per gateway, anywhere.
+        let takeover = format!("{CLOSE_MARKER}{}", msg.link_id);
+        self.bridge.do_send(Publish {
+            channel: gateway_channel(msg.gateway_id),
+            payload: takeover,
+        });
     }
 }
 
 impl Handler<UnregisterGateway> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: UnregisterGateway, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: UnregisterGateway, ctx: &mut Context<Self>) {
         if self
             .gateways
             .get(&msg.gateway_id)
             .is_some_and(|(link, _)| *link == msg.link_id)
         {
             self.gateways.remove(&msg.gateway_id);
+            self.unsubscribe(gateway_channel(msg.gateway_id), ctx);
         }
     }
 }
@@ -90,13 +219,128 @@ impl Handler<HasGateway> for Registry {
     }
 }
 
+impl Handler<ToLocalGateway> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: ToLocalGateway, _: &mut Context<Self>) -> bool {
+        match self.gateways.get(&msg.gateway_id) {
+            Some((_, socket)) => {
+                socket.frames.do_send(Frame(msg.frame));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<RegisterH5> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterH5, ctx: &mut Context<Self>) {
+        let sockets = self.users.entry(msg.user_id).or_default();
+        sockets.insert(msg.socket_id, msg.socket);
+        if sockets.len() == 1 {
+            self.subscribe(user_channel(msg.user_id), ctx);
+        }
+    }
+}
+
+impl Handler<UnregisterH5> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnregisterH5, ctx: &mut Context<Self>) {
+        let Some(sockets) = self.users.get_mut(&msg.user_id) else {
+            return;
+        };
+        sockets.remove(&msg.socket_id);
+        if sockets.is_empty() {
+            self.users.remove(&msg.user_id);
+            self.unsubscribe(user_channel(msg.user_id), ctx);
+        }
+    }
+}
+
+impl Handler<ToUser> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToUser, _: &mut Context<Self>) {
+        self.deliver_to_local_user(msg.user_id, &msg.frame);
+        self.bridge.do_send(Publish {
+            channel: user_channel(msg.user_id),
+            payload: msg.frame.to_string(),
+        });
+    }
+}
+
+impl Handler<CloseUser> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseUser, _: &mut Context<Self>) {
+        self.close_local_user(msg.user_id, &msg.reason);
+        let payload = format!("{CLOSE_MARKER}{}", msg.reason);
+        self.bridge.do_send(Publish {
+            channel: user_channel(msg.user_id),
+            payload,
+        });
+    }
+}
+
+impl Handler<H5SocketCount> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: H5SocketCount, _: &mut Context<Self>) -> usize {
+        self.users.get(&msg.0).map_or(0, HashMap::len)
+    }
+}
+
+/// Publications of other instances on the channels this registry subscribed.
+impl Handler<BusMessage> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: BusMessage, _: &mut Context<Self>) {
+        let control = msg.payload.strip_prefix(CLOSE_MARKER);
+        if let Some(id) = msg
+            .channel
+            .strip_prefix("ws:route:gateway:")
+            .and_then(|id| id.parse::<Uuid>().ok())
+        {
+            let Some((_, socket)) = self.gateways.get(&id) else {
+                return;
+            };
+            match control {
+                // Another instance took this gateway's link over.
+                Some(_) => {
+                    socket.control.do_send(Control::Replaced);
+                }
+                None => socket.frames.do_send(Frame(msg.payload.clone())),
+            }
+        } else if let Some(id) = msg
+            .channel
+            .strip_prefix("ws:route:h5:")
+            .and_then(|id| id.parse::<Uuid>().ok())
+        {
+            match control {
+                Some(reason) => self.close_local_user(id, reason),
+                None => self.deliver_to_local_user(id, &msg.payload),
+            }
+        }
+    }
+}
+
 impl Handler<CloseAll> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
-        for (_, control) in self.gateways.values() {
-            control.do_send(Control::GoingAway);
+        let sockets = self
+            .gateways
+            .values()
+            .map(|(_, s)| s)
+            .chain(self.users.values().flat_map(HashMap::values));
+        let mut count = 0;
+        for socket in sockets {
+            socket.control.do_send(Control::GoingAway);
+            count += 1;
         }
-        self.gateways.len()
+        count
     }
 }

@@ -77,6 +77,7 @@ pub struct GatewaySettings {
 
 #[derive(Debug, Clone)]
 pub struct WsSettings {
+    pub max_connections: usize,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     pub auth_timeout: Duration,
@@ -248,6 +249,7 @@ impl Settings {
             )),
         };
         let ws = WsSettings {
+            max_connections: vars.number("WS_MAX_CONNECTIONS_PER_INSTANCE", 1, 10_000_000) as usize,
             heartbeat_interval: Duration::from_secs(vars.number(
                 "WS_HEARTBEAT_INTERVAL_SECONDS",
                 1,
@@ -259,7 +261,7 @@ impl Settings {
                 86_400,
             )),
             auth_timeout: Duration::from_secs(vars.number("WS_AUTH_TIMEOUT_SECONDS", 1, 600)),
-            max_frame_bytes: vars.number("WS_MAX_FRAME_BYTES", 1024, 64 << 20) as usize,
+            max_frame_bytes: vars.number("WS_MAX_FRAME_BYTES", 1024, 16 << 20) as usize,
         };
         if ws.heartbeat_timeout <= ws.heartbeat_interval {
             vars.fail(

@@ -11,6 +11,7 @@ pub mod custom_fields;
 pub mod dependencies;
 pub mod gateway_registry;
 pub mod gateways;
+pub mod h5_chat;
 pub mod h5_users;
 pub mod metrics;
 pub mod organizations;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_link::GatewayLink;
 use crate::actors::presence::gateway_key;
+use crate::actors::socket::ConnectionSlot;
 use crate::auth::admin::Admin;
 use crate::domain::access::require_org_admin;
 use crate::domain::gateway_registry::{
@@ -316,9 +317,9 @@ pub async fn relay(
         .peer_addr()
         .unwrap_or("unknown")
         .to_string();
-    let max_frame = state.settings.ws.max_frame_bytes;
-    ws::WsResponseBuilder::new(GatewayLink::new(state, *id, peer), &req, stream)
-        .frame_size(max_frame)
+    let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
+    ws::WsResponseBuilder::new(GatewayLink::new(state, *id, peer, slot), &req, stream)
+        .frame_size(crate::actors::socket::PROTOCOL_FRAME_LIMIT)
         .start()
 }
 

@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::registry::CloseUser;
 use crate::auth::admin::Admin;
 use crate::domain::access::require_org_admin;
 use crate::domain::h5_users::{
@@ -138,7 +139,10 @@ pub async fn suspend(
     id: Path<Uuid>,
 ) -> ApiResult<web::Json<H5User>> {
     let user = set_status(&state, &p, *id, STATUS_SUSPENDED).await?;
-    state.h5_sessions.close_user(user.id, "account suspended");
+    state.registry.do_send(CloseUser {
+        user_id: user.id,
+        reason: "account suspended".into(),
+    });
     Ok(web::Json(user))
 }
 

@@ -12,6 +12,7 @@ mod custom_fields;
 mod gateway_registry;
 mod gateways;
 mod h5_auth;
+mod h5_chat;
 mod h5_users;
 mod health;
 pub mod json;
@@ -135,6 +136,7 @@ pub fn app(
         .configure(metrics::routes)
         .configure(h5_auth::routes)
         .configure(h5_users::routes)
+        .configure(h5_chat::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

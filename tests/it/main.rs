@@ -9,6 +9,7 @@ mod bridge;
 mod conformance;
 mod gateway_registry;
 mod h5_accounts;
+mod h5_chat;
 mod health;
 mod http_basics;
 mod startup;

@@ -1,0 +1,101 @@
+//! What every WebSocket actor shares: JSON frames, error frames, closing, and the
+//! per-instance connection limit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, ActorContext};
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use serde_json::{json, Value};
+
+pub type Ctx<A> = ws::WebsocketContext<A>;
+
+pub fn send<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, frame: &Value) {
+    ctx.text(frame.to_string());
+}
+
+/// `{"type":"error","id":…,"payload":{"code","reason","message"}}`; the socket stays open.
+pub fn error<A: Actor<Context = Ctx<A>>>(
+    ctx: &mut Ctx<A>,
+    id: Option<&Value>,
+    code: &str,
+    message: &str,
+) {
+    let mut frame =
+        json!({"type": "error", "payload": {"code": code, "reason": message, "message": message}});
+    if let Some(id) = id.filter(|id| !id.is_null()) {
+        frame["id"] = id.clone();
+    }
+    send(ctx, &frame);
+}
+
+pub fn close<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, code: CloseCode, reason: &str) {
+    ctx.close(Some(CloseReason {
+        code,
+        description: Some(reason.to_string()),
+    }));
+    ctx.stop();
+}
+
+/// Frames above this end the connection (1009); frames above WS_MAX_FRAME_BYTES but below
+/// it are answered with an error and the socket stays usable.
+pub const PROTOCOL_FRAME_LIMIT: usize = 16 << 20;
+
+/// Refuses a frame over the application limit; `true` when it was refused.
+pub fn too_large<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, len: usize, limit: usize) -> bool {
+    if len <= limit {
+        return false;
+    }
+    error(
+        ctx,
+        None,
+        "FRAME_TOO_LARGE",
+        &format!("frames are limited to {limit} bytes"),
+    );
+    true
+}
+
+/// Close codes of our protocols (see docs/).
+pub mod codes {
+    pub const REPLACED: u16 = 4000;
+    pub const AUTH_FAILED: u16 = 4001;
+    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
+    /// The standard "try again later": the instance is at WS_MAX_CONNECTIONS_PER_INSTANCE.
+    pub const AT_CAPACITY: u16 = 1013;
+}
+
+/// One of the instance's WS_MAX_CONNECTIONS_PER_INSTANCE socket slots, given back on drop.
+pub struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    /// A slot, or `None` when all are taken.
+    pub fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSlot(counter.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_limited_and_given_back() {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let a = ConnectionSlot::take(&counter, 2).unwrap();
+        let _b = ConnectionSlot::take(&counter, 2).unwrap();
+        assert!(ConnectionSlot::take(&counter, 2).is_none());
+        drop(a);
+        assert!(ConnectionSlot::take(&counter, 2).is_some());
+    }
+}

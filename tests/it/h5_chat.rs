@@ -1,0 +1,519 @@
+//! The H5 chat relay: H5 socket → server → the agent's gateway link → reply → every socket
+//! of the user, across two instances, stored before routing, resumable without loss.
+
+use std::time::Duration;
+
+use awc::http::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::{Server, WsClient, WsEvent, ADMIN_TOKEN};
+
+struct World {
+    org: String,
+    agent: Uuid,
+    gateway: String,
+    relay_token: String,
+    user_id: String,
+    access: String,
+}
+
+async fn post(
+    server: &Server,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> crate::harness::Reply {
+    server
+        .call(Method::POST, path, token, Some(&body.to_string()))
+        .await
+}
+
+/// A registered gateway with an agent on a board, and an H5 user assigned to that agent.
+async fn world(server: &Server) -> World {
+    let org = server.admin_get("/api/v1/organizations/me").await.json["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = post(
+        server,
+        "/api/v1/gateway-registry/tokens",
+        Some(ADMIN_TOKEN),
+        json!({}),
+    )
+    .await
+    .json["registration_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reg = post(
+        server,
+        "/api/v1/gateway-registry/register",
+        None,
+        json!({"organization_id": org, "registration_token": token, "name": "office", "url": "http://o", "workspace_root": "/w"}),
+    )
+    .await
+    .json;
+    let gateway = reg["gateway_id"].as_str().unwrap().to_string();
+    let (board, agent) = (Uuid::new_v4(), Uuid::new_v4());
+    server
+        .db
+        .client()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO boards (id, organization_id, name, description, gateway_id) VALUES ('{board}', '{org}', 'b', 'd', '{gateway}');
+             INSERT INTO agents (id, organization_id, board_id, gateway_id, name) VALUES ('{agent}', '{org}', '{board}', '{gateway}', 'Ada');"
+        ))
+        .await
+        .unwrap();
+    let user = post(
+        server,
+        "/api/v1/h5/auth/register",
+        None,
+        json!({"organization_id": org, "username": "alice", "password": "secret-pass"}),
+    )
+    .await
+    .json;
+    let user_id = user["user"]["id"].as_str().unwrap().to_string();
+    let assigned = post(
+        server,
+        &format!("/api/v1/h5/users/{user_id}/assign"),
+        Some(ADMIN_TOKEN),
+        json!({"agent_id": agent, "board_id": board}),
+    )
+    .await;
+    assert_eq!(assigned.status, 201, "{}", assigned.text);
+    World {
+        org,
+        agent,
+        gateway,
+        relay_token: reg["relay_token"].as_str().unwrap().to_string(),
+        user_id,
+        access: user["access_token"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn gateway_link(server: &Server, w: &World) -> WsClient {
+    let mut ws = WsClient::connect(server, &format!("/ws/gateway/{}/relay", w.gateway)).await;
+    ws.send(json!({"type": "auth", "payload": {"relay_token": w.relay_token}}))
+        .await;
+    assert_eq!(ws.expect_json().await["type"], "auth_ok");
+    ws
+}
+
+async fn h5(server: &Server, w: &World) -> WsClient {
+    let mut ws = WsClient::connect(server, "/ws/h5/chat").await;
+    ws.send(json!({"type": "auth", "payload": {"token": w.access}}))
+        .await;
+    let ok = ws.expect_json().await;
+    assert_eq!(
+        ok,
+        json!({"type": "auth_ok", "payload": {"h5_user_id": w.user_id, "organization_id": w.org}})
+    );
+    ws
+}
+
+fn chat(w: &World, id: &str, content: &str) -> Value {
+    json!({"type": "chat", "payload": {"agent_id": w.agent, "content": content, "session_id": "route-param"}, "id": id})
+}
+
+/// The next frame of one type, skipping others (acks, pings).
+async fn next_of(ws: &mut WsClient, kind: &str) -> Value {
+    loop {
+        match ws.next(Duration::from_secs(5)).await {
+            WsEvent::Json(frame) if frame["type"] == kind => return frame,
+            WsEvent::Json(_) => continue,
+            other => panic!("waiting for {kind}: {other:?}"),
+        }
+    }
+}
+
+/// The gateway answers a `chat.send` the way the simulator does.
+async fn reply(gateway: &mut WsClient, send: &Value, content: &str) {
+    gateway
+        .send(json!({"type": "chat.reply", "id": format!("r-{}", send["id"].as_str().unwrap_or("x")),
+                     "payload": {"session_key": send["payload"]["session_key"], "content": content}}))
+        .await;
+}
+
+async fn wait_linked(server: &Server, w: &World) {
+    let path = format!("/api/v1/gateways/{}/connections", w.gateway);
+    assert!(
+        crate::harness::eventually(Duration::from_secs(5), || async {
+            server.admin_get(&path).await.json["is_connected"] == true
+        })
+        .await
+    );
+}
+
+#[actix_web::test]
+async fn a_message_crosses_instances_and_the_reply_comes_back() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let w = world(&a).await;
+    let mut gateway = gateway_link(&b, &w).await;
+    wait_linked(&a, &w).await;
+    let mut user = h5(&a, &w).await;
+
+    user.send(chat(&w, "local-1", "hello")).await;
+    let ack = next_of(&mut user, "chat_ack").await;
+    assert_eq!(ack["id"], "local-1");
+    let send = next_of(&mut gateway, "chat.send").await;
+    assert_eq!(send["id"], "local-1");
+    assert_eq!(send["payload"]["content"], "hello");
+    assert_eq!(send["payload"]["role"], "user");
+    assert_eq!(
+        send["payload"]["session_key"],
+        format!("h5:{}:{}", w.user_id, w.agent)
+    );
+    assert_eq!(send["payload"]["agent_id"], w.agent.to_string());
+
+    reply(&mut gateway, &send, "hi there").await;
+    let answer = next_of(&mut user, "chat_reply").await;
+    assert_eq!(answer["payload"]["agent_id"], w.agent.to_string());
+    assert_eq!(answer["payload"]["content"], "hi there");
+    assert_eq!(answer["payload"]["role"], "assistant");
+    assert_ne!(
+        answer["id"], "local-1",
+        "the reply's id must not collide with the user's bubble"
+    );
+}
+
+#[actix_web::test]
+async fn both_devices_of_a_user_get_the_reply() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let w = world(&a).await;
+    let mut gateway = gateway_link(&a, &w).await;
+    let mut phone = h5(&a, &w).await;
+    let mut tablet = h5(&b, &w).await;
+    // Let B's registry subscribe before the reply is published.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    phone.send(chat(&w, "local-1", "ping")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    reply(&mut gateway, &send, "pong").await;
+    assert_eq!(
+        next_of(&mut phone, "chat_reply").await["payload"]["content"],
+        "pong"
+    );
+    assert_eq!(
+        next_of(&mut tablet, "chat_reply").await["payload"]["content"],
+        "pong"
+    );
+}
+
+#[actix_web::test]
+async fn a_reply_sent_while_the_user_is_away_arrives_on_resume() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "first")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    reply(&mut gateway, &send, "answer one").await;
+    let seen = next_of(&mut user, "chat_reply").await;
+    let last_seen = seen["id"].as_str().unwrap().to_string();
+
+    user.send(chat(&w, "local-2", "second")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    drop(user);
+    reply(&mut gateway, &send, "answer while away").await;
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+
+    let mut back = WsClient::connect(&server, "/ws/h5/chat").await;
+    back.send(
+        json!({"type": "auth", "payload": {"token": w.access, "last_message_id": last_seen}}),
+    )
+    .await;
+    assert_eq!(back.expect_json().await["type"], "auth_ok");
+    // Everything after the last seen reply: the user's own second message, then the reply.
+    assert_eq!(back.expect_json().await["payload"]["content"], "second");
+    let missed = back.expect_json().await;
+    assert_eq!(
+        (
+            missed["type"].as_str(),
+            missed["payload"]["content"].as_str()
+        ),
+        (Some("chat_reply"), Some("answer while away"))
+    );
+    assert_eq!(
+        back.expect_json().await,
+        json!({"type": "resume_done", "payload": {"count": 2}})
+    );
+
+    // The history API has all four, newest first.
+    let sessions = server
+        .call(Method::GET, "/api/v1/h5/sessions", Some(&w.access), None)
+        .await;
+    let session = sessions.json["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let history = server
+        .call(
+            Method::GET,
+            &format!("/api/v1/h5/sessions/{session}/messages?limit=3"),
+            Some(&w.access),
+            None,
+        )
+        .await;
+    assert_eq!(history.json["total"], 4);
+    assert_eq!(history.json["items"][0]["content"], "answer while away");
+    let oldest_shown = history.json["items"][2]["id"].as_str().unwrap();
+    let older = server
+        .call(
+            Method::GET,
+            &format!("/api/v1/h5/sessions/{session}/messages?before={oldest_shown}"),
+            Some(&w.access),
+            None,
+        )
+        .await;
+    assert_eq!(older.json["items"][0]["content"], "first");
+}
+
+#[actix_web::test]
+async fn a_resent_frame_is_stored_and_routed_once() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-7", "once")).await;
+    assert_eq!(
+        next_of(&mut user, "chat_ack").await["payload"]["duplicate"],
+        false
+    );
+    user.send(chat(&w, "local-7", "once")).await;
+    assert_eq!(
+        next_of(&mut user, "chat_ack").await["payload"]["duplicate"],
+        true
+    );
+    next_of(&mut gateway, "chat.send").await;
+    assert!(
+        matches!(
+            gateway.next(Duration::from_millis(500)).await,
+            WsEvent::TimedOut
+        ),
+        "routed twice"
+    );
+    let stored: i64 = server
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM h5_chat_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+}
+
+#[actix_web::test]
+async fn bad_frames_are_answered_and_the_socket_stays_usable() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut user = WsClient::connect(&server, "/ws/h5/chat").await;
+    // Before auth: a chat is refused, the socket waits for auth.
+    user.send(chat(&w, "early", "too soon")).await;
+    assert_eq!(user.expect_json().await["payload"]["code"], "AUTH_REQUIRED");
+    user.send(json!({"type": "auth", "payload": {"token": w.access}}))
+        .await;
+    assert_eq!(user.expect_json().await["type"], "auth_ok");
+
+    let cases: Vec<(String, &str)> = vec![
+        ("not json".into(), "INVALID_JSON"),
+        ("[1, 2]".into(), "INVALID_JSON"),
+        (json!({"type": "teleport"}).to_string(), "UNKNOWN_TYPE"),
+        (json!({"type": "chat", "id": "x", "payload": {"content": "no agent"}}).to_string(), "MISSING_FIELDS"),
+        (json!({"type": "chat", "id": "x", "payload": {"agent_id": "nope", "content": "c"}}).to_string(), "INVALID_AGENT_ID"),
+        (json!({"type": "chat", "id": "x", "payload": {"agent_id": 42, "content": "c"}}).to_string(), "INVALID_AGENT_ID"),
+        (json!({"type": "chat", "id": "x", "payload": {"agent_id": Uuid::new_v4(), "content": "c"}}).to_string(), "ASSIGNMENT_NOT_FOUND"),
+        (format!(r#"{{"type":"chat","payload":{{"content":"{}"}}}}"#, "x".repeat(1 << 20)), "FRAME_TOO_LARGE"),
+    ];
+    for (frame, code) in cases {
+        user.send_text(&frame).await;
+        let error = user.expect_json().await;
+        assert_eq!(
+            (error["type"].as_str(), error["payload"]["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{}",
+            &frame[..frame.len().min(80)]
+        );
+    }
+    user.send(json!({"type": "heartbeat", "payload": {}, "id": "still-here"}))
+        .await;
+    assert_eq!(
+        user.expect_json().await,
+        json!({"type": "heartbeat_ack", "id": "still-here"})
+    );
+}
+
+#[actix_web::test]
+async fn the_real_h5_apps_frames_get_the_replies_it_reads() {
+    // The exact frames of h5-app/src (ws-client.ts): auth, a heartbeat with an empty
+    // payload and a UUID id, a chat with the route's session id and a per-page counter id.
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    let mut app = WsClient::connect(&server, "/ws/h5/chat").await;
+    app.send_text(&format!(
+        r#"{{"type":"auth","payload":{{"token":"{}"}}}}"#,
+        w.access
+    ))
+    .await;
+    let ok = app.expect_json().await;
+    assert_eq!(ok["type"], "auth_ok");
+    assert_eq!(ok["payload"]["h5_user_id"], w.user_id);
+    let beat = Uuid::new_v4().to_string();
+    app.send_text(&format!(
+        r#"{{"type":"heartbeat","payload":{{}},"id":"{beat}"}}"#
+    ))
+    .await;
+    assert_eq!(
+        app.expect_json().await,
+        json!({"type": "heartbeat_ack", "id": beat})
+    );
+    app.send_text(&format!(r#"{{"type":"chat","payload":{{"agent_id":"{}","content":"Hello agent","session_id":"abc"}},"id":"local-1"}}"#, w.agent))
+        .await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    reply(&mut gateway, &send, "Hello human").await;
+    let answer = next_of(&mut app, "chat_reply").await;
+    // What the app reads: type, id (React key), payload.agent_id and payload.content.
+    assert!(answer["id"].is_string());
+    assert_eq!(answer["payload"]["agent_id"], w.agent.to_string());
+    assert_eq!(answer["payload"]["content"], "Hello human");
+}
+
+#[actix_web::test]
+async fn auth_failures_close_with_4001() {
+    let server = Server::builder()
+        .env("WS_AUTH_TIMEOUT_SECONDS", "1")
+        .start()
+        .await;
+    for first in [
+        json!({"type": "auth", "payload": {}}),
+        json!({"type": "auth", "payload": {"token": "not-a-jwt"}}),
+    ] {
+        let mut ws = WsClient::connect(&server, "/ws/h5/chat").await;
+        ws.send(first).await;
+        assert_eq!(ws.expect_json().await["type"], "auth_error");
+        assert_eq!(ws.expect_close(Duration::from_secs(5)).await.0, Some(4001));
+    }
+    let mut silent = WsClient::connect(&server, "/ws/h5/chat").await;
+    assert_eq!(
+        silent.expect_close(Duration::from_secs(5)).await,
+        (Some(4001), "auth timeout".to_string())
+    );
+    // An admin token is not an H5 token.
+    let mut admin = WsClient::connect(&server, "/ws/h5/chat").await;
+    admin
+        .send(json!({"type": "auth", "payload": {"token": ADMIN_TOKEN}}))
+        .await;
+    assert_eq!(
+        admin.expect_json().await["payload"]["reason"],
+        "invalid or expired token"
+    );
+}
+
+#[actix_web::test]
+async fn an_offline_gateway_is_reported_and_the_message_kept() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "anyone?")).await;
+    let error = next_of(&mut user, "error").await;
+    assert_eq!(error["payload"]["code"], "GATEWAY_OFFLINE");
+    assert_eq!(error["id"], "local-1");
+    let stored: i64 = server
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM h5_chat_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+}
+
+#[actix_web::test]
+async fn suspending_a_user_closes_their_sockets_on_every_instance() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let w = world(&a).await;
+    let mut on_a = h5(&a, &w).await;
+    let mut on_b = h5(&b, &w).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let suspended = post(
+        &a,
+        &format!("/api/v1/h5/users/{}/suspend", w.user_id),
+        Some(ADMIN_TOKEN),
+        json!({}),
+    )
+    .await;
+    assert_eq!(suspended.status, 200);
+    assert_eq!(
+        on_a.expect_close(Duration::from_secs(5)).await.0,
+        Some(4001)
+    );
+    assert_eq!(
+        on_b.expect_close(Duration::from_secs(5)).await.0,
+        Some(4001)
+    );
+}
+
+#[actix_web::test]
+async fn sockets_over_the_instance_limit_are_closed_with_1013() {
+    let server = Server::builder()
+        .env("WS_MAX_CONNECTIONS_PER_INSTANCE", "1")
+        .start()
+        .await;
+    let w = world(&server).await;
+    let _first = h5(&server, &w).await;
+    let mut second = WsClient::connect(&server, "/ws/h5/chat").await;
+    assert_eq!(
+        second.expect_close(Duration::from_secs(5)).await.0,
+        Some(1013)
+    );
+}
+
+#[actix_web::test]
+async fn routing_works_again_after_redis_restarts() {
+    let mut redis = crate::harness::RedisProcess::start();
+    let a = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .start()
+        .await;
+    let b = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .start_on(&a)
+        .await;
+    let w = world(&a).await;
+    let mut gateway = gateway_link(&b, &w).await;
+    let mut user = h5(&a, &w).await;
+
+    redis.restart();
+    assert!(
+        crate::harness::eventually(Duration::from_secs(20), || async {
+            a.get("/readyz").await.status == 200
+        })
+        .await
+    );
+    assert!(
+        crate::harness::eventually(Duration::from_secs(20), || async {
+            b.get("/readyz").await.status == 200
+        })
+        .await
+    );
+    // Presence lived in the old Redis: the gateway's link re-records it at its next ping,
+    // so reconnect the link (as a gateway does on any doubt) to record it now.
+    drop(gateway);
+    gateway = gateway_link(&b, &w).await;
+    wait_linked(&a, &w).await;
+
+    user.send(chat(&w, "after-restart", "still there?")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    reply(&mut gateway, &send, "yes").await;
+    assert_eq!(
+        next_of(&mut user, "chat_reply").await["payload"]["content"],
+        "yes"
+    );
+}
