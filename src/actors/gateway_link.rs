@@ -36,6 +36,8 @@ pub struct GatewayLink {
     last_frame: Instant,
     last_touch: Option<Instant>,
     slot: Option<ConnectionSlot>,
+    /// Set when a newer link took over: this one's end is not the gateway going away.
+    replaced: bool,
 }
 
 impl GatewayLink {
@@ -58,6 +60,7 @@ impl GatewayLink {
             last_frame: Instant::now(),
             last_touch: None,
             slot,
+            replaced: false,
         }
     }
 
@@ -123,6 +126,7 @@ impl GatewayLink {
         actix::spawn(async move {
             state.presence.set(&key, &value, ttl).await;
             touch(&state, &online, "relay link connected").await;
+            announce(&state, online.id, "agent_online").await;
         });
         self.presence = Some(entry);
         self.last_touch = Some(Instant::now());
@@ -261,6 +265,29 @@ impl GatewayLink {
     }
 }
 
+/// Tells every H5 user who chats through this gateway that its agents went offline or came
+/// back (`system` frames, on every instance).
+async fn announce(state: &AppState, gateway_id: Uuid, event: &str) {
+    let audience = match state.db.get().await {
+        Ok(conn) => h5_chat::audience_of_gateway(&*conn, gateway_id)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match audience {
+        Ok(pairs) => {
+            for (user_id, agent_id) in pairs {
+                let frame = h5_chat::presence_frame(event, agent_id, gateway_id).to_string();
+                state.registry.do_send(ToUser {
+                    user_id,
+                    frame: frame.into(),
+                });
+            }
+        }
+        Err(e) => tracing::warn!(%gateway_id, event, error = %e, "agent presence not announced"),
+    }
+}
+
 /// Records a sign of life for the gateway (and the online transition, if any).
 async fn touch(state: &AppState, identity: &GatewayIdentity, reason: &str) {
     let result = async {
@@ -331,8 +358,18 @@ impl Actor for GatewayLink {
             link_id: self.link_id,
         });
         if let Some(entry) = self.presence.take() {
-            let (state, key) = (self.state.clone(), gateway_key(self.gateway_id));
-            actix::spawn(async move { state.presence.clear_if(&key, &entry).await });
+            let (state, key, gateway_id, replaced) = (
+                self.state.clone(),
+                gateway_key(self.gateway_id),
+                self.gateway_id,
+                self.replaced,
+            );
+            actix::spawn(async move {
+                state.presence.clear_if(&key, &entry).await;
+                if !replaced {
+                    announce(&state, gateway_id, "agent_offline").await;
+                }
+            });
         }
         tracing::info!(gateway_id = %self.gateway_id, link_id = %self.link_id, "gateway relay link down");
     }
@@ -371,11 +408,14 @@ impl Handler<Control> for GatewayLink {
 
     fn handle(&mut self, msg: Control, ctx: &mut Self::Context) {
         match msg {
-            Control::Replaced => socket::close(
-                ctx,
-                CloseCode::Other(codes::REPLACED),
-                "replaced by a newer connection",
-            ),
+            Control::Replaced => {
+                self.replaced = true;
+                socket::close(
+                    ctx,
+                    CloseCode::Other(codes::REPLACED),
+                    "replaced by a newer connection",
+                );
+            }
             Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
             Control::Revoked(reason) => {
                 socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), &reason)

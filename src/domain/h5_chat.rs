@@ -327,3 +327,42 @@ pub async fn messages(
     )
     .await
 }
+
+/// The (H5 user, agent) pairs that chat through this gateway: who to tell when it goes
+/// offline or comes back.
+pub async fn audience_of_gateway(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+) -> DomainResult<Vec<(Uuid, Uuid)>> {
+    let rows = client
+        .query(
+            "SELECT a.h5_user_id, a.agent_id FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
+             WHERE ag.gateway_id = $1",
+            &[&gateway_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// `{"type":"system","payload":{"event":"agent_offline"|"agent_online","agent_id","gateway_id"}}`.
+pub fn presence_frame(event: &str, agent_id: Uuid, gateway_id: Uuid) -> Value {
+    json!({"type": "system", "payload": {"event": event, "agent_id": agent_id, "gateway_id": gateway_id}})
+}
+
+/// The chat sessions routed to a gateway, most recent first (for the admin view).
+pub async fn sessions_of_gateway(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    limit: i64,
+) -> DomainResult<Vec<ChatSession>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {SESSION_COLUMNS} FROM h5_chat_sessions s WHERE s.gateway_id = $1 \
+                 ORDER BY s.last_message_at DESC NULLS LAST, s.created_at DESC LIMIT $2"
+            ),
+            &[&gateway_id, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(ChatSession::from_row).collect())
+}

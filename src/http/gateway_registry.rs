@@ -21,6 +21,7 @@ use crate::domain::gateway_registry::{
     self as registry, GatewayIdentity, GatewayMetrics, Registration, RegistrationToken, OFFLINE,
     ONLINE,
 };
+use crate::domain::h5_chat::{self, ChatSession};
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
@@ -95,7 +96,11 @@ pub struct Connections {
     /// The live link as recorded by the instance that holds it.
     #[schema(value_type = Option<Object>)]
     pub link: Option<Value>,
+    /// The H5 chat sessions routed to this gateway (at most 200, most recent first).
+    pub sessions: Vec<ChatSession>,
 }
+
+const SESSIONS_SHOWN: i64 = 200;
 
 fn required(field: &str, value: &str, max: usize) -> ApiResult<()> {
     let len = value.trim().chars().count();
@@ -334,6 +339,7 @@ pub async fn connections(
     require_org_admin(&p.member)?;
     let conn = state.db.get().await.map_err(DomainError::from)?;
     registry::exists_in_org(&*conn, p.organization.id, *id).await?;
+    let sessions = h5_chat::sessions_of_gateway(&*conn, *id, SESSIONS_SHOWN).await?;
     let link = state
         .presence
         .get(&gateway_key(*id))
@@ -344,6 +350,7 @@ pub async fn connections(
         is_connected: link.is_some(),
         active_connections: i64::from(link.is_some()),
         link,
+        sessions,
     }))
 }
 

@@ -517,3 +517,66 @@ async fn routing_works_again_after_redis_restarts() {
         "yes"
     );
 }
+
+#[actix_web::test]
+async fn users_hear_when_their_agents_gateway_goes_and_comes_back() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let w = world(&a).await;
+    let mut user = h5(&a, &w).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    let gateway = gateway_link(&b, &w).await;
+    let online = next_of(&mut user, "system").await;
+    assert_eq!(
+        online["payload"],
+        json!({"event": "agent_online", "agent_id": w.agent, "gateway_id": w.gateway})
+    );
+    drop(gateway);
+    let offline = next_of(&mut user, "system").await;
+    assert_eq!(offline["payload"]["event"], "agent_offline");
+    assert_eq!(offline["payload"]["agent_id"], w.agent.to_string());
+}
+
+#[actix_web::test]
+async fn the_gateway_simulator_answers_chats() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let token = post(
+        &server,
+        "/api/v1/gateway-registry/tokens",
+        Some(ADMIN_TOKEN),
+        json!({}),
+    )
+    .await
+    .json["registration_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The simulator re-registers the same gateway name, so it takes over `office`.
+    let mut sim = std::process::Command::new(crate::harness::GATEWAY_SIM)
+        .args([
+            "run",
+            "--server",
+            &server.base,
+            "--org",
+            &w.org,
+            "--registration-token",
+            &token,
+            "--name",
+            "office",
+            "--reply-delay-ms",
+            "50",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gateway-sim");
+    wait_linked(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "are you a robot?")).await;
+    let answer = next_of(&mut user, "chat_reply").await;
+    assert_eq!(answer["payload"]["content"], "echo: are you a robot?");
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
