@@ -6,6 +6,7 @@
 //! here or on another instance, and acknowledged. Replies arrive through the Registry from
 //! whichever instance holds the gateway's link. The protocol is in docs/relay-protocol.md.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -21,7 +22,7 @@ use super::registry::{
 };
 use super::socket::{self, codes, ConnectionSlot};
 use crate::auth::h5 as tokens;
-use crate::domain::h5_chat::{self, Accepted, Refusal};
+use crate::domain::h5_chat::{self, Accepted, ChatSession, Refusal};
 use crate::domain::h5_users;
 use crate::state::AppState;
 
@@ -42,6 +43,9 @@ pub struct H5Session {
     authenticating: bool,
     last_frame: Instant,
     slot: Option<ConnectionSlot>,
+    /// The chat session with each agent, once known: later messages take the one-statement
+    /// path (`h5_chat::store_user_message`).
+    sessions: HashMap<Uuid, ChatSession>,
 }
 
 enum Routed {
@@ -62,6 +66,7 @@ impl H5Session {
             authenticating: false,
             last_frame: Instant::now(),
             slot,
+            sessions: HashMap::new(),
         }
     }
 
@@ -196,25 +201,44 @@ impl H5Session {
             _ => None,
         };
         let state = self.state.clone();
+        let cached = self.sessions.get(&agent_id).cloned();
         let route = async move {
-            route(&state, caller, agent_id, client_id, content, id.clone())
-                .await
-                .map(|r| (r, id))
+            route(
+                &state,
+                caller,
+                agent_id,
+                cached,
+                client_id,
+                content,
+                id.clone(),
+            )
+            .await
+            .map(|r| (r, id))
         };
         // `wait`: the next frame of this socket is handled after this one is stored, so a
         // client's messages keep their order.
-        ctx.wait(route.into_actor(self).map(|result, _, ctx| match result {
-            Ok((routed, id)) => answer(ctx, &id, routed),
-            Err(e) => {
-                tracing::error!(error = %e, "H5 chat message not stored");
-                socket::error(
-                    ctx,
-                    None,
-                    "INTERNAL",
-                    "the message was not stored; send it again",
-                );
-            }
-        }));
+        ctx.wait(
+            route
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok((routed, id)) => {
+                        match routed.session() {
+                            Some(session) => act.sessions.insert(agent_id, session.clone()),
+                            None => act.sessions.remove(&agent_id),
+                        };
+                        answer(ctx, &id, routed)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "H5 chat message not stored");
+                        socket::error(
+                            ctx,
+                            None,
+                            "INTERNAL",
+                            "the message was not stored; send it again",
+                        );
+                    }
+                }),
+        );
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
@@ -299,20 +323,35 @@ fn last_message_id(frame: &Value) -> Option<Uuid> {
         .and_then(|id| id.parse().ok())
 }
 
-/// Stores the message and hands it to the agent's gateway link, wherever it is.
+/// Stores the message and hands it to the agent's gateway link, wherever it is. `cached`
+/// is the socket's session with the agent, if it has one.
 async fn route(
     state: &AppState,
     caller: Caller,
     agent_id: Uuid,
+    cached: Option<ChatSession>,
     client_id: Option<String>,
     content: Value,
     id: Value,
 ) -> Result<Routed, String> {
-    let accepted = {
-        let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
-        let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-        let accepted = h5_chat::accept_user_message(
-            &tx,
+    let conn = state.db.get().await.map_err(|e| e.to_string())?;
+    let fast = match &cached {
+        Some(session) => {
+            h5_chat::store_user_message(&*conn, session, client_id.as_deref(), &content)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|(message, duplicate)| Accepted {
+                    session: session.clone(),
+                    message,
+                    duplicate,
+                })
+        }
+        None => None,
+    };
+    let accepted = match fast {
+        Some(accepted) => accepted,
+        None => match h5_chat::accept_user_message(
+            &*conn,
             caller.user_id,
             caller.organization_id,
             agent_id,
@@ -320,14 +359,13 @@ async fn route(
             &content,
         )
         .await
-        .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        accepted
+        .map_err(|e| e.to_string())?
+        {
+            Ok(accepted) => accepted,
+            Err(refusal) => return Ok(Routed::Refused(refusal)),
+        },
     };
-    let accepted = match accepted {
-        Ok(accepted) => accepted,
-        Err(refusal) => return Ok(Routed::Refused(refusal)),
-    };
+    drop(conn);
     if accepted.duplicate {
         return Ok(Routed::Duplicate(accepted));
     }
@@ -363,6 +401,18 @@ async fn route(
     match published {
         Ok(Ok(())) => Ok(Routed::Delivered(accepted)),
         _ => Ok(Routed::GatewayOffline(accepted)),
+    }
+}
+
+impl Routed {
+    /// The session the message went into (to cache it), unless it was refused.
+    fn session(&self) -> Option<&ChatSession> {
+        match self {
+            Routed::Delivered(a) | Routed::Duplicate(a) | Routed::GatewayOffline(a) => {
+                Some(&a.session)
+            }
+            Routed::Refused(_) => None,
+        }
     }
 }
 

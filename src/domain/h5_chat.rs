@@ -195,17 +195,52 @@ pub async fn accept_reply(
     content: &Value,
     extra: Option<&Value>,
 ) -> DomainResult<Option<(ChatSession, ChatMessage, bool)>> {
+    // One statement: find the session, store the reply, touch the session.
     let row = client
         .query_opt(
-            &format!("SELECT {SESSION_COLUMNS} FROM h5_chat_sessions s WHERE s.session_key = $1 AND s.gateway_id = $2"),
-            &[&session_key, &gateway_id],
+            &format!(
+                "WITH s AS (SELECT * FROM h5_chat_sessions WHERE session_key = $1 AND gateway_id = $2), \
+                 ins AS ( \
+                   INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra) \
+                   SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6 FROM s \
+                   ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
+                   RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+                 touch AS ( \
+                   UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
+                   WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)) \
+                 SELECT {SESSION_COLUMNS}, ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, ins.extra, \
+                        ins.client_message_id, ins.created_at \
+                 FROM s LEFT JOIN ins ON true"
+            ),
+            &[&session_key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra],
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
     let session = ChatSession::from_row(&row);
-    let (message, duplicate) =
-        insert_message(client, &session, "assistant", reply_id, content, extra).await?;
-    Ok(Some((session, message, duplicate)))
+    let Some(id) = row.get::<_, Option<Uuid>>(9) else {
+        // A resent reply: already stored and delivered.
+        let stored = client
+            .query_one(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m \
+                     WHERE m.session_id = $1 AND m.role = 'assistant' AND m.client_message_id = $2"
+                ),
+                &[&session.id, &reply_id],
+            )
+            .await?;
+        return Ok(Some((session, ChatMessage::from_row(&stored), true)));
+    };
+    let message = ChatMessage {
+        id,
+        session_id: row.get(10),
+        agent_id: row.get(11),
+        role: row.get(12),
+        content: row.get(13),
+        extra: row.get(14),
+        client_message_id: row.get(15),
+        created_at: row.get(16),
+    };
+    Ok(Some((session, message, false)))
 }
 
 /// The frame an H5 client receives for an assistant message (the reference's `chat_reply`,
@@ -365,4 +400,59 @@ pub async fn sessions_of_gateway(
         )
         .await?;
     Ok(rows.iter().map(ChatSession::from_row).collect())
+}
+
+/// The fast path of a user message once the socket knows its session: one statement that
+/// re-checks the assignment (and that the agent is still on the session's gateway), stores
+/// the message and touches the session. `None` when the check fails: the caller then takes
+/// `accept_user_message`, which says why (or moves the session to the agent's new gateway).
+pub async fn store_user_message(
+    client: &impl GenericClient,
+    session: &ChatSession,
+    client_message_id: Option<&str>,
+    content: &Value,
+) -> DomainResult<Option<(ChatMessage, bool)>> {
+    let row = client
+        .query_one(
+            "WITH allowed AS ( \
+               SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
+               WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
+             ins AS ( \
+               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content) \
+               SELECT $5, $1, $2, $3, 'user', $6, $7 FROM allowed \
+               ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
+               RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+             touch AS ( \
+               UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
+               WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
+             SELECT EXISTS (SELECT 1 FROM allowed), ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, \
+                    ins.extra, ins.client_message_id, ins.created_at \
+             FROM (SELECT 1) AS one LEFT JOIN ins ON true",
+            &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, content],
+        )
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    if row.get::<_, Option<Uuid>>(1).is_some() {
+        let message = ChatMessage {
+            id: row.get(1),
+            session_id: row.get(2),
+            agent_id: row.get(3),
+            role: row.get(4),
+            content: row.get(5),
+            extra: row.get(6),
+            client_message_id: row.get(7),
+            created_at: row.get(8),
+        };
+        return Ok(Some((message, false)));
+    }
+    // A resend: the stored original.
+    let row = client
+        .query_one(
+            &format!("SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m WHERE m.session_id = $1 AND m.role = 'user' AND m.client_message_id = $2"),
+            &[&session.id, &client_message_id],
+        )
+        .await?;
+    Ok(Some((ChatMessage::from_row(&row), true)))
 }

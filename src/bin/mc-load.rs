@@ -1,0 +1,454 @@
+//! mc-load: drives a running deployment (one or two instances) over loopback with real
+//! sockets, bounded in count and time, and prints one JSON object per run (and a table).
+//!
+//! Scenarios:
+//! - `h5`: sets up a gateway (simulated in this process, answering every chat at once),
+//!   an agent and N H5 users through the API, opens the users' chat sockets spread over the
+//!   given servers, sends chats at a target rate and measures the round trip H5 → server →
+//!   gateway → server → H5 (p50/p90/p99/max) and messages lost.
+//! - `idle`: opens N authenticated, idle H5 sockets, holds them, and reports the servers'
+//!   memory per socket (give `--pid` of each server to read its RSS).
+//!
+//! Every scenario stops by itself after `--duration-secs` (plus set-up).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use awc::ws;
+use clap::{Args, Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(
+    name = "mc-load",
+    about = "Load tool for Mission Control's realtime paths"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Chat round trips H5 → gateway → H5 at a target rate.
+    H5(H5Args),
+    /// Many idle H5 sockets: memory per socket.
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Clone)]
+struct Deployment {
+    /// Server base URLs, comma separated; sockets are spread over them round-robin and the
+    /// simulated gateway links to the last one.
+    #[arg(long, default_value = "http://127.0.0.1:8000", value_delimiter = ',')]
+    servers: Vec<String>,
+    /// The admin bearer token (LOCAL_AUTH_TOKEN).
+    #[arg(long)]
+    token: String,
+    /// PIDs of the servers on this machine, to report their memory.
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
+}
+
+#[derive(Args)]
+struct H5Args {
+    #[command(flatten)]
+    deployment: Deployment,
+    /// H5 users (one socket each).
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Chat messages per second, all users together.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// How long to send.
+    #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+}
+
+#[derive(Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    deployment: Deployment,
+    /// Sockets to open (raise the open-file limit: `ulimit -n 65536`).
+    #[arg(long, default_value_t = 10_000)]
+    sockets: usize,
+    /// How many H5 users the sockets belong to (sockets are spread over them).
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// How long to hold them open.
+    #[arg(long, default_value_t = 10)]
+    hold_secs: u64,
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+async fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut req = client().request(
+        awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+        url,
+    );
+    if let Some(token) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    let mut res = match body {
+        Some(body) => req.send_json(&body).await,
+        None => req.send().await,
+    }
+    .map_err(|e| format!("{method} {url}: {e}"))?;
+    let value: Value = res.json().limit(16 << 20).await.unwrap_or(Value::Null);
+    if res.status().is_success() {
+        Ok(value)
+    } else {
+        Err(format!("{method} {url}: {} {value}", res.status()))
+    }
+}
+
+fn rss_kb(pids: &[u32]) -> Vec<u64> {
+    pids.iter()
+        .map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                })
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+struct Setup {
+    org: String,
+    gateway_id: String,
+    relay_token: String,
+    agent_id: String,
+    /// (user id, access token)
+    users: Vec<(String, String)>,
+}
+
+/// A gateway, a board, an agent and `users` H5 users assigned to it, through the API.
+async fn set_up(d: &Deployment, users: usize) -> Result<Setup, String> {
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let org = call(
+        "GET",
+        &format!("{api}/api/v1/organizations/me"),
+        admin,
+        None,
+    )
+    .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reg_token = call(
+        "POST",
+        &format!("{api}/api/v1/gateway-registry/tokens"),
+        admin,
+        Some(json!({"label": "mc-load"})),
+    )
+    .await?["registration_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reg = call(
+        "POST",
+        &format!("{api}/api/v1/gateway-registry/register"),
+        None,
+        Some(json!({"organization_id": org, "registration_token": reg_token, "name": format!("load-{run}"), "url": "http://load", "workspace_root": "/load"})),
+    )
+    .await?;
+    let gateway_id = reg["gateway_id"].as_str().unwrap_or_default().to_string();
+    let board = call(
+        "POST",
+        &format!("{api}/api/v1/boards"),
+        admin,
+        Some(json!({"name": format!("load-{run}"), "slug": format!("load-{run}"), "description": "mc-load", "gateway_id": gateway_id})),
+    )
+    .await?;
+    let board_id = board["id"].as_str().unwrap_or_default().to_string();
+    let agent = call(
+        "POST",
+        &format!("{api}/api/v1/agents"),
+        admin,
+        Some(json!({"name": format!("load-agent-{run}"), "board_id": board_id})),
+    )
+    .await?;
+    let agent_id = agent["id"].as_str().unwrap_or_default().to_string();
+    let mut out = Vec::with_capacity(users);
+    for i in 0..users {
+        let user = call(
+            "POST",
+            &format!("{api}/api/v1/h5/auth/register"),
+            None,
+            Some(json!({"organization_id": org, "username": format!("load-{run}-{i}"), "password": "load-password"})),
+        )
+        .await?;
+        let id = user["user"]["id"].as_str().unwrap_or_default().to_string();
+        call(
+            "POST",
+            &format!("{api}/api/v1/h5/users/{id}/assign"),
+            admin,
+            Some(json!({"agent_id": agent_id, "board_id": board_id})),
+        )
+        .await?;
+        out.push((
+            id,
+            user["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ));
+    }
+    Ok(Setup {
+        org,
+        gateway_id,
+        relay_token: reg["relay_token"].as_str().unwrap_or_default().to_string(),
+        agent_id,
+        users: out,
+    })
+}
+
+fn ws_url(server: &str, path: &str) -> String {
+    format!("{}{path}", server.replacen("http", "ws", 1))
+}
+
+type Framed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+async fn open(url: &str, auth: Value) -> Result<Framed, String> {
+    let (_, mut framed) = awc::Client::new()
+        .ws(url)
+        .max_frame_size(16 << 20)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    framed
+        .send(ws::Message::Text(auth.to_string().into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match framed.next().await {
+            Some(Ok(ws::Frame::Text(bytes))) => {
+                let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                return match frame["type"].as_str() {
+                    Some("auth_ok") => Ok(framed),
+                    _ => Err(format!("auth refused: {frame}")),
+                };
+            }
+            Some(Ok(_)) => continue,
+            other => return Err(format!("socket closed during auth: {other:?}")),
+        }
+    }
+}
+
+/// The simulated gateway: answers every `chat.send` at once with the same content.
+async fn gateway(server: &str, setup: &Setup) -> Result<(), String> {
+    let url = ws_url(server, &format!("/ws/gateway/{}/relay", setup.gateway_id));
+    let framed = open(
+        &url,
+        json!({"type": "auth", "payload": {"relay_token": setup.relay_token}}),
+    )
+    .await?;
+    let (mut sink, mut stream) = framed.split();
+    actix_web::rt::spawn(async move {
+        while let Some(Ok(frame)) = stream.next().await {
+            let ws::Frame::Text(bytes) = frame else {
+                continue;
+            };
+            let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if frame["type"] == "chat.send" {
+                let reply = json!({"type": "chat.reply", "id": frame["id"],
+                                   "payload": {"session_key": frame["payload"]["session_key"], "content": frame["payload"]["content"]}});
+                if sink
+                    .send(ws::Message::Text(reply.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+}
+
+async fn h5(args: H5Args) -> Result<Value, String> {
+    let d = &args.deployment;
+    let setup = set_up(d, args.users).await?;
+    gateway(d.servers.last().unwrap(), &setup).await?;
+    // Let the link's presence reach every instance.
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kb(&d.pid);
+
+    let sent_at: Rc<RefCell<HashMap<String, Instant>>> = Rc::default();
+    let rtts: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let errors: Rc<RefCell<u64>> = Rc::default();
+    let connect_started = Instant::now();
+    let mut senders = Vec::new();
+    for (i, (_, token)) in setup.users.iter().enumerate() {
+        let server = &d.servers[i % d.servers.len()];
+        let framed = open(
+            &ws_url(server, "/ws/h5/chat"),
+            json!({"type": "auth", "payload": {"token": token}}),
+        )
+        .await?;
+        let (mut sink, mut stream) = framed.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        actix_web::rt::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if sink.send(ws::Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (sent_at, rtts, errors) = (sent_at.clone(), rtts.clone(), errors.clone());
+        actix_web::rt::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let ws::Frame::Text(bytes) = frame else {
+                    continue;
+                };
+                let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                match frame["type"].as_str() {
+                    Some("chat_reply") => {
+                        let key = frame["payload"]["content"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        if let Some(at) = sent_at.borrow_mut().remove(&key) {
+                            rtts.borrow_mut().push(at.elapsed().as_micros() as u64);
+                        }
+                    }
+                    Some("error") => *errors.borrow_mut() += 1,
+                    _ => {}
+                }
+            }
+        });
+        senders.push(tx);
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+
+    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let mut ticker = actix_web::rt::time::interval(interval.max(Duration::from_micros(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let id = format!("m-{sent}");
+        sent_at.borrow_mut().insert(id.clone(), Instant::now());
+        let frame = json!({"type": "chat", "id": id, "payload": {"agent_id": setup.agent_id, "content": id}});
+        let _ = senders[(sent as usize) % senders.len()].send(frame.to_string());
+        sent += 1;
+    }
+    // Drain: an overloaded server answers late, not never. Wait until every reply is in,
+    // or none arrived for 3 s (at most 60 s), so "lost" means lost, not late.
+    let sending_ended = Instant::now();
+    let (mut last_count, mut last_progress) = (rtts.borrow().len(), Instant::now());
+    while !sent_at.borrow().is_empty() && last_progress.elapsed() < Duration::from_secs(3) && sending_ended.elapsed() < Duration::from_secs(60) {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        let count = rtts.borrow().len();
+        if count != last_count {
+            (last_count, last_progress) = (count, Instant::now());
+        }
+    }
+    let drain_secs = sending_ended.elapsed().as_secs_f64();
+    let mut l = rtts.borrow().clone();
+    l.sort_unstable();
+    Ok(json!({
+        "scenario": "h5", "servers": d.servers.len(), "users": args.users, "target_rate": args.rate,
+        "duration_seconds": args.duration_secs, "connect_seconds": connect_secs,
+        "connects_per_second": args.users as f64 / connect_secs.max(1e-9),
+        "sent": sent, "received": l.len(), "lost": sent - l.len() as u64, "errors": *errors.borrow(),
+        "drain_seconds": drain_secs,
+        "achieved_rate": l.len() as f64 / (args.duration_secs as f64 + drain_secs),
+        "rtt_p50_ms": percentile(&l, 0.5), "rtt_p90_ms": percentile(&l, 0.9), "rtt_p99_ms": percentile(&l, 0.99),
+        "rtt_max_ms": l.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        "rss_kb_before": rss_before, "rss_kb_after": rss_kb(&d.pid), "organization_id": setup.org,
+    }))
+}
+
+async fn idle(args: IdleArgs) -> Result<Value, String> {
+    let d = &args.deployment;
+    let setup = set_up(d, args.users.max(1)).await?;
+    let before = rss_kb(&d.pid);
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(args.sockets);
+    let mut failed = 0usize;
+    for i in 0..args.sockets {
+        let server = &d.servers[i % d.servers.len()];
+        let (_, token) = &setup.users[i % setup.users.len()];
+        match open(
+            &ws_url(server, "/ws/h5/chat"),
+            json!({"type": "auth", "payload": {"token": token}}),
+        )
+        .await
+        {
+            Ok(framed) => held.push(framed),
+            Err(e) => {
+                failed += 1;
+                if failed <= 3 {
+                    eprintln!("mc-load: socket {i}: {e}");
+                }
+            }
+        }
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    actix_web::rt::time::sleep(Duration::from_secs(args.hold_secs)).await;
+    let after = rss_kb(&d.pid);
+    let grown: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .sum();
+    Ok(json!({
+        "scenario": "idle", "servers": d.servers.len(), "sockets_open": held.len(), "failed": failed,
+        "connect_seconds": connect_secs, "connects_per_second": held.len() as f64 / connect_secs.max(1e-9),
+        "rss_kb_before": before, "rss_kb_after": after,
+        "bytes_per_socket": if held.is_empty() { 0.0 } else { grown as f64 * 1024.0 / held.len() as f64 },
+    }))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.scenario {
+            Scenario::H5(args) => h5(args).await,
+            Scenario::Idle(args) => idle(args).await,
+        }
+    });
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            if let Some(fields) = report.as_object() {
+                for (k, v) in fields {
+                    eprintln!("{k:>22}  {v}");
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("mc-load: {e}");
+            std::process::exit(1);
+        }
+    }
+}
