@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::presence::gateway_key;
 use super::registry::{Control, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway};
-use super::socket::{self, codes, ConnectionSlot};
+use super::socket::{self, codes, ConnectionSlot, Outbox};
 use crate::domain::gateway_registry::{self, GatewayIdentity, ONLINE};
 use crate::domain::h5_chat;
 use crate::state::AppState;
@@ -36,6 +36,8 @@ pub struct GatewayLink {
     last_frame: Instant,
     last_touch: Option<Instant>,
     slot: Option<ConnectionSlot>,
+    /// What this socket has queued for its client (see `socket::Outbox`).
+    outbox: Outbox,
     /// Set when a newer link took over: this one's end is not the gateway going away.
     replaced: bool,
 }
@@ -48,6 +50,7 @@ impl GatewayLink {
         gateway_id: Uuid,
         peer: String,
         slot: Option<ConnectionSlot>,
+        outbox: Outbox,
     ) -> GatewayLink {
         GatewayLink {
             state,
@@ -60,6 +63,7 @@ impl GatewayLink {
             last_frame: Instant::now(),
             last_touch: None,
             slot,
+            outbox,
             replaced: false,
         }
     }
@@ -114,6 +118,8 @@ impl GatewayLink {
             socket: SocketHandle {
                 control: ctx.address().recipient(),
                 frames: ctx.address().recipient(),
+                outbox: self.outbox.clone(),
+                queue_limit: self.state.settings.ws.outbound_queue_bytes,
             },
         });
         let (state, key, value, ttl) = (
@@ -249,7 +255,8 @@ impl GatewayLink {
             .await
             .map_err(|e| e.to_string())
         };
-        ctx.spawn(stored.into_actor(self).map(|result, act, ctx| match result {
+        // `wait`: replies of one link are stored and delivered in the order the agent sent them.
+        ctx.wait(stored.into_actor(self).map(|result, act, ctx| match result {
             Ok(Some((session, message, duplicate))) => {
                 if !duplicate {
                     let frame = h5_chat::reply_frame(&session, &message).to_string();
@@ -417,6 +424,11 @@ impl Handler<Control> for GatewayLink {
                 );
             }
             Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
+            Control::TooSlow => socket::close(
+                ctx,
+                CloseCode::Other(codes::TOO_SLOW),
+                "client too slow: reconnect and resume",
+            ),
             Control::Revoked(reason) => {
                 socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), &reason)
             }
@@ -428,6 +440,7 @@ impl Handler<Frame> for GatewayLink {
     type Result = ();
 
     fn handle(&mut self, msg: Frame, ctx: &mut Self::Context) {
+        // Counted in the outbox by the sender (`SocketHandle::deliver`).
         ctx.text(&*msg.0);
     }
 }

@@ -20,7 +20,7 @@ use super::presence::gateway_key;
 use super::registry::{
     gateway_channel, Control, Frame, RegisterH5, SocketHandle, ToLocalGateway, UnregisterH5,
 };
-use super::socket::{self, codes, ConnectionSlot};
+use super::socket::{self, codes, ConnectionSlot, Outbox};
 use crate::auth::h5 as tokens;
 use crate::domain::h5_chat::{self, Accepted, ChatSession, Refusal};
 use crate::domain::h5_users;
@@ -43,6 +43,8 @@ pub struct H5Session {
     authenticating: bool,
     last_frame: Instant,
     slot: Option<ConnectionSlot>,
+    /// What this socket has queued for its client (see `socket::Outbox`).
+    outbox: Outbox,
     /// The chat session with each agent, once known: later messages take the one-statement
     /// path (`h5_chat::store_user_message`).
     sessions: HashMap<Uuid, ChatSession>,
@@ -58,7 +60,7 @@ enum Routed {
 impl H5Session {
     /// `slot` is `None` when the instance is at its connection limit: the socket is then
     /// closed right away with 1013.
-    pub fn new(state: Data<AppState>, slot: Option<ConnectionSlot>) -> H5Session {
+    pub fn new(state: Data<AppState>, slot: Option<ConnectionSlot>, outbox: Outbox) -> H5Session {
         H5Session {
             state,
             socket_id: Uuid::new_v4(),
@@ -66,6 +68,7 @@ impl H5Session {
             authenticating: false,
             last_frame: Instant::now(),
             slot,
+            outbox,
             sessions: HashMap::new(),
         }
     }
@@ -120,6 +123,7 @@ impl H5Session {
     }
 
     fn accept(&mut self, caller: Caller, ctx: &mut socket::Ctx<Self>) {
+        tracing::info!(h5_user_id = %caller.user_id, socket_id = %self.socket_id, "H5 socket authenticated");
         self.caller = Some(caller);
         self.state.registry.do_send(RegisterH5 {
             user_id: caller.user_id,
@@ -127,6 +131,8 @@ impl H5Session {
             socket: SocketHandle {
                 control: ctx.address().recipient(),
                 frames: ctx.address().recipient(),
+                outbox: self.outbox.clone(),
+                queue_limit: self.state.settings.ws.outbound_queue_bytes,
             },
         });
         socket::send(
@@ -518,6 +524,11 @@ impl Handler<Control> for H5Session {
                 "replaced by a newer connection",
             ),
             Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
+            Control::TooSlow => socket::close(
+                ctx,
+                CloseCode::Other(codes::TOO_SLOW),
+                "client too slow: reconnect and resume",
+            ),
             Control::Revoked(reason) => {
                 socket::send(
                     ctx,
@@ -533,6 +544,7 @@ impl Handler<Frame> for H5Session {
     type Result = ();
 
     fn handle(&mut self, msg: Frame, ctx: &mut Self::Context) {
+        // Counted in the outbox by the sender (`SocketHandle::deliver`).
         ctx.text(&*msg.0);
     }
 }

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
+use super::socket::Outbox;
 
 /// What the registry tells a socket actor.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub enum Control {
     GoingAway,
     /// The account behind the socket was suspended or deleted.
     Revoked(String),
+    /// The client did not read its frames; newer ones were dropped (it resumes on reconnect).
+    TooSlow,
 }
 
 /// A text frame for a socket.
@@ -32,6 +35,23 @@ pub struct Frame(pub Arc<str>);
 pub struct SocketHandle {
     pub control: Recipient<Control>,
     pub frames: Recipient<Frame>,
+    /// What the socket has queued for its client; frames past `queue_limit` are dropped.
+    pub outbox: Outbox,
+    pub queue_limit: usize,
+}
+
+impl SocketHandle {
+    /// Queues a frame for the socket, unless its client has stopped taking them. The bound is
+    /// enforced here, by the sender: a socket whose client stops reading also stops running
+    /// (its actor is driven by the response stream), so it could not refuse frames itself.
+    fn deliver(&self, frame: &Arc<str>) {
+        if self.outbox.admit(frame.len(), self.queue_limit) {
+            self.frames.do_send(Frame(frame.clone()));
+        } else if self.outbox.mark_too_slow() {
+            tracing::info!("a socket's client is too slow: dropping its frames and closing it");
+            self.control.do_send(Control::TooSlow);
+        }
+    }
 }
 
 #[derive(Message)]
@@ -151,7 +171,7 @@ impl Registry {
             .into_iter()
             .flat_map(HashMap::values)
         {
-            socket.frames.do_send(Frame(frame.clone()));
+            socket.deliver(frame);
         }
     }
 
@@ -225,7 +245,7 @@ impl Handler<ToLocalGateway> for Registry {
     fn handle(&mut self, msg: ToLocalGateway, _: &mut Context<Self>) -> bool {
         match self.gateways.get(&msg.gateway_id) {
             Some((_, socket)) => {
-                socket.frames.do_send(Frame(msg.frame));
+                socket.deliver(&msg.frame);
                 true
             }
             None => false,
@@ -312,7 +332,7 @@ impl Handler<BusMessage> for Registry {
                 Some(_) => {
                     socket.control.do_send(Control::Replaced);
                 }
-                None => socket.frames.do_send(Frame(msg.payload.clone())),
+                None => socket.deliver(&msg.payload),
             }
         } else if let Some(id) = msg
             .channel

@@ -4,8 +4,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext};
+use actix::{Actor, ActorContext, StreamHandler};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 pub type Ctx<A> = ws::WebsocketContext<A>;
@@ -62,6 +64,62 @@ pub mod codes {
     pub const HEARTBEAT_TIMEOUT: u16 = 4008;
     /// The standard "try again later": the instance is at WS_MAX_CONNECTIONS_PER_INSTANCE.
     pub const AT_CAPACITY: u16 = 1013;
+    /// The client did not take its frames fast enough (over WS_OUTBOUND_QUEUE_BYTES queued).
+    pub const TOO_SLOW: u16 = 4009;
+}
+
+/// The bytes a socket has queued for its client that the client has not taken yet. The
+/// socket glue buffers outbound frames without a bound, so the actor counts what it queues
+/// and the response stream counts what the transport takes (which stops when the client
+/// stops reading).
+#[derive(Clone, Default)]
+pub struct Outbox(Arc<AtomicUsize>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Outbox {
+    /// Marks the socket too slow; `true` the first time only.
+    pub fn mark_too_slow(&self) -> bool {
+        !self.1.swap(true, Ordering::AcqRel)
+    }
+
+    /// Counts `len` more bytes unless that would exceed `limit`; `false` means the client is
+    /// too slow and the socket should be closed.
+    pub fn admit(&self, len: usize, limit: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued + len <= limit).then_some(queued + len)
+            })
+            .is_ok()
+    }
+
+    fn taken(&self, len: usize) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                Some(queued.saturating_sub(len))
+            });
+    }
+}
+
+/// Starts a socket actor, with frames up to PROTOCOL_FRAME_LIMIT and its outbound bytes
+/// counted in `outbox`.
+pub fn start<A>(
+    actor: A,
+    outbox: Outbox,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error>
+where
+    A: Actor<Context = Ctx<A>> + StreamHandler<Result<ws::Message, ws::ProtocolError>>,
+{
+    let mut res = ws::handshake(req)?;
+    let codec = actix_http::ws::Codec::new().max_size(PROTOCOL_FRAME_LIMIT);
+    let body = ws::WebsocketContext::with_codec(actor, payload, codec).map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            outbox.taken(bytes.len());
+        }
+        chunk
+    });
+    Ok(res.streaming(body))
 }
 
 /// One of the instance's WS_MAX_CONNECTIONS_PER_INSTANCE socket slots, given back on drop.
@@ -88,6 +146,17 @@ impl Drop for ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outbox_refuses_past_its_limit_and_frees_what_is_taken() {
+        let outbox = Outbox::default();
+        assert!(outbox.admit(60, 100));
+        assert!(!outbox.admit(50, 100));
+        outbox.taken(30);
+        assert!(outbox.admit(50, 100));
+        outbox.taken(1000);
+        assert!(outbox.admit(100, 100));
+    }
 
     #[test]
     fn slots_are_limited_and_given_back() {

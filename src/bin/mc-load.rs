@@ -365,7 +365,10 @@ async fn h5(args: H5Args) -> Result<Value, String> {
     // or none arrived for 3 s (at most 60 s), so "lost" means lost, not late.
     let sending_ended = Instant::now();
     let (mut last_count, mut last_progress) = (rtts.borrow().len(), Instant::now());
-    while !sent_at.borrow().is_empty() && last_progress.elapsed() < Duration::from_secs(3) && sending_ended.elapsed() < Duration::from_secs(60) {
+    while !sent_at.borrow().is_empty()
+        && last_progress.elapsed() < Duration::from_secs(3)
+        && sending_ended.elapsed() < Duration::from_secs(60)
+    {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         let count = rtts.borrow().len();
         if count != last_count {

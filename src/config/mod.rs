@@ -82,6 +82,7 @@ pub struct WsSettings {
     pub heartbeat_timeout: Duration,
     pub auth_timeout: Duration,
     pub max_frame_bytes: usize,
+    pub outbound_queue_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -262,6 +263,8 @@ impl Settings {
             )),
             auth_timeout: Duration::from_secs(vars.number("WS_AUTH_TIMEOUT_SECONDS", 1, 600)),
             max_frame_bytes: vars.number("WS_MAX_FRAME_BYTES", 1024, 16 << 20) as usize,
+            outbound_queue_bytes: vars.number("WS_OUTBOUND_QUEUE_BYTES", 16 << 10, 1 << 30)
+                as usize,
         };
         if ws.heartbeat_timeout <= ws.heartbeat_interval {
             vars.fail(

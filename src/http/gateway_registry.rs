@@ -5,7 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, Path};
 use actix_web::{delete, get, post, HttpRequest, HttpResponse};
-use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -14,7 +13,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_link::GatewayLink;
 use crate::actors::presence::gateway_key;
-use crate::actors::socket::ConnectionSlot;
+use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::admin::Admin;
 use crate::domain::access::require_org_admin;
 use crate::domain::gateway_registry::{
@@ -323,9 +322,13 @@ pub async fn relay(
         .unwrap_or("unknown")
         .to_string();
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
-    ws::WsResponseBuilder::new(GatewayLink::new(state, *id, peer, slot), &req, stream)
-        .frame_size(crate::actors::socket::PROTOCOL_FRAME_LIMIT)
-        .start()
+    let outbox = Outbox::default();
+    socket::start(
+        GatewayLink::new(state, *id, peer, slot, outbox.clone()),
+        outbox,
+        &req,
+        stream,
+    )
 }
 
 /// Whether the gateway's relay link is up, on any instance.

@@ -2,14 +2,13 @@
 
 use actix_web::web::{self, Data, Path, Query};
 use actix_web::{get, HttpRequest, HttpResponse};
-use actix_web_actors::ws;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::h5_session::H5Session;
-use crate::actors::socket::ConnectionSlot;
+use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::h5::H5Caller;
 use crate::domain::h5_chat::{self, ChatMessage, ChatSession};
 use crate::domain::pagination::{Page, PageParams};
@@ -26,9 +25,13 @@ pub async fn chat_socket(
     state: Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
-    ws::WsResponseBuilder::new(H5Session::new(state, slot), &req, stream)
-        .frame_size(crate::actors::socket::PROTOCOL_FRAME_LIMIT)
-        .start()
+    let outbox = Outbox::default();
+    socket::start(
+        H5Session::new(state, slot, outbox.clone()),
+        outbox,
+        &req,
+        stream,
+    )
 }
 
 /// The caller's chat sessions, most recently active first.
