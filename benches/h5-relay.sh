@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): the H5 chat relay. Starts INSTANCES (1 or 2) release servers on
 # one fresh database and the shared Redis, then runs mc-load:
-#   h5   - USERS chat sockets spread over the instances, a gateway linked to the last one,
+#   h5   - USERS chat sockets spread over the instances, GATEWAYS gateways linked to the last one,
 #          RATE messages/s for DURATION s: round trip H5 -> gateway -> H5 and losses;
 #   idle - SOCKETS idle H5 sockets on the first instance: memory per socket.
 #   benches/h5-relay.sh                      # two instances, defaults below
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 INSTANCES=${INSTANCES:-2}
 USERS=${USERS:-200}
+GATEWAYS=${GATEWAYS:-4}
 RATE=${RATE:-1000}
 DURATION=${DURATION:-20}
 SOCKETS=${SOCKETS:-10000}
@@ -48,7 +49,7 @@ pidlist=$(IFS=,; echo "${pids[*]}")
 
 echo "== h5: $USERS users over $INSTANCES instance(s), $RATE msg/s for ${DURATION}s" >&2
 target/release/mc-load h5 --servers "$list" --token "$TOKEN" --pid "$pidlist" \
-  --users "$USERS" --rate "$RATE" --duration-secs "$DURATION"
+  --users "$USERS" --gateways "$GATEWAYS" --rate "$RATE" --duration-secs "$DURATION"
 echo "== idle: $SOCKETS sockets on ${servers[0]}" >&2
 target/release/mc-load idle --servers "${servers[0]}" --token "$TOKEN" --pid "${pids[0]}" \
   --sockets "$SOCKETS" --users 100 --hold-secs 5

@@ -64,6 +64,9 @@ struct H5Args {
     /// Chat messages per second, all users together.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
+    /// Simulated gateways (one agent each); users are spread over their agents.
+    #[arg(long, default_value_t = 4)]
+    gateways: usize,
     /// How long to send.
     #[arg(long, default_value_t = 20)]
     duration_secs: u64,
@@ -131,17 +134,22 @@ fn rss_kb(pids: &[u32]) -> Vec<u64> {
         .collect()
 }
 
-struct Setup {
-    org: String,
-    gateway_id: String,
+struct Gateway {
+    id: String,
     relay_token: String,
     agent_id: String,
-    /// (user id, access token)
-    users: Vec<(String, String)>,
 }
 
-/// A gateway, a board, an agent and `users` H5 users assigned to it, through the API.
-async fn set_up(d: &Deployment, users: usize) -> Result<Setup, String> {
+struct Setup {
+    org: String,
+    gateways: Vec<Gateway>,
+    /// (user id, access token, agent id)
+    users: Vec<(String, String, String)>,
+}
+
+/// `gateways` gateways, each with a board and an agent, and `users` H5 users assigned to
+/// those agents round-robin, through the API.
+async fn set_up(d: &Deployment, gateways: usize, users: usize) -> Result<Setup, String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -165,32 +173,43 @@ async fn set_up(d: &Deployment, users: usize) -> Result<Setup, String> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let reg = call(
-        "POST",
-        &format!("{api}/api/v1/gateway-registry/register"),
-        None,
-        Some(json!({"organization_id": org, "registration_token": reg_token, "name": format!("load-{run}"), "url": "http://load", "workspace_root": "/load"})),
-    )
-    .await?;
-    let gateway_id = reg["gateway_id"].as_str().unwrap_or_default().to_string();
-    let board = call(
-        "POST",
-        &format!("{api}/api/v1/boards"),
-        admin,
-        Some(json!({"name": format!("load-{run}"), "slug": format!("load-{run}"), "description": "mc-load", "gateway_id": gateway_id})),
-    )
-    .await?;
-    let board_id = board["id"].as_str().unwrap_or_default().to_string();
-    let agent = call(
-        "POST",
-        &format!("{api}/api/v1/agents"),
-        admin,
-        Some(json!({"name": format!("load-agent-{run}"), "board_id": board_id})),
-    )
-    .await?;
-    let agent_id = agent["id"].as_str().unwrap_or_default().to_string();
+    let mut made = Vec::with_capacity(gateways);
+    let mut boards = Vec::with_capacity(gateways);
+    for g in 0..gateways.max(1) {
+        let name = format!("load-{run}-{g}");
+        let reg = call(
+            "POST",
+            &format!("{api}/api/v1/gateway-registry/register"),
+            None,
+            Some(json!({"organization_id": org, "registration_token": reg_token, "name": name, "url": "http://load", "workspace_root": "/load"})),
+        )
+        .await?;
+        let gateway_id = reg["gateway_id"].as_str().unwrap_or_default().to_string();
+        let board = call(
+            "POST",
+            &format!("{api}/api/v1/boards"),
+            admin,
+            Some(json!({"name": name, "slug": name, "description": "mc-load", "gateway_id": gateway_id})),
+        )
+        .await?;
+        let board_id = board["id"].as_str().unwrap_or_default().to_string();
+        let agent = call(
+            "POST",
+            &format!("{api}/api/v1/agents"),
+            admin,
+            Some(json!({"name": format!("agent-{name}"), "board_id": board_id})),
+        )
+        .await?;
+        made.push(Gateway {
+            id: gateway_id,
+            relay_token: reg["relay_token"].as_str().unwrap_or_default().to_string(),
+            agent_id: agent["id"].as_str().unwrap_or_default().to_string(),
+        });
+        boards.push(board_id);
+    }
     let mut out = Vec::with_capacity(users);
     for i in 0..users {
+        let g = i % made.len();
         let user = call(
             "POST",
             &format!("{api}/api/v1/h5/auth/register"),
@@ -203,7 +222,7 @@ async fn set_up(d: &Deployment, users: usize) -> Result<Setup, String> {
             "POST",
             &format!("{api}/api/v1/h5/users/{id}/assign"),
             admin,
-            Some(json!({"agent_id": agent_id, "board_id": board_id})),
+            Some(json!({"agent_id": made[g].agent_id, "board_id": boards[g]})),
         )
         .await?;
         out.push((
@@ -212,13 +231,12 @@ async fn set_up(d: &Deployment, users: usize) -> Result<Setup, String> {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            made[g].agent_id.clone(),
         ));
     }
     Ok(Setup {
         org,
-        gateway_id,
-        relay_token: reg["relay_token"].as_str().unwrap_or_default().to_string(),
-        agent_id,
+        gateways: made,
         users: out,
     })
 }
@@ -255,12 +273,12 @@ async fn open(url: &str, auth: Value) -> Result<Framed, String> {
     }
 }
 
-/// The simulated gateway: answers every `chat.send` at once with the same content.
-async fn gateway(server: &str, setup: &Setup) -> Result<(), String> {
-    let url = ws_url(server, &format!("/ws/gateway/{}/relay", setup.gateway_id));
+/// A simulated gateway: answers every `chat.send` at once with the same content.
+async fn gateway(server: &str, gateway: &Gateway) -> Result<(), String> {
+    let url = ws_url(server, &format!("/ws/gateway/{}/relay", gateway.id));
     let framed = open(
         &url,
-        json!({"type": "auth", "payload": {"relay_token": setup.relay_token}}),
+        json!({"type": "auth", "payload": {"relay_token": gateway.relay_token}}),
     )
     .await?;
     let (mut sink, mut stream) = framed.split();
@@ -295,8 +313,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 async fn h5(args: H5Args) -> Result<Value, String> {
     let d = &args.deployment;
-    let setup = set_up(d, args.users).await?;
-    gateway(d.servers.last().unwrap(), &setup).await?;
+    let setup = set_up(d, args.gateways, args.users).await?;
+    for g in &setup.gateways {
+        gateway(d.servers.last().unwrap(), g).await?;
+    }
     // Let the link's presence reach every instance.
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_kb(&d.pid);
@@ -306,7 +326,9 @@ async fn h5(args: H5Args) -> Result<Value, String> {
     let errors: Rc<RefCell<u64>> = Rc::default();
     let connect_started = Instant::now();
     let mut senders = Vec::new();
-    for (i, (_, token)) in setup.users.iter().enumerate() {
+    let mut agents = Vec::with_capacity(setup.users.len());
+    for (i, (_, token, agent)) in setup.users.iter().enumerate() {
+        agents.push(agent.clone());
         let server = &d.servers[i % d.servers.len()];
         let framed = open(
             &ws_url(server, "/ws/h5/chat"),
@@ -357,8 +379,10 @@ async fn h5(args: H5Args) -> Result<Value, String> {
         ticker.tick().await;
         let id = format!("m-{sent}");
         sent_at.borrow_mut().insert(id.clone(), Instant::now());
-        let frame = json!({"type": "chat", "id": id, "payload": {"agent_id": setup.agent_id, "content": id}});
-        let _ = senders[(sent as usize) % senders.len()].send(frame.to_string());
+        let user = (sent as usize) % senders.len();
+        let frame =
+            json!({"type": "chat", "id": id, "payload": {"agent_id": agents[user], "content": id}});
+        let _ = senders[user].send(frame.to_string());
         sent += 1;
     }
     // Drain: an overloaded server answers late, not never. Wait until every reply is in,
@@ -379,7 +403,7 @@ async fn h5(args: H5Args) -> Result<Value, String> {
     let mut l = rtts.borrow().clone();
     l.sort_unstable();
     Ok(json!({
-        "scenario": "h5", "servers": d.servers.len(), "users": args.users, "target_rate": args.rate,
+        "scenario": "h5", "servers": d.servers.len(), "gateways": setup.gateways.len(), "users": args.users, "target_rate": args.rate,
         "duration_seconds": args.duration_secs, "connect_seconds": connect_secs,
         "connects_per_second": args.users as f64 / connect_secs.max(1e-9),
         "sent": sent, "received": l.len(), "lost": sent - l.len() as u64, "errors": *errors.borrow(),
@@ -393,14 +417,14 @@ async fn h5(args: H5Args) -> Result<Value, String> {
 
 async fn idle(args: IdleArgs) -> Result<Value, String> {
     let d = &args.deployment;
-    let setup = set_up(d, args.users.max(1)).await?;
+    let setup = set_up(d, 1, args.users.max(1)).await?;
     let before = rss_kb(&d.pid);
     let started = Instant::now();
     let mut held = Vec::with_capacity(args.sockets);
     let mut failed = 0usize;
     for i in 0..args.sockets {
         let server = &d.servers[i % d.servers.len()];
-        let (_, token) = &setup.users[i % setup.users.len()];
+        let (_, token, _) = &setup.users[i % setup.users.len()];
         match open(
             &ws_url(server, "/ws/h5/chat"),
             json!({"type": "auth", "payload": {"token": token}}),
