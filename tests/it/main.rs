@@ -7,3 +7,4 @@ mod bridge;
 mod health;
 mod http_basics;
 mod startup;
+mod tags;
