@@ -7,7 +7,9 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::DomainResult;
+use serde_json::json;
+
+use super::{DomainError, DomainResult};
 
 /// `TagRef`, embedded in task reads.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -21,18 +23,79 @@ pub struct TagRef {
 /// Replaces the task's tags with `tag_ids` (deduplicated, order kept). Ids that are not
 /// tags of the organization → 404 `{message: "One or more tags were not found.", missing_tag_ids}`.
 pub async fn replace_task_tags(
-    _client: &impl GenericClient,
-    _organization_id: Uuid,
-    _task_id: Uuid,
-    _tag_ids: &[Uuid],
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    task_id: Uuid,
+    tag_ids: &[Uuid],
 ) -> DomainResult<()> {
+    let mut unique: Vec<Uuid> = Vec::with_capacity(tag_ids.len());
+    for id in tag_ids {
+        if !unique.contains(id) {
+            unique.push(*id);
+        }
+    }
+    let found: Vec<Uuid> = client
+        .query(
+            "SELECT id FROM tags WHERE organization_id = $1 AND id = ANY($2)",
+            &[&organization_id, &unique],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: Vec<Uuid> = unique
+        .iter()
+        .filter(|id| !found.contains(id))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(DomainError::NotFound(json!({
+            "message": "One or more tags were not found.",
+            "missing_tag_ids": missing,
+        })));
+    }
+    client
+        .execute(
+            "DELETE FROM tag_assignments WHERE task_id = $1",
+            &[&task_id],
+        )
+        .await?;
+    // Assignment order is kept through increasing `created_at` offsets (one statement, one `now()`).
+    client
+        .execute(
+            "INSERT INTO tag_assignments (id, task_id, tag_id, created_at) \
+             SELECT gen_random_uuid(), $1, t.id, now() + t.ord * interval '1 microsecond' \
+             FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, ord)",
+            &[&task_id, &unique],
+        )
+        .await?;
     Ok(())
 }
 
 /// The tags of each task, in assignment order; tasks without tags are absent.
 pub async fn tags_for_tasks(
-    _client: &impl GenericClient,
-    _task_ids: &[Uuid],
+    client: &impl GenericClient,
+    task_ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, Vec<TagRef>>> {
-    Ok(HashMap::new())
+    let mut out: HashMap<Uuid, Vec<TagRef>> = HashMap::new();
+    if task_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = client
+        .query(
+            "SELECT a.task_id, t.id, t.name, t.slug, t.color \
+             FROM tag_assignments a JOIN tags t ON t.id = a.tag_id \
+             WHERE a.task_id = ANY($1) ORDER BY a.task_id, a.created_at, a.id",
+            &[&task_ids],
+        )
+        .await?;
+    for r in rows {
+        out.entry(r.get(0)).or_default().push(TagRef {
+            id: r.get(1),
+            name: r.get(2),
+            slug: r.get(3),
+            color: r.get(4),
+        });
+    }
+    Ok(out)
 }

@@ -13,3 +13,4 @@ mod h5_chat;
 mod health;
 mod http_basics;
 mod startup;
+mod tags;
