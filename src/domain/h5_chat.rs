@@ -79,6 +79,9 @@ impl ChatMessage {
     }
 }
 
+/// Takes the user's next message number under the user's row lock (see V0010).
+const NEXT_USER_SEQ: &str = "UPDATE h5_users SET message_seq = message_seq + 1";
+
 pub fn session_key(h5_user_id: Uuid, agent_id: Uuid) -> String {
     format!("h5:{h5_user_id}:{agent_id}")
 }
@@ -118,8 +121,9 @@ async fn insert_message(
     let inserted = client
         .query_opt(
             &format!(
-                "INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq) \
+                 INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, next.message_seq FROM next \
                  ON CONFLICT (session_id, role, client_message_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
             ),
             &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &role, &client_message_id, content, &extra],
@@ -200,9 +204,10 @@ pub async fn accept_reply(
         .query_opt(
             &format!(
                 "WITH s AS (SELECT * FROM h5_chat_sessions WHERE session_key = $1 AND gateway_id = $2), \
+                 next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
                  ins AS ( \
-                   INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra) \
-                   SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6 FROM s \
+                   INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
+                   SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
                    ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
                    RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
                  touch AS ( \
@@ -286,8 +291,8 @@ pub async fn frames_after(
             &format!(
                 "SELECT {MESSAGE_COLUMNS}, {SESSION_COLUMNS} FROM h5_chat_messages m JOIN h5_chat_sessions s ON s.id = m.session_id \
                  WHERE m.h5_user_id = $1 \
-                   AND m.seq > COALESCE((SELECT seq FROM h5_chat_messages WHERE id = $2 AND h5_user_id = $1), 0) \
-                 ORDER BY m.seq LIMIT $3"
+                   AND m.user_seq > COALESCE((SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND h5_user_id = $1), 0) \
+                 ORDER BY m.user_seq LIMIT $3"
             ),
             &[&h5_user_id, &last_message_id, &limit],
         )
@@ -354,8 +359,8 @@ pub async fn messages(
         client,
         MESSAGE_COLUMNS,
         "FROM h5_chat_messages m WHERE m.session_id = $1 \
-         AND ($2::uuid IS NULL OR m.seq < (SELECT seq FROM h5_chat_messages WHERE id = $2 AND session_id = $1))",
-        "m.seq DESC",
+         AND ($2::uuid IS NULL OR m.user_seq < (SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND session_id = $1))",
+        "m.user_seq DESC",
         &[&session_id, &before],
         page,
         ChatMessage::from_row,
@@ -414,12 +419,14 @@ pub async fn store_user_message(
 ) -> DomainResult<Option<(ChatMessage, bool)>> {
     let row = client
         .query_one(
-            "WITH allowed AS ( \
+            &format!(
+                "WITH allowed AS ( \
                SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
                WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
+             next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) RETURNING message_seq), \
              ins AS ( \
-               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content) \
-               SELECT $5, $1, $2, $3, 'user', $6, $7 FROM allowed \
+               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, user_seq) \
+               SELECT $5, $1, $2, $3, 'user', $6, $7, (SELECT message_seq FROM next) FROM allowed \
                ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
                RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
              touch AS ( \
@@ -427,7 +434,8 @@ pub async fn store_user_message(
                WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
              SELECT EXISTS (SELECT 1 FROM allowed), ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, \
                     ins.extra, ins.client_message_id, ins.created_at \
-             FROM (SELECT 1) AS one LEFT JOIN ins ON true",
+             FROM (SELECT 1) AS one LEFT JOIN ins ON true"
+            ),
             &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, content],
         )
         .await?;
