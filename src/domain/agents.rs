@@ -173,21 +173,6 @@ pub struct AgentFilter {
     pub gateway_id: Option<Uuid>,
 }
 
-/// The reference's NonEmptyStr: trimmed, at least one character.
-fn required_name(name: &str) -> DomainResult<String> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(DomainError::Unprocessable(json!([{
-            "type": "string_too_short",
-            "loc": ["body", "name"],
-            "msg": "String should have at least 1 character",
-            "input": name,
-            "ctx": {"min_length": 1},
-        }])));
-    }
-    Ok(trimmed.to_string())
-}
-
 fn blank_to_none(text: Option<String>) -> Option<String> {
     text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
@@ -373,7 +358,7 @@ pub async fn create(
     input: AgentCreate,
 ) -> DomainResult<Agent> {
     access::require_org_admin(&principal.member)?;
-    let name = required_name(&input.name)?;
+    let name = super::validation::non_empty("name", &input.name)?;
     let board = target_board(client, principal, input.board_id).await?;
     let gateway_id = board_gateway(client, &board).await?;
     ensure_unique_name(client, board.id, gateway_id, &name).await?;
@@ -428,7 +413,11 @@ pub async fn update(
             "status is controlled by agent heartbeat",
         ));
     }
-    let name = patch.name.as_deref().map(required_name).transpose()?;
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| super::validation::non_empty("name", n))
+        .transpose()?;
     let new_board = match patch.board_id {
         Some(Some(board_id)) => Some(target_board(client, principal, Some(board_id)).await?),
         _ => None,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use serde_json::json;
 
+use super::validation::{dedupe, missing_ids};
 use super::{DomainError, DomainResult};
 
 /// `TagRef`, embedded in task reads.
@@ -28,26 +29,14 @@ pub async fn replace_task_tags(
     task_id: Uuid,
     tag_ids: &[Uuid],
 ) -> DomainResult<()> {
-    let mut unique: Vec<Uuid> = Vec::with_capacity(tag_ids.len());
-    for id in tag_ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
-    }
-    let found: Vec<Uuid> = client
-        .query(
-            "SELECT id FROM tags WHERE organization_id = $1 AND id = ANY($2)",
-            &[&organization_id, &unique],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let missing: Vec<Uuid> = unique
-        .iter()
-        .filter(|id| !found.contains(id))
-        .copied()
-        .collect();
+    let unique = dedupe(tag_ids);
+    let missing = missing_ids(
+        client,
+        "SELECT id FROM tags WHERE organization_id = $1 AND id = ANY($2)",
+        organization_id,
+        &unique,
+    )
+    .await?;
     if !missing.is_empty() {
         return Err(DomainError::NotFound(json!({
             "message": "One or more tags were not found.",

@@ -1,0 +1,77 @@
+//! Shared set-up of the admin API tests: calls with the admin token and the resources
+//! most tests stand on.
+
+use awc::http::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::{Reply, Server, ADMIN_TOKEN};
+
+pub async fn send(server: &Server, method: Method, path: &str, body: Value) -> Reply {
+    server
+        .call(method, path, Some(ADMIN_TOKEN), Some(&body.to_string()))
+        .await
+}
+
+pub async fn delete(server: &Server, path: &str) -> Reply {
+    server
+        .call(Method::DELETE, path, Some(ADMIN_TOKEN), None)
+        .await
+}
+
+pub async fn create_gateway(server: &Server, name: &str) -> Value {
+    let reply = send(
+        server,
+        Method::POST,
+        "/api/v1/gateways",
+        json!({"name": name, "url": "wss://gw.example", "workspace_root": "/srv/agents", "token": "s3cret"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
+pub async fn create_board(server: &Server, gateway: &Value, name: &str, extra: Value) -> Value {
+    let mut body = json!({"name": name, "slug": name.to_lowercase(), "description": "A board", "gateway_id": gateway["id"]});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let reply = send(server, Method::POST, "/api/v1/boards", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
+pub async fn create_agent(server: &Server, board: &Value, name: &str) -> Reply {
+    send(
+        server,
+        Method::POST,
+        "/api/v1/agents",
+        json!({"board_id": board["id"], "name": name}),
+    )
+    .await
+}
+
+/// Makes the local user's active organization a fresh one where it is the owner.
+pub async fn switch_to_new_org(server: &Server) {
+    let db = server.db.client().await;
+    let org = Uuid::new_v4();
+    db.execute(
+        "INSERT INTO organizations (id, name) VALUES ($1, 'Other')",
+        &[&org],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
+         SELECT $1, $2, id, 'owner', true, true FROM users WHERE clerk_user_id = 'local-auth-user'",
+        &[&Uuid::new_v4(), &org],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE users SET active_organization_id = $1 WHERE clerk_user_id = 'local-auth-user'",
+        &[&org],
+    )
+    .await
+    .unwrap();
+}
