@@ -1,5 +1,57 @@
-//! Routes of this group (full paths, no scopes: overlapping actix scopes do not fall through).
+//! `/api/v1/activity*` (domain.md §A10): the activity feed and the task-comment feed.
+//! Routes are full paths, no scopes: overlapping actix scopes do not fall through.
 
+use actix_web::get;
+use actix_web::web::{self, Data};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn routes(_cfg: &mut ServiceConfig) {}
+use crate::auth::admin::Admin;
+use crate::domain::activity::{self, ActivityEvent, CommentFeedFilter, TaskCommentFeedItem};
+use crate::domain::pagination::{Page, PageParams};
+use crate::domain::DomainError;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Events on tasks of the boards the caller can read, newest first.
+#[utoipa::path(
+    tag = "activity",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<ActivityEvent>), (status = 401), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/activity")]
+pub async fn list_activity(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<ActivityEvent>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        activity::list_for_user(&*conn, &principal, page).await?,
+    ))
+}
+
+/// Non-blank task comments on the boards the caller can read (or on one of them), newest
+/// first.
+#[utoipa::path(
+    tag = "activity",
+    params(("board_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<TaskCommentFeedItem>), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/activity/task-comments")]
+pub async fn list_task_comments(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    filter: web::Query<CommentFeedFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<TaskCommentFeedItem>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        activity::task_comment_feed(&*conn, &principal, &filter, page).await?,
+    ))
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_activity).service(list_task_comments);
+}

@@ -24,8 +24,6 @@ const NOT_YET: &[&str] = &[
     "DELETE /api/v1/organizations/me/members/{member_id}",
     "DELETE /api/v1/tags/{tag_id}",
     "DELETE /api/v1/users/me",
-    "GET /api/v1/activity",
-    "GET /api/v1/activity/task-comments",
     "GET /api/v1/activity/task-comments/stream",
     "GET /api/v1/board-groups/{group_id}/snapshot",
     "GET /api/v1/boards/{board_id}/approvals",

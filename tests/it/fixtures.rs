@@ -75,3 +75,45 @@ pub async fn switch_to_new_org(server: &Server) {
     .await
     .unwrap();
 }
+
+/// A task created through the API on `board`.
+pub async fn create_task(server: &Server, board: &Value, body: Value) -> Value {
+    let path = format!("/api/v1/boards/{}/tasks", board["id"].as_str().unwrap());
+    let reply = send(server, Method::POST, &path, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
+/// A successful `PATCH` of a task through the API.
+pub async fn update_task(server: &Server, task: &Value, body: Value) -> Value {
+    let path = format!(
+        "/api/v1/boards/{}/tasks/{}",
+        task["board_id"].as_str().unwrap(),
+        task["id"].as_str().unwrap()
+    );
+    let reply = send(server, Method::PATCH, &path, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
+/// Makes the local user a plain member who may read only `boards`.
+pub async fn grant_only(server: &Server, boards: &[&Value]) {
+    let db = server.db.client().await;
+    db.execute(
+        "UPDATE organization_members SET role = 'member', all_boards_read = false, all_boards_write = false",
+        &[],
+    )
+    .await
+    .unwrap();
+    for board in boards {
+        let id: Uuid = board["id"].as_str().unwrap().parse().unwrap();
+        db.execute(
+            "INSERT INTO organization_board_access (id, organization_member_id, board_id, can_read, can_write) \
+             SELECT $1, id, $2, true, false FROM organization_members WHERE organization_id = \
+               (SELECT organization_id FROM boards WHERE id = $2)",
+            &[&Uuid::new_v4(), &id],
+        )
+        .await
+        .unwrap();
+    }
+}

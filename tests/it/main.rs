@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod activity;
 mod admin_auth;
 mod board_group_heartbeat;
 mod boards;
