@@ -31,7 +31,6 @@ const NOT_YET: &[&str] = &[
     "GET /api/v1/boards/{board_id}/group-snapshot",
     "GET /api/v1/boards/{board_id}/snapshot",
     "GET /api/v1/boards/{board_id}/tasks/stream",
-    "GET /api/v1/metrics/dashboard",
     "GET /api/v1/organizations/me/custom-fields",
     "GET /api/v1/organizations/me/invites",
     "GET /api/v1/organizations/me/members",
