@@ -64,9 +64,9 @@ pub struct BoardGroupUpdate {
     pub description: Option<Option<String>>,
 }
 
-/// Lowercase, runs of anything but `a-z0-9` become "-", trimmed of "-"; a name with no
-/// such characters gets a random hex slug.
-pub fn slugify(value: &str) -> String {
+/// Lowercase, runs of anything but `a-z0-9` become "-", trimmed of "-"; empty when the
+/// text has no such characters (each resource has its own fallback).
+pub fn slug_words(value: &str) -> String {
     let mut slug = String::new();
     for c in value.to_lowercase().chars() {
         if c.is_ascii_lowercase() || c.is_ascii_digit() {
@@ -75,11 +75,16 @@ pub fn slugify(value: &str) -> String {
             slug.push('-');
         }
     }
-    let slug = slug.trim_matches('-');
+    slug.trim_matches('-').to_string()
+}
+
+/// `slug_words`; a name with no such characters gets a random hex slug.
+pub fn slugify(value: &str) -> String {
+    let slug = slug_words(value);
     if slug.is_empty() {
         Uuid::new_v4().simple().to_string()
     } else {
-        slug.to_string()
+        slug
     }
 }
 

@@ -19,6 +19,7 @@ pub mod pagination;
 pub mod tags;
 pub mod task_rules;
 pub mod tasks;
+pub mod validation;
 
 use std::fmt;
 

@@ -4,19 +4,7 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{Reply, Server, ADMIN_TOKEN};
-
-async fn send(server: &Server, method: Method, path: &str, body: Value) -> Reply {
-    server
-        .call(method, path, Some(ADMIN_TOKEN), Some(&body.to_string()))
-        .await
-}
-
-async fn delete(server: &Server, path: &str) -> Reply {
-    server
-        .call(Method::DELETE, path, Some(ADMIN_TOKEN), None)
-        .await
-}
+use crate::harness::{delete, send, switch_to_new_org, Reply, Server};
 
 async fn create_gateway(server: &Server, name: &str) -> Value {
     let reply = send(
@@ -57,31 +45,6 @@ fn names(page: &Value) -> Vec<&str> {
         .iter()
         .map(|i| i["name"].as_str().expect("name"))
         .collect()
-}
-
-/// Makes the local user's active organization a fresh one where it is the owner.
-async fn switch_to_new_org(server: &Server) {
-    let db = server.db.client().await;
-    let org = Uuid::new_v4();
-    db.execute(
-        "INSERT INTO organizations (id, name) VALUES ($1, 'Other')",
-        &[&org],
-    )
-    .await
-    .unwrap();
-    db.execute(
-        "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
-         SELECT $1, $2, id, 'owner', true, true FROM users WHERE clerk_user_id = 'local-auth-user'",
-        &[&Uuid::new_v4(), &org],
-    )
-    .await
-    .unwrap();
-    db.execute(
-        "UPDATE users SET active_organization_id = $1 WHERE clerk_user_id = 'local-auth-user'",
-        &[&org],
-    )
-    .await
-    .unwrap();
 }
 
 fn model_error(reply: &Reply, msg: &str) {

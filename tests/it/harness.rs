@@ -358,6 +358,63 @@ impl Reply {
     }
 }
 
+/// A request as the admin with a JSON body.
+pub async fn send(server: &Server, method: Method, path: &str, body: Value) -> Reply {
+    server
+        .call(method, path, Some(ADMIN_TOKEN), Some(&body.to_string()))
+        .await
+}
+
+/// DELETE as the admin.
+pub async fn delete(server: &Server, path: &str) -> Reply {
+    server
+        .call(Method::DELETE, path, Some(ADMIN_TOKEN), None)
+        .await
+}
+
+/// Makes the local user's active organization a fresh one where it is the owner, so what
+/// was created before belongs to another organization; returns the new organization's id.
+pub async fn switch_to_new_org(server: &Server) -> uuid::Uuid {
+    let db = server.db.client().await;
+    let org = uuid::Uuid::new_v4();
+    db.execute(
+        "INSERT INTO organizations (id, name) VALUES ($1, 'Other')",
+        &[&org],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
+         SELECT $1, $2, id, 'owner', true, true FROM users WHERE clerk_user_id = 'local-auth-user'",
+        &[&uuid::Uuid::new_v4(), &org],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE users SET active_organization_id = $1 WHERE clerk_user_id = 'local-auth-user'",
+        &[&org],
+    )
+    .await
+    .unwrap();
+    org
+}
+
+/// Sets the local user's role in its active organization (e.g. "member" to lose admin rights).
+pub async fn set_admin_role(server: &Server, role: &str) {
+    server
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE organization_members m SET role = $1 FROM users u \
+             WHERE u.clerk_user_id = 'local-auth-user' AND m.user_id = u.id \
+               AND m.organization_id = u.active_organization_id",
+            &[&role],
+        )
+        .await
+        .unwrap();
+}
+
 /// The binary with a clean environment and a scratch working directory, so a developer's
 /// `.env` or shell variables cannot leak into a test.
 fn command(dir: &TempDir, env: &[(String, String)]) -> Command {
