@@ -7,6 +7,7 @@ mod board_group_heartbeat;
 mod boards;
 mod bridge;
 mod conformance;
+mod custom_fields;
 mod gateway_registry;
 mod h5_accounts;
 mod h5_chat;
