@@ -13,6 +13,7 @@ pub mod gateway_registry;
 pub mod gateways;
 pub mod h5_chat;
 pub mod h5_users;
+pub mod links;
 pub mod metrics;
 pub mod organizations;
 pub mod pagination;

@@ -49,15 +49,15 @@ pub async fn replace_task_tags(
             &[&task_id],
         )
         .await?;
-    // Assignment order is kept through increasing `created_at` offsets (one statement, one `now()`).
-    client
-        .execute(
-            "INSERT INTO tag_assignments (id, task_id, tag_id, created_at) \
-             SELECT gen_random_uuid(), $1, t.id, now() + t.ord * interval '1 microsecond' \
-             FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, ord)",
-            &[&task_id, &unique],
-        )
-        .await?;
+    super::links::insert_ordered(
+        client,
+        "tag_assignments",
+        ("task_id", task_id),
+        None,
+        "tag_id",
+        &unique,
+    )
+    .await?;
     Ok(())
 }
 

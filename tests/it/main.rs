@@ -3,6 +3,7 @@
 mod harness;
 
 mod admin_auth;
+mod approvals;
 mod board_group_heartbeat;
 mod boards;
 mod bridge;
