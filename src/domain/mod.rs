@@ -17,6 +17,7 @@ pub mod links;
 pub mod metrics;
 pub mod organizations;
 pub mod pagination;
+pub mod snapshots;
 pub mod tags;
 pub mod task_rules;
 pub mod tasks;

@@ -14,6 +14,7 @@ mod h5_accounts;
 mod h5_chat;
 mod health;
 mod http_basics;
+mod snapshots;
 mod startup;
 mod tags;
 mod tasks;
