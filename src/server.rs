@@ -8,6 +8,7 @@ use actix_web::HttpServer;
 
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
+use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::presence::Presence;
 use crate::actors::registry::{CloseAll, Registry};
@@ -44,11 +45,16 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         let bridge = bridge.clone();
         Supervisor::start(move |_| Registry::new(bridge))
     };
+    let feeds = {
+        let bridge = bridge.clone();
+        Supervisor::start(move |_| FeedHub::new(bridge))
+    };
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
         bridge,
-        board_events: BoardEvents,
+        board_events: BoardEvents::new(feeds.clone()),
+        feeds,
         login_throttle,
         registry,
         presence: Presence::new(redis),

@@ -6,6 +6,7 @@ use actix::Addr;
 
 use crate::actors::board_events::BoardEvents;
 use crate::actors::bridge::Bridge;
+use crate::actors::feeds::FeedHub;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
 use crate::auth::throttle::LoginThrottle;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub bridge: Addr<Bridge>,
     /// Committed task changes go here, once each, after the commit.
     pub board_events: BoardEvents,
+    /// Wakes the SSE streams of this instance.
+    pub feeds: Addr<FeedHub>,
     pub login_throttle: LoginThrottle,
     /// Which local actor holds which socket.
     pub registry: Addr<Registry>,

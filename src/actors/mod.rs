@@ -3,6 +3,7 @@
 pub mod board_events;
 pub mod bridge;
 mod bridge_link;
+pub mod feeds;
 pub mod gateway_link;
 pub mod gateway_monitor;
 pub mod h5_session;

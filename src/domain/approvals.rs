@@ -9,6 +9,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::activity::next_feed_seq;
 use super::boards::Board;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::validation::{dedupe, missing_ids, model_error};
@@ -407,8 +408,8 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO approvals AS a (id, organization_id, board_id, task_id, agent_id, action_type, payload, \
-                   confidence, rubric_scores, status, resolved_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $10 <> 'pending' THEN now() END) \
+                   confidence, rubric_scores, status, resolved_at, feed_seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $10 <> 'pending' THEN now() END, $11) \
                  RETURNING {APPROVAL_COLUMNS}"
             ),
             &[
@@ -422,6 +423,7 @@ pub async fn create(
                 &input.confidence,
                 &rubric,
                 &input.status.as_str(),
+                &next_feed_seq(client, board.id).await?,
             ],
         )
         .await?;
@@ -480,14 +482,39 @@ pub async fn update(
     let row = client
         .query_one(
             &format!(
-                "UPDATE approvals a SET status = $2, \
+                "UPDATE approvals a SET status = $2, feed_seq = $3, \
                    resolved_at = CASE WHEN $2 <> 'pending' THEN now() ELSE a.resolved_at END \
                  WHERE a.id = $1 RETURNING {APPROVAL_COLUMNS}"
             ),
-            &[&approval_id, &status.as_str()],
+            &[
+                &approval_id,
+                &status.as_str(),
+                &next_feed_seq(client, board.id).await?,
+            ],
         )
         .await?;
     Ok(with_tasks(client, vec![Approval::from_row(&row)])
         .await?
         .remove(0))
+}
+
+/// The board's approvals whose last change is after feed number `after`, in feed order.
+pub async fn changed_after(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    after: i64,
+    limit: i64,
+) -> DomainResult<Vec<(i64, Approval)>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {APPROVAL_COLUMNS}, a.feed_seq FROM approvals a \
+                 WHERE a.board_id = $1 AND a.feed_seq > $2 ORDER BY a.feed_seq LIMIT $3"
+            ),
+            &[&board_id, &after, &limit],
+        )
+        .await?;
+    let seqs: Vec<i64> = rows.iter().map(|r| r.get(11)).collect();
+    let approvals = with_tasks(client, rows.iter().map(Approval::from_row).collect()).await?;
+    Ok(seqs.into_iter().zip(approvals).collect())
 }

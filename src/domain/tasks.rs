@@ -543,22 +543,30 @@ pub async fn update(
         custom_fields::apply_on_update(client, board.id, task_id, values).await?;
     }
     let row = save(client, &current, &plain, &decision, now).await?;
+    let was_done = current.status == TaskStatus::Done;
+    let flipped = was_done != (row.status == TaskStatus::Done);
+    // Dependents are locked before the activity below locks the board row: every path
+    // locks tasks before the board, so two updates cannot wait on each other.
+    let dependents = if flipped {
+        lock_dependents(client, task_id).await?
+    } else {
+        Vec::new()
+    };
 
     let agent_id = actor.agent_id();
+    let mut changes = Vec::new();
     if let Some(comment) = comment {
         record(client, board, task_id, agent_id, "task.comment", comment).await?;
+        changes.push(TaskChange::Commented { task_id });
     }
     let (event_type, message) = task_rules::update_event(&row.title, current.status, row.status);
     record(client, board, task_id, agent_id, event_type, message).await?;
-    let mut changes = vec![TaskChange::Updated {
+    changes.push(TaskChange::Updated {
         task_id,
         changes: json!({"status": row.status, "previous_status": current.status}),
         updated_by: actor.reference(),
-    }];
-    let was_done = current.status == TaskStatus::Done;
-    if was_done != (row.status == TaskStatus::Done) {
-        changes.extend(reconcile_dependents(client, board, &row, was_done, actor).await?);
-    }
+    });
+    changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
     Ok((read_one(client, row).await?, changes))
 }
 
@@ -623,27 +631,35 @@ async fn record(
     Ok(())
 }
 
+/// The unfinished tasks that depend on `task_id`, locked.
+async fn lock_dependents(client: &impl GenericClient, task_id: Uuid) -> DomainResult<Vec<TaskRow>> {
+    let ids = dependencies::dependents(client, task_id).await?;
+    Ok(client
+        .query(
+            &format!(
+                "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
+                 ORDER BY t.id FOR UPDATE"
+            ),
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(TaskRow::from_row)
+        .collect())
+}
+
 /// A dependency's completion flipped: started dependents go back to the inbox when it was
 /// reopened; every other unfinished dependent gets a note.
 async fn reconcile_dependents(
     client: &impl GenericClient,
     board: &Board,
     dependency: &TaskRow,
+    dependents: Vec<TaskRow>,
     reopened: bool,
     actor: &Actor,
 ) -> DomainResult<Vec<TaskChange>> {
-    let ids = dependencies::dependents(client, dependency.id).await?;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
-                 ORDER BY t.created_at FOR UPDATE"
-            ),
-            &[&ids],
-        )
-        .await?;
     let mut changes = Vec::new();
-    for dependent in rows.iter().map(TaskRow::from_row) {
+    for dependent in dependents {
         let agent_id = actor.agent_id();
         match task_rules::dependent_effect(reopened, &dependent.progress()) {
             DependentEffect::ReturnToInbox => {
@@ -775,7 +791,7 @@ pub async fn add_comment(
     actor: &Actor,
     task_id: Uuid,
     input: TaskCommentCreate,
-) -> DomainResult<TaskComment> {
+) -> DomainResult<(TaskComment, TaskChange)> {
     let message = non_empty("message", &input.message)?;
     find(client, board.id, task_id, false).await?;
     let event = activity::record(
@@ -790,11 +806,12 @@ pub async fn add_comment(
         },
     )
     .await?;
-    Ok(TaskComment {
+    let comment = TaskComment {
         id: event.id,
         message: event.message,
         agent_id: event.agent_id,
         task_id: event.task_id,
         created_at: event.created_at,
-    })
+    };
+    Ok((comment, TaskChange::Commented { task_id }))
 }

@@ -2,19 +2,49 @@
 //! scopes: overlapping actix scopes do not fall through.
 
 use actix_web::web::{self, Data};
-use actix_web::{get, patch, post};
+use actix_web::{get, patch, post, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
 use crate::domain::access::{self, Access};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter, ApprovalUpdate};
+use crate::domain::feeds::BoardFeed;
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;
+use crate::http::sse::{self, SinceQuery};
 use crate::state::AppState;
+
+/// Approval changes of the board as server-sent events (`event: approval`, `id:` the
+/// feed number): pushed on commit; `Last-Event-ID` resumes, `since` starts at a time.
+#[utoipa::path(
+    tag = "approvals",
+    params(("board_id" = Uuid, Path), ("since" = Option<String>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/approvals/stream")]
+pub async fn stream_approvals(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    query: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let feed = BoardFeed::Approvals;
+    sse::board_feed(
+        &state,
+        &principal,
+        path.into_inner(),
+        feed,
+        &query,
+        &request,
+    )
+    .await
+}
 
 /// The board's approvals, newest first.
 #[utoipa::path(
@@ -55,10 +85,12 @@ pub async fn create_approval(
     Json(input): Json<ApprovalCreate>,
 ) -> ApiResult<web::Json<Approval>> {
     let board_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let approval = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         approvals::create(&tx, &board, input).await
-    })))
+    });
+    state.board_events.approval_changed(board_id);
+    Ok(web::Json(approval))
 }
 
 /// Approves, rejects or re-opens an approval (users with board write access).
@@ -77,14 +109,17 @@ pub async fn update_approval(
     Json(patch): Json<ApprovalUpdate>,
 ) -> ApiResult<web::Json<Approval>> {
     let (board_id, approval_id) = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let approval = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         approvals::update(&tx, &board, approval_id, patch).await
-    })))
+    });
+    state.board_events.approval_changed(board_id);
+    Ok(web::Json(approval))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list_approvals)
+    cfg.service(stream_approvals)
+        .service(list_approvals)
         .service(create_approval)
         .service(update_approval);
 }

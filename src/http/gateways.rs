@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::actors::board_events::TaskChange;
 use crate::auth::admin::Admin;
+use crate::domain::accounts::Principal;
 use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::{agents, DomainError};
@@ -103,14 +104,14 @@ pub async fn delete_gateway(
 ) -> ApiResult<web::Json<OkResponse>> {
     let gateway_id = path.into_inner();
     let released = in_transaction!(state, |tx| gateways::delete(&tx, &principal, gateway_id));
-    publish_released(&state, principal.user.id, released);
+    publish_released(&state, &principal, released);
     Ok(OkResponse::json())
 }
 
 /// Tells the board feeds about tasks an agent deletion unassigned.
 pub(crate) fn publish_released(
     state: &AppState,
-    user_id: Uuid,
+    principal: &Principal,
     released: Vec<agents::ReleasedTask>,
 ) {
     for (task_id, board_id, to_inbox) in released {
@@ -120,11 +121,12 @@ pub(crate) fn publish_released(
             json!({"assigned_agent_id": null})
         };
         state.board_events.task_changed(
+            principal.organization.id,
             board_id,
             TaskChange::Updated {
                 task_id,
                 changes,
-                updated_by: json!({"type": "user", "id": user_id}),
+                updated_by: json!({"type": "user", "id": principal.user.id}),
             },
         );
     }

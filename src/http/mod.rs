@@ -19,6 +19,7 @@ pub mod json;
 mod metrics;
 mod organizations;
 mod pagination;
+mod sse;
 mod tags;
 mod tasks;
 mod users;

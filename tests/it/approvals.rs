@@ -4,16 +4,12 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::fixtures::{create_board, create_gateway, send, switch_to_new_org};
+use crate::fixtures::{new_board, send, switch_to_new_org};
 use crate::harness::{Reply, Server};
 
 async fn board(server: &Server) -> Value {
-    let name = format!("B{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let gateway = create_gateway(server, &name).await;
-    create_board(
+    new_board(
         server,
-        &gateway,
-        &name,
         json!({"block_status_changes_with_pending_approval": true}),
     )
     .await

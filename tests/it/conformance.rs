@@ -27,8 +27,6 @@ const NOT_YET: &[&str] = &[
     "GET /api/v1/activity",
     "GET /api/v1/activity/task-comments",
     "GET /api/v1/activity/task-comments/stream",
-    "GET /api/v1/boards/{board_id}/approvals/stream",
-    "GET /api/v1/boards/{board_id}/tasks/stream",
     "GET /api/v1/metrics/dashboard",
     "GET /api/v1/organizations/me/custom-fields",
     "GET /api/v1/organizations/me/invites",

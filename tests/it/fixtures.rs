@@ -75,3 +75,10 @@ pub async fn switch_to_new_org(server: &Server) {
     .await
     .unwrap();
 }
+
+/// A board of its own gateway, both with fresh names; `extra` sets board fields.
+pub async fn new_board(server: &Server, extra: Value) -> Value {
+    let name = format!("B{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let gateway = create_gateway(server, &name).await;
+    create_board(server, &gateway, &name, extra).await
+}

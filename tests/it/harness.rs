@@ -565,3 +565,103 @@ impl WsClient {
         }
     }
 }
+
+/// One server-sent event, or a keepalive comment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SseItem {
+    Event {
+        event: String,
+        id: Option<String>,
+        data: Value,
+    },
+    Comment(String),
+}
+
+/// A client of a `text/event-stream` response.
+pub struct SseClient {
+    body: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                Item = Result<actix_web::web::Bytes, awc::error::PayloadError>,
+            >,
+        >,
+    >,
+    buffer: String,
+}
+
+impl SseClient {
+    /// Opens `path` with the admin token (and `Last-Event-ID` when given); panics unless
+    /// the answer is a 200 event stream.
+    pub async fn open(server: &Server, path: &str, last_event_id: Option<&str>) -> SseClient {
+        let client = awc::Client::builder().disable_timeout().finish();
+        let mut req = client
+            .get(format!("{}{}", server.base, path))
+            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")));
+        if let Some(id) = last_event_id {
+            req = req.insert_header(("Last-Event-ID", id));
+        }
+        let response = req.send().await.expect("open the event stream");
+        assert_eq!(response.status(), 200, "event stream {path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        SseClient {
+            body: Box::pin(response),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event or comment within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseItem> {
+        use futures_util::StreamExt;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse_sse_block(&block));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_web::rt::time::timeout(left, self.body.next()).await {
+                Ok(Some(Ok(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event (skipping keepalive comments); panics when none comes in 5 s.
+    pub async fn event(&mut self) -> (String, Option<String>, Value) {
+        loop {
+            match self.next(Duration::from_secs(5)).await {
+                Some(SseItem::Event { event, id, data }) => return (event, id, data),
+                Some(SseItem::Comment(_)) => continue,
+                None => panic!("no event within 5 s"),
+            }
+        }
+    }
+}
+
+fn parse_sse_block(block: &str) -> SseItem {
+    let (mut event, mut id, mut data) = (String::from("message"), None, String::new());
+    for line in block.lines() {
+        if let Some(comment) = line.strip_prefix(':') {
+            return SseItem::Comment(comment.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.to_string();
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data.push_str(v);
+        }
+    }
+    SseItem::Event {
+        event,
+        id,
+        data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+    }
+}

@@ -16,5 +16,6 @@ mod health;
 mod http_basics;
 mod snapshots;
 mod startup;
+mod streams;
 mod tags;
 mod tasks;
