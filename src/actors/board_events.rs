@@ -1,31 +1,13 @@
-//! Where committed task changes are handed to the realtime layer. Callers invoke
-//! `task_changed` once per committed change, after the commit. Today it wakes the board's
-//! SSE feeds (and the organization's comment feed for comments); the board-sync work adds
-//! the BoardRoom broadcast.
+//! Where committed task changes are handed to the realtime layer. The change itself was
+//! recorded in its transaction (`board_sync::append`, activity); callers invoke
+//! `task_changed` once per committed change, after the commit, to wake the board's rooms
+//! and SSE feeds (and the organization's comment feed for comments) on every instance.
 
 use actix::Addr;
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::feeds::{board_topic, organization_topic, FeedHub, Poke};
-
-#[derive(Debug, Clone)]
-pub enum TaskChange {
-    Created {
-        task: Value,
-    },
-    Updated {
-        task_id: Uuid,
-        changes: Value,
-        updated_by: Value,
-    },
-    Deleted {
-        task_id: Uuid,
-    },
-    Commented {
-        task_id: Uuid,
-    },
-}
+use super::feeds::{board_topic, organization_topic, sync_topic, FeedHub, Poke};
+pub use crate::domain::board_sync::TaskChange;
 
 #[derive(Clone)]
 pub struct BoardEvents {
@@ -41,6 +23,8 @@ impl BoardEvents {
         tracing::debug!(%board_id, ?change, "task changed");
         if matches!(change, TaskChange::Commented { .. }) {
             self.poke(organization_topic(organization_id));
+        } else {
+            self.poke(sync_topic(board_id));
         }
         self.poke(board_topic(board_id));
     }

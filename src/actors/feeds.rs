@@ -17,6 +17,11 @@ pub fn board_topic(board_id: Uuid) -> String {
     format!("feed:board:{board_id}")
 }
 
+/// Board sync events of a board (the reference's channel name).
+pub fn sync_topic(board_id: Uuid) -> String {
+    format!("board_sync:{board_id}")
+}
+
 pub fn organization_topic(organization_id: Uuid) -> String {
     format!("feed:org:{organization_id}")
 }

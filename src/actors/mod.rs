@@ -1,6 +1,8 @@
 //! Long-lived things with their own lifecycle, one actix actor each (see DESIGN.md).
 
 pub mod board_events;
+pub mod board_room;
+pub mod board_session;
 pub mod bridge;
 mod bridge_link;
 pub mod feeds;

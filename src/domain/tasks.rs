@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::activity::{self, NewActivity};
 use super::approvals;
+use super::board_sync::{self, TaskChange};
 use super::boards::Board;
 use super::dependencies::{self, Dependency};
 use super::pagination::{fetch_page, Page, PageParams};
@@ -22,7 +23,6 @@ use super::task_rules::{
 };
 use super::validation::{model_error, non_empty, validation_error};
 use super::{custom_fields, DomainError, DomainResult};
-use crate::actors::board_events::TaskChange;
 
 /// `TaskRead`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -370,6 +370,7 @@ pub async fn create(
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
+    board_sync::append(client, board.id, &change).await?;
     Ok((task, change))
 }
 
@@ -563,10 +564,16 @@ pub async fn update(
     record(client, board, task_id, agent_id, event_type, message).await?;
     changes.push(TaskChange::Updated {
         task_id,
-        changes: json!({"status": row.status, "previous_status": current.status}),
+        changes: json!({
+            "status": row.status, "previous_status": current.status, "title": row.title,
+            "description": row.description, "priority": row.priority,
+            "assigned_agent_id": row.assigned_agent_id, "due_at": row.due_at,
+            "in_progress_at": row.in_progress_at,
+        }),
         updated_by: actor.reference(),
     });
     changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
+    board_sync::append_all(client, board.id, &changes).await?;
     Ok((read_one(client, row).await?, changes))
 }
 
@@ -685,7 +692,10 @@ async fn reconcile_dependents(
                 .await?;
                 changes.push(TaskChange::Updated {
                     task_id: dependent.id,
-                    changes: json!({"status": "inbox", "previous_status": dependent.status}),
+                    changes: json!({
+                        "status": "inbox", "previous_status": dependent.status,
+                        "assigned_agent_id": null, "in_progress_at": null,
+                    }),
                     updated_by: actor.reference(),
                 });
             }
@@ -734,7 +744,9 @@ pub async fn delete(
     client
         .execute("DELETE FROM tasks WHERE id = $1", &[&task_id])
         .await?;
-    Ok(TaskChange::Deleted { task_id })
+    let change = TaskChange::Deleted { task_id };
+    board_sync::append(client, board.id, &change).await?;
+    Ok(change)
 }
 
 /// `TaskCommentRead`.

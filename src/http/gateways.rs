@@ -2,11 +2,9 @@
 
 use actix_web::web::{self, Data};
 use actix_web::{delete, get, patch, post};
-use serde_json::json;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::board_events::TaskChange;
 use crate::auth::admin::Admin;
 use crate::domain::accounts::Principal;
 use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
@@ -114,21 +112,10 @@ pub(crate) fn publish_released(
     principal: &Principal,
     released: Vec<agents::ReleasedTask>,
 ) {
-    for (task_id, board_id, to_inbox) in released {
-        let changes = if to_inbox {
-            json!({"assigned_agent_id": null, "status": "inbox", "in_progress_at": null})
-        } else {
-            json!({"assigned_agent_id": null})
-        };
-        state.board_events.task_changed(
-            principal.organization.id,
-            board_id,
-            TaskChange::Updated {
-                task_id,
-                changes,
-                updated_by: json!({"type": "user", "id": principal.user.id}),
-            },
-        );
+    for (board_id, change) in released {
+        state
+            .board_events
+            .task_changed(principal.organization.id, board_id, change);
     }
 }
 

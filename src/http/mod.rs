@@ -6,6 +6,7 @@ mod agents;
 mod approvals;
 mod auth;
 mod board_groups;
+mod board_sync;
 mod boards;
 pub mod context;
 mod custom_fields;
@@ -138,6 +139,7 @@ pub fn app(
         .configure(h5_auth::routes)
         .configure(h5_users::routes)
         .configure(h5_chat::routes)
+        .configure(board_sync::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

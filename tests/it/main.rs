@@ -5,6 +5,7 @@ mod harness;
 mod admin_auth;
 mod approvals;
 mod board_group_heartbeat;
+mod board_sync;
 mod boards;
 mod bridge;
 mod conformance;
