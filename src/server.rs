@@ -13,6 +13,7 @@ use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::presence::Presence;
 use crate::actors::registry::{CloseAll, Registry};
+use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::{self, cache, migrate};
@@ -54,12 +55,17 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         let (db, feeds) = (db.clone(), feeds.clone());
         Supervisor::start(move |_| BoardRooms::new(db.clone(), feeds.clone()))
     };
+    let suggestions = {
+        let bridge = bridge.clone();
+        Supervisor::start(move |_| SuggestionHubs::new(bridge.clone()))
+    };
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
         bridge,
         board_events: BoardEvents::new(feeds.clone()),
         board_rooms,
+        suggestions,
         feeds,
         login_throttle,
         registry,

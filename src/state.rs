@@ -10,6 +10,7 @@ use crate::actors::bridge::Bridge;
 use crate::actors::feeds::FeedHub;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
+use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::PgPool;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub feeds: Addr<FeedHub>,
     /// The board rooms of this instance.
     pub board_rooms: Addr<BoardRooms>,
+    /// Live suggestions, per organization.
+    pub suggestions: Addr<SuggestionHubs>,
     pub login_throttle: LoginThrottle,
     /// Which local actor holds which socket.
     pub registry: Addr<Registry>,

@@ -7,17 +7,20 @@
 //! same rules as REST; a refusal answers this client only. Protocol:
 //! docs/board-sync-protocol.md.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::web::Data;
 use actix_web_actors::ws::{self, CloseCode};
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::board_room::{Join, Leave, Member, Resync, SyncEvent};
 use super::registry::{Control, SocketHandle};
 use super::socket::{self, codes, ConnectionSlot, Outbox};
+use super::suggestions::{self, LISTENER_QUEUE};
 use crate::auth::admin;
 use crate::domain::access::{self, Access};
 use crate::domain::accounts::{self, Principal};
@@ -113,6 +116,19 @@ impl BoardSession {
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok(principal) => {
+                        let (frames, suggestions) = mpsc::channel(LISTENER_QUEUE);
+                        act.state.suggestions.do_send(suggestions::Listen {
+                            organization_id: principal.organization.id,
+                            listener: act.member_id,
+                            board_id: Some(board_id),
+                            frames,
+                        });
+                        ctx.add_stream(futures_util::stream::unfold(
+                            suggestions,
+                            |mut rx| async move {
+                                rx.recv().await.map(|frame| (SuggestionFrame(frame), rx))
+                            },
+                        ));
                         act.principal = Some(principal);
                         act.state.board_rooms.do_send(Join {
                             board_id,
@@ -341,10 +357,14 @@ impl Actor for BoardSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let (Some(board_id), Some(_)) = (self.board_id, &self.principal) {
+        if let (Some(board_id), Some(principal)) = (self.board_id, &self.principal) {
             self.state.board_rooms.do_send(Leave {
                 board_id,
                 member_id: self.member_id,
+            });
+            self.state.suggestions.do_send(suggestions::Unlisten {
+                organization_id: principal.organization.id,
+                listener: self.member_id,
             });
         }
     }
@@ -367,6 +387,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BoardSession {
         }
         self.on_text(&text, ctx)
     }
+}
+
+/// A `suggestion.new` of this board (not numbered: it is no task change).
+struct SuggestionFrame(Arc<str>);
+
+impl StreamHandler<SuggestionFrame> for BoardSession {
+    fn handle(&mut self, frame: SuggestionFrame, ctx: &mut Self::Context) {
+        ctx.text(&*frame.0);
+    }
+
+    // The hub drops a listener that fell behind; the board socket itself stays.
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl Handler<SyncEvent> for BoardSession {

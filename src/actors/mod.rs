@@ -12,3 +12,4 @@ pub mod h5_session;
 pub mod presence;
 pub mod registry;
 pub mod socket;
+pub mod suggestions;

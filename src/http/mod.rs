@@ -21,6 +21,7 @@ mod metrics;
 mod organizations;
 mod pagination;
 mod sse;
+mod suggestions;
 mod tags;
 mod tasks;
 mod users;
@@ -140,6 +141,7 @@ pub fn app(
         .configure(h5_users::routes)
         .configure(h5_chat::routes)
         .configure(board_sync::routes)
+        .configure(suggestions::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

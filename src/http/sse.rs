@@ -145,12 +145,7 @@ fn respond<C: Clone + 'static>(
         let chunk = s.next_chunk().await;
         Some((Ok::<_, actix_web::Error>(chunk), s))
     });
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, "text/event-stream"))
-        .insert_header((CACHE_CONTROL, "no-cache"))
-        // Proxies such as nginx must pass events through as they come.
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+    event_stream(body)
 }
 
 /// A board's feed as a stream (the board must be readable by the caller): resumes after
@@ -217,4 +212,48 @@ impl SinceQuery {
             .as_deref()
             .and_then(|s| crate::domain::validation::parse_datetime(s.trim()))
     }
+}
+
+/// A `text/event-stream` of ready frames from `frames` (each sent as `event: {event}`),
+/// with a keepalive comment every `keepalive`; it ends when `frames` closes (the sender
+/// dropped a listener that fell behind). `on_drop` runs when the stream goes.
+pub fn relay(
+    frames: mpsc::Receiver<std::sync::Arc<str>>,
+    event: &'static str,
+    keepalive: Duration,
+    on_drop: impl FnOnce() + 'static,
+) -> HttpResponse {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    let mut ticks = interval_at(Instant::now() + keepalive, keepalive);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state = (frames, ticks, Guard(Some(on_drop)));
+    let body = futures_util::stream::unfold(
+        state,
+        move |(mut frames, mut ticks, guard)| async move {
+            let chunk = tokio::select! {
+                frame = frames.recv() => Bytes::from(format!("event: {event}\ndata: {}\n\n", frame?)),
+                _ = ticks.tick() => Bytes::from_static(b": keepalive\n\n"),
+            };
+            Some((Ok::<_, actix_web::Error>(chunk), (frames, ticks, guard)))
+        },
+    );
+    event_stream(body)
+}
+
+fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/event-stream"))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        // Proxies such as nginx must pass events through as they come.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
 }

@@ -18,5 +18,6 @@ mod http_basics;
 mod snapshots;
 mod startup;
 mod streams;
+mod suggestions;
 mod tags;
 mod tasks;
