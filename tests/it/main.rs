@@ -15,6 +15,7 @@ mod h5_accounts;
 mod h5_chat;
 mod health;
 mod http_basics;
+mod organizations;
 mod snapshots;
 mod startup;
 mod streams;
