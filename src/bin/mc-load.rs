@@ -542,7 +542,9 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
             let _keep_open = _sink;
             let mut last_seq: Option<i64> = None;
             while let Some(Ok(frame)) = stream.next().await {
-                let ws::Frame::Text(bytes) = frame else { continue };
+                let ws::Frame::Text(bytes) = frame else {
+                    continue;
+                };
                 let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 if let Some(seq) = frame["seq"].as_i64() {
                     if last_seq.is_some_and(|l| seq != l + 1) {
@@ -555,7 +557,11 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
                     .and_then(|t| t.strip_prefix("bench-"))
                     .and_then(|n| n.parse::<u64>().ok());
                 if let Some(n) = n {
-                    seen.borrow_mut().at.entry(n).or_default().push(Instant::now());
+                    seen.borrow_mut()
+                        .at
+                        .entry(n)
+                        .or_default()
+                        .push(Instant::now());
                 }
             }
         });
@@ -571,7 +577,10 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     while Instant::now() < deadline {
         ticker.tick().await;
         let b = (sent as usize) % targets.len();
-        let url = format!("{api}/api/v1/boards/{}/tasks/{}", targets[b].0, targets[b].1);
+        let url = format!(
+            "{api}/api/v1/boards/{}/tasks/{}",
+            targets[b].0, targets[b].1
+        );
         sent_at.borrow_mut().insert(sent, (Instant::now(), b));
         let (token, errors, title) = (d.token.clone(), errors.clone(), format!("bench-{sent}"));
         actix_web::rt::spawn(async move {
@@ -586,7 +595,8 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     }
     // Drain: until every delivery is in, or none came for 3 s.
     let expected: usize = sent_at.borrow().values().map(|(_, b)| per_board[*b]).sum();
-    let count = |seen: &Rc<RefCell<Deliveries>>| seen.borrow().at.values().map(Vec::len).sum::<usize>();
+    let count =
+        |seen: &Rc<RefCell<Deliveries>>| seen.borrow().at.values().map(Vec::len).sum::<usize>();
     let (mut last_count, mut last_progress) = (count(&seen), Instant::now());
     while last_count < expected && last_progress.elapsed() < Duration::from_secs(3) {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
@@ -600,7 +610,11 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     let mut last = Vec::new();
     for (n, (at, _)) in sent_at.borrow().iter() {
         if let Some(deliveries) = seen.at.get(n) {
-            each.extend(deliveries.iter().map(|d| d.duration_since(*at).as_micros() as u64));
+            each.extend(
+                deliveries
+                    .iter()
+                    .map(|d| d.duration_since(*at).as_micros() as u64),
+            );
             if let Some(max) = deliveries.iter().max() {
                 last.push(max.duration_since(*at).as_micros() as u64);
             }

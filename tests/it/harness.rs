@@ -665,3 +665,75 @@ fn parse_sse_block(block: &str) -> SseItem {
         data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
     }
 }
+
+/// A WebSocket client on `path` that never reads: its receive buffer is tiny, so the
+/// server's frames pile up on the server. It sends `first_frame` after the upgrade.
+pub fn stalled_socket(
+    server: &Server,
+    path: &str,
+    first_frame: Option<&Value>,
+) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we create and hand to TcpStream, with
+    // pointers to live values of the sizes given.
+    let mut stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        let opt = &size as *const _ as *const libc::c_void;
+        assert_eq!(
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                opt,
+                std::mem::size_of::<libc::c_int>() as u32
+            ),
+            0
+        );
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: server.port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert_eq!(rc, 0, "connect");
+        std::net::TcpStream::from_raw_fd(fd)
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 1024];
+    let n = stream.read(&mut head).unwrap();
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    if let Some(first) = first_frame {
+        // A masked text frame (clients must mask), with a 16-bit length.
+        let payload = first.to_string().into_bytes();
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![
+            0x81,
+            0x80 | 126,
+            (payload.len() >> 8) as u8,
+            payload.len() as u8,
+        ];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        stream.write_all(&frame).unwrap();
+    }
+    stream
+}
