@@ -7,7 +7,9 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{stalled_socket, Server, WsClient, WsEvent, ADMIN_TOKEN};
+use crate::harness::{
+    expect_closed_as_too_slow, stalled_socket, Server, WsClient, WsEvent, ADMIN_TOKEN,
+};
 
 struct World {
     org: String,
@@ -590,7 +592,7 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others()
     let server = Server::start().await;
     let w = world(&server).await;
     let mut gateway = gateway_link(&server, &w).await;
-    let mut stalled = stalled_socket(
+    let stalled = stalled_socket(
         &server,
         "/ws/h5/chat",
         Some(&json!({"type": "auth", "payload": {"token": w.access}})),
@@ -635,43 +637,8 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others()
     let replies = reader.join().expect("reader thread");
     let expected: Vec<String> = (0..REPLIES).map(|i| i.to_string()).collect();
     assert_eq!(replies, expected);
-    let closed = crate::harness::eventually(Duration::from_secs(10), || async {
-        server.log().contains("client is too slow")
-    })
-    .await;
-    assert!(
-        closed,
-        "the stalled socket was not closed:\n{}",
-        server.log()
-    );
-
     // When the stalled client reads again, what was queued arrives, then a 4009 close.
-    let received = actix_web::rt::task::spawn_blocking(move || {
-        use std::io::Read;
-        stalled
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut all = Vec::new();
-        let mut chunk = [0u8; 65536];
-        while let Ok(n) = stalled.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&chunk[..n]);
-        }
-        all
-    })
-    .await
-    .unwrap();
-    let code = 4009u16.to_be_bytes();
-    let close_at = received
-        .windows(4)
-        .position(|w| w[0] == 0x88 && w[2] == code[0] && w[3] == code[1]);
-    assert!(
-        close_at.is_some(),
-        "no 4009 close frame in {} bytes",
-        received.len()
-    );
+    let received = expect_closed_as_too_slow(&server, stalled).await;
     assert!(
         received.len() < 12 << 20,
         "far more was queued than the limit allows: {} bytes",

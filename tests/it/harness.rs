@@ -737,3 +737,46 @@ pub fn stalled_socket(
     }
     stream
 }
+
+/// Waits for the server to log that it closed a stalled socket, then reads everything the
+/// socket got; panics unless that ends with a 4009 close frame. Returns the bytes read.
+pub async fn expect_closed_as_too_slow(
+    server: &Server,
+    mut stalled: std::net::TcpStream,
+) -> Vec<u8> {
+    let closed = eventually(Duration::from_secs(10), || async {
+        server.log().contains("client is too slow")
+    })
+    .await;
+    assert!(
+        closed,
+        "the stalled socket was not closed:\n{}",
+        server.log()
+    );
+    let received = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Read;
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut all = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while let Ok(n) = stalled.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&chunk[..n]);
+        }
+        all
+    })
+    .await
+    .unwrap();
+    let code = 4009u16.to_be_bytes();
+    assert!(
+        received
+            .windows(4)
+            .any(|w| w[0] == 0x88 && w[2] == code[0] && w[3] == code[1]),
+        "no 4009 close frame in {} bytes",
+        received.len()
+    );
+    received
+}
