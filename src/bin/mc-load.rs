@@ -40,6 +40,8 @@ enum Scenario {
     Idle(IdleArgs),
     /// Board sync fan-out: subscribers on board sockets, a writer changing tasks over REST.
     Board(BoardArgs),
+    /// Gateway heartbeats over HTTP at a target rate: accepted per second and latency.
+    Heartbeat(HeartbeatArgs),
 }
 
 #[derive(Args, Clone)]
@@ -104,6 +106,24 @@ struct BoardArgs {
     rate: u64,
     /// How long to write.
     #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+}
+
+#[derive(Args)]
+struct HeartbeatArgs {
+    #[command(flatten)]
+    deployment: Deployment,
+    /// Gateways registered (heartbeats go round-robin over them and over the servers).
+    #[arg(long, default_value_t = 1000)]
+    gateways: usize,
+    /// Heartbeats per second, all gateways together (0: as fast as `concurrency` allows).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Heartbeats in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 15)]
     duration_secs: u64,
 }
 
@@ -173,39 +193,11 @@ struct Setup {
 async fn set_up(d: &Deployment, gateways: usize, users: usize) -> Result<Setup, String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
+    let (org, registered) = register_gateways(d, gateways.max(1)).await?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let org = call(
-        "GET",
-        &format!("{api}/api/v1/organizations/me"),
-        admin,
-        None,
-    )
-    .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let reg_token = call(
-        "POST",
-        &format!("{api}/api/v1/gateway-registry/tokens"),
-        admin,
-        Some(json!({"label": "mc-load"})),
-    )
-    .await?["registration_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     let mut made = Vec::with_capacity(gateways);
     let mut boards = Vec::with_capacity(gateways);
-    for g in 0..gateways.max(1) {
-        let name = format!("load-{run}-{g}");
-        let reg = call(
-            "POST",
-            &format!("{api}/api/v1/gateway-registry/register"),
-            None,
-            Some(json!({"organization_id": org, "registration_token": reg_token, "name": name, "url": "http://load", "workspace_root": "/load"})),
-        )
-        .await?;
-        let gateway_id = reg["gateway_id"].as_str().unwrap_or_default().to_string();
+    for (gateway_id, relay_token, name) in registered {
         let board = call(
             "POST",
             &format!("{api}/api/v1/boards"),
@@ -223,7 +215,7 @@ async fn set_up(d: &Deployment, gateways: usize, users: usize) -> Result<Setup, 
         .await?;
         made.push(Gateway {
             id: gateway_id,
-            relay_token: reg["relay_token"].as_str().unwrap_or_default().to_string(),
+            relay_token,
             agent_id: agent["id"].as_str().unwrap_or_default().to_string(),
             board_id: board_id.clone(),
         });
@@ -634,6 +626,111 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     }))
 }
 
+/// The caller's organization and `count` gateways registered in it through the registry:
+/// `(gateway id, relay token, name)`.
+async fn register_gateways(
+    d: &Deployment,
+    count: usize,
+) -> Result<(String, Vec<(String, String, String)>), String> {
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let org = call(
+        "GET",
+        &format!("{api}/api/v1/organizations/me"),
+        admin,
+        None,
+    )
+    .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reg_token = call(
+        "POST",
+        &format!("{api}/api/v1/gateway-registry/tokens"),
+        admin,
+        Some(json!({"label": "mc-load"})),
+    )
+    .await?["registration_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut out = Vec::with_capacity(count);
+    for g in 0..count {
+        let name = format!("load-{run}-{g}");
+        let reg = call(
+            "POST",
+            &format!("{api}/api/v1/gateway-registry/register"),
+            None,
+            Some(
+                json!({"organization_id": org, "registration_token": reg_token, "name": name,
+                        "url": "http://load", "workspace_root": "/load"}),
+            ),
+        )
+        .await?;
+        let text = |k: &str| reg[k].as_str().unwrap_or_default().to_string();
+        out.push((text("gateway_id"), text("relay_token"), name));
+    }
+    Ok((org, out))
+}
+
+async fn heartbeats(args: HeartbeatArgs) -> Result<Value, String> {
+    let d = &args.deployment;
+    let started = Instant::now();
+    let gateways = Rc::new(register_gateways(d, args.gateways.max(1)).await?.1);
+    let registration_secs = started.elapsed().as_secs_f64();
+    let rss_before = rss_kb(&d.pid);
+    let latencies: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let errors: Rc<RefCell<u64>> = Rc::default();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut ticker = (args.rate > 0).then(|| {
+        let mut t = actix_web::rt::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let mut sent = 0usize;
+    while Instant::now() < deadline {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (gateway_id, relay_token, _) = gateways[sent % gateways.len()].clone();
+        let url = format!(
+            "{}/api/v1/gateway-registry/heartbeat",
+            d.servers[sent % d.servers.len()]
+        );
+        let (latencies, errors) = (latencies.clone(), errors.clone());
+        actix_web::rt::spawn(async move {
+            let _slot = slot;
+            let body = json!({"gateway_id": gateway_id, "relay_token": relay_token, "status": "online",
+                              "metrics": {"active_sessions": 0, "memory_mb": 64.0, "cpu_pct": 1.5, "agent_count": 1}});
+            let at = Instant::now();
+            match call("POST", &url, None, Some(body)).await {
+                Ok(_) => latencies.borrow_mut().push(at.elapsed().as_micros() as u64),
+                Err(_) => *errors.borrow_mut() += 1,
+            }
+        });
+        sent += 1;
+    }
+    // Let the ones in flight finish.
+    let _ = slots.acquire_many(args.concurrency.max(1) as u32).await;
+    let elapsed = started.elapsed().as_secs_f64() - registration_secs;
+    let mut l = latencies.borrow().clone();
+    l.sort_unstable();
+    Ok(json!({
+        "scenario": "heartbeat", "servers": d.servers.len(), "gateways": gateways.len(), "target_rate": args.rate,
+        "concurrency": args.concurrency, "registration_seconds": registration_secs, "duration_seconds": args.duration_secs,
+        "sent": sent, "accepted": l.len(), "errors": *errors.borrow(),
+        "accepted_per_second": l.len() as f64 / elapsed.max(1e-9),
+        "p50_ms": percentile(&l, 0.5), "p90_ms": percentile(&l, 0.9), "p99_ms": percentile(&l, 0.99),
+        "max_ms": l.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        "rss_kb_before": rss_before, "rss_kb_after": rss_kb(&d.pid),
+    }))
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = actix_web::rt::System::new().block_on(async move {
@@ -641,6 +738,7 @@ fn main() {
             Scenario::H5(args) => h5(args).await,
             Scenario::Idle(args) => idle(args).await,
             Scenario::Board(args) => board(args).await,
+            Scenario::Heartbeat(args) => heartbeats(args).await,
         }
     });
     match result {
