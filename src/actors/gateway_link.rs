@@ -129,22 +129,29 @@ impl GatewayLink {
             self.presence_ttl(),
         );
         let online = identity.clone();
-        actix::spawn(async move {
+        // The presence is written before `auth_ok`: a gateway that has its `auth_ok` is
+        // reported connected by every instance.
+        let recorded = async move {
             state.presence.set(&key, &value, ttl).await;
-            touch(&state, &online, "relay link connected").await;
-            announce(&state, online.id, "agent_online").await;
-        });
+            actix::spawn(async move {
+                touch(&state, &online, "relay link connected").await;
+                announce(&state, online.id, "agent_online").await;
+            });
+        };
         self.presence = Some(entry);
         self.last_touch = Some(Instant::now());
-        tracing::info!(gateway_id = %self.gateway_id, link_id = %self.link_id, "gateway relay link up");
-        socket::send(
-            ctx,
-            &json!({"type": "auth_ok", "payload": {
-                "gateway_id": self.gateway_id,
-                "config": {"heartbeat_interval_seconds": settings.gateway.heartbeat_interval.as_secs()},
-            }}),
-        );
         self.identity = Some(identity);
+        let heartbeat = settings.gateway.heartbeat_interval.as_secs();
+        ctx.wait(recorded.into_actor(self).map(move |(), act, ctx| {
+            tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "gateway relay link up");
+            socket::send(
+                ctx,
+                &json!({"type": "auth_ok", "payload": {
+                    "gateway_id": act.gateway_id,
+                    "config": {"heartbeat_interval_seconds": heartbeat},
+                }}),
+            );
+        }));
     }
 
     /// A frame is a sign of life; written at most every half heartbeat interval.
