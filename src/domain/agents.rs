@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::access::{self, Access};
 use super::accounts::Principal;
 use super::activity::{self, NewActivity};
+use super::board_sync::{self, TaskChange};
 use super::boards::{self, Board};
 use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
@@ -171,21 +172,6 @@ impl AgentUpdate {
 pub struct AgentFilter {
     pub board_id: Option<Uuid>,
     pub gateway_id: Option<Uuid>,
-}
-
-/// The reference's NonEmptyStr: trimmed, at least one character.
-fn required_name(name: &str) -> DomainResult<String> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(DomainError::Unprocessable(json!([{
-            "type": "string_too_short",
-            "loc": ["body", "name"],
-            "msg": "String should have at least 1 character",
-            "input": name,
-            "ctx": {"min_length": 1},
-        }])));
-    }
-    Ok(trimmed.to_string())
 }
 
 fn blank_to_none(text: Option<String>) -> Option<String> {
@@ -373,7 +359,7 @@ pub async fn create(
     input: AgentCreate,
 ) -> DomainResult<Agent> {
     access::require_org_admin(&principal.member)?;
-    let name = required_name(&input.name)?;
+    let name = super::validation::non_empty("name", &input.name)?;
     let board = target_board(client, principal, input.board_id).await?;
     let gateway_id = board_gateway(client, &board).await?;
     ensure_unique_name(client, board.id, gateway_id, &name).await?;
@@ -428,7 +414,11 @@ pub async fn update(
             "status is controlled by agent heartbeat",
         ));
     }
-    let name = patch.name.as_deref().map(required_name).transpose()?;
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| super::validation::non_empty("name", n))
+        .transpose()?;
     let new_board = match patch.board_id {
         Some(Some(board_id)) => Some(target_board(client, principal, Some(board_id)).await?),
         _ => None,
@@ -522,13 +512,15 @@ pub async fn update(
     Ok(Agent::from_row(&row))
 }
 
-/// A task the deletion of its agent changed: `(task_id, board_id, returned_to_inbox)`.
-pub type ReleasedTask = (Uuid, Uuid, bool);
+/// A task the deletion of its agent changed, with its board.
+pub type ReleasedTask = (Uuid, TaskChange);
 
-/// Unassigns the agent's tasks: those in progress go back to the inbox.
+/// Unassigns the agent's tasks: those in progress go back to the inbox. Each change is a
+/// board sync event; `by` is who did it.
 pub async fn release_tasks(
     client: &impl GenericClient,
     agent_id: Uuid,
+    by: &Value,
 ) -> DomainResult<Vec<ReleasedTask>> {
     let rows = client
         .query(
@@ -541,10 +533,23 @@ pub async fn release_tasks(
             &[&agent_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    let mut released = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (task_id, board_id, to_inbox): (Uuid, Uuid, bool) = (r.get(0), r.get(1), r.get(2));
+        let changes = if to_inbox {
+            json!({"assigned_agent_id": null, "status": "inbox", "previous_status": "in_progress", "in_progress_at": null})
+        } else {
+            json!({"assigned_agent_id": null})
+        };
+        let change = TaskChange::Updated {
+            task_id,
+            changes,
+            updated_by: by.clone(),
+        };
+        board_sync::append(client, board_id, &change).await?;
+        released.push((board_id, change));
+    }
+    Ok(released)
 }
 
 /// Deletes the agent (no gateway is dialed), releasing its tasks and recording
@@ -555,7 +560,7 @@ pub async fn delete(
     agent_id: Uuid,
 ) -> DomainResult<Vec<ReleasedTask>> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let released = release_tasks(client, agent.id).await?;
+    let released = release_tasks(client, agent.id, &principal.reference()).await?;
     activity::record(
         client,
         NewActivity {

@@ -111,6 +111,33 @@ pub async fn list(
     .await
 }
 
+/// The group with this id in this organization; another organization's group is `None`.
+pub async fn find_in_org(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    group_id: Uuid,
+) -> DomainResult<Option<BoardGroup>> {
+    find(client, organization_id, group_id, false).await
+}
+
+async fn find(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    group_id: Uuid,
+    lock: bool,
+) -> DomainResult<Option<BoardGroup>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
+                if lock { " FOR UPDATE" } else { "" }
+            ),
+            &[&group_id, &organization_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(BoardGroup::from_row))
+}
+
 /// The group, if it is in the caller's organization (else 404) and the caller can read
 /// (or write) one of its boards; an admin may also reach an empty group (else 403).
 pub async fn group_for_user(
@@ -120,17 +147,9 @@ pub async fn group_for_user(
     access: Access,
     lock: bool,
 ) -> DomainResult<BoardGroup> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
-                if lock { " FOR UPDATE" } else { "" }
-            ),
-            &[&group_id, &principal.organization.id],
-        )
+    let group = find(client, principal.organization.id, group_id, lock)
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let group = BoardGroup::from_row(&row);
     let scope = access::board_scope(client, &principal.member, access).await?;
     if scope == BoardScope::All {
         return Ok(group);

@@ -1,7 +1,7 @@
 //! Boards: the `BoardRead` model, its lookups and the admin CRUD rules (domain.md §A4).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::access::{self, Access};
 use super::accounts::Principal;
 use super::pagination::{fetch_page, Page, PageParams};
+use super::validation::model_error;
 use super::{DomainError, DomainResult};
 
 /// `BoardRead` of the reference API.
@@ -89,21 +90,6 @@ pub async fn find_in_org(
     Ok(row.as_ref().map(Board::from_row))
 }
 
-/// A pydantic-style validation list, for rules the reference checks in its models.
-fn validation_error(kind: &str, loc: &[&str], msg: &str, input: Value) -> DomainError {
-    DomainError::Unprocessable(json!([{ "type": kind, "loc": loc, "msg": msg, "input": input }]))
-}
-
-/// A `@model_validator` failure of the reference: `loc` is the whole body.
-fn model_error(msg: &str) -> DomainError {
-    validation_error(
-        "value_error",
-        &["body"],
-        &format!("Value error, {msg}"),
-        Value::Null,
-    )
-}
-
 const ERR_DESCRIPTION_REQUIRED: &str = "description is required";
 const ERR_GATEWAY_REQUIRED: &str = "gateway_id is required";
 const ERR_GOAL_FIELDS_REQUIRED: &str =
@@ -138,7 +124,10 @@ pub struct BoardCreate {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub success_metrics: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "lenient_datetime")]
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::validation::lenient_datetime"
+    )]
     pub target_date: Option<DateTime<Utc>>,
     #[serde(default)]
     pub goal_confirmed: bool,
@@ -182,7 +171,10 @@ pub struct BoardUpdate {
     #[serde(default, deserialize_with = "crate::http::json::patch::field")]
     #[schema(value_type = Option<Object>)]
     pub success_metrics: Option<Option<Map<String, Value>>>,
-    #[serde(default, deserialize_with = "lenient_datetime_patch")]
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::validation::lenient_datetime_patch"
+    )]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub target_date: Option<Option<DateTime<Utc>>>,
     #[serde(default)]
@@ -200,36 +192,6 @@ pub struct BoardUpdate {
     pub only_lead_can_change_status: Option<bool>,
     #[serde(default)]
     pub max_agents: Option<i32>,
-}
-
-/// A timestamp as pydantic takes it: RFC 3339, or without an offset (read as UTC, the
-/// reference's naive UTC), or a bare date (midnight UTC).
-fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
-        return Some(dt.with_timezone(&Utc));
-    }
-    if let Ok(naive) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Some(naive.and_utc());
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|naive| naive.and_utc())
-}
-
-fn lenient_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(text) => parse_datetime(text.trim()).map(Some).ok_or_else(|| {
-            serde::de::Error::custom(format!("Input should be a valid datetime, got {text:?}"))
-        }),
-    }
-}
-
-fn lenient_datetime_patch<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
-    lenient_datetime(d).map(Some)
 }
 
 /// Filters of `GET /boards`.
@@ -543,28 +505,4 @@ async fn lock(
         )
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_datetime;
-
-    #[test]
-    fn datetimes_are_read_like_pydantic() {
-        let midnight = "2026-03-01T00:00:00Z";
-        for input in [
-            "2026-03-01T00:00:00Z",
-            "2026-03-01T01:00:00+01:00",
-            "2026-03-01T00:00:00",
-            "2026-03-01",
-        ] {
-            assert_eq!(
-                parse_datetime(input).map(|d| d.to_rfc3339()),
-                parse_datetime(midnight).map(|d| d.to_rfc3339()),
-                "{input}"
-            );
-        }
-        assert!(parse_datetime("2026-03-01T00:00:00.250").is_some());
-        assert!(parse_datetime("soon").is_none());
-    }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::access;
 use super::accounts::Principal;
-use super::validation::{model_error, non_empty, Invalid};
+use super::validation::{model_error, Invalid};
 use super::{DomainError, DomainResult};
 
 /// A definition bound to a board, as task-side validation needs it.
@@ -653,7 +653,7 @@ pub async fn update(
     }
     let mut invalid = Invalid::default();
     let label = match &patch.label {
-        Some(Some(raw)) => non_empty(&mut invalid, "label", raw),
+        Some(Some(raw)) => invalid.non_empty("label", raw),
         _ => None,
     };
     let field_type = match &patch.field_type {

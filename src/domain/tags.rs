@@ -15,7 +15,7 @@ use super::access;
 use super::accounts::Principal;
 use super::board_groups::slug_words;
 use super::pagination::{fetch_page, Page, PageParams};
-use super::validation::{model_error, non_empty, Invalid};
+use super::validation::{dedupe, missing_ids, model_error, Invalid};
 use super::{DomainError, DomainResult};
 
 /// `TagRef`, embedded in task reads.
@@ -35,26 +35,14 @@ pub async fn replace_task_tags(
     task_id: Uuid,
     tag_ids: &[Uuid],
 ) -> DomainResult<()> {
-    let mut unique: Vec<Uuid> = Vec::with_capacity(tag_ids.len());
-    for id in tag_ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
-    }
-    let found: Vec<Uuid> = client
-        .query(
-            "SELECT id FROM tags WHERE organization_id = $1 AND id = ANY($2)",
-            &[&organization_id, &unique],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let missing: Vec<Uuid> = unique
-        .iter()
-        .filter(|id| !found.contains(id))
-        .copied()
-        .collect();
+    let unique = dedupe(tag_ids);
+    let missing = missing_ids(
+        client,
+        "SELECT id FROM tags WHERE organization_id = $1 AND id = ANY($2)",
+        organization_id,
+        &unique,
+    )
+    .await?;
     if !missing.is_empty() {
         return Err(DomainError::NotFound(json!({
             "message": "One or more tags were not found.",
@@ -67,15 +55,15 @@ pub async fn replace_task_tags(
             &[&task_id],
         )
         .await?;
-    // Assignment order is kept through increasing `created_at` offsets (one statement, one `now()`).
-    client
-        .execute(
-            "INSERT INTO tag_assignments (id, task_id, tag_id, created_at) \
-             SELECT gen_random_uuid(), $1, t.id, now() + t.ord * interval '1 microsecond' \
-             FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, ord)",
-            &[&task_id, &unique],
-        )
-        .await?;
+    super::links::insert_ordered(
+        client,
+        "tag_assignments",
+        ("task_id", task_id),
+        None,
+        "tag_id",
+        &unique,
+    )
+    .await?;
     Ok(())
 }
 
@@ -277,7 +265,7 @@ pub async fn create(
 ) -> DomainResult<Tag> {
     access::require_org_admin(&principal.member)?;
     let mut invalid = Invalid::default();
-    let name = non_empty(&mut invalid, "name", &input.name);
+    let name = invalid.non_empty("name", &input.name);
     let color = invalid.check(
         "color",
         &input.color,
@@ -324,7 +312,7 @@ pub async fn update(
     }
     let mut invalid = Invalid::default();
     let name = match patch.name.flatten() {
-        Some(n) => non_empty(&mut invalid, "name", &n),
+        Some(n) => invalid.non_empty("name", &n),
         None => None,
     };
     let color = match patch.color.flatten() {

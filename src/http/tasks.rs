@@ -1,5 +1,212 @@
-//! Routes of this group (full paths, no scopes: overlapping actix scopes do not fall through).
+//! `/api/v1/boards/{board_id}/tasks*` (domain.md §A7): tasks and their comments. Routes
+//! are full paths, no scopes: overlapping actix scopes do not fall through.
 
+use actix_web::web::{self, Data};
+use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
 
-pub fn routes(_cfg: &mut ServiceConfig) {}
+use crate::auth::admin::Admin;
+use crate::domain::access::{self, Access};
+use crate::domain::feeds::BoardFeed;
+use crate::domain::pagination::{Page, PageParams};
+use crate::domain::task_rules::Actor;
+use crate::domain::tasks::{
+    self, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
+};
+use crate::domain::DomainError;
+use crate::error::ApiResult;
+use crate::http::in_transaction;
+use crate::http::json::Json;
+use crate::http::sse::{self, SinceQuery};
+use crate::http::OkResponse;
+use crate::state::AppState;
+
+/// Task activity of the board as server-sent events (`event: task`, `id:` the feed
+/// number): pushed on commit; `Last-Event-ID` resumes, `since` starts at a time.
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("since" = Option<String>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/tasks/stream")]
+pub async fn stream_tasks(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    query: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let feed = BoardFeed::Tasks;
+    sse::board_feed(
+        &state,
+        &principal,
+        path.into_inner(),
+        feed,
+        &query,
+        &request,
+    )
+    .await
+}
+
+/// The board's tasks, newest first.
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("status" = Option<String>, Query, description = "comma list of statuses"),
+           ("assigned_agent_id" = Option<Uuid>, Query), ("unassigned" = Option<bool>, Query),
+           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Task>), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/tasks")]
+pub async fn list_tasks(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<TaskFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<Task>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    Ok(web::Json(tasks::list(&*conn, &board, &filter, page).await?))
+}
+
+/// Creates a task (board write access).
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path)),
+    request_body = TaskCreate,
+    responses((status = 200, body = Task), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/boards/{board_id}/tasks")]
+pub async fn create_task(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(input): Json<TaskCreate>,
+) -> ApiResult<web::Json<Task>> {
+    let board_id = path.into_inner();
+    let (task, change) = in_transaction!(state, |tx| async {
+        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        tasks::create(&tx, &board, principal.user.id, input).await
+    });
+    state
+        .board_events
+        .task_changed(principal.organization.id, board_id, change);
+    Ok(web::Json(task))
+}
+
+/// Updates a task: status moves, assignment, dependencies, tags, custom fields, an inline
+/// comment; the board's gates apply.
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("task_id" = Uuid, Path)),
+    request_body = TaskUpdate,
+    responses((status = 200, body = Task), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = []))
+)]
+#[patch("/api/v1/boards/{board_id}/tasks/{task_id}")]
+pub async fn update_task(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    Json(patch): Json<TaskUpdate>,
+) -> ApiResult<web::Json<Task>> {
+    let (board_id, task_id) = path.into_inner();
+    let actor = Actor::User(principal.user.id);
+    let (task, changes) = in_transaction!(state, |tx| async {
+        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        tasks::update(&tx, &board, &actor, task_id, patch).await
+    });
+    for change in changes {
+        state
+            .board_events
+            .task_changed(principal.organization.id, board_id, change);
+    }
+    Ok(web::Json(task))
+}
+
+/// Deletes a task with its dependencies, tags, values, comments and approval links.
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("task_id" = Uuid, Path)),
+    responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[delete("/api/v1/boards/{board_id}/tasks/{task_id}")]
+pub async fn delete_task(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<web::Json<OkResponse>> {
+    let (board_id, task_id) = path.into_inner();
+    let change = in_transaction!(state, |tx| async {
+        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        tasks::delete(&tx, &board, task_id).await
+    });
+    state
+        .board_events
+        .task_changed(principal.organization.id, board_id, change);
+    Ok(OkResponse::json())
+}
+
+/// The task's comments, oldest first.
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("task_id" = Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<TaskComment>), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/tasks/{task_id}/comments")]
+pub async fn list_comments(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<TaskComment>>> {
+    let (board_id, task_id) = path.into_inner();
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_user(&*conn, &principal, board_id, Access::Read).await?;
+    Ok(web::Json(
+        tasks::comments(&*conn, &board, task_id, page).await?,
+    ))
+}
+
+/// Comments on a task (board write access).
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("task_id" = Uuid, Path)),
+    request_body = TaskCommentCreate,
+    responses((status = 200, body = TaskComment), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/boards/{board_id}/tasks/{task_id}/comments")]
+pub async fn create_comment(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    Json(input): Json<TaskCommentCreate>,
+) -> ApiResult<web::Json<TaskComment>> {
+    let (board_id, task_id) = path.into_inner();
+    let actor = Actor::User(principal.user.id);
+    let (comment, change) = in_transaction!(state, |tx| async {
+        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        tasks::add_comment(&tx, &board, &actor, task_id, input).await
+    });
+    state
+        .board_events
+        .task_changed(principal.organization.id, board_id, change);
+    Ok(web::Json(comment))
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(stream_tasks)
+        .service(list_tasks)
+        .service(create_task)
+        .service(update_task)
+        .service(delete_task)
+        .service(list_comments)
+        .service(create_comment);
+}

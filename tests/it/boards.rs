@@ -4,39 +4,10 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{delete, send, switch_to_new_org, Reply, Server};
-
-async fn create_gateway(server: &Server, name: &str) -> Value {
-    let reply = send(
-        server,
-        Method::POST,
-        "/api/v1/gateways",
-        json!({"name": name, "url": "wss://gw.example", "workspace_root": "/srv/agents", "token": "s3cret"}),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json
-}
-
-async fn create_board(server: &Server, gateway: &Value, name: &str, extra: Value) -> Value {
-    let mut body = json!({"name": name, "slug": name.to_lowercase(), "description": "A board", "gateway_id": gateway["id"]});
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        body[k] = v;
-    }
-    let reply = send(server, Method::POST, "/api/v1/boards", body).await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json
-}
-
-async fn create_agent(server: &Server, board: &Value, name: &str) -> Reply {
-    send(
-        server,
-        Method::POST,
-        "/api/v1/agents",
-        json!({"board_id": board["id"], "name": name}),
-    )
-    .await
-}
+use crate::fixtures::{
+    create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
+};
+use crate::harness::{Reply, Server};
 
 fn names(page: &Value) -> Vec<&str> {
     page["items"]

@@ -4,7 +4,8 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{delete, send, set_admin_role, switch_to_new_org, Reply, Server};
+use crate::fixtures::{delete, send, set_admin_role, switch_to_new_org};
+use crate::harness::{Reply, Server};
 use crate::tags::fixture;
 
 const FIELDS: &str = "/api/v1/organizations/me/custom-fields";

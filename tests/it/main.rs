@@ -3,15 +3,23 @@
 mod harness;
 
 mod admin_auth;
+mod approvals;
 mod board_group_heartbeat;
+mod board_sync;
 mod boards;
 mod bridge;
 mod conformance;
 mod custom_fields;
+mod fixtures;
 mod gateway_registry;
 mod h5_accounts;
 mod h5_chat;
 mod health;
 mod http_basics;
+mod organizations;
+mod snapshots;
 mod startup;
+mod streams;
+mod suggestions;
 mod tags;
+mod tasks;

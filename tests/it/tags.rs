@@ -6,7 +6,8 @@ use mission_control::domain::{approvals, custom_fields, tags, DomainError};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::harness::{delete, send, set_admin_role, switch_to_new_org, Reply, Server};
+use crate::fixtures::{delete, send, set_admin_role, switch_to_new_org};
+use crate::harness::{Reply, Server};
 
 /// A board and one task in the admin's organization: (organization, board, task).
 pub async fn fixture(server: &Server, client: &tokio_postgres::Client) -> (Uuid, Uuid, Uuid) {
