@@ -7,10 +7,13 @@ use actix_web::web::Data;
 use actix_web::HttpServer;
 
 use crate::actors::board_events::BoardEvents;
+use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
+use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::presence::Presence;
 use crate::actors::registry::{CloseAll, Registry};
+use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::{self, cache, migrate};
@@ -44,11 +47,26 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         let bridge = bridge.clone();
         Supervisor::start(move |_| Registry::new(bridge))
     };
+    let feeds = {
+        let bridge = bridge.clone();
+        Supervisor::start(move |_| FeedHub::new(bridge))
+    };
+    let board_rooms = {
+        let (db, feeds) = (db.clone(), feeds.clone());
+        Supervisor::start(move |_| BoardRooms::new(db.clone(), feeds.clone()))
+    };
+    let suggestions = {
+        let bridge = bridge.clone();
+        Supervisor::start(move |_| SuggestionHubs::new(bridge.clone()))
+    };
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
         bridge,
-        board_events: BoardEvents,
+        board_events: BoardEvents::new(feeds.clone()),
+        board_rooms,
+        suggestions,
+        feeds,
         login_throttle,
         registry,
         presence: Presence::new(redis),
@@ -62,7 +80,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         );
         Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id));
     }
-    let registry = state.registry.clone();
+    let sockets = (state.registry.clone(), state.board_rooms.clone());
     let server = HttpServer::new(move || http::app(state.clone()))
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
@@ -70,7 +88,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .bind(settings.bind)
         .map_err(|e| format!("BIND: cannot listen on {}: {e}", settings.bind))?
         .run();
-    actix::spawn(graceful_shutdown(server.handle(), registry));
+    actix::spawn(graceful_shutdown(server.handle(), sockets));
     tracing::info!(
         bind = %settings.bind,
         instance_id = %settings.instance_id,
@@ -85,7 +103,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 /// On SIGTERM or SIGINT: close every socket with a "going away" frame (clients reconnect to
 /// another instance), then stop accepting and let in-flight requests finish, bounded by
 /// SHUTDOWN_TIMEOUT_SECONDS. The process then exits 0.
-async fn graceful_shutdown(server: actix_web::dev::ServerHandle, registry: actix::Addr<Registry>) {
+async fn graceful_shutdown(
+    server: actix_web::dev::ServerHandle,
+    (registry, board_rooms): (actix::Addr<Registry>, actix::Addr<BoardRooms>),
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -99,7 +120,8 @@ async fn graceful_shutdown(server: actix_web::dev::ServerHandle, registry: actix
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(signal = name, "starting graceful shutdown");
-    let sockets = registry.send(CloseAll).await.unwrap_or(0);
+    let sockets =
+        registry.send(CloseAll).await.unwrap_or(0) + board_rooms.send(CloseAll).await.unwrap_or(0);
     if sockets > 0 {
         // Let the close frames reach the wire before the workers stop.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::actors::board_events::BoardEvents;
+use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
+use crate::actors::feeds::FeedHub;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
+use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::PgPool;
@@ -18,6 +21,12 @@ pub struct AppState {
     pub bridge: Addr<Bridge>,
     /// Committed task changes go here, once each, after the commit.
     pub board_events: BoardEvents,
+    /// Wakes the SSE streams and board rooms of this instance.
+    pub feeds: Addr<FeedHub>,
+    /// The board rooms of this instance.
+    pub board_rooms: Addr<BoardRooms>,
+    /// Live suggestions, per organization.
+    pub suggestions: Addr<SuggestionHubs>,
     pub login_throttle: LoginThrottle,
     /// Which local actor holds which socket.
     pub registry: Addr<Registry>,

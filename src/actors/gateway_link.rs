@@ -129,22 +129,29 @@ impl GatewayLink {
             self.presence_ttl(),
         );
         let online = identity.clone();
-        actix::spawn(async move {
+        // The presence is written before `auth_ok`: a gateway that has its `auth_ok` is
+        // reported connected by every instance.
+        let recorded = async move {
             state.presence.set(&key, &value, ttl).await;
-            touch(&state, &online, "relay link connected").await;
-            announce(&state, online.id, "agent_online").await;
-        });
+            actix::spawn(async move {
+                touch(&state, &online, "relay link connected").await;
+                announce(&state, online.id, "agent_online").await;
+            });
+        };
         self.presence = Some(entry);
         self.last_touch = Some(Instant::now());
-        tracing::info!(gateway_id = %self.gateway_id, link_id = %self.link_id, "gateway relay link up");
-        socket::send(
-            ctx,
-            &json!({"type": "auth_ok", "payload": {
-                "gateway_id": self.gateway_id,
-                "config": {"heartbeat_interval_seconds": settings.gateway.heartbeat_interval.as_secs()},
-            }}),
-        );
         self.identity = Some(identity);
+        let heartbeat = settings.gateway.heartbeat_interval.as_secs();
+        ctx.wait(recorded.into_actor(self).map(move |(), act, ctx| {
+            tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "gateway relay link up");
+            socket::send(
+                ctx,
+                &json!({"type": "auth_ok", "payload": {
+                    "gateway_id": act.gateway_id,
+                    "config": {"heartbeat_interval_seconds": heartbeat},
+                }}),
+            );
+        }));
     }
 
     /// A frame is a sign of life; written at most every half heartbeat interval.
@@ -322,38 +329,30 @@ impl Actor for GatewayLink {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.slot.is_none() {
-            return socket::close(
-                ctx,
-                CloseCode::Other(codes::AT_CAPACITY),
-                "server at connection limit, retry",
-            );
+        if socket::refuse_over_capacity(ctx, &self.slot) {
+            return;
         }
-        let ws = self.state.settings.ws.clone();
+        let ws = &self.state.settings.ws;
         ctx.run_later(ws.auth_timeout, |act, ctx| {
             if act.identity.is_none() {
                 Self::refuse(ctx, "auth timeout");
             }
         });
-        ctx.run_interval(ws.heartbeat_interval, move |act, ctx| {
-            if act.last_frame.elapsed() > ws.heartbeat_timeout {
-                tracing::info!(gateway_id = %act.gateway_id, "gateway relay link timed out");
-                return socket::close(
-                    ctx,
-                    CloseCode::Other(codes::HEARTBEAT_TIMEOUT),
-                    "heartbeat timeout",
-                );
-            }
-            ctx.ping(b"");
-            if let Some(entry) = act.presence.clone() {
-                let (state, key, ttl) = (
-                    act.state.clone(),
-                    gateway_key(act.gateway_id),
-                    act.presence_ttl(),
-                );
-                actix::spawn(async move { state.presence.set(&key, &entry, ttl).await });
-            }
-        });
+        socket::keep_alive(
+            ctx,
+            ws,
+            |act| act.last_frame,
+            |act, _| {
+                if let Some(entry) = act.presence.clone() {
+                    let (state, key, ttl) = (
+                        act.state.clone(),
+                        gateway_key(act.gateway_id),
+                        act.presence_ttl(),
+                    );
+                    actix::spawn(async move { state.presence.set(&key, &entry, ttl).await });
+                }
+            },
+        );
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -384,28 +383,11 @@ impl Actor for GatewayLink {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for GatewayLink {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        let msg = match msg {
-            Ok(msg) => msg,
-            Err(ws::ProtocolError::Overflow) => {
-                return socket::close(ctx, CloseCode::Size, "frame larger than 16 MiB");
-            }
-            Err(e) => {
-                tracing::debug!(gateway_id = %self.gateway_id, error = %e, "relay protocol error");
-                return socket::close(ctx, CloseCode::Protocol, "protocol error");
-            }
-        };
-        self.frame_seen();
-        match msg {
-            ws::Message::Text(text) => self.on_text(&text, ctx),
-            ws::Message::Ping(bytes) => ctx.pong(&bytes),
-            ws::Message::Pong(_) | ws::Message::Nop => {}
-            ws::Message::Binary(_) | ws::Message::Continuation(_) => {
-                socket::error(ctx, None, "BINARY_NOT_SUPPORTED", "send JSON text frames")
-            }
-            ws::Message::Close(reason) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
+        if msg.is_ok() {
+            self.frame_seen();
+        }
+        if let Some(ws::Message::Text(text)) = socket::incoming(msg, ctx) {
+            self.on_text(&text, ctx);
         }
     }
 }

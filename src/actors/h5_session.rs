@@ -453,29 +453,16 @@ impl Actor for H5Session {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.slot.is_none() {
-            return socket::close(
-                ctx,
-                CloseCode::Other(codes::AT_CAPACITY),
-                "server at connection limit, retry",
-            );
+        if socket::refuse_over_capacity(ctx, &self.slot) {
+            return;
         }
-        let ws = self.state.settings.ws.clone();
+        let ws = &self.state.settings.ws;
         ctx.run_later(ws.auth_timeout, |act, ctx| {
             if act.caller.is_none() {
                 Self::refuse(ctx, "auth timeout");
             }
         });
-        ctx.run_interval(ws.heartbeat_interval, move |act, ctx| {
-            if act.last_frame.elapsed() > ws.heartbeat_timeout {
-                return socket::close(
-                    ctx,
-                    CloseCode::Other(codes::HEARTBEAT_TIMEOUT),
-                    "heartbeat timeout",
-                );
-            }
-            ctx.ping(b"");
-        });
+        socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -490,25 +477,9 @@ impl Actor for H5Session {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for H5Session {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        let msg = match msg {
-            Ok(msg) => msg,
-            Err(ws::ProtocolError::Overflow) => {
-                return socket::close(ctx, CloseCode::Size, "frame larger than 16 MiB")
-            }
-            Err(_) => return socket::close(ctx, CloseCode::Protocol, "protocol error"),
-        };
         self.last_frame = Instant::now();
-        match msg {
-            ws::Message::Text(text) => self.on_text(&text, ctx),
-            ws::Message::Ping(bytes) => ctx.pong(&bytes),
-            ws::Message::Pong(_) | ws::Message::Nop => {}
-            ws::Message::Binary(_) | ws::Message::Continuation(_) => {
-                socket::error(ctx, None, "BINARY_NOT_SUPPORTED", "send JSON text frames")
-            }
-            ws::Message::Close(reason) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
+        if let Some(ws::Message::Text(text)) = socket::incoming(msg, ctx) {
+            self.on_text(&text, ctx);
         }
     }
 }

@@ -1,11 +1,15 @@
 //! Long-lived things with their own lifecycle, one actix actor each (see DESIGN.md).
 
 pub mod board_events;
+pub mod board_room;
+pub mod board_session;
 pub mod bridge;
 mod bridge_link;
+pub mod feeds;
 pub mod gateway_link;
 pub mod gateway_monitor;
 pub mod h5_session;
 pub mod presence;
 pub mod registry;
 pub mod socket;
+pub mod suggestions;

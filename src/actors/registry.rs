@@ -31,26 +31,45 @@ pub enum Control {
 #[rtype(result = "()")]
 pub struct Frame(pub Arc<str>);
 
-#[derive(Clone)]
-pub struct SocketHandle {
+/// How a router reaches a socket actor: frames of type `M` go through the socket's
+/// bounded outbox.
+pub struct SocketHandle<M: Message<Result = ()> + Send = Frame> {
     pub control: Recipient<Control>,
-    pub frames: Recipient<Frame>,
+    pub frames: Recipient<M>,
     /// What the socket has queued for its client; frames past `queue_limit` are dropped.
     pub outbox: Outbox,
     pub queue_limit: usize,
 }
 
-impl SocketHandle {
-    /// Queues a frame for the socket, unless its client has stopped taking them. The bound is
-    /// enforced here, by the sender: a socket whose client stops reading also stops running
-    /// (its actor is driven by the response stream), so it could not refuse frames itself.
-    fn deliver(&self, frame: &Arc<str>) {
-        if self.outbox.admit(frame.len(), self.queue_limit) {
-            self.frames.do_send(Frame(frame.clone()));
+impl<M: Message<Result = ()> + Send> Clone for SocketHandle<M> {
+    fn clone(&self) -> Self {
+        SocketHandle {
+            control: self.control.clone(),
+            frames: self.frames.clone(),
+            outbox: self.outbox.clone(),
+            queue_limit: self.queue_limit,
+        }
+    }
+}
+
+impl<M: Message<Result = ()> + Send> SocketHandle<M> {
+    /// Queues `message` (`len` bytes on the wire) for the socket, unless its client has
+    /// stopped taking frames. The bound is enforced here, by the sender: a socket whose
+    /// client stops reading also stops running (its actor is driven by the response
+    /// stream), so it could not refuse frames itself.
+    pub fn deliver_sized(&self, message: M, len: usize) {
+        if self.outbox.admit(len, self.queue_limit) {
+            self.frames.do_send(message);
         } else if self.outbox.mark_too_slow() {
             tracing::info!("a socket's client is too slow: dropping its frames and closing it");
             self.control.do_send(Control::TooSlow);
         }
+    }
+}
+
+impl SocketHandle {
+    fn deliver(&self, frame: &Arc<str>) {
+        self.deliver_sized(Frame(frame.clone()), frame.len());
     }
 }
 

@@ -3,12 +3,15 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use actix::{Actor, ActorContext, StreamHandler};
+use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+
+use crate::config::WsSettings;
 
 pub type Ctx<A> = ws::WebsocketContext<A>;
 
@@ -57,6 +60,74 @@ pub fn too_large<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, len: usize, limit
     true
 }
 
+/// Closes a socket that did not get one of the instance's connection slots (1013); `true`
+/// when it did.
+pub fn refuse_over_capacity<A: Actor<Context = Ctx<A>>>(
+    ctx: &mut Ctx<A>,
+    slot: &Option<ConnectionSlot>,
+) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    close(
+        ctx,
+        CloseCode::Other(codes::AT_CAPACITY),
+        "server at connection limit, retry",
+    );
+    true
+}
+
+/// Pings the client every WS_HEARTBEAT_INTERVAL_SECONDS and closes the socket (4008) when
+/// nothing came for WS_HEARTBEAT_TIMEOUT_SECONDS; `on_tick` runs after each ping.
+pub fn keep_alive<A, F>(
+    ctx: &mut Ctx<A>,
+    ws: &WsSettings,
+    last_frame: fn(&A) -> Instant,
+    on_tick: F,
+) where
+    A: Actor<Context = Ctx<A>>,
+    F: Fn(&mut A, &mut Ctx<A>) + 'static,
+{
+    let timeout = ws.heartbeat_timeout;
+    ctx.run_interval(ws.heartbeat_interval, move |act, ctx| {
+        if last_frame(act).elapsed() > timeout {
+            return close(
+                ctx,
+                CloseCode::Other(codes::HEARTBEAT_TIMEOUT),
+                "heartbeat timeout",
+            );
+        }
+        ctx.ping(b"");
+        on_tick(act, ctx);
+    });
+}
+
+/// The text frame a socket actor has to act on, if `msg` is one: everything else (ping,
+/// pong, close, binary frames, protocol errors) is handled here.
+pub fn incoming<A: Actor<Context = Ctx<A>>>(
+    msg: Result<ws::Message, ws::ProtocolError>,
+    ctx: &mut Ctx<A>,
+) -> Option<ws::Message> {
+    match msg {
+        Err(ws::ProtocolError::Overflow) => close(ctx, CloseCode::Size, "frame larger than 16 MiB"),
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket protocol error");
+            close(ctx, CloseCode::Protocol, "protocol error");
+        }
+        Ok(text @ ws::Message::Text(_)) => return Some(text),
+        Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+        Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
+        Ok(ws::Message::Binary(_) | ws::Message::Continuation(_)) => {
+            error(ctx, None, "BINARY_NOT_SUPPORTED", "send JSON text frames")
+        }
+        Ok(ws::Message::Close(reason)) => {
+            ctx.close(reason);
+            ctx.stop();
+        }
+    }
+    None
+}
+
 /// Close codes of our protocols (see docs/).
 pub mod codes {
     pub const REPLACED: u16 = 4000;
@@ -89,6 +160,12 @@ impl Outbox {
                 (queued + len <= limit).then_some(queued + len)
             })
             .is_ok()
+    }
+
+    /// Frees bytes that were counted but will never reach the wire (a frame the socket
+    /// chose not to send).
+    pub fn release(&self, len: usize) {
+        self.taken(len);
     }
 
     fn taken(&self, len: usize) {

@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use subtle::ConstantTimeEq;
 
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Settings};
 use crate::domain::accounts::{self, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,6 +27,13 @@ fn token_matches(given: &str, expected: &str) -> bool {
     given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
+/// Whether `token` is the admin token (the board socket takes it from the query string).
+pub fn token_valid(settings: &Settings, token: &str) -> bool {
+    match &settings.auth {
+        AuthMode::Local { token: expected } => token_matches(token.trim(), expected),
+    }
+}
+
 /// An authenticated admin with an active organization membership.
 pub struct Admin(pub Principal);
 
@@ -40,11 +47,7 @@ impl FromRequest for Admin {
                 Err(ApiError::internal("auth", "application state is missing"))
             });
         };
-        let authorized = match &state.settings.auth {
-            AuthMode::Local { token } => {
-                bearer_token(req).is_some_and(|given| token_matches(given, token))
-            }
-        };
+        let authorized = bearer_token(req).is_some_and(|given| token_valid(&state.settings, given));
         Box::pin(async move {
             if !authorized {
                 return Err(ApiError::Unauthorized);

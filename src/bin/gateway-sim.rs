@@ -1,12 +1,12 @@
 //! Gateway simulator: registers gateways with a registration token, heartbeats, holds their
 //! relay links, reconnects with backoff, and answers `chat.send` with `chat.reply` (an echo,
 //! or a canned text) after a configurable delay. The tests, the README demo and the
-//! benchmarks use it. `bench-heartbeat` measures heartbeat throughput.
+//! benchmarks use it (heartbeat load is `mc-load heartbeat`).
 //! See docs/gateway-protocol.md.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use awc::ws;
 use clap::{Args, Parser, Subcommand};
@@ -28,8 +28,6 @@ struct Cli {
 enum Command {
     /// Run gateways: register, heartbeat, hold relay links, answer chats.
     Run(RunArgs),
-    /// Register gateways, then send HTTP heartbeats as fast as the server takes them.
-    BenchHeartbeat(BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -63,18 +61,6 @@ struct RunArgs {
     reply_delay_ms: u64,
     /// Stop after this many seconds and print a summary (0 = run until killed).
     #[arg(long, default_value_t = 0)]
-    duration_secs: u64,
-}
-
-#[derive(Args)]
-struct BenchArgs {
-    #[command(flatten)]
-    target: Target,
-    /// Heartbeats in flight at once.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// How long to send heartbeats.
-    #[arg(long, default_value_t = 15)]
     duration_secs: u64,
 }
 
@@ -332,80 +318,11 @@ async fn run(args: RunArgs) {
     );
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
-async fn bench_heartbeat(args: BenchArgs) -> Result<(), String> {
-    let started = Instant::now();
-    let mut regs = Vec::with_capacity(args.target.gateways);
-    for i in 0..args.target.gateways {
-        regs.push(register(&args.target, &gateway_name(&args.target, i)).await?);
-    }
-    let registering = started.elapsed();
-    let regs = Rc::new(regs);
-    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
-    let latencies = Rc::new(RefCell::new(Vec::<u64>::new()));
-    let errors = Rc::new(RefCell::new(0u64));
-    let mut workers = Vec::new();
-    for w in 0..args.concurrency {
-        let (regs, latencies, errors, server) = (
-            regs.clone(),
-            latencies.clone(),
-            errors.clone(),
-            args.target.server.clone(),
-        );
-        workers.push(actix_web::rt::spawn(async move {
-            let mut i = w;
-            while Instant::now() < deadline {
-                let reg = &regs[i % regs.len()];
-                let sent = Instant::now();
-                match heartbeat(&server, reg, 0).await {
-                    Ok(()) => latencies
-                        .borrow_mut()
-                        .push(sent.elapsed().as_micros() as u64),
-                    Err(_) => *errors.borrow_mut() += 1,
-                }
-                i += args.concurrency;
-            }
-        }));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-    let mut l = latencies.borrow().clone();
-    l.sort_unstable();
-    println!(
-        "{}",
-        json!({
-            "scenario": "heartbeat", "gateways": args.target.gateways, "concurrency": args.concurrency,
-            "registration_seconds": registering.as_secs_f64(), "duration_seconds": args.duration_secs,
-            "heartbeats": l.len(), "errors": *errors.borrow(),
-            "accepted_per_second": l.len() as f64 / args.duration_secs.max(1) as f64,
-            "p50_ms": percentile(&l, 0.50), "p90_ms": percentile(&l, 0.90), "p99_ms": percentile(&l, 0.99),
-            "max_ms": l.last().map_or(0.0, |m| *m as f64 / 1000.0),
-        })
-    );
-    Ok(())
-}
-
 fn main() {
     let cli = Cli::parse();
-    let result = actix_web::rt::System::new().block_on(async move {
+    actix_web::rt::System::new().block_on(async move {
         match cli.command {
-            Command::Run(args) => {
-                run(args).await;
-                Ok(())
-            }
-            Command::BenchHeartbeat(args) => bench_heartbeat(args).await,
+            Command::Run(args) => run(args).await,
         }
     });
-    if let Err(e) = result {
-        eprintln!("gateway-sim: {e}");
-        std::process::exit(1);
-    }
 }

@@ -38,6 +38,10 @@ enum Scenario {
     H5(H5Args),
     /// Many idle H5 sockets: memory per socket.
     Idle(IdleArgs),
+    /// Board sync fan-out: subscribers on board sockets, a writer changing tasks over REST.
+    Board(BoardArgs),
+    /// Gateway heartbeats over HTTP at a target rate: accepted per second and latency.
+    Heartbeat(HeartbeatArgs),
 }
 
 #[derive(Args, Clone)]
@@ -85,6 +89,42 @@ struct IdleArgs {
     /// How long to hold them open.
     #[arg(long, default_value_t = 10)]
     hold_secs: u64,
+}
+
+#[derive(Args)]
+struct BoardArgs {
+    #[command(flatten)]
+    deployment: Deployment,
+    /// Board sockets, spread over the servers and boards round-robin.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Boards watched (one task each is changed).
+    #[arg(long, default_value_t = 1)]
+    boards: usize,
+    /// Task changes per second, all boards together (REST PATCH on the first server).
+    #[arg(long, default_value_t = 5)]
+    rate: u64,
+    /// How long to write.
+    #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+}
+
+#[derive(Args)]
+struct HeartbeatArgs {
+    #[command(flatten)]
+    deployment: Deployment,
+    /// Gateways registered (heartbeats go round-robin over them and over the servers).
+    #[arg(long, default_value_t = 1000)]
+    gateways: usize,
+    /// Heartbeats per second, all gateways together (0: as fast as `concurrency` allows).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Heartbeats in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 15)]
+    duration_secs: u64,
 }
 
 fn client() -> awc::Client {
@@ -138,6 +178,7 @@ struct Gateway {
     id: String,
     relay_token: String,
     agent_id: String,
+    board_id: String,
 }
 
 struct Setup {
@@ -152,39 +193,11 @@ struct Setup {
 async fn set_up(d: &Deployment, gateways: usize, users: usize) -> Result<Setup, String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
+    let (org, registered) = register_gateways(d, gateways.max(1)).await?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let org = call(
-        "GET",
-        &format!("{api}/api/v1/organizations/me"),
-        admin,
-        None,
-    )
-    .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let reg_token = call(
-        "POST",
-        &format!("{api}/api/v1/gateway-registry/tokens"),
-        admin,
-        Some(json!({"label": "mc-load"})),
-    )
-    .await?["registration_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     let mut made = Vec::with_capacity(gateways);
     let mut boards = Vec::with_capacity(gateways);
-    for g in 0..gateways.max(1) {
-        let name = format!("load-{run}-{g}");
-        let reg = call(
-            "POST",
-            &format!("{api}/api/v1/gateway-registry/register"),
-            None,
-            Some(json!({"organization_id": org, "registration_token": reg_token, "name": name, "url": "http://load", "workspace_root": "/load"})),
-        )
-        .await?;
-        let gateway_id = reg["gateway_id"].as_str().unwrap_or_default().to_string();
+    for (gateway_id, relay_token, name) in registered {
         let board = call(
             "POST",
             &format!("{api}/api/v1/boards"),
@@ -202,8 +215,9 @@ async fn set_up(d: &Deployment, gateways: usize, users: usize) -> Result<Setup, 
         .await?;
         made.push(Gateway {
             id: gateway_id,
-            relay_token: reg["relay_token"].as_str().unwrap_or_default().to_string(),
+            relay_token,
             agent_id: agent["id"].as_str().unwrap_or_default().to_string(),
+            board_id: board_id.clone(),
         });
         boards.push(board_id);
     }
@@ -456,12 +470,275 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
     }))
 }
 
+/// A board socket past its `board.state`.
+async fn open_board(server: &str, board_id: &str, token: &str) -> Result<Framed, String> {
+    let url = ws_url(server, &format!("/ws/board/{board_id}/sync?token={token}"));
+    let (_, mut framed) = awc::Client::new()
+        .ws(url)
+        .max_frame_size(16 << 20)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match framed.next().await {
+            Some(Ok(ws::Frame::Text(bytes))) => {
+                let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                return match frame["type"].as_str() {
+                    Some("board.state") => Ok(framed),
+                    _ => Err(format!("no board.state: {frame}")),
+                };
+            }
+            Some(Ok(_)) => continue,
+            other => return Err(format!("board socket closed: {other:?}")),
+        }
+    }
+}
+
+/// What the board subscribers saw: per change number, when each delivery came; and the
+/// sequence gaps.
+#[derive(Default)]
+struct Deliveries {
+    at: HashMap<u64, Vec<Instant>>,
+    gaps: u64,
+}
+
+async fn board(args: BoardArgs) -> Result<Value, String> {
+    let d = &args.deployment;
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let setup = set_up(d, args.boards.max(1), 0).await?;
+    let mut targets = Vec::new();
+    for g in &setup.gateways {
+        let task = call(
+            "POST",
+            &format!("{api}/api/v1/boards/{}/tasks", g.board_id),
+            admin,
+            Some(json!({"title": "bench"})),
+        )
+        .await?;
+        let task_id = task["id"].as_str().unwrap_or_default().to_string();
+        targets.push((g.board_id.clone(), task_id));
+    }
+    let rss_before = rss_kb(&d.pid);
+    let seen: Rc<RefCell<Deliveries>> = Rc::default();
+    let started = Instant::now();
+    let mut per_board = vec![0usize; targets.len()];
+    for i in 0..args.subscribers {
+        let server = &d.servers[i % d.servers.len()];
+        let b = i % targets.len();
+        per_board[b] += 1;
+        let framed = open_board(server, &targets[b].0, &d.token).await?;
+        let (_sink, mut stream) = framed.split();
+        let seen = seen.clone();
+        actix_web::rt::spawn(async move {
+            let _keep_open = _sink;
+            let mut last_seq: Option<i64> = None;
+            while let Some(Ok(frame)) = stream.next().await {
+                let ws::Frame::Text(bytes) = frame else {
+                    continue;
+                };
+                let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                if let Some(seq) = frame["seq"].as_i64() {
+                    if last_seq.is_some_and(|l| seq != l + 1) {
+                        seen.borrow_mut().gaps += 1;
+                    }
+                    last_seq = Some(seq);
+                }
+                let n = frame["changes"]["title"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("bench-"))
+                    .and_then(|n| n.parse::<u64>().ok());
+                if let Some(n) = n {
+                    seen.borrow_mut()
+                        .at
+                        .entry(n)
+                        .or_default()
+                        .push(Instant::now());
+                }
+            }
+        });
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+
+    let sent_at: Rc<RefCell<HashMap<u64, (Instant, usize)>>> = Rc::default();
+    let errors: Rc<RefCell<u64>> = Rc::default();
+    let mut ticker =
+        actix_web::rt::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
+    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let b = (sent as usize) % targets.len();
+        let url = format!(
+            "{api}/api/v1/boards/{}/tasks/{}",
+            targets[b].0, targets[b].1
+        );
+        sent_at.borrow_mut().insert(sent, (Instant::now(), b));
+        let (token, errors, title) = (d.token.clone(), errors.clone(), format!("bench-{sent}"));
+        actix_web::rt::spawn(async move {
+            if let Err(e) = call("PATCH", &url, Some(&token), Some(json!({"title": title}))).await {
+                if *errors.borrow() < 3 {
+                    eprintln!("mc-load: {e}");
+                }
+                *errors.borrow_mut() += 1;
+            }
+        });
+        sent += 1;
+    }
+    // Drain: until every delivery is in, or none came for 3 s.
+    let expected: usize = sent_at.borrow().values().map(|(_, b)| per_board[*b]).sum();
+    let count =
+        |seen: &Rc<RefCell<Deliveries>>| seen.borrow().at.values().map(Vec::len).sum::<usize>();
+    let (mut last_count, mut last_progress) = (count(&seen), Instant::now());
+    while last_count < expected && last_progress.elapsed() < Duration::from_secs(3) {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        let now = count(&seen);
+        if now != last_count {
+            (last_count, last_progress) = (now, Instant::now());
+        }
+    }
+    let seen = seen.borrow();
+    let mut each = Vec::new();
+    let mut last = Vec::new();
+    for (n, (at, _)) in sent_at.borrow().iter() {
+        if let Some(deliveries) = seen.at.get(n) {
+            each.extend(
+                deliveries
+                    .iter()
+                    .map(|d| d.duration_since(*at).as_micros() as u64),
+            );
+            if let Some(max) = deliveries.iter().max() {
+                last.push(max.duration_since(*at).as_micros() as u64);
+            }
+        }
+    }
+    each.sort_unstable();
+    last.sort_unstable();
+    Ok(json!({
+        "scenario": "board", "servers": d.servers.len(), "subscribers": args.subscribers, "boards": targets.len(),
+        "target_rate": args.rate, "duration_seconds": args.duration_secs, "connect_seconds": connect_secs,
+        "changes": sent, "write_errors": *errors.borrow(), "deliveries_expected": expected, "deliveries": last_count,
+        "missing": expected.saturating_sub(last_count), "gaps": seen.gaps,
+        "delivery_p50_ms": percentile(&each, 0.5), "delivery_p99_ms": percentile(&each, 0.99),
+        "last_delivery_p50_ms": percentile(&last, 0.5), "last_delivery_p99_ms": percentile(&last, 0.99),
+        "last_delivery_max_ms": last.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        "rss_kb_before": rss_before, "rss_kb_after": rss_kb(&d.pid),
+    }))
+}
+
+/// The caller's organization and `count` gateways registered in it through the registry:
+/// `(gateway id, relay token, name)`.
+async fn register_gateways(
+    d: &Deployment,
+    count: usize,
+) -> Result<(String, Vec<(String, String, String)>), String> {
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let org = call(
+        "GET",
+        &format!("{api}/api/v1/organizations/me"),
+        admin,
+        None,
+    )
+    .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reg_token = call(
+        "POST",
+        &format!("{api}/api/v1/gateway-registry/tokens"),
+        admin,
+        Some(json!({"label": "mc-load"})),
+    )
+    .await?["registration_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut out = Vec::with_capacity(count);
+    for g in 0..count {
+        let name = format!("load-{run}-{g}");
+        let reg = call(
+            "POST",
+            &format!("{api}/api/v1/gateway-registry/register"),
+            None,
+            Some(
+                json!({"organization_id": org, "registration_token": reg_token, "name": name,
+                        "url": "http://load", "workspace_root": "/load"}),
+            ),
+        )
+        .await?;
+        let text = |k: &str| reg[k].as_str().unwrap_or_default().to_string();
+        out.push((text("gateway_id"), text("relay_token"), name));
+    }
+    Ok((org, out))
+}
+
+async fn heartbeats(args: HeartbeatArgs) -> Result<Value, String> {
+    let d = &args.deployment;
+    let started = Instant::now();
+    let gateways = Rc::new(register_gateways(d, args.gateways.max(1)).await?.1);
+    let registration_secs = started.elapsed().as_secs_f64();
+    let rss_before = rss_kb(&d.pid);
+    let latencies: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let errors: Rc<RefCell<u64>> = Rc::default();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut ticker = (args.rate > 0).then(|| {
+        let mut t = actix_web::rt::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let mut sent = 0usize;
+    while Instant::now() < deadline {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (gateway_id, relay_token, _) = gateways[sent % gateways.len()].clone();
+        let url = format!(
+            "{}/api/v1/gateway-registry/heartbeat",
+            d.servers[sent % d.servers.len()]
+        );
+        let (latencies, errors) = (latencies.clone(), errors.clone());
+        actix_web::rt::spawn(async move {
+            let _slot = slot;
+            let body = json!({"gateway_id": gateway_id, "relay_token": relay_token, "status": "online",
+                              "metrics": {"active_sessions": 0, "memory_mb": 64.0, "cpu_pct": 1.5, "agent_count": 1}});
+            let at = Instant::now();
+            match call("POST", &url, None, Some(body)).await {
+                Ok(_) => latencies.borrow_mut().push(at.elapsed().as_micros() as u64),
+                Err(_) => *errors.borrow_mut() += 1,
+            }
+        });
+        sent += 1;
+    }
+    // Let the ones in flight finish.
+    let _ = slots.acquire_many(args.concurrency.max(1) as u32).await;
+    let elapsed = started.elapsed().as_secs_f64() - registration_secs;
+    let mut l = latencies.borrow().clone();
+    l.sort_unstable();
+    Ok(json!({
+        "scenario": "heartbeat", "servers": d.servers.len(), "gateways": gateways.len(), "target_rate": args.rate,
+        "concurrency": args.concurrency, "registration_seconds": registration_secs, "duration_seconds": args.duration_secs,
+        "sent": sent, "accepted": l.len(), "errors": *errors.borrow(),
+        "accepted_per_second": l.len() as f64 / elapsed.max(1e-9),
+        "p50_ms": percentile(&l, 0.5), "p90_ms": percentile(&l, 0.9), "p99_ms": percentile(&l, 0.99),
+        "max_ms": l.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        "rss_kb_before": rss_before, "rss_kb_after": rss_kb(&d.pid),
+    }))
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = actix_web::rt::System::new().block_on(async move {
         match cli.scenario {
             Scenario::H5(args) => h5(args).await,
             Scenario::Idle(args) => idle(args).await,
+            Scenario::Board(args) => board(args).await,
+            Scenario::Heartbeat(args) => heartbeats(args).await,
         }
     });
     match result {

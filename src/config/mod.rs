@@ -83,6 +83,7 @@ pub struct WsSettings {
     pub auth_timeout: Duration,
     pub max_frame_bytes: usize,
     pub outbound_queue_bytes: usize,
+    pub sse_keepalive: Duration,
 }
 
 #[derive(Clone)]
@@ -265,6 +266,7 @@ impl Settings {
             max_frame_bytes: vars.number("WS_MAX_FRAME_BYTES", 1024, 16 << 20) as usize,
             outbound_queue_bytes: vars.number("WS_OUTBOUND_QUEUE_BYTES", 16 << 10, 1 << 30)
                 as usize,
+            sse_keepalive: Duration::from_secs(vars.number("SSE_KEEPALIVE_SECONDS", 1, 3600)),
         };
         if ws.heartbeat_timeout <= ws.heartbeat_interval {
             vars.fail(

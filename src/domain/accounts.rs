@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
+use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::DomainResult;
+use super::{organizations, DomainResult};
 use crate::db::PgPool;
 
 /// `UserRead` of the reference API.
@@ -63,6 +63,13 @@ pub struct Principal {
     pub member: Member,
 }
 
+impl Principal {
+    /// The `updated_by` of realtime events this user causes.
+    pub fn reference(&self) -> serde_json::Value {
+        serde_json::json!({"type": "user", "id": self.user.id})
+    }
+}
+
 /// `UserUpdate`: absent fields stay, `null` clears.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -114,33 +121,48 @@ fn user_from(row: &Row) -> User {
     }
 }
 
+/// The columns `member_at` reads, in order, for a membership aliased `m`.
+pub const MEMBER_COLUMNS: &str =
+    "m.id, m.organization_id, m.user_id, m.role, m.all_boards_read, m.all_boards_write, m.created_at, m.updated_at";
+
+/// The membership in columns `i..i + 8` (see `MEMBER_COLUMNS`).
+pub fn member_at(row: &Row, i: usize) -> Member {
+    Member {
+        id: row.get(i),
+        organization_id: row.get(i + 1),
+        user_id: row.get(i + 2),
+        role: row.get(i + 3),
+        all_boards_read: row.get(i + 4),
+        all_boards_write: row.get(i + 5),
+        created_at: row.get(i + 6),
+        updated_at: row.get(i + 7),
+    }
+}
+
+/// The columns `organization_at` reads, for an organization aliased `o`.
+pub const ORGANIZATION_COLUMNS: &str = "o.id, o.name, o.created_at, o.updated_at";
+
+pub fn organization_at(row: &Row, i: usize) -> Organization {
+    Organization {
+        id: row.get(i),
+        name: row.get(i + 1),
+        created_at: row.get(i + 2),
+        updated_at: row.get(i + 3),
+    }
+}
+
 /// User columns 0..10, then organization 10..14, then membership 14..22.
 fn principal_from(row: &Row) -> Principal {
     Principal {
         user: user_from(row),
-        organization: Organization {
-            id: row.get(10),
-            name: row.get(11),
-            created_at: row.get(12),
-            updated_at: row.get(13),
-        },
-        member: Member {
-            id: row.get(14),
-            organization_id: row.get(15),
-            user_id: row.get(16),
-            role: row.get(17),
-            all_boards_read: row.get(18),
-            all_boards_write: row.get(19),
-            created_at: row.get(20),
-            updated_at: row.get(21),
-        },
+        organization: organization_at(row, 10),
+        member: member_at(row, 14),
     }
 }
 
 fn principal_sql() -> String {
     format!(
-        "SELECT {USER_COLUMNS}, o.id, o.name, o.created_at, o.updated_at, \
-                m.id, m.organization_id, m.user_id, m.role, m.all_boards_read, m.all_boards_write, m.created_at, m.updated_at \
+        "SELECT {USER_COLUMNS}, {ORGANIZATION_COLUMNS}, {MEMBER_COLUMNS} \
          FROM users u \
          JOIN organization_members m ON m.user_id = u.id AND m.organization_id = u.active_organization_id \
          JOIN organizations o ON o.id = m.organization_id \
@@ -175,12 +197,16 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     .await?;
     let user = tx
         .query_one(
-            "SELECT id, active_organization_id FROM users WHERE clerk_user_id = $1 FOR UPDATE",
+            "SELECT id, active_organization_id, email FROM users WHERE clerk_user_id = $1 FOR UPDATE",
             &[&LocalIdentity::CLERK_USER_ID],
         )
         .await?;
     let user_id: Uuid = user.get(0);
     let active: Option<Uuid> = user.get(1);
+    let email: String = user
+        .get::<_, Option<String>>(2)
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| LocalIdentity::EMAIL.to_string());
     tx.execute(
         "UPDATE users SET email = COALESCE(NULLIF(email, ''), $2), name = COALESCE(NULLIF(name, ''), $3), updated_at = now() \
          WHERE id = $1 AND (COALESCE(email, '') = '' OR COALESCE(name, '') = '')",
@@ -188,7 +214,8 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     )
     .await?;
 
-    // The active membership if it still exists, else the oldest one, else a new org.
+    // The active membership if it still exists, else the oldest one, else the oldest
+    // invite pending for the user's email, else a new org.
     let membership = tx
         .query_opt(
             "SELECT organization_id FROM organization_members WHERE user_id = $1 \
@@ -198,21 +225,24 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
         .await?;
     let organization_id: Uuid = match membership {
         Some(row) => row.get(0),
-        None => {
-            let org_id = Uuid::new_v4();
-            tx.execute(
-                "INSERT INTO organizations (id, name) VALUES ($1, $2)",
-                &[&org_id, &PERSONAL_ORG_NAME],
-            )
-            .await?;
-            tx.execute(
-                "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
-                 VALUES ($1, $2, $3, 'owner', true, true)",
-                &[&Uuid::new_v4(), &org_id, &user_id],
-            )
-            .await?;
-            org_id
-        }
+        None => match organizations::accept_pending_invite(&tx, user_id, &email).await? {
+            Some(org_id) => org_id,
+            None => {
+                let org_id = Uuid::new_v4();
+                tx.execute(
+                    "INSERT INTO organizations (id, name) VALUES ($1, $2)",
+                    &[&org_id, &PERSONAL_ORG_NAME],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
+                     VALUES ($1, $2, $3, 'owner', true, true)",
+                    &[&Uuid::new_v4(), &org_id, &user_id],
+                )
+                .await?;
+                org_id
+            }
+        },
     };
     tx.execute(
         "UPDATE users SET active_organization_id = $2, updated_at = now() \
@@ -262,6 +292,17 @@ pub async fn update_user(pool: &PgPool, user_id: Uuid, update: UserUpdate) -> Do
     }
     let row = conn.query_one(&sql, &params).await?;
     Ok(user_from(&row))
+}
+
+/// Deletes the user (domain.md §A2). Their memberships go with them and their authorship
+/// of invites and tasks is cleared by the schema; their organizations are settled first.
+/// Organizations are locked before the user row, the order member removal takes too.
+pub async fn delete_user(client: &impl GenericClient, user_id: Uuid) -> DomainResult<()> {
+    organizations::release_memberships(client, user_id).await?;
+    client
+        .execute("DELETE FROM users WHERE id = $1", &[&user_id])
+        .await?;
+    Ok(())
 }
 
 /// The caller's memberships, by organization name.

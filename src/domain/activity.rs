@@ -51,15 +51,21 @@ pub struct NewActivity<'a> {
     pub task_id: Option<Uuid>,
 }
 
+/// Records an event. A board's events take the board's next feed number (see
+/// `next_feed_seq`).
 pub async fn record(
     client: &impl GenericClient,
     activity: NewActivity<'_>,
 ) -> DomainResult<ActivityEvent> {
+    let seq = match activity.board_id {
+        Some(board_id) => Some(next_feed_seq(client, board_id).await?),
+        None => None,
+    };
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO activity_events AS a (id, organization_id, board_id, event_type, message, agent_id, task_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACTIVITY_COLUMNS}"
+                "INSERT INTO activity_events AS a (id, organization_id, board_id, event_type, message, agent_id, task_id, seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ACTIVITY_COLUMNS}"
             ),
             &[
                 &Uuid::new_v4(),
@@ -69,10 +75,24 @@ pub async fn record(
                 &activity.message,
                 &activity.agent_id,
                 &activity.task_id,
+                &seq,
             ],
         )
         .await?;
     Ok(ActivityEvent::from_row(&row))
+}
+
+/// The board's next feed number. The board row stays locked until the transaction ends,
+/// so numbers are handed out in commit order: a stream that has seen number n has seen
+/// every change before it.
+pub async fn next_feed_seq(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
+    Ok(client
+        .query_one(
+            "UPDATE boards SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq",
+            &[&board_id],
+        )
+        .await?
+        .get(0))
 }
 
 /// The feed a user sees: events tied to a task on a board they can read, newest first.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::access::{self, Access};
 use super::accounts::Principal;
 use super::activity::{self, NewActivity};
+use super::board_sync::{self, TaskChange};
 use super::boards::{self, Board};
 use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
@@ -511,13 +512,15 @@ pub async fn update(
     Ok(Agent::from_row(&row))
 }
 
-/// A task the deletion of its agent changed: `(task_id, board_id, returned_to_inbox)`.
-pub type ReleasedTask = (Uuid, Uuid, bool);
+/// A task the deletion of its agent changed, with its board.
+pub type ReleasedTask = (Uuid, TaskChange);
 
-/// Unassigns the agent's tasks: those in progress go back to the inbox.
+/// Unassigns the agent's tasks: those in progress go back to the inbox. Each change is a
+/// board sync event; `by` is who did it.
 pub async fn release_tasks(
     client: &impl GenericClient,
     agent_id: Uuid,
+    by: &Value,
 ) -> DomainResult<Vec<ReleasedTask>> {
     let rows = client
         .query(
@@ -530,10 +533,23 @@ pub async fn release_tasks(
             &[&agent_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    let mut released = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (task_id, board_id, to_inbox): (Uuid, Uuid, bool) = (r.get(0), r.get(1), r.get(2));
+        let changes = if to_inbox {
+            json!({"assigned_agent_id": null, "status": "inbox", "previous_status": "in_progress", "in_progress_at": null})
+        } else {
+            json!({"assigned_agent_id": null})
+        };
+        let change = TaskChange::Updated {
+            task_id,
+            changes,
+            updated_by: by.clone(),
+        };
+        board_sync::append(client, board_id, &change).await?;
+        released.push((board_id, change));
+    }
+    Ok(released)
 }
 
 /// Deletes the agent (no gateway is dialed), releasing its tasks and recording
@@ -544,7 +560,7 @@ pub async fn delete(
     agent_id: Uuid,
 ) -> DomainResult<Vec<ReleasedTask>> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let released = release_tasks(client, agent.id).await?;
+    let released = release_tasks(client, agent.id, &principal.reference()).await?;
     activity::record(
         client,
         NewActivity {

@@ -64,9 +64,9 @@ pub struct BoardGroupUpdate {
     pub description: Option<Option<String>>,
 }
 
-/// Lowercase, runs of anything but `a-z0-9` become "-", trimmed of "-"; a name with no
-/// such characters gets a random hex slug.
-pub fn slugify(value: &str) -> String {
+/// Lowercase, runs of anything but `a-z0-9` become "-", trimmed of "-"; empty when the
+/// text has no such characters (each resource has its own fallback).
+pub fn slug_words(value: &str) -> String {
     let mut slug = String::new();
     for c in value.to_lowercase().chars() {
         if c.is_ascii_lowercase() || c.is_ascii_digit() {
@@ -75,11 +75,16 @@ pub fn slugify(value: &str) -> String {
             slug.push('-');
         }
     }
-    let slug = slug.trim_matches('-');
+    slug.trim_matches('-').to_string()
+}
+
+/// `slug_words`; a name with no such characters gets a random hex slug.
+pub fn slugify(value: &str) -> String {
+    let slug = slug_words(value);
     if slug.is_empty() {
         Uuid::new_v4().simple().to_string()
     } else {
-        slug.to_string()
+        slug
     }
 }
 
@@ -106,6 +111,33 @@ pub async fn list(
     .await
 }
 
+/// The group with this id in this organization; another organization's group is `None`.
+pub async fn find_in_org(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    group_id: Uuid,
+) -> DomainResult<Option<BoardGroup>> {
+    find(client, organization_id, group_id, false).await
+}
+
+async fn find(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    group_id: Uuid,
+    lock: bool,
+) -> DomainResult<Option<BoardGroup>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
+                if lock { " FOR UPDATE" } else { "" }
+            ),
+            &[&group_id, &organization_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(BoardGroup::from_row))
+}
+
 /// The group, if it is in the caller's organization (else 404) and the caller can read
 /// (or write) one of its boards; an admin may also reach an empty group (else 403).
 pub async fn group_for_user(
@@ -115,17 +147,9 @@ pub async fn group_for_user(
     access: Access,
     lock: bool,
 ) -> DomainResult<BoardGroup> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
-                if lock { " FOR UPDATE" } else { "" }
-            ),
-            &[&group_id, &principal.organization.id],
-        )
+    let group = find(client, principal.organization.id, group_id, lock)
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let group = BoardGroup::from_row(&row);
     let scope = access::board_scope(client, &principal.member, access).await?;
     if scope == BoardScope::All {
         return Ok(group);

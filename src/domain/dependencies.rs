@@ -130,19 +130,15 @@ pub async fn replace(
             &[&task_id],
         )
         .await?;
-    if depends_on.is_empty() {
-        return Ok(());
-    }
-    // The order is kept through increasing `created_at` offsets (one statement, one `now()`).
-    client
-        .execute(
-            "INSERT INTO task_dependencies (id, board_id, task_id, depends_on_task_id, created_at) \
-             SELECT gen_random_uuid(), $1, $2, d.id, now() + d.ord * interval '1 microsecond' \
-             FROM unnest($3::uuid[]) WITH ORDINALITY AS d(id, ord)",
-            &[&board_id, &task_id, &depends_on],
-        )
-        .await?;
-    Ok(())
+    super::links::insert_ordered(
+        client,
+        "task_dependencies",
+        ("task_id", task_id),
+        Some(("board_id", board_id)),
+        "depends_on_task_id",
+        depends_on,
+    )
+    .await
 }
 
 /// The tasks that depend on `task_id`.

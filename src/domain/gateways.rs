@@ -225,7 +225,7 @@ pub async fn delete(
         )
         .await?
     {
-        released.extend(agents::release_tasks(client, row.get(0)).await?);
+        released.extend(agents::release_tasks(client, row.get(0), &principal.reference()).await?);
     }
     client
         .execute("DELETE FROM gateways WHERE id = $1", &[&gateway.id])

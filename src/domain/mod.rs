@@ -6,16 +6,20 @@ pub mod activity;
 pub mod agents;
 pub mod approvals;
 pub mod board_groups;
+pub mod board_sync;
 pub mod boards;
 pub mod custom_fields;
 pub mod dependencies;
+pub mod feeds;
 pub mod gateway_registry;
 pub mod gateways;
 pub mod h5_chat;
 pub mod h5_users;
+pub mod links;
 pub mod metrics;
 pub mod organizations;
 pub mod pagination;
+pub mod snapshots;
 pub mod tags;
 pub mod task_rules;
 pub mod tasks;
@@ -57,6 +61,25 @@ impl DomainError {
 
     pub fn unprocessable(detail: impl Into<String>) -> Self {
         DomainError::Unprocessable(json!(detail.into()))
+    }
+}
+
+impl DomainError {
+    /// The HTTP status and `detail` a refusal answers with, for protocols that carry them in
+    /// a frame (the board socket); failures of the database are not detailed.
+    pub fn status_and_detail(&self) -> (u16, Value) {
+        match self {
+            DomainError::Unauthorized(d) => (401, d.clone()),
+            DomainError::NotFound(d) => (404, d.clone()),
+            DomainError::Forbidden(d) => (403, d.clone()),
+            DomainError::Conflict(d) => (409, d.clone()),
+            DomainError::Unprocessable(d) => (422, d.clone()),
+            DomainError::Unavailable(_) => (503, json!("Database unavailable")),
+            DomainError::Database(e) => {
+                tracing::error!(error = %e, "database error");
+                (500, json!("Internal Server Error"))
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::activity::{self, NewActivity};
 use super::approvals;
+use super::board_sync::{self, TaskChange};
 use super::boards::Board;
 use super::dependencies::{self, Dependency};
 use super::pagination::{fetch_page, Page, PageParams};
@@ -22,7 +23,6 @@ use super::task_rules::{
 };
 use super::validation::{model_error, non_empty, validation_error};
 use super::{custom_fields, DomainError, DomainResult};
-use crate::actors::board_events::TaskChange;
 
 /// `TaskRead`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -370,6 +370,7 @@ pub async fn create(
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
+    board_sync::append(client, board.id, &change).await?;
     Ok((task, change))
 }
 
@@ -543,22 +544,36 @@ pub async fn update(
         custom_fields::apply_on_update(client, board.id, task_id, values).await?;
     }
     let row = save(client, &current, &plain, &decision, now).await?;
+    let was_done = current.status == TaskStatus::Done;
+    let flipped = was_done != (row.status == TaskStatus::Done);
+    // Dependents are locked before the activity below locks the board row: every path
+    // locks tasks before the board, so two updates cannot wait on each other.
+    let dependents = if flipped {
+        lock_dependents(client, task_id).await?
+    } else {
+        Vec::new()
+    };
 
     let agent_id = actor.agent_id();
+    let mut changes = Vec::new();
     if let Some(comment) = comment {
         record(client, board, task_id, agent_id, "task.comment", comment).await?;
+        changes.push(TaskChange::Commented { task_id });
     }
     let (event_type, message) = task_rules::update_event(&row.title, current.status, row.status);
     record(client, board, task_id, agent_id, event_type, message).await?;
-    let mut changes = vec![TaskChange::Updated {
+    changes.push(TaskChange::Updated {
         task_id,
-        changes: json!({"status": row.status, "previous_status": current.status}),
+        changes: json!({
+            "status": row.status, "previous_status": current.status, "title": row.title,
+            "description": row.description, "priority": row.priority,
+            "assigned_agent_id": row.assigned_agent_id, "due_at": row.due_at,
+            "in_progress_at": row.in_progress_at,
+        }),
         updated_by: actor.reference(),
-    }];
-    let was_done = current.status == TaskStatus::Done;
-    if was_done != (row.status == TaskStatus::Done) {
-        changes.extend(reconcile_dependents(client, board, &row, was_done, actor).await?);
-    }
+    });
+    changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
+    board_sync::append_all(client, board.id, &changes).await?;
     Ok((read_one(client, row).await?, changes))
 }
 
@@ -623,27 +638,35 @@ async fn record(
     Ok(())
 }
 
+/// The unfinished tasks that depend on `task_id`, locked.
+async fn lock_dependents(client: &impl GenericClient, task_id: Uuid) -> DomainResult<Vec<TaskRow>> {
+    let ids = dependencies::dependents(client, task_id).await?;
+    Ok(client
+        .query(
+            &format!(
+                "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
+                 ORDER BY t.id FOR UPDATE"
+            ),
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(TaskRow::from_row)
+        .collect())
+}
+
 /// A dependency's completion flipped: started dependents go back to the inbox when it was
 /// reopened; every other unfinished dependent gets a note.
 async fn reconcile_dependents(
     client: &impl GenericClient,
     board: &Board,
     dependency: &TaskRow,
+    dependents: Vec<TaskRow>,
     reopened: bool,
     actor: &Actor,
 ) -> DomainResult<Vec<TaskChange>> {
-    let ids = dependencies::dependents(client, dependency.id).await?;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
-                 ORDER BY t.created_at FOR UPDATE"
-            ),
-            &[&ids],
-        )
-        .await?;
     let mut changes = Vec::new();
-    for dependent in rows.iter().map(TaskRow::from_row) {
+    for dependent in dependents {
         let agent_id = actor.agent_id();
         match task_rules::dependent_effect(reopened, &dependent.progress()) {
             DependentEffect::ReturnToInbox => {
@@ -669,7 +692,10 @@ async fn reconcile_dependents(
                 .await?;
                 changes.push(TaskChange::Updated {
                     task_id: dependent.id,
-                    changes: json!({"status": "inbox", "previous_status": dependent.status}),
+                    changes: json!({
+                        "status": "inbox", "previous_status": dependent.status,
+                        "assigned_agent_id": null, "in_progress_at": null,
+                    }),
                     updated_by: actor.reference(),
                 });
             }
@@ -718,7 +744,9 @@ pub async fn delete(
     client
         .execute("DELETE FROM tasks WHERE id = $1", &[&task_id])
         .await?;
-    Ok(TaskChange::Deleted { task_id })
+    let change = TaskChange::Deleted { task_id };
+    board_sync::append(client, board.id, &change).await?;
+    Ok(change)
 }
 
 /// `TaskCommentRead`.
@@ -775,7 +803,7 @@ pub async fn add_comment(
     actor: &Actor,
     task_id: Uuid,
     input: TaskCommentCreate,
-) -> DomainResult<TaskComment> {
+) -> DomainResult<(TaskComment, TaskChange)> {
     let message = non_empty("message", &input.message)?;
     find(client, board.id, task_id, false).await?;
     let event = activity::record(
@@ -790,11 +818,12 @@ pub async fn add_comment(
         },
     )
     .await?;
-    Ok(TaskComment {
+    let comment = TaskComment {
         id: event.id,
         message: event.message,
         agent_id: event.agent_id,
         task_id: event.task_id,
         created_at: event.created_at,
-    })
+    };
+    Ok((comment, TaskChange::Commented { task_id }))
 }

@@ -111,7 +111,7 @@ pub async fn delete_agent(
 ) -> ApiResult<web::Json<OkResponse>> {
     let agent_id = path.into_inner();
     let released = in_transaction!(state, |tx| agents::delete(&tx, &principal, agent_id));
-    publish_released(&state, principal.user.id, released);
+    publish_released(&state, &principal, released);
     Ok(OkResponse::json())
 }
 

@@ -9,6 +9,7 @@ use crate::auth::admin::Admin;
 use crate::domain::access::Access;
 use crate::domain::board_groups::{self, BoardGroup, BoardGroupCreate, BoardGroupUpdate};
 use crate::domain::pagination::{Page, PageParams};
+use crate::domain::snapshots::{self, GroupSnapshot, GroupSnapshotQuery};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;
@@ -138,11 +139,33 @@ pub async fn apply_heartbeat(
     })))
 }
 
+/// The group's boards the caller can read, each with its task counts and top tasks.
+#[utoipa::path(
+    tag = "board-groups",
+    params(("group_id" = Uuid, Path), ("include_done" = Option<bool>, Query),
+           ("per_board_task_limit" = Option<i64>, Query)),
+    responses((status = 200, body = GroupSnapshot), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/board-groups/{group_id}/snapshot")]
+pub async fn group_snapshot(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    query: web::Query<GroupSnapshotQuery>,
+) -> ApiResult<web::Json<GroupSnapshot>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        snapshots::of_group(&*conn, &principal, path.into_inner(), &query).await?,
+    ))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(apply_heartbeat)
         .service(list_board_groups)
         .service(create_board_group)
         .service(get_board_group)
         .service(update_board_group)
-        .service(delete_board_group);
+        .service(delete_board_group)
+        .service(group_snapshot);
 }

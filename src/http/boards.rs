@@ -9,6 +9,7 @@ use crate::auth::admin::Admin;
 use crate::domain::access::{self, Access};
 use crate::domain::boards::{self, Board, BoardCreate, BoardFilter, BoardUpdate};
 use crate::domain::pagination::{Page, PageParams};
+use crate::domain::snapshots::{self, BoardSnapshot, GroupSnapshot, GroupSnapshotQuery};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;
@@ -112,10 +113,58 @@ pub async fn delete_board(
     Ok(OkResponse::json())
 }
 
+/// The board with its task cards, agents and newest approvals, in one read.
+#[utoipa::path(
+    tag = "boards",
+    params(("board_id" = Uuid, Path)),
+    responses((status = 200, body = BoardSnapshot), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/snapshot")]
+pub async fn board_snapshot(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<BoardSnapshot>> {
+    // One snapshot transaction, so the parts agree with each other.
+    Ok(web::Json(in_transaction!(state, |tx| async {
+        tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(DomainError::from)?;
+        let board =
+            access::board_for_user(&tx, &principal, path.into_inner(), Access::Read).await?;
+        snapshots::board_snapshot(&tx, board).await
+    })))
+}
+
+/// The other boards of the board's group (`include_self` for this one too).
+#[utoipa::path(
+    tag = "boards",
+    params(("board_id" = Uuid, Path), ("include_self" = Option<bool>, Query), ("include_done" = Option<bool>, Query),
+           ("per_board_task_limit" = Option<i64>, Query)),
+    responses((status = 200, body = GroupSnapshot), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/group-snapshot")]
+pub async fn board_group_snapshot(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    query: web::Query<GroupSnapshotQuery>,
+) -> ApiResult<web::Json<GroupSnapshot>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    Ok(web::Json(
+        snapshots::of_boards_group(&*conn, &principal, &board, &query).await?,
+    ))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_boards)
         .service(create_board)
         .service(get_board)
         .service(update_board)
-        .service(delete_board);
+        .service(delete_board)
+        .service(board_snapshot)
+        .service(board_group_snapshot);
 }

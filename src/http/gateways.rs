@@ -2,12 +2,11 @@
 
 use actix_web::web::{self, Data};
 use actix_web::{delete, get, patch, post};
-use serde_json::json;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::board_events::TaskChange;
 use crate::auth::admin::Admin;
+use crate::domain::accounts::Principal;
 use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::{agents, DomainError};
@@ -103,30 +102,20 @@ pub async fn delete_gateway(
 ) -> ApiResult<web::Json<OkResponse>> {
     let gateway_id = path.into_inner();
     let released = in_transaction!(state, |tx| gateways::delete(&tx, &principal, gateway_id));
-    publish_released(&state, principal.user.id, released);
+    publish_released(&state, &principal, released);
     Ok(OkResponse::json())
 }
 
 /// Tells the board feeds about tasks an agent deletion unassigned.
 pub(crate) fn publish_released(
     state: &AppState,
-    user_id: Uuid,
+    principal: &Principal,
     released: Vec<agents::ReleasedTask>,
 ) {
-    for (task_id, board_id, to_inbox) in released {
-        let changes = if to_inbox {
-            json!({"assigned_agent_id": null, "status": "inbox", "in_progress_at": null})
-        } else {
-            json!({"assigned_agent_id": null})
-        };
-        state.board_events.task_changed(
-            board_id,
-            TaskChange::Updated {
-                task_id,
-                changes,
-                updated_by: json!({"type": "user", "id": user_id}),
-            },
-        );
+    for (board_id, change) in released {
+        state
+            .board_events
+            .task_changed(principal.organization.id, board_id, change);
     }
 }
 

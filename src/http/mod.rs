@@ -6,6 +6,7 @@ mod agents;
 mod approvals;
 mod auth;
 mod board_groups;
+mod board_sync;
 mod boards;
 pub mod context;
 mod custom_fields;
@@ -19,6 +20,8 @@ pub mod json;
 mod metrics;
 mod organizations;
 mod pagination;
+mod sse;
+mod suggestions;
 mod tags;
 mod tasks;
 mod users;
@@ -137,6 +140,8 @@ pub fn app(
         .configure(h5_auth::routes)
         .configure(h5_users::routes)
         .configure(h5_chat::routes)
+        .configure(board_sync::routes)
+        .configure(suggestions::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

@@ -2,12 +2,13 @@
 //! are full paths, no scopes: overlapping actix scopes do not fall through.
 
 use actix_web::web::{self, Data};
-use actix_web::{delete, get, patch, post};
+use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
 use crate::domain::access::{self, Access};
+use crate::domain::feeds::BoardFeed;
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::task_rules::Actor;
 use crate::domain::tasks::{
@@ -17,8 +18,37 @@ use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;
+use crate::http::sse::{self, SinceQuery};
 use crate::http::OkResponse;
 use crate::state::AppState;
+
+/// Task activity of the board as server-sent events (`event: task`, `id:` the feed
+/// number): pushed on commit; `Last-Event-ID` resumes, `since` starts at a time.
+#[utoipa::path(
+    tag = "tasks",
+    params(("board_id" = Uuid, Path), ("since" = Option<String>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/tasks/stream")]
+pub async fn stream_tasks(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    query: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let feed = BoardFeed::Tasks;
+    sse::board_feed(
+        &state,
+        &principal,
+        path.into_inner(),
+        feed,
+        &query,
+        &request,
+    )
+    .await
+}
 
 /// The board's tasks, newest first.
 #[utoipa::path(
@@ -62,7 +92,9 @@ pub async fn create_task(
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         tasks::create(&tx, &board, principal.user.id, input).await
     });
-    state.board_events.task_changed(board_id, change);
+    state
+        .board_events
+        .task_changed(principal.organization.id, board_id, change);
     Ok(web::Json(task))
 }
 
@@ -89,7 +121,9 @@ pub async fn update_task(
         tasks::update(&tx, &board, &actor, task_id, patch).await
     });
     for change in changes {
-        state.board_events.task_changed(board_id, change);
+        state
+            .board_events
+            .task_changed(principal.organization.id, board_id, change);
     }
     Ok(web::Json(task))
 }
@@ -112,7 +146,9 @@ pub async fn delete_task(
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         tasks::delete(&tx, &board, task_id).await
     });
-    state.board_events.task_changed(board_id, change);
+    state
+        .board_events
+        .task_changed(principal.organization.id, board_id, change);
     Ok(OkResponse::json())
 }
 
@@ -155,14 +191,19 @@ pub async fn create_comment(
 ) -> ApiResult<web::Json<TaskComment>> {
     let (board_id, task_id) = path.into_inner();
     let actor = Actor::User(principal.user.id);
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let (comment, change) = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         tasks::add_comment(&tx, &board, &actor, task_id, input).await
-    })))
+    });
+    state
+        .board_events
+        .task_changed(principal.organization.id, board_id, change);
+    Ok(web::Json(comment))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list_tasks)
+    cfg.service(stream_tasks)
+        .service(list_tasks)
         .service(create_task)
         .service(update_task)
         .service(delete_task)

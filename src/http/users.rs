@@ -1,14 +1,16 @@
 //! `/api/v1/users/*`.
 
 use actix_web::web::Data;
-use actix_web::{get, patch, web};
+use actix_web::{delete, get, patch, web};
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::admin::Admin;
 use crate::domain::accounts::{self, User, UserUpdate};
 use crate::error::ApiResult;
+use crate::http::in_transaction;
 use crate::http::json::Json;
+use crate::http::OkResponse;
 use crate::state::AppState;
 
 /// The authenticated user.
@@ -36,6 +38,22 @@ pub async fn update_me(
     ))
 }
 
+/// Deletes the authenticated user. Organizations where they are the only member go with
+/// them; being the last owner of an organization with other members is refused (422).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, body = OkResponse), (status = 401), (status = 422))
+)]
+#[delete("/api/v1/users/me")]
+pub async fn delete_me(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+) -> ApiResult<web::Json<OkResponse>> {
+    in_transaction!(state, |tx| accounts::delete_user(&tx, principal.user.id));
+    Ok(OkResponse::json())
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(get_me).service(update_me);
+    cfg.service(get_me).service(update_me).service(delete_me);
 }

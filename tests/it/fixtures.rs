@@ -51,10 +51,11 @@ pub async fn create_agent(server: &Server, board: &Value, name: &str) -> Reply {
     .await
 }
 
-/// Makes the local user's active organization a fresh one where it is the owner.
-pub async fn switch_to_new_org(server: &Server) {
+/// Makes the local user's active organization a fresh one where it is the owner, so what
+/// was created before belongs to another organization; returns the new organization's id.
+pub async fn switch_to_new_org(server: &Server) -> uuid::Uuid {
     let db = server.db.client().await;
-    let org = Uuid::new_v4();
+    let org = uuid::Uuid::new_v4();
     db.execute(
         "INSERT INTO organizations (id, name) VALUES ($1, 'Other')",
         &[&org],
@@ -64,7 +65,7 @@ pub async fn switch_to_new_org(server: &Server) {
     db.execute(
         "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
          SELECT $1, $2, id, 'owner', true, true FROM users WHERE clerk_user_id = 'local-auth-user'",
-        &[&Uuid::new_v4(), &org],
+        &[&uuid::Uuid::new_v4(), &org],
     )
     .await
     .unwrap();
@@ -74,6 +75,30 @@ pub async fn switch_to_new_org(server: &Server) {
     )
     .await
     .unwrap();
+    org
+}
+
+/// Sets the local user's role in its active organization (e.g. "member" to lose admin rights).
+pub async fn set_admin_role(server: &Server, role: &str) {
+    server
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE organization_members m SET role = $1 FROM users u \
+             WHERE u.clerk_user_id = 'local-auth-user' AND m.user_id = u.id \
+               AND m.organization_id = u.active_organization_id",
+            &[&role],
+        )
+        .await
+        .unwrap();
+}
+
+/// A board of its own gateway, both with fresh names; `extra` sets board fields.
+pub async fn new_board(server: &Server, extra: Value) -> Value {
+    let name = format!("B{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let gateway = create_gateway(server, &name).await;
+    create_board(server, &gateway, &name, extra).await
 }
 
 /// A task created through the API on `board`.

@@ -7,7 +7,9 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{Server, WsClient, WsEvent, ADMIN_TOKEN};
+use crate::harness::{
+    expect_closed_as_too_slow, stalled_socket, Server, WsClient, WsEvent, ADMIN_TOKEN,
+};
 
 struct World {
     org: String,
@@ -583,71 +585,6 @@ async fn the_gateway_simulator_answers_chats() {
 
 /// A WebSocket client that authenticates and then never reads, on a socket whose receive
 /// buffer is made small before it connects (so the window it offers stays small).
-fn stalled_client(server: &Server, token: &str) -> std::net::TcpStream {
-    use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a descriptor we create and hand to TcpStream, with
-    // pointers to live values of the sizes given.
-    let mut stream = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0);
-        let size: libc::c_int = 4096;
-        let opt = &size as *const _ as *const libc::c_void;
-        assert_eq!(
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                opt,
-                std::mem::size_of::<libc::c_int>() as u32
-            ),
-            0
-        );
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: server.port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
-            },
-            sin_zero: [0; 8],
-        };
-        let rc = libc::connect(
-            fd,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
-        assert_eq!(rc, 0, "connect");
-        std::net::TcpStream::from_raw_fd(fd)
-    };
-    write!(
-        stream,
-        "GET /ws/h5/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = [0u8; 1024];
-    let n = stream.read(&mut head).unwrap();
-    assert!(
-        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
-    // A masked text frame (clients must mask), with a 16-bit length.
-    let payload = json!({"type": "auth", "payload": {"token": token}})
-        .to_string()
-        .into_bytes();
-    let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![
-        0x81,
-        0x80 | 126,
-        (payload.len() >> 8) as u8,
-        payload.len() as u8,
-    ];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    stream.write_all(&frame).unwrap();
-    stream
-}
 
 #[actix_web::test]
 async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others() {
@@ -655,7 +592,11 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others()
     let server = Server::start().await;
     let w = world(&server).await;
     let mut gateway = gateway_link(&server, &w).await;
-    let mut stalled = stalled_client(&server, &w.access);
+    let stalled = stalled_socket(
+        &server,
+        "/ws/h5/chat",
+        Some(&json!({"type": "auth", "payload": {"token": w.access}})),
+    );
 
     // The reading device runs on its own thread, so it keeps up whatever this thread does.
     let (base, access, agent) = (server.base.clone(), w.access.clone(), w.agent);
@@ -696,43 +637,8 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others()
     let replies = reader.join().expect("reader thread");
     let expected: Vec<String> = (0..REPLIES).map(|i| i.to_string()).collect();
     assert_eq!(replies, expected);
-    let closed = crate::harness::eventually(Duration::from_secs(10), || async {
-        server.log().contains("client is too slow")
-    })
-    .await;
-    assert!(
-        closed,
-        "the stalled socket was not closed:\n{}",
-        server.log()
-    );
-
     // When the stalled client reads again, what was queued arrives, then a 4009 close.
-    let received = actix_web::rt::task::spawn_blocking(move || {
-        use std::io::Read;
-        stalled
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut all = Vec::new();
-        let mut chunk = [0u8; 65536];
-        while let Ok(n) = stalled.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&chunk[..n]);
-        }
-        all
-    })
-    .await
-    .unwrap();
-    let code = 4009u16.to_be_bytes();
-    let close_at = received
-        .windows(4)
-        .position(|w| w[0] == 0x88 && w[2] == code[0] && w[3] == code[1]);
-    assert!(
-        close_at.is_some(),
-        "no 4009 close frame in {} bytes",
-        received.len()
-    );
+    let received = expect_closed_as_too_slow(&server, stalled).await;
     assert!(
         received.len() < 12 << 20,
         "far more was queued than the limit allows: {} bytes",

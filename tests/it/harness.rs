@@ -565,3 +565,218 @@ impl WsClient {
         }
     }
 }
+
+/// One server-sent event, or a keepalive comment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SseItem {
+    Event {
+        event: String,
+        id: Option<String>,
+        data: Value,
+    },
+    Comment(String),
+}
+
+/// A client of a `text/event-stream` response.
+pub struct SseClient {
+    body: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                Item = Result<actix_web::web::Bytes, awc::error::PayloadError>,
+            >,
+        >,
+    >,
+    buffer: String,
+}
+
+impl SseClient {
+    /// Opens `path` with the admin token (and `Last-Event-ID` when given); panics unless
+    /// the answer is a 200 event stream.
+    pub async fn open(server: &Server, path: &str, last_event_id: Option<&str>) -> SseClient {
+        let client = awc::Client::builder().disable_timeout().finish();
+        let mut req = client
+            .get(format!("{}{}", server.base, path))
+            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")));
+        if let Some(id) = last_event_id {
+            req = req.insert_header(("Last-Event-ID", id));
+        }
+        let response = req.send().await.expect("open the event stream");
+        assert_eq!(response.status(), 200, "event stream {path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        SseClient {
+            body: Box::pin(response),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event or comment within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseItem> {
+        use futures_util::StreamExt;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse_sse_block(&block));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_web::rt::time::timeout(left, self.body.next()).await {
+                Ok(Some(Ok(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event (skipping keepalive comments); panics when none comes in 5 s.
+    pub async fn event(&mut self) -> (String, Option<String>, Value) {
+        loop {
+            match self.next(Duration::from_secs(5)).await {
+                Some(SseItem::Event { event, id, data }) => return (event, id, data),
+                Some(SseItem::Comment(_)) => continue,
+                None => panic!("no event within 5 s"),
+            }
+        }
+    }
+}
+
+fn parse_sse_block(block: &str) -> SseItem {
+    let (mut event, mut id, mut data) = (String::from("message"), None, String::new());
+    for line in block.lines() {
+        if let Some(comment) = line.strip_prefix(':') {
+            return SseItem::Comment(comment.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.to_string();
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data.push_str(v);
+        }
+    }
+    SseItem::Event {
+        event,
+        id,
+        data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+    }
+}
+
+/// A WebSocket client on `path` that never reads: its receive buffer is tiny, so the
+/// server's frames pile up on the server. It sends `first_frame` after the upgrade.
+pub fn stalled_socket(
+    server: &Server,
+    path: &str,
+    first_frame: Option<&Value>,
+) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we create and hand to TcpStream, with
+    // pointers to live values of the sizes given.
+    let mut stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        let opt = &size as *const _ as *const libc::c_void;
+        assert_eq!(
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                opt,
+                std::mem::size_of::<libc::c_int>() as u32
+            ),
+            0
+        );
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: server.port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert_eq!(rc, 0, "connect");
+        std::net::TcpStream::from_raw_fd(fd)
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 1024];
+    let n = stream.read(&mut head).unwrap();
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    if let Some(first) = first_frame {
+        // A masked text frame (clients must mask), with a 16-bit length.
+        let payload = first.to_string().into_bytes();
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![
+            0x81,
+            0x80 | 126,
+            (payload.len() >> 8) as u8,
+            payload.len() as u8,
+        ];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        stream.write_all(&frame).unwrap();
+    }
+    stream
+}
+
+/// Waits for the server to log that it closed a stalled socket, then reads everything the
+/// socket got; panics unless that ends with a 4009 close frame. Returns the bytes read.
+pub async fn expect_closed_as_too_slow(
+    server: &Server,
+    mut stalled: std::net::TcpStream,
+) -> Vec<u8> {
+    let closed = eventually(Duration::from_secs(10), || async {
+        server.log().contains("client is too slow")
+    })
+    .await;
+    assert!(
+        closed,
+        "the stalled socket was not closed:\n{}",
+        server.log()
+    );
+    let received = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Read;
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut all = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while let Ok(n) = stalled.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&chunk[..n]);
+        }
+        all
+    })
+    .await
+    .unwrap();
+    let code = 4009u16.to_be_bytes();
+    assert!(
+        received
+            .windows(4)
+            .any(|w| w[0] == 0x88 && w[2] == code[0] && w[3] == code[1]),
+        "no 4009 close frame in {} bytes",
+        received.len()
+    );
+    received
+}

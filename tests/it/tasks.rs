@@ -5,19 +5,17 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::fixtures::{
-    create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
+    create_agent, create_board, create_gateway, delete, new_board, send, switch_to_new_org,
 };
 use crate::harness::{Reply, Server, ADMIN_TOKEN};
 
 /// A board with the given rule overrides (approval gate off unless asked for).
 async fn board(server: &Server, rules: Value) -> Value {
-    let name = format!("B{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let gateway = create_gateway(server, &name).await;
     let mut extra = json!({"require_approval_for_done": false});
     for (k, v) in rules.as_object().cloned().unwrap_or_default() {
         extra[k] = v;
     }
-    create_board(server, &gateway, &name, extra).await
+    new_board(server, extra).await
 }
 
 fn tasks_path(board: &Value) -> String {
