@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::activity::{ActivityEvent, ACTIVITY_COLUMNS};
+use super::activity::{
+    ActivityEvent, TaskCommentFeedItem, ACTIVITY_COLUMNS, COMMENT_FEED_COLUMNS, COMMENT_FEED_FROM,
+};
 use super::approvals::{self, Approval};
 use super::tasks::{self, TaskComment, TaskRow, TASK_COLUMNS};
 use super::DomainResult;
@@ -184,4 +186,67 @@ async fn approval_events(
             (seq, data)
         })
         .collect())
+}
+
+/// How long after its `created_at` a comment may still commit and be picked up by a
+/// stream that has passed that time (comments commit within milliseconds).
+const LATE_COMMIT_WINDOW_SECONDS: i64 = 5;
+
+/// Where a comment stream stands: the newest comment time sent, the comments sent within
+/// the late-commit window of it (not to send them twice), and a floor it never goes below
+/// (its start, or the `Last-Event-ID` it resumed from).
+#[derive(Debug, Clone)]
+pub struct CommentCursor {
+    after: DateTime<Utc>,
+    floor: DateTime<Utc>,
+    recent: Vec<(DateTime<Utc>, Uuid)>,
+}
+
+impl CommentCursor {
+    /// Starts after `Last-Event-ID` (a comment's time in microseconds), else at `since`,
+    /// else now.
+    pub fn start(last_event_id: Option<&str>, since: Option<DateTime<Utc>>) -> CommentCursor {
+        let resumed = last_event_id
+            .and_then(|id| id.trim().parse::<i64>().ok())
+            .and_then(DateTime::<Utc>::from_timestamp_micros);
+        let at = resumed.or(since).unwrap_or_else(Utc::now);
+        CommentCursor {
+            after: at,
+            floor: at,
+            recent: Vec::new(),
+        }
+    }
+}
+
+/// Comments on `boards` (`None`: all of the organization's) newer than the cursor, as
+/// `(time in microseconds, {"comment": <ActivityTaskCommentFeedItemRead>})`, oldest first.
+pub async fn comment_events(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    boards: &Option<Vec<Uuid>>,
+    mut cursor: CommentCursor,
+) -> DomainResult<(Vec<(i64, Value)>, CommentCursor)> {
+    let window = chrono::Duration::seconds(LATE_COMMIT_WINDOW_SECONDS);
+    let from = (cursor.after - window).max(cursor.floor);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COMMENT_FEED_COLUMNS} {COMMENT_FEED_FROM} AND a.created_at > $3 \
+                 ORDER BY a.created_at, a.id LIMIT $4"
+            ),
+            &[&organization_id, boards, &from, &BATCH],
+        )
+        .await?;
+    let mut events = Vec::new();
+    for item in rows.iter().map(TaskCommentFeedItem::from_row) {
+        if cursor.recent.iter().any(|(_, id)| *id == item.id) {
+            continue;
+        }
+        cursor.recent.push((item.created_at, item.id));
+        cursor.after = cursor.after.max(item.created_at);
+        events.push((item.created_at.timestamp_micros(), json!({"comment": item})));
+    }
+    let horizon = cursor.after - window;
+    cursor.recent.retain(|(at, _)| *at > horizon);
+    Ok((events, cursor))
 }

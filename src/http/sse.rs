@@ -49,7 +49,7 @@ pub type Fetch<C> =
     Box<dyn Fn(PgPool, C) -> LocalBoxFuture<'static, DomainResult<(Vec<Event>, C)>>>;
 
 /// The `Last-Event-ID` a reconnecting client sends.
-fn last_event_id(headers: &HeaderMap) -> Option<&str> {
+pub fn last_event_id(headers: &HeaderMap) -> Option<&str> {
     headers.get("last-event-id")?.to_str().ok()
 }
 
@@ -111,7 +111,7 @@ impl<C: Clone + 'static> Stream<C> {
 }
 
 /// A `text/event-stream` response over `topic`, starting after `cursor`.
-fn respond<C: Clone + 'static>(
+pub fn respond<C: Clone + 'static>(
     db: PgPool,
     feeds: Addr<FeedHub>,
     topic: String,
@@ -182,7 +182,7 @@ pub async fn board_feed(
 
 /// Feed items numbered by the board's feed order as events named `event`, and the cursor
 /// after them.
-fn numbered(
+pub fn numbered(
     event: &'static str,
     items: Vec<(i64, serde_json::Value)>,
     after: i64,

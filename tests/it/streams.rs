@@ -188,3 +188,57 @@ async fn streams_need_auth_and_the_callers_organization() {
         );
     }
 }
+
+#[actix_web::test]
+async fn the_comment_feed_streams_new_comments_of_readable_boards_across_instances() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let first = board(&a).await;
+    let second = board(&a).await;
+    let task_on = |board: &Value| {
+        let (a, path) = (&a, path(board, "/tasks"));
+        async move { ok(send(a, Method::POST, &path, json!({"title": "t"})).await) }
+    };
+    let (t1, t2) = (task_on(&first).await, task_on(&second).await);
+    let comment = |board: &Value, task: &Value, text: &str| {
+        let p = path(
+            board,
+            &format!("/tasks/{}/comments", task["id"].as_str().unwrap()),
+        );
+        let (b, text) = (&b, text.to_string());
+        async move { ok(send(b, Method::POST, &p, json!({"message": text})).await) }
+    };
+    let mut all = SseClient::open(&a, "/api/v1/activity/task-comments/stream", None).await;
+    let only_first = format!(
+        "/api/v1/activity/task-comments/stream?board_id={}",
+        first["id"].as_str().unwrap()
+    );
+    let mut filtered = SseClient::open(&a, &only_first, None).await;
+
+    comment(&second, &t2, "on the second board").await;
+    comment(&first, &t1, "on the first board").await;
+    let (event, _, data) = all.event().await;
+    assert_eq!(event, "comment");
+    assert_eq!(data["comment"]["message"], "on the second board");
+    assert_eq!(data["comment"]["board_id"], second["id"]);
+    let (_, last, data) = all.event().await;
+    assert_eq!(data["comment"]["task_title"], "t");
+    assert_eq!(data["comment"]["message"], "on the first board");
+    assert_eq!(
+        filtered.event().await.2["comment"]["message"],
+        "on the first board"
+    );
+    drop(all);
+
+    comment(&first, &t1, "while away").await;
+    let mut resumed =
+        SseClient::open(&a, "/api/v1/activity/task-comments/stream", last.as_deref()).await;
+    assert_eq!(resumed.event().await.2["comment"]["message"], "while away");
+    assert!(
+        !matches!(
+            resumed.next(Duration::from_millis(300)).await,
+            Some(SseItem::Event { .. })
+        ),
+        "nothing twice"
+    );
+}
