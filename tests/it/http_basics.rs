@@ -192,8 +192,9 @@ async fn openapi_describes_the_served_routes_and_docs_render_it() {
             "{method} {path} not documented"
         );
     }
-    // Every documented operation is served (not 404/405).
-    for (path, ops) in paths {
+    // Every documented operation is served (not 404/405). Event streams never end, so
+    // they are left to their own tests (streams.rs, suggestions.rs).
+    for (path, ops) in paths.iter().filter(|(path, _)| !path.ends_with("/stream")) {
         for method in ops.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = (method == Method::PATCH).then_some("{}");
