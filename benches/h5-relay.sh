@@ -3,7 +3,7 @@
 # one fresh database and the shared Redis, then runs mc-load:
 #   h5   - USERS chat sockets spread over the instances, GATEWAYS gateways linked to the last one,
 #          RATE messages/s for DURATION s: round trip H5 -> gateway -> H5 and losses;
-#   idle - SOCKETS idle H5 sockets on the first instance: memory per socket.
+#   idle - SOCKETS idle H5 sockets spread over the instances: memory per socket.
 #   benches/h5-relay.sh                      # two instances, defaults below
 #   INSTANCES=1 RATE=3000 benches/h5-relay.sh
 set -euo pipefail
@@ -24,6 +24,6 @@ EXTRA_ENV="H5_LOGIN_MAX_FAILURES_PER_IP=100000"
 echo "== h5: $USERS users over $INSTANCES instance(s), $RATE msg/s for ${DURATION}s" >&2
 target/release/mc-load h5 --servers "$servers" --token "$TOKEN" --pid "$pidlist" \
   --users "$USERS" --gateways "$GATEWAYS" --rate "$RATE" --duration-secs "$DURATION"
-echo "== idle: $SOCKETS sockets on ${urls[0]}" >&2
-target/release/mc-load idle --servers "${urls[0]}" --token "$TOKEN" --pid "${pids[0]}" \
+echo "== idle: $SOCKETS sockets over $INSTANCES instance(s)" >&2
+target/release/mc-load idle --servers "$servers" --token "$TOKEN" --pid "$pidlist" \
   --sockets "$SOCKETS" --users 100 --hold-secs 5
