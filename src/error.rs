@@ -84,6 +84,7 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Unauthorized(detail) => ApiError::Detail(StatusCode::UNAUTHORIZED, detail),
+            DomainError::BadRequest(detail) => ApiError::Detail(StatusCode::BAD_REQUEST, detail),
             DomainError::NotFound(detail) => ApiError::Detail(StatusCode::NOT_FOUND, detail),
             DomainError::Forbidden(detail) => ApiError::Detail(StatusCode::FORBIDDEN, detail),
             DomainError::Conflict(detail) => ApiError::Detail(StatusCode::CONFLICT, detail),

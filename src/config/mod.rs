@@ -64,6 +64,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     pub h5: H5Settings,
     pub base_url: Option<url::Url>,
+    /// The souls directory the `/souls-directory` routes proxy, without a trailing `/`.
+    pub souls_directory_url: String,
     pub gateway: GatewaySettings,
     pub ws: WsSettings,
 }
@@ -237,6 +239,21 @@ impl Settings {
                     None
                 }
             });
+        let souls_directory_url = {
+            let raw = vars.string("SOULS_DIRECTORY_URL");
+            match url::Url::parse(&raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    raw.trim_end_matches('/').to_string()
+                }
+                _ => {
+                    vars.fail(
+                        "SOULS_DIRECTORY_URL",
+                        format!("expected an http(s) URL, got {raw:?}"),
+                    );
+                    raw
+                }
+            }
+        };
         let gateway = GatewaySettings {
             registration_enabled: vars.flag("GATEWAY_REGISTRATION_ENABLED"),
             heartbeat_interval: Duration::from_secs(vars.number(
@@ -294,6 +311,7 @@ impl Settings {
                 trust_forwarded_for,
                 h5,
                 base_url,
+                souls_directory_url,
                 gateway,
                 ws,
             }),

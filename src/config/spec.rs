@@ -32,6 +32,7 @@ pub const SETTINGS: &[Spec] = &[
     s("BOARD_SYNC_REDIS_URL", None, "Redis for board sync; default REDIS_URL with DB 3"),
     s("REDIS_POOL_SIZE", Some("16"), "maximum pooled Redis command connections per instance"),
     s("BASE_URL", None, "public URL of this deployment (https://mc.example.com); builds the relay_ws_url handed to gateways, else taken from the request"),
+    s("SOULS_DIRECTORY_URL", Some("https://souls.directory"), "the souls directory that /api/v1/souls-directory proxies (its sitemap and /api/souls/{handle}/{slug}.md); unreachable answers 502"),
     s("GATEWAY_REGISTRATION_ENABLED", Some("true"), "allow gateway self-registration with a registration token"),
     s("GATEWAY_HEARTBEAT_INTERVAL_SECONDS", Some("30"), "heartbeat interval told to gateways"),
     s("GATEWAY_OFFLINE_THRESHOLD_SECONDS", Some("90"), "no heartbeat (HTTP or relay frame) for this long marks a gateway offline"),

@@ -240,6 +240,7 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
                     &[&Uuid::new_v4(), &org_id, &user_id],
                 )
                 .await?;
+                super::skills::seed_default_packs(&tx, org_id).await?;
                 org_id
             }
         },

@@ -19,7 +19,9 @@ pub mod links;
 pub mod metrics;
 pub mod organizations;
 pub mod pagination;
+pub mod skills;
 pub mod snapshots;
+pub mod souls;
 pub mod tags;
 pub mod task_rules;
 pub mod tasks;
@@ -35,6 +37,8 @@ use serde_json::{json, Value};
 pub enum DomainError {
     /// 401: a credential in the request body (a registration or relay token) is wrong.
     Unauthorized(Value),
+    /// 400: a well-formed value the reference refuses by hand (a skill pack URL that is not GitHub).
+    BadRequest(Value),
     NotFound(Value),
     Forbidden(Value),
     Conflict(Value),
@@ -70,6 +74,7 @@ impl DomainError {
     pub fn status_and_detail(&self) -> (u16, Value) {
         match self {
             DomainError::Unauthorized(d) => (401, d.clone()),
+            DomainError::BadRequest(d) => (400, d.clone()),
             DomainError::NotFound(d) => (404, d.clone()),
             DomainError::Forbidden(d) => (403, d.clone()),
             DomainError::Conflict(d) => (409, d.clone()),
@@ -87,6 +92,7 @@ impl fmt::Display for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DomainError::Unauthorized(d) => write!(f, "unauthorized: {d}"),
+            DomainError::BadRequest(d) => write!(f, "bad request: {d}"),
             DomainError::NotFound(d) => write!(f, "not found: {d}"),
             DomainError::Forbidden(d) => write!(f, "forbidden: {d}"),
             DomainError::Conflict(d) => write!(f, "conflict: {d}"),

@@ -20,6 +20,8 @@ pub mod json;
 mod metrics;
 mod organizations;
 mod pagination;
+mod skills;
+mod souls;
 mod sse;
 mod suggestions;
 mod tags;
@@ -142,6 +144,8 @@ pub fn app(
         .configure(h5_chat::routes)
         .configure(board_sync::routes)
         .configure(suggestions::routes)
+        .configure(skills::routes)
+        .configure(souls::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
