@@ -58,6 +58,7 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub log: LogSettings,
     pub http_body_limit: usize,
+    pub webhook: WebhookSettings,
     pub http_workers: usize,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
@@ -66,6 +67,13 @@ pub struct Settings {
     pub base_url: Option<url::Url>,
     pub gateway: GatewaySettings,
     pub ws: WsSettings,
+}
+
+/// Limits of the unauthenticated webhook ingest.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub max_body_bytes: usize,
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +221,11 @@ impl Settings {
             include_health: vars.flag("REQUEST_LOG_INCLUDE_HEALTH"),
         };
         let http_body_limit = vars.number("HTTP_BODY_LIMIT_BYTES", 1024, 1 << 30) as usize;
+        let webhook = WebhookSettings {
+            max_body_bytes: vars.number("WEBHOOK_MAX_BODY_BYTES", 1024, 64 << 20) as usize,
+            rate_limit_per_minute: vars.number("WEBHOOK_RATE_LIMIT_PER_MINUTE", 1, 1_000_000)
+                as u32,
+        };
         let http_workers = match vars.optional("HTTP_WORKERS") {
             Some(_) => vars.number("HTTP_WORKERS", 1, 256) as usize,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -288,6 +301,7 @@ impl Settings {
                 cors_origins,
                 log,
                 http_body_limit,
+                webhook,
                 http_workers,
                 shutdown_timeout,
                 readiness_timeout,

@@ -54,6 +54,8 @@ pub const SETTINGS: &[Spec] = &[
     s("LOG_FORMAT", Some("text"), "`text` or `json` (one JSON object per line)"),
     s("REQUEST_LOG_INCLUDE_HEALTH", Some("false"), "also log requests to /health, /healthz and /readyz"),
     s("HTTP_BODY_LIMIT_BYTES", Some("1048576"), "largest accepted request body; larger bodies answer 413"),
+    s("WEBHOOK_MAX_BODY_BYTES", Some("262144"), "largest body the inbound board webhook endpoint stores; larger bodies answer 413 and are not stored"),
+    s("WEBHOOK_RATE_LIMIT_PER_MINUTE", Some("60"), "inbound calls one board webhook accepts per minute (counted in Redis across instances); more answer 429 with Retry-After"),
     s("HTTP_WORKERS", None, "HTTP worker threads; default the number of CPUs"),
     s("SHUTDOWN_TIMEOUT_SECONDS", Some("30"), "on SIGTERM, how long in-flight requests may take to finish"),
     s("READINESS_TIMEOUT_MS", Some("2000"), "how long /readyz waits for PostgreSQL and the bridge probe"),

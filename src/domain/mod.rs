@@ -24,6 +24,7 @@ pub mod tags;
 pub mod task_rules;
 pub mod tasks;
 pub mod validation;
+pub mod webhooks;
 
 use std::fmt;
 

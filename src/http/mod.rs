@@ -25,6 +25,7 @@ mod suggestions;
 mod tags;
 mod tasks;
 mod users;
+mod webhooks;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -142,6 +143,7 @@ pub fn app(
         .configure(h5_chat::routes)
         .configure(board_sync::routes)
         .configure(suggestions::routes)
+        .configure(webhooks::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

@@ -25,3 +25,4 @@ mod streams;
 mod suggestions;
 mod tags;
 mod tasks;
+mod webhooks;
