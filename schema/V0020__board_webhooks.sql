@@ -30,3 +30,16 @@ CREATE TABLE board_webhook_payloads (
 );
 CREATE INDEX board_webhook_payloads_webhook_idx ON board_webhook_payloads (webhook_id, received_at DESC);
 CREATE INDEX board_webhook_payloads_board_idx ON board_webhook_payloads (board_id);
+
+-- Guided board set-up (domain.md §A20): one conversation per start.
+CREATE TABLE board_onboarding_sessions (
+    id          uuid PRIMARY KEY,
+    board_id    uuid NOT NULL REFERENCES boards (id) ON DELETE CASCADE,
+    session_key text NOT NULL,
+    status      text NOT NULL DEFAULT 'active',
+    messages    jsonb,
+    draft_goal  jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX board_onboarding_sessions_board_idx ON board_onboarding_sessions (board_id, updated_at DESC);

@@ -17,6 +17,7 @@ pub mod h5_chat;
 pub mod h5_users;
 pub mod links;
 pub mod metrics;
+pub mod onboarding;
 pub mod organizations;
 pub mod pagination;
 pub mod snapshots;

@@ -18,6 +18,7 @@ mod h5_users;
 mod health;
 pub mod json;
 mod metrics;
+mod onboarding;
 mod organizations;
 mod pagination;
 mod sse;
@@ -144,6 +145,7 @@ pub fn app(
         .configure(board_sync::routes)
         .configure(suggestions::routes)
         .configure(webhooks::routes)
+        .configure(onboarding::routes)
         .split_for_parts();
 
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))

@@ -18,6 +18,7 @@ mod h5_chat;
 mod health;
 mod http_basics;
 mod metrics;
+mod onboarding;
 mod organizations;
 mod snapshots;
 mod startup;
