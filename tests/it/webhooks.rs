@@ -287,3 +287,23 @@ async fn admin_routes_need_auth_validate_and_hide_other_orgs() {
     );
     assert_eq!(delete(&server, &path).await.status, 404);
 }
+
+#[actix_web::test]
+async fn without_redis_the_limit_is_counted_in_the_process() {
+    let server = Server::builder()
+        .without_redis()
+        .env("WEBHOOK_RATE_LIMIT_PER_MINUTE", "1")
+        .start()
+        .await;
+    let board = new_board(&server, json!({})).await;
+    let hook = create_hook(&server, &board).await;
+    let secret = hook["secret"].as_str().unwrap();
+    let path = hook["endpoint_path"].as_str().unwrap();
+    let body = "plain text";
+    let first = ingest(&server, path, body, Some(&sign(secret, body))).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let second = ingest(&server, path, body, Some(&sign(secret, body))).await;
+    assert_eq!(second.status, 429);
+    let page = server.admin_get(&format!("{path}/payloads")).await;
+    assert_eq!(page.json["items"][0]["payload"], "plain text");
+}
