@@ -17,6 +17,10 @@ pub fn board_topic(board_id: Uuid) -> String {
     format!("feed:board:{board_id}")
 }
 
+pub fn group_topic(group_id: Uuid) -> String {
+    format!("feed:group:{group_id}")
+}
+
 /// Board sync events of a board (the reference's channel name).
 pub fn sync_topic(board_id: Uuid) -> String {
     format!("board_sync:{board_id}")

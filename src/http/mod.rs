@@ -17,6 +17,7 @@ mod h5_chat;
 mod h5_users;
 mod health;
 pub mod json;
+mod memory;
 mod metrics;
 mod organizations;
 mod pagination;
@@ -130,6 +131,7 @@ pub fn app(
         .configure(gateways::routes)
         .configure(gateway_registry::routes)
         .configure(agents::routes)
+        .configure(memory::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)
         .configure(tasks::routes)

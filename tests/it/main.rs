@@ -17,6 +17,7 @@ mod h5_accounts;
 mod h5_chat;
 mod health;
 mod http_basics;
+mod memory;
 mod metrics;
 mod organizations;
 mod snapshots;
