@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use super::accounts::Principal;
 use super::activity;
+use super::boards::Board;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::validation::non_empty;
-use super::DomainResult;
+use super::{DomainError, DomainResult};
 
 /// Entries read per stream wake-up; a stream further behind reads again at once.
 const BATCH: i64 = 200;
@@ -267,6 +268,14 @@ pub async fn create<K: MemoryKind>(
         )
         .await?;
     Ok(K::from_row(&row))
+}
+
+/// The group whose memory a board's `group-memory` routes post to; a board outside any
+/// group answers 422 as in the reference.
+pub fn posting_group(board: &Board) -> DomainResult<Uuid> {
+    board
+        .board_group_id
+        .ok_or_else(|| DomainError::unprocessable("Board is not in a board group"))
 }
 
 /// Where a memory stream starts: after `last_event_id` when the client resumes; else at

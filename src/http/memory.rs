@@ -1,5 +1,6 @@
-//! `/api/v1/boards/{board_id}/memory*` and `/api/v1/board-groups/{group_id}/memory*`
-//! (domain.md §A13, §A14): board and group memory for users. Routes are full paths, no
+//! `/api/v1/boards/{board_id}/memory*`, `/api/v1/board-groups/{group_id}/memory*` and
+//! `/api/v1/boards/{board_id}/group-memory*` (domain.md §A13, §A14): board and group
+//! memory for users. Routes are full paths, no
 //! scopes: overlapping actix scopes do not fall through.
 
 use actix_web::web::{self, Data};
@@ -219,11 +220,110 @@ pub async fn create_group_memory(
     Ok(web::Json(entry))
 }
 
+/// New memory of the board's group as server-sent events (see the group stream); a
+/// board outside any group streams only keepalives, as in the reference.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("board_id" = Uuid, Path), ("since" = Option<String>, Query), ("is_chat" = Option<bool>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/group-memory/stream")]
+pub async fn stream_board_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    since: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let board = {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?
+    };
+    match board.board_group_id {
+        Some(group_id) => {
+            memory_stream::<BoardGroupMemory>(
+                &state,
+                group_topic(group_id),
+                group_id,
+                *filter,
+                &since,
+                &request,
+            )
+            .await
+        }
+        None => Ok(sse::respond(
+            state.db.clone(),
+            state.feeds.clone(),
+            board_topic(board.id),
+            state.settings.ws.sse_keepalive,
+            (),
+            Box::new(|_, _| Box::pin(async { Ok((Vec::new(), ())) })),
+        )),
+    }
+}
+
+/// The memory of the board's group, newest first; an empty page when the board is in no
+/// group.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("board_id" = Uuid, Path), ("is_chat" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<BoardGroupMemory>), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/group-memory")]
+pub async fn list_board_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardGroupMemory>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    Ok(web::Json(match board.board_group_id {
+        Some(group_id) => memory::list(&*conn, group_id, *filter, page).await?,
+        None => page.page(Vec::new(), 0),
+    }))
+}
+
+/// Adds an entry to the board's group memory (board write access); 422 when the board is
+/// in no group.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("board_id" = Uuid, Path)),
+    request_body = MemoryCreate,
+    responses((status = 200, body = BoardGroupMemory), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/boards/{board_id}/group-memory")]
+pub async fn create_board_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(input): Json<MemoryCreate>,
+) -> ApiResult<web::Json<BoardGroupMemory>> {
+    let board_id = path.into_inner();
+    let entry: BoardGroupMemory = in_transaction!(state, |tx| async {
+        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        let group_id = memory::posting_group(&board)?;
+        memory::create(&tx, &principal, group_id, input).await
+    });
+    state.feeds.do_send(Poke {
+        topic: group_topic(entry.board_group_id),
+    });
+    Ok(web::Json(entry))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(stream_board_memory)
         .service(list_board_memory)
         .service(create_board_memory)
         .service(stream_group_memory)
         .service(list_group_memory)
-        .service(create_group_memory);
+        .service(create_group_memory)
+        .service(stream_board_group_memory)
+        .service(list_board_group_memory)
+        .service(create_board_group_memory);
 }

@@ -157,7 +157,12 @@ async fn board_memory_is_listed_newest_first_filtered_by_chat_and_in_the_snapsho
 async fn memory_input_and_access_are_checked() {
     let server = Server::start().await;
     let (group, board) = group_with_board(&server).await;
-    for path in [board_path(&board, "/memory"), group_path(&group, "/memory")] {
+    let paths = [
+        board_path(&board, "/memory"),
+        group_path(&group, "/memory"),
+        board_path(&board, "/group-memory"),
+    ];
+    for path in &paths {
         for body in [
             json!({}),
             json!({"content": "   "}),
@@ -165,7 +170,7 @@ async fn memory_input_and_access_are_checked() {
             json!({"content": "x", "tags": "chat"}),
             json!({"content": "x", "source": ["a"]}),
         ] {
-            let reply = send(&server, Method::POST, &path, body.clone()).await;
+            let reply = send(&server, Method::POST, path, body.clone()).await;
             assert_eq!(reply.status, 422, "{path} {body}: {}", reply.text);
             assert!(reply.json["detail"][0]["loc"].is_array(), "{}", reply.text);
         }
@@ -182,7 +187,7 @@ async fn memory_input_and_access_are_checked() {
         );
         for method in [Method::GET, Method::POST] {
             let reply = server
-                .call(method.clone(), &path, None, Some(r#"{"content":"x"}"#))
+                .call(method.clone(), path, None, Some(r#"{"content":"x"}"#))
                 .await;
             assert_eq!(reply.status, 401, "{method} {path}");
         }
@@ -201,14 +206,14 @@ async fn memory_input_and_access_are_checked() {
 
     // Another organization's board and group are not found.
     switch_to_new_org(&server).await;
-    for path in [board_path(&board, "/memory"), group_path(&group, "/memory")] {
-        assert_eq!(server.admin_get(&path).await.status, 404, "{path}");
+    for path in &paths {
+        assert_eq!(server.admin_get(path).await.status, 404, "{path}");
         assert_eq!(
             server.admin_get(&format!("{path}/stream")).await.status,
             404,
             "{path}"
         );
-        let reply = send(&server, Method::POST, &path, json!({"content": "x"})).await;
+        let reply = send(&server, Method::POST, path, json!({"content": "x"})).await;
         assert_eq!(reply.status, 404, "{path}");
     }
 }
@@ -216,7 +221,7 @@ async fn memory_input_and_access_are_checked() {
 #[actix_web::test]
 async fn group_memory_names_chat_broadcast_and_all_posts_after_their_author() {
     let server = Server::start().await;
-    let (group, _) = group_with_board(&server).await;
+    let (group, board) = group_with_board(&server).await;
     let memory = group_path(&group, "/memory");
     let me = my_name(&server).await;
 
@@ -275,6 +280,37 @@ async fn group_memory_names_chat_broadcast_and_all_posts_after_their_author() {
     let chats = ok(server.admin_get(&format!("{memory}?is_chat=true")).await);
     assert_eq!(chats["total"], 1);
     assert_eq!(chats["items"][0]["id"], chat["id"]);
+
+    // A board's group-memory routes act on its group.
+    let via_board = board_path(&board, "/group-memory");
+    let posted = ok(send(
+        &server,
+        Method::POST,
+        &via_board,
+        json!({"content": "from the board", "tags": ["chat"]}),
+    )
+    .await);
+    assert_eq!(posted["board_group_id"], group["id"]);
+    assert_eq!(posted["source"], me);
+    let listed = ok(server.admin_get(&format!("{via_board}?is_chat=true")).await);
+    assert_eq!(listed["total"], 2);
+    assert_eq!(listed["items"][0]["id"], posted["id"]);
+    assert_eq!(ok(server.admin_get(&memory).await)["total"], 6);
+
+    // A board outside any group lists nothing and cannot post.
+    let loner = board_path(&new_board(&server, json!({})).await, "/group-memory");
+    assert_eq!(
+        ok(server.admin_get(&format!("{loner}?limit=5")).await),
+        json!({"items": [], "total": 0, "limit": 5, "offset": 0})
+    );
+    let refused = send(&server, Method::POST, &loner, json!({"content": "x"})).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.json["detail"], "Board is not in a board group");
+    let mut quiet = SseClient::open(&server, &format!("{loner}/stream"), None).await;
+    assert!(!matches!(
+        quiet.next(Duration::from_millis(300)).await,
+        Some(SseItem::Event { .. })
+    ));
 }
 
 #[actix_web::test]
@@ -286,6 +322,8 @@ async fn memory_posted_on_one_instance_reaches_a_stream_on_the_other() {
     let mut chat_stream =
         SseClient::open(&b, &board_path(&board, "/memory/stream?is_chat=true"), None).await;
     let mut group_stream = SseClient::open(&b, &group_path(&group, "/memory/stream"), None).await;
+    let mut via_board =
+        SseClient::open(&b, &board_path(&board, "/group-memory/stream"), None).await;
 
     let note = ok(send(
         &a,
@@ -325,6 +363,9 @@ async fn memory_posted_on_one_instance_reaches_a_stream_on_the_other() {
     assert_eq!(event, "memory");
     assert_eq!(data["memory"], shared);
     assert_eq!(seq(&id), 1, "the group's own feed numbers");
+    let (_, id, data) = via_board.event().await;
+    assert_eq!(data["memory"], shared);
+    assert_eq!(seq(&id), 1);
 }
 
 #[actix_web::test]
