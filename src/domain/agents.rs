@@ -407,7 +407,7 @@ pub async fn update(
     agent_id: Uuid,
     patch: AgentUpdate,
     options: UpdateOptions,
-) -> DomainResult<Agent> {
+) -> DomainResult<(Agent, bool)> {
     let mut agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
     if patch.status.is_some() {
         return Err(DomainError::forbidden(
@@ -425,7 +425,7 @@ pub async fn update(
     };
     let make_main = patch.is_gateway_main;
     if patch.is_empty() && !options.force && make_main.is_none() {
-        return Ok(agent);
+        return Ok((agent, false));
     }
 
     match make_main {
@@ -509,7 +509,7 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok(Agent::from_row(&row))
+    Ok((Agent::from_row(&row), true))
 }
 
 /// A task the deletion of its agent changed, with its board.
@@ -678,4 +678,153 @@ mod tests {
         );
         assert_eq!(normalize_identity_profile(Some(Map::new())), None);
     }
+}
+
+/// `AgentRead` with the agent's new token, shown this once (at creation and whenever an
+/// update rotates it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentWithToken {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// `mca_…`: send it as `X-Agent-Token` (or `Authorization: Bearer` on `/agent/*`).
+    pub agent_token: Option<String>,
+}
+
+/// Gives the agent a new token (the old one stops working) and returns it.
+pub async fn rotate_token(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+) -> DomainResult<String> {
+    let minted = crate::auth::agent_tokens::mint(key);
+    client
+        .execute(
+            "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
+            &[&agent_id, &minted.lookup, &minted.hash],
+        )
+        .await?;
+    Ok(minted.token)
+}
+
+/// An authenticated agent, and the organization it belongs to.
+#[derive(Debug, Clone)]
+pub struct AgentPrincipal {
+    pub agent: Agent,
+    pub organization_id: Uuid,
+}
+
+/// The agent was seen now: online, unless it is being updated or deleted.
+async fn mark_seen(client: &impl GenericClient, agent_id: Uuid) -> DomainResult<Agent> {
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE agents a SET last_seen_at = now(), updated_at = now(), \
+                   status = CASE WHEN status IN ('updating', 'deleting') THEN status ELSE 'online' END \
+                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
+            ),
+            &[&agent_id],
+        )
+        .await?;
+    Ok(Agent::from_row(&row))
+}
+
+/// Presence is written at most this often per agent.
+const PRESENCE_EVERY_SECONDS: i64 = 30;
+
+/// The agent a token belongs to: one indexed query, a constant-time check, and, at most
+/// every 30 s, the presence touch (`last_seen_at`, online unless updating or deleting).
+pub async fn authenticate(
+    client: &impl GenericClient,
+    key: &str,
+    token: &str,
+) -> DomainResult<Option<AgentPrincipal>> {
+    let Some((lookup, secret)) = crate::auth::agent_tokens::parse(token) else {
+        return Ok(None);
+    };
+    let Some(row) = client
+        .query_opt(
+            &format!(
+                "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
+            ),
+            &[&lookup],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.get(17);
+    if !crate::auth::agent_tokens::verify(key, secret, &hash) {
+        return Ok(None);
+    }
+    let mut agent = Agent::from_row(&row);
+    let now = Utc::now();
+    if agent
+        .last_seen_at
+        .is_none_or(|seen| now - seen > Duration::seconds(PRESENCE_EVERY_SECONDS))
+    {
+        agent = mark_seen(client, agent.id).await?;
+    }
+    Ok(Some(AgentPrincipal {
+        agent,
+        organization_id: row.get(16),
+    }))
+}
+
+impl AgentPrincipal {
+    /// The agent as the task rules see it.
+    pub fn actor(&self) -> crate::domain::task_rules::Actor {
+        crate::domain::task_rules::Actor::Agent(crate::domain::task_rules::AgentRef {
+            id: self.agent.id,
+            board_id: self.agent.board_id,
+            is_board_lead: self.agent.is_board_lead,
+        })
+    }
+
+    /// Only a board's lead agent may do this.
+    pub fn require_lead(&self) -> DomainResult<()> {
+        if self.agent.is_board_lead {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden("Only board leads can do this."))
+        }
+    }
+}
+
+/// The boards an agent reaches: its own, or (a gateway-main agent) its organization's.
+pub async fn boards_for_agent(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+    page: PageParams,
+) -> DomainResult<Page<Board>> {
+    fetch_page(
+        client,
+        boards::BOARD_COLUMNS,
+        "FROM boards b WHERE b.organization_id = $1 AND ($2::uuid IS NULL OR b.id = $2)",
+        "lower(b.name), b.created_at DESC, b.id",
+        &[&agent.organization_id, &agent.agent.board_id],
+        page,
+        Board::from_row,
+    )
+    .await
+}
+
+/// Records a heartbeat of the agent itself (presence now, whatever the 30 s rule).
+pub async fn agent_heartbeat(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+) -> DomainResult<Agent> {
+    let agent_row = mark_seen(client, agent.agent.id).await?;
+    activity::record(
+        client,
+        NewActivity {
+            organization_id: agent.organization_id,
+            board_id: agent_row.board_id,
+            event_type: "agent.heartbeat",
+            message: Some(format!("Heartbeat received from {}.", agent_row.name)),
+            agent_id: Some(agent_row.id),
+            task_id: None,
+        },
+    )
+    .await?;
+    Ok(agent_row)
 }
