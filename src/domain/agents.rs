@@ -361,7 +361,59 @@ pub async fn create(
     access::require_org_admin(&principal.member)?;
     let name = super::validation::non_empty("name", &input.name)?;
     let board = target_board(client, principal, input.board_id).await?;
-    let gateway_id = board_gateway(client, &board).await?;
+    insert_board_agent(client, &board, name, input).await
+}
+
+/// A board lead adds a worker to its own board (whatever `board_id` says), within the
+/// board's `max_agents` (the lead not counted).
+pub async fn create_by_lead(
+    client: &impl GenericClient,
+    lead: &AgentPrincipal,
+    input: AgentCreate,
+) -> DomainResult<Agent> {
+    lead.require_lead()?;
+    let name = super::validation::non_empty("name", &input.name)?;
+    let board_id = lead.agent.board_id.ok_or_else(DomainError::not_found)?;
+    let board = client
+        .query_one(
+            &format!(
+                "SELECT {} FROM boards b WHERE b.id = $1 FOR UPDATE",
+                boards::BOARD_COLUMNS
+            ),
+            &[&board_id],
+        )
+        .await?;
+    let board = Board::from_row(&board);
+    let workers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM agents WHERE board_id = $1 AND NOT is_board_lead",
+            &[&board.id],
+        )
+        .await?
+        .get(0);
+    if workers >= i64::from(board.max_agents) {
+        let noun = if board.max_agents == 1 {
+            "agent"
+        } else {
+            "agents"
+        };
+        return Err(DomainError::conflict(format!(
+            "Board worker-agent limit reached: max_agents={} (excluding the lead); cannot create more than {} {noun}.",
+            board.max_agents, board.max_agents
+        )));
+    }
+    insert_board_agent(client, &board, name, input).await
+}
+
+/// Inserts an agent on `board` (unique name on the board and its gateway) with the
+/// provisioning intent recorded.
+async fn insert_board_agent(
+    client: &impl GenericClient,
+    board: &Board,
+    name: String,
+    input: AgentCreate,
+) -> DomainResult<Agent> {
+    let gateway_id = board_gateway(client, board).await?;
     ensure_unique_name(client, board.id, gateway_id, &name).await?;
     let id = Uuid::new_v4();
     let heartbeat = input
@@ -379,7 +431,7 @@ pub async fn create(
             ),
             &[
                 &id,
-                &principal.organization.id,
+                &board.organization_id,
                 &board.id,
                 &gateway_id,
                 &name,
@@ -392,6 +444,35 @@ pub async fn create(
         )
         .await?;
     Ok(Agent::from_row(&row))
+}
+
+/// The agents an agent sees: those of its board, or (a gateway-main agent) of its
+/// organization's boards, optionally of one board; newest first.
+pub async fn list_for_agent(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+    board_id: Option<Uuid>,
+    page: PageParams,
+) -> DomainResult<Page<Agent>> {
+    if let (Some(own), Some(asked)) = (agent.agent.board_id, board_id) {
+        if own != asked {
+            return Err(DomainError::forbidden(
+                "Agent can only access its own board.",
+            ));
+        }
+    }
+    let board = agent.agent.board_id.or(board_id);
+    fetch_page(
+        client,
+        AGENT_COLUMNS,
+        "FROM agents a WHERE a.organization_id = $1 AND a.board_id IS NOT NULL \
+         AND ($2::uuid IS NULL OR a.board_id = $2)",
+        "a.created_at DESC, a.id",
+        &[&agent.organization_id, &board],
+        page,
+        Agent::from_row,
+    )
+    .await
 }
 
 /// Query of `PATCH /agents/{id}`.

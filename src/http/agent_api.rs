@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::agent::AgentCaller;
 use crate::domain::access;
-use crate::domain::agents::{self, Agent};
+use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
 use crate::domain::boards::Board;
 use crate::domain::pagination::{Page, PageParams};
@@ -272,6 +272,50 @@ pub async fn agent_heartbeat(
     })))
 }
 
+/// Query of `GET /agent/agents`.
+#[derive(serde::Deserialize)]
+pub struct AgentBoardFilter {
+    board_id: Option<Uuid>,
+}
+
+/// The agents of the caller's board (a gateway-main agent: of its organization's boards).
+#[utoipa::path(tag = "agent", params(("board_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<Agent>), (status = 401), (status = 403)), security(("agent_token" = [])))]
+#[get("/api/v1/agent/agents")]
+pub async fn agent_agents(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    filter: web::Query<AgentBoardFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<Agent>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    Ok(web::Json(
+        agents::list_for_agent(&*conn, &me, filter.board_id, page).await?,
+    ))
+}
+
+/// A lead adds a worker to its board (within `max_agents`); the new agent's token is shown
+/// once.
+#[utoipa::path(tag = "agent", request_body = AgentCreate,
+    responses((status = 200, body = AgentWithToken), (status = 401), (status = 403), (status = 409), (status = 422)),
+    security(("agent_token" = [])))]
+#[post("/api/v1/agent/agents")]
+pub async fn agent_create_agent(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    Json(input): Json<AgentCreate>,
+) -> ApiResult<web::Json<AgentWithToken>> {
+    let key = &state.settings.agent_token_key.0;
+    Ok(web::Json(in_transaction!(state, |tx| async {
+        let agent = agents::create_by_lead(&tx, &me, input).await?;
+        let token = agents::rotate_token(&tx, agent.id, key).await?;
+        Ok::<_, DomainError>(AgentWithToken {
+            agent,
+            agent_token: Some(token),
+        })
+    })))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(agent_health)
         .service(agent_boards)
@@ -285,5 +329,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(agent_tags)
         .service(agent_approvals)
         .service(agent_request_approval)
-        .service(agent_heartbeat);
+        .service(agent_heartbeat)
+        .service(agent_agents)
+        .service(agent_create_agent);
 }

@@ -387,3 +387,75 @@ async fn leads_and_workers_follow_the_reference_task_rules() {
     assert_eq!(listed["total"], 2);
     assert_eq!(listed["items"][1]["agent_id"], lead["id"]);
 }
+
+#[actix_web::test]
+async fn a_lead_adds_workers_to_its_board_up_to_max_agents() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({"max_agents": 2})).await;
+    let other = new_board(&server, json!({})).await;
+    let (lead, lead_token) = agent(&server, &board, "Lead").await;
+    make_lead(&server, &lead).await;
+    let (_, worker_token) = agent(&server, &board, "First").await;
+
+    let reply = as_agent(
+        &server,
+        &worker_token,
+        Method::POST,
+        "/api/v1/agent/agents",
+        Some(json!({"name": "Nope"})),
+    )
+    .await;
+    assert_eq!(reply.status, 403, "workers do not create agents");
+    // Whatever board is named, the new worker joins the lead's board, with a token of its own.
+    let made = ok(as_agent(
+        &server,
+        &lead_token,
+        Method::POST,
+        "/api/v1/agent/agents",
+        Some(json!({"name": "Second", "board_id": other["id"]})),
+    )
+    .await);
+    assert_eq!(made["board_id"], board["id"]);
+    let token = made["agent_token"].as_str().unwrap();
+    assert_eq!(
+        as_agent(&server, token, Method::GET, "/api/v1/agent/healthz", None)
+            .await
+            .status,
+        200
+    );
+    let reply = as_agent(
+        &server,
+        &lead_token,
+        Method::POST,
+        "/api/v1/agent/agents",
+        Some(json!({"name": "Third"})),
+    )
+    .await;
+    assert_eq!(reply.status, 409);
+    assert!(reply.json["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("Board worker-agent limit reached: max_agents=2"));
+
+    let listed = ok(as_agent(
+        &server,
+        &worker_token,
+        Method::GET,
+        "/api/v1/agent/agents",
+        None,
+    )
+    .await);
+    assert_eq!(listed["total"], 3);
+    let reply = as_agent(
+        &server,
+        &worker_token,
+        Method::GET,
+        &format!(
+            "/api/v1/agent/agents?board_id={}",
+            other["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+}
