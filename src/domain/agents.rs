@@ -787,6 +787,19 @@ pub async fn rotate_token(
     Ok(minted.token)
 }
 
+/// The agent with a fresh token, for the response that shows it.
+pub async fn with_new_token(
+    client: &impl GenericClient,
+    agent: Agent,
+    key: &str,
+) -> DomainResult<AgentWithToken> {
+    let token = rotate_token(client, agent.id, key).await?;
+    Ok(AgentWithToken {
+        agent,
+        agent_token: Some(token),
+    })
+}
+
 /// An authenticated agent, and the organization it belongs to.
 #[derive(Debug, Clone)]
 pub struct AgentPrincipal {

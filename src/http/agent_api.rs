@@ -308,11 +308,7 @@ pub async fn agent_create_agent(
     let key = &state.settings.agent_token_key.0;
     Ok(web::Json(in_transaction!(state, |tx| async {
         let agent = agents::create_by_lead(&tx, &me, input).await?;
-        let token = agents::rotate_token(&tx, agent.id, key).await?;
-        Ok::<_, DomainError>(AgentWithToken {
-            agent,
-            agent_token: Some(token),
-        })
+        agents::with_new_token(&tx, agent, key).await
     })))
 }
 

@@ -55,11 +55,7 @@ pub async fn create_agent(
     let key = &state.settings.agent_token_key.0;
     Ok(web::Json(in_transaction!(state, |tx| async {
         let agent = agents::create(&tx, &principal, input).await?;
-        let token = agents::rotate_token(&tx, agent.id, key).await?;
-        Ok::<_, DomainError>(AgentWithToken {
-            agent,
-            agent_token: Some(token),
-        })
+        agents::with_new_token(&tx, agent, key).await
     })))
 }
 
