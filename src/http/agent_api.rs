@@ -3,7 +3,7 @@
 //! same rules as the admin API, with the agent as actor (lead or worker).
 
 use actix_web::web::{self, Data};
-use actix_web::{delete, get, patch, post};
+use actix_web::{delete, get, patch, post, put};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::agent::AgentCaller;
 use crate::domain::access;
-use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken};
+use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken, SoulUpdate};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
 use crate::domain::boards::Board;
 use crate::domain::pagination::{Page, PageParams};
@@ -312,6 +312,42 @@ pub async fn agent_create_agent(
     })))
 }
 
+/// An agent's SOUL.md (its lead, or the agent itself).
+#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path), ("agent_id" = Uuid, Path)),
+    responses((status = 200, body = String), (status = 401), (status = 403), (status = 404)), security(("agent_token" = [])))]
+#[get("/api/v1/agent/boards/{board_id}/agents/{agent_id}/soul")]
+pub async fn agent_soul(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<web::Json<String>> {
+    let (board_id, agent_id) = path.into_inner();
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    access::board_for_agent(&*conn, &me, board_id).await?;
+    Ok(web::Json(
+        agents::soul(&*conn, &me, board_id, agent_id).await?,
+    ))
+}
+
+/// A lead rewrites an agent's SOUL.md (kept for re-provisioning).
+#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path), ("agent_id" = Uuid, Path)), request_body = SoulUpdate,
+    responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("agent_token" = [])))]
+#[put("/api/v1/agent/boards/{board_id}/agents/{agent_id}/soul")]
+pub async fn agent_update_soul(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    path: web::Path<(Uuid, Uuid)>,
+    Json(input): Json<SoulUpdate>,
+) -> ApiResult<web::Json<OkResponse>> {
+    let (board_id, agent_id) = path.into_inner();
+    in_transaction!(state, |tx| async {
+        access::board_for_agent(&tx, &me, board_id).await?;
+        agents::update_soul(&tx, &me, board_id, agent_id, input).await
+    });
+    Ok(OkResponse::json())
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(agent_health)
         .service(agent_boards)
@@ -327,5 +363,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(agent_request_approval)
         .service(agent_heartbeat)
         .service(agent_agents)
-        .service(agent_create_agent);
+        .service(agent_create_agent)
+        .service(agent_soul)
+        .service(agent_update_soul);
 }

@@ -459,3 +459,69 @@ async fn a_lead_adds_workers_to_its_board_up_to_max_agents() {
     .await;
     assert_eq!(reply.status, 403);
 }
+
+#[actix_web::test]
+async fn souls_are_read_by_their_agent_or_lead_and_written_by_the_lead() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let (lead, lead_token) = agent(&server, &board, "Lead").await;
+    make_lead(&server, &lead).await;
+    let (worker, worker_token) = agent(&server, &board, "Worker").await;
+    let soul = board_path(
+        &board,
+        &format!("/agents/{}/soul", worker["id"].as_str().unwrap()),
+    );
+
+    assert_eq!(
+        ok(as_agent(&server, &worker_token, Method::GET, &soul, None).await),
+        json!("")
+    );
+    let reply = as_agent(
+        &server,
+        &worker_token,
+        Method::PUT,
+        &soul,
+        Some(json!({"content": "be brief"})),
+    )
+    .await;
+    assert_eq!(reply.status, 403, "only the lead writes");
+    let reply = as_agent(
+        &server,
+        &lead_token,
+        Method::PUT,
+        &soul,
+        Some(json!({"content": "  "})),
+    )
+    .await;
+    assert_eq!(reply.status, 422);
+    ok(as_agent(
+        &server,
+        &lead_token,
+        Method::PUT,
+        &soul,
+        Some(json!({"content": "Be brief.", "reason": "too chatty"})),
+    )
+    .await);
+    assert_eq!(
+        ok(as_agent(&server, &worker_token, Method::GET, &soul, None).await),
+        json!("Be brief.")
+    );
+    assert_eq!(
+        ok(as_agent(&server, &lead_token, Method::GET, &soul, None).await),
+        json!("Be brief.")
+    );
+    let (_, other_token) = agent(&server, &board, "Other").await;
+    assert_eq!(
+        as_agent(&server, &other_token, Method::GET, &soul, None)
+            .await
+            .status,
+        403
+    );
+    let ghost = board_path(&board, &format!("/agents/{}/soul", Uuid::new_v4()));
+    assert_eq!(
+        as_agent(&server, &lead_token, Method::GET, &ghost, None)
+            .await
+            .status,
+        404
+    );
+}
