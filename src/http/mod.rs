@@ -2,6 +2,7 @@
 //! Handlers are thin: they parse and authorize, then call `domain`.
 
 mod activity;
+mod agent_api;
 mod agents;
 mod approvals;
 mod auth;
@@ -34,7 +35,7 @@ use actix_web::http::header::{HeaderName, LOCATION};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -57,6 +58,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Agent-Token"))),
         );
     }
 }
@@ -131,6 +136,7 @@ pub fn app(
         .configure(gateways::routes)
         .configure(gateway_registry::routes)
         .configure(agents::routes)
+        .configure(agent_api::routes)
         .configure(memory::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)
