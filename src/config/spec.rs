@@ -43,6 +43,7 @@ pub const SETTINGS: &[Spec] = &[
     s("WS_AUTH_TIMEOUT_SECONDS", Some("10"), "a socket must send its auth frame within this time"),
     s("WS_MAX_FRAME_BYTES", Some("1048576"), "largest accepted WebSocket frame; larger frames are answered with an error"),
     s("TRUST_FORWARDED_FOR", Some("false"), "take the client address from X-Forwarded-For (only behind a proxy that sets it)"),
+    s("AGENT_TOKEN_KEY", None, "key of the hashes agent tokens are stored as, at least 32 characters and distinct from the admin token; required outside dev (dev falls back to a fixed development key); changing it invalidates every agent token"),
     s("H5_JWT_SECRET", None, "HS256 key for H5 access tokens, at least 32 characters and distinct from the admin token; required outside dev (dev falls back to a fixed development key)"),
     s("H5_JWT_ACCESS_TTL_MINUTES", Some("15"), "H5 access token lifetime"),
     s("H5_JWT_REFRESH_TTL_DAYS", Some("30"), "H5 refresh token lifetime"),

@@ -16,6 +16,7 @@ pub mod gateways;
 pub mod h5_chat;
 pub mod h5_users;
 pub mod links;
+pub mod memory;
 pub mod metrics;
 pub mod onboarding;
 pub mod organizations;

@@ -2,6 +2,7 @@
 //! Handlers are thin: they parse and authorize, then call `domain`.
 
 mod activity;
+mod agent_api;
 mod agents;
 mod approvals;
 mod auth;
@@ -17,6 +18,7 @@ mod h5_chat;
 mod h5_users;
 mod health;
 pub mod json;
+mod memory;
 mod metrics;
 mod onboarding;
 mod organizations;
@@ -35,7 +37,7 @@ use actix_web::http::header::{HeaderName, LOCATION};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -58,6 +60,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Agent-Token"))),
         );
     }
 }
@@ -132,6 +138,8 @@ pub fn app(
         .configure(gateways::routes)
         .configure(gateway_registry::routes)
         .configure(agents::routes)
+        .configure(agent_api::routes)
+        .configure(memory::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)
         .configure(tasks::routes)

@@ -4,6 +4,7 @@ mod harness;
 
 mod activity;
 mod admin_auth;
+mod agent_api;
 mod approvals;
 mod board_group_heartbeat;
 mod board_sync;
@@ -17,6 +18,7 @@ mod h5_accounts;
 mod h5_chat;
 mod health;
 mod http_basics;
+mod memory;
 mod metrics;
 mod onboarding;
 mod organizations;
