@@ -197,14 +197,28 @@ fn mentions(text: &str) -> Vec<String> {
 }
 
 /// How a user is named on the posts they author, as in the reference.
-fn author_name(principal: &Principal) -> String {
-    let user = &principal.user;
-    [user.preferred_name.as_deref(), user.name.as_deref()]
-        .into_iter()
-        .flatten()
-        .find(|name| !name.is_empty())
-        .unwrap_or("User")
-        .to_string()
+/// Who posts an entry: the organization it goes to and the name an unnamed chat entry
+/// is signed with.
+pub struct Author {
+    pub organization_id: Uuid,
+    pub name: String,
+}
+
+impl Author {
+    /// A user: their preferred name, else their name, else "User".
+    pub fn user(principal: &Principal) -> Author {
+        let user = &principal.user;
+        let name = [user.preferred_name.as_deref(), user.name.as_deref()]
+            .into_iter()
+            .flatten()
+            .find(|name| !name.is_empty())
+            .unwrap_or("User")
+            .to_string();
+        Author {
+            organization_id: principal.organization.id,
+            name,
+        }
+    }
 }
 
 /// The owner's non-blank entries, newest first, optionally only chat (or only non-chat).
@@ -234,14 +248,14 @@ pub async fn list<K: MemoryKind>(
 /// Records an entry by a user; `is_chat` is whether it is tagged "chat".
 pub async fn create<K: MemoryKind>(
     client: &impl GenericClient,
-    principal: &Principal,
+    author: &Author,
     owner_id: Uuid,
     input: MemoryCreate,
 ) -> DomainResult<K> {
     let content = non_empty("content", &input.content)?;
     let unnamed = input.source.as_deref().unwrap_or_default().is_empty();
     let source = if unnamed && K::names_author(&input) {
-        Some(author_name(principal))
+        Some(author.name.clone())
     } else {
         input.source.clone()
     };
@@ -257,7 +271,7 @@ pub async fn create<K: MemoryKind>(
             ),
             &[
                 &Uuid::new_v4(),
-                &principal.organization.id,
+                &author.organization_id,
                 &owner_id,
                 &content,
                 &input.tags.as_ref().map(Json),

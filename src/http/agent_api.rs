@@ -9,11 +9,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::feeds::{board_topic, Poke};
 use crate::auth::agent::AgentCaller;
 use crate::domain::access;
 use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken, SoulUpdate};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
 use crate::domain::boards::Board;
+use crate::domain::memory::{self, BoardMemory, MemoryCreate, MemoryFilter};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::tags::{self, TagRef};
 use crate::domain::tasks::{
@@ -348,6 +350,50 @@ pub async fn agent_update_soul(
     Ok(OkResponse::json())
 }
 
+#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path), ("is_chat" = Option<bool>, Query),
+    ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<BoardMemory>), (status = 401), (status = 403), (status = 404)), security(("agent_token" = [])))]
+#[get("/api/v1/agent/boards/{board_id}/memory")]
+pub async fn agent_memory(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardMemory>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_agent(&*conn, &me, path.into_inner()).await?;
+    Ok(web::Json(
+        memory::list(&*conn, board.id, *filter, page).await?,
+    ))
+}
+
+/// Adds board memory as the agent (chat entries without a source are signed with its name).
+#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path)), request_body = MemoryCreate,
+    responses((status = 200, body = BoardMemory), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("agent_token" = [])))]
+#[post("/api/v1/agent/boards/{board_id}/memory")]
+pub async fn agent_add_memory(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    path: web::Path<Uuid>,
+    Json(input): Json<MemoryCreate>,
+) -> ApiResult<web::Json<BoardMemory>> {
+    let board_id = path.into_inner();
+    let author = memory::Author {
+        organization_id: me.organization_id,
+        name: me.agent.name.clone(),
+    };
+    let entry = in_transaction!(state, |tx| async {
+        access::board_for_agent(&tx, &me, board_id).await?;
+        memory::create(&tx, &author, board_id, input).await
+    });
+    state.feeds.do_send(Poke {
+        topic: board_topic(board_id),
+    });
+    Ok(web::Json(entry))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(agent_health)
         .service(agent_boards)
@@ -365,5 +411,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(agent_agents)
         .service(agent_create_agent)
         .service(agent_soul)
-        .service(agent_update_soul);
+        .service(agent_update_soul)
+        .service(agent_memory)
+        .service(agent_add_memory);
 }

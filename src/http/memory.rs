@@ -128,7 +128,7 @@ pub async fn create_board_memory(
     let board_id = path.into_inner();
     let entry = in_transaction!(state, |tx| async {
         access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
-        memory::create(&tx, &principal, board_id, input).await
+        memory::create(&tx, &memory::Author::user(&principal), board_id, input).await
     });
     state.feeds.do_send(Poke {
         topic: board_topic(board_id),
@@ -212,7 +212,7 @@ pub async fn create_group_memory(
     let group_id = path.into_inner();
     let entry = in_transaction!(state, |tx| async {
         board_groups::group_for_user(&tx, &principal, group_id, Access::Write, false).await?;
-        memory::create(&tx, &principal, group_id, input).await
+        memory::create(&tx, &memory::Author::user(&principal), group_id, input).await
     });
     state.feeds.do_send(Poke {
         topic: group_topic(group_id),
@@ -308,7 +308,7 @@ pub async fn create_board_group_memory(
     let entry: BoardGroupMemory = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         let group_id = memory::posting_group(&board)?;
-        memory::create(&tx, &principal, group_id, input).await
+        memory::create(&tx, &memory::Author::user(&principal), group_id, input).await
     });
     state.feeds.do_send(Poke {
         topic: group_topic(entry.board_group_id),

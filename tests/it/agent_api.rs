@@ -131,12 +131,10 @@ async fn an_agent_token_reaches_its_own_board_only() {
         .call(Method::GET, "/api/v1/agent/healthz", Some(&token), None)
         .await;
     assert_eq!(bearer.status, 200, "Bearer works on /agent/*");
-    for bad in [
-        "",
-        "mca_nope",
-        &token.replace('.', "x"),
-        &format!("{}0", &token[..token.len() - 1]),
-    ] {
+    // The right lookup id with a wrong secret (its last digit changed) is refused too.
+    let last = if token.ends_with('0') { "1" } else { "0" };
+    let wrong_secret = format!("{}{last}", &token[..token.len() - 1]);
+    for bad in ["", "mca_nope", &token.replace('.', "x"), &wrong_secret] {
         assert_eq!(
             as_agent(&server, bad, Method::GET, "/api/v1/agent/healthz", None)
                 .await
@@ -523,5 +521,70 @@ async fn souls_are_read_by_their_agent_or_lead_and_written_by_the_lead() {
             .await
             .status,
         404
+    );
+}
+
+#[actix_web::test]
+async fn agents_read_and_write_their_boards_memory() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let other = new_board(&server, json!({})).await;
+    let (_, token) = agent(&server, &board, "Scribe").await;
+    let path = board_path(&board, "/memory");
+    let entry = ok(as_agent(
+        &server,
+        &token,
+        Method::POST,
+        &path,
+        Some(json!({"content": " standup at 9 ", "tags": ["chat"]})),
+    )
+    .await);
+    assert_eq!(
+        (
+            entry["content"].as_str(),
+            entry["source"].as_str(),
+            entry["is_chat"].as_bool()
+        ),
+        (Some("standup at 9"), Some("Scribe"), Some(true))
+    );
+    let listed = ok(as_agent(
+        &server,
+        &token,
+        Method::GET,
+        &format!("{path}?is_chat=true"),
+        None,
+    )
+    .await);
+    assert_eq!(listed["items"][0]["id"], entry["id"]);
+    let admin_view = ok(server
+        .admin_get(&format!(
+            "/api/v1/boards/{}/memory",
+            board["id"].as_str().unwrap()
+        ))
+        .await);
+    assert_eq!(admin_view["total"], 1);
+    assert_eq!(
+        as_agent(
+            &server,
+            &token,
+            Method::GET,
+            &board_path(&other, "/memory"),
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        as_agent(
+            &server,
+            &token,
+            Method::POST,
+            &path,
+            Some(json!({"content": ""}))
+        )
+        .await
+        .status,
+        422
     );
 }
