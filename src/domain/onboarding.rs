@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::access::{self, Access};
 use super::accounts::Principal;
-use super::agents::gateway_main_session_key;
+use super::agents::{gateway_main_session_key, AgentPrincipal};
 use super::boards::{Board, BOARD_COLUMNS};
 use super::validation::{model_error, validation_error};
 use super::{DomainError, DomainResult};
@@ -300,4 +300,66 @@ mod tests {
             &json!({"lead_agent": {"identity_profile": {"mode": "Fully_Autonomous"}}})
         )));
     }
+}
+
+/// The onboarding agent's update: a question for the user (`{question, options[]}`) or the
+/// completed draft (`{status: "complete", board_type, …}`), recorded as its message; a
+/// draft completes the session. Only the gateway-main agent of the board's gateway sends
+/// them.
+pub async fn agent_update(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+    board_id: Uuid,
+    payload: Map<String, Value>,
+) -> DomainResult<Onboarding> {
+    let board = access::board_for_agent(client, agent, board_id).await?;
+    if !agent.agent.is_gateway_main || board.gateway_id != Some(agent.agent.gateway_id) {
+        return Err(DomainError::forbidden(
+            "Only the gateway main agent of this board's gateway may update onboarding.",
+        ));
+    }
+    let complete = payload.get("status").and_then(Value::as_str) == Some("complete");
+    if complete {
+        if payload.get("board_type").and_then(Value::as_str).is_none() {
+            return Err(model_error("board_type is required"));
+        }
+    } else {
+        let question = payload
+            .get("question")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let options = payload
+            .get("options")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if question.trim().is_empty() || options == 0 {
+            return Err(model_error(
+                "expected a question with at least one option, or a complete draft",
+            ));
+        }
+    }
+    let session = latest(client, board.id).await?;
+    if session.status == "confirmed" {
+        return Err(DomainError::conflict("Onboarding is already confirmed."));
+    }
+    let payload: Map<String, Value> = payload.into_iter().filter(|(_, v)| !v.is_null()).collect();
+    let text = Value::Object(payload.clone()).to_string();
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE board_onboarding_sessions \
+                 SET messages = COALESCE(messages, '[]'::jsonb) || jsonb_build_array($2::jsonb), \
+                     draft_goal = CASE WHEN $3 THEN $4 ELSE draft_goal END, \
+                     status = CASE WHEN $3 THEN 'completed' ELSE status END, updated_at = now() \
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[
+                &session.id,
+                &message("assistant", &text),
+                &complete,
+                &Value::Object(payload),
+            ],
+        )
+        .await?;
+    Ok(Onboarding::from_row(&row))
 }

@@ -16,6 +16,7 @@ use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken, SoulUpdate
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
 use crate::domain::boards::Board;
 use crate::domain::memory::{self, BoardMemory, MemoryCreate, MemoryFilter};
+use crate::domain::onboarding::{self, Onboarding};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::tags::{self, TagRef};
 use crate::domain::tasks::{
@@ -394,6 +395,23 @@ pub async fn agent_add_memory(
     Ok(web::Json(entry))
 }
 
+/// The onboarding agent's question or completed draft (gateway-main agent of the board).
+#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path)), request_body = Object,
+    responses((status = 200, body = Onboarding), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("agent_token" = [])))]
+#[post("/api/v1/agent/boards/{board_id}/onboarding")]
+pub async fn agent_onboarding(
+    state: Data<AppState>,
+    AgentCaller(me): AgentCaller,
+    path: web::Path<Uuid>,
+    Json(payload): Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<web::Json<Onboarding>> {
+    let board_id = path.into_inner();
+    Ok(web::Json(in_transaction!(state, |tx| {
+        onboarding::agent_update(&tx, &me, board_id, payload)
+    })))
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(agent_health)
         .service(agent_boards)
@@ -413,5 +431,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(agent_soul)
         .service(agent_update_soul)
         .service(agent_memory)
-        .service(agent_add_memory);
+        .service(agent_add_memory)
+        .service(agent_onboarding);
 }

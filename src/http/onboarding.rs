@@ -2,16 +2,18 @@
 
 use actix_web::web::{self, Data};
 use actix_web::{get, post};
+use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
+use crate::auth::agent::AgentCaller;
 use crate::domain::boards::Board;
 use crate::domain::onboarding::{
     self, Onboarding, OnboardingAnswer, OnboardingConfirm, OnboardingStart,
 };
 use crate::domain::DomainError;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::state::AppState;
@@ -80,11 +82,20 @@ pub async fn answer_onboarding(
 #[utoipa::path(
     tag = "board-onboarding",
     params(("board_id" = Uuid, Path)),
-    responses((status = 401))
+    request_body = Object,
+    responses((status = 200, body = Onboarding), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("agent_token" = []))
 )]
 #[post("/api/v1/boards/{board_id}/onboarding/agent")]
-pub async fn agent_onboarding_update() -> ApiResult<web::Json<Onboarding>> {
-    Err(ApiError::Unauthorized)
+pub async fn agent_onboarding_update(
+    state: Data<AppState>,
+    AgentCaller(agent): AgentCaller,
+    path: web::Path<Uuid>,
+    Json(payload): Json<Map<String, Value>>,
+) -> ApiResult<web::Json<Onboarding>> {
+    Ok(web::Json(in_transaction!(state, |tx| {
+        onboarding::agent_update(&tx, &agent, *path, payload)
+    })))
 }
 
 /// Writes the confirmed goal onto the board.
