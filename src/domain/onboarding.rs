@@ -283,25 +283,6 @@ pub async fn confirm(
     Ok(Board::from_row(&row))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_fully_autonomous_lead_skips_done_approval() {
-        assert!(require_approval_for_done(None));
-        assert!(require_approval_for_done(Some(
-            &json!({"lead_agent": {"autonomy_level": "balanced"}})
-        )));
-        assert!(!require_approval_for_done(Some(
-            &json!({"lead_agent": {"autonomy_level": "autonomous"}})
-        )));
-        assert!(!require_approval_for_done(Some(
-            &json!({"lead_agent": {"identity_profile": {"mode": "Fully_Autonomous"}}})
-        )));
-    }
-}
-
 /// The onboarding agent's update: a question for the user (`{question, options[]}`) or the
 /// completed draft (`{status: "complete", board_type, …}`), recorded as its message; a
 /// draft completes the session. Only the gateway-main agent of the board's gateway sends
@@ -362,4 +343,23 @@ pub async fn agent_update(
         )
         .await?;
     Ok(Onboarding::from_row(&row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_fully_autonomous_lead_skips_done_approval() {
+        assert!(require_approval_for_done(None));
+        assert!(require_approval_for_done(Some(
+            &json!({"lead_agent": {"autonomy_level": "balanced"}})
+        )));
+        assert!(!require_approval_for_done(Some(
+            &json!({"lead_agent": {"autonomy_level": "autonomous"}})
+        )));
+        assert!(!require_approval_for_done(Some(
+            &json!({"lead_agent": {"identity_profile": {"mode": "Fully_Autonomous"}}})
+        )));
+    }
 }
