@@ -1,6 +1,7 @@
 //! `serve`: wires the pools, the actors and the HTTP server, and shuts down gracefully.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Supervisor;
 use actix_web::web::Data;
@@ -43,6 +44,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         None => None,
     };
     let login_throttle = LoginThrottle::new(redis.clone(), settings.h5.login_failure_window);
+    let webhook_throttle = LoginThrottle::new(redis.clone(), Duration::from_secs(60));
     let registry = {
         let bridge = bridge.clone();
         Supervisor::start(move |_| Registry::new(bridge))
@@ -68,6 +70,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         suggestions,
         feeds,
         login_throttle,
+        webhook_throttle,
         registry,
         presence: Presence::new(redis),
         sockets: Default::default(),

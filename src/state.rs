@@ -28,6 +28,8 @@ pub struct AppState {
     /// Live suggestions, per organization.
     pub suggestions: Addr<SuggestionHubs>,
     pub login_throttle: LoginThrottle,
+    /// Inbound calls per board webhook, per minute (the same windowed counter).
+    pub webhook_throttle: LoginThrottle,
     /// Which local actor holds which socket.
     pub registry: Addr<Registry>,
     /// Which instance holds which socket.

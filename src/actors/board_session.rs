@@ -308,7 +308,7 @@ impl BoardSession {
                             .await
                             .map(|(_, c)| c)
                     }
-                    Write::Create(input) => tasks::create(&tx, &board, principal.user.id, *input)
+                    Write::Create(input) => tasks::create(&tx, &board, &actor, *input)
                         .await
                         .map(|(_, c)| vec![c]),
                 }

@@ -1,5 +1,5 @@
-//! The `FeedHub`: wakes the SSE streams of a topic (a board's feed, an organization's
-//! comment feed) when something was committed to it, on every instance.
+//! The `FeedHub`: wakes the SSE streams of a topic (a board's feed, a board group's memory, an
+//! organization's comment feed) when something was committed to it, on every instance.
 //!
 //! A poke carries no data: each stream reads what is new from PostgreSQL after its own
 //! cursor, so a lost or doubled poke never loses or doubles an event. The hub subscribes a
@@ -15,6 +15,10 @@ use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
 
 pub fn board_topic(board_id: Uuid) -> String {
     format!("feed:board:{board_id}")
+}
+
+pub fn group_topic(group_id: Uuid) -> String {
+    format!("feed:group:{group_id}")
 }
 
 /// Board sync events of a board (the reference's channel name).

@@ -2,6 +2,8 @@
 //! tokens; agent tokens come with their issue.
 
 pub mod admin;
+pub mod agent;
+pub mod agent_tokens;
 pub mod h5;
 pub mod password;
 pub mod throttle;

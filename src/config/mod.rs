@@ -38,6 +38,16 @@ impl std::fmt::Debug for AuthMode {
     }
 }
 
+/// A key that must not reach the logs.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// What `migrate` needs: only the database.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -58,16 +68,26 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub log: LogSettings,
     pub http_body_limit: usize,
+    pub webhook: WebhookSettings,
     pub http_workers: usize,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
     pub trust_forwarded_for: bool,
     pub h5: H5Settings,
+    /// Keys the hashes of agent tokens (AGENT_TOKEN_KEY).
+    pub agent_token_key: Secret,
     pub base_url: Option<url::Url>,
     /// The souls directory the `/souls-directory` routes proxy, without a trailing `/`.
     pub souls_directory_url: String,
     pub gateway: GatewaySettings,
     pub ws: WsSettings,
+}
+
+/// Limits of the unauthenticated webhook ingest.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub max_body_bytes: usize,
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -123,9 +143,10 @@ const PLACEHOLDER_TOKENS: &[&str] = &[
     "replace-with-strong-random-token",
 ];
 const MIN_LOCAL_TOKEN_LEN: usize = 50;
-const MIN_H5_SECRET_LEN: usize = 32;
+const MIN_SECRET_LEN: usize = 32;
 /// The reference server's development key, so dev tokens keep working across restarts.
 const DEV_H5_SECRET: &str = "h5-dev-secret-not-for-production";
+const DEV_AGENT_TOKEN_KEY: &str = "agent-token-dev-key-not-for-production";
 
 /// The process environment, after loading `.env` from the working directory (variables
 /// already set in the environment win over the file).
@@ -215,6 +236,11 @@ impl Settings {
             include_health: vars.flag("REQUEST_LOG_INCLUDE_HEALTH"),
         };
         let http_body_limit = vars.number("HTTP_BODY_LIMIT_BYTES", 1024, 1 << 30) as usize;
+        let webhook = WebhookSettings {
+            max_body_bytes: vars.number("WEBHOOK_MAX_BODY_BYTES", 1024, 64 << 20) as usize,
+            rate_limit_per_minute: vars.number("WEBHOOK_RATE_LIMIT_PER_MINUTE", 1, 1_000_000)
+                as u32,
+        };
         let http_workers = match vars.optional("HTTP_WORKERS") {
             Some(_) => vars.number("HTTP_WORKERS", 1, 256) as usize,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -225,6 +251,13 @@ impl Settings {
             Duration::from_millis(vars.number("READINESS_TIMEOUT_MS", 10, 60_000));
         let trust_forwarded_for = vars.flag("TRUST_FORWARDED_FOR");
         let h5 = load_h5(&mut vars, environment, &auth);
+        let agent_token_key = Secret(secret_key(
+            &mut vars,
+            "AGENT_TOKEN_KEY",
+            environment,
+            &auth,
+            DEV_AGENT_TOKEN_KEY,
+        ));
         let base_url = vars
             .optional("BASE_URL")
             .and_then(|raw| match url::Url::parse(&raw) {
@@ -305,11 +338,13 @@ impl Settings {
                 cors_origins,
                 log,
                 http_body_limit,
+                webhook,
                 http_workers,
                 shutdown_timeout,
                 readiness_timeout,
                 trust_forwarded_for,
                 h5,
+                agent_token_key,
                 base_url,
                 souls_directory_url,
                 gateway,
@@ -320,25 +355,38 @@ impl Settings {
     }
 }
 
-fn load_h5(vars: &mut Vars, environment: Environment, auth: &Option<AuthMode>) -> H5Settings {
-    let jwt_secret = match vars.optional("H5_JWT_SECRET") {
-        Some(secret) if secret.chars().count() < MIN_H5_SECRET_LEN => {
+/// A server-side key (`name`): at least `MIN_SECRET_LEN` characters, distinct from the
+/// admin token, required outside dev (dev falls back to `dev_default`).
+fn secret_key(
+    vars: &mut Vars,
+    name: &'static str,
+    environment: Environment,
+    auth: &Option<AuthMode>,
+    dev_default: &str,
+) -> String {
+    let key = match vars.optional(name) {
+        Some(key) if key.chars().count() < MIN_SECRET_LEN => {
             vars.fail(
-                "H5_JWT_SECRET",
-                format!("must be at least {MIN_H5_SECRET_LEN} characters"),
+                name,
+                format!("must be at least {MIN_SECRET_LEN} characters"),
             );
-            secret
+            key
         }
-        Some(secret) => secret,
-        None if environment == Environment::Dev => DEV_H5_SECRET.to_string(),
+        Some(key) => key,
+        None if environment == Environment::Dev => dev_default.to_string(),
         None => {
-            vars.fail("H5_JWT_SECRET", "is required outside ENVIRONMENT=dev: expected a random key of at least 32 characters");
+            vars.fail(name, "is required outside ENVIRONMENT=dev: expected a random key of at least 32 characters");
             String::new()
         }
     };
-    if matches!(auth, Some(AuthMode::Local { token }) if *token == jwt_secret) {
-        vars.fail("H5_JWT_SECRET", "must differ from LOCAL_AUTH_TOKEN");
+    if matches!(auth, Some(AuthMode::Local { token }) if *token == key) {
+        vars.fail(name, "must differ from LOCAL_AUTH_TOKEN");
     }
+    key
+}
+
+fn load_h5(vars: &mut Vars, environment: Environment, auth: &Option<AuthMode>) -> H5Settings {
+    let jwt_secret = secret_key(vars, "H5_JWT_SECRET", environment, auth, DEV_H5_SECRET);
     H5Settings {
         jwt_secret,
         access_ttl: Duration::from_secs(60 * vars.number("H5_JWT_ACCESS_TTL_MINUTES", 1, 24 * 60)),

@@ -145,11 +145,13 @@ fn h5_secret_is_required_outside_dev_and_distinct_from_the_admin_token() {
     let mut v = minimal();
     v.push(("ENVIRONMENT", "production"));
     let errs = errors_for(&v);
-    assert!(
-        errs.iter()
-            .any(|e| e.starts_with("H5_JWT_SECRET: is required")),
-        "{errs:?}"
-    );
+    for key in ["H5_JWT_SECRET", "AGENT_TOKEN_KEY"] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("{key}: is required"))),
+            "{errs:?}"
+        );
+    }
     v.push(("H5_JWT_SECRET", TOKEN));
     let errs = errors_for(&v);
     assert!(

@@ -106,3 +106,22 @@ pub async fn board_for_user(
     }
     Ok(board)
 }
+
+/// The board, for an agent: it must be in the agent's organization (else 404); an agent of
+/// a board reaches only that board (else 403); a gateway-main agent (no board) reaches every
+/// board of its organization, never another organization's.
+pub async fn board_for_agent(
+    client: &impl GenericClient,
+    agent: &super::agents::AgentPrincipal,
+    board_id: Uuid,
+) -> DomainResult<Board> {
+    let board = boards::find_in_org(client, agent.organization_id, board_id)
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    if agent.agent.board_id.is_some_and(|own| own != board.id) {
+        return Err(DomainError::forbidden(
+            "Agent can only access its own board.",
+        ));
+    }
+    Ok(board)
+}

@@ -361,7 +361,59 @@ pub async fn create(
     access::require_org_admin(&principal.member)?;
     let name = super::validation::non_empty("name", &input.name)?;
     let board = target_board(client, principal, input.board_id).await?;
-    let gateway_id = board_gateway(client, &board).await?;
+    insert_board_agent(client, &board, name, input).await
+}
+
+/// A board lead adds a worker to its own board (whatever `board_id` says), within the
+/// board's `max_agents` (the lead not counted).
+pub async fn create_by_lead(
+    client: &impl GenericClient,
+    lead: &AgentPrincipal,
+    input: AgentCreate,
+) -> DomainResult<Agent> {
+    lead.require_lead()?;
+    let name = super::validation::non_empty("name", &input.name)?;
+    let board_id = lead.agent.board_id.ok_or_else(DomainError::not_found)?;
+    let board = client
+        .query_one(
+            &format!(
+                "SELECT {} FROM boards b WHERE b.id = $1 FOR UPDATE",
+                boards::BOARD_COLUMNS
+            ),
+            &[&board_id],
+        )
+        .await?;
+    let board = Board::from_row(&board);
+    let workers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM agents WHERE board_id = $1 AND NOT is_board_lead",
+            &[&board.id],
+        )
+        .await?
+        .get(0);
+    if workers >= i64::from(board.max_agents) {
+        let noun = if board.max_agents == 1 {
+            "agent"
+        } else {
+            "agents"
+        };
+        return Err(DomainError::conflict(format!(
+            "Board worker-agent limit reached: max_agents={} (excluding the lead); cannot create more than {} {noun}.",
+            board.max_agents, board.max_agents
+        )));
+    }
+    insert_board_agent(client, &board, name, input).await
+}
+
+/// Inserts an agent on `board` (unique name on the board and its gateway) with the
+/// provisioning intent recorded.
+async fn insert_board_agent(
+    client: &impl GenericClient,
+    board: &Board,
+    name: String,
+    input: AgentCreate,
+) -> DomainResult<Agent> {
+    let gateway_id = board_gateway(client, board).await?;
     ensure_unique_name(client, board.id, gateway_id, &name).await?;
     let id = Uuid::new_v4();
     let heartbeat = input
@@ -379,7 +431,7 @@ pub async fn create(
             ),
             &[
                 &id,
-                &principal.organization.id,
+                &board.organization_id,
                 &board.id,
                 &gateway_id,
                 &name,
@@ -392,6 +444,35 @@ pub async fn create(
         )
         .await?;
     Ok(Agent::from_row(&row))
+}
+
+/// The agents an agent sees: those of its board, or (a gateway-main agent) of its
+/// organization's boards, optionally of one board; newest first.
+pub async fn list_for_agent(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+    board_id: Option<Uuid>,
+    page: PageParams,
+) -> DomainResult<Page<Agent>> {
+    if let (Some(own), Some(asked)) = (agent.agent.board_id, board_id) {
+        if own != asked {
+            return Err(DomainError::forbidden(
+                "Agent can only access its own board.",
+            ));
+        }
+    }
+    let board = agent.agent.board_id.or(board_id);
+    fetch_page(
+        client,
+        AGENT_COLUMNS,
+        "FROM agents a WHERE a.organization_id = $1 AND a.board_id IS NOT NULL \
+         AND ($2::uuid IS NULL OR a.board_id = $2)",
+        "a.created_at DESC, a.id",
+        &[&agent.organization_id, &board],
+        page,
+        Agent::from_row,
+    )
+    .await
 }
 
 /// Query of `PATCH /agents/{id}`.
@@ -407,7 +488,7 @@ pub async fn update(
     agent_id: Uuid,
     patch: AgentUpdate,
     options: UpdateOptions,
-) -> DomainResult<Agent> {
+) -> DomainResult<(Agent, bool)> {
     let mut agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
     if patch.status.is_some() {
         return Err(DomainError::forbidden(
@@ -425,7 +506,7 @@ pub async fn update(
     };
     let make_main = patch.is_gateway_main;
     if patch.is_empty() && !options.force && make_main.is_none() {
-        return Ok(agent);
+        return Ok((agent, false));
     }
 
     match make_main {
@@ -509,7 +590,7 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok(Agent::from_row(&row))
+    Ok((Agent::from_row(&row), true))
 }
 
 /// A task the deletion of its agent changed, with its board.
@@ -678,4 +759,246 @@ mod tests {
         );
         assert_eq!(normalize_identity_profile(Some(Map::new())), None);
     }
+}
+
+/// `AgentRead` with the agent's new token, shown this once (at creation and whenever an
+/// update rotates it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentWithToken {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// `mca_…`: send it as `X-Agent-Token` (or `Authorization: Bearer` on `/agent/*`).
+    pub agent_token: Option<String>,
+}
+
+/// Gives the agent a new token (the old one stops working) and returns it.
+pub async fn rotate_token(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+) -> DomainResult<String> {
+    let minted = crate::auth::agent_tokens::mint(key);
+    client
+        .execute(
+            "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
+            &[&agent_id, &minted.lookup, &minted.hash],
+        )
+        .await?;
+    Ok(minted.token)
+}
+
+/// The agent with a fresh token, for the response that shows it.
+pub async fn with_new_token(
+    client: &impl GenericClient,
+    agent: Agent,
+    key: &str,
+) -> DomainResult<AgentWithToken> {
+    let token = rotate_token(client, agent.id, key).await?;
+    Ok(AgentWithToken {
+        agent,
+        agent_token: Some(token),
+    })
+}
+
+/// An authenticated agent, and the organization it belongs to.
+#[derive(Debug, Clone)]
+pub struct AgentPrincipal {
+    pub agent: Agent,
+    pub organization_id: Uuid,
+}
+
+/// The agent was seen now: online, unless it is being updated or deleted.
+async fn mark_seen(client: &impl GenericClient, agent_id: Uuid) -> DomainResult<Agent> {
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE agents a SET last_seen_at = now(), updated_at = now(), \
+                   status = CASE WHEN status IN ('updating', 'deleting') THEN status ELSE 'online' END \
+                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
+            ),
+            &[&agent_id],
+        )
+        .await?;
+    Ok(Agent::from_row(&row))
+}
+
+/// Presence is written at most this often per agent.
+const PRESENCE_EVERY_SECONDS: i64 = 30;
+
+/// The agent a token belongs to: one indexed query, a constant-time check, and, at most
+/// every 30 s, the presence touch (`last_seen_at`, online unless updating or deleting).
+pub async fn authenticate(
+    client: &impl GenericClient,
+    key: &str,
+    token: &str,
+) -> DomainResult<Option<AgentPrincipal>> {
+    let Some((lookup, secret)) = crate::auth::agent_tokens::parse(token) else {
+        return Ok(None);
+    };
+    let Some(row) = client
+        .query_opt(
+            &format!(
+                "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
+            ),
+            &[&lookup],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.get(17);
+    if !crate::auth::agent_tokens::verify(key, secret, &hash) {
+        return Ok(None);
+    }
+    let mut agent = Agent::from_row(&row);
+    let now = Utc::now();
+    if agent
+        .last_seen_at
+        .is_none_or(|seen| now - seen > Duration::seconds(PRESENCE_EVERY_SECONDS))
+    {
+        agent = mark_seen(client, agent.id).await?;
+    }
+    Ok(Some(AgentPrincipal {
+        agent,
+        organization_id: row.get(16),
+    }))
+}
+
+impl AgentPrincipal {
+    /// The agent as the task rules see it.
+    pub fn actor(&self) -> crate::domain::task_rules::Actor {
+        crate::domain::task_rules::Actor::Agent(crate::domain::task_rules::AgentRef {
+            id: self.agent.id,
+            board_id: self.agent.board_id,
+            is_board_lead: self.agent.is_board_lead,
+        })
+    }
+
+    /// Only a board's lead agent may do this.
+    pub fn require_lead(&self) -> DomainResult<()> {
+        if self.agent.is_board_lead {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden("Only board leads can do this."))
+        }
+    }
+}
+
+/// The boards an agent reaches: its own, or (a gateway-main agent) its organization's.
+pub async fn boards_for_agent(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+    page: PageParams,
+) -> DomainResult<Page<Board>> {
+    fetch_page(
+        client,
+        boards::BOARD_COLUMNS,
+        "FROM boards b WHERE b.organization_id = $1 AND ($2::uuid IS NULL OR b.id = $2)",
+        "lower(b.name), b.created_at DESC, b.id",
+        &[&agent.organization_id, &agent.agent.board_id],
+        page,
+        Board::from_row,
+    )
+    .await
+}
+
+/// Records a heartbeat of the agent itself (presence now, whatever the 30 s rule).
+pub async fn agent_heartbeat(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+) -> DomainResult<Agent> {
+    let agent_row = mark_seen(client, agent.agent.id).await?;
+    activity::record(
+        client,
+        NewActivity {
+            organization_id: agent.organization_id,
+            board_id: agent_row.board_id,
+            event_type: "agent.heartbeat",
+            message: Some(format!("Heartbeat received from {}.", agent_row.name)),
+            agent_id: Some(agent_row.id),
+            task_id: None,
+        },
+    )
+    .await?;
+    Ok(agent_row)
+}
+
+/// `SoulUpdateRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SoulUpdate {
+    pub content: String,
+    #[serde(default)]
+    pub source_url: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// An agent of the caller's board that the caller (its lead, or itself with `self_ok`)
+/// may act on.
+async fn board_agent_for(
+    client: &impl GenericClient,
+    caller: &AgentPrincipal,
+    board_id: Uuid,
+    agent_id: Uuid,
+    self_ok: bool,
+) -> DomainResult<Agent> {
+    if !(self_ok && caller.agent.id == agent_id) {
+        caller.require_lead()?;
+    }
+    let row = client
+        .query_opt(
+            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.board_id = $2"),
+            &[&agent_id, &board_id],
+        )
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    Ok(Agent::from_row(&row))
+}
+
+/// The agent's SOUL.md as stored (the reference reads it from the gateway).
+pub async fn soul(
+    client: &impl GenericClient,
+    caller: &AgentPrincipal,
+    board_id: Uuid,
+    agent_id: Uuid,
+) -> DomainResult<String> {
+    let agent = board_agent_for(client, caller, board_id, agent_id, true).await?;
+    Ok(agent.soul_template.unwrap_or_default())
+}
+
+/// A lead rewrites an agent's SOUL.md: stored for re-provisioning, with the update intent
+/// recorded for the gateway link (no gateway RPC is dialed).
+pub async fn update_soul(
+    client: &impl GenericClient,
+    caller: &AgentPrincipal,
+    board_id: Uuid,
+    agent_id: Uuid,
+    input: SoulUpdate,
+) -> DomainResult<()> {
+    let content = super::validation::non_empty("content", &input.content)?;
+    let agent = board_agent_for(client, caller, board_id, agent_id, false).await?;
+    client
+        .execute(
+            "UPDATE agents SET soul_template = $2, provision_requested_at = now(), provision_action = 'update', \
+             updated_at = now() WHERE id = $1",
+            &[&agent.id, &content],
+        )
+        .await?;
+    let reason = input.reason.filter(|r| !r.trim().is_empty());
+    activity::record(
+        client,
+        NewActivity {
+            organization_id: caller.organization_id,
+            board_id: Some(board_id),
+            event_type: "agent.soul.updated",
+            message: Some(match reason {
+                Some(reason) => format!("SOUL updated for {}: {reason}", agent.name),
+                None => format!("SOUL updated for {}.", agent.name),
+            }),
+            agent_id: Some(caller.agent.id),
+            task_id: None,
+        },
+    )
+    .await?;
+    Ok(())
 }

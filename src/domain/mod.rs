@@ -16,7 +16,9 @@ pub mod gateways;
 pub mod h5_chat;
 pub mod h5_users;
 pub mod links;
+pub mod memory;
 pub mod metrics;
+pub mod onboarding;
 pub mod organizations;
 pub mod pagination;
 pub mod skills;
@@ -26,6 +28,7 @@ pub mod tags;
 pub mod task_rules;
 pub mod tasks;
 pub mod validation;
+pub mod webhooks;
 
 use std::fmt;
 

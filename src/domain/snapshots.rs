@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -15,6 +14,7 @@ use super::agents::{Agent, AGENT_COLUMNS};
 use super::approvals::{self, Approval, ApprovalFilter};
 use super::board_groups::{self, BoardGroup};
 use super::boards::{Board, BOARD_COLUMNS};
+use super::memory::{self, BoardMemory};
 use super::pagination::PageParams;
 use super::tags::{self, TagRef};
 use super::task_rules::TaskStatus;
@@ -39,10 +39,8 @@ pub struct BoardSnapshot {
     pub agents: Vec<Agent>,
     /// The newest 200.
     pub approvals: Vec<Approval>,
-    /// Board chat (`BoardMemoryRead` with `is_chat`): board memory arrives with the
-    /// agent-facing API, so this is empty until then.
-    #[schema(value_type = Vec<Object>)]
-    pub chat_messages: Vec<Value>,
+    /// Board chat: the newest 200 non-blank chat entries, oldest first.
+    pub chat_messages: Vec<BoardMemory>,
     pub pending_approvals_count: i64,
 }
 
@@ -95,6 +93,7 @@ pub async fn board_snapshot(
     let approvals = approvals::list(client, board.id, &ApprovalFilter::default(), recent)
         .await?
         .items;
+    let chat_messages = memory::recent_chat(client, board.id).await?;
     let pending_approvals_count: i64 = client
         .query_one(
             "SELECT count(*) FROM approvals WHERE board_id = $1 AND status = 'pending'",
@@ -107,7 +106,7 @@ pub async fn board_snapshot(
         tasks,
         agents,
         approvals,
-        chat_messages: Vec::new(),
+        chat_messages,
         pending_approvals_count,
     })
 }

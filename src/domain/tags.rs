@@ -361,6 +361,27 @@ pub async fn delete(
     Ok(())
 }
 
+/// Every tag of the organization, by name (the agent API's plain list).
+pub async fn refs_of_org(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+) -> DomainResult<Vec<TagRef>> {
+    Ok(client
+        .query(
+            "SELECT id, name, slug, color FROM tags WHERE organization_id = $1 ORDER BY lower(name), id",
+            &[&organization_id],
+        )
+        .await?
+        .iter()
+        .map(|r| TagRef {
+            id: r.get(0),
+            name: r.get(1),
+            slug: r.get(2),
+            color: r.get(3),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

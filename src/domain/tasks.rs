@@ -287,10 +287,13 @@ async fn check_creator(
 
 /// Creates a task for a user. Unlike the reference, an assignee must be an agent of the
 /// board (404/409) and a task created in progress gets its `in_progress_at`.
+/// Creates a task for a user, or for a board lead agent (the only agents that create:
+/// the task is then `auto_created` with `auto_reason` `lead_agent:{id}`, and a lead may not
+/// be its assignee).
 pub async fn create(
     client: &impl GenericClient,
     board: &Board,
-    user_id: Uuid,
+    actor: &Actor,
     input: TaskCreate,
 ) -> DomainResult<(Task, TaskChange)> {
     let title = non_empty("title", &input.title)?;
@@ -320,20 +323,32 @@ pub async fn create(
         let agent = agent_ref(client, board.organization_id, agent_id)
             .await?
             .ok_or_else(DomainError::not_found)?;
+        if agent.is_board_lead && matches!(actor, Actor::Agent(_)) {
+            return Err(DomainError::forbidden(
+                "Board leads cannot assign tasks to themselves.",
+            ));
+        }
         if agent.board_id.is_some_and(|b| b != board.id) {
             return Err(DomainError::Conflict(json!("Conflict")));
         }
     }
-    let creator = input.created_by_user_id.unwrap_or(user_id);
-    if creator != user_id {
-        check_creator(client, board.organization_id, creator).await?;
-    }
+    let (creator, auto_reason) = match actor {
+        Actor::User(user_id) => {
+            let creator = input.created_by_user_id.unwrap_or(*user_id);
+            if creator != *user_id {
+                check_creator(client, board.organization_id, creator).await?;
+            }
+            (Some(creator), None)
+        }
+        Actor::Agent(lead) => (None, Some(format!("lead_agent:{}", lead.id))),
+    };
     let row = client
         .query_one(
             &format!(
                 "INSERT INTO tasks AS t (id, organization_id, board_id, title, description, status, priority, \
-                   due_at, in_progress_at, created_by_user_id, assigned_agent_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'in_progress' THEN now() END, $9, $10) \
+                   due_at, in_progress_at, created_by_user_id, assigned_agent_id, auto_created, auto_reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'in_progress' THEN now() END, $9, $10, \
+                   $11::text IS NOT NULL, $11) \
                  RETURNING {TASK_COLUMNS}"
             ),
             &[
@@ -347,6 +362,7 @@ pub async fn create(
                 &input.due_at,
                 &creator,
                 &input.assigned_agent_id,
+                &auto_reason,
             ],
         )
         .await?;
@@ -361,7 +377,7 @@ pub async fn create(
             board_id: Some(board.id),
             event_type: "task.created",
             message: Some(format!("Task created: {title}.")),
-            agent_id: None,
+            agent_id: actor.agent_id(),
             task_id: Some(task_id),
         },
     )
@@ -805,7 +821,14 @@ pub async fn add_comment(
     input: TaskCommentCreate,
 ) -> DomainResult<(TaskComment, TaskChange)> {
     let message = non_empty("message", &input.message)?;
-    find(client, board.id, task_id, false).await?;
+    let task = find(client, board.id, task_id, false).await?;
+    if let Actor::Agent(agent) = actor {
+        if agent.is_board_lead && !lead_may_comment(client, &task, agent.id).await? {
+            return Err(DomainError::forbidden(
+                "Board leads can only comment during review, when mentioned, or on tasks they created.",
+            ));
+        }
+    }
     let event = activity::record(
         client,
         NewActivity {
@@ -826,4 +849,40 @@ pub async fn add_comment(
         created_at: event.created_at,
     };
     Ok((comment, TaskChange::Commented { task_id }))
+}
+
+/// A lead comments on a task in review, on a task it created, or where an earlier comment
+/// mentions it (`@lead`, its name, or the first word of its name).
+async fn lead_may_comment(
+    client: &impl GenericClient,
+    task: &TaskRow,
+    lead_id: Uuid,
+) -> DomainResult<bool> {
+    if task.status == TaskStatus::Review {
+        return Ok(true);
+    }
+    let row = client
+        .query_one(
+            "SELECT t.auto_reason, a.name FROM tasks t, agents a WHERE t.id = $1 AND a.id = $2",
+            &[&task.id, &lead_id],
+        )
+        .await?;
+    let (auto_reason, name): (Option<String>, String) = (row.get(0), row.get(1));
+    if auto_reason.as_deref() == Some(format!("lead_agent:{lead_id}").as_str()) {
+        return Ok(true);
+    }
+    let comments: Vec<String> = client
+        .query(
+            "SELECT coalesce(message, '') FROM activity_events WHERE task_id = $1 AND event_type = 'task.comment'",
+            &[&task.id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(comments.iter().any(|c| {
+        task_rules::mentions(c)
+            .iter()
+            .any(|m| task_rules::names_agent(m, &name))
+    }))
 }

@@ -7,7 +7,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::agents::{self, Agent, AgentCreate, AgentFilter, AgentUpdate, UpdateOptions};
+use crate::domain::agents::{
+    self, Agent, AgentCreate, AgentFilter, AgentUpdate, AgentWithToken, UpdateOptions,
+};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
@@ -41,7 +43,7 @@ pub async fn list_agents(
 #[utoipa::path(
     tag = "agents",
     request_body = AgentCreate,
-    responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)),
+    responses((status = 200, body = AgentWithToken), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = []))
 )]
 #[post("/api/v1/agents")]
@@ -49,10 +51,12 @@ pub async fn create_agent(
     state: Data<AppState>,
     Admin(principal): Admin,
     Json(input): Json<AgentCreate>,
-) -> ApiResult<web::Json<Agent>> {
-    Ok(web::Json(in_transaction!(state, |tx| agents::create(
-        &tx, &principal, input
-    ))))
+) -> ApiResult<web::Json<AgentWithToken>> {
+    let key = &state.settings.agent_token_key.0;
+    Ok(web::Json(in_transaction!(state, |tx| async {
+        let agent = agents::create(&tx, &principal, input).await?;
+        agents::with_new_token(&tx, agent, key).await
+    })))
 }
 
 #[utoipa::path(
@@ -78,7 +82,7 @@ pub async fn get_agent(
     tag = "agents",
     params(("agent_id" = Uuid, Path), ("force" = Option<bool>, Query)),
     request_body = AgentUpdate,
-    responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404), (status = 422)),
+    responses((status = 200, body = AgentWithToken), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = []))
 )]
 #[patch("/api/v1/agents/{agent_id}")]
@@ -88,12 +92,19 @@ pub async fn update_agent(
     path: web::Path<Uuid>,
     options: web::Query<UpdateOptions>,
     Json(patch): Json<AgentUpdate>,
-) -> ApiResult<web::Json<Agent>> {
+) -> ApiResult<web::Json<AgentWithToken>> {
     let agent_id = path.into_inner();
     let options = options.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| agents::update(
-        &tx, &principal, agent_id, patch, options
-    ))))
+    let key = &state.settings.agent_token_key.0;
+    // An update re-provisions the agent with a new token, as the reference does.
+    Ok(web::Json(in_transaction!(state, |tx| async {
+        let (agent, rotated) = agents::update(&tx, &principal, agent_id, patch, options).await?;
+        let agent_token = match rotated {
+            true => Some(agents::rotate_token(&tx, agent.id, key).await?),
+            false => None,
+        };
+        Ok::<_, DomainError>(AgentWithToken { agent, agent_token })
+    })))
 }
 
 /// Deletes an agent; its in-progress tasks go back to the inbox, unassigned.

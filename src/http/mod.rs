@@ -2,6 +2,7 @@
 //! Handlers are thin: they parse and authorize, then call `domain`.
 
 mod activity;
+mod agent_api;
 mod agents;
 mod approvals;
 mod auth;
@@ -17,7 +18,9 @@ mod h5_chat;
 mod h5_users;
 mod health;
 pub mod json;
+mod memory;
 mod metrics;
+mod onboarding;
 mod organizations;
 mod pagination;
 mod skills;
@@ -27,6 +30,7 @@ mod suggestions;
 mod tags;
 mod tasks;
 mod users;
+mod webhooks;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -35,7 +39,7 @@ use actix_web::http::header::{HeaderName, LOCATION};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -58,6 +62,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Agent-Token"))),
         );
     }
 }
@@ -132,6 +140,8 @@ pub fn app(
         .configure(gateways::routes)
         .configure(gateway_registry::routes)
         .configure(agents::routes)
+        .configure(agent_api::routes)
+        .configure(memory::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)
         .configure(tasks::routes)
@@ -144,6 +154,8 @@ pub fn app(
         .configure(h5_chat::routes)
         .configure(board_sync::routes)
         .configure(suggestions::routes)
+        .configure(webhooks::routes)
+        .configure(onboarding::routes)
         .configure(skills::routes)
         .configure(souls::routes)
         .split_for_parts();

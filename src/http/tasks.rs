@@ -90,7 +90,7 @@ pub async fn create_task(
     let board_id = path.into_inner();
     let (task, change) = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
-        tasks::create(&tx, &board, principal.user.id, input).await
+        tasks::create(&tx, &board, &Actor::User(principal.user.id), input).await
     });
     state
         .board_events

@@ -1,0 +1,329 @@
+//! `/api/v1/boards/{board_id}/memory*`, `/api/v1/board-groups/{group_id}/memory*` and
+//! `/api/v1/boards/{board_id}/group-memory*` (domain.md §A13, §A14): board and group
+//! memory for users. Routes are full paths, no
+//! scopes: overlapping actix scopes do not fall through.
+
+use actix_web::web::{self, Data};
+use actix_web::{get, post, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::actors::feeds::{board_topic, group_topic, Poke};
+use crate::auth::admin::Admin;
+use crate::domain::access::{self, Access};
+use crate::domain::board_groups;
+use crate::domain::memory::{
+    self, BoardGroupMemory, BoardMemory, MemoryCreate, MemoryFilter, MemoryKind,
+};
+use crate::domain::pagination::{Page, PageParams};
+use crate::domain::DomainError;
+use crate::error::ApiResult;
+use crate::http::in_transaction;
+use crate::http::json::Json;
+use crate::http::sse::{self, SinceQuery};
+use crate::state::AppState;
+
+/// New entries of `owner_id` (already authorized) as server-sent events
+/// (`event: memory`, `data: {"memory": …}`, `id:` the feed number), woken on `topic`.
+async fn memory_stream<K: MemoryKind + 'static>(
+    state: &AppState,
+    topic: String,
+    owner_id: Uuid,
+    filter: MemoryFilter,
+    since: &SinceQuery,
+    request: &HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let cursor = {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        let resume = sse::last_event_id(request.headers());
+        memory::stream_start::<K>(&*conn, owner_id, resume, since.time()).await?
+    };
+    Ok(sse::respond(
+        state.db.clone(),
+        state.feeds.clone(),
+        topic,
+        state.settings.ws.sse_keepalive,
+        cursor,
+        Box::new(move |db, after| {
+            Box::pin(async move {
+                let conn = db.get().await.map_err(DomainError::from)?;
+                let items = memory::stream_items::<K>(&*conn, owner_id, filter, after).await?;
+                Ok(sse::numbered("memory", items, after))
+            })
+        }),
+    ))
+}
+
+/// New board memory as server-sent events, pushed on commit; `Last-Event-ID` resumes
+/// exactly, `since` starts at a time (else now), `is_chat` filters.
+#[utoipa::path(
+    tag = "board-memory",
+    params(("board_id" = Uuid, Path), ("since" = Option<String>, Query), ("is_chat" = Option<bool>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/memory/stream")]
+pub async fn stream_board_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    since: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let board_id = path.into_inner();
+    {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        access::board_for_user(&*conn, &principal, board_id, Access::Read).await?;
+    }
+    memory_stream::<BoardMemory>(
+        &state,
+        board_topic(board_id),
+        board_id,
+        *filter,
+        &since,
+        &request,
+    )
+    .await
+}
+
+/// The board's memory, newest first; `is_chat` filters chat or non-chat entries.
+#[utoipa::path(
+    tag = "board-memory",
+    params(("board_id" = Uuid, Path), ("is_chat" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<BoardMemory>), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/memory")]
+pub async fn list_board_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardMemory>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    Ok(web::Json(
+        memory::list(&*conn, board.id, *filter, page).await?,
+    ))
+}
+
+/// Adds a board memory entry (board write access); tagged "chat" it is board chat, named
+/// after its author when it has no source.
+#[utoipa::path(
+    tag = "board-memory",
+    params(("board_id" = Uuid, Path)),
+    request_body = MemoryCreate,
+    responses((status = 200, body = BoardMemory), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/boards/{board_id}/memory")]
+pub async fn create_board_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(input): Json<MemoryCreate>,
+) -> ApiResult<web::Json<BoardMemory>> {
+    let board_id = path.into_inner();
+    let entry = in_transaction!(state, |tx| async {
+        access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        memory::create(&tx, &memory::Author::user(&principal), board_id, input).await
+    });
+    state.feeds.do_send(Poke {
+        topic: board_topic(board_id),
+    });
+    Ok(web::Json(entry))
+}
+
+/// New group memory as server-sent events, pushed on commit; `Last-Event-ID` resumes
+/// exactly, `since` starts at a time (else now), `is_chat` filters.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("group_id" = Uuid, Path), ("since" = Option<String>, Query), ("is_chat" = Option<bool>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/board-groups/{group_id}/memory/stream")]
+pub async fn stream_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    since: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let group_id = path.into_inner();
+    {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        board_groups::group_for_user(&*conn, &principal, group_id, Access::Read, false).await?;
+    }
+    memory_stream::<BoardGroupMemory>(
+        &state,
+        group_topic(group_id),
+        group_id,
+        *filter,
+        &since,
+        &request,
+    )
+    .await
+}
+
+/// The group's shared memory, newest first; `is_chat` filters.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("group_id" = Uuid, Path), ("is_chat" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<BoardGroupMemory>), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/board-groups/{group_id}/memory")]
+pub async fn list_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardGroupMemory>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let group =
+        board_groups::group_for_user(&*conn, &principal, path.into_inner(), Access::Read, false)
+            .await?;
+    Ok(web::Json(
+        memory::list(&*conn, group.id, *filter, page).await?,
+    ))
+}
+
+/// Adds a group memory entry (write access to one of the group's boards); chat,
+/// broadcast and `@all` posts are named after their author when they have no source.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("group_id" = Uuid, Path)),
+    request_body = MemoryCreate,
+    responses((status = 200, body = BoardGroupMemory), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/board-groups/{group_id}/memory")]
+pub async fn create_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(input): Json<MemoryCreate>,
+) -> ApiResult<web::Json<BoardGroupMemory>> {
+    let group_id = path.into_inner();
+    let entry = in_transaction!(state, |tx| async {
+        board_groups::group_for_user(&tx, &principal, group_id, Access::Write, false).await?;
+        memory::create(&tx, &memory::Author::user(&principal), group_id, input).await
+    });
+    state.feeds.do_send(Poke {
+        topic: group_topic(group_id),
+    });
+    Ok(web::Json(entry))
+}
+
+/// New memory of the board's group as server-sent events (see the group stream); a
+/// board outside any group streams only keepalives, as in the reference.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("board_id" = Uuid, Path), ("since" = Option<String>, Query), ("is_chat" = Option<bool>, Query)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/group-memory/stream")]
+pub async fn stream_board_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    since: web::Query<SinceQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let board = {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?
+    };
+    match board.board_group_id {
+        Some(group_id) => {
+            memory_stream::<BoardGroupMemory>(
+                &state,
+                group_topic(group_id),
+                group_id,
+                *filter,
+                &since,
+                &request,
+            )
+            .await
+        }
+        None => Ok(sse::respond(
+            state.db.clone(),
+            state.feeds.clone(),
+            board_topic(board.id),
+            state.settings.ws.sse_keepalive,
+            (),
+            Box::new(|_, _| Box::pin(async { Ok((Vec::new(), ())) })),
+        )),
+    }
+}
+
+/// The memory of the board's group, newest first; an empty page when the board is in no
+/// group.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("board_id" = Uuid, Path), ("is_chat" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Page<BoardGroupMemory>), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/boards/{board_id}/group-memory")]
+pub async fn list_board_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    filter: web::Query<MemoryFilter>,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardGroupMemory>>> {
+    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    Ok(web::Json(match board.board_group_id {
+        Some(group_id) => memory::list(&*conn, group_id, *filter, page).await?,
+        None => page.page(Vec::new(), 0),
+    }))
+}
+
+/// Adds an entry to the board's group memory (board write access); 422 when the board is
+/// in no group.
+#[utoipa::path(
+    tag = "board-group-memory",
+    params(("board_id" = Uuid, Path)),
+    request_body = MemoryCreate,
+    responses((status = 200, body = BoardGroupMemory), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/boards/{board_id}/group-memory")]
+pub async fn create_board_group_memory(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    Json(input): Json<MemoryCreate>,
+) -> ApiResult<web::Json<BoardGroupMemory>> {
+    let board_id = path.into_inner();
+    let entry: BoardGroupMemory = in_transaction!(state, |tx| async {
+        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        let group_id = memory::posting_group(&board)?;
+        memory::create(&tx, &memory::Author::user(&principal), group_id, input).await
+    });
+    state.feeds.do_send(Poke {
+        topic: group_topic(entry.board_group_id),
+    });
+    Ok(web::Json(entry))
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(stream_board_memory)
+        .service(list_board_memory)
+        .service(create_board_memory)
+        .service(stream_group_memory)
+        .service(list_group_memory)
+        .service(create_group_memory)
+        .service(stream_board_group_memory)
+        .service(list_board_group_memory)
+        .service(create_board_group_memory);
+}

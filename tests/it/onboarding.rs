@@ -1,0 +1,251 @@
+//! Board onboarding (domain.md §A20): start, answers, confirmation onto the board.
+
+use awc::http::Method;
+use serde_json::json;
+
+use crate::fixtures::{new_board, send, switch_to_new_org};
+use crate::harness::Server;
+
+#[actix_web::test]
+async fn onboarding_records_the_conversation_and_confirms_the_goal() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let base = format!(
+        "/api/v1/boards/{}/onboarding",
+        board["id"].as_str().unwrap()
+    );
+
+    assert_eq!(server.admin_get(&base).await.status, 404);
+    assert_eq!(server.get(&base).await.status, 401);
+
+    let started = send(&server, Method::POST, &format!("{base}/start"), json!({})).await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let session = started.json.clone();
+    assert_eq!(session["status"], "active");
+    assert_eq!(session["board_id"], board["id"]);
+    assert_eq!(
+        session["session_key"],
+        format!(
+            "agent:mc-gateway-{}:main",
+            board["gateway_id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(session["messages"][0]["role"], "user");
+    assert!(session["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("BOARD ONBOARDING REQUEST"));
+    assert_eq!(session["draft_goal"], serde_json::Value::Null);
+
+    // Starting again returns the active session.
+    let again = send(&server, Method::POST, &format!("{base}/start"), json!({})).await;
+    assert_eq!(again.json["id"], session["id"]);
+
+    let answered = send(
+        &server,
+        Method::POST,
+        &format!("{base}/answer"),
+        json!({"answer": "Other", "other_text": "Ship v2"}),
+    )
+    .await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    let messages = answered.json["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["content"], "Other: Ship v2");
+    assert_eq!(
+        send(
+            &server,
+            Method::POST,
+            &format!("{base}/answer"),
+            json!({"answer": ""})
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        send(
+            &server,
+            Method::POST,
+            &format!("{base}/answer"),
+            json!({"answer": 3})
+        )
+        .await
+        .status,
+        422
+    );
+
+    // Agents only: a user is refused.
+    let agent = send(
+        &server,
+        Method::POST,
+        &format!("{base}/agent"),
+        json!({"question": "Q?", "options": [{"id": "1", "label": "A"}]}),
+    )
+    .await;
+    assert_eq!(agent.status, 401);
+
+    let incomplete = send(
+        &server,
+        Method::POST,
+        &format!("{base}/confirm"),
+        json!({"board_type": "goal", "objective": "Ship v2"}),
+    )
+    .await;
+    assert_eq!(incomplete.status, 422, "{}", incomplete.text);
+    let confirmed = send(
+        &server,
+        Method::POST,
+        &format!("{base}/confirm"),
+        json!({"board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100}, "target_date": "2027-01-31"}),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    assert_eq!(confirmed.json["id"], board["id"]);
+    assert_eq!(confirmed.json["goal_confirmed"], true);
+    assert_eq!(confirmed.json["goal_source"], "lead_agent_onboarding");
+    assert_eq!(confirmed.json["objective"], "Ship v2");
+    assert_eq!(confirmed.json["success_metrics"], json!({"users": 100}));
+    assert_eq!(confirmed.json["require_approval_for_done"], true);
+    assert_eq!(server.admin_get(&base).await.json["status"], "confirmed");
+
+    switch_to_new_org(&server).await;
+    assert_eq!(server.admin_get(&base).await.status, 404);
+    assert_eq!(
+        send(&server, Method::POST, &format!("{base}/start"), json!({}))
+            .await
+            .status,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn the_gateway_main_agent_asks_questions_and_completes_the_draft() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let base = format!(
+        "/api/v1/boards/{}/onboarding",
+        board["id"].as_str().unwrap()
+    );
+    let main: uuid::Uuid = server
+        .db
+        .client()
+        .await
+        .query_one("SELECT id FROM agents WHERE board_id IS NULL LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let rotated = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/agents/{main}"),
+        json!({"name": "Main"}),
+    )
+    .await;
+    let token = rotated.json["agent_token"].as_str().unwrap().to_string();
+    let worker = send(
+        &server,
+        Method::POST,
+        "/api/v1/agents",
+        json!({"name": "W", "board_id": board["id"]}),
+    )
+    .await;
+    let worker_token = worker.json["agent_token"].as_str().unwrap().to_string();
+    let post = |token: String, body: serde_json::Value, path: String| {
+        let server = &server;
+        async move {
+            server
+                .raw(
+                    Method::POST,
+                    &path,
+                    None,
+                    Some(&body.to_string()),
+                    &[("X-Agent-Token", &token)],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let question =
+        json!({"question": "What is the goal?", "options": [{"id": "a", "label": "Ship"}]});
+    assert_eq!(
+        post(token.clone(), question.clone(), format!("{base}/agent"))
+            .await
+            .status,
+        404,
+        "nothing started yet"
+    );
+    assert_eq!(
+        send(&server, Method::POST, &format!("{base}/start"), json!({}))
+            .await
+            .status,
+        200
+    );
+
+    let asked = post(token.clone(), question.clone(), format!("{base}/agent")).await;
+    assert_eq!(asked.status, 200, "{}", asked.text);
+    let last = asked.json["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "assistant");
+    assert!(last["content"]
+        .as_str()
+        .unwrap()
+        .contains("What is the goal?"));
+    assert_eq!(
+        post(worker_token, question, format!("{base}/agent"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        post(
+            token.clone(),
+            json!({"question": "", "options": []}),
+            format!("{base}/agent")
+        )
+        .await
+        .status,
+        422
+    );
+    let admin = server
+        .call(
+            Method::POST,
+            &format!("{base}/agent"),
+            Some(crate::harness::ADMIN_TOKEN),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(admin.status, 401, "users do not speak for the agent");
+
+    let draft = json!({"status": "complete", "board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100}});
+    let agent_path = format!(
+        "/api/v1/agent/boards/{}/onboarding",
+        board["id"].as_str().unwrap()
+    );
+    let completed = post(token.clone(), draft, agent_path.clone()).await;
+    assert_eq!(completed.status, 200, "{}", completed.text);
+    assert_eq!(completed.json["status"], "completed");
+    assert_eq!(completed.json["draft_goal"]["objective"], "Ship v2");
+    let confirmed = send(
+        &server,
+        Method::POST,
+        &format!("{base}/confirm"),
+        json!({"board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100}}),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    assert_eq!(
+        post(
+            token,
+            json!({"status": "complete", "board_type": "goal"}),
+            agent_path
+        )
+        .await
+        .status,
+        409
+    );
+}
