@@ -63,7 +63,7 @@ else:
     print(f"    ok: services present: {', '.join(expected)}")
 
     required_env = ["AUTH_MODE", "LOCAL_AUTH_TOKEN", "DATABASE_URL", "REDIS_URL",
-                    "ENVIRONMENT", "H5_JWT_SECRET", "CORS_ORIGINS", "LOG_FORMAT"]
+                    "ENVIRONMENT", "H5_JWT_SECRET", "AGENT_TOKEN_KEY", "CORS_ORIGINS", "LOG_FORMAT"]
     for name in ["migrate", "api1", "api2"]:
         svc = services[name]
         env = svc.get("environment") or {}
