@@ -7,6 +7,7 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::admin::bearer_token;
+use crate::domain::access::Caller;
 use crate::domain::agents::{self, AgentPrincipal};
 use crate::domain::DomainError;
 use crate::error::ApiError;
@@ -40,5 +41,19 @@ impl FromRequest for AgentCaller {
                 None => Err(ApiError::Unauthorized),
             }
         })
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if bearer_token(req).is_some() || req.headers().get(AGENT_TOKEN_HEADER).is_none() {
+            let admin = super::admin::Admin::from_request(req, payload);
+            return Box::pin(async move { Ok(Caller::User(admin.await?.0)) });
+        }
+        let agent = AgentCaller::from_request(req, payload);
+        Box::pin(async move { Ok(Caller::Agent(agent.await?.0)) })
     }
 }

@@ -125,3 +125,40 @@ pub async fn board_for_agent(
     }
     Ok(board)
 }
+
+/// Who calls a route the reference opens to users and agents alike: the admin bearer token
+/// (taking precedence when both are sent) or `X-Agent-Token`.
+pub enum Caller {
+    User(Principal),
+    Agent(super::agents::AgentPrincipal),
+}
+
+impl Caller {
+    /// The actor of task changes.
+    pub fn actor(&self) -> super::task_rules::Actor {
+        match self {
+            Caller::User(p) => super::task_rules::Actor::User(p.user.id),
+            Caller::Agent(a) => a.actor(),
+        }
+    }
+
+    /// The board for a user (with the access asked for) or an agent (its board guard).
+    pub async fn board(
+        &self,
+        client: &impl GenericClient,
+        board_id: Uuid,
+        access: Access,
+    ) -> DomainResult<Board> {
+        match self {
+            Caller::User(p) => board_for_user(client, p, board_id, access).await,
+            Caller::Agent(a) => board_for_agent(client, a, board_id).await,
+        }
+    }
+
+    pub fn organization_id(&self) -> Uuid {
+        match self {
+            Caller::User(p) => p.organization.id,
+            Caller::Agent(a) => a.organization_id,
+        }
+    }
+}

@@ -7,7 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::access::{self, Access};
+use crate::domain::access::{self, Access, Caller};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter, ApprovalUpdate};
 use crate::domain::feeds::BoardFeed;
 use crate::domain::pagination::{Page, PageParams};
@@ -57,13 +57,15 @@ pub async fn stream_approvals(
 #[get("/api/v1/boards/{board_id}/approvals")]
 pub async fn list_approvals(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     filter: web::Query<ApprovalFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<Approval>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    let board = caller
+        .board(&*conn, path.into_inner(), Access::Read)
+        .await?;
     Ok(web::Json(
         approvals::list(&*conn, board.id, &filter, page).await?,
     ))
@@ -80,13 +82,13 @@ pub async fn list_approvals(
 #[post("/api/v1/boards/{board_id}/approvals")]
 pub async fn create_approval(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     Json(input): Json<ApprovalCreate>,
 ) -> ApiResult<web::Json<Approval>> {
     let board_id = path.into_inner();
     let approval = in_transaction!(state, |tx| async {
-        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        let board = caller.board(&tx, board_id, Access::Write).await?;
         approvals::create(&tx, &board, input).await
     });
     state.board_events.approval_changed(board_id);

@@ -7,7 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::access::{self, Access};
+use crate::domain::access::{self, Access, Caller};
 use crate::domain::feeds::BoardFeed;
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::task_rules::Actor;
@@ -62,13 +62,15 @@ pub async fn stream_tasks(
 #[get("/api/v1/boards/{board_id}/tasks")]
 pub async fn list_tasks(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     filter: web::Query<TaskFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<Task>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    let board = caller
+        .board(&*conn, path.into_inner(), Access::Read)
+        .await?;
     Ok(web::Json(tasks::list(&*conn, &board, &filter, page).await?))
 }
 
@@ -110,20 +112,20 @@ pub async fn create_task(
 #[patch("/api/v1/boards/{board_id}/tasks/{task_id}")]
 pub async fn update_task(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     Json(patch): Json<TaskUpdate>,
 ) -> ApiResult<web::Json<Task>> {
     let (board_id, task_id) = path.into_inner();
-    let actor = Actor::User(principal.user.id);
+    let actor = caller.actor();
     let (task, changes) = in_transaction!(state, |tx| async {
-        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        let board = caller.board(&tx, board_id, Access::Write).await?;
         tasks::update(&tx, &board, &actor, task_id, patch).await
     });
     for change in changes {
         state
             .board_events
-            .task_changed(principal.organization.id, board_id, change);
+            .task_changed(caller.organization_id(), board_id, change);
     }
     Ok(web::Json(task))
 }
@@ -162,13 +164,13 @@ pub async fn delete_task(
 #[get("/api/v1/boards/{board_id}/tasks/{task_id}/comments")]
 pub async fn list_comments(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<TaskComment>>> {
     let (board_id, task_id) = path.into_inner();
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = access::board_for_user(&*conn, &principal, board_id, Access::Read).await?;
+    let board = caller.board(&*conn, board_id, Access::Read).await?;
     Ok(web::Json(
         tasks::comments(&*conn, &board, task_id, page).await?,
     ))
@@ -185,19 +187,19 @@ pub async fn list_comments(
 #[post("/api/v1/boards/{board_id}/tasks/{task_id}/comments")]
 pub async fn create_comment(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     Json(input): Json<TaskCommentCreate>,
 ) -> ApiResult<web::Json<TaskComment>> {
     let (board_id, task_id) = path.into_inner();
-    let actor = Actor::User(principal.user.id);
+    let actor = caller.actor();
     let (comment, change) = in_transaction!(state, |tx| async {
-        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        let board = caller.board(&tx, board_id, Access::Write).await?;
         tasks::add_comment(&tx, &board, &actor, task_id, input).await
     });
     state
         .board_events
-        .task_changed(principal.organization.id, board_id, change);
+        .task_changed(caller.organization_id(), board_id, change);
     Ok(web::Json(comment))
 }
 

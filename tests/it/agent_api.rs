@@ -588,3 +588,70 @@ async fn agents_read_and_write_their_boards_memory() {
         422
     );
 }
+
+#[actix_web::test]
+async fn the_shared_board_routes_take_agent_tokens_too() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let other = new_board(&server, json!({})).await;
+    let (worker, token) = agent(&server, &board, "Shared").await;
+    let tasks = format!("/api/v1/boards/{}/tasks", board["id"].as_str().unwrap());
+    let task = ok(send(&server, Method::POST, &tasks, json!({"title": "t"})).await);
+    let task_path = format!("{tasks}/{}", task["id"].as_str().unwrap());
+
+    assert_eq!(
+        ok(as_agent(&server, &token, Method::GET, &tasks, None).await)["total"],
+        1
+    );
+    let foreign = format!("/api/v1/boards/{}/tasks", other["id"].as_str().unwrap());
+    assert_eq!(
+        as_agent(&server, &token, Method::GET, &foreign, None)
+            .await
+            .status,
+        403
+    );
+    let claimed = ok(as_agent(
+        &server,
+        &token,
+        Method::PATCH,
+        &task_path,
+        Some(json!({"status": "in_progress"})),
+    )
+    .await);
+    assert_eq!(
+        claimed["assigned_agent_id"], worker["id"],
+        "the agent rules apply"
+    );
+    let comment = ok(as_agent(
+        &server,
+        &token,
+        Method::POST,
+        &format!("{task_path}/comments"),
+        Some(json!({"message": "working"})),
+    )
+    .await);
+    assert_eq!(comment["agent_id"], worker["id"]);
+    let approvals = format!("/api/v1/boards/{}/approvals", board["id"].as_str().unwrap());
+    assert_eq!(
+        ok(as_agent(&server, &token, Method::GET, &approvals, None).await)["total"],
+        0
+    );
+    // Creating and deleting tasks there stays with users; the admin token still works.
+    assert_eq!(
+        as_agent(
+            &server,
+            &token,
+            Method::POST,
+            &tasks,
+            Some(json!({"title": "x"}))
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(server.admin_get(&tasks).await.status, 200);
+    assert_eq!(
+        server.call(Method::GET, &tasks, None, None).await.status,
+        401
+    );
+}
