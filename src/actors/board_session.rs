@@ -172,8 +172,7 @@ impl BoardSession {
         let state = self.state.clone();
         let load = async move {
             let value = in_transaction!(state, |tx| async {
-                tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .await?;
+                crate::db::read_snapshot(&tx).await?;
                 board_sync::state(&tx, board_id).await
             });
             Ok::<_, DomainError>(value)

@@ -26,6 +26,15 @@ pub fn pool(settings: &DatabaseSettings) -> PgPool {
         .build_unchecked(manager)
 }
 
+/// Makes `tx` read one consistent snapshot (its first statement): the parts of a
+/// denormalized read then agree with each other.
+pub async fn read_snapshot(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+}
+
 /// `SELECT 1` within `timeout`: the readiness check.
 pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), String> {
     let check = async {

@@ -63,13 +63,6 @@ pub struct Principal {
     pub member: Member,
 }
 
-impl Principal {
-    /// The `updated_by` of realtime events this user causes.
-    pub fn reference(&self) -> serde_json::Value {
-        serde_json::json!({"type": "user", "id": self.user.id})
-    }
-}
-
 /// `UserUpdate`: absent fields stay, `null` clears.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

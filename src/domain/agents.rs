@@ -641,7 +641,12 @@ pub async fn delete(
     agent_id: Uuid,
 ) -> DomainResult<Vec<ReleasedTask>> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let released = release_tasks(client, agent.id, &principal.reference()).await?;
+    let released = release_tasks(
+        client,
+        agent.id,
+        &super::task_rules::Actor::User(principal.user.id).reference(),
+    )
+    .await?;
     activity::record(
         client,
         NewActivity {

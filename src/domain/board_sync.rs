@@ -33,13 +33,13 @@ pub enum TaskChange {
 /// Events kept per board; older ones are dropped as new ones come.
 const KEPT: i64 = 1000;
 
-/// The wire frame of a change (the reference's fields, plus `seq`); `None` for changes
-/// board sync does not carry (comments).
-fn frame(change: &TaskChange, seq: i64) -> Option<Value> {
+/// The wire frame of a change (the reference's fields; `append` adds `seq`); `None` for
+/// changes board sync does not carry (comments).
+fn frame(change: &TaskChange) -> Option<Value> {
     let timestamp = Utc::now();
     let frame = match change {
         TaskChange::Created { task } => {
-            json!({"type": "task.created", "task": task, "timestamp": timestamp, "seq": seq})
+            json!({"type": "task.created", "task": task, "timestamp": timestamp})
         }
         TaskChange::Updated {
             task_id,
@@ -47,10 +47,10 @@ fn frame(change: &TaskChange, seq: i64) -> Option<Value> {
             updated_by,
         } => json!({
             "type": "task.updated", "task_id": task_id, "changes": changes,
-            "updated_by": updated_by, "timestamp": timestamp, "seq": seq,
+            "updated_by": updated_by, "timestamp": timestamp,
         }),
         TaskChange::Deleted { task_id } => {
-            json!({"type": "task.deleted", "task_id": task_id, "timestamp": timestamp, "seq": seq})
+            json!({"type": "task.deleted", "task_id": task_id, "timestamp": timestamp})
         }
         TaskChange::Commented { .. } => return None,
     };
@@ -63,9 +63,9 @@ pub async fn append(
     board_id: Uuid,
     change: &TaskChange,
 ) -> DomainResult<()> {
-    if matches!(change, TaskChange::Commented { .. }) {
+    let Some(mut payload) = frame(change) else {
         return Ok(());
-    }
+    };
     let seq: i64 = client
         .query_one(
             "UPDATE boards SET sync_seq = sync_seq + 1 WHERE id = $1 RETURNING sync_seq",
@@ -73,7 +73,7 @@ pub async fn append(
         )
         .await?
         .get(0);
-    let payload = frame(change, seq);
+    payload["seq"] = json!(seq);
     client
         .execute(
             "INSERT INTO board_sync_events (board_id, seq, payload) VALUES ($1, $2, $3)",

@@ -46,9 +46,37 @@ impl BoardFeed {
     }
 }
 
-/// Where a stream starts: after `last_event_id` when the client resumes; else at the
-/// first change at or after `since`; else (or when `since` does not parse, as in the
-/// reference) at the board's current position, so only new changes come.
+/// Where a numbered stream starts: after `last_event_id` when the client resumes; else
+/// before the first item at or after `since` (`first_sql`, given `$1` = the owner and `$2` =
+/// `since`, selects `min(number) - 1`); else (or when `since` does not parse, as in the
+/// reference) at the owner's current number (`current_sql`, given `$1`), so only new items
+/// come.
+pub async fn stream_start(
+    client: &impl GenericClient,
+    owner_id: Uuid,
+    last_event_id: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    current_sql: &str,
+    first_sql: &str,
+) -> DomainResult<i64> {
+    if let Some(seq) = last_event_id.and_then(|id| id.trim().parse::<i64>().ok()) {
+        return Ok(seq);
+    }
+    let current: i64 = client
+        .query_opt(current_sql, &[&owner_id])
+        .await?
+        .map_or(0, |row| row.get(0));
+    let Some(since) = since else {
+        return Ok(current);
+    };
+    let first: Option<i64> = client
+        .query_one(first_sql, &[&owner_id, &since])
+        .await?
+        .get(0);
+    Ok(first.unwrap_or(current))
+}
+
+/// Where a board stream starts (see `stream_start`).
 pub async fn start(
     client: &impl GenericClient,
     board_id: Uuid,
@@ -56,24 +84,21 @@ pub async fn start(
     last_event_id: Option<&str>,
     since: Option<DateTime<Utc>>,
 ) -> DomainResult<i64> {
-    if let Some(seq) = last_event_id.and_then(|id| id.trim().parse::<i64>().ok()) {
-        return Ok(seq);
-    }
-    let current: i64 = client
-        .query_one("SELECT feed_seq FROM boards WHERE id = $1", &[&board_id])
-        .await?
-        .get(0);
-    let Some(since) = since else {
-        return Ok(current);
-    };
-    let sql = if feed == BoardFeed::Approvals {
+    let first_sql = if feed == BoardFeed::Approvals {
         "SELECT min(feed_seq) - 1 FROM approvals \
          WHERE board_id = $1 AND (created_at >= $2 OR resolved_at >= $2)"
     } else {
         "SELECT min(seq) - 1 FROM activity_events WHERE board_id = $1 AND created_at >= $2"
     };
-    let first: Option<i64> = client.query_one(sql, &[&board_id, &since]).await?.get(0);
-    Ok(first.unwrap_or(current))
+    stream_start(
+        client,
+        board_id,
+        last_event_id,
+        since,
+        "SELECT feed_seq FROM boards WHERE id = $1",
+        first_sql,
+    )
+    .await
 }
 
 const TASK_EVENT_TYPES: [&str; 4] = [

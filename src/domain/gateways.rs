@@ -225,7 +225,14 @@ pub async fn delete(
         )
         .await?
     {
-        released.extend(agents::release_tasks(client, row.get(0), &principal.reference()).await?);
+        released.extend(
+            agents::release_tasks(
+                client,
+                row.get(0),
+                &super::task_rules::Actor::User(principal.user.id).reference(),
+            )
+            .await?,
+        );
     }
     client
         .execute("DELETE FROM gateways WHERE id = $1", &[&gateway.id])

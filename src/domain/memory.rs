@@ -292,40 +292,26 @@ pub fn posting_group(board: &Board) -> DomainResult<Uuid> {
         .ok_or_else(|| DomainError::unprocessable("Board is not in a board group"))
 }
 
-/// Where a memory stream starts: after `last_event_id` when the client resumes; else at
-/// the first entry created at or after `since`; else (or when `since` does not parse) at
-/// the owner's current feed position, so only new entries come.
+/// Where a memory stream starts (see `feeds::stream_start`).
 pub async fn stream_start<K: MemoryKind>(
     client: &impl GenericClient,
     owner_id: Uuid,
     last_event_id: Option<&str>,
     since: Option<DateTime<Utc>>,
 ) -> DomainResult<i64> {
-    if let Some(seq) = last_event_id.and_then(|id| id.trim().parse::<i64>().ok()) {
-        return Ok(seq);
-    }
-    let current: i64 = client
-        .query_opt(
-            &format!("SELECT feed_seq FROM {} WHERE id = $1", K::OWNER_TABLE),
-            &[&owner_id],
-        )
-        .await?
-        .map_or(0, |row| row.get(0));
-    let Some(since) = since else {
-        return Ok(current);
-    };
-    let first: Option<i64> = client
-        .query_one(
-            &format!(
-                "SELECT min(m.feed_seq) - 1 FROM {} m WHERE m.{} = $1 AND m.created_at >= $2",
-                K::TABLE,
-                K::OWNER
-            ),
-            &[&owner_id, &since],
-        )
-        .await?
-        .get(0);
-    Ok(first.unwrap_or(current))
+    super::feeds::stream_start(
+        client,
+        owner_id,
+        last_event_id,
+        since,
+        &format!("SELECT feed_seq FROM {} WHERE id = $1", K::OWNER_TABLE),
+        &format!(
+            "SELECT min(m.feed_seq) - 1 FROM {} m WHERE m.{} = $1 AND m.created_at >= $2",
+            K::TABLE,
+            K::OWNER
+        ),
+    )
+    .await
 }
 
 /// Non-blank entries after feed number `after`, oldest first, as

@@ -90,7 +90,7 @@ pub async fn stream_task_comments(
                 let conn = db.get().await.map_err(DomainError::from)?;
                 let (items, cursor) =
                     feeds::comment_events(&*conn, organization_id, &boards, cursor).await?;
-                Ok((sse::numbered("comment", items, 0).0, cursor))
+                Ok((sse::events("comment", items), cursor))
             })
         }),
     ))

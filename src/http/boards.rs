@@ -126,9 +126,8 @@ pub async fn board_snapshot(
     Admin(principal): Admin,
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<BoardSnapshot>> {
-    // One snapshot transaction, so the parts agree with each other.
     Ok(web::Json(in_transaction!(state, |tx| async {
-        tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        crate::db::read_snapshot(&tx)
             .await
             .map_err(DomainError::from)?;
         let board =

@@ -127,8 +127,7 @@ pub fn respond<C: Clone + 'static>(
         listener,
         wake: wake_tx,
     });
-    let mut ticks = interval_at(Instant::now() + keepalive, keepalive);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let ticks = keepalive_ticks(keepalive);
     let stream = Stream {
         db,
         feeds,
@@ -180,23 +179,26 @@ pub async fn board_feed(
     ))
 }
 
-/// Feed items numbered by the board's feed order as events named `event`, and the cursor
-/// after them.
+/// Stream items `(id, data)` as events named `event`.
+pub fn events(event: &'static str, items: Vec<(i64, serde_json::Value)>) -> Vec<Event> {
+    items
+        .into_iter()
+        .map(|(id, data)| Event {
+            event,
+            id: Some(id.to_string()),
+            data: data.to_string(),
+        })
+        .collect()
+}
+
+/// Items numbered by a feed's order as events named `event`, and the cursor after them.
 pub fn numbered(
     event: &'static str,
     items: Vec<(i64, serde_json::Value)>,
     after: i64,
 ) -> (Vec<Event>, i64) {
     let cursor = items.last().map_or(after, |(seq, _)| *seq);
-    let events = items
-        .into_iter()
-        .map(|(seq, data)| Event {
-            event,
-            id: Some(seq.to_string()),
-            data: data.to_string(),
-        })
-        .collect();
-    (events, cursor)
+    (events(event, items), cursor)
 }
 
 /// `?since=`: an ISO-8601 time; one that does not parse means "from now", as in the
@@ -231,8 +233,7 @@ pub fn relay(
             }
         }
     }
-    let mut ticks = interval_at(Instant::now() + keepalive, keepalive);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let ticks = keepalive_ticks(keepalive);
     let state = (frames, ticks, Guard(Some(on_drop)));
     let body = futures_util::stream::unfold(
         state,
@@ -245,6 +246,13 @@ pub fn relay(
         },
     );
     event_stream(body)
+}
+
+/// Ticks every `keepalive`, the first one `keepalive` from now.
+fn keepalive_ticks(keepalive: Duration) -> Interval {
+    let mut ticks = interval_at(Instant::now() + keepalive, keepalive);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
 }
 
 fn event_stream(
