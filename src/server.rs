@@ -12,6 +12,7 @@ use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
 use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
+use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::presence::Presence;
 use crate::actors::registry::{CloseAll, Registry};
 use crate::actors::suggestions::SuggestionHubs;
@@ -61,6 +62,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         let bridge = bridge.clone();
         Supervisor::start(move |_| SuggestionHubs::new(bridge.clone()))
     };
+    let rpc = {
+        let (bridge, instance_id) = (bridge.clone(), settings.instance_id.clone());
+        Supervisor::start(move |_| RpcReplies::new(bridge.clone(), instance_id.clone()))
+    };
     let state = Data::new(AppState {
         settings: settings.clone(),
         db,
@@ -72,6 +77,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         login_throttle,
         webhook_throttle,
         registry,
+        rpc,
         presence: Presence::new(redis),
         sockets: Default::default(),
     });

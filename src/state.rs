@@ -8,6 +8,7 @@ use crate::actors::board_events::BoardEvents;
 use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
 use crate::actors::feeds::FeedHub;
+use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
 use crate::actors::suggestions::SuggestionHubs;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub webhook_throttle: LoginThrottle,
     /// Which local actor holds which socket.
     pub registry: Addr<Registry>,
+    /// Callers of this instance waiting for a gateway's answer.
+    pub rpc: Addr<RpcReplies>,
     /// Which instance holds which socket.
     pub presence: Presence,
     /// Open WebSockets of this instance (see `actors::socket::ConnectionSlot`).

@@ -17,9 +17,13 @@ use chrono::Utc;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::gateway_rpc;
 use super::presence::gateway_key;
-use super::registry::{Control, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway};
+use super::registry::{
+    Control, FlushCommands, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway,
+};
 use super::socket::{self, codes, ConnectionSlot, Outbox};
+use crate::domain::gateway_commands;
 use crate::domain::gateway_registry::{self, GatewayIdentity, ONLINE};
 use crate::domain::h5_chat;
 use crate::state::AppState;
@@ -40,6 +44,11 @@ pub struct GatewayLink {
     outbox: Outbox,
     /// Set when a newer link took over: this one's end is not the gateway going away.
     replaced: bool,
+    /// Recorded requests are being claimed and sent; a poke meanwhile sets `flush_again`.
+    flushing: bool,
+    flush_again: bool,
+    /// The retry timer for unanswered requests.
+    retry: Option<SpawnHandle>,
 }
 
 impl GatewayLink {
@@ -65,6 +74,9 @@ impl GatewayLink {
             slot,
             outbox,
             replaced: false,
+            flushing: false,
+            flush_again: false,
+            retry: None,
         }
     }
 
@@ -121,6 +133,7 @@ impl GatewayLink {
                 outbox: self.outbox.clone(),
                 queue_limit: self.state.settings.ws.outbound_queue_bytes,
             },
+            flush: ctx.address().recipient(),
         });
         let (state, key, value, ttl) = (
             self.state.clone(),
@@ -151,6 +164,67 @@ impl GatewayLink {
                     "config": {"heartbeat_interval_seconds": heartbeat},
                 }}),
             );
+            // Requests recorded while the gateway was away go out now, after `auth_ok`.
+            act.flush(ctx);
+        }));
+    }
+
+    /// Claims the gateway's due requests and sends them, then arms a timer for the next one
+    /// that falls due (an unanswered request is sent again with backoff).
+    fn flush(&mut self, ctx: &mut socket::Ctx<Self>) {
+        if self.identity.is_none() {
+            return;
+        }
+        if self.flushing {
+            self.flush_again = true;
+            return;
+        }
+        self.flushing = true;
+        self.flush_again = false;
+        let (state, gateway_id) = (self.state.clone(), self.gateway_id);
+        let claimed = async move {
+            let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let tx = conn.transaction().await.map_err(|e| e.to_string())?;
+            let settings = &state.settings;
+            let claimed = gateway_commands::claim_due(
+                &tx,
+                gateway_id,
+                settings.gateway.command_retry,
+                &settings.instance_id,
+                &settings.agent_token_key.0,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(claimed)
+        };
+        ctx.spawn(claimed.into_actor(self).map(|result, act, ctx| {
+            act.flushing = false;
+            let next_due = match result {
+                Ok((frames, next_due)) => {
+                    for frame in frames {
+                        ctx.text(frame);
+                    }
+                    next_due
+                }
+                Err(e) => {
+                    tracing::warn!(gateway_id = %act.gateway_id, error = %e, "gateway requests not sent");
+                    Some(Utc::now() + act.state.settings.gateway.command_retry)
+                }
+            };
+            if act.flush_again {
+                return act.flush(ctx);
+            }
+            if let Some(retry) = act.retry.take() {
+                ctx.cancel_future(retry);
+            }
+            if let Some(due) = next_due {
+                let wait = (due - Utc::now()).to_std().unwrap_or_default();
+                act.retry = Some(ctx.run_later(wait + Duration::from_millis(10), |act, ctx| {
+                    act.retry = None;
+                    act.flush(ctx);
+                }));
+            }
         }));
     }
 
@@ -201,6 +275,7 @@ impl GatewayLink {
                 &json!({"type": "heartbeat_ack", "id": frame.get("id").cloned().unwrap_or(Value::Null)}),
             ),
             "chat.reply" | "chat_reply" => self.on_reply(frame, ctx),
+            "rpc.result" => self.on_rpc_result(frame, ctx),
             "auth" => socket::error(
                 ctx,
                 None,
@@ -219,6 +294,56 @@ impl GatewayLink {
 }
 
 impl GatewayLink {
+    /// The gateway's answer to a request: `{"type":"rpc.result","id","payload":{"ok", "result"
+    /// | "error"}}`. Recorded, then handed to the caller that waits for it, on any instance.
+    fn on_rpc_result(&mut self, frame: Value, ctx: &mut socket::Ctx<Self>) {
+        let command_id = frame["id"].as_str().and_then(|id| id.parse::<Uuid>().ok());
+        let ok = frame.pointer("/payload/ok").and_then(Value::as_bool);
+        let (Some(command_id), Some(ok)) = (command_id, ok) else {
+            return socket::error(
+                ctx,
+                None,
+                "MISSING_FIELDS",
+                "rpc.result needs the request's id and payload.ok",
+            );
+        };
+        let outcome = if ok {
+            Ok(frame
+                .pointer("/payload/result")
+                .cloned()
+                .unwrap_or(Value::Null))
+        } else {
+            Err(match frame.pointer("/payload/error") {
+                Some(Value::String(e)) => e.clone(),
+                Some(other) if !other.is_null() => other.to_string(),
+                _ => "the gateway reported an error".to_string(),
+            })
+        };
+        let (state, gateway_id) = (self.state.clone(), self.gateway_id);
+        let recorded = async move {
+            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let answered = gateway_commands::answer(
+                &*conn,
+                gateway_id,
+                command_id,
+                outcome.clone(),
+                &state.settings.instance_id,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if let Some(reply_to) = answered.and_then(|a| a.reply_to) {
+                gateway_rpc::route_answer(&state, &reply_to, command_id, outcome);
+            }
+            Ok::<_, String>(())
+        };
+        ctx.spawn(recorded.into_actor(self).map(|result, act, ctx| {
+            if let Err(e) = result {
+                tracing::error!(gateway_id = %act.gateway_id, error = %e, "gateway answer not recorded");
+                socket::error(ctx, None, "INTERNAL", "the answer was not recorded; send it again");
+            }
+        }));
+    }
+
     /// An agent's answer: stored, then delivered to every socket of the user, everywhere.
     fn on_reply(&mut self, frame: Value, ctx: &mut socket::Ctx<Self>) {
         let payload = &frame["payload"];
@@ -415,6 +540,14 @@ impl Handler<Control> for GatewayLink {
                 socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), &reason)
             }
         }
+    }
+}
+
+impl Handler<FlushCommands> for GatewayLink {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushCommands, ctx: &mut Self::Context) {
+        self.flush(ctx);
     }
 }
 

@@ -8,6 +8,7 @@ mod bridge_link;
 pub mod feeds;
 pub mod gateway_link;
 pub mod gateway_monitor;
+pub mod gateway_rpc;
 pub mod h5_session;
 pub mod presence;
 pub mod registry;

@@ -73,13 +73,25 @@ impl SocketHandle {
     }
 }
 
+/// Tells a gateway's link that requests for its gateway wait in `gateway_commands`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct FlushCommands;
+
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RegisterGateway {
     pub gateway_id: Uuid,
     pub link_id: Uuid,
     pub socket: SocketHandle,
+    pub flush: Recipient<FlushCommands>,
 }
+
+/// Wakes the link of a gateway (to send its recorded requests), on whichever instance holds
+/// it; nothing happens when no instance does.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PokeGateway(pub Uuid);
 
 /// Removes the entry only if it is still this link's (a replaced link must not remove its
 /// successor).
@@ -151,12 +163,19 @@ pub fn user_channel(user_id: Uuid) -> String {
     format!("ws:route:h5:{user_id}")
 }
 
-/// Control messages share the user channel; a frame is never an object with this key.
+/// Control messages share the user and gateway channels; a frame never starts with NUL.
 const CLOSE_MARKER: &str = "\u{0}close:";
+const FLUSH_MARKER: &str = "\u{0}flush";
+
+struct GatewayEntry {
+    link_id: Uuid,
+    socket: SocketHandle,
+    flush: Recipient<FlushCommands>,
+}
 
 pub struct Registry {
     bridge: Addr<Bridge>,
-    gateways: HashMap<Uuid, (Uuid, SocketHandle)>,
+    gateways: HashMap<Uuid, GatewayEntry>,
     users: HashMap<Uuid, HashMap<Uuid, SocketHandle>>,
 }
 
@@ -216,13 +235,15 @@ impl Handler<RegisterGateway> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterGateway, ctx: &mut Context<Self>) {
-        match self
-            .gateways
-            .insert(msg.gateway_id, (msg.link_id, msg.socket))
-        {
-            Some((old_link, old)) => {
-                tracing::info!(gateway_id = %msg.gateway_id, %old_link, "gateway link replaced by a newer one");
-                old.control.do_send(Control::Replaced);
+        let entry = GatewayEntry {
+            link_id: msg.link_id,
+            socket: msg.socket,
+            flush: msg.flush,
+        };
+        match self.gateways.insert(msg.gateway_id, entry) {
+            Some(old) => {
+                tracing::info!(gateway_id = %msg.gateway_id, old_link = %old.link_id, "gateway link replaced by a newer one");
+                old.socket.control.do_send(Control::Replaced);
             }
             None => self.subscribe(gateway_channel(msg.gateway_id), ctx),
         }
@@ -242,7 +263,7 @@ impl Handler<UnregisterGateway> for Registry {
         if self
             .gateways
             .get(&msg.gateway_id)
-            .is_some_and(|(link, _)| *link == msg.link_id)
+            .is_some_and(|entry| entry.link_id == msg.link_id)
         {
             self.gateways.remove(&msg.gateway_id);
             self.unsubscribe(gateway_channel(msg.gateway_id), ctx);
@@ -263,11 +284,25 @@ impl Handler<ToLocalGateway> for Registry {
 
     fn handle(&mut self, msg: ToLocalGateway, _: &mut Context<Self>) -> bool {
         match self.gateways.get(&msg.gateway_id) {
-            Some((_, socket)) => {
-                socket.deliver(&msg.frame);
+            Some(entry) => {
+                entry.socket.deliver(&msg.frame);
                 true
             }
             None => false,
+        }
+    }
+}
+
+impl Handler<PokeGateway> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PokeGateway, _: &mut Context<Self>) {
+        match self.gateways.get(&msg.0) {
+            Some(entry) => entry.flush.do_send(FlushCommands),
+            None => self.bridge.do_send(Publish {
+                channel: gateway_channel(msg.0),
+                payload: FLUSH_MARKER.to_string(),
+            }),
         }
     }
 }
@@ -343,15 +378,19 @@ impl Handler<BusMessage> for Registry {
             .strip_prefix("ws:route:gateway:")
             .and_then(|id| id.parse::<Uuid>().ok())
         {
-            let Some((_, socket)) = self.gateways.get(&id) else {
+            let Some(entry) = self.gateways.get(&id) else {
                 return;
             };
+            if &*msg.payload == FLUSH_MARKER {
+                entry.flush.do_send(FlushCommands);
+                return;
+            }
             match control {
                 // Another instance took this gateway's link over.
                 Some(_) => {
-                    socket.control.do_send(Control::Replaced);
+                    entry.socket.control.do_send(Control::Replaced);
                 }
-                None => socket.deliver(&msg.payload),
+                None => entry.socket.deliver(&msg.payload),
             }
         } else if let Some(id) = msg
             .channel
@@ -373,7 +412,7 @@ impl Handler<CloseAll> for Registry {
         let sockets = self
             .gateways
             .values()
-            .map(|(_, s)| s)
+            .map(|entry| &entry.socket)
             .chain(self.users.values().flat_map(HashMap::values));
         let mut count = 0;
         for socket in sockets {

@@ -95,6 +95,9 @@ pub struct GatewaySettings {
     pub registration_enabled: bool,
     pub heartbeat_interval: Duration,
     pub offline_threshold: Duration,
+    pub rpc_timeout: Duration,
+    pub command_retry: Duration,
+    pub command_max_attempts: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +302,13 @@ impl Settings {
                 1,
                 86_400,
             )),
+            rpc_timeout: Duration::from_secs(vars.number("GATEWAY_RPC_TIMEOUT_SECONDS", 1, 600)),
+            command_retry: Duration::from_secs(vars.number(
+                "GATEWAY_COMMAND_RETRY_SECONDS",
+                1,
+                3600,
+            )),
+            command_max_attempts: vars.number("GATEWAY_COMMAND_MAX_ATTEMPTS", 1, 100) as i32,
         };
         let ws = WsSettings {
             max_connections: vars.number("WS_MAX_CONNECTIONS_PER_INSTANCE", 1, 10_000_000) as usize,

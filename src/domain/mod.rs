@@ -11,6 +11,7 @@ pub mod boards;
 pub mod custom_fields;
 pub mod dependencies;
 pub mod feeds;
+pub mod gateway_commands;
 pub mod gateway_registry;
 pub mod gateways;
 pub mod h5_chat;
