@@ -23,9 +23,9 @@ use super::registry::{
     Control, FlushCommands, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway,
 };
 use super::socket::{self, codes, ConnectionSlot, Outbox};
-use crate::domain::gateway_commands;
 use crate::domain::gateway_registry::{self, GatewayIdentity, ONLINE};
 use crate::domain::h5_chat;
+use crate::domain::{coordination, gateway_commands};
 use crate::state::AppState;
 
 pub struct GatewayLink {
@@ -331,6 +331,11 @@ impl GatewayLink {
             )
             .await
             .map_err(|e| e.to_string())?;
+            if let Some(answered) = &answered {
+                coordination::answered(&*conn, &answered.command)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             if let Some(reply_to) = answered.and_then(|a| a.reply_to) {
                 gateway_rpc::route_answer(&state, &reply_to, command_id, outcome);
             }

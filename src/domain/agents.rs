@@ -14,6 +14,7 @@ use super::accounts::Principal;
 use super::activity::{self, NewActivity};
 use super::board_sync::{self, TaskChange};
 use super::boards::{self, Board};
+use super::gateway_commands::{self, NewCommand, Target};
 use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
 
@@ -311,12 +312,7 @@ async fn target_board(
 
 /// The board's gateway, which must exist and have a workspace root to provision into.
 async fn board_gateway(client: &impl GenericClient, board: &Board) -> DomainResult<Uuid> {
-    let gateway_id = board
-        .gateway_id
-        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
-    let gateway = super::gateways::find(client, board.organization_id, gateway_id, false)
-        .await?
-        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is invalid"))?;
+    let gateway = super::gateways::of_board(client, board).await?;
     if gateway.workspace_root.trim().is_empty() {
         return Err(DomainError::unprocessable(
             "Gateway workspace_root is required",
@@ -361,7 +357,7 @@ pub async fn create(
     access::require_org_admin(&principal.member)?;
     let name = super::validation::non_empty("name", &input.name)?;
     let board = target_board(client, principal, input.board_id).await?;
-    insert_board_agent(client, &board, name, input).await
+    insert_board_agent(client, &board, name, input, false).await
 }
 
 /// A board lead adds a worker to its own board (whatever `board_id` says), within the
@@ -402,19 +398,23 @@ pub async fn create_by_lead(
             board.max_agents, board.max_agents
         )));
     }
-    insert_board_agent(client, &board, name, input).await
+    insert_board_agent(client, &board, name, input, false).await
 }
 
-/// Inserts an agent on `board` (unique name on the board and its gateway) with the
-/// provisioning intent recorded.
+/// Inserts an agent on `board` with the provisioning intent recorded. A worker's name must
+/// be unique on the board and its gateway; a lead's is not checked, as the reference names
+/// every lead it creates "Lead Agent".
 async fn insert_board_agent(
     client: &impl GenericClient,
     board: &Board,
     name: String,
     input: AgentCreate,
+    is_lead: bool,
 ) -> DomainResult<Agent> {
     let gateway_id = board_gateway(client, board).await?;
-    ensure_unique_name(client, board.id, gateway_id, &name).await?;
+    if !is_lead {
+        ensure_unique_name(client, board.id, gateway_id, &name).await?;
+    }
     let id = Uuid::new_v4();
     let heartbeat = input
         .heartbeat_config
@@ -424,9 +424,9 @@ async fn insert_board_agent(
         .query_one(
             &format!(
                 "INSERT INTO agents AS a (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
-                   heartbeat_config, identity_profile, identity_template, soul_template, \
+                   heartbeat_config, identity_profile, identity_template, soul_template, is_board_lead, \
                    provision_requested_at, provision_action) \
-                 VALUES ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, now(), 'provision') \
+                 VALUES ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, $11, now(), 'provision') \
                  RETURNING {AGENT_COLUMNS}"
             ),
             &[
@@ -435,15 +435,76 @@ async fn insert_board_agent(
                 &board.id,
                 &gateway_id,
                 &name,
-                &board_session_key(id, board.id, false),
+                &board_session_key(id, board.id, is_lead),
                 &heartbeat,
                 &normalize_identity_profile(input.identity_profile),
                 &blank_to_none(input.identity_template),
                 &blank_to_none(input.soul_template),
+                &is_lead,
             ],
         )
         .await?;
     Ok(Agent::from_row(&row))
+}
+
+/// The name the reference gives every lead it creates.
+const LEAD_AGENT_NAME: &str = "Lead Agent";
+
+/// The board's lead, created when it has none (the reference's `ensure_board_lead_agent`);
+/// an existing lead is brought back to the lead name, the board's gateway and the lead
+/// session key. Returns the lead and whether it was created.
+pub async fn ensure_board_lead(
+    client: &impl GenericClient,
+    board: &Board,
+) -> DomainResult<(Agent, bool)> {
+    let existing = client
+        .query_opt(
+            &format!(
+                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 AND a.is_board_lead \
+                 ORDER BY a.created_at, a.id LIMIT 1 FOR UPDATE"
+            ),
+            &[&board.id],
+        )
+        .await?;
+    let Some(existing) = existing.as_ref().map(Agent::from_row) else {
+        let input = AgentCreate {
+            board_id: Some(board.id),
+            name: LEAD_AGENT_NAME.to_string(),
+            status: None,
+            heartbeat_config: None,
+            identity_profile: json!({
+                "role": "Board Lead",
+                "communication_style": "direct, concise, practical",
+                "emoji": ":gear:",
+            })
+            .as_object()
+            .cloned(),
+            identity_template: None,
+            soul_template: None,
+        };
+        let lead = insert_board_agent(client, board, LEAD_AGENT_NAME.into(), input, true).await?;
+        return Ok((lead, true));
+    };
+    let gateway_id = board
+        .gateway_id
+        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
+    let session_key = board_session_key(existing.id, board.id, true);
+    if existing.name == LEAD_AGENT_NAME
+        && existing.gateway_id == gateway_id
+        && existing.openclaw_session_id.as_deref() == Some(session_key.as_str())
+    {
+        return Ok((existing, false));
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE agents a SET name = $2, gateway_id = $3, openclaw_session_id = $4, updated_at = now() \
+                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
+            ),
+            &[&existing.id, &LEAD_AGENT_NAME, &gateway_id, &session_key],
+        )
+        .await?;
+    Ok((Agent::from_row(&row), false))
 }
 
 /// The agents an agent sees: those of its board, or (a gateway-main agent) of its
@@ -633,24 +694,87 @@ pub async fn release_tasks(
     Ok(released)
 }
 
-/// Deletes the agent (no gateway is dialed), releasing its tasks and recording
-/// `agent.delete.direct`. Returns the tasks it changed, for the board feeds.
+/// What deleting an agent changed: the tasks it released (for the board feeds) and the
+/// gateway whose link is to remove it (to poke once committed).
+pub struct Deleted {
+    pub released: Vec<ReleasedTask>,
+    pub gateway_id: Uuid,
+}
+
+/// An admin deletes an agent: see [`remove`].
 pub async fn delete(
     client: &impl GenericClient,
     principal: &Principal,
     agent_id: Uuid,
-) -> DomainResult<Vec<ReleasedTask>> {
+    max_attempts: i32,
+) -> DomainResult<Deleted> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let released = release_tasks(
-        client,
-        agent.id,
-        &super::task_rules::Actor::User(principal.user.id).reference(),
-    )
-    .await?;
+    let by = super::task_rules::Actor::User(principal.user.id).reference();
+    remove(client, principal.organization.id, &agent, &by, max_attempts).await
+}
+
+/// A lead deletes a worker of its board, as the reference's `delete_agent_as_lead`: an
+/// unknown agent is already gone (`None`); a gateway-main agent 403, an agent of another
+/// board (or organization) 404, a lead 403.
+pub async fn delete_by_lead(
+    client: &impl GenericClient,
+    lead: &AgentPrincipal,
+    board_id: Uuid,
+    agent_id: Uuid,
+    max_attempts: i32,
+) -> DomainResult<Option<Deleted>> {
+    if !lead.agent.is_board_lead {
+        return Err(DomainError::forbidden("Only board leads can delete agents"));
+    }
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {AGENT_COLUMNS}, a.organization_id FROM agents a WHERE a.id = $1 FOR UPDATE"
+            ),
+            &[&agent_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let agent = Agent::from_row(&row);
+    if row.get::<_, Uuid>(16) != lead.organization_id {
+        return Err(DomainError::not_found());
+    }
+    if agent.board_id.is_none() {
+        return Err(DomainError::forbidden(
+            "Board leads cannot delete gateway main agents",
+        ));
+    }
+    if agent.board_id != Some(board_id) {
+        return Err(DomainError::not_found());
+    }
+    if agent.is_board_lead {
+        return Err(DomainError::forbidden(
+            "Board leads cannot delete lead agents",
+        ));
+    }
+    let by = lead.actor().reference();
+    remove(client, lead.organization_id, &agent, &by, max_attempts)
+        .await
+        .map(Some)
+}
+
+/// Deletes the agent, releasing its tasks (`by` did it), recording `agent.delete.direct`,
+/// and queueing `agents.delete` for its gateway, which removes the agent's session and
+/// workspace when its link takes the request.
+async fn remove(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    agent: &Agent,
+    by: &Value,
+    max_attempts: i32,
+) -> DomainResult<Deleted> {
+    let released = release_tasks(client, agent.id, by).await?;
     activity::record(
         client,
         NewActivity {
-            organization_id: principal.organization.id,
+            organization_id,
             board_id: agent.board_id,
             event_type: "agent.delete.direct",
             message: Some(format!("Deleted agent {}.", agent.name)),
@@ -659,10 +783,30 @@ pub async fn delete(
         },
     )
     .await?;
+    gateway_commands::record(
+        client,
+        NewCommand {
+            target: Target {
+                organization_id,
+                gateway_id: agent.gateway_id,
+                // The row goes now; the request names the agent in its params.
+                agent_id: None,
+                board_id: agent.board_id,
+            },
+            method: "agents.delete",
+            params: json!({"agent_id": agent.id, "session_key": agent.openclaw_session_id}),
+            reply_to: None,
+            max_attempts,
+        },
+    )
+    .await?;
     client
         .execute("DELETE FROM agents WHERE id = $1", &[&agent.id])
         .await?;
-    Ok(released)
+    Ok(Deleted {
+        released,
+        gateway_id: agent.gateway_id,
+    })
 }
 
 /// Creates or refreshes the gateway-main agent of a gateway and records the

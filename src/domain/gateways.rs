@@ -104,6 +104,20 @@ pub async fn find(
     Ok(row.as_ref().map(Gateway::from_row))
 }
 
+/// The board's gateway (the reference's `require_gateway_for_board`): 422 when the board
+/// has none or it is gone.
+pub async fn of_board(
+    client: &impl GenericClient,
+    board: &super::boards::Board,
+) -> DomainResult<Gateway> {
+    let gateway_id = board
+        .gateway_id
+        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
+    find(client, board.organization_id, gateway_id, false)
+        .await?
+        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is invalid"))
+}
+
 pub async fn list(
     client: &impl GenericClient,
     principal: &Principal,

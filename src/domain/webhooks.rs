@@ -456,12 +456,12 @@ pub struct Received {
     pub content_type: Option<String>,
 }
 
-/// Stores the payload; its `delivered_at` stays empty until the gateway relay hands it to
-/// the webhook's agent (the reference notifies over a gateway RPC here).
+/// Stores the payload (`coordination::deliver_webhook` then queues it for the webhook's
+/// agent).
 pub async fn store_payload(
     client: &impl GenericClient,
     target: &IngestTarget,
-    received: Received,
+    received: &Received,
 ) -> DomainResult<Uuid> {
     let id = Uuid::new_v4();
     client

@@ -6,6 +6,7 @@ use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::agents::{
     self, Agent, AgentCreate, AgentFilter, AgentUpdate, AgentWithToken, UpdateOptions,
@@ -121,8 +122,15 @@ pub async fn delete_agent(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let agent_id = path.into_inner();
-    let released = in_transaction!(state, |tx| agents::delete(&tx, &principal, agent_id));
-    publish_released(&state, &principal, released);
+    let max_attempts = state.settings.gateway.command_max_attempts;
+    let deleted = in_transaction!(state, |tx| agents::delete(
+        &tx,
+        &principal,
+        agent_id,
+        max_attempts
+    ));
+    gateway_rpc::poke(&state, [deleted.gateway_id]);
+    publish_released(&state, principal.organization.id, deleted.released);
     Ok(OkResponse::json())
 }
 

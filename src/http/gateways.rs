@@ -6,7 +6,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::accounts::Principal;
 use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::{agents, DomainError};
@@ -102,20 +101,20 @@ pub async fn delete_gateway(
 ) -> ApiResult<web::Json<OkResponse>> {
     let gateway_id = path.into_inner();
     let released = in_transaction!(state, |tx| gateways::delete(&tx, &principal, gateway_id));
-    publish_released(&state, &principal, released);
+    publish_released(&state, principal.organization.id, released);
     Ok(OkResponse::json())
 }
 
 /// Tells the board feeds about tasks an agent deletion unassigned.
 pub(crate) fn publish_released(
     state: &AppState,
-    principal: &Principal,
+    organization_id: Uuid,
     released: Vec<agents::ReleasedTask>,
 ) {
     for (board_id, change) in released {
         state
             .board_events
-            .task_changed(principal.organization.id, board_id, change);
+            .task_changed(organization_id, board_id, change);
     }
 }
 

@@ -11,8 +11,10 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::throttle::Limit;
+use crate::domain::coordination;
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::webhooks::{
     self, Payload, Received, Webhook, WebhookCreate, WebhookUpdate, WebhookWithSecret,
@@ -306,8 +308,20 @@ pub async fn ingest_webhook(
         source_ip: req.peer_addr().map(|a| a.ip().to_string()),
         content_type,
     };
-    let conn = state.db.get().await.map_err(DomainError::from)?;
-    let payload_id = webhooks::store_payload(&*conn, &target, received).await?;
+    let max_attempts = state.settings.gateway.command_max_attempts;
+    let (payload_id, gateway_id) = in_transaction!(state, |tx| async {
+        let payload_id = webhooks::store_payload(&tx, &target, &received).await?;
+        let gateway_id = coordination::deliver_webhook(
+            &tx,
+            target.id,
+            payload_id,
+            &received.payload,
+            max_attempts,
+        )
+        .await?;
+        Ok::<_, DomainError>((payload_id, gateway_id))
+    });
+    gateway_rpc::poke(&state, gateway_id);
     Ok(HttpResponse::Accepted().json(IngestResponse {
         ok: true,
         board_id: target.board_id,

@@ -5,56 +5,12 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::fixtures::{create_agent, new_board, send, switch_to_new_org};
+use crate::fixtures::{agent, as_agent, make_lead, new_board, send, switch_to_new_org};
 use crate::harness::{Reply, Server, ADMIN_TOKEN};
 
 fn ok(reply: Reply) -> Value {
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json
-}
-
-async fn as_agent(
-    server: &Server,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    let body = body.map(|b| b.to_string());
-    server
-        .raw(
-            method,
-            path,
-            None,
-            body.as_deref(),
-            &[("X-Agent-Token", token)],
-        )
-        .await
-        .expect("request")
-}
-
-/// A new agent on `board`, with its token.
-async fn agent(server: &Server, board: &Value, name: &str) -> (Value, String) {
-    let created = ok(create_agent(server, board, name).await);
-    let token = created["agent_token"]
-        .as_str()
-        .expect("token shown once")
-        .to_string();
-    (created, token)
-}
-
-async fn make_lead(server: &Server, agent: &Value) {
-    let id: Uuid = agent["id"].as_str().unwrap().parse().unwrap();
-    server
-        .db
-        .client()
-        .await
-        .execute(
-            "UPDATE agents SET is_board_lead = true WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
 }
 
 fn board_path(board: &Value, rest: &str) -> String {

@@ -2,10 +2,11 @@
 //! most tests stand on.
 
 use awc::http::Method;
+use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{Reply, Server, ADMIN_TOKEN};
+use crate::harness::{Reply, Server, WsClient, ADMIN_TOKEN};
 
 pub async fn send(server: &Server, method: Method, path: &str, body: Value) -> Reply {
     server
@@ -141,4 +142,132 @@ pub async fn grant_only(server: &Server, boards: &[&Value]) {
         .await
         .unwrap();
     }
+}
+
+// Gateways that register themselves and open their relay link.
+
+pub async fn org_id(server: &Server) -> String {
+    server.admin_get("/api/v1/organizations/me").await.json["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub async fn issue_token(server: &Server) -> String {
+    let reply = server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/tokens",
+            Some(ADMIN_TOKEN),
+            Some(r#"{"label": "office"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert!(reply.json.get("token_hash").is_none());
+    reply.json["registration_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub async fn register(
+    server: &Server,
+    org: &str,
+    token: &str,
+    name: &str,
+) -> crate::harness::Reply {
+    let body = json!({
+        "organization_id": org, "registration_token": token, "name": name,
+        "url": "http://office.local:18789", "workspace_root": "/srv/agents", "version": "2026.11.1", "capabilities": ["chat"]
+    });
+    server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/register",
+            None,
+            Some(&body.to_string()),
+        )
+        .await
+}
+
+/// Registers a gateway; returns (gateway id, relay token).
+pub async fn registered(server: &Server, name: &str) -> (String, String) {
+    let org = org_id(server).await;
+    let token = issue_token(server).await;
+    let reply = register(server, &org, &token, name).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    (
+        reply.json["gateway_id"].as_str().unwrap().to_string(),
+        reply.json["relay_token"].as_str().unwrap().to_string(),
+    )
+}
+
+pub async fn link(server: &Server, gateway: &str, relay_token: &str) -> WsClient {
+    let mut ws = WsClient::connect(server, &format!("/ws/gateway/{gateway}/relay")).await;
+    ws.send(json!({"type": "auth", "payload": {"relay_token": relay_token}}))
+        .await;
+    let ok = ws.expect_json().await;
+    assert_eq!(ok["type"], "auth_ok", "{ok}");
+    ws
+}
+
+// Agents calling with their own token.
+
+pub async fn as_agent(
+    server: &Server,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    let body = body.map(|b| b.to_string());
+    server
+        .raw(
+            method,
+            path,
+            None,
+            body.as_deref(),
+            &[("X-Agent-Token", token)],
+        )
+        .await
+        .expect("request")
+}
+
+/// A new agent on `board`, with its token.
+pub async fn agent(server: &Server, board: &Value, name: &str) -> (Value, String) {
+    let created = create_agent(server, board, name).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let created = created.json;
+    let token = created["agent_token"]
+        .as_str()
+        .expect("token shown once")
+        .to_string();
+    (created, token)
+}
+
+pub async fn make_lead(server: &Server, agent: &Value) {
+    let id: Uuid = agent["id"].as_str().unwrap().parse().unwrap();
+    server
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE agents SET is_board_lead = true WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+}
+
+/// `X-Webhook-Signature` of `body` under a webhook's secret.
+pub fn sign(secret: &str, body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }

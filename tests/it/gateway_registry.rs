@@ -8,67 +8,8 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::fixtures::{issue_token, link, org_id, register, registered};
 use crate::harness::{eventually, Server, WsClient, ADMIN_TOKEN};
-
-async fn org_id(server: &Server) -> String {
-    server.admin_get("/api/v1/organizations/me").await.json["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn issue_token(server: &Server) -> String {
-    let reply = server
-        .call(
-            Method::POST,
-            "/api/v1/gateway-registry/tokens",
-            Some(ADMIN_TOKEN),
-            Some(r#"{"label": "office"}"#),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    assert!(reply.json.get("token_hash").is_none());
-    reply.json["registration_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn register(server: &Server, org: &str, token: &str, name: &str) -> crate::harness::Reply {
-    let body = json!({
-        "organization_id": org, "registration_token": token, "name": name,
-        "url": "http://office.local:18789", "workspace_root": "/srv/agents", "version": "2026.11.1", "capabilities": ["chat"]
-    });
-    server
-        .call(
-            Method::POST,
-            "/api/v1/gateway-registry/register",
-            None,
-            Some(&body.to_string()),
-        )
-        .await
-}
-
-/// Registers a gateway; returns (gateway id, relay token).
-async fn registered(server: &Server, name: &str) -> (String, String) {
-    let org = org_id(server).await;
-    let token = issue_token(server).await;
-    let reply = register(server, &org, &token, name).await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    (
-        reply.json["gateway_id"].as_str().unwrap().to_string(),
-        reply.json["relay_token"].as_str().unwrap().to_string(),
-    )
-}
-
-async fn link(server: &Server, gateway: &str, relay_token: &str) -> WsClient {
-    let mut ws = WsClient::connect(server, &format!("/ws/gateway/{gateway}/relay")).await;
-    ws.send(json!({"type": "auth", "payload": {"relay_token": relay_token}}))
-        .await;
-    let ok = ws.expect_json().await;
-    assert_eq!(ok["type"], "auth_ok", "{ok}");
-    ws
-}
 
 async fn metrics(server: &Server, gateway: &str) -> Value {
     let reply = server

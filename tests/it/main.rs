@@ -11,6 +11,7 @@ mod board_sync;
 mod boards;
 mod bridge;
 mod conformance;
+mod coordination;
 mod custom_fields;
 mod fixtures;
 mod gateway_registry;

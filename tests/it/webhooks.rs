@@ -1,23 +1,10 @@
 //! Board webhooks (domain.md §A15): admin CRUD, and the signed, size- and rate-limited ingest.
 
 use awc::http::Method;
-use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 
-use crate::fixtures::{create_agent, delete, new_board, send, switch_to_new_org};
+use crate::fixtures::{create_agent, delete, new_board, send, sign, switch_to_new_org};
 use crate::harness::{Reply, Server};
-
-fn sign(secret: &str, body: &str) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 
 fn hooks_path(board: &Value) -> String {
     format!("/api/v1/boards/{}/webhooks", board["id"].as_str().unwrap())
