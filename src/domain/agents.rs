@@ -15,6 +15,7 @@ use super::activity::{self, NewActivity};
 use super::board_sync::{self, TaskChange};
 use super::boards::{self, Board};
 use super::pagination::{fetch_page, Page, PageParams};
+use super::provisioning;
 use super::{DomainError, DomainResult};
 
 /// An agent not heard from for this long reads as offline.
@@ -443,7 +444,9 @@ async fn insert_board_agent(
             ],
         )
         .await?;
-    Ok(Agent::from_row(&row))
+    let agent = Agent::from_row(&row);
+    provisioning::provision(client, board.organization_id, &agent, provisioning::CREATE).await?;
+    Ok(agent)
 }
 
 /// The agents an agent sees: those of its board, or (a gateway-main agent) of its
@@ -590,7 +593,15 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok((Agent::from_row(&row), true))
+    let agent = Agent::from_row(&row);
+    provisioning::provision(
+        client,
+        principal.organization.id,
+        &agent,
+        provisioning::UPDATE,
+    )
+    .await?;
+    Ok((agent, true))
 }
 
 /// A task the deletion of its agent changed, with its board.
@@ -634,12 +645,13 @@ pub async fn release_tasks(
 }
 
 /// Deletes the agent (no gateway is dialed), releasing its tasks and recording
-/// `agent.delete.direct`. Returns the tasks it changed, for the board feeds.
+/// `agent.delete.direct`, and asks its gateway to remove it. Returns the tasks it changed,
+/// for the board feeds, and the gateway to wake.
 pub async fn delete(
     client: &impl GenericClient,
     principal: &Principal,
     agent_id: Uuid,
-) -> DomainResult<Vec<ReleasedTask>> {
+) -> DomainResult<(Vec<ReleasedTask>, Uuid)> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
     let released = release_tasks(
         client,
@@ -659,10 +671,11 @@ pub async fn delete(
         },
     )
     .await?;
+    provisioning::remove(client, principal.organization.id, &agent).await?;
     client
         .execute("DELETE FROM agents WHERE id = $1", &[&agent.id])
         .await?;
-    Ok(released)
+    Ok((released, agent.gateway_id))
 }
 
 /// Creates or refreshes the gateway-main agent of a gateway and records the
@@ -681,12 +694,12 @@ pub async fn ensure_gateway_main(
     };
     let name = format!("{gateway_name} Gateway Agent");
     let session_key = gateway_main_session_key(gateway_id);
-    let updated = client
-        .execute(
-            "UPDATE agents SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
+    let mut mains = client
+        .query(
+            &format!("UPDATE agents AS a SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
                heartbeat_config = COALESCE(heartbeat_config, $4), identity_profile = COALESCE(identity_profile, $5), \
                status = $6, provision_requested_at = now(), provision_action = $7, updated_at = now() \
-             WHERE gateway_id = $1 AND board_id IS NULL",
+             WHERE gateway_id = $1 AND board_id IS NULL RETURNING {AGENT_COLUMNS}"),
             &[
                 &gateway_id,
                 &name,
@@ -698,12 +711,12 @@ pub async fn ensure_gateway_main(
             ],
         )
         .await?;
-    if updated == 0 {
-        client
-            .execute(
-                "INSERT INTO agents (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
+    if mains.is_empty() {
+        mains = client
+            .query(
+                &format!("INSERT INTO agents AS a (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
                    heartbeat_config, identity_profile, provision_requested_at, provision_action) \
-                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9)",
+                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9) RETURNING {AGENT_COLUMNS}"),
                 &[
                     &Uuid::new_v4(),
                     &organization_id,
@@ -717,6 +730,13 @@ pub async fn ensure_gateway_main(
                 ],
             )
             .await?;
+    }
+    let method = match action {
+        "update" => provisioning::UPDATE,
+        _ => provisioning::CREATE,
+    };
+    for main in &mains {
+        provisioning::provision(client, organization_id, &Agent::from_row(main), method).await?;
     }
     Ok(())
 }
@@ -782,10 +802,37 @@ pub async fn rotate_token(
     agent_id: Uuid,
     key: &str,
 ) -> DomainResult<String> {
+    mint_into(client, agent_id, key, "token_lookup", "token_hash").await
+}
+
+/// A new token for the agent's gateway (sent in a provisioning request); the token shown
+/// to the agent's creator keeps working.
+pub async fn rotate_gateway_token(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+) -> DomainResult<String> {
+    mint_into(
+        client,
+        agent_id,
+        key,
+        "gateway_token_lookup",
+        "gateway_token_hash",
+    )
+    .await
+}
+
+async fn mint_into(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+    lookup_column: &str,
+    hash_column: &str,
+) -> DomainResult<String> {
     let minted = crate::auth::agent_tokens::mint(key);
     client
         .execute(
-            "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
+            &format!("UPDATE agents SET {lookup_column} = $2, {hash_column} = $3 WHERE id = $1"),
             &[&agent_id, &minted.lookup, &minted.hash],
         )
         .await?;
@@ -843,7 +890,9 @@ pub async fn authenticate(
     let Some(row) = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
+                "SELECT {AGENT_COLUMNS}, a.organization_id,
+                        CASE WHEN a.token_lookup = $1 THEN a.token_hash ELSE a.gateway_token_hash END
+                   FROM agents a WHERE a.token_lookup = $1 OR a.gateway_token_lookup = $1"
             ),
             &[&lookup],
         )
@@ -971,15 +1020,15 @@ pub async fn soul(
     Ok(agent.soul_template.unwrap_or_default())
 }
 
-/// A lead rewrites an agent's SOUL.md: stored for re-provisioning, with the update intent
-/// recorded for the gateway link (no gateway RPC is dialed).
+/// A lead rewrites an agent's SOUL.md: stored for re-provisioning and written to the agent's
+/// workspace on its gateway (a recorded gateway request).
 pub async fn update_soul(
     client: &impl GenericClient,
     caller: &AgentPrincipal,
     board_id: Uuid,
     agent_id: Uuid,
     input: SoulUpdate,
-) -> DomainResult<()> {
+) -> DomainResult<Uuid> {
     let content = super::validation::non_empty("content", &input.content)?;
     let agent = board_agent_for(client, caller, board_id, agent_id, false).await?;
     client
@@ -989,6 +1038,7 @@ pub async fn update_soul(
             &[&agent.id, &content],
         )
         .await?;
+    provisioning::write_file(client, caller.organization_id, &agent, "SOUL.md", &content).await?;
     let reason = input.reason.filter(|r| !r.trim().is_empty());
     activity::record(
         client,
@@ -1005,5 +1055,5 @@ pub async fn update_soul(
         },
     )
     .await?;
-    Ok(())
+    Ok(agent.gateway_id)
 }

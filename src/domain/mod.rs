@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod onboarding;
 pub mod organizations;
 pub mod pagination;
+pub mod provisioning;
 pub mod skills;
 pub mod snapshots;
 pub mod souls;

@@ -10,6 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::feeds::{board_topic, Poke};
+use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
 use crate::domain::access;
 use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken, SoulUpdate};
@@ -309,10 +310,12 @@ pub async fn agent_create_agent(
     Json(input): Json<AgentCreate>,
 ) -> ApiResult<web::Json<AgentWithToken>> {
     let key = &state.settings.agent_token_key.0;
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let created = in_transaction!(state, |tx| async {
         let agent = agents::create_by_lead(&tx, &me, input).await?;
         agents::with_new_token(&tx, agent, key).await
-    })))
+    });
+    gateway_rpc::poke(&state, [created.agent.gateway_id]);
+    Ok(web::Json(created))
 }
 
 /// An agent's SOUL.md (its lead, or the agent itself).
@@ -344,10 +347,11 @@ pub async fn agent_update_soul(
     Json(input): Json<SoulUpdate>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let (board_id, agent_id) = path.into_inner();
-    in_transaction!(state, |tx| async {
+    let gateway_id = in_transaction!(state, |tx| async {
         access::board_for_agent(&tx, &me, board_id).await?;
         agents::update_soul(&tx, &me, board_id, agent_id, input).await
     });
+    gateway_rpc::poke(&state, [gateway_id]);
     Ok(OkResponse::json())
 }
 

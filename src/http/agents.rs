@@ -6,6 +6,7 @@ use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::agents::{
     self, Agent, AgentCreate, AgentFilter, AgentUpdate, AgentWithToken, UpdateOptions,
@@ -53,10 +54,12 @@ pub async fn create_agent(
     Json(input): Json<AgentCreate>,
 ) -> ApiResult<web::Json<AgentWithToken>> {
     let key = &state.settings.agent_token_key.0;
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let created = in_transaction!(state, |tx| async {
         let agent = agents::create(&tx, &principal, input).await?;
         agents::with_new_token(&tx, agent, key).await
-    })))
+    });
+    gateway_rpc::poke(&state, [created.agent.gateway_id]);
+    Ok(web::Json(created))
 }
 
 #[utoipa::path(
@@ -97,14 +100,18 @@ pub async fn update_agent(
     let options = options.into_inner();
     let key = &state.settings.agent_token_key.0;
     // An update re-provisions the agent with a new token, as the reference does.
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let updated = in_transaction!(state, |tx| async {
         let (agent, rotated) = agents::update(&tx, &principal, agent_id, patch, options).await?;
         let agent_token = match rotated {
             true => Some(agents::rotate_token(&tx, agent.id, key).await?),
             false => None,
         };
         Ok::<_, DomainError>(AgentWithToken { agent, agent_token })
-    })))
+    });
+    if updated.agent_token.is_some() {
+        gateway_rpc::poke(&state, [updated.agent.gateway_id]);
+    }
+    Ok(web::Json(updated))
 }
 
 /// Deletes an agent; its in-progress tasks go back to the inbox, unassigned.
@@ -121,7 +128,9 @@ pub async fn delete_agent(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let agent_id = path.into_inner();
-    let released = in_transaction!(state, |tx| agents::delete(&tx, &principal, agent_id));
+    let (released, gateway_id) =
+        in_transaction!(state, |tx| agents::delete(&tx, &principal, agent_id));
+    gateway_rpc::poke(&state, [gateway_id]);
     publish_released(&state, &principal, released);
     Ok(OkResponse::json())
 }

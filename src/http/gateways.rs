@@ -5,6 +5,7 @@ use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::accounts::Principal;
 use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
@@ -44,9 +45,9 @@ pub async fn create_gateway(
     Admin(principal): Admin,
     Json(input): Json<GatewayCreate>,
 ) -> ApiResult<web::Json<Gateway>> {
-    Ok(web::Json(in_transaction!(state, |tx| gateways::create(
-        &tx, &principal, input
-    ))))
+    let gateway = in_transaction!(state, |tx| gateways::create(&tx, &principal, input));
+    gateway_rpc::poke(&state, [gateway.id]);
+    Ok(web::Json(gateway))
 }
 
 #[utoipa::path(
@@ -82,9 +83,11 @@ pub async fn update_gateway(
     Json(patch): Json<GatewayUpdate>,
 ) -> ApiResult<web::Json<Gateway>> {
     let gateway_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| gateways::update(
+    let gateway = in_transaction!(state, |tx| gateways::update(
         &tx, &principal, gateway_id, patch
-    ))))
+    ));
+    gateway_rpc::poke(&state, [gateway.id]);
+    Ok(web::Json(gateway))
 }
 
 /// Deletes a gateway no board uses, with its gateway-main agent.
