@@ -3,6 +3,7 @@
 
 mod activity;
 mod agent_api;
+mod agent_posts;
 mod agents;
 mod approvals;
 mod auth;
@@ -141,6 +142,7 @@ pub fn app(
         .configure(gateway_registry::routes)
         .configure(agents::routes)
         .configure(agent_api::routes)
+        .configure(agent_posts::routes)
         .configure(memory::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)

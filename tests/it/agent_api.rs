@@ -13,7 +13,7 @@ fn ok(reply: Reply) -> Value {
     reply.json
 }
 
-async fn as_agent(
+pub async fn as_agent(
     server: &Server,
     token: &str,
     method: Method,
@@ -34,7 +34,7 @@ async fn as_agent(
 }
 
 /// A new agent on `board`, with its token.
-async fn agent(server: &Server, board: &Value, name: &str) -> (Value, String) {
+pub async fn agent(server: &Server, board: &Value, name: &str) -> (Value, String) {
     let created = ok(create_agent(server, board, name).await);
     let token = created["agent_token"]
         .as_str()
