@@ -14,6 +14,7 @@ pub mod dependencies;
 pub mod feeds;
 pub mod gateway_commands;
 pub mod gateway_registry;
+pub mod gateway_sessions;
 pub mod gateways;
 pub mod h5_chat;
 pub mod h5_users;

@@ -13,6 +13,7 @@ mod boards;
 pub mod context;
 mod custom_fields;
 mod gateway_registry;
+mod gateway_sessions;
 mod gateways;
 mod h5_auth;
 mod h5_chat;
@@ -138,6 +139,7 @@ pub fn app(
         .configure(auth::routes)
         .configure(organizations::routes)
         .configure(custom_fields::routes)
+        .configure(gateway_sessions::routes)
         .configure(gateways::routes)
         .configure(gateway_registry::routes)
         .configure(agents::routes)
