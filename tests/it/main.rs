@@ -12,6 +12,7 @@ mod board_sync;
 mod boards;
 mod bridge;
 mod conformance;
+mod conformance_agents;
 mod custom_fields;
 mod fixtures;
 mod gateway_registry;

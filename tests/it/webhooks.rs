@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::fixtures::{create_agent, delete, new_board, send, switch_to_new_org};
 use crate::harness::{Reply, Server};
 
-fn sign(secret: &str, body: &str) -> String {
+pub fn sign(secret: &str, body: &str) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     let hex: String = mac
