@@ -50,7 +50,7 @@ async fn register(server: &Server, org: &str, token: &str, name: &str) -> crate:
 }
 
 /// Registers a gateway; returns (gateway id, relay token).
-async fn registered(server: &Server, name: &str) -> (String, String) {
+pub async fn registered(server: &Server, name: &str) -> (String, String) {
     let org = org_id(server).await;
     let token = issue_token(server).await;
     let reply = register(server, &org, &token, name).await;
@@ -61,7 +61,7 @@ async fn registered(server: &Server, name: &str) -> (String, String) {
     )
 }
 
-async fn link(server: &Server, gateway: &str, relay_token: &str) -> WsClient {
+pub async fn link(server: &Server, gateway: &str, relay_token: &str) -> WsClient {
     let mut ws = WsClient::connect(server, &format!("/ws/gateway/{gateway}/relay")).await;
     ws.send(json!({"type": "auth", "payload": {"relay_token": relay_token}}))
         .await;

@@ -16,6 +16,7 @@ mod conformance_agents;
 mod custom_fields;
 mod fixtures;
 mod gateway_registry;
+mod gateway_requests;
 mod h5_accounts;
 mod h5_chat;
 mod health;
