@@ -44,9 +44,10 @@ pub async fn create_gateway(
     Admin(principal): Admin,
     Json(input): Json<GatewayCreate>,
 ) -> ApiResult<web::Json<Gateway>> {
-    Ok(web::Json(in_transaction!(state, |tx| gateways::create(
-        &tx, &principal, input
-    ))))
+    let gateway = in_transaction!(state, |tx| gateways::create(&tx, &principal, input));
+    // With its gateway-main agent.
+    state.agents_changed(principal.organization.id);
+    Ok(web::Json(gateway))
 }
 
 #[utoipa::path(
@@ -82,9 +83,12 @@ pub async fn update_gateway(
     Json(patch): Json<GatewayUpdate>,
 ) -> ApiResult<web::Json<Gateway>> {
     let gateway_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| gateways::update(
+    let gateway = in_transaction!(state, |tx| gateways::update(
         &tx, &principal, gateway_id, patch
-    ))))
+    ));
+    // Its gateway-main agent is re-provisioned.
+    state.agents_changed(principal.organization.id);
+    Ok(web::Json(gateway))
 }
 
 /// Deletes a gateway no board uses, with its gateway-main agent.

@@ -5,6 +5,7 @@ mod harness;
 mod activity;
 mod admin_auth;
 mod agent_api;
+mod agents;
 mod approvals;
 mod board_group_heartbeat;
 mod board_sync;
