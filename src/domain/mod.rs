@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod board_groups;
 pub mod board_sync;
 pub mod boards;
+pub mod capabilities;
 pub mod custom_fields;
 pub mod dependencies;
 pub mod feeds;

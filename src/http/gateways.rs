@@ -47,6 +47,8 @@ pub async fn create_gateway(
 ) -> ApiResult<web::Json<Gateway>> {
     let gateway = in_transaction!(state, |tx| gateways::create(&tx, &principal, input));
     gateway_rpc::poke(&state, [gateway.id]);
+    // With its gateway-main agent.
+    state.agents_changed(principal.organization.id);
     Ok(web::Json(gateway))
 }
 
@@ -87,6 +89,8 @@ pub async fn update_gateway(
         &tx, &principal, gateway_id, patch
     ));
     gateway_rpc::poke(&state, [gateway.id]);
+    // Its gateway-main agent is re-provisioned.
+    state.agents_changed(principal.organization.id);
     Ok(web::Json(gateway))
 }
 

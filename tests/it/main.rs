@@ -6,6 +6,7 @@ mod activity;
 mod admin_auth;
 mod agent_api;
 mod agent_posts;
+mod agents;
 mod approvals;
 mod board_group_heartbeat;
 mod board_sync;
