@@ -13,7 +13,8 @@ CREATE TABLE gateway_commands (
     -- (or given up); timeout: a caller stopped waiting.
     status          text NOT NULL DEFAULT 'pending',
     attempts        integer NOT NULL DEFAULT 0,
-    max_attempts    integer NOT NULL,
+    -- NULL: GATEWAY_COMMAND_MAX_ATTEMPTS at the time it is sent.
+    max_attempts    integer,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     -- The instance whose caller waits for the answer (NULL: nobody waits).
     reply_to        text,
@@ -40,3 +41,9 @@ CREATE TABLE gateway_command_attempts (
     at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX gateway_command_attempts_command ON gateway_command_attempts (command_id, id);
+
+-- The token a gateway holds for an agent, minted when a provisioning request is sent to it,
+-- beside the one shown to whoever created or rotated the agent: each holder's rotation
+-- replaces only its own.
+ALTER TABLE agents ADD COLUMN gateway_token_lookup text UNIQUE;
+ALTER TABLE agents ADD COLUMN gateway_token_hash bytea;

@@ -7,7 +7,7 @@ use actix::Addr;
 use crate::actors::board_events::BoardEvents;
 use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
-use crate::actors::feeds::FeedHub;
+use crate::actors::feeds::{agents_topic, FeedHub, Poke};
 use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
@@ -39,4 +39,14 @@ pub struct AppState {
     pub presence: Presence,
     /// Open WebSockets of this instance (see `actors::socket::ConnectionSlot`).
     pub sockets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AppState {
+    /// Wakes the organization's agents streams, here and on the other instances: call it
+    /// after a commit that wrote any of its agents.
+    pub fn agents_changed(&self, organization_id: uuid::Uuid) {
+        self.feeds.do_send(Poke {
+            topic: agents_topic(organization_id),
+        });
+    }
 }

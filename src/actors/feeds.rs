@@ -1,5 +1,5 @@
 //! The `FeedHub`: wakes the SSE streams of a topic (a board's feed, a board group's memory, an
-//! organization's comment feed) when something was committed to it, on every instance.
+//! organization's comment feed or agents) when something was committed to it, on every instance.
 //!
 //! A poke carries no data: each stream reads what is new from PostgreSQL after its own
 //! cursor, so a lost or doubled poke never loses or doubles an event. The hub subscribes a
@@ -28,6 +28,11 @@ pub fn sync_topic(board_id: Uuid) -> String {
 
 pub fn organization_topic(organization_id: Uuid) -> String {
     format!("feed:org:{organization_id}")
+}
+
+/// Changes to an organization's agents (the agents stream).
+pub fn agents_topic(organization_id: Uuid) -> String {
+    format!("feed:agents:{organization_id}")
 }
 
 /// A stream starts listening; `wake` gets a unit whenever the topic may have news.

@@ -190,6 +190,7 @@ impl GatewayLink {
                 &tx,
                 gateway_id,
                 settings.gateway.command_retry,
+                settings.gateway.command_max_attempts,
                 &settings.instance_id,
                 &settings.agent_token_key.0,
             )

@@ -201,7 +201,6 @@ pub async fn call(
             method,
             params,
             reply_to: Some(instance),
-            max_attempts: 1,
         },
     )
     .await

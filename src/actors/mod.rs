@@ -14,3 +14,4 @@ pub mod presence;
 pub mod registry;
 pub mod socket;
 pub mod suggestions;
+pub mod system_events;

@@ -53,7 +53,8 @@ pub struct PublishSuggestion {
     pub suggestion: Value,
 }
 
-/// What the proactivity engine calls for each suggestion it creates (after its commit).
+/// What every creator of suggestions (agents' posts, the proactivity engine) calls after
+/// its commit.
 pub fn publish(hubs: &Addr<SuggestionHubs>, organization_id: Uuid, suggestion: Value) {
     hubs.do_send(PublishSuggestion {
         organization_id,

@@ -37,7 +37,12 @@ impl FromRequest for AgentCaller {
             let conn = state.db.get().await.map_err(DomainError::from)?;
             let key = &state.settings.agent_token_key.0;
             match agents::authenticate(&*conn, key, &token).await? {
-                Some(agent) => Ok(AgentCaller(agent)),
+                Some((agent, touched)) => {
+                    if touched {
+                        state.agents_changed(agent.organization_id);
+                    }
+                    Ok(AgentCaller(agent))
+                }
                 None => Err(ApiError::Unauthorized),
             }
         })

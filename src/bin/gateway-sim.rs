@@ -1,5 +1,5 @@
 //! Gateway simulator: registers gateways with a registration token, heartbeats, holds their
-//! relay links, reconnects with backoff, and answers `chat.send` with `chat.reply` (an echo,
+//! relay links, reconnects with backoff, answers Mission Control's `rpc.request`s, and answers `chat.send` with `chat.reply` (an echo,
 //! or a canned text) after a configurable delay. The tests, the README demo and the
 //! benchmarks use it (heartbeat load is `mc-load heartbeat`).
 //! See docs/gateway-protocol.md.
@@ -189,6 +189,7 @@ async fn hold_link(
     });
     let mut ticker = actix_web::rt::time::interval(reg.heartbeat);
     let mut beat = 0u64;
+    let mut sessions = Vec::new();
     let end = loop {
         tokio::select! {
             _ = ticker.tick() => {
@@ -205,6 +206,9 @@ async fn hold_link(
                         }
                         "auth_error" => break LinkEnd::Reregister,
                         "chat.send" => answer(args.clone(), frame, tx.clone(), counters.clone()),
+                        "rpc.request" => {
+                            let _ = tx.send(rpc_result(&frame, &mut sessions).to_string());
+                        }
                         _ => {}
                     }
                 }
@@ -222,6 +226,48 @@ async fn hold_link(
     };
     writer.abort();
     end
+}
+
+/// Answers Mission Control's requests (docs/gateway-protocol.md §7) as a gateway whose agents
+/// all accept: provisioning adds the agent's session, `sessions.send` appends to its
+/// history, reads answer from what it holds.
+fn rpc_result(frame: &Value, sessions: &mut Vec<(String, Vec<Value>)>) -> Value {
+    let params = &frame["payload"]["params"];
+    let key = params["session_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let position = sessions.iter().position(|(k, _)| *k == key);
+    let result = match frame["payload"]["method"].as_str().unwrap_or_default() {
+        "agents.create" | "agents.update" | "agents.templates.sync" => {
+            if position.is_none() && !key.is_empty() {
+                sessions.push((key, Vec::new()));
+            }
+            json!({})
+        }
+        "agents.delete" => {
+            if let Some(i) = position {
+                sessions.remove(i);
+            }
+            json!({})
+        }
+        "sessions.send" => {
+            let message = json!({"role": "user", "content": params["message"]});
+            match position {
+                Some(i) => sessions[i].1.push(message),
+                None => sessions.push((key, vec![message])),
+            }
+            json!({})
+        }
+        "sessions.list" => {
+            json!({"sessions": sessions.iter().map(|(k, h)| json!({"key": k, "messages": h.len()})).collect::<Vec<_>>()})
+        }
+        "chat.history" => {
+            json!({"messages": position.map(|i| sessions[i].1.clone()).unwrap_or_default()})
+        }
+        _ => json!({}),
+    };
+    json!({"type": "rpc.result", "id": frame["id"], "payload": {"ok": true, "result": result}})
 }
 
 /// Answers a `chat.send` with a `chat.reply` after the configured delay.

@@ -126,6 +126,59 @@ pub async fn board_for_agent(
     Ok(board)
 }
 
+/// What an agent's event, suggestion or knowledge entry is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostTargets {
+    pub board_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+}
+
+/// `named`, checked for an agent's post (the reference took any ids, of any organization):
+/// the board passes the agent board guard (404 outside the organization, 403 another
+/// board of a board agent's organization); the agent and the task must be the
+/// organization's (404), and the task on the board (404). Without a board, a task's board
+/// is the post's board.
+pub async fn post_targets(
+    client: &impl GenericClient,
+    agent: &super::agents::AgentPrincipal,
+    named: PostTargets,
+) -> DomainResult<PostTargets> {
+    let board_id = match named.task_id {
+        Some(task_id) => {
+            let task_board: Uuid = client
+                .query_opt(
+                    "SELECT board_id FROM tasks WHERE id = $1 AND organization_id = $2",
+                    &[&task_id, &agent.organization_id],
+                )
+                .await?
+                .ok_or_else(DomainError::not_found)?
+                .get(0);
+            board_for_agent(client, agent, task_board).await?;
+            if named.board_id.is_some_and(|b| b != task_board) {
+                return Err(DomainError::not_found());
+            }
+            Some(task_board)
+        }
+        None => {
+            if let Some(id) = named.board_id {
+                board_for_agent(client, agent, id).await?;
+            }
+            named.board_id
+        }
+    };
+    if let Some(agent_id) = named.agent_id {
+        client
+            .query_opt(
+                "SELECT 1 FROM agents WHERE id = $1 AND organization_id = $2",
+                &[&agent_id, &agent.organization_id],
+            )
+            .await?
+            .ok_or_else(DomainError::not_found)?;
+    }
+    Ok(PostTargets { board_id, ..named })
+}
+
 /// Who calls a route the reference opens to users and agents alike: the admin bearer token
 /// (taking precedence when both are sent) or `X-Agent-Token`.
 pub enum Caller {

@@ -1,5 +1,6 @@
-//! Agents (domain.md §A6): admin CRUD. Provisioning on a gateway is recorded as intent
-//! (`provision_requested_at`, `provision_action`, status) instead of dialing the gateway.
+//! Agents (domain.md §A6): admin CRUD, presence and heartbeats, and what the agents stream
+//! reads. Provisioning on a gateway is recorded as intent (`provision_requested_at`,
+//! `provision_action`, status) instead of dialing the gateway.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,13 +10,13 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::access::{self, Access};
+use super::access::{self, Access, Caller};
 use super::accounts::Principal;
 use super::activity::{self, NewActivity};
 use super::board_sync::{self, TaskChange};
 use super::boards::{self, Board};
-use super::gateway_commands::{self, NewCommand, Target};
 use super::pagination::{fetch_page, Page, PageParams};
+use super::provisioning;
 use super::{DomainError, DomainResult};
 
 /// An agent not heard from for this long reads as offline.
@@ -111,7 +112,7 @@ fn board_session_key(agent_id: Uuid, board_id: Uuid, is_lead: bool) -> String {
 }
 
 /// `AgentCreate`. `status` is accepted and ignored: a new agent is always provisioning.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AgentCreate {
     #[serde(default)]
     pub board_id: Option<Uuid>,
@@ -168,8 +169,8 @@ impl AgentUpdate {
     }
 }
 
-/// Filters of `GET /agents`.
-#[derive(Debug, Default, Deserialize)]
+/// Filters of `GET /agents` (and of its stream).
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct AgentFilter {
     pub board_id: Option<Uuid>,
     pub gateway_id: Option<Uuid>,
@@ -206,54 +207,139 @@ pub fn normalize_identity_profile(profile: Option<Map<String, Value>>) -> Option
 }
 
 /// The agents an org admin sees: those on boards they can read, plus the org's
-/// gateway-main agents; newest first.
+/// gateway-main agents, narrowed by the filter. Checked once (a stream keeps it).
+#[derive(Debug, Clone)]
+pub struct AgentScope {
+    organization_id: Uuid,
+    /// `None`: every board of the organization.
+    board_ids: Option<Vec<Uuid>>,
+    filter: AgentFilter,
+}
+
+/// The rows of an `AgentScope` (`$1`..`$4`, see `AgentScope::params`).
+const SCOPE_SQL: &str = "a.organization_id = $1 \
+     AND ((a.board_id IS NOT NULL AND ($2::uuid[] IS NULL OR a.board_id = ANY($2))) OR a.board_id IS NULL) \
+     AND ($3::uuid IS NULL OR a.board_id = $3) \
+     AND ($4::uuid IS NULL OR a.board_id IN (SELECT id FROM boards WHERE gateway_id = $4) \
+          OR (a.board_id IS NULL AND a.gateway_id = $4))";
+
+impl AgentScope {
+    /// An org admin's scope: a filter board outside the organization or a foreign gateway
+    /// answers 404, a board the admin cannot read 403.
+    pub async fn of(
+        client: &impl GenericClient,
+        principal: &Principal,
+        filter: AgentFilter,
+    ) -> DomainResult<AgentScope> {
+        access::require_org_admin(&principal.member)?;
+        let scope = access::board_scope(client, &principal.member, Access::Read).await?;
+        let org = principal.organization.id;
+        if let Some(board_id) = filter.board_id {
+            if boards::find_in_org(client, org, board_id).await?.is_none() {
+                return Err(DomainError::not_found());
+            }
+            if !scope.allows(board_id) {
+                return Err(DomainError::forbidden("Forbidden"));
+            }
+        }
+        if let Some(gateway_id) = filter.gateway_id {
+            if super::gateways::find(client, org, gateway_id, false)
+                .await?
+                .is_none()
+            {
+                return Err(DomainError::not_found());
+            }
+        }
+        Ok(AgentScope {
+            organization_id: org,
+            board_ids: scope.ids().map(<[Uuid]>::to_vec),
+            filter,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [
+            &self.organization_id,
+            &self.board_ids,
+            &self.filter.board_id,
+            &self.filter.gateway_id,
+        ]
+    }
+}
+
+/// The agents of the admin's scope, newest first.
 pub async fn list(
     client: &impl GenericClient,
     principal: &Principal,
-    filter: &AgentFilter,
+    filter: AgentFilter,
     page: PageParams,
 ) -> DomainResult<Page<Agent>> {
-    access::require_org_admin(&principal.member)?;
-    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
-    let org = principal.organization.id;
-    if let Some(board_id) = filter.board_id {
-        if boards::find_in_org(client, org, board_id).await?.is_none() {
-            return Err(DomainError::not_found());
-        }
-        if !scope.allows(board_id) {
-            return Err(DomainError::forbidden("Forbidden"));
-        }
-    }
-    if let Some(gateway_id) = filter.gateway_id {
-        if super::gateways::find(client, org, gateway_id, false)
-            .await?
-            .is_none()
-        {
-            return Err(DomainError::not_found());
-        }
-    }
-    let ids = scope.ids().map(<[Uuid]>::to_vec);
-    let where_sql = "a.organization_id = $1 \
-         AND ((a.board_id IS NOT NULL AND ($2::uuid[] IS NULL OR a.board_id = ANY($2))) OR a.board_id IS NULL) \
-         AND ($3::uuid IS NULL OR a.board_id = $3) \
-         AND ($4::uuid IS NULL OR a.board_id IN (SELECT id FROM boards WHERE gateway_id = $4) \
-              OR (a.board_id IS NULL AND a.gateway_id = $4))";
-    let params: [&(dyn ToSql + Sync); 4] = [&org, &ids, &filter.board_id, &filter.gateway_id];
+    let scope = AgentScope::of(client, principal, filter).await?;
     fetch_page(
         client,
         AGENT_COLUMNS,
-        &format!("FROM agents a WHERE {where_sql}"),
+        &format!("FROM agents a WHERE {SCOPE_SQL}"),
         "a.created_at DESC, a.id",
-        &params,
+        &scope.params(),
         page,
         Agent::from_row,
     )
     .await
 }
 
+/// Where an agents stream starts (see `feeds::stream_start`): `since` picks the agents
+/// changed or seen at or after it.
+pub async fn stream_start(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    last_event_id: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) -> DomainResult<i64> {
+    super::feeds::stream_start(
+        client,
+        organization_id,
+        last_event_id,
+        since,
+        "SELECT agent_feed_seq FROM organizations WHERE id = $1",
+        "SELECT min(feed_seq) - 1 FROM agents WHERE organization_id = $1 \
+         AND (updated_at >= $2 OR last_seen_at >= $2)",
+    )
+    .await
+}
+
+/// The scope's agents written after feed number `after` (the `agents_feed_seq` trigger
+/// numbers every write), each once in its current state: `(number, {"agent": AgentRead})`.
+pub async fn changed_after(
+    client: &impl GenericClient,
+    scope: &AgentScope,
+    after: i64,
+) -> DomainResult<Vec<(i64, Value)>> {
+    let [org, board_ids, board_id, gateway_id] = scope.params();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {AGENT_COLUMNS}, a.feed_seq FROM agents a WHERE {SCOPE_SQL} \
+                 AND a.feed_seq > $5 ORDER BY a.feed_seq LIMIT $6"
+            ),
+            &[
+                org,
+                board_ids,
+                board_id,
+                gateway_id,
+                &after,
+                &super::feeds::BATCH,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(16), json!({"agent": Agent::from_row(r)})))
+        .collect())
+}
+
 /// The agent if it is in the caller's organization (else 404) and the caller may touch
 /// it: a gateway-main agent needs an org admin, a board agent access to its board (403).
-async fn agent_for_user(
+pub async fn agent_for_user(
     client: &impl GenericClient,
     principal: &Principal,
     agent_id: Uuid,
@@ -444,7 +530,9 @@ async fn insert_board_agent(
             ],
         )
         .await?;
-    Ok(Agent::from_row(&row))
+    let agent = Agent::from_row(&row);
+    provisioning::provision(client, board.organization_id, &agent, provisioning::CREATE).await?;
+    Ok(agent)
 }
 
 /// The name the reference gives every lead it creates.
@@ -651,7 +739,15 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok((Agent::from_row(&row), true))
+    let agent = Agent::from_row(&row);
+    provisioning::provision(
+        client,
+        principal.organization.id,
+        &agent,
+        provisioning::UPDATE,
+    )
+    .await?;
+    Ok((agent, true))
 }
 
 /// A task the deletion of its agent changed, with its board.
@@ -706,11 +802,10 @@ pub async fn delete(
     client: &impl GenericClient,
     principal: &Principal,
     agent_id: Uuid,
-    max_attempts: i32,
 ) -> DomainResult<Deleted> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
     let by = super::task_rules::Actor::User(principal.user.id).reference();
-    remove(client, principal.organization.id, &agent, &by, max_attempts).await
+    remove(client, principal.organization.id, &agent, &by).await
 }
 
 /// A lead deletes a worker of its board, as the reference's `delete_agent_as_lead`: an
@@ -721,7 +816,6 @@ pub async fn delete_by_lead(
     lead: &AgentPrincipal,
     board_id: Uuid,
     agent_id: Uuid,
-    max_attempts: i32,
 ) -> DomainResult<Option<Deleted>> {
     if !lead.agent.is_board_lead {
         return Err(DomainError::forbidden("Only board leads can delete agents"));
@@ -755,7 +849,7 @@ pub async fn delete_by_lead(
         ));
     }
     let by = lead.actor().reference();
-    remove(client, lead.organization_id, &agent, &by, max_attempts)
+    remove(client, lead.organization_id, &agent, &by)
         .await
         .map(Some)
 }
@@ -768,7 +862,6 @@ async fn remove(
     organization_id: Uuid,
     agent: &Agent,
     by: &Value,
-    max_attempts: i32,
 ) -> DomainResult<Deleted> {
     let released = release_tasks(client, agent.id, by).await?;
     activity::record(
@@ -783,23 +876,7 @@ async fn remove(
         },
     )
     .await?;
-    gateway_commands::record(
-        client,
-        NewCommand {
-            target: Target {
-                organization_id,
-                gateway_id: agent.gateway_id,
-                // The row goes now; the request names the agent in its params.
-                agent_id: None,
-                board_id: agent.board_id,
-            },
-            method: "agents.delete",
-            params: json!({"agent_id": agent.id, "session_key": agent.openclaw_session_id}),
-            reply_to: None,
-            max_attempts,
-        },
-    )
-    .await?;
+    provisioning::remove(client, organization_id, agent).await?;
     client
         .execute("DELETE FROM agents WHERE id = $1", &[&agent.id])
         .await?;
@@ -825,12 +902,12 @@ pub async fn ensure_gateway_main(
     };
     let name = format!("{gateway_name} Gateway Agent");
     let session_key = gateway_main_session_key(gateway_id);
-    let updated = client
-        .execute(
-            "UPDATE agents SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
+    let mut mains = client
+        .query(
+            &format!("UPDATE agents AS a SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
                heartbeat_config = COALESCE(heartbeat_config, $4), identity_profile = COALESCE(identity_profile, $5), \
                status = $6, provision_requested_at = now(), provision_action = $7, updated_at = now() \
-             WHERE gateway_id = $1 AND board_id IS NULL",
+             WHERE gateway_id = $1 AND board_id IS NULL RETURNING {AGENT_COLUMNS}"),
             &[
                 &gateway_id,
                 &name,
@@ -842,12 +919,12 @@ pub async fn ensure_gateway_main(
             ],
         )
         .await?;
-    if updated == 0 {
-        client
-            .execute(
-                "INSERT INTO agents (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
+    if mains.is_empty() {
+        mains = client
+            .query(
+                &format!("INSERT INTO agents AS a (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
                    heartbeat_config, identity_profile, provision_requested_at, provision_action) \
-                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9)",
+                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9) RETURNING {AGENT_COLUMNS}"),
                 &[
                     &Uuid::new_v4(),
                     &organization_id,
@@ -861,6 +938,13 @@ pub async fn ensure_gateway_main(
                 ],
             )
             .await?;
+    }
+    let method = match action {
+        "update" => provisioning::UPDATE,
+        _ => provisioning::CREATE,
+    };
+    for main in &mains {
+        provisioning::provision(client, organization_id, &Agent::from_row(main), method).await?;
     }
     Ok(())
 }
@@ -920,16 +1004,53 @@ pub struct AgentWithToken {
     pub agent_token: Option<String>,
 }
 
+impl AgentWithToken {
+    /// An answer that shows no token (the agent keeps its own).
+    fn without_token(agent: Agent) -> AgentWithToken {
+        AgentWithToken {
+            agent,
+            agent_token: None,
+        }
+    }
+}
+
 /// Gives the agent a new token (the old one stops working) and returns it.
 pub async fn rotate_token(
     client: &impl GenericClient,
     agent_id: Uuid,
     key: &str,
 ) -> DomainResult<String> {
+    mint_into(client, agent_id, key, "token_lookup", "token_hash").await
+}
+
+/// A new token for the agent's gateway (sent in a provisioning request); the token shown
+/// to the agent's creator keeps working.
+pub async fn rotate_gateway_token(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+) -> DomainResult<String> {
+    mint_into(
+        client,
+        agent_id,
+        key,
+        "gateway_token_lookup",
+        "gateway_token_hash",
+    )
+    .await
+}
+
+async fn mint_into(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+    lookup_column: &str,
+    hash_column: &str,
+) -> DomainResult<String> {
     let minted = crate::auth::agent_tokens::mint(key);
     client
         .execute(
-            "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
+            &format!("UPDATE agents SET {lookup_column} = $2, {hash_column} = $3 WHERE id = $1"),
             &[&agent_id, &minted.lookup, &minted.hash],
         )
         .await?;
@@ -956,38 +1077,54 @@ pub struct AgentPrincipal {
     pub organization_id: Uuid,
 }
 
-/// The agent was seen now: online, unless it is being updated or deleted.
-async fn mark_seen(client: &impl GenericClient, agent_id: Uuid) -> DomainResult<Agent> {
-    let row = client
-        .query_one(
-            &format!(
-                "UPDATE agents a SET last_seen_at = now(), updated_at = now(), \
-                   status = CASE WHEN status IN ('updating', 'deleting') THEN status ELSE 'online' END \
-                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
-            ),
-            &[&agent_id],
-        )
-        .await?;
-    Ok(Agent::from_row(&row))
-}
-
-/// Presence is written at most this often per agent.
+/// Presence (`last_seen_at`) is written at most this often per agent.
 const PRESENCE_EVERY_SECONDS: i64 = 30;
 
-/// The agent a token belongs to: one indexed query, a constant-time check, and, at most
-/// every 30 s, the presence touch (`last_seen_at`, online unless updating or deleting).
+/// The agent was heard from: its status becomes `status` when one is given, else online
+/// (unless it is being updated or deleted); `last_seen_at` moves only when it is unset or
+/// older than `PRESENCE_EVERY_SECONDS`. The one rule of presence: the token touch and every
+/// heartbeat go through it. Nothing is written (`None`) when neither would change, so
+/// frequent calls cost no row write and no stream event.
+async fn touch(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    status: Option<&str>,
+) -> DomainResult<Option<Agent>> {
+    const STATUS: &str = "COALESCE($2::text, \
+         CASE WHEN a.status IN ('updating', 'deleting') THEN a.status ELSE 'online' END)";
+    const DUE: &str =
+        "(a.last_seen_at IS NULL OR a.last_seen_at <= now() - make_interval(secs => $3))";
+    // The test is in the UPDATE itself, so concurrent calls apply the rule to the row as
+    // it is when each one writes.
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE agents a SET status = {STATUS}, \
+                   last_seen_at = CASE WHEN {DUE} THEN now() ELSE a.last_seen_at END, updated_at = now() \
+                 WHERE a.id = $1 AND ({DUE} OR a.status <> {STATUS}) RETURNING {AGENT_COLUMNS}"
+            ),
+            &[&agent_id, &status, &(PRESENCE_EVERY_SECONDS as f64)],
+        )
+        .await?;
+    Ok(row.as_ref().map(Agent::from_row))
+}
+
+/// The agent a token belongs to: one indexed query, a constant-time check, and the
+/// presence touch (`touch`). The flag says whether the touch wrote the agent.
 pub async fn authenticate(
     client: &impl GenericClient,
     key: &str,
     token: &str,
-) -> DomainResult<Option<AgentPrincipal>> {
+) -> DomainResult<Option<(AgentPrincipal, bool)>> {
     let Some((lookup, secret)) = crate::auth::agent_tokens::parse(token) else {
         return Ok(None);
     };
     let Some(row) = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
+                "SELECT {AGENT_COLUMNS}, a.organization_id,
+                        CASE WHEN a.token_lookup = $1 THEN a.token_hash ELSE a.gateway_token_hash END
+                   FROM agents a WHERE a.token_lookup = $1 OR a.gateway_token_lookup = $1"
             ),
             &[&lookup],
         )
@@ -1000,17 +1137,140 @@ pub async fn authenticate(
         return Ok(None);
     }
     let mut agent = Agent::from_row(&row);
-    let now = Utc::now();
-    if agent
+    // Most requests come within the presence window: they skip the round trip.
+    let due = agent
         .last_seen_at
-        .is_none_or(|seen| now - seen > Duration::seconds(PRESENCE_EVERY_SECONDS))
-    {
-        agent = mark_seen(client, agent.id).await?;
+        .is_none_or(|seen| Utc::now() - seen >= Duration::seconds(PRESENCE_EVERY_SECONDS));
+    let mut touched = false;
+    if due {
+        if let Some(seen) = touch(client, agent.id, None).await? {
+            agent = seen;
+            touched = true;
+        }
     }
-    Ok(Some(AgentPrincipal {
+    let principal = AgentPrincipal {
         agent,
         organization_id: row.get(16),
-    }))
+    };
+    Ok(Some((principal, touched)))
+}
+
+/// `AgentHeartbeat`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AgentHeartbeat {
+    /// Any string (`healthy`, `degraded` …); blank or absent: online.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `AgentHeartbeatCreate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AgentHeartbeatCreate {
+    pub name: String,
+    #[serde(default)]
+    pub board_id: Option<Uuid>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A heartbeat of the agent (presence by `touch`, with the posted status), recorded as
+/// `agent.heartbeat` activity. Returns the agent and whether it was written.
+async fn heartbeat(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    agent_id: Uuid,
+    status: Option<String>,
+) -> DomainResult<(Agent, bool)> {
+    let status = blank_to_none(status);
+    let (agent, written) = match touch(client, agent_id, status.as_deref()).await? {
+        Some(agent) => (agent, true),
+        None => {
+            let row = client
+                .query_one(
+                    &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1"),
+                    &[&agent_id],
+                )
+                .await?;
+            (Agent::from_row(&row), false)
+        }
+    };
+    activity::record(
+        client,
+        NewActivity {
+            organization_id,
+            board_id: agent.board_id,
+            event_type: "agent.heartbeat",
+            message: Some(format!("Heartbeat received from {}.", agent.name)),
+            agent_id: Some(agent.id),
+            task_id: None,
+        },
+    )
+    .await?;
+    Ok((agent, written))
+}
+
+/// `POST /agents/{id}/heartbeat`: the agent itself (another agent: 403), or an org admin
+/// with write access to the agent's board.
+pub async fn heartbeat_agent(
+    client: &impl GenericClient,
+    caller: &Caller,
+    agent_id: Uuid,
+    input: AgentHeartbeat,
+) -> DomainResult<(Agent, bool)> {
+    match caller {
+        Caller::Agent(me) if me.agent.id != agent_id => Err(DomainError::forbidden(
+            "Agents can only send their own heartbeat.",
+        )),
+        Caller::Agent(_) => Ok(()),
+        Caller::User(principal) => agent_for_user(client, principal, agent_id, Access::Write)
+            .await
+            .map(drop),
+    }?;
+    heartbeat(client, caller.organization_id(), agent_id, input.status).await
+}
+
+/// `POST /agents/heartbeat`: an agent beats for itself whatever the name says; an org
+/// admin names an agent of the organization (on `board_id` when given), and when there is
+/// none it is created as `POST /agents` creates agents, its token shown once. Returns the
+/// agent and whether it was written.
+pub async fn heartbeat_or_create(
+    client: &impl GenericClient,
+    caller: &Caller,
+    input: AgentHeartbeatCreate,
+    key: &str,
+) -> DomainResult<(AgentWithToken, bool)> {
+    let principal = match caller {
+        Caller::Agent(me) => {
+            let (agent, written) =
+                heartbeat(client, me.organization_id, me.agent.id, input.status).await?;
+            return Ok((AgentWithToken::without_token(agent), written));
+        }
+        Caller::User(principal) => principal,
+    };
+    access::require_org_admin(&principal.member)?;
+    let name = super::validation::non_empty("name", &input.name)?;
+    let found: Option<Uuid> = client
+        .query_opt(
+            "SELECT id FROM agents WHERE organization_id = $1 AND name = $2 \
+             AND ($3::uuid IS NULL OR board_id = $3) ORDER BY created_at, id LIMIT 1",
+            &[&principal.organization.id, &name, &input.board_id],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let org = principal.organization.id;
+    let Some(agent_id) = found else {
+        let new_agent = AgentCreate {
+            board_id: input.board_id,
+            name,
+            ..AgentCreate::default()
+        };
+        let created = create(client, principal, new_agent).await?;
+        let (agent, _) = heartbeat(client, org, created.id, input.status).await?;
+        return Ok((with_new_token(client, agent, key).await?, true));
+    };
+    agent_for_user(client, principal, agent_id, Access::Write).await?;
+    let (agent, written) = heartbeat(client, org, agent_id, input.status).await?;
+    Ok((AgentWithToken::without_token(agent), written))
 }
 
 impl AgentPrincipal {
@@ -1049,27 +1309,6 @@ pub async fn boards_for_agent(
         Board::from_row,
     )
     .await
-}
-
-/// Records a heartbeat of the agent itself (presence now, whatever the 30 s rule).
-pub async fn agent_heartbeat(
-    client: &impl GenericClient,
-    agent: &AgentPrincipal,
-) -> DomainResult<Agent> {
-    let agent_row = mark_seen(client, agent.agent.id).await?;
-    activity::record(
-        client,
-        NewActivity {
-            organization_id: agent.organization_id,
-            board_id: agent_row.board_id,
-            event_type: "agent.heartbeat",
-            message: Some(format!("Heartbeat received from {}.", agent_row.name)),
-            agent_id: Some(agent_row.id),
-            task_id: None,
-        },
-    )
-    .await?;
-    Ok(agent_row)
 }
 
 /// `SoulUpdateRequest`.
@@ -1115,15 +1354,15 @@ pub async fn soul(
     Ok(agent.soul_template.unwrap_or_default())
 }
 
-/// A lead rewrites an agent's SOUL.md: stored for re-provisioning, with the update intent
-/// recorded for the gateway link (no gateway RPC is dialed).
+/// A lead rewrites an agent's SOUL.md: stored for re-provisioning and written to the agent's
+/// workspace on its gateway (a recorded gateway request).
 pub async fn update_soul(
     client: &impl GenericClient,
     caller: &AgentPrincipal,
     board_id: Uuid,
     agent_id: Uuid,
     input: SoulUpdate,
-) -> DomainResult<()> {
+) -> DomainResult<Uuid> {
     let content = super::validation::non_empty("content", &input.content)?;
     let agent = board_agent_for(client, caller, board_id, agent_id, false).await?;
     client
@@ -1133,6 +1372,7 @@ pub async fn update_soul(
             &[&agent.id, &content],
         )
         .await?;
+    provisioning::write_file(client, caller.organization_id, &agent, "SOUL.md", &content).await?;
     let reason = input.reason.filter(|r| !r.trim().is_empty());
     activity::record(
         client,
@@ -1149,5 +1389,5 @@ pub async fn update_soul(
         },
     )
     .await?;
-    Ok(())
+    Ok(agent.gateway_id)
 }

@@ -20,17 +20,10 @@ use super::{gateways, DomainError, DomainResult};
 
 /// What the messages point agents back to, as the reference's `settings.base_url or
 /// "http://localhost:8000"`.
-pub fn base_url(configured: Option<&url::Url>) -> String {
+pub fn public_url(configured: Option<&url::Url>) -> String {
     configured
         .map(|u| u.as_str().trim_end_matches('/').to_string())
         .unwrap_or_else(|| "http://localhost:8000".to_string())
-}
-
-/// What the messages need from the settings: the public URL their reply instructions name,
-/// and the attempts of the request layer.
-pub struct Dispatch {
-    pub base_url: String,
-    pub max_attempts: i32,
 }
 
 /// `AgentNudge`.
@@ -349,7 +342,6 @@ async fn send_to_agent(
     (agent, session_key): (&Agent, &str),
     message: &str,
     mut context: Value,
-    max_attempts: i32,
 ) -> DomainResult<()> {
     context["label"] = json!(agent.name);
     gateway_commands::send_to_session(
@@ -363,7 +355,6 @@ async fn send_to_agent(
         session_key,
         message,
         context,
-        max_attempts,
     )
     .await?;
     Ok(())
@@ -399,7 +390,6 @@ pub async fn nudge(
     board: &Board,
     agent_id: Uuid,
     input: Nudge,
-    max_attempts: i32,
 ) -> DomainResult<Uuid> {
     let message = non_empty("message", &input.message)?;
     let target = client
@@ -421,7 +411,6 @@ pub async fn nudge(
         (&target, session_key),
         &message,
         context,
-        max_attempts,
     )
     .await?;
     note(
@@ -443,7 +432,7 @@ pub async fn ask_user(
     lead: &AgentPrincipal,
     board: &Board,
     input: AskUser,
-    dispatch: &Dispatch,
+    base_url: &str,
 ) -> DomainResult<(AskUserSent, Uuid)> {
     let content = non_empty("content", &input.content)?;
     let gateway = gateways::of_board(client, board).await?;
@@ -455,13 +444,7 @@ pub async fn ask_user(
         )
         .await?
         .map(|row| (row.get::<_, Uuid>(0), row.get::<_, String>(1)));
-    let message = ask_user_text(
-        board,
-        &lead.agent.name,
-        &input,
-        &content,
-        &dispatch.base_url,
-    );
+    let message = ask_user_text(board, &lead.agent.name, &input, &content, base_url);
     let context = correlated(
         json!({"kind": "ask_user", "deliver": true, "label": "Gateway Agent"}),
         &input.correlation_id,
@@ -477,7 +460,6 @@ pub async fn ask_user(
         &agents::gateway_main_session_key(gateway.id),
         &message,
         context,
-        dispatch.max_attempts,
     )
     .await?;
     note(
@@ -529,11 +511,11 @@ async fn message_lead(
     board: &Board,
     input: &LeadMessage,
     content: &str,
-    dispatch: &Dispatch,
+    base_url: &str,
 ) -> DomainResult<(Agent, bool)> {
     let (lead, created) = agents::ensure_board_lead(client, board).await?;
     let session_key = session_of(&lead, "Lead agent has no session key")?;
-    let message = lead_message_text(board, &main.agent.name, input, content, &dispatch.base_url);
+    let message = lead_message_text(board, &main.agent.name, input, content, base_url);
     let context = correlated(
         json!({"kind": "lead_message", "message_kind": input.kind.as_str(), "deliver": false}),
         &input.correlation_id,
@@ -545,7 +527,6 @@ async fn message_lead(
         (&lead, session_key),
         &message,
         context,
-        dispatch.max_attempts,
     )
     .await?;
     Ok((lead, created))
@@ -558,7 +539,7 @@ pub async fn message_board_lead(
     main: &AgentPrincipal,
     board_id: Uuid,
     input: LeadMessage,
-    dispatch: &Dispatch,
+    base_url: &str,
 ) -> DomainResult<(LeadMessageSent, Uuid)> {
     let gateway_id = require_gateway_main(main)?;
     let content = non_empty("content", &input.content)?;
@@ -569,7 +550,7 @@ pub async fn message_board_lead(
         return Err(DomainError::forbidden("Forbidden"));
     }
     let (lead, lead_created) =
-        message_lead(client, main, gateway_id, &board, &input, &content, dispatch).await?;
+        message_lead(client, main, gateway_id, &board, &input, &content, base_url).await?;
     note(
         client,
         main.organization_id,
@@ -601,7 +582,7 @@ pub async fn broadcast_to_leads(
     client: &impl GenericClient,
     main: &AgentPrincipal,
     broadcast: LeadBroadcast,
-    dispatch: &Dispatch,
+    base_url: &str,
 ) -> DomainResult<(BroadcastSent, Uuid)> {
     let gateway_id = require_gateway_main(main)?;
     let input = broadcast.message;
@@ -620,7 +601,7 @@ pub async fn broadcast_to_leads(
     let (mut sent, mut failed) = (0, 0);
     for board in rows.iter().map(Board::from_row) {
         let result = match message_lead(
-            client, main, gateway_id, &board, &input, &content, dispatch,
+            client, main, gateway_id, &board, &input, &content, base_url,
         )
         .await
         {
@@ -681,7 +662,6 @@ pub async fn deliver_webhook(
     webhook_id: Uuid,
     payload_id: Uuid,
     payload: &Value,
-    max_attempts: i32,
 ) -> DomainResult<Option<Uuid>> {
     let Some(row) = client
         .query_opt(
@@ -730,7 +710,6 @@ pub async fn deliver_webhook(
         (target, session_key),
         &message,
         context,
-        max_attempts,
     )
     .await?;
     Ok(Some(gateway_id))
@@ -773,9 +752,9 @@ mod tests {
     }
 
     #[test]
-    fn base_url_has_no_trailing_slash() {
+    fn the_public_url_has_no_trailing_slash() {
         let url: url::Url = "https://mc.example/".parse().unwrap();
-        assert_eq!(base_url(Some(&url)), "https://mc.example");
-        assert_eq!(base_url(None), "http://localhost:8000");
+        assert_eq!(public_url(Some(&url)), "https://mc.example");
+        assert_eq!(public_url(None), "http://localhost:8000");
     }
 }

@@ -14,7 +14,7 @@ use super::tasks::{self, TaskComment, TaskRow, TASK_COLUMNS};
 use super::DomainResult;
 
 /// Events read per wake-up; a stream that is further behind reads again at once.
-const BATCH: i64 = 200;
+pub const BATCH: i64 = 200;
 
 /// The streams of a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,7 +33,6 @@ pub struct Command {
     /// `pending`, `sent`, `done`, `failed` or `timeout`.
     pub status: String,
     pub attempts: i32,
-    pub max_attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
@@ -43,7 +42,7 @@ pub struct Command {
 }
 
 const COLUMNS: &str = "id, gateway_id, agent_id, board_id, method, params, status, attempts, \
-     max_attempts, next_attempt_at, result, error, created_at, answered_at";
+     next_attempt_at, result, error, created_at, answered_at";
 
 impl Command {
     fn from_row(row: &Row) -> Command {
@@ -56,7 +55,6 @@ impl Command {
             params: row.get("params"),
             status: row.get("status"),
             attempts: row.get("attempts"),
-            max_attempts: row.get("max_attempts"),
             next_attempt_at: row.get("next_attempt_at"),
             result: row.get("result"),
             error: row.get("error"),
@@ -82,16 +80,11 @@ pub struct NewCommand<'a> {
     pub method: &'a str,
     pub params: Value,
     pub reply_to: Option<&'a str>,
-    pub max_attempts: i32,
 }
 
 pub async fn record(client: &impl GenericClient, new: NewCommand<'_>) -> DomainResult<Command> {
     let t = new.target;
-    let max_attempts = if new.reply_to.is_some() {
-        1
-    } else {
-        new.max_attempts.max(1)
-    };
+    let max_attempts = new.reply_to.map(|_| 1i32);
     let row = client
         .query_one(
             &format!(
@@ -124,7 +117,6 @@ pub async fn send_to_session(
     session_key: &str,
     message: &str,
     context: Value,
-    max_attempts: i32,
 ) -> DomainResult<Command> {
     let mut params = json!({"session_key": session_key, "message": message});
     if let (Some(params), Value::Object(context)) = (params.as_object_mut(), context) {
@@ -139,7 +131,6 @@ pub async fn send_to_session(
             method: "sessions.send",
             params,
             reply_to: None,
-            max_attempts,
         },
     )
     .await
@@ -159,6 +150,7 @@ pub async fn claim_due(
     client: &impl GenericClient,
     gateway_id: Uuid,
     retry_base: Duration,
+    max_attempts: i32,
     instance_id: &str,
     token_key: &str,
 ) -> DomainResult<(Vec<String>, Option<DateTime<Utc>>)> {
@@ -168,11 +160,11 @@ pub async fn claim_due(
                  UPDATE gateway_commands SET status = 'failed', updated_at = now(),
                         error = format('no answer after %s attempts', attempts)
                   WHERE gateway_id = $1 AND status = 'sent' AND next_attempt_at <= now()
-                    AND attempts >= max_attempts
+                    AND attempts >= COALESCE(max_attempts, $3)
               RETURNING id, attempts)
              INSERT INTO gateway_command_attempts (command_id, attempt, outcome, detail, instance_id)
              SELECT id, attempts, 'failed', 'no answer', $2 FROM spent",
-            &[&gateway_id, &instance_id],
+            &[&gateway_id, &instance_id, &max_attempts],
         )
         .await?;
     let rows = client
@@ -234,7 +226,7 @@ async fn frame(
         command.agent_id,
         params.as_object_mut(),
     ) {
-        let token = agents::rotate_token(client, agent_id, token_key).await?;
+        let token = agents::rotate_gateway_token(client, agent_id, token_key).await?;
         map.insert("auth_token".into(), json!(token));
     }
     Ok(

@@ -66,6 +66,20 @@ impl Invalid {
         }));
     }
 
+    /// A string longer than its `Field(max_length=max)` (counted in characters, as pydantic
+    /// does).
+    pub fn max_chars(&mut self, field: &str, input: &str, max: usize) {
+        if input.chars().count() > max {
+            self.0.push(json!({
+                "type": "string_too_long",
+                "loc": ["body", field],
+                "msg": format!("String should have at most {max} characters"),
+                "input": input,
+                "ctx": {"max_length": max},
+            }));
+        }
+    }
+
     /// A `Field(min_length=1)` list that is empty.
     pub fn empty_list(&mut self, field: &str) {
         self.0.push(json!({

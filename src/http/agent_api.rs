@@ -10,9 +10,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::feeds::{board_topic, Poke};
+use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
-use crate::domain::access;
-use crate::domain::agents::{self, Agent, AgentCreate, AgentWithToken, SoulUpdate};
+use crate::domain::access::{self, Caller};
+use crate::domain::agents::{self, Agent, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
 use crate::domain::boards::Board;
 use crate::domain::memory::{self, BoardMemory, MemoryCreate, MemoryFilter};
@@ -263,16 +264,22 @@ pub async fn agent_request_approval(
     Ok(web::Json(approval))
 }
 
-/// The agent says it is alive; answers its `AgentRead`.
+/// The agent says it is alive; answers its `AgentRead` (as `POST /agents/{its id}/heartbeat`).
 #[utoipa::path(tag = "agent", responses((status = 200, body = Agent), (status = 401)), security(("agent_token" = [])))]
 #[post("/api/v1/agent/heartbeat")]
 pub async fn agent_heartbeat(
     state: Data<AppState>,
     AgentCaller(me): AgentCaller,
 ) -> ApiResult<web::Json<Agent>> {
-    Ok(web::Json(in_transaction!(state, |tx| {
-        agents::agent_heartbeat(&tx, &me)
-    })))
+    let (agent_id, organization_id) = (me.agent.id, me.organization_id);
+    let caller = Caller::Agent(me);
+    let (agent, written) = in_transaction!(state, |tx| {
+        agents::heartbeat_agent(&tx, &caller, agent_id, AgentHeartbeat::default())
+    });
+    if written {
+        state.agents_changed(organization_id);
+    }
+    Ok(web::Json(agent))
 }
 
 /// Query of `GET /agent/agents`.
@@ -309,10 +316,13 @@ pub async fn agent_create_agent(
     Json(input): Json<AgentCreate>,
 ) -> ApiResult<web::Json<AgentWithToken>> {
     let key = &state.settings.agent_token_key.0;
-    Ok(web::Json(in_transaction!(state, |tx| async {
+    let created = in_transaction!(state, |tx| async {
         let agent = agents::create_by_lead(&tx, &me, input).await?;
         agents::with_new_token(&tx, agent, key).await
-    })))
+    });
+    gateway_rpc::poke(&state, [created.agent.gateway_id]);
+    state.agents_changed(me.organization_id);
+    Ok(web::Json(created))
 }
 
 /// An agent's SOUL.md (its lead, or the agent itself).
@@ -344,10 +354,12 @@ pub async fn agent_update_soul(
     Json(input): Json<SoulUpdate>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let (board_id, agent_id) = path.into_inner();
-    in_transaction!(state, |tx| async {
+    let gateway_id = in_transaction!(state, |tx| async {
         access::board_for_agent(&tx, &me, board_id).await?;
         agents::update_soul(&tx, &me, board_id, agent_id, input).await
     });
+    gateway_rpc::poke(&state, [gateway_id]);
+    state.agents_changed(me.organization_id);
     Ok(OkResponse::json())
 }
 

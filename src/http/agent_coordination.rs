@@ -11,8 +11,7 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
 use crate::domain::coordination::{
-    self, AskUser, AskUserSent, BroadcastSent, Dispatch, LeadBroadcast, LeadMessage,
-    LeadMessageSent, Nudge,
+    self, AskUser, AskUserSent, BroadcastSent, LeadBroadcast, LeadMessage, LeadMessageSent, Nudge,
 };
 use crate::domain::{access, agents};
 use crate::error::ApiResult;
@@ -21,11 +20,8 @@ use crate::http::json::Json;
 use crate::http::{in_transaction, OkResponse};
 use crate::state::AppState;
 
-fn dispatch(state: &AppState) -> Dispatch {
-    Dispatch {
-        base_url: coordination::base_url(state.settings.base_url.as_ref()),
-        max_attempts: state.settings.gateway.command_max_attempts,
-    }
+fn public_url(state: &AppState) -> String {
+    coordination::public_url(state.settings.base_url.as_ref())
 }
 
 /// A lead nudges an agent of its board: the message is queued for the agent's session.
@@ -40,11 +36,10 @@ pub async fn agent_nudge(
     Json(input): Json<Nudge>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let (board_id, agent_id) = path.into_inner();
-    let max_attempts = state.settings.gateway.command_max_attempts;
     let gateway_id = in_transaction!(state, |tx| async {
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         me.require_lead()?;
-        coordination::nudge(&tx, &me, &board, agent_id, input, max_attempts).await
+        coordination::nudge(&tx, &me, &board, agent_id, input).await
     });
     gateway_rpc::poke(&state, [gateway_id]);
     Ok(OkResponse::json())
@@ -65,7 +60,7 @@ pub async fn agent_ask_user(
     let (sent, gateway_id) = in_transaction!(state, |tx| async {
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         me.require_lead()?;
-        coordination::ask_user(&tx, &me, &board, input, &dispatch(&state)).await
+        coordination::ask_user(&tx, &me, &board, input, &public_url(&state)).await
     });
     gateway_rpc::poke(&state, [gateway_id]);
     Ok(web::Json(sent))
@@ -88,9 +83,11 @@ pub async fn agent_message_lead(
         &me,
         board_id,
         input,
-        &dispatch(&state)
+        &public_url(&state)
     ));
     gateway_rpc::poke(&state, [gateway_id]);
+    // The lead may have been created or renamed.
+    state.agents_changed(me.organization_id);
     Ok(web::Json(sent))
 }
 
@@ -108,9 +105,10 @@ pub async fn agent_broadcast_leads(
         &tx,
         &me,
         input,
-        &dispatch(&state)
+        &public_url(&state)
     ));
     gateway_rpc::poke(&state, [gateway_id]);
+    state.agents_changed(me.organization_id);
     Ok(web::Json(sent))
 }
 
@@ -125,10 +123,9 @@ pub async fn agent_delete_agent(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let (board_id, agent_id) = path.into_inner();
-    let max_attempts = state.settings.gateway.command_max_attempts;
     let deleted = in_transaction!(state, |tx| async {
         access::board_for_agent(&tx, &me, board_id).await?;
-        agents::delete_by_lead(&tx, &me, board_id, agent_id, max_attempts).await
+        agents::delete_by_lead(&tx, &me, board_id, agent_id).await
     });
     if let Some(deleted) = deleted {
         gateway_rpc::poke(&state, [deleted.gateway_id]);

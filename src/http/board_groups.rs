@@ -134,9 +134,13 @@ pub async fn apply_heartbeat(
 ) -> ApiResult<web::Json<board_groups::HeartbeatApplied>> {
     let group_id = path.into_inner();
     let every = body.every.trim().to_string();
-    Ok(web::Json(in_transaction!(state, |tx| {
+    let applied = in_transaction!(state, |tx| {
         board_groups::apply_heartbeat(&tx, &principal, group_id, &every, body.include_board_leads)
-    })))
+    });
+    if !applied.updated_agent_ids.is_empty() {
+        state.agents_changed(principal.organization.id);
+    }
+    Ok(web::Json(applied))
 }
 
 /// The group's boards the caller can read, each with its task counts and top tasks.

@@ -230,6 +230,8 @@ pub async fn register(
     )
     .await?;
     tx.commit().await.map_err(DomainError::from)?;
+    // The gateway-main agent was (re)provisioned.
+    state.agents_changed(body.organization_id);
     tracing::info!(gateway_id = %registered.gateway_id, created = registered.created, "gateway registered");
     Ok(web::Json(RegisterResponse {
         gateway_id: registered.gateway_id,

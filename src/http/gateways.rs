@@ -5,6 +5,7 @@ use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
 use crate::domain::pagination::{Page, PageParams};
@@ -43,9 +44,11 @@ pub async fn create_gateway(
     Admin(principal): Admin,
     Json(input): Json<GatewayCreate>,
 ) -> ApiResult<web::Json<Gateway>> {
-    Ok(web::Json(in_transaction!(state, |tx| gateways::create(
-        &tx, &principal, input
-    ))))
+    let gateway = in_transaction!(state, |tx| gateways::create(&tx, &principal, input));
+    gateway_rpc::poke(&state, [gateway.id]);
+    // With its gateway-main agent.
+    state.agents_changed(principal.organization.id);
+    Ok(web::Json(gateway))
 }
 
 #[utoipa::path(
@@ -81,9 +84,13 @@ pub async fn update_gateway(
     Json(patch): Json<GatewayUpdate>,
 ) -> ApiResult<web::Json<Gateway>> {
     let gateway_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| gateways::update(
+    let gateway = in_transaction!(state, |tx| gateways::update(
         &tx, &principal, gateway_id, patch
-    ))))
+    ));
+    gateway_rpc::poke(&state, [gateway.id]);
+    // Its gateway-main agent is re-provisioned.
+    state.agents_changed(principal.organization.id);
+    Ok(web::Json(gateway))
 }
 
 /// Deletes a gateway no board uses, with its gateway-main agent.

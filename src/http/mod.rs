@@ -4,6 +4,7 @@
 mod activity;
 mod agent_api;
 mod agent_coordination;
+mod agent_posts;
 mod agents;
 mod approvals;
 mod auth;
@@ -13,6 +14,7 @@ mod boards;
 pub mod context;
 mod custom_fields;
 mod gateway_registry;
+mod gateway_sessions;
 mod gateways;
 mod h5_auth;
 mod h5_chat;
@@ -138,11 +140,13 @@ pub fn app(
         .configure(auth::routes)
         .configure(organizations::routes)
         .configure(custom_fields::routes)
+        .configure(gateway_sessions::routes)
         .configure(gateways::routes)
         .configure(gateway_registry::routes)
         .configure(agents::routes)
         .configure(agent_api::routes)
         .configure(agent_coordination::routes)
+        .configure(agent_posts::routes)
         .configure(memory::routes)
         .configure(board_groups::routes)
         .configure(boards::routes)

@@ -308,17 +308,10 @@ pub async fn ingest_webhook(
         source_ip: req.peer_addr().map(|a| a.ip().to_string()),
         content_type,
     };
-    let max_attempts = state.settings.gateway.command_max_attempts;
     let (payload_id, gateway_id) = in_transaction!(state, |tx| async {
         let payload_id = webhooks::store_payload(&tx, &target, &received).await?;
-        let gateway_id = coordination::deliver_webhook(
-            &tx,
-            target.id,
-            payload_id,
-            &received.payload,
-            max_attempts,
-        )
-        .await?;
+        let gateway_id =
+            coordination::deliver_webhook(&tx, target.id, payload_id, &received.payload).await?;
         Ok::<_, DomainError>((payload_id, gateway_id))
     });
     gateway_rpc::poke(&state, gateway_id);

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{Server, ADMIN_TOKEN};
 
-const SPEC: &str = include_str!("../contract/reference-openapi.json");
+pub const SPEC: &str = include_str!("../contract/reference-openapi.json");
 
 /// Operations of the groups not built yet, as "METHOD path".
 const NOT_YET: &[&str] = &[];
@@ -203,7 +203,7 @@ fn plan(method: &str, path: &str, f: &Fixtures) -> (u8, Option<Value>) {
 }
 
 /// Does `value` fit `schema` (required fields and JSON types, recursively)?
-fn check(value: &Value, schema: &Value, components: &Value, at: &str) -> Result<(), String> {
+pub fn check(value: &Value, schema: &Value, components: &Value, at: &str) -> Result<(), String> {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap();
         return check(value, &components[name], components, at);
@@ -267,16 +267,19 @@ fn check(value: &Value, schema: &Value, components: &Value, at: &str) -> Result<
     Ok(())
 }
 
-async fn stream_opens(server: &Server, path: &str) -> Result<(), String> {
+async fn stream_opens(
+    server: &Server,
+    path: &str,
+    auth: &[(String, String)],
+) -> Result<(), String> {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(5))
         .finish();
-    let res = client
-        .get(format!("{}{}", server.base, path))
-        .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut req = client.get(format!("{}{}", server.base, path));
+    for (name, value) in auth {
+        req = req.insert_header((name.as_str(), value.as_str()));
+    }
+    let res = req.send().await.map_err(|e| e.to_string())?;
     let content_type = res
         .headers()
         .get("content-type")
@@ -289,44 +292,70 @@ async fn stream_opens(server: &Server, path: &str) -> Result<(), String> {
     }
 }
 
-#[actix_web::test]
-async fn reference_operations_conform() {
-    let spec: Value = serde_json::from_str(SPEC).unwrap();
-    let components = &spec["components"]["schemas"];
-    let server = Server::start().await;
-    let f = fixtures(&server).await;
+/// One reference operation, ready to call.
+pub struct Planned {
+    pub phase: u8,
+    pub method: String,
+    pub path: String,
+    pub url: String,
+    /// Authentication (and any other) headers.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub op: Value,
+}
 
+pub fn bearer(token: &str) -> Vec<(String, String)> {
+    vec![("Authorization".into(), format!("Bearer {token}"))]
+}
+
+/// The reference operations whose paths `in_scope` accepts, planned by `plan` (phase, URL,
+/// headers, body).
+pub fn operations(
+    spec: &Value,
+    in_scope: impl Fn(&str) -> bool,
+    mut plan: impl FnMut(&str, &str, &Value) -> Planned,
+) -> Vec<Planned> {
     let mut operations = Vec::new();
     for (path, ops) in spec["paths"].as_object().unwrap() {
         if !in_scope(path) {
             continue;
         }
         for (method, op) in ops.as_object().unwrap() {
-            let method = method.to_uppercase();
-            let (phase, body) = plan(&method, path, &f);
-            operations.push((phase, method, path.clone(), op.clone(), body));
+            operations.push(plan(&method.to_uppercase(), path, op));
         }
     }
-    operations.sort_by(|a, b| (a.0, &a.2, &a.1).cmp(&(b.0, &b.2, &b.1)));
+    operations.sort_by(|a, b| (a.phase, &a.path, &a.method).cmp(&(b.phase, &b.path, &b.method)));
+    operations
+}
 
+/// Calls every operation in phase order and checks each success against the reference
+/// schema; prints `N of M operations conform` and fails on any non-conforming operation
+/// not in `not_yet` (and on any in `not_yet` that conforms now).
+pub async fn walk(server: &Server, spec: &Value, operations: &[Planned], not_yet: &[&str]) {
+    let components = &spec["components"]["schemas"];
     let mut failures = Vec::new();
-    for (_, method, path, op, body) in &operations {
-        let key = format!("{method} {path}");
-        let url = f.url(method, path);
-        let result = if path.ends_with("/stream") {
-            stream_opens(&server, &url).await
+    for planned in operations {
+        let key = format!("{} {}", planned.method, planned.path);
+        let result = if planned.path.ends_with("/stream") {
+            stream_opens(server, &planned.url, &planned.headers).await
         } else {
-            let body = body.as_ref().map(Value::to_string);
+            let headers: Vec<(&str, &str)> = planned
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let reply = server
-                .call(
-                    Method::from_bytes(method.as_bytes()).unwrap(),
-                    &url,
-                    Some(ADMIN_TOKEN),
-                    body.as_deref(),
+                .raw(
+                    Method::from_bytes(planned.method.as_bytes()).unwrap(),
+                    &planned.url,
+                    None,
+                    planned.body.as_deref(),
+                    &headers,
                 )
-                .await;
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
             let status = reply.status.as_u16();
-            match op["responses"].get(status.to_string()) {
+            match planned.op["responses"].get(status.to_string()) {
                 _ if !(200..300).contains(&status) => Err(format!(
                     "{status} {}",
                     reply.text.chars().take(200).collect::<String>()
@@ -347,12 +376,12 @@ async fn reference_operations_conform() {
     println!("{} of {} operations conform", total - failures.len(), total);
     let unexpected: Vec<_> = failures
         .iter()
-        .filter(|(k, _)| !NOT_YET.contains(&k.as_str()))
+        .filter(|(k, _)| !not_yet.contains(&k.as_str()))
         .collect();
     for (key, why) in &failures {
         println!("  not conforming: {key}: {why}");
     }
-    let fixed: Vec<_> = NOT_YET
+    let fixed: Vec<_> = not_yet
         .iter()
         .filter(|k| !failures.iter().any(|(f, _)| f == *k))
         .collect();
@@ -364,6 +393,26 @@ async fn reference_operations_conform() {
         fixed.is_empty(),
         "these conform now; remove them from NOT_YET: {fixed:?}"
     );
+}
+
+#[actix_web::test]
+async fn reference_operations_conform() {
+    let spec: Value = serde_json::from_str(SPEC).unwrap();
+    let server = Server::start().await;
+    let f = fixtures(&server).await;
+    let operations = operations(&spec, in_scope, |method, path, op| {
+        let (phase, body) = plan(method, path, &f);
+        Planned {
+            phase,
+            method: method.to_string(),
+            path: path.to_string(),
+            url: f.url(method, path),
+            headers: bearer(ADMIN_TOKEN),
+            body: body.map(|b| b.to_string()),
+            op: op.clone(),
+        }
+    });
+    walk(&server, &spec, &operations, NOT_YET).await;
 }
 
 #[test]

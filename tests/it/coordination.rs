@@ -319,7 +319,10 @@ async fn a_nudge_made_while_the_gateway_is_away_arrives_when_it_links() {
         .db
         .client()
         .await
-        .query_one("SELECT status FROM gateway_commands", &[])
+        .query_one(
+            "SELECT status FROM gateway_commands WHERE method = 'sessions.send'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

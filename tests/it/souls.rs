@@ -12,7 +12,7 @@ const SITEMAP: &str = "<?xml version=\"1.0\"?><urlset>\
     <url><loc>{base}/souls/carol/writer</loc></url></urlset>";
 
 /// A directory serving a sitemap and one soul; returns its base URL.
-fn fake_directory() -> String {
+pub fn fake_directory() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let sitemap = SITEMAP.replace("{base}", &base);
