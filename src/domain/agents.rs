@@ -1,6 +1,6 @@
 //! Agents (domain.md §A6): admin CRUD, presence and heartbeats, and what the agents stream
-//! reads. Provisioning on a gateway is recorded as intent (`provision_requested_at`,
-//! `provision_action`, status) instead of dialing the gateway.
+//! reads. Every change a gateway must make (create, update, delete) is recorded as a gateway
+//! request in the same transaction (`provisioning`), besides the intent on the row.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};

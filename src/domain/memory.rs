@@ -13,6 +13,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::access::Caller;
 use super::accounts::Principal;
 use super::activity;
 use super::boards::Board;
@@ -205,6 +206,17 @@ pub struct Author {
 }
 
 impl Author {
+    /// Who posts: a user (see [`Author::user`]) or an agent, under its name.
+    pub fn of(caller: &Caller) -> Author {
+        match caller {
+            Caller::User(principal) => Author::user(principal),
+            Caller::Agent(agent) => Author {
+                organization_id: agent.organization_id,
+                name: agent.agent.name.clone(),
+            },
+        }
+    }
+
     /// A user: their preferred name, else their name, else "User".
     pub fn user(principal: &Principal) -> Author {
         let user = &principal.user;

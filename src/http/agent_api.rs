@@ -9,14 +9,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::feeds::{board_topic, Poke};
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
 use crate::domain::access::{self, Caller};
 use crate::domain::agents::{self, Agent, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
 use crate::domain::boards::Board;
-use crate::domain::memory::{self, BoardMemory, MemoryCreate, MemoryFilter};
+use crate::domain::memory::{BoardMemory, MemoryCreate, MemoryFilter};
 use crate::domain::onboarding::{self, Onboarding};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::tags::{self, TagRef};
@@ -374,11 +373,8 @@ pub async fn agent_memory(
     filter: web::Query<MemoryFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<BoardMemory>>> {
-    let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = access::board_for_agent(&*conn, &me, path.into_inner()).await?;
-    Ok(web::Json(
-        memory::list(&*conn, board.id, *filter, page).await?,
-    ))
+    let caller = Caller::Agent(me);
+    crate::http::memory::board_memory(&state, &caller, path.into_inner(), *filter, page).await
 }
 
 /// Adds board memory as the agent (chat entries without a source are signed with its name).
@@ -392,19 +388,8 @@ pub async fn agent_add_memory(
     path: web::Path<Uuid>,
     Json(input): Json<MemoryCreate>,
 ) -> ApiResult<web::Json<BoardMemory>> {
-    let board_id = path.into_inner();
-    let author = memory::Author {
-        organization_id: me.organization_id,
-        name: me.agent.name.clone(),
-    };
-    let entry = in_transaction!(state, |tx| async {
-        access::board_for_agent(&tx, &me, board_id).await?;
-        memory::create(&tx, &author, board_id, input).await
-    });
-    state.feeds.do_send(Poke {
-        topic: board_topic(board_id),
-    });
-    Ok(web::Json(entry))
+    crate::http::memory::post_board_memory(&state, &Caller::Agent(me), path.into_inner(), input)
+        .await
 }
 
 /// The onboarding agent's question or completed draft (gateway-main agent of the board).

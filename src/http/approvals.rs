@@ -29,21 +29,13 @@ use crate::state::AppState;
 #[get("/api/v1/boards/{board_id}/approvals/stream")]
 pub async fn stream_approvals(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<SinceQuery>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let feed = BoardFeed::Approvals;
-    sse::board_feed(
-        &state,
-        &principal,
-        path.into_inner(),
-        feed,
-        &query,
-        &request,
-    )
-    .await
+    sse::board_feed(&state, &caller, path.into_inner(), feed, &query, &request).await
 }
 
 /// The board's approvals, newest first.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::actors::feeds::{board_topic, group_topic, Poke};
 use crate::auth::admin::Admin;
-use crate::domain::access::{self, Access};
+use crate::domain::access::{Access, Caller};
 use crate::domain::board_groups;
 use crate::domain::memory::{
     self, BoardGroupMemory, BoardMemory, MemoryCreate, MemoryFilter, MemoryKind,
@@ -65,7 +65,7 @@ async fn memory_stream<K: MemoryKind + 'static>(
 #[get("/api/v1/boards/{board_id}/memory/stream")]
 pub async fn stream_board_memory(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     filter: web::Query<MemoryFilter>,
     since: web::Query<SinceQuery>,
@@ -74,7 +74,7 @@ pub async fn stream_board_memory(
     let board_id = path.into_inner();
     {
         let conn = state.db.get().await.map_err(DomainError::from)?;
-        access::board_for_user(&*conn, &principal, board_id, Access::Read).await?;
+        caller.board(&*conn, board_id, Access::Read).await?;
     }
     memory_stream::<BoardMemory>(
         &state,
@@ -97,15 +97,26 @@ pub async fn stream_board_memory(
 #[get("/api/v1/boards/{board_id}/memory")]
 pub async fn list_board_memory(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     filter: web::Query<MemoryFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<BoardMemory>>> {
+    board_memory(&state, &caller, path.into_inner(), *filter, page).await
+}
+
+/// The board's memory as `caller` may read it (also `/agent/boards/{board_id}/memory`).
+pub async fn board_memory(
+    state: &AppState,
+    caller: &Caller,
+    board_id: Uuid,
+    filter: MemoryFilter,
+    page: PageParams,
+) -> ApiResult<web::Json<Page<BoardMemory>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    let board = caller.board(&*conn, board_id, Access::Read).await?;
     Ok(web::Json(
-        memory::list(&*conn, board.id, *filter, page).await?,
+        memory::list(&*conn, board.id, filter, page).await?,
     ))
 }
 
@@ -121,14 +132,23 @@ pub async fn list_board_memory(
 #[post("/api/v1/boards/{board_id}/memory")]
 pub async fn create_board_memory(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     Json(input): Json<MemoryCreate>,
 ) -> ApiResult<web::Json<BoardMemory>> {
-    let board_id = path.into_inner();
+    post_board_memory(&state, &caller, path.into_inner(), input).await
+}
+
+/// Posts to the board's memory as `caller` (also `/agent/boards/{board_id}/memory`).
+pub async fn post_board_memory(
+    state: &AppState,
+    caller: &Caller,
+    board_id: Uuid,
+    input: MemoryCreate,
+) -> ApiResult<web::Json<BoardMemory>> {
     let entry = in_transaction!(state, |tx| async {
-        access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
-        memory::create(&tx, &memory::Author::user(&principal), board_id, input).await
+        caller.board(&tx, board_id, Access::Write).await?;
+        memory::create(&tx, &memory::Author::of(caller), board_id, input).await
     });
     state.feeds.do_send(Poke {
         topic: board_topic(board_id),
@@ -231,7 +251,7 @@ pub async fn create_group_memory(
 #[get("/api/v1/boards/{board_id}/group-memory/stream")]
 pub async fn stream_board_group_memory(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     filter: web::Query<MemoryFilter>,
     since: web::Query<SinceQuery>,
@@ -239,7 +259,9 @@ pub async fn stream_board_group_memory(
 ) -> ApiResult<HttpResponse> {
     let board = {
         let conn = state.db.get().await.map_err(DomainError::from)?;
-        access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?
+        caller
+            .board(&*conn, path.into_inner(), Access::Read)
+            .await?
     };
     match board.board_group_id {
         Some(group_id) => {
@@ -275,13 +297,15 @@ pub async fn stream_board_group_memory(
 #[get("/api/v1/boards/{board_id}/group-memory")]
 pub async fn list_board_group_memory(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     filter: web::Query<MemoryFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<BoardGroupMemory>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = access::board_for_user(&*conn, &principal, path.into_inner(), Access::Read).await?;
+    let board = caller
+        .board(&*conn, path.into_inner(), Access::Read)
+        .await?;
     Ok(web::Json(match board.board_group_id {
         Some(group_id) => memory::list(&*conn, group_id, *filter, page).await?,
         None => page.page(Vec::new(), 0),
@@ -300,15 +324,15 @@ pub async fn list_board_group_memory(
 #[post("/api/v1/boards/{board_id}/group-memory")]
 pub async fn create_board_group_memory(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     Json(input): Json<MemoryCreate>,
 ) -> ApiResult<web::Json<BoardGroupMemory>> {
     let board_id = path.into_inner();
     let entry: BoardGroupMemory = in_transaction!(state, |tx| async {
-        let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
+        let board = caller.board(&tx, board_id, Access::Write).await?;
         let group_id = memory::posting_group(&board)?;
-        memory::create(&tx, &memory::Author::user(&principal), group_id, input).await
+        memory::create(&tx, &memory::Author::of(&caller), group_id, input).await
     });
     state.feeds.do_send(Poke {
         topic: group_topic(entry.board_group_id),

@@ -21,7 +21,7 @@ mod h5_chat;
 mod h5_users;
 mod health;
 pub mod json;
-mod memory;
+pub(crate) mod memory;
 mod metrics;
 mod onboarding;
 mod organizations;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::admin::Admin;
+use crate::domain::access::Caller;
 use crate::domain::souls::{self, SoulMarkdown, SoulSearch, Upstream};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -37,7 +37,7 @@ impl From<Upstream> for ApiError {
 #[get("/api/v1/souls-directory/search")]
 pub async fn search(
     state: Data<AppState>,
-    _admin: Admin,
+    _caller: Caller,
     query: Query<SearchQuery>,
 ) -> ApiResult<web::Json<SoulSearch>> {
     let limit = query.limit.unwrap_or(20);
@@ -96,7 +96,7 @@ async fn markdown(
 #[get("/api/v1/souls-directory/{handle}/{slug}.md")]
 pub async fn get_soul_md(
     state: Data<AppState>,
-    _admin: Admin,
+    _caller: Caller,
     path: web::Path<(String, String)>,
 ) -> ApiResult<web::Json<SoulMarkdown>> {
     markdown(&state, &path.0, &path.1).await
@@ -112,7 +112,7 @@ pub async fn get_soul_md(
 #[get("/api/v1/souls-directory/{handle}/{slug}")]
 pub async fn get_soul(
     state: Data<AppState>,
-    _admin: Admin,
+    _caller: Caller,
     path: web::Path<(String, String)>,
 ) -> ApiResult<web::Json<SoulMarkdown>> {
     markdown(&state, &path.0, &path.1).await

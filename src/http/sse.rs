@@ -17,8 +17,7 @@ use uuid::Uuid;
 
 use crate::actors::feeds::{board_topic, FeedHub, Listen, Unlisten};
 use crate::db::PgPool;
-use crate::domain::access::{self, Access};
-use crate::domain::accounts::Principal;
+use crate::domain::access::{Access, Caller};
 use crate::domain::feeds::{self, BoardFeed};
 use crate::domain::{DomainError, DomainResult};
 use crate::error::ApiResult;
@@ -151,7 +150,7 @@ pub fn respond<C: Clone + 'static>(
 /// `Last-Event-ID`, else starts at `since`, else now.
 pub async fn board_feed(
     state: &AppState,
-    principal: &Principal,
+    caller: &Caller,
     board_id: Uuid,
     feed: BoardFeed,
     since: &SinceQuery,
@@ -159,7 +158,7 @@ pub async fn board_feed(
 ) -> ApiResult<HttpResponse> {
     let cursor = {
         let conn = state.db.get().await.map_err(DomainError::from)?;
-        access::board_for_user(&*conn, principal, board_id, Access::Read).await?;
+        caller.board(&*conn, board_id, Access::Read).await?;
         let resume = last_event_id(request.headers());
         feeds::start(&*conn, board_id, feed, resume, since.time()).await?
     };

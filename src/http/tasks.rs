@@ -33,21 +33,13 @@ use crate::state::AppState;
 #[get("/api/v1/boards/{board_id}/tasks/stream")]
 pub async fn stream_tasks(
     state: Data<AppState>,
-    Admin(principal): Admin,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<SinceQuery>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let feed = BoardFeed::Tasks;
-    sse::board_feed(
-        &state,
-        &principal,
-        path.into_inner(),
-        feed,
-        &query,
-        &request,
-    )
-    .await
+    sse::board_feed(&state, &caller, path.into_inner(), feed, &query, &request).await
 }
 
 /// The board's tasks, newest first.

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::fixtures::{agent, as_agent, make_lead, new_board, send, switch_to_new_org};
-use crate::harness::{Reply, Server, ADMIN_TOKEN};
+use crate::harness::{Reply, Server, SseClient, ADMIN_TOKEN};
 
 fn ok(reply: Reply) -> Value {
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -608,6 +608,111 @@ async fn the_shared_board_routes_take_agent_tokens_too() {
     assert_eq!(server.admin_get(&tasks).await.status, 200);
     assert_eq!(
         server.call(Method::GET, &tasks, None, None).await.status,
+        401
+    );
+}
+
+#[actix_web::test]
+async fn board_memory_and_streams_take_agent_tokens() {
+    let server = Server::start().await;
+    let group = ok(send(
+        &server,
+        Method::POST,
+        "/api/v1/board-groups",
+        json!({"name": "Ops", "slug": "ops"}),
+    )
+    .await);
+    let board = new_board(&server, json!({"board_group_id": group["id"]})).await;
+    let other = new_board(&server, json!({})).await;
+    let (_, token) = agent(&server, &board, "Scribe").await;
+    let base = format!("/api/v1/boards/{}", board["id"].as_str().unwrap());
+    let header = [("X-Agent-Token", token.as_str())];
+
+    let mut memory = SseClient::open_with(&server, &format!("{base}/memory/stream"), &header).await;
+    let mut tasks = SseClient::open_with(&server, &format!("{base}/tasks/stream"), &header).await;
+    let _approvals =
+        SseClient::open_with(&server, &format!("{base}/approvals/stream"), &header).await;
+    let mut group_memory =
+        SseClient::open_with(&server, &format!("{base}/group-memory/stream"), &header).await;
+
+    let posted = ok(as_agent(
+        &server,
+        &token,
+        Method::POST,
+        &format!("{base}/memory"),
+        Some(json!({"content": "deploy at 5", "tags": ["chat"]})),
+    )
+    .await);
+    assert_eq!(posted["source"], "Scribe", "chat is authored by the agent");
+    let (event, _, data) = memory.event().await;
+    assert_eq!(
+        (event.as_str(), &data["memory"]["id"]),
+        ("memory", &posted["id"])
+    );
+    let shared = ok(as_agent(
+        &server,
+        &token,
+        Method::POST,
+        &format!("{base}/group-memory"),
+        Some(json!({"content": "freeze on friday"})),
+    )
+    .await);
+    assert_eq!(group_memory.event().await.2["memory"]["id"], shared["id"]);
+    assert_eq!(
+        ok(as_agent(
+            &server,
+            &token,
+            Method::GET,
+            &format!("{base}/group-memory"),
+            None
+        )
+        .await)["total"],
+        1
+    );
+    assert_eq!(
+        ok(as_agent(
+            &server,
+            &token,
+            Method::GET,
+            &format!("{base}/memory"),
+            None
+        )
+        .await)["total"],
+        1
+    );
+    crate::fixtures::create_task(&server, &board, json!({"title": "watched"})).await;
+    assert_eq!(tasks.event().await.0, "task");
+
+    // Another board stays closed to it, and a bad token opens nothing.
+    let foreign = format!("/api/v1/boards/{}/memory", other["id"].as_str().unwrap());
+    assert_eq!(
+        as_agent(&server, &token, Method::GET, &foreign, None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        as_agent(
+            &server,
+            &token,
+            Method::GET,
+            &format!("{foreign}/stream"),
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        as_agent(
+            &server,
+            "mca_bad.token",
+            Method::GET,
+            &format!("{base}/memory"),
+            None
+        )
+        .await
+        .status,
         401
     );
 }

@@ -42,15 +42,33 @@ fn in_scope(path: &str) -> bool {
         || (GROUPS.iter().any(|g| path.starts_with(g)) && !LATER.iter().any(|l| path.contains(l)))
 }
 
+/// Fixture ids by path parameter name.
+pub struct Ids(pub HashMap<&'static str, String>);
+
+impl Ids {
+    pub fn id(&self, name: &str) -> &str {
+        self.0
+            .get(name)
+            .unwrap_or_else(|| panic!("no fixture for {name}"))
+    }
+
+    pub fn fill(&self, path: &str) -> String {
+        let mut out = path.to_string();
+        for (name, value) in &self.0 {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        assert!(!out.contains('{'), "unfilled path parameter in {out}");
+        out
+    }
+}
+
 struct Fixtures {
-    ids: HashMap<&'static str, String>,
+    ids: Ids,
 }
 
 impl Fixtures {
     fn id(&self, name: &str) -> &str {
-        self.ids
-            .get(name)
-            .unwrap_or_else(|| panic!("no fixture for {name}"))
+        self.ids.id(name)
     }
 
     /// The concrete URL of an operation. Deleting the gateway that the fixture board (and
@@ -59,16 +77,7 @@ impl Fixtures {
         if (method, path) == ("DELETE", "/api/v1/gateways/{gateway_id}") {
             return format!("/api/v1/gateways/{}", self.id("spare_gateway_id"));
         }
-        self.fill(path)
-    }
-
-    fn fill(&self, path: &str) -> String {
-        let mut out = path.to_string();
-        for (name, value) in &self.ids {
-            out = out.replace(&format!("{{{name}}}"), value);
-        }
-        assert!(!out.contains('{'), "unfilled path parameter in {out}");
-        out
+        self.ids.fill(path)
     }
 }
 
@@ -132,7 +141,7 @@ async fn fixtures(server: &Server) -> Fixtures {
         ("invite_id", invite.to_string()),
         ("accept_token", accept_token),
     ]);
-    Fixtures { ids }
+    Fixtures { ids: Ids(ids) }
 }
 
 /// A valid body for each operation that takes one, and the phase it runs in:
@@ -308,12 +317,14 @@ pub fn bearer(token: &str) -> Vec<(String, String)> {
     vec![("Authorization".into(), format!("Bearer {token}"))]
 }
 
-/// The reference operations whose paths `in_scope` accepts, planned by `plan` (phase, URL,
-/// headers, body).
+/// How to call one operation: its phase, URL, headers and body.
+pub type Plan = (u8, String, Vec<(String, String)>, Option<String>);
+
+/// The reference operations whose paths `in_scope` accepts, planned by `plan`.
 pub fn operations(
     spec: &Value,
     in_scope: impl Fn(&str) -> bool,
-    mut plan: impl FnMut(&str, &str, &Value) -> Planned,
+    plan: impl Fn(&str, &str) -> Plan,
 ) -> Vec<Planned> {
     let mut operations = Vec::new();
     for (path, ops) in spec["paths"].as_object().unwrap() {
@@ -321,7 +332,17 @@ pub fn operations(
             continue;
         }
         for (method, op) in ops.as_object().unwrap() {
-            operations.push(plan(&method.to_uppercase(), path, op));
+            let method = method.to_uppercase();
+            let (phase, url, headers, body) = plan(&method, path);
+            operations.push(Planned {
+                phase,
+                method,
+                path: path.clone(),
+                url,
+                headers,
+                body,
+                op: op.clone(),
+            });
         }
     }
     operations.sort_by(|a, b| (a.phase, &a.path, &a.method).cmp(&(b.phase, &b.path, &b.method)));
@@ -400,17 +421,10 @@ async fn reference_operations_conform() {
     let spec: Value = serde_json::from_str(SPEC).unwrap();
     let server = Server::start().await;
     let f = fixtures(&server).await;
-    let operations = operations(&spec, in_scope, |method, path, op| {
+    let operations = operations(&spec, in_scope, |method, path| {
         let (phase, body) = plan(method, path, &f);
-        Planned {
-            phase,
-            method: method.to_string(),
-            path: path.to_string(),
-            url: f.url(method, path),
-            headers: bearer(ADMIN_TOKEN),
-            body: body.map(|b| b.to_string()),
-            op: op.clone(),
-        }
+        let body = body.map(|b| b.to_string());
+        (phase, f.url(method, path), bearer(ADMIN_TOKEN), body)
     });
     walk(&server, &spec, &operations, NOT_YET).await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use awc::http::Method;
 use serde_json::{json, Value};
 
-use crate::conformance::{bearer, operations, walk, Planned, SPEC};
+use crate::conformance::{bearer, operations, walk, Ids, SPEC};
 use crate::fixtures::sign;
 use crate::harness::{Server, WsClient, WsEvent, ADMIN_TOKEN};
 use crate::souls::fake_directory;
@@ -37,7 +37,7 @@ const WEBHOOK_BODY: &str = r#"{"event": "push", "ref": "main"}"#;
 const CAPABILITY: &str = "code-review";
 
 struct Fixtures {
-    ids: HashMap<&'static str, String>,
+    ids: Ids,
     lead_token: String,
     main_token: String,
     webhook_secret: String,
@@ -45,18 +45,7 @@ struct Fixtures {
 
 impl Fixtures {
     fn id(&self, name: &str) -> &str {
-        self.ids
-            .get(name)
-            .unwrap_or_else(|| panic!("no fixture for {name}"))
-    }
-
-    fn fill(&self, path: &str) -> String {
-        let mut out = path.to_string();
-        for (name, value) in &self.ids {
-            out = out.replace(&format!("{{{name}}}"), value);
-        }
-        assert!(!out.contains('{'), "unfilled path parameter in {out}");
-        out
+        self.ids.id(name)
     }
 
     /// Operations that must not touch the shared fixtures get their own targets.
@@ -83,7 +72,7 @@ impl Fixtures {
         } else {
             String::new()
         };
-        self.fill(&path) + &query
+        self.ids.fill(&path) + &query
     }
 
     /// Who calls: the board lead on `/agent/*`, the gateway-main agent where only it may,
@@ -288,7 +277,7 @@ async fn fixtures(server: &Server) -> Fixtures {
         ("slug", "helper".to_string()),
     ]);
     Fixtures {
-        ids,
+        ids: Ids(ids),
         lead_token,
         main_token,
         webhook_secret,
@@ -400,17 +389,9 @@ async fn agent_facing_operations_conform() {
         .start()
         .await;
     let f = fixtures(&server).await;
-    let operations = operations(&spec, in_scope, |method, path, op| {
+    let operations = operations(&spec, in_scope, |method, path| {
         let (phase, body) = plan(method, path, &f);
-        Planned {
-            phase,
-            method: method.to_string(),
-            path: path.to_string(),
-            url: f.url(method, path),
-            headers: f.headers(method, path),
-            body,
-            op: op.clone(),
-        }
+        (phase, f.url(method, path), f.headers(method, path), body)
     });
     walk(&server, &spec, &operations, NOT_YET).await;
 }

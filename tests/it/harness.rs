@@ -593,12 +593,20 @@ impl SseClient {
     /// Opens `path` with the admin token (and `Last-Event-ID` when given); panics unless
     /// the answer is a 200 event stream.
     pub async fn open(server: &Server, path: &str, last_event_id: Option<&str>) -> SseClient {
-        let client = awc::Client::builder().disable_timeout().finish();
-        let mut req = client
-            .get(format!("{}{}", server.base, path))
-            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")));
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        let mut headers = vec![("Authorization", bearer.as_str())];
         if let Some(id) = last_event_id {
-            req = req.insert_header(("Last-Event-ID", id));
+            headers.push(("Last-Event-ID", id));
+        }
+        SseClient::open_with(server, path, &headers).await
+    }
+
+    /// Opens `path` with these headers (an agent token, say).
+    pub async fn open_with(server: &Server, path: &str, headers: &[(&str, &str)]) -> SseClient {
+        let client = awc::Client::builder().disable_timeout().finish();
+        let mut req = client.get(format!("{}{}", server.base, path));
+        for header in headers {
+            req = req.insert_header(*header);
         }
         let response = req.send().await.expect("open the event stream");
         assert_eq!(response.status(), 200, "event stream {path}");
