@@ -44,6 +44,11 @@ CREATE INDEX gateway_command_attempts_command ON gateway_command_attempts (comma
 
 -- The token a gateway holds for an agent, minted when a provisioning request is sent to it,
 -- beside the one shown to whoever created or rotated the agent: each holder's rotation
--- replaces only its own.
-ALTER TABLE agents ADD COLUMN gateway_token_lookup text UNIQUE;
-ALTER TABLE agents ADD COLUMN gateway_token_hash bytea;
+-- replaces only its own. A table of its own, so minting one never locks the agent's row
+-- against the requests being recorded for it (nor counts as a change of the agent).
+CREATE TABLE agent_gateway_tokens (
+    agent_id   uuid PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,
+    lookup     text NOT NULL UNIQUE,
+    hash       bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);

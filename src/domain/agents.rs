@@ -1020,7 +1020,14 @@ pub async fn rotate_token(
     agent_id: Uuid,
     key: &str,
 ) -> DomainResult<String> {
-    mint_into(client, agent_id, key, "token_lookup", "token_hash").await
+    let minted = crate::auth::agent_tokens::mint(key);
+    client
+        .execute(
+            "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
+            &[&agent_id, &minted.lookup, &minted.hash],
+        )
+        .await?;
+    Ok(minted.token)
 }
 
 /// A new token for the agent's gateway (sent in a provisioning request); the token shown
@@ -1030,27 +1037,11 @@ pub async fn rotate_gateway_token(
     agent_id: Uuid,
     key: &str,
 ) -> DomainResult<String> {
-    mint_into(
-        client,
-        agent_id,
-        key,
-        "gateway_token_lookup",
-        "gateway_token_hash",
-    )
-    .await
-}
-
-async fn mint_into(
-    client: &impl GenericClient,
-    agent_id: Uuid,
-    key: &str,
-    lookup_column: &str,
-    hash_column: &str,
-) -> DomainResult<String> {
     let minted = crate::auth::agent_tokens::mint(key);
     client
         .execute(
-            &format!("UPDATE agents SET {lookup_column} = $2, {hash_column} = $3 WHERE id = $1"),
+            "INSERT INTO agent_gateway_tokens (agent_id, lookup, hash) VALUES ($1, $2, $3)
+             ON CONFLICT (agent_id) DO UPDATE SET lookup = $2, hash = $3, created_at = now()",
             &[&agent_id, &minted.lookup, &minted.hash],
         )
         .await?;
@@ -1122,9 +1113,11 @@ pub async fn authenticate(
     let Some(row) = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS}, a.organization_id,
-                        CASE WHEN a.token_lookup = $1 THEN a.token_hash ELSE a.gateway_token_hash END
-                   FROM agents a WHERE a.token_lookup = $1 OR a.gateway_token_lookup = $1"
+                "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash
+                   FROM agents a WHERE a.token_lookup = $1
+                 UNION ALL
+                 SELECT {AGENT_COLUMNS}, a.organization_id, g.hash
+                   FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1"
             ),
             &[&lookup],
         )

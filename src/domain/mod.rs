@@ -91,8 +91,8 @@ impl DomainError {
             DomainError::Conflict(d) => (409, d.clone()),
             DomainError::Unprocessable(d) => (422, d.clone()),
             DomainError::Unavailable(_) => (503, json!("Database unavailable")),
-            DomainError::Database(e) => {
-                tracing::error!(error = %e, "database error");
+            DomainError::Database(_) => {
+                tracing::error!(error = %self, "database error");
                 (500, json!("Internal Server Error"))
             }
         }
@@ -108,7 +108,11 @@ impl fmt::Display for DomainError {
             DomainError::Forbidden(d) => write!(f, "forbidden: {d}"),
             DomainError::Conflict(d) => write!(f, "conflict: {d}"),
             DomainError::Unprocessable(d) => write!(f, "unprocessable: {d}"),
-            DomainError::Database(e) => write!(f, "database: {e}"),
+            DomainError::Database(e) => match e.as_db_error() {
+                // The server's own message and code; "db error" alone says nothing.
+                Some(db) => write!(f, "database: {} ({})", db.message(), db.code().code()),
+                None => write!(f, "database: {e}"),
+            },
             DomainError::Unavailable(e) => write!(f, "database unavailable: {e}"),
         }
     }

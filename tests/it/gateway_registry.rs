@@ -64,7 +64,7 @@ async fn register_heartbeat_link_and_deregister() {
     let mut ws = link(&server, &gateway, &relay_token).await;
     ws.send(json!({"type": "heartbeat", "id": "hb-1"})).await;
     assert_eq!(
-        ws.expect_json().await,
+        ws.expect_answer().await,
         json!({"type": "heartbeat_ack", "id": "hb-1"})
     );
     let connections = server
@@ -216,12 +216,12 @@ async fn bad_frames_after_auth_get_errors_and_the_link_stays_up() {
     let (gateway, relay_token) = registered(&server, "Office").await;
     let mut ws = link(&server, &gateway, &relay_token).await;
     ws.send_text("not json").await;
-    assert_eq!(ws.expect_json().await["payload"]["code"], "INVALID_JSON");
+    assert_eq!(ws.expect_answer().await["payload"]["code"], "INVALID_JSON");
     ws.send(json!({"type": "teleport"})).await;
-    assert_eq!(ws.expect_json().await["payload"]["code"], "UNKNOWN_TYPE");
+    assert_eq!(ws.expect_answer().await["payload"]["code"], "UNKNOWN_TYPE");
     ws.send(json!({"type": "heartbeat", "id": 7})).await;
     assert_eq!(
-        ws.expect_json().await,
+        ws.expect_answer().await,
         json!({"type": "heartbeat_ack", "id": 7})
     );
 }
@@ -238,7 +238,7 @@ async fn a_second_link_replaces_the_first() {
         (Some(4000), "replaced by a newer connection")
     );
     second.send(json!({"type": "heartbeat", "id": 2})).await;
-    assert_eq!(second.expect_json().await["type"], "heartbeat_ack");
+    assert_eq!(second.expect_answer().await["type"], "heartbeat_ack");
 }
 
 #[actix_web::test]

@@ -333,12 +333,15 @@ async fn bad_answers_get_errors_and_foreign_answers_are_ignored() {
 
     ws.send(json!({"type": "rpc.result", "payload": {"ok": true}}))
         .await;
-    let error = ws.expect_json().await;
+    let error = ws.expect_answer().await;
     assert_eq!(error["type"], "error");
     assert_eq!(error["payload"]["code"], "MISSING_FIELDS");
     ws.send(json!({"type": "rpc.result", "id": main["id"], "payload": {"result": 1}}))
         .await;
-    assert_eq!(ws.expect_json().await["payload"]["code"], "MISSING_FIELDS");
+    assert_eq!(
+        ws.expect_answer().await["payload"]["code"],
+        "MISSING_FIELDS"
+    );
 
     // Another gateway cannot answer this gateway's request.
     let other = create_gateway(&server, "Branch").await;

@@ -342,6 +342,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what its server logged as errors.
+        if std::thread::panicking() {
+            for line in self.log().lines().filter(|l| l.contains("ERROR")) {
+                eprintln!("server {}: {line}", self.port);
+            }
+        }
     }
 }
 
@@ -551,6 +557,17 @@ impl WsClient {
         match self.next(Duration::from_secs(5)).await {
             WsEvent::Json(v) => v,
             other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
+    /// On a gateway link: the next JSON frame that is not a request from the server
+    /// (`rpc.request`, e.g. provisioning the gateway's main agent, may come at any time).
+    pub async fn expect_answer(&mut self) -> Value {
+        loop {
+            let frame = self.expect_json().await;
+            if frame["type"] != "rpc.request" {
+                return frame;
+            }
         }
     }
 
