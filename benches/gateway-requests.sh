@@ -41,6 +41,11 @@ lead_token=$(echo "$lead" | json_field agent_token)
 worker_id=$(curl -fsS "${auth[@]}" -d "{\"name\":\"Worker\",\"board_id\":\"$board\"}" "$first/api/v1/agents" | json_field id)
 psql "${MC_PG_ADMIN_URL%/*}/$db" -qc "UPDATE agents SET is_board_lead = true WHERE id = '$lead_id'"
 
+# Both calls must work before they are loaded.
+curl -fsS -H "Authorization: Bearer $TOKEN" "$first/api/v1/gateways/sessions?board_id=$board" >/dev/null
+nudge="$first/api/v1/agent/boards/$board/agents/$worker_id/nudge"
+curl -sS -H "X-Agent-Token: $lead_token" -H 'Content-Type: application/json' -d '{"message":"status?"}' "$nudge"; echo
+
 echo "== GET /api/v1/gateways/sessions ($INSTANCES instance(s), $CONNS connections, $DURATION)"
 wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" \
   "$first/api/v1/gateways/sessions?board_id=$board" | grep -E "Requests/sec|Non-2xx|50%|99%|Socket errors"
