@@ -119,7 +119,7 @@ pub fn check_segment(name: &str, value: &str) -> Result<(), DomainError> {
 
 /// GETs `url` and returns its body as text; any failure is an `Upstream` error.
 pub async fn fetch_text(url: &str) -> Result<String, Upstream> {
-    let client = awc::Client::builder().timeout(UPSTREAM_TIMEOUT).finish();
+    let client = crate::outbound::client(UPSTREAM_TIMEOUT);
     let mut response = client
         .get(url)
         .insert_header(("User-Agent", "mission-control/1.0"))

@@ -3,7 +3,7 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
-use crate::harness::{free_port, Server};
+use crate::harness::{free_port, Server, TempDir};
 
 const SITEMAP: &str = "<?xml version=\"1.0\"?><urlset>\
     <url><loc>{base}/souls/ann/helper</loc></url>\
@@ -13,8 +13,20 @@ const SITEMAP: &str = "<?xml version=\"1.0\"?><urlset>\
 
 /// A directory serving a sitemap and one soul; returns its base URL.
 pub fn fake_directory() -> String {
+    directory("http", "127.0.0.1", None)
+}
+
+/// The same directory over HTTPS at `https://localhost:…`, with `tls`'s certificate.
+fn https_directory(tls: &SelfSigned) -> String {
+    directory("https", "localhost", Some(tls.server_config()))
+}
+
+fn directory(scheme: &str, host: &str, tls: Option<rustls::ServerConfig>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let base = format!(
+        "{scheme}://{host}:{}",
+        listener.local_addr().unwrap().port()
+    );
     let sitemap = SITEMAP.replace("{base}", &base);
     let server = HttpServer::new(move || {
         let sitemap = sitemap.clone();
@@ -39,12 +51,70 @@ pub fn fake_directory() -> String {
                 }),
             )
     })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
+    .workers(1);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config),
+        None => server.listen(listener),
+    };
+    actix_web::rt::spawn(server.unwrap().run());
     base
+}
+
+/// A self-signed certificate for localhost, made with the openssl tool.
+struct SelfSigned {
+    dir: TempDir,
+}
+
+impl SelfSigned {
+    fn new() -> SelfSigned {
+        let dir = TempDir::new();
+        let out = std::process::Command::new("openssl")
+            .current_dir(&dir.path)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "{out:?}");
+        SelfSigned { dir }
+    }
+
+    fn cert_file(&self) -> String {
+        self.dir.path.join("cert.pem").display().to_string()
+    }
+
+    fn server_config(&self) -> rustls::ServerConfig {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(self.dir.path.join("cert.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.dir.path.join("key.pem")).unwrap();
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap()
+    }
 }
 
 #[actix_web::test]
@@ -139,4 +209,46 @@ async fn an_unreachable_directory_answers_502() {
             reply.text
         );
     }
+}
+
+#[actix_web::test]
+async fn the_directory_is_read_over_https_when_its_certificate_is_trusted() {
+    let tls = SelfSigned::new();
+    let base = https_directory(&tls);
+    let trusting = Server::builder()
+        .env("SOULS_DIRECTORY_URL", &base)
+        .env("SSL_CERT_FILE", tls.cert_file())
+        .start()
+        .await;
+    let soul = trusting
+        .admin_get("/api/v1/souls-directory/ann/helper")
+        .await;
+    assert_eq!(soul.status, 200, "{}", soul.text);
+    assert_eq!(soul.json["content"], "# Helper\nKind.");
+    let found = trusting
+        .admin_get("/api/v1/souls-directory/search?q=carol")
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(
+        found.json["items"][0]["page_url"],
+        format!("{base}/souls/carol/writer")
+    );
+
+    // The system's roots do not vouch for a self-signed certificate.
+    let doubting = Server::builder()
+        .env("SOULS_DIRECTORY_URL", &base)
+        .start()
+        .await;
+    let refused = doubting
+        .admin_get("/api/v1/souls-directory/ann/helper")
+        .await;
+    assert_eq!(refused.status, 502, "{}", refused.text);
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{}",
+        refused.text
+    );
 }
