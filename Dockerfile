@@ -43,10 +43,11 @@ RUN rm -rf target/release/.fingerprint/mission-control-* \
 # ---------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
-# ca-certificates: TLS to external services (embedding providers, object
-# storage). curl: only for the HEALTHCHECK below.
+# ca-certificates: the roots outbound HTTPS is verified against (souls directory,
+# pack repositories). git: skill pack syncs clone with it. curl: only for the
+# HEALTHCHECK below.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl git \
  && rm -rf /var/lib/apt/lists/*
 
 # Fixed uid/gid so volume ownership and Kubernetes runAsUser stay predictable.

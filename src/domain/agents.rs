@@ -103,6 +103,21 @@ impl Agent {
 pub fn gateway_main_session_key(gateway_id: Uuid) -> String {
     format!("agent:mc-gateway-{gateway_id}:main")
 }
+/// The gateway's main agent (the one without a board), if its row exists: id and name.
+pub async fn gateway_main(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+) -> DomainResult<Option<(Uuid, String)>> {
+    Ok(client
+        .query_opt(
+            "SELECT id, name FROM agents WHERE gateway_id = $1 AND board_id IS NULL \
+             ORDER BY created_at, id LIMIT 1",
+            &[&gateway_id],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
+}
+
 fn board_session_key(agent_id: Uuid, board_id: Uuid, is_lead: bool) -> String {
     if is_lead {
         format!("agent:lead-{board_id}:main")

@@ -436,14 +436,7 @@ pub async fn ask_user(
 ) -> DomainResult<(AskUserSent, Uuid)> {
     let content = non_empty("content", &input.content)?;
     let gateway = gateways::of_board(client, board).await?;
-    let main = client
-        .query_opt(
-            "SELECT id, name FROM agents WHERE gateway_id = $1 AND board_id IS NULL \
-             ORDER BY created_at, id LIMIT 1",
-            &[&gateway.id],
-        )
-        .await?
-        .map(|row| (row.get::<_, Uuid>(0), row.get::<_, String>(1)));
+    let main = agents::gateway_main(client, gateway.id).await?;
     let message = ask_user_text(board, &lead.agent.name, &input, &content, base_url);
     let context = correlated(
         json!({"kind": "ask_user", "deliver": true, "label": "Gateway Agent"}),

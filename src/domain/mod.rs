@@ -26,6 +26,7 @@ pub mod memory;
 pub mod metrics;
 pub mod onboarding;
 pub mod organizations;
+pub mod pack_discovery;
 pub mod pagination;
 pub mod provisioning;
 pub mod skills;

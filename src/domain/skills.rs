@@ -1,6 +1,6 @@
-//! Skills marketplace and skill packs of an organization (domain.md §A17). This server
-//! never dials out for them: an install or uninstall is recorded as requested, and a
-//! pack sync clones nothing (README, differences).
+//! Skills marketplace and skill packs of an organization (domain.md §A17). An install or
+//! uninstall is a request to the gateway's main agent over its relay link; a pack sync
+//! upserts what `pack_discovery` finds in the pack's repository.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,8 +13,10 @@ use uuid::Uuid;
 
 use super::access;
 use super::accounts::Principal;
-use super::gateways;
+use super::gateway_commands::{self, Target};
+use super::pack_discovery::{Candidate, Discovered};
 use super::validation::Invalid;
+use super::{agents, gateways};
 use super::{DomainError, DomainResult};
 
 /// The packs a new personal organization starts with (their skills are not synced).
@@ -348,9 +350,44 @@ pub async fn delete_skill(
     Ok(())
 }
 
-/// Records that the skill was asked to be installed on (or removed from) the gateway.
-/// The reference messages the gateway's main session and does not await the outcome
-/// either; this server keeps only the record.
+fn install_dir(workspace_root: &str) -> String {
+    let root = workspace_root.trim_end_matches(['/', '\\']);
+    if root.is_empty() {
+        "skills".to_string()
+    } else {
+        format!("{root}/skills")
+    }
+}
+
+/// The reference's instruction to the gateway agent, word for word.
+fn instruction(skill: &Skill, workspace_root: &str, installed: bool) -> String {
+    let (title, actions) = if installed {
+        (
+            "MISSION CONTROL SKILL INSTALL REQUEST",
+            "1. Ensure the install destination exists.\n\
+             2. Install or update the skill from the source URL into the destination.\n\
+             3. Verify the skill is discoverable by the runtime.\n\
+             4. Reply with success or failure details.",
+        )
+    } else {
+        (
+            "MISSION CONTROL SKILL UNINSTALL REQUEST",
+            "1. Remove the skill assets previously installed from this source URL.\n\
+             2. Ensure the skill is no longer discoverable by the runtime.\n\
+             3. Reply with success or failure details.",
+        )
+    };
+    format!(
+        "{title}\nSkill name: {}\nSkill source URL: {}\nInstall destination: {}\n\nActions:\n{actions}",
+        skill.name,
+        skill.source_url,
+        install_dir(workspace_root)
+    )
+}
+
+/// Asks the gateway's main agent to install (or remove) the skill, as a gateway request
+/// recorded with the installation row; the caller pokes the gateway once committed. Like
+/// the reference, the agent's outcome is not awaited.
 pub async fn set_installed(
     client: &impl GenericClient,
     principal: &Principal,
@@ -366,6 +403,27 @@ pub async fn set_installed(
         ));
     }
     let skill = find_skill(client, principal.organization.id, skill_id).await?;
+    let main_agent = agents::gateway_main(client, gateway.id)
+        .await?
+        .map(|(id, _)| id);
+    gateway_commands::send_to_session(
+        client,
+        Target {
+            organization_id: principal.organization.id,
+            gateway_id: gateway.id,
+            agent_id: main_agent,
+            board_id: None,
+        },
+        &agents::gateway_main_session_key(gateway.id),
+        &instruction(&skill, &gateway.workspace_root, installed),
+        json!({
+            "kind": if installed { "skill_install" } else { "skill_uninstall" },
+            "deliver": true,
+            "label": "Gateway Agent",
+            "skill_id": skill.id,
+        }),
+    )
+    .await?;
     if installed {
         client
             .execute(
@@ -669,25 +727,71 @@ pub async fn delete_pack(
     Ok(())
 }
 
-/// The reference clones the pack's repository and upserts its skills; this server does
-/// not reach the internet, so it answers the same shape with nothing synced and says why.
-pub async fn sync_pack(
+/// The pack a sync clones, after the admin check. The clone runs with no database
+/// connection held; `store_synced` then writes what it found.
+pub async fn pack_to_sync(
     client: &impl GenericClient,
     principal: &Principal,
     pack_id: Uuid,
-) -> DomainResult<PackSync> {
+) -> DomainResult<Pack> {
     access::require_org_admin(&principal.member)?;
-    let pack = find_pack(client, principal.organization.id, pack_id).await?;
+    find_pack(client, principal.organization.id, pack_id).await
+}
+
+/// Upserts the skills a sync found by source URL in one statement: new ones are created,
+/// changed ones updated, unchanged ones left alone.
+pub async fn store_synced(
+    client: &impl GenericClient,
+    pack: &Pack,
+    found: Discovered,
+) -> DomainResult<PackSync> {
+    let skills = &found.skills;
+    let ids: Vec<Uuid> = skills.iter().map(|_| Uuid::new_v4()).collect();
+    let column = |f: fn(&Candidate) -> Option<String>| skills.iter().map(f).collect::<Vec<_>>();
+    let names = column(|c| Some(c.name.clone()));
+    let descriptions = column(|c| c.description.clone());
+    let categories = column(|c| c.category.clone());
+    let risks = column(|c| c.risk.clone());
+    let sources = column(|c| c.source.clone());
+    let urls = column(|c| Some(c.source_url.clone()));
+    let metadata: Vec<Value> = skills.iter().map(|c| c.metadata.clone()).collect();
+    let rows = client
+        .query(
+            "INSERT INTO marketplace_skills AS s \
+                 (id, organization_id, name, description, category, risk, source, source_url, metadata) \
+             SELECT u.id, $1, u.name, u.description, u.category, u.risk, u.source, u.source_url, u.metadata \
+             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                         $8::text[], $9::jsonb[]) \
+                  AS u (id, name, description, category, risk, source, source_url, metadata) \
+             ON CONFLICT (organization_id, source_url) DO UPDATE SET \
+                 name = EXCLUDED.name, description = EXCLUDED.description, \
+                 category = EXCLUDED.category, risk = EXCLUDED.risk, source = EXCLUDED.source, \
+                 metadata = EXCLUDED.metadata, updated_at = now() \
+             WHERE (s.name, s.description, s.category, s.risk, s.source, s.metadata) IS DISTINCT FROM \
+                   (EXCLUDED.name, EXCLUDED.description, EXCLUDED.category, EXCLUDED.risk, \
+                    EXCLUDED.source, EXCLUDED.metadata) \
+             RETURNING (xmax = 0) AS created",
+            &[
+                &pack.organization_id,
+                &ids,
+                &names,
+                &descriptions,
+                &categories,
+                &risks,
+                &sources,
+                &urls,
+                &metadata,
+            ],
+        )
+        .await?;
+    let created = rows.iter().filter(|r| r.get::<_, bool>(0)).count() as i64;
     Ok(PackSync {
         ok: true,
         pack_id: pack.id,
-        synced: 0,
-        created: 0,
-        updated: 0,
-        warnings: vec![format!(
-            "{} was not fetched: this server does not clone pack repositories; register its skills with POST /api/v1/skills/marketplace",
-            pack.source_url
-        )],
+        synced: skills.len() as i64,
+        created,
+        updated: rows.len() as i64 - created,
+        warnings: found.warnings,
     })
 }
 

@@ -1,17 +1,20 @@
 //! `/api/v1/skills` (domain.md §A17): the marketplace and skill packs (org admin).
 
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, Query};
 use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::domain::accounts::Principal;
 use crate::domain::skills::{
     self, GatewayQuery, MarketplaceQuery, Pack, PackCreate, PackSync, Skill, SkillAction,
     SkillCard, SkillCreate,
 };
-use crate::domain::DomainError;
-use crate::error::ApiResult;
+use crate::domain::{pack_discovery, DomainError};
+use crate::error::{ApiError, ApiResult};
 use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
@@ -73,7 +76,23 @@ pub async fn delete_skill(
     Ok(OkResponse::json())
 }
 
-/// Records an install request of the skill on the gateway.
+/// Asks the gateway's main agent to install the skill (a gateway request) and records it.
+/// Install and uninstall: the request and the record in one transaction, then the
+/// gateway's relay link is poked to send it.
+async fn set_installed(
+    state: &AppState,
+    principal: &Principal,
+    skill_id: Uuid,
+    gateway_id: Uuid,
+    installed: bool,
+) -> ApiResult<web::Json<SkillAction>> {
+    let action = in_transaction!(state, |tx| {
+        skills::set_installed(&tx, principal, skill_id, gateway_id, installed)
+    });
+    gateway_rpc::poke(state, [action.gateway_id]);
+    Ok(web::Json(action))
+}
+
 #[utoipa::path(
     tag = "skills",
     params(("skill_id" = Uuid, Path), GatewayQuery),
@@ -87,13 +106,17 @@ pub async fn install_skill(
     path: web::Path<Uuid>,
     query: Query<GatewayQuery>,
 ) -> ApiResult<web::Json<SkillAction>> {
-    let (skill_id, gateway_id) = (path.into_inner(), query.gateway_id);
-    Ok(web::Json(in_transaction!(state, |tx| {
-        skills::set_installed(&tx, &principal, skill_id, gateway_id, true)
-    })))
+    set_installed(
+        &state,
+        &principal,
+        path.into_inner(),
+        query.gateway_id,
+        true,
+    )
+    .await
 }
 
-/// Records an uninstall request of the skill on the gateway.
+/// Asks the gateway's main agent to remove the skill (a gateway request) and records it.
 #[utoipa::path(
     tag = "skills",
     params(("skill_id" = Uuid, Path), GatewayQuery),
@@ -107,10 +130,14 @@ pub async fn uninstall_skill(
     path: web::Path<Uuid>,
     query: Query<GatewayQuery>,
 ) -> ApiResult<web::Json<SkillAction>> {
-    let (skill_id, gateway_id) = (path.into_inner(), query.gateway_id);
-    Ok(web::Json(in_transaction!(state, |tx| {
-        skills::set_installed(&tx, &principal, skill_id, gateway_id, false)
-    })))
+    set_installed(
+        &state,
+        &principal,
+        path.into_inner(),
+        query.gateway_id,
+        false,
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -202,11 +229,12 @@ pub async fn delete_pack(
     Ok(OkResponse::json())
 }
 
-/// Answers the sync summary without cloning the repository (README, differences).
+/// Clones the pack's repository (its branch, else the default one) and upserts the skills
+/// it lists; a repository that cannot be cloned answers 502.
 #[utoipa::path(
     tag = "skills",
     params(("pack_id" = Uuid, Path)),
-    responses((status = 200, body = PackSync), (status = 401), (status = 403), (status = 404)),
+    responses((status = 200, body = PackSync), (status = 401), (status = 403), (status = 404), (status = 502)),
     security(("bearer" = []))
 )]
 #[post("/api/v1/skills/packs/{pack_id}/sync")]
@@ -215,10 +243,17 @@ pub async fn sync_pack(
     Admin(principal): Admin,
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<PackSync>> {
-    let conn = state.db.get().await.map_err(DomainError::from)?;
-    Ok(web::Json(
-        skills::sync_pack(&*conn, &principal, path.into_inner()).await?,
-    ))
+    let pack = {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        skills::pack_to_sync(&*conn, &principal, path.into_inner()).await?
+    };
+    let found = pack_discovery::discover(&pack.source_url, &pack.branch)
+        .await
+        .map_err(|e| ApiError::status(StatusCode::BAD_GATEWAY, e.0))?;
+    Ok(web::Json(in_transaction!(
+        state,
+        |tx| skills::store_synced(&tx, &pack, found)
+    )))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {

@@ -10,7 +10,7 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::conformance::{bearer, operations, walk, Ids, SPEC};
-use crate::fixtures::sign;
+use crate::fixtures::{sign, GitMirror};
 use crate::harness::{Server, WsClient, WsEvent, ADMIN_TOKEN};
 use crate::souls::fake_directory;
 
@@ -384,8 +384,11 @@ fn plan(method: &str, path: &str, f: &Fixtures) -> (u8, Option<String>) {
 #[actix_web::test]
 async fn agent_facing_operations_conform() {
     let spec: Value = serde_json::from_str(SPEC).unwrap();
-    let server = Server::builder()
-        .env("SOULS_DIRECTORY_URL", fake_directory())
+    // The pack the walk syncs, in a local stand-in of its GitHub repository.
+    let mirror = GitMirror::new();
+    mirror.commit("acme/pack-one", "main", &[("review/SKILL.md", "# Review")]);
+    let server = mirror
+        .serve(Server::builder().env("SOULS_DIRECTORY_URL", fake_directory()))
         .start()
         .await;
     let f = fixtures(&server).await;

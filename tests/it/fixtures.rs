@@ -6,7 +6,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{Reply, Server, WsClient, ADMIN_TOKEN};
+use crate::harness::{Reply, Server, ServerBuilder, TempDir, WsClient, ADMIN_TOKEN};
 
 pub async fn send(server: &Server, method: Method, path: &str, body: Value) -> Reply {
     server
@@ -270,4 +270,61 @@ pub fn sign(secret: &str, body: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("sha256={hex}")
+}
+
+/// Local repositories standing in for github.com: a server built with `serve` clones
+/// `https://github.com/{owner}/{repo}` from them, by git's `url.<base>.insteadOf`.
+pub struct GitMirror {
+    dir: TempDir,
+}
+
+impl GitMirror {
+    pub fn new() -> GitMirror {
+        GitMirror {
+            dir: TempDir::new(),
+        }
+    }
+
+    /// Commits `files` (path, content) to `branch` of `owner/repo`, creating either.
+    pub fn commit(&self, repo: &str, branch: &str, files: &[(&str, &str)]) {
+        let root = self.dir.path.join(repo);
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&root)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        if !root.join(".git").exists() {
+            std::fs::create_dir_all(&root).unwrap();
+            git(&["init", "-q", "-b", branch]);
+        } else {
+            git(&["checkout", "-q", "-B", branch]);
+        }
+        for (path, content) in files {
+            let file = root.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "skills"]);
+    }
+
+    /// Points the server's git at this mirror.
+    pub fn serve(&self, builder: ServerBuilder) -> ServerBuilder {
+        builder
+            .env("GIT_CONFIG_COUNT", "1")
+            .env(
+                "GIT_CONFIG_KEY_0",
+                format!("url.file://{}/.insteadOf", self.dir.path.display()),
+            )
+            .env("GIT_CONFIG_VALUE_0", "https://github.com/")
+    }
+
+    pub fn path(&self, repo: &str) -> std::path::PathBuf {
+        self.dir.path.join(repo)
+    }
 }

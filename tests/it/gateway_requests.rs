@@ -21,13 +21,13 @@ async fn request(ws: &mut WsClient) -> Value {
     }
 }
 
-async fn answer(ws: &mut WsClient, frame: &Value, payload: Value) {
+pub async fn answer(ws: &mut WsClient, frame: &Value, payload: Value) {
     ws.send(json!({"type": "rpc.result", "id": frame["id"], "payload": payload}))
         .await;
 }
 
 /// Answers every request `ok` until one with `method` comes, which is returned unanswered.
-async fn until_method(ws: &mut WsClient, method: &str) -> Value {
+pub async fn until_method(ws: &mut WsClient, method: &str) -> Value {
     loop {
         let frame = request(ws).await;
         if frame["payload"]["method"] == method {
