@@ -553,13 +553,23 @@ async fn insert_board_agent(
 /// The name the reference gives every lead it creates.
 const LEAD_AGENT_NAME: &str = "Lead Agent";
 
+/// How a lead is made: its name (else "Lead Agent") and identity keys laid over the
+/// reference's lead defaults.
+#[derive(Debug, Default)]
+pub struct LeadOptions {
+    pub name: Option<String>,
+    pub identity_profile: Map<String, Value>,
+}
+
 /// The board's lead, created when it has none (the reference's `ensure_board_lead_agent`);
 /// an existing lead is brought back to the lead name, the board's gateway and the lead
 /// session key. Returns the lead and whether it was created.
 pub async fn ensure_board_lead(
     client: &impl GenericClient,
     board: &Board,
+    options: LeadOptions,
 ) -> DomainResult<(Agent, bool)> {
+    let name = options.name.unwrap_or_else(|| LEAD_AGENT_NAME.to_string());
     let existing = client
         .query_opt(
             &format!(
@@ -570,29 +580,31 @@ pub async fn ensure_board_lead(
         )
         .await?;
     let Some(existing) = existing.as_ref().map(Agent::from_row) else {
+        let mut identity = json!({
+            "role": "Board Lead",
+            "communication_style": "direct, concise, practical",
+            "emoji": ":gear:",
+        });
+        if let Some(identity) = identity.as_object_mut() {
+            identity.extend(options.identity_profile);
+        }
         let input = AgentCreate {
             board_id: Some(board.id),
-            name: LEAD_AGENT_NAME.to_string(),
+            name: name.clone(),
             status: None,
             heartbeat_config: None,
-            identity_profile: json!({
-                "role": "Board Lead",
-                "communication_style": "direct, concise, practical",
-                "emoji": ":gear:",
-            })
-            .as_object()
-            .cloned(),
+            identity_profile: identity.as_object().cloned(),
             identity_template: None,
             soul_template: None,
         };
-        let lead = insert_board_agent(client, board, LEAD_AGENT_NAME.into(), input, true).await?;
+        let lead = insert_board_agent(client, board, name, input, true).await?;
         return Ok((lead, true));
     };
     let gateway_id = board
         .gateway_id
         .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
     let session_key = board_session_key(existing.id, board.id, true);
-    if existing.name == LEAD_AGENT_NAME
+    if existing.name == name
         && existing.gateway_id == gateway_id
         && existing.openclaw_session_id.as_deref() == Some(session_key.as_str())
     {
@@ -604,7 +616,7 @@ pub async fn ensure_board_lead(
                 "UPDATE agents a SET name = $2, gateway_id = $3, openclaw_session_id = $4, updated_at = now() \
                  WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
             ),
-            &[&existing.id, &LEAD_AGENT_NAME, &gateway_id, &session_key],
+            &[&existing.id, &name, &gateway_id, &session_key],
         )
         .await?;
     Ok((Agent::from_row(&row), false))

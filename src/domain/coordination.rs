@@ -506,7 +506,7 @@ async fn message_lead(
     content: &str,
     base_url: &str,
 ) -> DomainResult<(Agent, bool)> {
-    let (lead, created) = agents::ensure_board_lead(client, board).await?;
+    let (lead, created) = agents::ensure_board_lead(client, board, Default::default()).await?;
     let session_key = session_of(&lead, "Lead agent has no session key")?;
     let message = lead_message_text(board, &main.agent.name, input, content, base_url);
     let context = correlated(

@@ -1,21 +1,24 @@
 //! Board onboarding (domain.md §A20): a conversation with the gateway's main agent that
 //! drafts the board's goal, then the user's confirmation that writes it onto the board.
 //!
-//! The reference sends the start prompt and every answer to the gateway agent over an RPC.
-//! Here the conversation is only recorded (the prompt as the first `user` message, the
-//! answers after it) under the gateway's main session key, for the gateway relay to carry.
+//! The start prompt and every answer go to the gateway's main session as `sessions.send`
+//! requests on the gateway's relay link, recorded with the conversation (the prompt as the
+//! first `user` message, the answers after it); confirming provisions the board's lead the
+//! draft describes. The caller pokes the returned gateway once committed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::access::{self, Access};
 use super::accounts::Principal;
-use super::agents::{gateway_main_session_key, AgentPrincipal};
+use super::agents::{self, gateway_main_session_key, AgentPrincipal, LeadOptions};
 use super::boards::{Board, BOARD_COLUMNS};
+use super::gateway_commands::{self, Target};
 use super::validation::{model_error, validation_error};
 use super::{DomainError, DomainResult};
 
@@ -111,52 +114,158 @@ pub async fn get(
     latest(client, board.id).await
 }
 
-/// The reference's instructions to the gateway agent, trimmed to what does not depend on
-/// its RPC: who to ask, and where the answers go.
+/// The reference's instructions to the gateway agent, word for word.
 fn start_prompt(board: &Board, base_url: &str) -> String {
     let description = if board.description.is_empty() {
         "(not provided)"
     } else {
         &board.description
     };
+    let endpoint = format!("{base_url}/api/v1/agent/boards/{}/onboarding", board.id);
+    let curl = format!(
+        "curl -s -X POST \"{endpoint}\" -H \"X-Agent-Token: $AUTH_TOKEN\" \
+         -H \"Content-Type: application/json\" "
+    );
     format!(
         "BOARD ONBOARDING REQUEST\n\n\
-         Board Name: {}\n\
+         Board Name: {name}\n\
          Board Description: {description}\n\
-         You are the gateway agent. Ask the user 6-10 focused questions total, one per \
-         response, then send one final response with status=complete.\n\
+         You are the gateway agent. Ask the user 6-10 focused questions total:\n\
+         - 3-6 questions to clarify the board goal.\n\
+         - 1 question to choose a unique name for the board lead agent (first-name style).\n\
+         - 2-4 questions to capture the user's preferences for how the board lead should work\n  \
+         (communication style, autonomy, update cadence, and output formatting).\n\
+         - Always include a final question (and only once): \"Anything else we should know?\"\n  \
+         (constraints, context, preferences). This MUST be the last question.\n  \
+         Provide an option like \"Yes (I'll type it)\" so they can enter free-text.\n  \
+         Do NOT ask for additional context on earlier questions.\n  \
+         Only include a free-text option on earlier questions if a typed answer is necessary;\n  \
+         when you do, make the option label include \"I'll type it\" (e.g., \"Other (I'll type it)\").\n\
+         - If the user sends an \"Additional context\" message later, incorporate it and resend status=complete\n  \
+         to update the draft (until the user confirms).\n\
+         Do NOT respond in OpenClaw chat.\n\
+         All onboarding responses MUST be sent to Mission Control via API.\n\
          Mission Control base URL: {base_url}\n\
+         Use the AUTH_TOKEN from USER.md or TOOLS.md and pass it as X-Agent-Token.\n\
          Onboarding response endpoint:\n\
-         POST {base_url}/api/v1/agent/boards/{}/onboarding\n",
-        board.name, board.id
+         POST {endpoint}\n\
+         QUESTION example (send JSON body exactly as shown):\n\
+         {curl}-d '{{\"question\":\"...\",\"options\":[{{\"id\":\"1\",\"label\":\"...\"}},{{\"id\":\"2\",\"label\":\"...\"}}]}}'\n\
+         COMPLETION example (send JSON body exactly as shown):\n\
+         {curl}-d '{{\"status\":\"complete\",\"board_type\":\"goal\",\"objective\":\"...\",\
+         \"success_metrics\":{{\"metric\":\"...\",\"target\":\"...\"}},\"target_date\":\"YYYY-MM-DD\",\
+         \"user_profile\":{{\"preferred_name\":\"...\",\"pronouns\":\"...\",\"timezone\":\"...\",\"notes\":\"...\",\"context\":\"...\"}},\
+         \"lead_agent\":{{\"name\":\"Ava\",\"identity_profile\":{{\"role\":\"Board Lead\",\
+         \"communication_style\":\"direct, concise, practical\",\"emoji\":\":gear:\"}},\
+         \"autonomy_level\":\"balanced\",\"verbosity\":\"concise\",\"output_format\":\"bullets\",\
+         \"update_cadence\":\"daily\",\"custom_instructions\":\"...\"}}}}'\n\
+         ENUMS:\n\
+         - board_type: goal | general\n\
+         - lead_agent.autonomy_level: ask_first | balanced | autonomous\n\
+         - lead_agent.verbosity: concise | balanced | detailed\n\
+         - lead_agent.output_format: bullets | mixed | narrative\n\
+         - lead_agent.update_cadence: asap | hourly | daily | weekly\n\
+         QUESTION FORMAT (one question per response, no arrays, no markdown, no extra text):\n\
+         {{\"question\":\"...\",\"options\":[{{\"id\":\"1\",\"label\":\"...\"}},{{\"id\":\"2\",\"label\":\"...\"}}]}}\n\
+         Do NOT wrap questions in a list. Do NOT add commentary.\n\
+         When you have enough info, send one final response with status=complete.\n\
+         The completion payload must include board_type. If board_type=goal, include objective + success_metrics.\n\
+         Also include user_profile + lead_agent to configure the board lead's working style.\n",
+        name = board.name,
     )
 }
 
-/// Starts onboarding, or returns the active session unchanged (the reference re-sends the
-/// last unanswered user message to the agent then; here it stays recorded).
+/// Queues `text` for the onboarding agent: the gateway's main agent, in `session_key`.
+async fn tell_gateway_agent(
+    client: &impl GenericClient,
+    board: &Board,
+    gateway_id: Uuid,
+    session_key: &str,
+    text: &str,
+    correlation_id: String,
+) -> DomainResult<()> {
+    let main = agents::gateway_main(client, gateway_id).await?;
+    gateway_commands::send_to_session(
+        client,
+        Target {
+            organization_id: board.organization_id,
+            gateway_id,
+            agent_id: main.map(|(id, _)| id),
+            board_id: Some(board.id),
+        },
+        session_key,
+        text,
+        json!({"kind": "onboarding", "deliver": false, "label": "Gateway Agent",
+               "correlation_id": correlation_id}),
+    )
+    .await?;
+    Ok(())
+}
+
+fn board_gateway(board: &Board) -> DomainResult<Uuid> {
+    board
+        .gateway_id
+        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))
+}
+
+/// Starts onboarding: the prompt goes to the gateway agent. On an active session whose last
+/// message is the user's, that message is sent again (the agent may have lost it) and the
+/// session returned. Returns the session and the gateway to poke.
 pub async fn start(
     client: &impl GenericClient,
     principal: &Principal,
     board_id: Uuid,
-    base_url: Option<&str>,
-) -> DomainResult<Onboarding> {
+    base_url: &str,
+) -> DomainResult<(Onboarding, Uuid)> {
     let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let gateway_id = board_gateway(&board)?;
     let active = client
         .query_opt(
             &format!(
                 "SELECT {COLUMNS} FROM board_onboarding_sessions \
-                 WHERE board_id = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1"
+                 WHERE board_id = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1 FOR UPDATE"
             ),
             &[&board.id],
         )
         .await?;
     if let Some(row) = active {
-        return Ok(Onboarding::from_row(&row));
+        let session = Onboarding::from_row(&row);
+        let Some(waiting) = last_user_message(&session) else {
+            return Ok((session, gateway_id));
+        };
+        let correlation = format!("onboarding.resume:{}:{}", board.id, session.id);
+        tell_gateway_agent(
+            client,
+            &board,
+            gateway_id,
+            &session.session_key,
+            &waiting,
+            correlation,
+        )
+        .await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "UPDATE board_onboarding_sessions SET updated_at = now() WHERE id = $1 \
+                     RETURNING {COLUMNS}"
+                ),
+                &[&session.id],
+            )
+            .await?;
+        return Ok((Onboarding::from_row(&row), gateway_id));
     }
-    let gateway_id = board
-        .gateway_id
-        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
-    let prompt = start_prompt(&board, base_url.unwrap_or("http://localhost:8000"));
+    let prompt = start_prompt(&board, base_url);
+    let session_key = gateway_main_session_key(gateway_id);
+    let correlation = format!("onboarding.start:{}", board.id);
+    tell_gateway_agent(
+        client,
+        &board,
+        gateway_id,
+        &session_key,
+        &prompt,
+        correlation,
+    )
+    .await?;
     let row = client
         .query_one(
             &format!(
@@ -166,22 +275,32 @@ pub async fn start(
             &[
                 &Uuid::new_v4(),
                 &board.id,
-                &gateway_main_session_key(gateway_id),
+                &session_key,
                 &json!([message("user", &prompt)]),
             ],
         )
         .await?;
-    Ok(Onboarding::from_row(&row))
+    Ok((Onboarding::from_row(&row), gateway_id))
+}
+
+/// The content of the session's last message when the user sent it.
+fn last_user_message(session: &Onboarding) -> Option<String> {
+    let last = session.messages.as_ref()?.as_array()?.last()?;
+    (last.get("role")? == "user")
+        .then(|| last.get("content")?.as_str())
+        .flatten()
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
 }
 
 /// Appends the user's answer (`answer: other_text` when both are given) to the newest
-/// session.
+/// session and sends it to the gateway agent. Returns the session and the gateway to poke.
 pub async fn answer(
     client: &impl GenericClient,
     principal: &Principal,
     board_id: Uuid,
     input: OnboardingAnswer,
-) -> DomainResult<Onboarding> {
+) -> DomainResult<(Onboarding, Uuid)> {
     if input.answer.is_empty() {
         return Err(validation_error(
             "string_too_short",
@@ -191,11 +310,22 @@ pub async fn answer(
         ));
     }
     let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let gateway_id = board_gateway(&board)?;
     let session = latest(client, board.id).await?;
     let text = match input.other_text.as_deref() {
         Some(other) if !other.is_empty() => format!("{}: {other}", input.answer),
         _ => input.answer,
     };
+    let correlation = format!("onboarding.answer:{}:{}", board.id, session.id);
+    tell_gateway_agent(
+        client,
+        &board,
+        gateway_id,
+        &session.session_key,
+        &text,
+        correlation,
+    )
+    .await?;
     let row = client
         .query_one(
             &format!(
@@ -207,7 +337,7 @@ pub async fn answer(
             &[&session.id, &message("user", &text)],
         )
         .await?;
-    Ok(Onboarding::from_row(&row))
+    Ok((Onboarding::from_row(&row), gateway_id))
 }
 
 fn is_fully_autonomous(value: Option<&Value>) -> bool {
@@ -238,13 +368,104 @@ fn require_approval_for_done(draft: Option<&Value>) -> bool {
         .any(|key| is_fully_autonomous(profile.and_then(|p| p.get(*key))))
 }
 
-/// Writes the confirmed goal onto the board and closes the session (`confirmed`).
+/// A trimmed text, `None` when blank; `Err` when the value is neither text nor null.
+fn optional_text(value: Option<&Value>) -> Result<Option<String>, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+        Some(_) => Err(()),
+    }
+}
+
+/// The draft's `user_profile` fields that are given, as (column, value); nothing when the
+/// profile is malformed, as the reference drops an invalid profile whole.
+fn draft_user_profile(draft: Option<&Value>) -> Vec<(&'static str, String)> {
+    let Some(profile) = draft
+        .and_then(|d| d.get("user_profile"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for key in ["preferred_name", "pronouns", "timezone", "notes", "context"] {
+        match optional_text(profile.get(key)) {
+            Ok(Some(v)) => out.push((key, v)),
+            Ok(None) => {}
+            Err(()) => return Vec::new(),
+        }
+    }
+    out
+}
+
+/// The lead the draft's `lead_agent` asks for: its name, and its identity (the draft's
+/// `identity_profile` plus the working-style choices). A malformed draft asks for the
+/// default lead, as in the reference.
+fn draft_lead(draft: Option<&Value>) -> LeadOptions {
+    let Some(lead) = draft
+        .and_then(|d| d.get("lead_agent"))
+        .filter(|l| !l.is_null())
+    else {
+        return LeadOptions::default();
+    };
+    parse_lead(lead).unwrap_or_default()
+}
+
+fn parse_lead(lead: &Value) -> Option<LeadOptions> {
+    let lead = lead.as_object()?;
+    let name = match lead.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(_) => return None,
+    };
+    let mut identity = Map::new();
+    match lead.get("identity_profile") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(profile)) => {
+            for (key, value) in profile {
+                let text = match value {
+                    Value::Null => continue,
+                    Value::String(s) => s.trim().to_string(),
+                    Value::Number(_) | Value::Bool(_) => value.to_string(),
+                    _ => return None,
+                };
+                if !key.trim().is_empty() && !text.is_empty() {
+                    identity.insert(key.trim().to_string(), json!(text));
+                }
+            }
+        }
+        Some(_) => return None,
+    }
+    let choices: [(&str, &[&str]); 5] = [
+        ("autonomy_level", &["ask_first", "balanced", "autonomous"]),
+        ("verbosity", &["concise", "balanced", "detailed"]),
+        ("output_format", &["bullets", "mixed", "narrative"]),
+        ("update_cadence", &["asap", "hourly", "daily", "weekly"]),
+        ("custom_instructions", &[]),
+    ];
+    for (key, allowed) in choices {
+        if let Some(text) = optional_text(lead.get(key)).ok()? {
+            if !allowed.is_empty() && !allowed.contains(&text.as_str()) {
+                return None;
+            }
+            identity.insert(key.to_string(), json!(text));
+        }
+    }
+    Some(LeadOptions {
+        name,
+        identity_profile: identity,
+    })
+}
+
+/// Writes the confirmed goal onto the board, closes the session (`confirmed`), copies the
+/// draft's user profile onto the user and provisions the board's lead as the draft
+/// describes it (an `agents.create` request when the board has no lead yet). Returns the
+/// board and the gateway to poke.
 pub async fn confirm(
     client: &impl GenericClient,
     principal: &Principal,
     board_id: Uuid,
     input: OnboardingConfirm,
-) -> DomainResult<Board> {
+) -> DomainResult<(Board, Uuid)> {
     let objective_missing = input.objective.as_deref().is_none_or(str::is_empty);
     let metrics_missing = input.success_metrics.as_ref().is_none_or(Map::is_empty);
     if input.board_type == "goal" && (objective_missing || metrics_missing) {
@@ -252,9 +473,7 @@ pub async fn confirm(
     }
     let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
     let session = latest(client, board.id).await?;
-    if board.gateway_id.is_none() {
-        return Err(DomainError::unprocessable("Board gateway_id is required"));
-    }
+    let gateway_id = board_gateway(&board)?;
     client
         .execute(
             "UPDATE board_onboarding_sessions SET status = 'confirmed', updated_at = now() \
@@ -280,7 +499,28 @@ pub async fn confirm(
             ],
         )
         .await?;
-    Ok(Board::from_row(&row))
+    let board = Board::from_row(&row);
+    let profile = draft_user_profile(session.draft_goal.as_ref());
+    if !profile.is_empty() {
+        let sets: Vec<String> = profile
+            .iter()
+            .enumerate()
+            .map(|(i, (column, _))| format!("{column} = ${}", i + 2))
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&principal.user.id];
+        params.extend(profile.iter().map(|(_, v)| v as &(dyn ToSql + Sync)));
+        client
+            .execute(
+                &format!(
+                    "UPDATE users SET {}, updated_at = now() WHERE id = $1",
+                    sets.join(", ")
+                ),
+                &params,
+            )
+            .await?;
+    }
+    agents::ensure_board_lead(client, &board, draft_lead(session.draft_goal.as_ref())).await?;
+    Ok((board, gateway_id))
 }
 
 /// The onboarding agent's update: a question for the user (`{question, options[]}`) or the
@@ -348,6 +588,39 @@ pub async fn agent_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_lead_draft_asks_for_the_default_lead() {
+        let lead = |v: Value| draft_lead(Some(&json!({"lead_agent": v})));
+        let ok = lead(
+            json!({"name": " Ava ", "identity_profile": {"n": 1, "x": null}, "update_cadence": "daily"}),
+        );
+        assert_eq!(ok.name.as_deref(), Some("Ava"));
+        assert_eq!(
+            Value::Object(ok.identity_profile),
+            json!({"n": "1", "update_cadence": "daily"})
+        );
+        for bad in [
+            json!({"name": "Ava", "verbosity": "chatty"}),
+            json!({"name": ""}),
+            json!({"identity_profile": "role"}),
+            json!({"custom_instructions": 5}),
+            json!("Ava"),
+        ] {
+            let options = lead(bad.clone());
+            assert!(
+                options.name.is_none() && options.identity_profile.is_empty(),
+                "{bad}"
+            );
+        }
+        assert!(draft_user_profile(Some(&json!({"user_profile": {"timezone": 3}}))).is_empty());
+        assert_eq!(
+            draft_user_profile(Some(
+                &json!({"user_profile": {"notes": " n ", "context": ""}})
+            )),
+            [("notes", "n".to_string())]
+        );
+    }
 
     #[test]
     fn only_a_fully_autonomous_lead_skips_done_approval() {

@@ -6,13 +6,14 @@ use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::agent::AgentCaller;
 use crate::domain::boards::Board;
 use crate::domain::onboarding::{
     self, Onboarding, OnboardingAnswer, OnboardingConfirm, OnboardingStart,
 };
-use crate::domain::DomainError;
+use crate::domain::{coordination, DomainError};
 use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;
@@ -35,7 +36,8 @@ pub async fn get_onboarding(
     Ok(web::Json(onboarding::get(&*conn, &principal, *path).await?))
 }
 
-/// Starts onboarding, or answers the active session.
+/// Starts onboarding: the prompt goes to the gateway's main agent over the relay link. On an
+/// active session, its last unanswered user message is sent again.
 #[utoipa::path(
     tag = "board-onboarding",
     params(("board_id" = Uuid, Path)),
@@ -50,13 +52,14 @@ pub async fn start_onboarding(
     path: web::Path<Uuid>,
     Json(_start): Json<OnboardingStart>,
 ) -> ApiResult<web::Json<Onboarding>> {
-    let base = state.settings.base_url.as_ref().map(|u| u.to_string());
-    let base = base.as_deref().map(|b| b.trim_end_matches('/'));
-    Ok(web::Json(in_transaction!(state, |tx| onboarding::start(
-        &tx, &principal, *path, base
-    ))))
+    let base = coordination::public_url(state.settings.base_url.as_ref());
+    let (session, gateway_id) =
+        in_transaction!(state, |tx| onboarding::start(&tx, &principal, *path, &base));
+    gateway_rpc::poke(&state, [gateway_id]);
+    Ok(web::Json(session))
 }
 
+/// Records the user's answer and sends it to the gateway agent.
 #[utoipa::path(
     tag = "board-onboarding",
     params(("board_id" = Uuid, Path)),
@@ -71,14 +74,15 @@ pub async fn answer_onboarding(
     path: web::Path<Uuid>,
     Json(input): Json<OnboardingAnswer>,
 ) -> ApiResult<web::Json<Onboarding>> {
-    Ok(web::Json(in_transaction!(state, |tx| onboarding::answer(
+    let (session, gateway_id) = in_transaction!(state, |tx| onboarding::answer(
         &tx, &principal, *path, input
-    ))))
+    ));
+    gateway_rpc::poke(&state, [gateway_id]);
+    Ok(web::Json(session))
 }
 
-/// The gateway agent's questions and final draft. Only an agent may call it, and agent
-/// tokens arrive with the agent API: every caller is refused for now, as the reference
-/// refuses users.
+/// The gateway agent's questions and final draft, by the agent token of the gateway-main
+/// agent of the board's gateway.
 #[utoipa::path(
     tag = "board-onboarding",
     params(("board_id" = Uuid, Path)),
@@ -98,7 +102,7 @@ pub async fn agent_onboarding_update(
     })))
 }
 
-/// Writes the confirmed goal onto the board.
+/// Writes the confirmed goal onto the board and provisions the lead the draft describes.
 #[utoipa::path(
     tag = "board-onboarding",
     params(("board_id" = Uuid, Path)),
@@ -113,9 +117,11 @@ pub async fn confirm_onboarding(
     path: web::Path<Uuid>,
     Json(input): Json<OnboardingConfirm>,
 ) -> ApiResult<web::Json<Board>> {
-    Ok(web::Json(in_transaction!(state, |tx| onboarding::confirm(
+    let (board, gateway_id) = in_transaction!(state, |tx| onboarding::confirm(
         &tx, &principal, *path, input
-    ))))
+    ));
+    gateway_rpc::poke(&state, [gateway_id]);
+    Ok(web::Json(board))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {

@@ -55,14 +55,14 @@ async fn status_of(server: &Server, gateway: &str, id: &Value) -> Option<String>
 
 /// An admin-created gateway (with its main agent) and a board on it; the gateway is not
 /// linked yet. Returns (gateway, board).
-async fn office(server: &Server) -> (Value, Value) {
+pub async fn office(server: &Server) -> (Value, Value) {
     let gateway = create_gateway(server, "Office").await;
     let board = create_board(server, &gateway, "Ops", json!({})).await;
     (gateway, board)
 }
 
 /// The same gateway registering (same name) and linking.
-async fn connect(server: &Server) -> WsClient {
+pub async fn connect(server: &Server) -> WsClient {
     let (gateway, relay_token) = registered(server, "Office").await;
     link(server, &gateway, &relay_token).await
 }

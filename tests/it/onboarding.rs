@@ -1,10 +1,13 @@
-//! Board onboarding (domain.md §A20): start, answers, confirmation onto the board.
+//! Board onboarding (domain.md §A20): start, answers, confirmation onto the board; the
+//! prompt and answers reach the gateway agent over the relay link, and confirming
+//! provisions the drafted lead.
 
 use awc::http::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fixtures::{new_board, send, switch_to_new_org};
-use crate::harness::Server;
+use crate::gateway_requests::{answer, connect, office, until_method};
+use crate::harness::{Server, WsClient};
 
 #[actix_web::test]
 async fn onboarding_records_the_conversation_and_confirms_the_goal() {
@@ -41,14 +44,7 @@ async fn onboarding_records_the_conversation_and_confirms_the_goal() {
     let again = send(&server, Method::POST, &format!("{base}/start"), json!({})).await;
     assert_eq!(again.json["id"], session["id"]);
 
-    let answered = send(
-        &server,
-        Method::POST,
-        &format!("{base}/answer"),
-        json!({"answer": "Other", "other_text": "Ship v2"}),
-    )
-    .await;
-    assert_eq!(answered.status, 200, "{}", answered.text);
+    let answered = answer_ship_v2(&server, &base).await;
     let messages = answered.json["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[1]["content"], "Other: Ship v2");
@@ -230,14 +226,7 @@ async fn the_gateway_main_agent_asks_questions_and_completes_the_draft() {
     assert_eq!(completed.status, 200, "{}", completed.text);
     assert_eq!(completed.json["status"], "completed");
     assert_eq!(completed.json["draft_goal"]["objective"], "Ship v2");
-    let confirmed = send(
-        &server,
-        Method::POST,
-        &format!("{base}/confirm"),
-        json!({"board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100}}),
-    )
-    .await;
-    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    confirm_ship_v2(&server, &base).await;
     assert_eq!(
         post(
             token,
@@ -248,4 +237,161 @@ async fn the_gateway_main_agent_asks_questions_and_completes_the_draft() {
         .status,
         409
     );
+}
+
+/// The user answers "Other: Ship v2".
+async fn answer_ship_v2(server: &Server, base: &str) -> crate::harness::Reply {
+    let answered = send(
+        server,
+        Method::POST,
+        &format!("{base}/answer"),
+        json!({"answer": "Other", "other_text": "Ship v2"}),
+    )
+    .await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    answered
+}
+
+/// Confirms the goal the drafts of these tests propose.
+async fn confirm_ship_v2(server: &Server, base: &str) -> crate::harness::Reply {
+    let confirmed = send(
+        server,
+        Method::POST,
+        &format!("{base}/confirm"),
+        json!({"board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100}}),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    confirmed
+}
+
+/// The next `sessions.send` on the link, answered `ok`; returns its params.
+async fn next_message(ws: &mut WsClient) -> Value {
+    let frame = until_method(ws, "sessions.send").await;
+    answer(ws, &frame, json!({"ok": true, "result": {}})).await;
+    frame["payload"]["params"].clone()
+}
+
+#[actix_web::test]
+async fn the_gateway_agent_hears_the_conversation_and_confirm_provisions_the_drafted_lead() {
+    let server = Server::start().await;
+    let (gateway, board) = office(&server).await;
+    let (board_id, gateway_id) = (
+        board["id"].as_str().unwrap(),
+        gateway["id"].as_str().unwrap(),
+    );
+    let base = format!("/api/v1/boards/{board_id}/onboarding");
+    let main_session = format!("agent:mc-gateway-{gateway_id}:main");
+
+    // Started while the gateway is away: the prompt waits for the link.
+    let started = send(&server, Method::POST, &format!("{base}/start"), json!({})).await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let session_id = started.json["id"].as_str().unwrap().to_string();
+    let mut ws = connect(&server).await;
+    let prompt = next_message(&mut ws).await;
+    assert_eq!(prompt["session_key"], main_session);
+    assert_eq!(prompt["deliver"], false);
+    assert_eq!(
+        prompt["correlation_id"],
+        format!("onboarding.start:{board_id}")
+    );
+    let text = prompt["message"].as_str().unwrap();
+    assert_eq!(
+        text,
+        started.json["messages"][0]["content"].as_str().unwrap()
+    );
+    assert!(
+        text.starts_with("BOARD ONBOARDING REQUEST\n\nBoard Name: Ops\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "POST http://localhost:8000/api/v1/agent/boards/{board_id}/onboarding\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("- lead_agent.update_cadence: asap | hourly | daily | weekly\n"));
+
+    answer_ship_v2(&server, &base).await;
+    let heard = next_message(&mut ws).await;
+    assert_eq!(
+        (heard["message"].as_str(), heard["session_key"].as_str()),
+        (Some("Other: Ship v2"), Some(main_session.as_str()))
+    );
+    assert_eq!(
+        heard["correlation_id"],
+        format!("onboarding.answer:{board_id}:{session_id}")
+    );
+
+    // Starting again while the agent owes an answer sends the user's last message again.
+    let again = send(&server, Method::POST, &format!("{base}/start"), json!({})).await;
+    assert_eq!(again.json["id"], json!(session_id));
+    let resent = next_message(&mut ws).await;
+    assert_eq!(resent["message"], "Other: Ship v2");
+    assert_eq!(
+        resent["correlation_id"],
+        format!("onboarding.resume:{board_id}:{session_id}")
+    );
+
+    // The gateway agent's draft (posted by agent token in the other tests).
+    let draft = json!({
+        "status": "complete", "board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100},
+        "user_profile": {"preferred_name": " Sam ", "timezone": "Europe/Berlin", "notes": null, "pronouns": "  "},
+        "lead_agent": {"name": "Ava", "identity_profile": {"emoji": ":rocket:", "blank": " "},
+                       "autonomy_level": "autonomous", "verbosity": "concise"}
+    });
+    server
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE board_onboarding_sessions SET draft_goal = $1, status = 'completed'",
+            &[&draft],
+        )
+        .await
+        .unwrap();
+    let confirmed = confirm_ship_v2(&server, &base).await;
+    assert_eq!(
+        confirmed.json["require_approval_for_done"], false,
+        "an autonomous lead"
+    );
+
+    let create = until_method(&mut ws, "agents.create").await;
+    let lead = &create["payload"]["params"];
+    assert_eq!(
+        (lead["name"].as_str(), lead["is_board_lead"].as_bool()),
+        (Some("Ava"), Some(true))
+    );
+    assert_eq!(lead["board_id"], board["id"]);
+    assert_eq!(lead["session_key"], format!("agent:lead-{board_id}:main"));
+    assert_eq!(
+        lead["identity_profile"],
+        json!({"role": "Board Lead", "communication_style": "direct, concise, practical",
+               "emoji": ":rocket:", "autonomy_level": "autonomous", "verbosity": "concise"})
+    );
+    let me = server.admin_get("/api/v1/users/me").await;
+    assert_eq!(
+        (
+            me.json["preferred_name"].as_str(),
+            me.json["timezone"].as_str()
+        ),
+        (Some("Sam"), Some("Europe/Berlin"))
+    );
+    assert!(me.json["pronouns"].is_null() && me.json["notes"].is_null());
+
+    // A board that already has its lead keeps it (renamed to the draft's name), and no
+    // second lead is provisioned.
+    send(&server, Method::POST, &format!("{base}/start"), json!({})).await;
+    let leads: i64 = server
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM agents WHERE board_id = $1 AND is_board_lead",
+            &[&board_id.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leads, 1);
 }
