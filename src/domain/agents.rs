@@ -913,6 +913,26 @@ async fn remove(
     })
 }
 
+/// Queues `agents.delete` for every agent of a board that is about to go; returns their
+/// gateways.
+pub async fn deprovision_board(
+    client: &impl GenericClient,
+    board: &Board,
+) -> DomainResult<Vec<Uuid>> {
+    let rows = client
+        .query(
+            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 FOR UPDATE"),
+            &[&board.id],
+        )
+        .await?;
+    let mut gateways = Vec::new();
+    for agent in rows.iter().map(Agent::from_row) {
+        provisioning::remove(client, board.organization_id, &agent).await?;
+        gateways.push(agent.gateway_id);
+    }
+    Ok(gateways)
+}
+
 /// Creates or refreshes the gateway-main agent of a gateway and records the
 /// provisioning intent (`provision` for a new gateway, `update` after a change).
 pub async fn ensure_gateway_main(

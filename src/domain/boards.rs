@@ -12,6 +12,7 @@ use super::access::{self, Access};
 use super::accounts::Principal;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::validation::model_error;
+use super::{agents, board_group_notices, board_groups};
 use super::{DomainError, DomainResult};
 
 /// `BoardRead` of the reference API.
@@ -368,15 +369,18 @@ pub async fn create(
 
 /// Applies a partial update with the reference's re-validation: the gateway (given or
 /// kept) must still be valid and have its main agent.
+/// A move between groups tells the agents of both groups' boards (`board_group_notices`);
+/// returns the gateways to poke once committed.
 pub async fn update(
     client: &impl GenericClient,
     principal: &Principal,
     board_id: Uuid,
     patch: BoardUpdate,
-) -> DomainResult<Board> {
+) -> DomainResult<(Board, Vec<Uuid>)> {
     // Access first: the reference resolves the board before it reports model errors.
     lock(client, principal.organization.id, board_id).await?;
     let mut board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let previous_group = board.board_group_id;
     if let Some(None) = patch.gateway_id {
         return Err(model_error(ERR_GATEWAY_REQUIRED));
     }
@@ -473,23 +477,38 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok(Board::from_row(&row))
+    let board = Board::from_row(&row);
+    let mut gateways = Vec::new();
+    if previous_group != board.board_group_id {
+        let moves = [
+            (previous_group, board_group_notices::Change::Leave),
+            (board.board_group_id, board_group_notices::Change::Join),
+        ];
+        for (group_id, change) in moves {
+            let Some(group_id) = group_id else { continue };
+            if let Some(group) = board_groups::find_in_org(client, org, group_id).await? {
+                gateways.extend(board_group_notices::notify(client, &board, &group, change).await?);
+            }
+        }
+    }
+    Ok((board, gateways))
 }
 
 /// Deletes the board; its tasks, agents, approvals and other dependents go with it by
-/// the schema's cascades. No gateway is called: agents on gateways are told by their
-/// gateway's own reconciliation, not by a dial from here.
+/// the schema's cascades. Each of its agents gets an `agents.delete` request to its
+/// gateway, as when an agent is deleted. Returns the gateways to poke once committed.
 pub async fn delete(
     client: &impl GenericClient,
     principal: &Principal,
     board_id: Uuid,
-) -> DomainResult<()> {
+) -> DomainResult<Vec<Uuid>> {
     lock(client, principal.organization.id, board_id).await?;
     let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let gateways = agents::deprovision_board(client, &board).await?;
     client
         .execute("DELETE FROM boards WHERE id = $1", &[&board.id])
         .await?;
-    Ok(())
+    Ok(gateways)
 }
 
 /// Row-locks the board for a read-modify-write; a missing board is left to the access check.

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod agent_events;
 pub mod agents;
 pub mod approvals;
+pub mod board_group_notices;
 pub mod board_groups;
 pub mod board_sync;
 pub mod boards;

@@ -5,6 +5,7 @@ use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::access::{self, Access};
 use crate::domain::boards::{self, Board, BoardCreate, BoardFilter, BoardUpdate};
@@ -90,9 +91,10 @@ pub async fn update_board(
     Json(patch): Json<BoardUpdate>,
 ) -> ApiResult<web::Json<Board>> {
     let board_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| boards::update(
-        &tx, &principal, board_id, patch
-    ))))
+    let (board, gateways) =
+        in_transaction!(state, |tx| boards::update(&tx, &principal, board_id, patch));
+    gateway_rpc::poke(&state, gateways);
+    Ok(web::Json(board))
 }
 
 /// Deletes a board and everything on it (write access).
@@ -109,7 +111,8 @@ pub async fn delete_board(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let board_id = path.into_inner();
-    in_transaction!(state, |tx| boards::delete(&tx, &principal, board_id));
+    let gateways = in_transaction!(state, |tx| boards::delete(&tx, &principal, board_id));
+    gateway_rpc::poke(&state, gateways);
     Ok(OkResponse::json())
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 use awc::http::Method;
 use serde_json::{json, Value};
 
-use crate::fixtures::{create_agent, create_board, create_gateway, send, switch_to_new_org};
+use crate::fixtures::{
+    create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
+};
 use crate::fixtures::{link, registered};
 use crate::harness::{eventually, Reply, Server, WsClient, WsEvent, ADMIN_TOKEN};
 
@@ -420,5 +422,116 @@ async fn template_syncs_are_requested_per_agent() {
     assert_eq!(
         send(&server, Method::POST, &path, json!(null)).await.status,
         404
+    );
+}
+
+#[actix_web::test]
+async fn group_moves_tell_the_groups_agents_and_board_deletion_removes_its_agents() {
+    let server = Server::start().await;
+    let (gateway, ops) = office(&server).await;
+    let gateway_id = gateway["id"].as_str().unwrap();
+    let worker = create_agent(&server, &ops, "Worker").await.json;
+    let group = send(
+        &server,
+        Method::POST,
+        "/api/v1/board-groups",
+        json!({"name": "Launch", "slug": "launch"}),
+    )
+    .await
+    .json;
+    let dev = create_board(
+        &server,
+        &gateway,
+        "Dev",
+        json!({"board_group_id": group["id"]}),
+    )
+    .await;
+    create_agent(&server, &dev, "Builder").await;
+    let mut ws = connect(&server).await;
+
+    let ops_path = format!("/api/v1/boards/{}", ops["id"].as_str().unwrap());
+    let moved = send(
+        &server,
+        Method::PATCH,
+        &ops_path,
+        json!({"board_group_id": group["id"]}),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    let mut told = Vec::new();
+    for _ in 0..2 {
+        let frame = until_method(&mut ws, "sessions.send").await;
+        answer(&mut ws, &frame, json!({"ok": true, "result": {}})).await;
+        told.push(frame["payload"]["params"].clone());
+    }
+    told.sort_by_key(|p| p["label"].as_str().unwrap().to_string());
+    assert_eq!(told[0]["label"], "Builder");
+    assert_eq!(told[1]["label"], "Worker");
+    assert_eq!(told[0]["kind"], "board_group_join");
+    let to_builder = told[0]["message"].as_str().unwrap();
+    assert!(
+        to_builder.starts_with(&format!(
+            "BOARD GROUP UPDATED\nJoined Board: Ops\nJoined Board ID: {}\nRecipient Board: Dev\n",
+            ops["id"].as_str().unwrap()
+        )),
+        "{to_builder}"
+    );
+    assert!(to_builder.contains("Board Group: Launch\n"));
+    assert!(told[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Recipient Board: Ops\n"));
+    let db = server.db.client().await;
+    let notified: i64 = db
+        .query_one(
+            "SELECT count(*) FROM activity_events WHERE event_type = 'board.group.join.notified'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(notified, 2);
+
+    // Leaving tells both boards' agents again; a patch that keeps the group tells no one.
+    send(
+        &server,
+        Method::PATCH,
+        &ops_path,
+        json!({"board_group_id": null}),
+    )
+    .await;
+    let left = until_method(&mut ws, "sessions.send").await;
+    assert_eq!(left["payload"]["params"]["kind"], "board_group_leave");
+    assert!(left["payload"]["params"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Left Board: Ops\n"));
+    answer(&mut ws, &left, json!({"ok": true, "result": {}})).await;
+    let second = until_method(&mut ws, "sessions.send").await;
+    answer(&mut ws, &second, json!({"ok": true, "result": {}})).await;
+    send(
+        &server,
+        Method::PATCH,
+        &ops_path,
+        json!({"description": "Still alone"}),
+    )
+    .await;
+
+    // Deleting a board asks its gateway to remove each of its agents.
+    assert_eq!(delete(&server, &ops_path).await.status, 200);
+    let removal = until_method(&mut ws, "agents.delete").await;
+    assert_eq!(removal["payload"]["params"]["agent_id"], worker["id"]);
+    assert_eq!(
+        removal["payload"]["params"]["session_key"],
+        format!("agent:mc-{}:main", worker["id"].as_str().unwrap())
+    );
+    let notices = requests(&server, gateway_id)
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "sessions.send")
+        .count();
+    assert_eq!(
+        notices, 4,
+        "two joins and two leaves, nothing for the unchanged patch"
     );
 }
