@@ -17,6 +17,7 @@ use super::access::Caller;
 use super::accounts::Principal;
 use super::activity;
 use super::boards::Board;
+use super::mentions;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::validation::non_empty;
 use super::{DomainError, DomainResult};
@@ -116,7 +117,7 @@ impl MemoryKind for BoardGroupMemory {
     fn names_author(input: &MemoryCreate) -> bool {
         input.is_chat()
             || input.has_tag("broadcast")
-            || mentions(&input.content).iter().any(|m| m == "all")
+            || mentions::extract(&input.content).iter().any(|m| m == "all")
     }
 
     fn from_row(row: &Row) -> BoardGroupMemory {
@@ -175,34 +176,14 @@ pub struct MemoryFilter {
     pub is_chat: Option<bool>,
 }
 
-/// The `@handles` of a text, lowercased, as the reference's `@([A-Za-z][\w-]{0,31})`.
-fn mentions(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '@' || !chars.peek().is_some_and(char::is_ascii_alphabetic) {
-            continue;
-        }
-        let mut handle = String::new();
-        while let Some(&next) = chars.peek() {
-            let word = next.is_alphanumeric() || next == '_' || next == '-';
-            if !word || handle.chars().count() == 32 {
-                break;
-            }
-            handle.extend(next.to_lowercase());
-            chars.next();
-        }
-        found.push(handle);
-    }
-    found
-}
-
 /// How a user is named on the posts they author, as in the reference.
 /// Who posts an entry: the organization it goes to and the name an unnamed chat entry
 /// is signed with.
 pub struct Author {
     pub organization_id: Uuid,
     pub name: String,
+    /// The posting agent, which its own post does not notify.
+    pub agent_id: Option<Uuid>,
 }
 
 impl Author {
@@ -213,6 +194,7 @@ impl Author {
             Caller::Agent(agent) => Author {
                 organization_id: agent.organization_id,
                 name: agent.agent.name.clone(),
+                agent_id: Some(agent.agent.id),
             },
         }
     }
@@ -229,6 +211,7 @@ impl Author {
         Author {
             organization_id: principal.organization.id,
             name,
+            agent_id: None,
         }
     }
 }
@@ -372,20 +355,4 @@ pub async fn recent_chat(
     .items;
     chat.reverse();
     Ok(chat)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mentions;
-
-    #[test]
-    fn mentions_follow_the_reference_pattern() {
-        assert_eq!(
-            mentions("hi @All and @bob-2, not @9x or a@"),
-            ["all", "bob-2"]
-        );
-        assert_eq!(mentions("@allen"), ["allen"]);
-        let long = format!("@{}", "a".repeat(40));
-        assert_eq!(mentions(&long)[0].len(), 32);
-    }
 }

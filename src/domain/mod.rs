@@ -24,6 +24,8 @@ pub mod h5_users;
 pub mod knowledge;
 pub mod links;
 pub mod memory;
+pub mod memory_notices;
+pub mod mentions;
 pub mod metrics;
 pub mod onboarding;
 pub mod organizations;

@@ -431,39 +431,6 @@ pub fn dependent_effect(dependency_reopened: bool, dependent: &Progress) -> Depe
     }
 }
 
-/// The `@mentions` of a comment, lowercased: `@` then a letter and up to 31 letters,
-/// digits, `_` or `-`.
-pub fn mentions(text: &str) -> Vec<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'@' && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
-            let start = i + 1;
-            let mut end = start + 1;
-            while end < bytes.len()
-                && end - start < 32
-                && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b'-')
-            {
-                end += 1;
-            }
-            out.push(text[start..end].to_ascii_lowercase());
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Does a mention name this agent: `lead` for a lead, its whole name, or its first word
-/// (case-insensitive)?
-pub fn names_agent(mention: &str, agent_name: &str) -> bool {
-    let name = agent_name.trim().to_lowercase();
-    let first = name.split_whitespace().next().unwrap_or_default();
-    mention == "lead" || mention == name || mention == first
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,18 +787,6 @@ mod tests {
             ..to_done
         };
         assert!(check_gates(&b, TaskStatus::Done, &stays, pending).is_ok());
-    }
-
-    #[test]
-    fn mentions_are_found_and_matched_to_names() {
-        assert_eq!(
-            mentions("hi @Ada and @lead, mail a@b"),
-            ["ada", "lead", "b"]
-        );
-        assert!(mentions("@ nothing @1x").is_empty());
-        assert!(names_agent("ada", "Ada Lovelace"));
-        assert!(names_agent("lead", "Anyone"));
-        assert!(!names_agent("bob", "Ada"));
     }
 
     #[test]

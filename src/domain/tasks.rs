@@ -16,6 +16,7 @@ use super::approvals;
 use super::board_sync::{self, TaskChange};
 use super::boards::Board;
 use super::dependencies::{self, Dependency};
+use super::mentions;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::tags::{self, TagRef};
 use super::task_rules::{
@@ -881,8 +882,8 @@ async fn lead_may_comment(
         .map(|r| r.get(0))
         .collect();
     Ok(comments.iter().any(|c| {
-        task_rules::mentions(c)
+        mentions::extract(c)
             .iter()
-            .any(|m| task_rules::names_agent(m, &name))
+            .any(|m| mentions::names(m, &name, true))
     }))
 }

@@ -5,18 +5,20 @@
 
 use actix_web::web::{self, Data};
 use actix_web::{get, post, HttpRequest, HttpResponse};
+use tokio_postgres::GenericClient;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::feeds::{board_topic, group_topic, Poke};
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::access::{Access, Caller};
-use crate::domain::board_groups;
 use crate::domain::memory::{
     self, BoardGroupMemory, BoardMemory, MemoryCreate, MemoryFilter, MemoryKind,
 };
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::DomainError;
+use crate::domain::{board_groups, coordination, memory_notices, DomainResult};
 use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;
@@ -146,13 +148,18 @@ pub async fn post_board_memory(
     board_id: Uuid,
     input: MemoryCreate,
 ) -> ApiResult<web::Json<BoardMemory>> {
-    let entry = in_transaction!(state, |tx| async {
-        caller.board(&tx, board_id, Access::Write).await?;
-        memory::create(&tx, &memory::Author::of(caller), board_id, input).await
+    let base_url = coordination::public_url(state.settings.base_url.as_ref());
+    let (entry, gateways) = in_transaction!(state, |tx| async {
+        let board = caller.board(&tx, board_id, Access::Write).await?;
+        let author = memory::Author::of(caller);
+        let entry = memory::create(&tx, &author, board_id, input).await?;
+        let gateways = memory_notices::board_post(&tx, &board, &entry, &author, &base_url).await?;
+        Ok::<_, DomainError>((entry, gateways))
     });
     state.feeds.do_send(Poke {
         topic: board_topic(board_id),
     });
+    gateway_rpc::poke(state, gateways);
     Ok(web::Json(entry))
 }
 
@@ -232,12 +239,16 @@ pub async fn create_group_memory(
     let group_id = path.into_inner();
     let entry = in_transaction!(state, |tx| async {
         board_groups::group_for_user(&tx, &principal, group_id, Access::Write, false).await?;
-        memory::create(&tx, &memory::Author::user(&principal), group_id, input).await
+        post_group_memory(
+            &tx,
+            &state,
+            memory::Author::user(&principal),
+            group_id,
+            input,
+        )
+        .await
     });
-    state.feeds.do_send(Poke {
-        topic: group_topic(group_id),
-    });
-    Ok(web::Json(entry))
+    announce_group_post(&state, entry)
 }
 
 /// New memory of the board's group as server-sent events (see the group stream); a
@@ -329,14 +340,37 @@ pub async fn create_board_group_memory(
     Json(input): Json<MemoryCreate>,
 ) -> ApiResult<web::Json<BoardGroupMemory>> {
     let board_id = path.into_inner();
-    let entry: BoardGroupMemory = in_transaction!(state, |tx| async {
+    let entry = in_transaction!(state, |tx| async {
         let board = caller.board(&tx, board_id, Access::Write).await?;
         let group_id = memory::posting_group(&board)?;
-        memory::create(&tx, &memory::Author::of(&caller), group_id, input).await
+        post_group_memory(&tx, &state, memory::Author::of(&caller), group_id, input).await
     });
+    announce_group_post(&state, entry)
+}
+
+/// Records a group post and its notices; returns the entry and the gateways to poke.
+async fn post_group_memory(
+    client: &impl GenericClient,
+    state: &AppState,
+    author: memory::Author,
+    group_id: Uuid,
+    input: MemoryCreate,
+) -> DomainResult<(BoardGroupMemory, Vec<Uuid>)> {
+    let entry = memory::create(client, &author, group_id, input).await?;
+    let base_url = coordination::public_url(state.settings.base_url.as_ref());
+    let gateways = memory_notices::group_post(client, &entry, &author, &base_url).await?;
+    Ok((entry, gateways))
+}
+
+/// After a group post commits: wakes its streams and sends its notices.
+fn announce_group_post(
+    state: &AppState,
+    (entry, gateways): (BoardGroupMemory, Vec<Uuid>),
+) -> ApiResult<web::Json<BoardGroupMemory>> {
     state.feeds.do_send(Poke {
         topic: group_topic(entry.board_group_id),
     });
+    gateway_rpc::poke(state, gateways);
     Ok(web::Json(entry))
 }
 

@@ -42,6 +42,19 @@ pub async fn create_board(server: &Server, gateway: &Value, name: &str, extra: V
     reply.json
 }
 
+/// A new board group named `name` (slug: lowercased).
+pub async fn create_group(server: &Server, name: &str) -> Value {
+    let reply = send(
+        server,
+        Method::POST,
+        "/api/v1/board-groups",
+        json!({"name": name, "slug": name.to_lowercase()}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
 pub async fn create_agent(server: &Server, board: &Value, name: &str) -> Reply {
     send(
         server,

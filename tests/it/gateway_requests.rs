@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::fixtures::{
     create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
 };
-use crate::fixtures::{link, registered};
+use crate::fixtures::{create_group, link, registered};
 use crate::harness::{eventually, Reply, Server, WsClient, WsEvent, ADMIN_TOKEN};
 
 /// The next `rpc.request` on the link.
@@ -431,14 +431,7 @@ async fn group_moves_tell_the_groups_agents_and_board_deletion_removes_its_agent
     let (gateway, ops) = office(&server).await;
     let gateway_id = gateway["id"].as_str().unwrap();
     let worker = create_agent(&server, &ops, "Worker").await.json;
-    let group = send(
-        &server,
-        Method::POST,
-        "/api/v1/board-groups",
-        json!({"name": "Launch", "slug": "launch"}),
-    )
-    .await
-    .json;
+    let group = create_group(&server, "Launch").await;
     let dev = create_board(
         &server,
         &gateway,
