@@ -70,7 +70,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         settings: settings.clone(),
         db,
         bridge,
-        board_events: BoardEvents::new(feeds.clone()),
+        board_events: BoardEvents::new(feeds.clone(), registry.clone()),
         board_rooms,
         suggestions,
         feeds,

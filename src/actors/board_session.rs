@@ -309,14 +309,12 @@ impl BoardSession {
                     }
                     Write::Create(input) => tasks::create(&tx, &board, &actor, *input)
                         .await
-                        .map(|(_, c)| vec![c]),
+                        .map(|(_, c)| c),
                 }
             });
-            for change in changes {
-                state
-                    .board_events
-                    .task_changed(principal.organization.id, board_id, change);
-            }
+            state
+                .board_events
+                .tasks_changed(principal.organization.id, board_id, changes);
             Ok::<_, DomainError>(())
         };
         // One write at a time, in the order the client sent them.

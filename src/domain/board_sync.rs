@@ -28,13 +28,18 @@ pub enum TaskChange {
     Commented {
         task_id: Uuid,
     },
+    /// Agents were sent notices about the change through this gateway (a request recorded
+    /// in the same transaction): its relay link is to be poked. Board sync carries nothing.
+    Notified {
+        gateway_id: Uuid,
+    },
 }
 
 /// Events kept per board; older ones are dropped as new ones come.
 const KEPT: i64 = 1000;
 
 /// The wire frame of a change (the reference's fields; `append` adds `seq`); `None` for
-/// changes board sync does not carry (comments).
+/// changes board sync does not carry (comments, notices).
 fn frame(change: &TaskChange) -> Option<Value> {
     let timestamp = Utc::now();
     let frame = match change {
@@ -52,7 +57,7 @@ fn frame(change: &TaskChange) -> Option<Value> {
         TaskChange::Deleted { task_id } => {
             json!({"type": "task.deleted", "task_id": task_id, "timestamp": timestamp})
         }
-        TaskChange::Commented { .. } => return None,
+        TaskChange::Commented { .. } | TaskChange::Notified { .. } => return None,
     };
     Some(frame)
 }

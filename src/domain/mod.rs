@@ -37,6 +37,7 @@ pub mod snapshots;
 pub mod souls;
 pub mod suggestions;
 pub mod tags;
+pub mod task_notices;
 pub mod task_rules;
 pub mod tasks;
 pub mod validation;

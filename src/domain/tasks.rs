@@ -19,6 +19,7 @@ use super::dependencies::{self, Dependency};
 use super::mentions;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::tags::{self, TagRef};
+use super::task_notices;
 use super::task_rules::{
     self, Actor, AgentRef, Decision, DependentEffect, Progress, Request, TaskStatus,
 };
@@ -296,7 +297,7 @@ pub async fn create(
     board: &Board,
     actor: &Actor,
     input: TaskCreate,
-) -> DomainResult<(Task, TaskChange)> {
+) -> DomainResult<(Task, Vec<TaskChange>)> {
     let title = non_empty("title", &input.title)?;
     let task_id = Uuid::new_v4();
     let deps =
@@ -383,12 +384,13 @@ pub async fn create(
         },
     )
     .await?;
+    let notices = task_notices::created(client, board, &row).await?;
     let task = read_one(client, row).await?;
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
     board_sync::append(client, board.id, &change).await?;
-    Ok((task, change))
+    Ok((task, std::iter::once(change).chain(notices).collect()))
 }
 
 /// `TaskUpdate`: absent fields stay; `null` clears where the column may be empty.
@@ -591,6 +593,7 @@ pub async fn update(
     });
     changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
     board_sync::append_all(client, board.id, &changes).await?;
+    changes.extend(task_notices::updated(client, board, actor, &current, &row).await?);
     Ok((read_one(client, row).await?, changes))
 }
 
@@ -632,7 +635,8 @@ async fn save(
     Ok(TaskRow::from_row(&row))
 }
 
-async fn record(
+/// Records an activity event of a task of `board`.
+pub async fn record(
     client: &impl GenericClient,
     board: &Board,
     task_id: Uuid,
@@ -820,7 +824,7 @@ pub async fn add_comment(
     actor: &Actor,
     task_id: Uuid,
     input: TaskCommentCreate,
-) -> DomainResult<(TaskComment, TaskChange)> {
+) -> DomainResult<(TaskComment, Vec<TaskChange>)> {
     let message = non_empty("message", &input.message)?;
     let task = find(client, board.id, task_id, false).await?;
     if let Actor::Agent(agent) = actor {
@@ -849,7 +853,9 @@ pub async fn add_comment(
         task_id: event.task_id,
         created_at: event.created_at,
     };
-    Ok((comment, TaskChange::Commented { task_id }))
+    let notices = task_notices::commented(client, board, actor, &task, &input.message).await?;
+    let changes = std::iter::once(TaskChange::Commented { task_id }).chain(notices);
+    Ok((comment, changes.collect()))
 }
 
 /// A lead comments on a task in review, on a task it created, or where an earlier comment

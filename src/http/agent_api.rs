@@ -112,14 +112,14 @@ pub async fn agent_create_task(
     Json(input): Json<TaskCreate>,
 ) -> ApiResult<web::Json<Task>> {
     let board_id = path.into_inner();
-    let (task, change) = in_transaction!(state, |tx| async {
+    let (task, changes) = in_transaction!(state, |tx| async {
         me.require_lead()?;
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         tasks::create(&tx, &board, &me.actor(), input).await
     });
     state
         .board_events
-        .task_changed(me.organization_id, board_id, change);
+        .tasks_changed(me.organization_id, board_id, changes);
     Ok(web::Json(task))
 }
 
@@ -139,11 +139,9 @@ pub async fn agent_update_task(
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         tasks::update(&tx, &board, &me.actor(), task_id, patch).await
     });
-    for change in changes {
-        state
-            .board_events
-            .task_changed(me.organization_id, board_id, change);
-    }
+    state
+        .board_events
+        .tasks_changed(me.organization_id, board_id, changes);
     Ok(web::Json(task))
 }
 
@@ -164,7 +162,7 @@ pub async fn agent_delete_task(
     });
     state
         .board_events
-        .task_changed(me.organization_id, board_id, change);
+        .tasks_changed(me.organization_id, board_id, [change]);
     Ok(OkResponse::json())
 }
 
@@ -198,13 +196,13 @@ pub async fn agent_comment(
     Json(input): Json<TaskCommentCreate>,
 ) -> ApiResult<web::Json<TaskComment>> {
     let (board_id, task_id) = path.into_inner();
-    let (comment, change) = in_transaction!(state, |tx| async {
+    let (comment, changes) = in_transaction!(state, |tx| async {
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         tasks::add_comment(&tx, &board, &me.actor(), task_id, input).await
     });
     state
         .board_events
-        .task_changed(me.organization_id, board_id, change);
+        .tasks_changed(me.organization_id, board_id, changes);
     Ok(web::Json(comment))
 }
 

@@ -121,7 +121,7 @@ pub(crate) fn publish_released(
     for (board_id, change) in released {
         state
             .board_events
-            .task_changed(organization_id, board_id, change);
+            .tasks_changed(organization_id, board_id, [change]);
     }
 }
 

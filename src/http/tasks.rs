@@ -82,13 +82,13 @@ pub async fn create_task(
     Json(input): Json<TaskCreate>,
 ) -> ApiResult<web::Json<Task>> {
     let board_id = path.into_inner();
-    let (task, change) = in_transaction!(state, |tx| async {
+    let (task, changes) = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         tasks::create(&tx, &board, &Actor::User(principal.user.id), input).await
     });
     state
         .board_events
-        .task_changed(principal.organization.id, board_id, change);
+        .tasks_changed(principal.organization.id, board_id, changes);
     Ok(web::Json(task))
 }
 
@@ -114,11 +114,9 @@ pub async fn update_task(
         let board = caller.board(&tx, board_id, Access::Write).await?;
         tasks::update(&tx, &board, &actor, task_id, patch).await
     });
-    for change in changes {
-        state
-            .board_events
-            .task_changed(caller.organization_id(), board_id, change);
-    }
+    state
+        .board_events
+        .tasks_changed(caller.organization_id(), board_id, changes);
     Ok(web::Json(task))
 }
 
@@ -142,7 +140,7 @@ pub async fn delete_task(
     });
     state
         .board_events
-        .task_changed(principal.organization.id, board_id, change);
+        .tasks_changed(principal.organization.id, board_id, [change]);
     Ok(OkResponse::json())
 }
 
@@ -185,13 +183,13 @@ pub async fn create_comment(
 ) -> ApiResult<web::Json<TaskComment>> {
     let (board_id, task_id) = path.into_inner();
     let actor = caller.actor();
-    let (comment, change) = in_transaction!(state, |tx| async {
+    let (comment, changes) = in_transaction!(state, |tx| async {
         let board = caller.board(&tx, board_id, Access::Write).await?;
         tasks::add_comment(&tx, &board, &actor, task_id, input).await
     });
     state
         .board_events
-        .task_changed(caller.organization_id(), board_id, change);
+        .tasks_changed(caller.organization_id(), board_id, changes);
     Ok(web::Json(comment))
 }
 

@@ -39,7 +39,30 @@ pub async fn until_method(ws: &mut WsClient, method: &str) -> Value {
     }
 }
 
-async fn requests(server: &Server, gateway: &str) -> Vec<Value> {
+/// The next `n` notices on the link (answering each), sorted by recipient.
+pub async fn notices(ws: &mut WsClient, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let frame = until_method(ws, "sessions.send").await;
+        answer(ws, &frame, json!({"ok": true, "result": {}})).await;
+        got.push(frame["payload"]["params"].clone());
+    }
+    got.sort_by_key(|p| p["label"].as_str().unwrap_or_default().to_string());
+    got
+}
+
+pub fn labels(notices: &[Value]) -> Vec<&str> {
+    notices
+        .iter()
+        .map(|n| n["label"].as_str().unwrap())
+        .collect()
+}
+
+pub fn message(notice: &Value) -> &str {
+    notice["message"].as_str().unwrap()
+}
+
+pub async fn requests(server: &Server, gateway: &str) -> Vec<Value> {
     let reply = server
         .admin_get(&format!("/api/v1/gateways/{gateway}/requests"))
         .await;

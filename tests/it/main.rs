@@ -35,5 +35,6 @@ mod startup;
 mod streams;
 mod suggestions;
 mod tags;
+mod task_notices;
 mod tasks;
 mod webhooks;

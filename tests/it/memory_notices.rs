@@ -5,31 +5,8 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{agent, as_agent, create_agent, create_board, create_group, make_lead, send};
-use crate::gateway_requests::{answer, connect, office, until_method};
-use crate::harness::{Server, WsClient};
-
-/// The next `n` notices on the link (answering each), sorted by recipient.
-async fn notices(ws: &mut WsClient, n: usize) -> Vec<Value> {
-    let mut got = Vec::new();
-    for _ in 0..n {
-        let frame = until_method(ws, "sessions.send").await;
-        answer(ws, &frame, json!({"ok": true, "result": {}})).await;
-        got.push(frame["payload"]["params"].clone());
-    }
-    got.sort_by_key(|p| p["label"].as_str().unwrap_or_default().to_string());
-    got
-}
-
-fn labels(notices: &[Value]) -> Vec<&str> {
-    notices
-        .iter()
-        .map(|n| n["label"].as_str().unwrap())
-        .collect()
-}
-
-fn message(notice: &Value) -> &str {
-    notice["message"].as_str().unwrap()
-}
+use crate::gateway_requests::{connect, labels, message, notices, office, requests};
+use crate::harness::Server;
 
 async fn post(server: &Server, path: &str, body: Value) {
     let reply = send(server, Method::POST, path, body).await;
@@ -160,16 +137,8 @@ async fn chat_posts_reach_leads_mentioned_agents_and_everyone_on_a_broadcast() {
         .iter()
         .all(|n| message(n).starts_with("GROUP BROADCAST\n")));
 
-    let sent = server
-        .admin_get(&format!(
-            "/api/v1/gateways/{}/requests",
-            gateway["id"].as_str().unwrap()
-        ))
-        .await;
-    let chats = sent
-        .json
-        .as_array()
-        .unwrap()
+    let chats = requests(&server, gateway["id"].as_str().unwrap())
+        .await
         .iter()
         .filter(|r| r["method"] == "sessions.send" && r["params"]["kind"] != "board_group_join")
         .count();
