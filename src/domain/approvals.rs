@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::activity::next_feed_seq;
 use super::boards::Board;
 use super::pagination::{fetch_page, Page, PageParams};
+use super::task_notices;
 use super::validation::{dedupe, missing_ids, model_error};
 use super::{DomainError, DomainResult};
 
@@ -450,13 +451,15 @@ pub struct ApprovalUpdate {
 }
 
 /// Resolves or re-opens an approval. Re-opening checks the pending conflict again; every
-/// resolution stamps `resolved_at` (kept when re-opened, as the reference does).
+/// resolution stamps `resolved_at` (kept when re-opened, as the reference does). A newly
+/// approved or rejected approval is told to the board's lead; the gateway to poke then
+/// comes back with it.
 pub async fn update(
     client: &impl GenericClient,
     board: &Board,
     approval_id: Uuid,
     patch: ApprovalUpdate,
-) -> DomainResult<Approval> {
+) -> DomainResult<(Approval, Option<Uuid>)> {
     let status = match patch.status {
         Some(None) => return Err(model_error("status is required")),
         other => other.flatten(),
@@ -474,7 +477,7 @@ pub async fn update(
         .await?
         .remove(0);
     let Some(status) = status else {
-        return Ok(current);
+        return Ok((current, None));
     };
     if status == ApprovalStatus::Pending && current.status != ApprovalStatus::Pending {
         ensure_no_pending(client, board.id, &current.task_ids, Some(approval_id)).await?;
@@ -493,9 +496,15 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok(with_tasks(client, vec![Approval::from_row(&row)])
+    let approval = with_tasks(client, vec![Approval::from_row(&row)])
         .await?
-        .remove(0))
+        .remove(0);
+    let notified = if approval.status != current.status {
+        task_notices::approval_resolved(client, board, &approval).await?
+    } else {
+        None
+    };
+    Ok((approval, notified))
 }
 
 /// The board's approvals whose last change is after feed number `after`, in feed order.

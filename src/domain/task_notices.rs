@@ -1,6 +1,7 @@
-//! What agents are told of task changes, as in the reference: a board's lead hears of new
-//! tasks and of tasks back in the inbox, an agent of the task it is assigned, and a comment
-//! reaches the agents it `@mentions` (else the task's assignee), never its author. Each
+//! What agents are told of task and approval changes, as in the reference: a board's lead
+//! hears of new tasks, of tasks back in the inbox and of resolved approvals, an agent of the
+//! task it is assigned, and a comment reaches the agents it `@mentions` (else the task's
+//! assignee), never its author. Each
 //! notice is a `sessions.send` request to the board's gateway, recorded in the change's
 //! transaction, with the reference's activity; the returned `TaskChange::Notified` has the
 //! gateway's link poked once committed.
@@ -9,6 +10,8 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::activity::{self, NewActivity};
+use super::approvals::{Approval, ApprovalStatus};
 use super::board_sync::TaskChange;
 use super::boards::Board;
 use super::gateway_commands::{self, Target};
@@ -259,9 +262,100 @@ pub async fn commented(
     Ok(notified(gateway_id, any))
 }
 
+/// A float as Python prints it (`80.0`, `72.5`): the reference's notices carry its text.
+fn py_float(value: f64) -> String {
+    if value.fract() == 0.0 && value.is_finite() {
+        format!("{value:.1}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// An approval went from another status to approved or rejected: the lead hears of it.
+/// Returns the gateway to poke when it was told.
+pub async fn approval_resolved(
+    client: &impl GenericClient,
+    board: &Board,
+    approval: &Approval,
+) -> DomainResult<Option<Uuid>> {
+    let Some(gateway_id) = board.gateway_id else {
+        return Ok(None);
+    };
+    let decision = match approval.status {
+        ApprovalStatus::Approved => "approved",
+        ApprovalStatus::Rejected => "rejected",
+        _ => return Ok(None),
+    };
+    let agents = listeners(client, board.id).await?;
+    let Some(lead) = agents.iter().find(|a| a.3) else {
+        return Ok(None);
+    };
+    let mut lines = vec![
+        "APPROVAL RESOLVED".to_string(),
+        format!("Board: {}", board.name),
+        format!("Approval ID: {}", approval.id),
+        format!("Action: {}", approval.action_type),
+        format!("Decision: {decision}"),
+        format!("Confidence: {}", py_float(approval.confidence)),
+    ];
+    let task_ids: Vec<Uuid> = if approval.task_ids.is_empty() {
+        approval.task_id.into_iter().collect()
+    } else {
+        approval.task_ids.clone()
+    };
+    match task_ids.as_slice() {
+        [] => {}
+        [one] => lines.push(format!("Task ID: {one}")),
+        many => lines.push(format!(
+            "Task IDs: {}",
+            many.iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+    lines.push(String::new());
+    lines.push("Take action: continue execution using the final approval decision.".into());
+    gateway_commands::send_to_session(
+        client,
+        Target {
+            organization_id: board.organization_id,
+            gateway_id,
+            agent_id: Some(lead.0),
+            board_id: Some(board.id),
+        },
+        &lead.2,
+        &lines.join("\n"),
+        json!({"kind": "approval", "approval_id": approval.id, "deliver": false, "label": lead.1}),
+    )
+    .await?;
+    activity::record(
+        client,
+        NewActivity {
+            organization_id: board.organization_id,
+            board_id: Some(board.id),
+            event_type: "approval.lead_notified",
+            message: Some(format!(
+                "Lead agent notified for {decision} approval {}.",
+                approval.id
+            )),
+            agent_id: Some(lead.0),
+            task_id: approval.task_id,
+        },
+    )
+    .await?;
+    Ok(Some(gateway_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_print_as_in_python() {
+        assert_eq!(py_float(80.0), "80.0");
+        assert_eq!(py_float(72.5), "72.5");
+    }
 
     #[test]
     fn snippets_keep_500_characters() {

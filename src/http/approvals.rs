@@ -6,6 +6,7 @@ use actix_web::{get, patch, post, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::access::{self, Access, Caller};
 use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter, ApprovalUpdate};
@@ -103,11 +104,12 @@ pub async fn update_approval(
     Json(patch): Json<ApprovalUpdate>,
 ) -> ApiResult<web::Json<Approval>> {
     let (board_id, approval_id) = path.into_inner();
-    let approval = in_transaction!(state, |tx| async {
+    let (approval, notified) = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         approvals::update(&tx, &board, approval_id, patch).await
     });
     state.board_events.approval_changed(board_id);
+    gateway_rpc::poke(&state, notified);
     Ok(web::Json(approval))
 }
 

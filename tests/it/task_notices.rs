@@ -1,4 +1,5 @@
-//! What agents hear of task changes: the lead of new tasks and of tasks back in the inbox,
+//! What agents hear of task changes: the lead of new tasks, of tasks back in the inbox and of
+//! resolved approvals,
 //! an assignee of its assignment, mentioned agents (else the assignee) of comments; never
 //! the agent that made the change.
 
@@ -96,6 +97,40 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
     .await;
     assert_eq!(own.status, 200, "{}", own.text);
 
+    // A resolved approval reaches the lead; re-resolving the same way tells no one again.
+    let approval = send(&server, Method::POST, &format!("/api/v1/boards/{board_id}/approvals"),
+        json!({"action_type": "deploy", "confidence": 80, "task_ids": [task_id], "payload": {"reason": "r"}})).await;
+    assert_eq!(approval.status, 200, "{}", approval.text);
+    let approval_path = format!(
+        "/api/v1/boards/{board_id}/approvals/{}",
+        approval.json["id"].as_str().unwrap()
+    );
+    let resolved = send(
+        &server,
+        Method::PATCH,
+        &approval_path,
+        json!({"status": "approved"}),
+    )
+    .await;
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+    let heard = notices(&mut ws, 1).await;
+    assert_eq!(labels(&heard), ["Lena"]);
+    assert_eq!(
+        message(&heard[0]),
+        format!(
+            "APPROVAL RESOLVED\nBoard: Ops\nApproval ID: {}\nAction: deploy\nDecision: approved\n\
+             Confidence: 80.0\nTask ID: {task_id}\n\nTake action: continue execution using the final approval decision.",
+            approval.json["id"].as_str().unwrap()
+        )
+    );
+    send(
+        &server,
+        Method::PATCH,
+        &approval_path,
+        json!({"status": "approved"}),
+    )
+    .await;
+
     let db = server.db.client().await;
     let events: Vec<String> = db
         .query("SELECT event_type FROM activity_events WHERE event_type LIKE '%notified' ORDER BY created_at", &[])
@@ -109,7 +144,8 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
         [
             "task.lead_notified",
             "task.assignee_notified",
-            "task.lead_unassigned_notified"
+            "task.lead_unassigned_notified",
+            "approval.lead_notified"
         ]
     );
     let told = requests(&server, gateway["id"].as_str().unwrap())
@@ -118,4 +154,10 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
         .filter(|r| r["params"]["kind"] == "task")
         .count();
     assert_eq!(told, 5, "nothing for the claim or the author's own comment");
+    let approvals = requests(&server, gateway["id"].as_str().unwrap())
+        .await
+        .iter()
+        .filter(|r| r["params"]["kind"] == "approval")
+        .count();
+    assert_eq!(approvals, 1);
 }
