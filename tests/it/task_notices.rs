@@ -1,7 +1,6 @@
-//! What agents hear of task changes: the lead of new tasks, of tasks back in the inbox and of
-//! resolved approvals,
-//! an assignee of its assignment, mentioned agents (else the assignee) of comments; never
-//! the agent that made the change.
+//! What agents hear of task changes: the lead of new tasks, of tasks back in the inbox and
+//! of resolved approvals, an assignee of its assignment, mentioned agents (else the
+//! assignee) of comments; never the agent that made the change.
 
 use awc::http::Method;
 use serde_json::json;
