@@ -1,8 +1,10 @@
 //! Board groups (domain.md §A5): CRUD and who may see a group.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
@@ -11,6 +13,7 @@ use uuid::Uuid;
 use super::access::{self, Access, BoardScope};
 use super::accounts::Principal;
 use super::pagination::{fetch_page, Page, PageParams};
+use super::provisioning;
 use super::{DomainError, DomainResult};
 
 /// `BoardGroupRead`.
@@ -292,15 +295,15 @@ pub fn valid_cadence(every: &str) -> bool {
 }
 
 /// Sets the heartbeat cadence of the agents on the group's boards (workers, and leads too
-/// when asked). No gateway is dialed: each agent's `heartbeat_config` is where its
-/// gateway link picks the cadence up.
+/// when asked) and sends each gateway one `agents.heartbeats.set` request with its agents'
+/// new configs. Returns the answer and the gateways to poke once committed.
 pub async fn apply_heartbeat(
     client: &impl GenericClient,
     principal: &Principal,
     group_id: Uuid,
     every: &str,
     include_board_leads: bool,
-) -> DomainResult<HeartbeatApplied> {
+) -> DomainResult<(HeartbeatApplied, Vec<Uuid>)> {
     access::require_org_admin(&principal.member)?;
     group_for_user(client, principal, group_id, Access::Write, false).await?;
     if !valid_cadence(every) {
@@ -316,18 +319,36 @@ pub async fn apply_heartbeat(
                updated_at = now() \
              FROM boards b \
              WHERE a.board_id = b.id AND b.board_group_id = $1 AND b.organization_id = $2 AND ($5 OR NOT a.is_board_lead) \
-             RETURNING a.id",
+             RETURNING a.id, a.gateway_id, a.openclaw_session_id, a.heartbeat_config",
             &[&group_id, &principal.organization.id, &super::agents::default_heartbeat_config(), &every, &include_board_leads],
         )
         .await?;
+    let mut by_gateway: BTreeMap<Uuid, Vec<Value>> = BTreeMap::new();
+    for row in &rows {
+        by_gateway.entry(row.get(1)).or_default().push(json!({
+            "agent_id": row.get::<_, Uuid>(0),
+            "session_key": row.get::<_, Option<String>>(2),
+            "heartbeat_config": row.get::<_, Option<Value>>(3),
+        }));
+    }
+    for (gateway_id, agents) in &by_gateway {
+        provisioning::set_heartbeats(
+            client,
+            principal.organization.id,
+            *gateway_id,
+            agents.clone(),
+        )
+        .await?;
+    }
     let mut updated_agent_ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     updated_agent_ids.sort();
-    Ok(HeartbeatApplied {
+    let applied = HeartbeatApplied {
         board_group_id: group_id,
-        requested: serde_json::json!({"every": every, "include_board_leads": include_board_leads}),
+        requested: json!({"every": every, "include_board_leads": include_board_leads}),
         updated_agent_ids,
         failed_agent_ids: Vec::new(),
-    })
+    };
+    Ok((applied, by_gateway.into_keys().collect()))
 }
 
 #[cfg(test)]

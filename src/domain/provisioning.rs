@@ -1,6 +1,7 @@
 //! What Mission Control asks a gateway to do with its agents (docs/gateway-protocol.md §7):
-//! create, update and remove them, write their files, re-sync their templates. Each is a
-//! recorded gateway request (`gateway_commands`), sent when the gateway's link is up.
+//! create, update and remove them, write their files, re-sync their templates, set their
+//! heartbeats. Each is a recorded gateway request (`gateway_commands`), sent when the
+//! gateway's link is up.
 
 use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
@@ -15,6 +16,7 @@ pub const UPDATE: &str = "agents.update";
 pub const DELETE: &str = "agents.delete";
 pub const WRITE_FILE: &str = "agents.files.set";
 pub const SYNC_TEMPLATES: &str = "agents.templates.sync";
+pub const SET_HEARTBEATS: &str = "agents.heartbeats.set";
 
 fn target(organization_id: Uuid, agent: &Agent) -> Target {
     Target {
@@ -98,6 +100,32 @@ pub async fn sync_templates(
     params["force_bootstrap"] = json!(options.force_bootstrap);
     params["overwrite"] = json!(options.overwrite);
     request(client, organization_id, agent, SYNC_TEMPLATES, params).await
+}
+
+/// `agents.heartbeats.set`: the heartbeat configs of several agents of one gateway, in one
+/// request (the reference patches them in one gateway config call). `agents` are
+/// `{agent_id, session_key, heartbeat_config}`.
+pub async fn set_heartbeats(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    gateway_id: Uuid,
+    agents: Vec<Value>,
+) -> DomainResult<Command> {
+    gateway_commands::record(
+        client,
+        NewCommand {
+            target: Target {
+                organization_id,
+                gateway_id,
+                agent_id: None,
+                board_id: None,
+            },
+            method: SET_HEARTBEATS,
+            params: json!({ "agents": agents }),
+            reply_to: None,
+        },
+    )
+    .await
 }
 
 async fn request(

@@ -5,6 +5,7 @@ use actix_web::{delete, get, patch, post};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::access::Access;
 use crate::domain::board_groups::{self, BoardGroup, BoardGroupCreate, BoardGroupUpdate};
@@ -134,9 +135,10 @@ pub async fn apply_heartbeat(
 ) -> ApiResult<web::Json<board_groups::HeartbeatApplied>> {
     let group_id = path.into_inner();
     let every = body.every.trim().to_string();
-    let applied = in_transaction!(state, |tx| {
+    let (applied, gateways) = in_transaction!(state, |tx| {
         board_groups::apply_heartbeat(&tx, &principal, group_id, &every, body.include_board_leads)
     });
+    gateway_rpc::poke(&state, gateways);
     if !applied.updated_agent_ids.is_empty() {
         state.agents_changed(principal.organization.id);
     }

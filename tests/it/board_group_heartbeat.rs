@@ -1,4 +1,5 @@
-//! `POST /api/v1/board-groups/{id}/heartbeat`: sets the cadence of the group's agents.
+//! `POST /api/v1/board-groups/{id}/heartbeat`: sets the cadence of the group's agents and
+//! sends it to their gateways.
 
 use awc::http::Method;
 use serde_json::{json, Value};
@@ -103,6 +104,27 @@ async fn workers_get_the_cadence_and_leads_only_when_asked() {
         ),
         (Some("2m"), Some("last"))
     );
+
+    // Each application is one request to the gateway with its agents' new configs.
+    let sent: Vec<Value> = server
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT params FROM gateway_commands WHERE method = 'agents.heartbeats.set' ORDER BY created_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0]["agents"],
+        json!([{"agent_id": worker, "session_key": null, "heartbeat_config": {"every": "5m", "target": "none"}}])
+    );
+    assert_eq!(sent[1]["agents"].as_array().unwrap().len(), 2);
 }
 
 #[actix_web::test]
