@@ -18,6 +18,7 @@ use super::boards::{self, Board};
 use super::pagination::{fetch_page, Page, PageParams};
 use super::provisioning;
 use super::{DomainError, DomainResult};
+use crate::auth::agent_tokens::{self, Holder};
 
 /// An agent not heard from for this long reads as offline.
 const OFFLINE_AFTER_MINUTES: i64 = 10;
@@ -1067,7 +1068,7 @@ pub async fn rotate_token(
     agent_id: Uuid,
     key: &str,
 ) -> DomainResult<String> {
-    let minted = crate::auth::agent_tokens::mint(key);
+    let minted = agent_tokens::mint(key, Holder::Creator);
     client
         .execute(
             "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
@@ -1084,7 +1085,7 @@ pub async fn rotate_gateway_token(
     agent_id: Uuid,
     key: &str,
 ) -> DomainResult<String> {
-    let minted = crate::auth::agent_tokens::mint(key);
+    let minted = agent_tokens::mint(key, Holder::Gateway);
     client
         .execute(
             "INSERT INTO agent_gateway_tokens (agent_id, lookup, hash) VALUES ($1, $2, $3)
@@ -1154,22 +1155,25 @@ pub async fn authenticate(
     key: &str,
     token: &str,
 ) -> DomainResult<Option<(AgentPrincipal, bool)>> {
-    let Some((lookup, secret)) = crate::auth::agent_tokens::parse(token) else {
+    let Some((holder, lookup, secret)) = agent_tokens::parse(token) else {
         return Ok(None);
     };
-    let Some(row) = client
-        .query_opt(
-            &format!(
-                "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash
-                   FROM agents a WHERE a.token_lookup = $1
-                 UNION ALL
-                 SELECT {AGENT_COLUMNS}, a.organization_id, g.hash
-                   FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1"
-            ),
-            &[&lookup],
-        )
-        .await?
-    else {
+    let by_creator_token = format!(
+        "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
+    );
+    let by_gateway_token = format!(
+        "SELECT {AGENT_COLUMNS}, a.organization_id, g.hash \
+         FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1"
+    );
+    let mut row = None;
+    if holder == Holder::Creator {
+        row = client.query_opt(&by_creator_token, &[&lookup]).await?;
+    }
+    // Gateway tokens minted before they had a prefix of their own read `mca_`.
+    if row.is_none() {
+        row = client.query_opt(&by_gateway_token, &[&lookup]).await?;
+    }
+    let Some(row) = row else {
         return Ok(None);
     };
     let hash: Vec<u8> = row.get(17);
