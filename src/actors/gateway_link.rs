@@ -28,6 +28,9 @@ use crate::domain::h5_chat;
 use crate::domain::{coordination, gateway_commands};
 use crate::state::AppState;
 
+/// Held chat messages sent per flush; a full batch flushes again at once.
+const HELD_BATCH: i64 = 500;
+
 pub struct GatewayLink {
     state: Data<AppState>,
     gateway_id: Uuid,
@@ -169,8 +172,9 @@ impl GatewayLink {
         }));
     }
 
-    /// Claims the gateway's due requests and sends them, then arms a timer for the next one
-    /// that falls due (an unanswered request is sent again with backoff).
+    /// Claims the gateway's due requests and the chat messages held while it was away and
+    /// sends them, then arms a timer for the next request that falls due (an unanswered
+    /// request is sent again with backoff).
     fn flush(&mut self, ctx: &mut socket::Ctx<Self>) {
         if self.identity.is_none() {
             return;
@@ -196,14 +200,22 @@ impl GatewayLink {
             )
             .await
             .map_err(|e| e.to_string())?;
+            let held = h5_chat::take_held(&tx, gateway_id, HELD_BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(claimed)
+            Ok::<_, String>((claimed, held))
         };
         ctx.spawn(claimed.into_actor(self).map(|result, act, ctx| {
             act.flushing = false;
             let next_due = match result {
-                Ok((frames, next_due)) => {
+                Ok(((frames, next_due), held)) => {
                     for frame in frames {
+                        ctx.text(frame);
+                    }
+                    // A full batch of held chat may have more behind it.
+                    act.flush_again |= held.len() as i64 == HELD_BATCH;
+                    for frame in held {
                         ctx.text(frame);
                     }
                     next_due

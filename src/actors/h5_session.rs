@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::bridge::Publish;
+use super::gateway_rpc;
 use super::presence::gateway_key;
 use super::registry::{
     gateway_channel, Control, Frame, RegisterH5, SocketHandle, ToLocalGateway, UnregisterH5,
@@ -376,12 +377,9 @@ async fn route(
         return Ok(Routed::Duplicate(accepted));
     }
     let session = &accepted.session;
-    let frame: std::sync::Arc<str> = json!({"type": "chat.send", "id": id, "payload": {
-        "session_key": session.session_key, "session_id": session.id, "h5_user_id": caller.user_id,
-        "agent_id": agent_id, "content": accepted.message.content, "role": "user", "message_id": accepted.message.id,
-    }})
-    .to_string()
-    .into();
+    let frame: std::sync::Arc<str> = h5_chat::chat_send_frame(session, &accepted.message, &id)
+        .to_string()
+        .into();
     let gateway_id = session.gateway_id;
     let local = state
         .registry
@@ -394,20 +392,27 @@ async fn route(
     if local {
         return Ok(Routed::Delivered(accepted));
     }
-    if state.presence.get(&gateway_key(gateway_id)).await.is_none() {
-        return Ok(Routed::GatewayOffline(accepted));
+    if state.presence.get(&gateway_key(gateway_id)).await.is_some() {
+        let published = state
+            .bridge
+            .send(Publish {
+                channel: gateway_channel(gateway_id),
+                payload: frame.to_string(),
+            })
+            .await;
+        if let Ok(Ok(())) = published {
+            return Ok(Routed::Delivered(accepted));
+        }
     }
-    let published = state
-        .bridge
-        .send(Publish {
-            channel: gateway_channel(gateway_id),
-            payload: frame.to_string(),
-        })
-        .await;
-    match published {
-        Ok(Ok(())) => Ok(Routed::Delivered(accepted)),
-        _ => Ok(Routed::GatewayOffline(accepted)),
-    }
+    // No live link took it: kept for the gateway's next link, which is poked in case it
+    // came up since (its flush on connect may have run before the message was kept).
+    let conn = state.db.get().await.map_err(|e| e.to_string())?;
+    h5_chat::hold_for_gateway(&*conn, accepted.message.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(conn);
+    gateway_rpc::poke(state, [gateway_id]);
+    Ok(Routed::GatewayOffline(accepted))
 }
 
 impl Routed {
@@ -434,7 +439,7 @@ fn answer(ctx: &mut socket::Ctx<H5Session>, id: &Value, routed: Routed) {
         Routed::Duplicate(accepted) => socket::send(ctx, &ack(&accepted, true)),
         Routed::GatewayOffline(accepted) => {
             let message =
-                "the agent's gateway is offline; the message is stored and was not delivered";
+                "the agent's gateway is offline; the message is stored and will be sent when it reconnects";
             let mut frame = json!({"type": "error", "id": id, "payload": {"code": "GATEWAY_OFFLINE", "reason": message, "message": message}});
             frame["payload"]["message_id"] = json!(accepted.message.id);
             socket::send(ctx, &frame);

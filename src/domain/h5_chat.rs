@@ -66,15 +66,20 @@ const MESSAGE_COLUMNS: &str =
 
 impl ChatMessage {
     fn from_row(row: &Row) -> ChatMessage {
+        ChatMessage::from_row_at(row, 0)
+    }
+
+    /// The message whose `MESSAGE_COLUMNS` start at column `at`.
+    fn from_row_at(row: &Row, at: usize) -> ChatMessage {
         ChatMessage {
-            id: row.get(0),
-            session_id: row.get(1),
-            agent_id: row.get(2),
-            role: row.get(3),
-            content: row.get(4),
-            extra: row.get(5),
-            client_message_id: row.get(6),
-            created_at: row.get(7),
+            id: row.get(at),
+            session_id: row.get(at + 1),
+            agent_id: row.get(at + 2),
+            role: row.get(at + 3),
+            content: row.get(at + 4),
+            extra: row.get(at + 5),
+            client_message_id: row.get(at + 6),
+            created_at: row.get(at + 7),
         }
     }
 }
@@ -267,6 +272,63 @@ pub fn reply_frame(session: &ChatSession, message: &ChatMessage) -> Value {
         payload.insert(k.into(), v);
     }
     json!({"type": "chat_reply", "id": message.id, "payload": payload})
+}
+
+/// The `chat.send` frame that carries a user message to its agent's gateway (relay
+/// protocol, gateway side); `id` is the user's frame id.
+pub fn chat_send_frame(session: &ChatSession, message: &ChatMessage, id: &Value) -> Value {
+    json!({"type": "chat.send", "id": id, "payload": {
+        "session_key": session.session_key, "session_id": session.id, "h5_user_id": session.h5_user_id,
+        "agent_id": message.agent_id, "content": message.content, "role": "user", "message_id": message.id,
+    }})
+}
+
+/// Keeps a user message that no live link of its gateway took, for the link to send when
+/// it comes up (`take_held`).
+pub async fn hold_for_gateway(client: &impl GenericClient, message_id: Uuid) -> DomainResult<()> {
+    client
+        .execute(
+            "INSERT INTO h5_chat_undelivered (message_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&message_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Takes (and forgets) the held user messages of the gateway's sessions, oldest first, at
+/// most `limit`, as `chat.send` frames. Row locks keep two links of one gateway from
+/// taking the same message.
+pub async fn take_held(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    limit: i64,
+) -> DomainResult<Vec<String>> {
+    let rows = client
+        .query(
+            &format!(
+                "WITH taken AS ( \
+                   DELETE FROM h5_chat_undelivered u WHERE u.message_id IN ( \
+                     SELECT h.message_id FROM h5_chat_undelivered h \
+                     JOIN h5_chat_messages m ON m.id = h.message_id \
+                     JOIN h5_chat_sessions s ON s.id = m.session_id \
+                     WHERE s.gateway_id = $1 ORDER BY m.seq LIMIT $2 FOR UPDATE OF h SKIP LOCKED) \
+                   RETURNING u.message_id) \
+                 SELECT {SESSION_COLUMNS}, {MESSAGE_COLUMNS} FROM taken \
+                 JOIN h5_chat_messages m ON m.id = taken.message_id \
+                 JOIN h5_chat_sessions s ON s.id = m.session_id ORDER BY m.seq"
+            ),
+            &[&gateway_id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let session = ChatSession::from_row(row);
+            let message = ChatMessage::from_row_at(row, 9);
+            let id = json!(message.client_message_id);
+            chat_send_frame(&session, &message, &id).to_string()
+        })
+        .collect())
 }
 
 /// The frame of a user message, for the user's other devices and for resume.

@@ -419,23 +419,52 @@ async fn auth_failures_close_with_4001() {
 }
 
 #[actix_web::test]
-async fn an_offline_gateway_is_reported_and_the_message_kept() {
-    let server = Server::start().await;
-    let w = world(&server).await;
-    let mut user = h5(&server, &w).await;
-    user.send(chat(&w, "local-1", "anyone?")).await;
-    let error = next_of(&mut user, "error").await;
-    assert_eq!(error["payload"]["code"], "GATEWAY_OFFLINE");
-    assert_eq!(error["id"], "local-1");
-    let stored: i64 = server
-        .db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM h5_chat_messages", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 1);
+async fn messages_sent_while_the_gateway_is_away_reach_it_when_it_links() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let w = world(&a).await;
+    let mut user = h5(&a, &w).await;
+    for (id, text) in [("local-1", "anyone?"), ("local-2", "still there?")] {
+        user.send(chat(&w, id, text)).await;
+        let error = next_of(&mut user, "error").await;
+        assert_eq!(error["payload"]["code"], "GATEWAY_OFFLINE");
+        assert_eq!(error["id"], id);
+        assert!(error["payload"]["message_id"].is_string());
+    }
+
+    // The gateway links on the other instance: both arrive, in order, once.
+    let mut gateway = gateway_link(&b, &w).await;
+    let first = next_of(&mut gateway, "chat.send").await;
+    let second = next_of(&mut gateway, "chat.send").await;
+    assert_eq!(
+        (first["id"].as_str(), first["payload"]["content"].as_str()),
+        (Some("local-1"), Some("anyone?"))
+    );
+    assert_eq!(second["payload"]["content"], "still there?");
+    assert_eq!(
+        first["payload"]["session_key"],
+        format!("h5:{}:{}", w.user_id, w.agent)
+    );
+    reply(&mut gateway, &first, "here").await;
+    assert_eq!(
+        next_of(&mut user, "chat_reply").await["payload"]["content"],
+        "here"
+    );
+
+    // Nothing is held any more: a new link gets nothing again.
+    drop(gateway);
+    let mut again = gateway_link(&a, &w).await;
+    while let WsEvent::Json(frame) = again.next(Duration::from_millis(800)).await {
+        assert_ne!(frame["type"], "chat.send", "{frame}");
+    }
+    let held: i64 =
+        a.db.client()
+            .await
+            .query_one("SELECT count(*) FROM h5_chat_undelivered", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(held, 0);
 }
 
 #[actix_web::test]
