@@ -505,17 +505,7 @@ pub async fn store_user_message(
         return Ok(None);
     }
     if row.get::<_, Option<Uuid>>(1).is_some() {
-        let message = ChatMessage {
-            id: row.get(1),
-            session_id: row.get(2),
-            agent_id: row.get(3),
-            role: row.get(4),
-            content: row.get(5),
-            extra: row.get(6),
-            client_message_id: row.get(7),
-            created_at: row.get(8),
-        };
-        return Ok(Some((message, false)));
+        return Ok(Some((ChatMessage::from_row_at(&row, 1), false)));
     }
     // A resend: the stored original.
     let row = client
