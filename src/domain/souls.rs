@@ -1,7 +1,8 @@
 //! The souls directory (domain.md §A18): a read-through proxy of SOULS_DIRECTORY_URL, its
 //! sitemap for search and `/api/souls/{handle}/{slug}.md` for one soul.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
@@ -43,12 +44,14 @@ pub struct Upstream(pub String);
 pub fn parse_sitemap(base: &str, xml: &str) -> Vec<SoulRef> {
     let prefix = format!("{base}/souls/");
     let mut refs = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = find_ci(rest, "loc>") {
-        let after = &rest[start + 4..];
+    // Lowercased once (ASCII only, so byte offsets match the original) to find the tags.
+    let lower = xml.to_ascii_lowercase();
+    let mut at = 0;
+    while let Some(start) = lower[at..].find("loc>").map(|i| at + i) {
+        let after = &xml[start + 4..];
         let Some(end) = after.find('<') else { break };
         let loc = unescape(after[..end].trim());
-        rest = &after[end..];
+        at = start + 4 + end;
         let Some(tail) = loc.strip_prefix(&prefix) else {
             continue;
         };
@@ -60,10 +63,6 @@ pub fn parse_sitemap(base: &str, xml: &str) -> Vec<SoulRef> {
         }
     }
     refs
-}
-
-fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack.to_ascii_lowercase().find(needle)
 }
 
 fn unescape(text: &str) -> String {
@@ -84,9 +83,9 @@ fn soul_ref(base: &str, handle: &str, slug: &str) -> SoulRef {
 }
 
 /// The first `limit` refs whose `handle/slug` contains `q`, case-insensitively.
-pub fn search(refs: Vec<SoulRef>, q: &str, limit: usize) -> Vec<SoulRef> {
+pub fn search(refs: &[SoulRef], q: &str, limit: usize) -> Vec<SoulRef> {
     let q = q.trim().to_lowercase();
-    refs.into_iter()
+    refs.iter()
         .filter(|r| {
             q.is_empty()
                 || format!("{}/{}", r.handle, r.slug)
@@ -94,6 +93,7 @@ pub fn search(refs: Vec<SoulRef>, q: &str, limit: usize) -> Vec<SoulRef> {
                     .contains(&q)
         })
         .take(limit)
+        .cloned()
         .collect()
 }
 
@@ -115,6 +115,28 @@ pub fn check_segment(name: &str, value: &str) -> Result<(), DomainError> {
             "{name} contains unsupported characters"
         ))))
     }
+}
+
+/// How long a fetched sitemap is searched before it is fetched again (the reference's hour).
+const SITEMAP_TTL: Duration = Duration::from_secs(3600);
+
+/// The souls listed in `base`'s sitemap, fetched at most once per `SITEMAP_TTL` per
+/// instance; a failed fetch is not kept.
+pub async fn sitemap(base: &str) -> Result<Arc<Vec<SoulRef>>, Upstream> {
+    type Cached = Option<(String, Instant, Arc<Vec<SoulRef>>)>;
+    static CACHE: Mutex<Cached> = Mutex::new(None);
+    let cached = |cache: &Cached| match cache {
+        Some((b, at, refs)) if b == base && at.elapsed() < SITEMAP_TTL => Some(refs.clone()),
+        _ => None,
+    };
+    if let Some(refs) = cached(&CACHE.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(refs);
+    }
+    let xml = fetch_text(&format!("{base}/sitemap.xml")).await?;
+    let refs = Arc::new(parse_sitemap(base, &xml));
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((base.to_string(), Instant::now(), refs.clone()));
+    Ok(refs)
 }
 
 /// GETs `url` and returns its body as text; any failure is an `Upstream` error.
@@ -154,8 +176,8 @@ mod tests {
         assert_eq!(refs.len(), 2);
         assert_eq!(refs[0], soul_ref("https://d", "ann", "helper"));
         assert_eq!(refs[1].slug, "x&y");
-        assert_eq!(search(refs.clone(), "ANN/", 5).len(), 1);
-        assert_eq!(search(refs, "", 1).len(), 1);
+        assert_eq!(search(&refs, "ANN/", 5).len(), 1);
+        assert_eq!(search(&refs, "", 1).len(), 1);
     }
 
     #[test]

@@ -61,10 +61,9 @@ pub async fn search(
         ));
     }
     let base = &state.settings.souls_directory_url;
-    let xml = souls::fetch_text(&format!("{base}/sitemap.xml")).await?;
-    let refs = souls::parse_sitemap(base, &xml);
+    let refs = souls::sitemap(base).await?;
     Ok(web::Json(SoulSearch {
-        items: souls::search(refs, &query.q, limit as usize),
+        items: souls::search(&refs, &query.q, limit as usize),
     }))
 }
 

@@ -1,5 +1,8 @@
 //! The souls directory proxy (domain.md §A18) against a fake directory on loopback.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
@@ -13,27 +16,35 @@ const SITEMAP: &str = "<?xml version=\"1.0\"?><urlset>\
 
 /// A directory serving a sitemap and one soul; returns its base URL.
 pub fn fake_directory() -> String {
-    directory("http", "127.0.0.1", None)
+    directory("http", "127.0.0.1", None).0
 }
 
 /// The same directory over HTTPS at `https://localhost:…`, with `tls`'s certificate.
 fn https_directory(tls: &SelfSigned) -> String {
-    directory("https", "localhost", Some(tls.server_config()))
+    directory("https", "localhost", Some(tls.server_config())).0
 }
 
-fn directory(scheme: &str, host: &str, tls: Option<rustls::ServerConfig>) -> String {
+/// The directory's base URL, and how many times its sitemap was fetched.
+fn directory(
+    scheme: &str,
+    host: &str,
+    tls: Option<rustls::ServerConfig>,
+) -> (String, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!(
         "{scheme}://{host}:{}",
         listener.local_addr().unwrap().port()
     );
     let sitemap = SITEMAP.replace("{base}", &base);
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
     let server = HttpServer::new(move || {
-        let sitemap = sitemap.clone();
+        let (sitemap, counted) = (sitemap.clone(), counted.clone());
         App::new()
             .route(
                 "/sitemap.xml",
                 web::get().to(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
                     let sitemap = sitemap.clone();
                     async move {
                         HttpResponse::Ok()
@@ -57,7 +68,7 @@ fn directory(scheme: &str, host: &str, tls: Option<rustls::ServerConfig>) -> Str
         None => server.listen(listener),
     };
     actix_web::rt::spawn(server.unwrap().run());
-    base
+    (base, fetches)
 }
 
 /// A self-signed certificate for localhost, made with the openssl tool.
@@ -251,4 +262,20 @@ async fn the_directory_is_read_over_https_when_its_certificate_is_trusted() {
         "{}",
         refused.text
     );
+}
+
+#[actix_web::test]
+async fn the_sitemap_is_fetched_once_for_many_searches() {
+    let (base, fetches) = directory("http", "127.0.0.1", None);
+    let server = Server::builder()
+        .env("SOULS_DIRECTORY_URL", &base)
+        .start()
+        .await;
+    for q in ["ann", "bob", "carol"] {
+        let found = server
+            .admin_get(&format!("/api/v1/souls-directory/search?q={q}"))
+            .await;
+        assert_eq!(found.json["items"].as_array().unwrap().len(), 1, "{q}");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
