@@ -26,7 +26,7 @@ pub const SETTINGS: &[Spec] = &[
     s("DATABASE_URL", None, "required: PostgreSQL URL; `postgres://`, `postgresql://` and `postgresql+psycopg://` are accepted"),
     s("DB_POOL_SIZE", Some("16"), "maximum PostgreSQL connections per instance"),
     s("DB_AUTO_MIGRATE", Some("false"), "apply pending migrations from schema/ at start"),
-    s("REDIS_URL", None, "Redis base URL; unset = single instance with an in-process bus"),
+    s("REDIS_URL", None, "Redis base URL (redis://, or rediss:// for TLS verified against the system roots or SSL_CERT_FILE); unset = single instance with an in-process bus"),
     s("WS_REDIS_PUBSUB_URL", None, "Redis for the relay bridge; default REDIS_URL with DB 1"),
     s("PROACTIVITY_REDIS_URL", None, "Redis for the event bus; default REDIS_URL with DB 2"),
     s("BOARD_SYNC_REDIS_URL", None, "Redis for board sync; default REDIS_URL with DB 3"),

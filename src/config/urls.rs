@@ -74,18 +74,18 @@ impl RedisUrls {
 
 fn checked(vars: &mut Vars, name: &'static str, raw: &str) -> Option<String> {
     match url::Url::parse(raw) {
-        Ok(u) if u.scheme() == "redis" && u.host_str().is_some_and(|h| !h.is_empty()) => {
+        // rediss:// is TLS, verified against the system's roots (SSL_CERT_FILE overrides).
+        Ok(u)
+            if matches!(u.scheme(), "redis" | "rediss")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
             Some(raw.to_string())
         }
-        Ok(u) if u.scheme() == "rediss" => {
+        _ => {
             vars.fail(
                 name,
-                "rediss:// (TLS) is not supported by this build; use redis://",
+                "expected a Redis URL like redis://host:6379/0 (or rediss:// for TLS)",
             );
-            None
-        }
-        _ => {
-            vars.fail(name, "expected a Redis URL like redis://host:6379/0");
             None
         }
     }

@@ -410,16 +410,89 @@ impl Drop for TempDir {
     }
 }
 
+/// A self-signed certificate for localhost, made with the openssl tool.
+pub struct SelfSigned {
+    dir: TempDir,
+}
+
+impl SelfSigned {
+    pub fn new() -> SelfSigned {
+        let dir = TempDir::new();
+        let out = std::process::Command::new("openssl")
+            .current_dir(&dir.path)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "{out:?}");
+        SelfSigned { dir }
+    }
+
+    pub fn cert_file(&self) -> String {
+        self.dir.path.join("cert.pem").display().to_string()
+    }
+
+    pub fn key_file(&self) -> String {
+        self.dir.path.join("key.pem").display().to_string()
+    }
+
+    pub fn server_config(&self) -> rustls::ServerConfig {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(self.dir.path.join("cert.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.dir.path.join("key.pem")).unwrap();
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap()
+    }
+}
+
 /// A Redis server of the test's own, to stop and restart without touching the shared one.
 pub struct RedisProcess {
     pub port: u16,
+    /// The certificate and key files of a TLS-only server.
+    tls: Option<(String, String)>,
     child: Option<Child>,
 }
 
 impl RedisProcess {
     pub fn start() -> RedisProcess {
+        RedisProcess::spawn(None)
+    }
+
+    /// A server that speaks only TLS, with `cert`'s certificate (`url` is `rediss://`).
+    pub fn start_tls(cert: &SelfSigned) -> RedisProcess {
+        RedisProcess::spawn(Some((cert.cert_file(), cert.key_file())))
+    }
+
+    fn spawn(tls: Option<(String, String)>) -> RedisProcess {
         let mut redis = RedisProcess {
             port: free_port(),
+            tls,
             child: None,
         };
         redis.restart();
@@ -427,7 +500,10 @@ impl RedisProcess {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls {
+            Some(_) => format!("rediss://localhost:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn stop(&mut self) {
@@ -439,17 +515,21 @@ impl RedisProcess {
 
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            Some((cert, key)) => cmd.args(["--port", "0", "--tls-port", &port]).args([
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-auth-clients",
                 "no",
-            ])
+            ]),
+            None => cmd.args(["--port", &port]),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::harness::{eventually, free_port, RedisProcess, Server};
+use crate::harness::{eventually, free_port, RedisProcess, SelfSigned, Server};
 
 #[actix_web::test]
 async fn liveness_probes_answer_ok() {
@@ -104,4 +104,31 @@ async fn readiness_recovers_by_itself_when_redis_comes_back() {
         "did not recover after Redis came back:\n{}",
         server.log()
     );
+}
+
+#[actix_web::test]
+async fn redis_over_tls_is_used_when_its_certificate_is_trusted() {
+    let cert = SelfSigned::new();
+    let redis = RedisProcess::start_tls(&cert);
+    assert!(redis.url().starts_with("rediss://"));
+    let trusting = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .env("SSL_CERT_FILE", cert.cert_file())
+        .env("READINESS_TIMEOUT_MS", "500")
+        .start()
+        .await;
+    let ready = eventually(Duration::from_secs(10), || async {
+        trusting.get("/readyz").await.status == 200
+    })
+    .await;
+    assert!(ready, "not ready over TLS:\n{}", trusting.log());
+
+    // The system's roots do not vouch for the self-signed certificate.
+    let doubting = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .env("READINESS_TIMEOUT_MS", "500")
+        .start_on(&trusting)
+        .await;
+    let reply = doubting.get("/readyz").await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
 }

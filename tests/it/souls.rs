@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
-use crate::harness::{free_port, Server, TempDir};
+use crate::harness::{free_port, SelfSigned, Server};
 
 const SITEMAP: &str = "<?xml version=\"1.0\"?><urlset>\
     <url><loc>{base}/souls/ann/helper</loc></url>\
@@ -69,63 +69,6 @@ fn directory(
     };
     actix_web::rt::spawn(server.unwrap().run());
     (base, fetches)
-}
-
-/// A self-signed certificate for localhost, made with the openssl tool.
-struct SelfSigned {
-    dir: TempDir,
-}
-
-impl SelfSigned {
-    fn new() -> SelfSigned {
-        let dir = TempDir::new();
-        let out = std::process::Command::new("openssl")
-            .current_dir(&dir.path)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args([
-                "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "{out:?}");
-        SelfSigned { dir }
-    }
-
-    fn cert_file(&self) -> String {
-        self.dir.path.join("cert.pem").display().to_string()
-    }
-
-    fn server_config(&self) -> rustls::ServerConfig {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = CertificateDer::pem_file_iter(self.dir.path.join("cert.pem"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(self.dir.path.join("key.pem")).unwrap();
-        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap()
-    }
 }
 
 #[actix_web::test]
