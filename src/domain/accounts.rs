@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -169,10 +170,9 @@ fn principal_sql() -> String {
 pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     let mut conn = pool.get().await?;
     let sql = principal_sql();
-    if let Some(row) = conn
-        .query_opt(&sql, &[&LocalIdentity::CLERK_USER_ID])
-        .await?
-    {
+    // Typed: parsed, bound and run in one round trip (no separate prepare) on every request.
+    let user: [(&(dyn ToSql + Sync), Type); 1] = [(&LocalIdentity::CLERK_USER_ID, Type::TEXT)];
+    if let Some(row) = conn.query_typed_opt(&sql, &user).await? {
         return Ok(principal_from(&row));
     }
 

@@ -165,17 +165,21 @@ fn notified(gateway_id: Uuid, any: bool) -> Option<TaskChange> {
     any.then_some(TaskChange::Notified { gateway_id })
 }
 
-/// A new task: its board's lead, and its assignee.
+/// A new task: its board's lead (unless the lead made it), and its assignee.
 pub async fn created(
     client: &impl GenericClient,
     board: &Board,
+    actor: &Actor,
     task: &TaskRow,
 ) -> DomainResult<Option<TaskChange>> {
     let Some(gateway_id) = board.gateway_id else {
         return Ok(None);
     };
     let agents = listeners(client, board.id).await?;
-    let lead = tell_lead(client, (board, gateway_id), &agents, task, false).await?;
+    let lead = match actor {
+        Actor::User(_) => tell_lead(client, (board, gateway_id), &agents, task, false).await?,
+        Actor::Agent(_) => false,
+    };
     let assignee = tell_assignee(client, (board, gateway_id), &agents, task).await?;
     Ok(notified(gateway_id, lead || assignee))
 }

@@ -378,13 +378,16 @@ pub async fn create(
             organization_id: board.organization_id,
             board_id: Some(board.id),
             event_type: "task.created",
-            message: Some(format!("Task created: {title}.")),
+            message: Some(match actor {
+                Actor::User(_) => format!("Task created: {title}."),
+                Actor::Agent(_) => format!("Task created by lead: {title}."),
+            }),
             agent_id: actor.agent_id(),
             task_id: Some(task_id),
         },
     )
     .await?;
-    let notices = task_notices::created(client, board, &row).await?;
+    let notices = task_notices::created(client, board, actor, &row).await?;
     let task = read_one(client, row).await?;
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),

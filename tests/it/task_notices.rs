@@ -14,7 +14,7 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
     let server = Server::start().await;
     let (gateway, board) = office(&server).await;
     let board_id = board["id"].as_str().unwrap();
-    let (lead, _) = agent(&server, &board, "Lena").await;
+    let (lead, lead_token) = agent(&server, &board, "Lena").await;
     make_lead(&server, &lead).await;
     let (ada, ada_token) = agent(&server, &board, "Ada Lovelace").await;
     let mut ws = connect(&server).await;
@@ -96,6 +96,20 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
     .await;
     assert_eq!(own.status, 200, "{}", own.text);
 
+    // A task the lead makes is not news to it; its assignee hears of it.
+    let made = as_agent(
+        &server,
+        &lead_token,
+        Method::POST,
+        &format!("/api/v1/agent/boards/{board_id}/tasks"),
+        Some(json!({"title": "Review docs", "assigned_agent_id": ada["id"]})),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    let heard = notices(&mut ws, 1).await;
+    assert_eq!(labels(&heard), ["Ada Lovelace"]);
+    assert!(message(&heard[0]).starts_with("TASK ASSIGNED\nBoard: Ops\nTask: Review docs\n"));
+
     // A resolved approval reaches the lead; re-resolving the same way tells no one again.
     let approval = send(&server, Method::POST, &format!("/api/v1/boards/{board_id}/approvals"),
         json!({"action_type": "deploy", "confidence": 80, "task_ids": [task_id], "payload": {"reason": "r"}})).await;
@@ -144,6 +158,7 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
             "task.lead_notified",
             "task.assignee_notified",
             "task.lead_unassigned_notified",
+            "task.assignee_notified",
             "approval.lead_notified"
         ]
     );
@@ -152,7 +167,7 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
         .iter()
         .filter(|r| r["params"]["kind"] == "task")
         .count();
-    assert_eq!(told, 5, "nothing for the claim or the author's own comment");
+    assert_eq!(told, 6, "nothing for the claim or the author's own comment");
     let approvals = requests(&server, gateway["id"].as_str().unwrap())
         .await
         .iter()
