@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod migrate;
+pub mod typed;
 
 use std::time::Duration;
 

@@ -77,13 +77,13 @@ pub async fn board_scope(
     if has_all_boards(member, access) {
         return Ok(BoardScope::All);
     }
-    let rows = client
-        .query(
-            "SELECT board_id FROM organization_board_access \
+    let rows = crate::db::typed::query(
+        client,
+        "SELECT board_id FROM organization_board_access \
              WHERE organization_member_id = $1 AND (can_write OR ($2 AND can_read))",
-            &[&member.id, &(access == Access::Read)],
-        )
-        .await?;
+        &[&member.id, &(access == Access::Read)],
+    )
+    .await?;
     Ok(BoardScope::Only(rows.iter().map(|r| r.get(0)).collect()))
 }
 

@@ -80,14 +80,12 @@ pub async fn find_in_org(
     organization_id: Uuid,
     board_id: Uuid,
 ) -> DomainResult<Option<Board>> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {BOARD_COLUMNS} FROM boards b WHERE b.id = $1 AND b.organization_id = $2"
-            ),
-            &[&board_id, &organization_id],
-        )
-        .await?;
+    let row = crate::db::typed::query_opt(
+        client,
+        &format!("SELECT {BOARD_COLUMNS} FROM boards b WHERE b.id = $1 AND b.organization_id = $2"),
+        &[&board_id, &organization_id],
+    )
+    .await?;
     Ok(row.as_ref().map(Board::from_row))
 }
 

@@ -31,15 +31,15 @@ async fn bound_fields(
     client: &impl GenericClient,
     board_id: Uuid,
 ) -> DomainResult<Vec<BoundField>> {
-    let rows = client
-        .query(
-            "SELECT d.id, d.field_key, d.field_type, d.validation_regex, d.required, d.default_value \
+    let rows = crate::db::typed::query(
+        client,
+        "SELECT d.id, d.field_key, d.field_type, d.validation_regex, d.required, d.default_value \
              FROM task_custom_field_definitions d \
              JOIN board_task_custom_fields b ON b.task_custom_field_definition_id = d.id \
              WHERE b.board_id = $1 ORDER BY d.field_key",
-            &[&board_id],
-        )
-        .await?;
+        &[&board_id],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| BoundField {
@@ -182,13 +182,13 @@ pub async fn values_for_tasks(
     task_ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, Map<String, Value>>> {
     let fields = bound_fields(client, board_id).await?;
-    let stored = client
-        .query(
-            "SELECT task_id, task_custom_field_definition_id, value FROM task_custom_field_values \
+    let stored = crate::db::typed::query(
+        client,
+        "SELECT task_id, task_custom_field_definition_id, value FROM task_custom_field_values \
              WHERE task_id = ANY($1)",
-            &[&task_ids],
-        )
-        .await?;
+        &[&task_ids],
+    )
+    .await?;
     let stored: HashMap<(Uuid, Uuid), Option<Value>> = stored
         .iter()
         .map(|r| ((r.get(0), r.get(1)), r.get(2)))

@@ -34,14 +34,14 @@ pub async fn for_tasks(
     if task_ids.is_empty() {
         return Ok(out);
     }
-    let rows = client
-        .query(
-            "SELECT d.task_id, d.depends_on_task_id, t.status = 'done' \
+    let rows = crate::db::typed::query(
+        client,
+        "SELECT d.task_id, d.depends_on_task_id, t.status = 'done' \
              FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_task_id \
              WHERE d.task_id = ANY($1) ORDER BY d.task_id, d.created_at, d.id",
-            &[&task_ids],
-        )
-        .await?;
+        &[&task_ids],
+    )
+    .await?;
     for r in rows {
         out.entry(r.get(0)).or_default().push(Dependency {
             id: r.get(1),

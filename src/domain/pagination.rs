@@ -52,10 +52,10 @@ pub async fn fetch_page<T>(
     page: PageParams,
     map: impl Fn(&tokio_postgres::Row) -> T,
 ) -> super::DomainResult<Page<T>> {
-    let total: i64 = client
-        .query_one(&format!("SELECT count(*) {from_where}"), params)
-        .await?
-        .get(0);
+    let total: i64 =
+        crate::db::typed::query_one(client, &format!("SELECT count(*) {from_where}"), params)
+            .await?
+            .get(0);
     let n = params.len();
     let sql = format!(
         "SELECT {columns} {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
@@ -65,6 +65,6 @@ pub async fn fetch_page<T>(
     let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
     all.push(&page.limit);
     all.push(&page.offset);
-    let rows = client.query(&sql, &all).await?;
+    let rows = crate::db::typed::query(client, &sql, &all).await?;
     Ok(page.page(rows.iter().map(map).collect(), total))
 }

@@ -76,14 +76,14 @@ pub async fn tags_for_tasks(
     if task_ids.is_empty() {
         return Ok(out);
     }
-    let rows = client
-        .query(
-            "SELECT a.task_id, t.id, t.name, t.slug, t.color \
+    let rows = crate::db::typed::query(
+        client,
+        "SELECT a.task_id, t.id, t.name, t.slug, t.color \
              FROM tag_assignments a JOIN tags t ON t.id = a.tag_id \
              WHERE a.task_id = ANY($1) ORDER BY a.task_id, a.created_at, a.id",
-            &[&task_ids],
-        )
-        .await?;
+        &[&task_ids],
+    )
+    .await?;
     for r in rows {
         out.entry(r.get(0)).or_default().push(TagRef {
             id: r.get(1),
