@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -170,9 +169,9 @@ fn principal_sql() -> String {
 pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     let mut conn = pool.get().await?;
     let sql = principal_sql();
-    // Typed: parsed, bound and run in one round trip (no separate prepare) on every request.
-    let user: [(&(dyn ToSql + Sync), Type); 1] = [(&LocalIdentity::CLERK_USER_ID, Type::TEXT)];
-    if let Some(row) = conn.query_typed_opt(&sql, &user).await? {
+    if let Some(row) =
+        crate::db::typed::query_opt(&*conn, &sql, &[&LocalIdentity::CLERK_USER_ID]).await?
+    {
         return Ok(principal_from(&row));
     }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -19,6 +19,7 @@ use super::pagination::{fetch_page, Page, PageParams};
 use super::provisioning;
 use super::{DomainError, DomainResult};
 use crate::auth::agent_tokens::{self, Holder};
+use crate::db::typed;
 
 /// An agent not heard from for this long reads as offline.
 const OFFLINE_AFTER_MINUTES: i64 = 10;
@@ -1165,15 +1166,13 @@ pub async fn authenticate(
         "SELECT {AGENT_COLUMNS}, a.organization_id, g.hash \
          FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1"
     );
-    // Typed: parsed, bound and run in one round trip (no separate prepare) on every request.
-    let param: [(&(dyn ToSql + Sync), Type); 1] = [(&lookup, Type::TEXT)];
     let mut row = None;
     if holder == Holder::Creator {
-        row = client.query_typed_opt(&by_creator_token, &param).await?;
+        row = typed::query_opt(client, &by_creator_token, &[&lookup]).await?;
     }
     // Gateway tokens minted before they had a prefix of their own read `mca_`.
     if row.is_none() {
-        row = client.query_typed_opt(&by_gateway_token, &param).await?;
+        row = typed::query_opt(client, &by_gateway_token, &[&lookup]).await?;
     }
     let Some(row) = row else {
         return Ok(None);

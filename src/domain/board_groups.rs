@@ -331,14 +331,9 @@ pub async fn apply_heartbeat(
             "heartbeat_config": row.get::<_, Option<Value>>(3),
         }));
     }
-    for (gateway_id, agents) in &by_gateway {
-        provisioning::set_heartbeats(
-            client,
-            principal.organization.id,
-            *gateway_id,
-            agents.clone(),
-        )
-        .await?;
+    let gateways: Vec<Uuid> = by_gateway.keys().copied().collect();
+    for (gateway_id, agents) in by_gateway {
+        provisioning::set_heartbeats(client, principal.organization.id, gateway_id, agents).await?;
     }
     let mut updated_agent_ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     updated_agent_ids.sort();
@@ -348,7 +343,7 @@ pub async fn apply_heartbeat(
         updated_agent_ids,
         failed_agent_ids: Vec::new(),
     };
-    Ok((applied, by_gateway.into_keys().collect()))
+    Ok((applied, gateways))
 }
 
 #[cfg(test)]

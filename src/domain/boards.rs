@@ -366,8 +366,7 @@ pub async fn create(
 }
 
 /// Applies a partial update with the reference's re-validation: the gateway (given or
-/// kept) must still be valid and have its main agent.
-/// A move between groups tells the agents of both groups' boards (`board_group_notices`);
+/// kept) must still be valid and have its main agent. A move between groups tells the agents of both groups' boards (`board_group_notices`);
 /// returns the gateways to poke once committed.
 pub async fn update(
     client: &impl GenericClient,

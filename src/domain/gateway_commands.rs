@@ -136,6 +136,17 @@ pub async fn send_to_session(
     .await
 }
 
+/// A text a notice quotes: trimmed, and cut to `max` characters ending in `...` when
+/// longer, as the reference quotes posts and comments.
+pub fn snippet(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max - 3).collect();
+    format!("{cut}...")
+}
+
 /// The wait before re-sending an unanswered request: `base` doubled per attempt, at most
 /// 32 × `base`.
 fn backoff(base: Duration, attempts: i32) -> Duration {

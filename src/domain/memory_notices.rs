@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::boards::Board;
-use super::gateway_commands::{self, Target};
+use super::gateway_commands::{self, snippet, Target};
 use super::memory::{Author, BoardGroupMemory, BoardMemory, MemoryBody};
 use super::mentions;
 use super::DomainResult;
@@ -22,16 +22,6 @@ const REPLY_BODY: &str = r#"Body: {"content":"...","tags":["chat"]}"#;
 
 /// An agent that may be told: (id, name, session key, is lead, board id, gateway id).
 type Recipient = (Uuid, String, String, bool, Uuid, Uuid);
-
-fn snippet(content: &str) -> String {
-    let text = content.trim();
-    if text.chars().count() > MAX_SNIPPET {
-        let cut: String = text.chars().take(MAX_SNIPPET - 3).collect();
-        format!("{cut}...")
-    } else {
-        text.to_string()
-    }
-}
 
 fn has_tag(body: &MemoryBody, tag: &str) -> bool {
     body.tags.iter().flatten().any(|t| t == tag)
@@ -118,7 +108,7 @@ pub async fn board_post(
         return Ok(gateways);
     }
     let handles = mentions::extract(&entry.body.content);
-    let quoted = snippet(&entry.body.content);
+    let quoted = snippet(&entry.body.content, MAX_SNIPPET);
     for agent in others {
         let mentioned = handles
             .iter()
@@ -171,7 +161,7 @@ pub async fn group_post(
         .await?;
     let group_name: String = group.get(0);
     let agents = recipients(client, "b.board_group_id = $1", entry.board_group_id).await?;
-    let quoted = snippet(&entry.body.content);
+    let quoted = snippet(&entry.body.content, MAX_SNIPPET);
     let mut gateways = Vec::new();
     for agent in agents.iter().filter(|a| Some(a.0) != author.agent_id) {
         let mentioned = handles
@@ -212,11 +202,11 @@ mod tests {
 
     #[test]
     fn snippets_are_trimmed_and_cut_at_800_characters() {
-        assert_eq!(snippet("  hi \n"), "hi");
+        assert_eq!(snippet("  hi \n", MAX_SNIPPET), "hi");
         let long = "é".repeat(900);
-        let cut = snippet(&long);
+        let cut = snippet(&long, MAX_SNIPPET);
         assert_eq!(cut.chars().count(), 800);
         assert!(cut.ends_with("..."));
-        assert_eq!(snippet(&"x".repeat(800)).len(), 800);
+        assert_eq!(snippet(&"x".repeat(800), MAX_SNIPPET).len(), 800);
     }
 }

@@ -14,7 +14,7 @@ use super::activity::{self, NewActivity};
 use super::approvals::{Approval, ApprovalStatus};
 use super::board_sync::TaskChange;
 use super::boards::Board;
-use super::gateway_commands::{self, Target};
+use super::gateway_commands::{self, snippet, Target};
 use super::mentions;
 use super::task_rules::{Actor, TaskStatus};
 use super::tasks::{self, TaskRow};
@@ -25,15 +25,6 @@ const MAX_SNIPPET: usize = 500;
 
 /// An agent of the board that has a session: (id, name, session key, is lead).
 type Listener = (Uuid, String, String, bool);
-
-fn snippet(text: &str) -> String {
-    let text = text.trim();
-    if text.chars().count() <= MAX_SNIPPET {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(MAX_SNIPPET - 3).collect();
-    format!("{cut}...")
-}
 
 async fn listeners(client: &impl GenericClient, board_id: Uuid) -> DomainResult<Vec<Listener>> {
     let rows = client
@@ -59,7 +50,7 @@ fn task_details(board: &Board, task: &TaskRow) -> String {
         task.id,
         task.status.as_str()
     );
-    let description = snippet(task.description.as_deref().unwrap_or_default());
+    let description = snippet(task.description.as_deref().unwrap_or_default(), MAX_SNIPPET);
     if !description.is_empty() {
         lines.push_str(&format!("\nDescription: {description}"));
     }
@@ -239,7 +230,7 @@ pub async fn commented(
             .unwrap_or_else(|| "User".into()),
         None => "User".into(),
     };
-    let quoted = snippet(comment);
+    let quoted = snippet(comment, MAX_SNIPPET);
     let mut any = false;
     for agent in agents.iter().filter(|a| Some(a.0) != actor.agent_id()) {
         let mentioned = handles
@@ -363,8 +354,8 @@ mod tests {
 
     #[test]
     fn snippets_keep_500_characters() {
-        assert_eq!(snippet(" a "), "a");
-        let cut = snippet(&"ü".repeat(600));
+        assert_eq!(snippet(" a ", MAX_SNIPPET), "a");
+        let cut = snippet(&"ü".repeat(600), MAX_SNIPPET);
         assert_eq!(cut.chars().count(), 500);
         assert!(cut.ends_with("..."));
     }

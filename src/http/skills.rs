@@ -76,7 +76,6 @@ pub async fn delete_skill(
     Ok(OkResponse::json())
 }
 
-/// Asks the gateway's main agent to install the skill (a gateway request) and records it.
 /// Install and uninstall: the request and the record in one transaction, then the
 /// gateway's relay link is poked to send it.
 async fn set_installed(
@@ -93,6 +92,7 @@ async fn set_installed(
     Ok(web::Json(action))
 }
 
+/// Asks the gateway's main agent to install the skill (a gateway request) and records it.
 #[utoipa::path(
     tag = "skills",
     params(("skill_id" = Uuid, Path), GatewayQuery),
