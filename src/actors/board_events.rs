@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::feeds::{board_topic, organization_topic, sync_topic, FeedHub, Poke};
 use super::registry::{PokeGateway, Registry};
-pub use crate::domain::board_sync::TaskChange;
+pub use crate::domain::boards::sync::TaskChange;
 
 #[derive(Clone)]
 pub struct BoardEvents {

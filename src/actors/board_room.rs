@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::feeds::{sync_topic, FeedHub, Listen, Unlisten};
 use super::registry::{CloseAll, Control, SocketHandle};
 use crate::db::PgPool;
-use crate::domain::board_sync;
+use crate::domain::boards::sync as board_sync;
 
 /// Events read per wake-up; a room further behind reads again at once.
 const BATCH: i64 = 500;

@@ -23,9 +23,9 @@ use super::registry::{
     Control, FlushCommands, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway,
 };
 use super::socket::{self, codes, ConnectionSlot, Outbox};
-use crate::domain::gateway_registry::{self, GatewayIdentity, ONLINE};
-use crate::domain::h5_chat;
-use crate::domain::{coordination, gateway_commands};
+use crate::domain::gateways::registry::{self as gateway_registry, GatewayIdentity, ONLINE};
+use crate::domain::h5::chat as h5_chat;
+use crate::domain::{agents::coordination, outbox::commands as gateway_commands};
 use crate::state::AppState;
 
 /// Held chat messages sent per flush; a full batch flushes again at once.

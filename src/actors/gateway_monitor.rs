@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::db::PgPool;
-use crate::domain::gateway_registry;
+use crate::domain::gateways::registry as gateway_registry;
 
 pub struct GatewayMonitor {
     db: PgPool,

@@ -1,6 +1,6 @@
 //! Requests to gateways over their relay links, from any instance.
 //!
-//! A request is first recorded (`domain::gateway_commands`), then the gateway's link is
+//! A request is first recorded (`domain::outbox::commands`), then the gateway's link is
 //! poked wherever it is (`PokeGateway`); the link claims what is due and sends it. The
 //! gateway's `rpc.result` is recorded by the link, which hands the answer to the instance
 //! whose caller waits for it: its own `RpcReplies`, or another instance's through the
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe};
 use super::presence::gateway_key;
 use super::registry::PokeGateway;
-use crate::domain::gateway_commands::{self, NewCommand, Target};
+use crate::domain::outbox::commands::{self as gateway_commands, NewCommand, Target};
 use crate::state::AppState;
 
 pub fn answers_channel(instance_id: &str) -> String {

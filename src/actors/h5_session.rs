@@ -23,8 +23,8 @@ use super::registry::{
 };
 use super::socket::{self, codes, ConnectionSlot, Outbox};
 use crate::auth::h5 as tokens;
-use crate::domain::h5_chat::{self, Accepted, ChatSession, Refusal};
-use crate::domain::h5_users;
+use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal};
+use crate::domain::h5::users as h5_users;
 use crate::state::AppState;
 
 /// How many stored messages one resume replays at most; a client further behind pages the

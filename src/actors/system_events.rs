@@ -7,7 +7,7 @@ use actix::Addr;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, Publish};
-use crate::domain::agent_events::AgentEvent;
+use crate::domain::proactivity::events::AgentEvent;
 
 pub fn organization_channel(organization_id: Uuid) -> String {
     format!("mc:events:{organization_id}")

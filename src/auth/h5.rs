@@ -94,7 +94,7 @@ pub fn refresh_token() -> (String, String) {
 }
 
 /// An authenticated, active H5 user (`Authorization: Bearer <access token>`).
-pub struct H5Caller(pub crate::domain::h5_users::H5User);
+pub struct H5Caller(pub crate::domain::h5::users::H5User);
 
 impl actix_web::FromRequest for H5Caller {
     type Error = crate::error::ApiError;
@@ -118,7 +118,7 @@ impl actix_web::FromRequest for H5Caller {
                 .get()
                 .await
                 .map_err(crate::domain::DomainError::from)?;
-            match crate::domain::h5_users::find(&*conn, claims.sub).await? {
+            match crate::domain::h5::users::find(&*conn, claims.sub).await? {
                 Some(user) if user.is_active() && user.organization_id == claims.org => {
                     Ok(H5Caller(user))
                 }

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod migrate;
+pub mod record;
 pub mod typed;
 
 use std::time::Duration;

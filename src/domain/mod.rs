@@ -1,47 +1,16 @@
 //! Queries and rules, one module per resource. Nothing here knows HTTP or actors.
 
-pub mod access;
-pub mod accounts;
-pub mod activity;
-pub mod agent_events;
 pub mod agents;
-pub mod approvals;
-pub mod board_group_notices;
-pub mod board_groups;
-pub mod board_sync;
 pub mod boards;
-pub mod capabilities;
-pub mod coordination;
-pub mod custom_fields;
-pub mod dependencies;
-pub mod feeds;
-pub mod gateway_commands;
-pub mod gateway_registry;
-pub mod gateway_sessions;
 pub mod gateways;
-pub mod h5_chat;
-pub mod h5_users;
+pub mod h5;
 pub mod knowledge;
-pub mod links;
-pub mod memory;
-pub mod memory_notices;
-pub mod mentions;
-pub mod metrics;
-pub mod onboarding;
-pub mod organizations;
-pub mod pack_discovery;
-pub mod pagination;
-pub mod provisioning;
+pub mod orgs;
+pub mod outbox;
+pub mod proactivity;
 pub mod skills;
-pub mod snapshots;
-pub mod souls;
-pub mod suggestions;
-pub mod tags;
-pub mod task_notices;
-pub mod task_rules;
+pub mod support;
 pub mod tasks;
-pub mod validation;
-pub mod webhooks;
 
 use std::fmt;
 

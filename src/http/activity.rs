@@ -7,9 +7,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::actors::feeds::organization_topic;
 use crate::auth::admin::Admin;
-use crate::domain::activity::{self, ActivityEvent, CommentFeedFilter, TaskCommentFeedItem};
-use crate::domain::feeds::{self, CommentCursor};
-use crate::domain::pagination::{Page, PageParams};
+use crate::domain::support::activity::{
+    self, ActivityEvent, CommentFeedFilter, TaskCommentFeedItem,
+};
+use crate::domain::support::pagination::{Page, PageParams};
+use crate::domain::tasks::feeds::{self, CommentCursor};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::sse::{self, SinceQuery};

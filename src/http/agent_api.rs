@@ -11,17 +11,19 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
-use crate::domain::access::{self, Caller};
-use crate::domain::agents::{self, Agent, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate};
-use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
-use crate::domain::boards::Board;
-use crate::domain::memory::{BoardMemory, MemoryCreate, MemoryFilter};
-use crate::domain::onboarding::{self, Onboarding};
-use crate::domain::pagination::{Page, PageParams};
-use crate::domain::tags::{self, TagRef};
-use crate::domain::tasks::{
-    self, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
+use crate::domain::agents::crud::{
+    self as agents, Agent, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate,
 };
+use crate::domain::boards::crud::Board;
+use crate::domain::boards::memory::{BoardMemory, MemoryCreate, MemoryFilter};
+use crate::domain::boards::onboarding::{self, Onboarding};
+use crate::domain::support::access::{self, Caller};
+use crate::domain::support::pagination::{Page, PageParams};
+use crate::domain::tasks::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
+use crate::domain::tasks::crud::{
+    self as tasks, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
+};
+use crate::domain::tasks::tags::{self, TagRef};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;

@@ -1,6 +1,6 @@
 //! `/api/v1/agent/*` coordination (domain.md §A19): nudges, questions for the user, lead
 //! messages and broadcasts, and a lead deleting a worker. The messages are gateway
-//! requests recorded with the change (`domain::coordination`); once committed, the gateway's
+//! requests recorded with the change (`domain::agents::coordination`); once committed, the gateway's
 //! relay link is poked to send them.
 
 use actix_web::web::{self, Data};
@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
-use crate::domain::coordination::{
+use crate::domain::agents::coordination::{
     self, AskUser, AskUserSent, BroadcastSent, LeadBroadcast, LeadMessage, LeadMessageSent, Nudge,
 };
-use crate::domain::{access, agents};
+use crate::domain::{agents::crud as agents, support::access};
 use crate::error::ApiResult;
 use crate::http::gateways::publish_released;
 use crate::http::json::Json;

@@ -10,13 +10,13 @@ use uuid::Uuid;
 use crate::actors::feeds::agents_topic;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::access::Caller;
-use crate::domain::agents::{
-    self, Agent, AgentCreate, AgentFilter, AgentHeartbeat, AgentHeartbeatCreate, AgentScope,
-    AgentUpdate, AgentWithToken, UpdateOptions,
+use crate::domain::agents::capabilities::{self, AgentCapability, AgentCapabilityCreate};
+use crate::domain::agents::crud::{
+    self as agents, Agent, AgentCreate, AgentFilter, AgentHeartbeat, AgentHeartbeatCreate,
+    AgentScope, AgentUpdate, AgentWithToken, UpdateOptions,
 };
-use crate::domain::capabilities::{self, AgentCapability, AgentCapabilityCreate};
-use crate::domain::pagination::{Page, PageParams};
+use crate::domain::support::access::Caller;
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::gateways::publish_released;

@@ -8,10 +8,12 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::access::{self, Access, Caller};
-use crate::domain::approvals::{self, Approval, ApprovalCreate, ApprovalFilter, ApprovalUpdate};
-use crate::domain::feeds::BoardFeed;
-use crate::domain::pagination::{Page, PageParams};
+use crate::domain::support::access::{self, Access, Caller};
+use crate::domain::support::pagination::{Page, PageParams};
+use crate::domain::tasks::approvals::{
+    self, Approval, ApprovalCreate, ApprovalFilter, ApprovalUpdate,
+};
+use crate::domain::tasks::feeds::BoardFeed;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;

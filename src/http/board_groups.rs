@@ -7,10 +7,12 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::access::Access;
-use crate::domain::board_groups::{self, BoardGroup, BoardGroupCreate, BoardGroupUpdate};
-use crate::domain::pagination::{Page, PageParams};
-use crate::domain::snapshots::{self, GroupSnapshot, GroupSnapshotQuery};
+use crate::domain::boards::groups::{
+    self as board_groups, BoardGroup, BoardGroupCreate, BoardGroupUpdate,
+};
+use crate::domain::boards::snapshots::{self, GroupSnapshot, GroupSnapshotQuery};
+use crate::domain::support::access::Access;
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;

@@ -7,10 +7,10 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::access::{self, Access};
-use crate::domain::boards::{self, Board, BoardCreate, BoardFilter, BoardUpdate};
-use crate::domain::pagination::{Page, PageParams};
-use crate::domain::snapshots::{self, BoardSnapshot, GroupSnapshot, GroupSnapshotQuery};
+use crate::domain::boards::crud::{self as boards, Board, BoardCreate, BoardFilter, BoardUpdate};
+use crate::domain::boards::snapshots::{self, BoardSnapshot, GroupSnapshot, GroupSnapshotQuery};
+use crate::domain::support::access::{self, Access};
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;

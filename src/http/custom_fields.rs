@@ -7,7 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::custom_fields::{
+use crate::domain::tasks::custom_fields::{
     self, FieldDefinition, FieldDefinitionCreate, FieldDefinitionUpdate,
 };
 use crate::domain::DomainError;

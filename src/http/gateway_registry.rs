@@ -15,12 +15,12 @@ use crate::actors::gateway_link::GatewayLink;
 use crate::actors::presence::gateway_key;
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::admin::Admin;
-use crate::domain::access::require_org_admin;
-use crate::domain::gateway_registry::{
+use crate::domain::gateways::registry::{
     self as registry, GatewayIdentity, GatewayMetrics, Registration, RegistrationToken, OFFLINE,
     ONLINE,
 };
-use crate::domain::h5_chat::{self, ChatSession};
+use crate::domain::h5::chat::{self as h5_chat, ChatSession};
+use crate::domain::support::access::require_org_admin;
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;

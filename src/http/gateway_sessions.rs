@@ -13,13 +13,13 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc::{self, RpcError};
 use crate::auth::admin::Admin;
-use crate::domain::access::Access;
-use crate::domain::accounts::Principal;
-use crate::domain::gateway_commands::{self, Command};
-use crate::domain::gateway_sessions::{
+use crate::domain::gateways::sessions::{
     self as sessions, GatewayQuery, GatewayStatus, Resolved, SyncQuery, SyncResult,
 };
-use crate::domain::{gateways, DomainError};
+use crate::domain::orgs::accounts::Principal;
+use crate::domain::outbox::commands::{self as gateway_commands, Command};
+use crate::domain::support::access::Access;
+use crate::domain::{gateways::crud as gateways, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
 use crate::http::{in_transaction, OkResponse};
@@ -175,7 +175,7 @@ pub async fn gateway_session_message(
     query: web::Query<GatewayQuery>,
     Json(input): Json<SessionMessage>,
 ) -> ApiResult<web::Json<OkResponse>> {
-    let content = crate::domain::validation::non_empty("content", &input.content)?;
+    let content = crate::domain::support::validation::non_empty("content", &input.content)?;
     let resolved = resolve(&state, &principal, &board_only(query), Access::Write).await?;
     let params = json!({"session_key": path.into_inner(), "message": content});
     gateway_rpc::call(&state, resolved.target, sessions::SEND_TO_SESSION, params).await?;
@@ -197,7 +197,7 @@ pub struct CommandsResponse {
 pub async fn gateway_commands_catalog(
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<CommandsResponse>> {
-    crate::domain::access::require_org_admin(&principal.member)?;
+    crate::domain::support::access::require_org_admin(&principal.member)?;
     Ok(web::Json(CommandsResponse {
         protocol_version: sessions::PROTOCOL_VERSION,
         methods: sessions::METHODS.to_vec(),

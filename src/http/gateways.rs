@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::gateways::{self, Gateway, GatewayCreate, GatewayUpdate};
-use crate::domain::pagination::{Page, PageParams};
-use crate::domain::{agents, DomainError};
+use crate::domain::gateways::crud::{self as gateways, Gateway, GatewayCreate, GatewayUpdate};
+use crate::domain::support::pagination::{Page, PageParams};
+use crate::domain::{agents::crud as agents, DomainError};
 use crate::error::ApiResult;
 use crate::http::json::Json;
 use crate::http::{in_transaction, OkResponse};

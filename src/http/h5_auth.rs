@@ -13,7 +13,9 @@ use uuid::Uuid;
 use crate::auth::h5::{self as tokens, H5Caller};
 use crate::auth::password;
 use crate::auth::throttle::Limit;
-use crate::domain::h5_users::{self, H5User, NewUser, ProfileUpdate, UserWithAssignments};
+use crate::domain::h5::users::{
+    self as h5_users, H5User, NewUser, ProfileUpdate, UserWithAssignments,
+};
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;

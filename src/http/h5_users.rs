@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use crate::actors::registry::CloseUser;
 use crate::auth::admin::Admin;
-use crate::domain::access::require_org_admin;
-use crate::domain::h5_users::{
-    self, Assignment, H5User, ListFilter, NewAssignment, UserWithAssignments, STATUS_ACTIVE,
-    STATUS_SUSPENDED,
+use crate::domain::h5::users::{
+    self as h5_users, Assignment, H5User, ListFilter, NewAssignment, UserWithAssignments,
+    STATUS_ACTIVE, STATUS_SUSPENDED,
 };
-use crate::domain::pagination::{Page, PageParams};
+use crate::domain::support::access::require_org_admin;
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
@@ -159,7 +159,7 @@ pub async fn reactivate(
 
 async fn set_status(
     state: &AppState,
-    p: &crate::domain::accounts::Principal,
+    p: &crate::domain::orgs::accounts::Principal,
     user_id: Uuid,
     status: &str,
 ) -> ApiResult<H5User> {

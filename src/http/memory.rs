@@ -12,13 +12,15 @@ use uuid::Uuid;
 use crate::actors::feeds::{board_topic, group_topic, Poke};
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::access::{Access, Caller};
-use crate::domain::memory::{
+use crate::domain::boards::memory::{
     self, BoardGroupMemory, BoardMemory, MemoryCreate, MemoryFilter, MemoryKind,
 };
-use crate::domain::pagination::{Page, PageParams};
+use crate::domain::support::access::{Access, Caller};
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
-use crate::domain::{board_groups, coordination, memory_notices, DomainResult};
+use crate::domain::{
+    agents::coordination, boards::groups as board_groups, outbox::memory_notices, DomainResult,
+};
 use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;

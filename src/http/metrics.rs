@@ -6,7 +6,7 @@ use actix_web::web::{self, Data};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::admin::Admin;
-use crate::domain::metrics::{self, DashboardMetrics, DashboardQuery, RangeKey};
+use crate::domain::boards::metrics::{self, DashboardMetrics, DashboardQuery, RangeKey};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::state::AppState;

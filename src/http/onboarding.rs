@@ -9,11 +9,11 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::agent::AgentCaller;
-use crate::domain::boards::Board;
-use crate::domain::onboarding::{
+use crate::domain::boards::crud::Board;
+use crate::domain::boards::onboarding::{
     self, Onboarding, OnboardingAnswer, OnboardingConfirm, OnboardingStart,
 };
-use crate::domain::{coordination, DomainError};
+use crate::domain::{agents::coordination, DomainError};
 use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;

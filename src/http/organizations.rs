@@ -6,12 +6,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::accounts::{self, MembershipListItem, Organization};
-use crate::domain::organizations::{
+use crate::domain::orgs::accounts::{self, MembershipListItem, Organization};
+use crate::domain::orgs::organizations::{
     self as orgs, InviteAccept, InviteCreate, InviteRead, MemberAccessUpdate, MemberRead,
     MemberUpdate, OrganizationActiveUpdate, OrganizationCreate,
 };
-use crate::domain::pagination::{Page, PageParams};
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;

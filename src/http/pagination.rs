@@ -7,7 +7,7 @@ use futures_util::future::{ready, Ready};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::domain::pagination::{PageParams, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::domain::support::pagination::{PageParams, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]

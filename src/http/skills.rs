@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::accounts::Principal;
-use crate::domain::skills::{
-    self, GatewayQuery, MarketplaceQuery, Pack, PackCreate, PackSync, Skill, SkillAction,
+use crate::domain::orgs::accounts::Principal;
+use crate::domain::skills::catalog::{
+    self as skills, GatewayQuery, MarketplaceQuery, Pack, PackCreate, PackSync, Skill, SkillAction,
     SkillCard, SkillCreate,
 };
-use crate::domain::{pack_discovery, DomainError};
+use crate::domain::{skills::discovery as pack_discovery, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::http::in_transaction;
 use crate::http::json::Json;

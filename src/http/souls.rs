@@ -8,8 +8,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::domain::access::Caller;
-use crate::domain::souls::{self, SoulMarkdown, SoulSearch, Upstream};
+use crate::domain::agents::souls_directory::{self as souls, SoulMarkdown, SoulSearch, Upstream};
+use crate::domain::support::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

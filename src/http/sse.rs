@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::actors::feeds::{board_topic, FeedHub, Listen, Unlisten};
 use crate::db::PgPool;
-use crate::domain::access::{Access, Caller};
-use crate::domain::feeds::{self, BoardFeed};
+use crate::domain::support::access::{Access, Caller};
+use crate::domain::tasks::feeds::{self, BoardFeed};
 use crate::domain::{DomainError, DomainResult};
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -211,7 +211,7 @@ impl SinceQuery {
     pub fn time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.since
             .as_deref()
-            .and_then(|s| crate::domain::validation::parse_datetime(s.trim()))
+            .and_then(|s| crate::domain::support::validation::parse_datetime(s.trim()))
     }
 }
 

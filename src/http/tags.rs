@@ -6,8 +6,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::pagination::{Page, PageParams};
-use crate::domain::tags::{self, Tag, TagCreate, TagUpdate};
+use crate::domain::support::pagination::{Page, PageParams};
+use crate::domain::tasks::tags::{self, Tag, TagCreate, TagUpdate};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;

@@ -14,12 +14,12 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::throttle::Limit;
-use crate::domain::coordination;
-use crate::domain::pagination::{Page, PageParams};
-use crate::domain::webhooks::{
+use crate::domain::agents::coordination;
+use crate::domain::boards::webhooks::{
     self, Payload, Received, Webhook, WebhookCreate, WebhookUpdate, WebhookWithSecret,
     SIGNATURE_HEADER,
 };
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::in_transaction;

@@ -1,0 +1,753 @@
+//! Coordination through the gateways (domain.md §A19): a lead nudges an agent of its board
+//! or asks the user through the gateway-main agent; the gateway-main agent messages one
+//! board lead or broadcasts to all of them; an inbound webhook payload is handed to the
+//! board's agent. Each message is a `sessions.send` request recorded in the caller's
+//! transaction (`gateway_commands`); the caller pokes the returned gateway once committed,
+//! and that gateway's relay link sends it (retried until answered, or when it connects).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_postgres::GenericClient;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::agents::crud::{self as agents, Agent, AgentPrincipal, AGENT_COLUMNS};
+use crate::domain::boards::crud::{self as boards, Board, BOARD_COLUMNS};
+use crate::domain::outbox::commands::{self as gateway_commands, Command, Target};
+use crate::domain::support::activity::{self, NewActivity};
+use crate::domain::support::validation::non_empty;
+use crate::domain::{gateways::crud as gateways, DomainError, DomainResult};
+
+/// What the messages point agents back to, as the reference's `settings.base_url or
+/// "http://localhost:8000"`.
+pub fn public_url(configured: Option<&url::Url>) -> String {
+    configured
+        .map(|u| u.as_str().trim_end_matches('/').to_string())
+        .unwrap_or_else(|| "http://localhost:8000".to_string())
+}
+
+/// `AgentNudge`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Nudge {
+    pub message: String,
+}
+
+/// `GatewayMainAskUserRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AskUser {
+    pub content: String,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub preferred_channel: Option<String>,
+    /// Empty: `["gateway_main", "user_reply"]`.
+    #[serde(default)]
+    pub reply_tags: Vec<String>,
+    /// Absent or empty: `user_via_gateway_main`.
+    #[serde(default)]
+    pub reply_source: Option<String>,
+}
+
+/// `GatewayMainAskUserResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AskUserSent {
+    pub ok: bool,
+    pub board_id: Uuid,
+    pub main_agent_id: Option<Uuid>,
+    pub main_agent_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LeadMessageKind {
+    #[default]
+    Question,
+    Handoff,
+}
+
+impl LeadMessageKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            LeadMessageKind::Question => "question",
+            LeadMessageKind::Handoff => "handoff",
+        }
+    }
+}
+
+/// `GatewayLeadMessageRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LeadMessage {
+    #[serde(default)]
+    pub kind: LeadMessageKind,
+    pub content: String,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// Empty: `["gateway_main", "lead_reply"]`.
+    #[serde(default)]
+    pub reply_tags: Vec<String>,
+    /// Absent or empty: `lead_to_gateway_main`.
+    #[serde(default)]
+    pub reply_source: Option<String>,
+}
+
+/// `GatewayLeadBroadcastRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LeadBroadcast {
+    #[serde(flatten)]
+    pub message: LeadMessage,
+    /// Only these boards of the gateway (absent or empty: all of them).
+    #[serde(default)]
+    pub board_ids: Option<Vec<Uuid>>,
+}
+
+/// `GatewayLeadMessageResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadMessageSent {
+    pub ok: bool,
+    pub board_id: Uuid,
+    pub lead_agent_id: Option<Uuid>,
+    pub lead_agent_name: Option<String>,
+    pub lead_created: bool,
+}
+
+/// `GatewayLeadBroadcastBoardResult`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BroadcastResult {
+    pub board_id: Uuid,
+    pub lead_agent_id: Option<Uuid>,
+    pub lead_agent_name: Option<String>,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// `GatewayLeadBroadcastResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BroadcastSent {
+    pub ok: bool,
+    pub sent: i64,
+    pub failed: i64,
+    pub results: Vec<BroadcastResult>,
+}
+
+/// `value.strip()` when given, else "".
+fn trimmed(value: &Option<String>) -> &str {
+    value.as_deref().map(str::trim).unwrap_or("")
+}
+
+/// The request context with the caller's correlation id, when it gave one.
+fn correlated(mut context: Value, correlation_id: &Option<String>) -> Value {
+    let correlation = trimmed(correlation_id);
+    if !correlation.is_empty() {
+        context["correlation_id"] = json!(correlation);
+    }
+    context
+}
+
+fn or_default(value: &Option<String>, default: &'static str) -> String {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .unwrap_or(default)
+        .to_string()
+}
+
+fn tags_or(tags: &[String], default: [&str; 2]) -> Value {
+    if tags.is_empty() {
+        json!(default)
+    } else {
+        json!(tags)
+    }
+}
+
+/// Python's `json.dumps(value)` (`indent` None) or `json.dumps(value, indent=n)`, with its
+/// separators and `ensure_ascii`, so the texts read as the reference's do.
+fn py_json(value: &Value, indent: Option<usize>) -> String {
+    fn string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{08}' => out.push_str("\\b"),
+                '\u{0c}' => out.push_str("\\f"),
+                ' '..='~' => out.push(c),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+        }
+        out.push('"');
+    }
+    fn write(out: &mut String, value: &Value, indent: Option<usize>, depth: usize) {
+        let (open, close, items): (char, char, Vec<(Option<&String>, &Value)>) = match value {
+            Value::Array(items) => ('[', ']', items.iter().map(|v| (None, v)).collect()),
+            Value::Object(map) => ('{', '}', map.iter().map(|(k, v)| (Some(k), v)).collect()),
+            Value::String(s) => return string(out, s),
+            other => return out.push_str(&other.to_string()),
+        };
+        out.push(open);
+        if items.is_empty() {
+            out.push(close);
+            return;
+        }
+        let pad = |depth: usize| indent.map(|n| format!("\n{}", " ".repeat(n * depth)));
+        for (i, (key, item)) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+                if indent.is_none() {
+                    out.push(' ');
+                }
+            }
+            if let Some(pad) = pad(depth + 1) {
+                out.push_str(&pad);
+            }
+            if let Some(key) = key {
+                string(out, key);
+                out.push_str(": ");
+            }
+            write(out, item, indent, depth + 1);
+        }
+        if let Some(pad) = pad(depth) {
+            out.push_str(&pad);
+        }
+        out.push(close);
+    }
+    let mut out = String::new();
+    write(&mut out, value, indent, 0);
+    out
+}
+
+/// The reply instructions that close the messages: a non-chat memory item on the board.
+fn reply_by_memory(
+    base_url: &str,
+    board_id: Uuid,
+    content: &str,
+    tags: &Value,
+    source: &str,
+) -> String {
+    format!(
+        "POST {base_url}/api/v1/agent/boards/{board_id}/memory\n\
+         Body: {{\"content\":\"{content}\",\"tags\":{},\"source\":\"{source}\"}}\n\
+         Do NOT reply in OpenClaw chat.",
+        py_json(tags, None)
+    )
+}
+
+/// The reference's `_build_gateway_lead_message`.
+fn lead_message_text(
+    board: &Board,
+    from: &str,
+    input: &LeadMessage,
+    content: &str,
+    base_url: &str,
+) -> String {
+    let header = match input.kind {
+        LeadMessageKind::Question => "GATEWAY MAIN QUESTION",
+        LeadMessageKind::Handoff => "GATEWAY MAIN HANDOFF",
+    };
+    let correlation = trimmed(&input.correlation_id);
+    let correlation_line = if correlation.is_empty() {
+        String::new()
+    } else {
+        format!("Correlation ID: {correlation}\n")
+    };
+    let tags = tags_or(&input.reply_tags, ["gateway_main", "lead_reply"]);
+    let source = or_default(&input.reply_source, "lead_to_gateway_main");
+    format!(
+        "{header}\nBoard: {}\nBoard ID: {}\nFrom agent: {from}\n{correlation_line}\n{content}\n\n\
+         Reply to the gateway agent by writing a NON-chat memory item on this board:\n{}",
+        board.name,
+        board.id,
+        reply_by_memory(base_url, board.id, "...", &tags, &source)
+    )
+}
+
+/// The reference's ask-user message to the gateway-main agent.
+fn ask_user_text(
+    board: &Board,
+    from: &str,
+    input: &AskUser,
+    content: &str,
+    base_url: &str,
+) -> String {
+    let line = |label: &str, value: &str| {
+        if value.is_empty() {
+            String::new()
+        } else {
+            format!("{label}: {value}\n")
+        }
+    };
+    let tags = tags_or(&input.reply_tags, ["gateway_main", "user_reply"]);
+    let source = or_default(&input.reply_source, "user_via_gateway_main");
+    format!(
+        "LEAD REQUEST: ASK USER\nBoard: {}\nBoard ID: {}\nFrom lead: {from}\n{}{}\n{content}\n\n\
+         Please reach the user via your configured OpenClaw channel(s) (Slack/SMS/etc).\n\
+         If you cannot reach them there, post the question in Mission Control board chat as a fallback.\n\n\
+         When you receive the answer, reply in Mission Control by writing a NON-chat memory item on this board:\n{}",
+        board.name,
+        board.id,
+        line("Correlation ID", trimmed(&input.correlation_id)),
+        line("Preferred channel", trimmed(&input.preferred_channel)),
+        reply_by_memory(base_url, board.id, "<answer>", &tags, &source)
+    )
+}
+
+/// The reference's `_webhook_message` (dispatch.py).
+fn webhook_text(
+    board: &Board,
+    webhook_id: Uuid,
+    description: &str,
+    payload_id: Uuid,
+    payload: &Value,
+) -> String {
+    let preview = match payload {
+        Value::String(text) => text.clone(),
+        other => py_json(other, Some(2)),
+    };
+    format!(
+        "WEBHOOK EVENT RECEIVED\nBoard: {}\nWebhook ID: {webhook_id}\nPayload ID: {payload_id}\n\
+         Instruction: {description}\n\n\
+         Take action:\n\
+         1) Triage this payload against the webhook instruction.\n\
+         2) Create/update tasks as needed.\n\
+         3) Reference payload ID {payload_id} in task descriptions.\n\n\
+         Payload preview:\n{preview}\n\n\
+         To inspect board memory entries:\n\
+         GET /api/v1/agent/boards/{}/memory?is_chat=false",
+        board.name, board.id
+    )
+}
+
+/// The agent's session key; 422 `missing` when it has none, as the reference.
+fn session_of<'a>(agent: &'a Agent, missing: &str) -> DomainResult<&'a str> {
+    agent
+        .openclaw_session_id
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| DomainError::unprocessable(missing))
+}
+
+/// Queues `message` into the session of an agent of `board` (`label` names the session
+/// for a gateway that has to open it).
+async fn send_to_agent(
+    client: &impl GenericClient,
+    board: &Board,
+    gateway_id: Uuid,
+    (agent, session_key): (&Agent, &str),
+    message: &str,
+    mut context: Value,
+) -> DomainResult<()> {
+    context["label"] = json!(agent.name);
+    gateway_commands::send_to_session(
+        client,
+        Target {
+            organization_id: board.organization_id,
+            gateway_id,
+            agent_id: Some(agent.id),
+            board_id: Some(board.id),
+        },
+        session_key,
+        message,
+        context,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn note(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    board_id: Option<Uuid>,
+    actor: Uuid,
+    event_type: &str,
+    message: String,
+) -> DomainResult<()> {
+    activity::record(
+        client,
+        NewActivity {
+            organization_id,
+            board_id,
+            event_type,
+            message: Some(message),
+            agent_id: Some(actor),
+            task_id: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A lead nudges an agent of its board (404 for any other agent). Returns the gateway.
+pub async fn nudge(
+    client: &impl GenericClient,
+    lead: &AgentPrincipal,
+    board: &Board,
+    agent_id: Uuid,
+    input: Nudge,
+) -> DomainResult<Uuid> {
+    let message = non_empty("message", &input.message)?;
+    let target = client
+        .query_opt(
+            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.board_id = $2"),
+            &[&agent_id, &board.id],
+        )
+        .await?
+        .map(|row| Agent::from_row(&row))
+        .ok_or_else(DomainError::not_found)?;
+    let session_key = session_of(&target, "Target agent has no session key")?;
+    let gateway = gateways::of_board(client, board).await?;
+    let context = json!({"kind": "nudge", "deliver": true,
+                         "correlation_id": format!("nudge:{}:{agent_id}", board.id)});
+    send_to_agent(
+        client,
+        board,
+        gateway.id,
+        (&target, session_key),
+        &message,
+        context,
+    )
+    .await?;
+    note(
+        client,
+        lead.organization_id,
+        Some(board.id),
+        lead.agent.id,
+        "agent.nudge.sent",
+        format!("Nudge sent to {}.", target.name),
+    )
+    .await?;
+    Ok(gateway.id)
+}
+
+/// A lead asks the user through its gateway's main agent (whose session is the gateway's
+/// main session, whether or not the agent row exists). Returns the answer and the gateway.
+pub async fn ask_user(
+    client: &impl GenericClient,
+    lead: &AgentPrincipal,
+    board: &Board,
+    input: AskUser,
+    base_url: &str,
+) -> DomainResult<(AskUserSent, Uuid)> {
+    let content = non_empty("content", &input.content)?;
+    let gateway = gateways::of_board(client, board).await?;
+    let main = agents::gateway_main(client, gateway.id).await?;
+    let message = ask_user_text(board, &lead.agent.name, &input, &content, base_url);
+    let context = correlated(
+        json!({"kind": "ask_user", "deliver": true, "label": "Gateway Agent"}),
+        &input.correlation_id,
+    );
+    gateway_commands::send_to_session(
+        client,
+        Target {
+            organization_id: board.organization_id,
+            gateway_id: gateway.id,
+            agent_id: main.as_ref().map(|(id, _)| *id),
+            board_id: Some(board.id),
+        },
+        &agents::gateway_main_session_key(gateway.id),
+        &message,
+        context,
+    )
+    .await?;
+    note(
+        client,
+        lead.organization_id,
+        Some(board.id),
+        lead.agent.id,
+        "gateway.lead.ask_user.sent",
+        format!(
+            "Lead requested user info via gateway agent for board: {}.",
+            board.name
+        ),
+    )
+    .await?;
+    let (main_agent_id, main_agent_name) = main.unzip();
+    Ok((
+        AskUserSent {
+            ok: true,
+            board_id: board.id,
+            main_agent_id,
+            main_agent_name,
+        },
+        gateway.id,
+    ))
+}
+
+/// Only the dedicated gateway agent of a gateway (no board, its gateway's main session)
+/// may message leads. Returns its gateway.
+fn require_gateway_main(agent: &AgentPrincipal) -> DomainResult<Uuid> {
+    if agent.agent.board_id.is_some() {
+        return Err(DomainError::forbidden("Forbidden"));
+    }
+    let gateway_id = agent.agent.gateway_id;
+    if agent.agent.openclaw_session_id.as_deref()
+        != Some(agents::gateway_main_session_key(gateway_id).as_str())
+    {
+        return Err(DomainError::forbidden(
+            "Only the dedicated gateway agent may call this endpoint.",
+        ));
+    }
+    Ok(gateway_id)
+}
+
+/// Makes sure the board has a lead and queues the message into its session.
+async fn message_lead(
+    client: &impl GenericClient,
+    main: &AgentPrincipal,
+    gateway_id: Uuid,
+    board: &Board,
+    input: &LeadMessage,
+    content: &str,
+    base_url: &str,
+) -> DomainResult<(Agent, bool)> {
+    let (lead, created) = agents::ensure_board_lead(client, board, Default::default()).await?;
+    let session_key = session_of(&lead, "Lead agent has no session key")?;
+    let message = lead_message_text(board, &main.agent.name, input, content, base_url);
+    let context = correlated(
+        json!({"kind": "lead_message", "message_kind": input.kind.as_str(), "deliver": false}),
+        &input.correlation_id,
+    );
+    send_to_agent(
+        client,
+        board,
+        gateway_id,
+        (&lead, session_key),
+        &message,
+        context,
+    )
+    .await?;
+    Ok((lead, created))
+}
+
+/// The gateway-main agent messages the lead of a board of its gateway, creating the lead
+/// when the board has none. Returns the answer and the gateway.
+pub async fn message_board_lead(
+    client: &impl GenericClient,
+    main: &AgentPrincipal,
+    board_id: Uuid,
+    input: LeadMessage,
+    base_url: &str,
+) -> DomainResult<(LeadMessageSent, Uuid)> {
+    let gateway_id = require_gateway_main(main)?;
+    let content = non_empty("content", &input.content)?;
+    let board = boards::find_in_org(client, main.organization_id, board_id)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(json!("Board not found")))?;
+    if board.gateway_id != Some(gateway_id) {
+        return Err(DomainError::forbidden("Forbidden"));
+    }
+    let (lead, lead_created) =
+        message_lead(client, main, gateway_id, &board, &input, &content, base_url).await?;
+    note(
+        client,
+        main.organization_id,
+        Some(board.id),
+        main.agent.id,
+        "gateway.main.lead_message.sent",
+        format!(
+            "Sent {} to lead for board: {}.",
+            input.kind.as_str(),
+            board.name
+        ),
+    )
+    .await?;
+    Ok((
+        LeadMessageSent {
+            ok: true,
+            board_id: board.id,
+            lead_agent_id: Some(lead.id),
+            lead_agent_name: Some(lead.name),
+            lead_created,
+        },
+        gateway_id,
+    ))
+}
+
+/// The gateway-main agent messages the leads of its gateway's boards (newest board first;
+/// `board_ids` narrows them). A board whose lead cannot be reached is reported, not fatal.
+pub async fn broadcast_to_leads(
+    client: &impl GenericClient,
+    main: &AgentPrincipal,
+    broadcast: LeadBroadcast,
+    base_url: &str,
+) -> DomainResult<(BroadcastSent, Uuid)> {
+    let gateway_id = require_gateway_main(main)?;
+    let input = broadcast.message;
+    let content = non_empty("content", &input.content)?;
+    let only = broadcast.board_ids.filter(|ids| !ids.is_empty());
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {BOARD_COLUMNS} FROM boards b WHERE b.gateway_id = $1 AND b.organization_id = $2 \
+                   AND ($3::uuid[] IS NULL OR b.id = ANY($3)) ORDER BY b.created_at DESC, b.id"
+            ),
+            &[&gateway_id, &main.organization_id, &only],
+        )
+        .await?;
+    let mut results = Vec::with_capacity(rows.len());
+    let (mut sent, mut failed) = (0, 0);
+    for board in rows.iter().map(Board::from_row) {
+        let result = match message_lead(
+            client, main, gateway_id, &board, &input, &content, base_url,
+        )
+        .await
+        {
+            Ok((lead, _)) => BroadcastResult {
+                board_id: board.id,
+                lead_agent_id: Some(lead.id),
+                lead_agent_name: Some(lead.name),
+                ok: true,
+                error: None,
+            },
+            Err(DomainError::Database(e)) => return Err(DomainError::Database(e)),
+            Err(refused) => BroadcastResult {
+                board_id: board.id,
+                lead_agent_id: None,
+                lead_agent_name: None,
+                ok: false,
+                error: Some(match refused.status_and_detail().1 {
+                    Value::String(detail) => detail,
+                    other => other.to_string(),
+                }),
+            },
+        };
+        if result.ok {
+            sent += 1;
+        } else {
+            failed += 1;
+        }
+        results.push(result);
+    }
+    note(
+        client,
+        main.organization_id,
+        None,
+        main.agent.id,
+        "gateway.main.lead_broadcast.sent",
+        format!(
+            "Broadcast {} to {sent} board leads (failed: {failed}).",
+            input.kind.as_str()
+        ),
+    )
+    .await?;
+    Ok((
+        BroadcastSent {
+            ok: true,
+            sent,
+            failed,
+            results,
+        },
+        gateway_id,
+    ))
+}
+
+/// Hands a stored webhook payload to the webhook's agent (when it is on the board) or the
+/// board's lead, as the reference's webhook dispatch. `None` when there is nobody to tell
+/// (no agent with a session, or a board without a gateway); else the gateway to poke.
+pub async fn deliver_webhook(
+    client: &impl GenericClient,
+    webhook_id: Uuid,
+    payload_id: Uuid,
+    payload: &Value,
+) -> DomainResult<Option<Uuid>> {
+    let Some(row) = client
+        .query_opt(
+            &format!(
+                "SELECT {BOARD_COLUMNS}, w.description AS instruction, w.agent_id AS webhook_agent_id \
+                 FROM board_webhooks w \
+                 JOIN boards b ON b.id = w.board_id WHERE w.id = $1"
+            ),
+            &[&webhook_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let board = Board::from_row(&row);
+    let description: String = row.get("instruction");
+    let webhook_agent: Option<Uuid> = row.get("webhook_agent_id");
+    let Some(gateway_id) = board.gateway_id else {
+        return Ok(None);
+    };
+    // The webhook's own agent first, else the lead.
+    let target = client
+        .query_opt(
+            &format!(
+                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 \
+                   AND (a.id = $2 OR a.is_board_lead) \
+                 ORDER BY (a.id = $2) IS TRUE DESC, a.created_at, a.id LIMIT 1"
+            ),
+            &[&board.id, &webhook_agent],
+        )
+        .await?
+        .map(|row| Agent::from_row(&row));
+    let Some((target, session_key)) = target
+        .as_ref()
+        .and_then(|a| Some((a, session_of(a, "").ok()?)))
+    else {
+        return Ok(None);
+    };
+    let message = webhook_text(&board, webhook_id, &description, payload_id, payload);
+    let context = json!({"kind": "webhook", "deliver": false,
+                         "webhook_id": webhook_id, "payload_id": payload_id});
+    send_to_agent(
+        client,
+        &board,
+        gateway_id,
+        (target, session_key),
+        &message,
+        context,
+    )
+    .await?;
+    Ok(Some(gateway_id))
+}
+
+/// What a gateway's answer settles: a webhook payload its agent took is delivered.
+pub async fn answered(client: &impl GenericClient, command: &Command) -> DomainResult<()> {
+    let payload_id = command.params["payload_id"]
+        .as_str()
+        .and_then(|id| id.parse::<Uuid>().ok());
+    if let (gateway_commands::DONE, Some("webhook"), Some(payload_id)) = (
+        command.status.as_str(),
+        command.params["kind"].as_str(),
+        payload_id,
+    ) {
+        client
+            .execute(
+                "UPDATE board_webhook_payloads SET delivered_at = now() WHERE id = $1 AND delivered_at IS NULL",
+                &[&payload_id],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_reads_as_pythons_dumps() {
+        let tags = json!(["gateway_main", "lead_reply"]);
+        assert_eq!(py_json(&tags, None), r#"["gateway_main", "lead_reply"]"#);
+        let payload = json!({"b": [1, {"c": "é😀"}], "a": {}, "d": []});
+        assert_eq!(
+            py_json(&payload, Some(2)),
+            "{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"c\": \"\\u00e9\\ud83d\\ude00\"\n    }\n  ],\n  \"d\": []\n}"
+        );
+        assert_eq!(py_json(&json!("tab\there"), None), r#""tab\there""#);
+    }
+
+    #[test]
+    fn the_public_url_has_no_trailing_slash() {
+        let url: url::Url = "https://mc.example/".parse().unwrap();
+        assert_eq!(public_url(Some(&url)), "https://mc.example");
+        assert_eq!(public_url(None), "http://localhost:8000");
+    }
+}

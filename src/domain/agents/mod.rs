@@ -1,0 +1,6 @@
+//! TODO wing doc
+
+pub mod capabilities;
+pub mod coordination;
+pub mod crud;
+pub mod souls_directory;

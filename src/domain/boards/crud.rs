@@ -1,0 +1,526 @@
+//! Boards: the `BoardRead` model, its lookups and the admin CRUD rules (domain.md §A4).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::orgs::accounts::Principal;
+use crate::domain::support::access::{self, Access};
+use crate::domain::support::pagination::{fetch_page, Page, PageParams};
+use crate::domain::support::validation::model_error;
+use crate::domain::{
+    agents::crud as agents, boards::groups as board_groups, outbox::board_group_notices,
+};
+use crate::domain::{DomainError, DomainResult};
+
+/// `BoardRead` of the reference API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Board {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub gateway_id: Option<Uuid>,
+    pub board_group_id: Option<Uuid>,
+    pub board_type: String,
+    pub objective: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub success_metrics: Option<serde_json::Value>,
+    pub target_date: Option<DateTime<Utc>>,
+    pub goal_confirmed: bool,
+    pub goal_source: Option<String>,
+    pub require_approval_for_done: bool,
+    pub require_review_before_done: bool,
+    pub block_status_changes_with_pending_approval: bool,
+    pub only_lead_can_change_status: bool,
+    pub max_agents: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns `Board::from_row` reads, in order; prefix with a table alias as `b.`.
+pub const BOARD_COLUMNS: &str = "b.id, b.organization_id, b.name, b.slug, b.description, b.gateway_id, b.board_group_id, \
+     b.board_type, b.objective, b.success_metrics, b.target_date, b.goal_confirmed, b.goal_source, \
+     b.require_approval_for_done, b.require_review_before_done, b.block_status_changes_with_pending_approval, \
+     b.only_lead_can_change_status, b.max_agents, b.created_at, b.updated_at";
+
+impl Board {
+    pub fn from_row(row: &Row) -> Board {
+        Board {
+            id: row.get(0),
+            organization_id: row.get(1),
+            name: row.get(2),
+            slug: row.get(3),
+            description: row.get(4),
+            gateway_id: row.get(5),
+            board_group_id: row.get(6),
+            board_type: row.get(7),
+            objective: row.get(8),
+            success_metrics: row.get(9),
+            target_date: row.get(10),
+            goal_confirmed: row.get(11),
+            goal_source: row.get(12),
+            require_approval_for_done: row.get(13),
+            require_review_before_done: row.get(14),
+            block_status_changes_with_pending_approval: row.get(15),
+            only_lead_can_change_status: row.get(16),
+            max_agents: row.get(17),
+            created_at: row.get(18),
+            updated_at: row.get(19),
+        }
+    }
+}
+
+/// The board with this id in this organization; another organization's board is `None`.
+pub async fn find_in_org(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    board_id: Uuid,
+) -> DomainResult<Option<Board>> {
+    let row = crate::db::typed::query_opt(
+        client,
+        &format!("SELECT {BOARD_COLUMNS} FROM boards b WHERE b.id = $1 AND b.organization_id = $2"),
+        &[&board_id, &organization_id],
+    )
+    .await?;
+    Ok(row.as_ref().map(Board::from_row))
+}
+
+const ERR_DESCRIPTION_REQUIRED: &str = "description is required";
+const ERR_GATEWAY_REQUIRED: &str = "gateway_id is required";
+const ERR_GOAL_FIELDS_REQUIRED: &str =
+    "Confirmed goal boards require objective and success_metrics";
+const ERR_GATEWAY_MAIN_AGENT_REQUIRED: &str =
+    "gateway must have a gateway main agent before boards can be created or updated";
+
+fn default_board_type() -> String {
+    "goal".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_agents() -> i32 {
+    1
+}
+
+/// `BoardCreate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BoardCreate {
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    #[serde(default)]
+    pub gateway_id: Option<Uuid>,
+    #[serde(default)]
+    pub board_group_id: Option<Uuid>,
+    #[serde(default = "default_board_type")]
+    pub board_type: String,
+    #[serde(default)]
+    pub objective: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub success_metrics: Option<Map<String, Value>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::support::validation::lenient_datetime"
+    )]
+    pub target_date: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub goal_confirmed: bool,
+    #[serde(default)]
+    pub goal_source: Option<String>,
+    #[serde(default = "default_true")]
+    pub require_approval_for_done: bool,
+    #[serde(default)]
+    pub require_review_before_done: bool,
+    #[serde(default)]
+    pub block_status_changes_with_pending_approval: bool,
+    #[serde(default)]
+    pub only_lead_can_change_status: bool,
+    #[serde(default = "default_max_agents")]
+    pub max_agents: i32,
+}
+
+/// `BoardUpdate`: absent fields stay. `null` clears the nullable fields; on the others it
+/// is treated as absent, except `gateway_id` and `description`, which reject it like the
+/// reference.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct BoardUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Uuid>)]
+    pub gateway_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Uuid>)]
+    pub board_group_id: Option<Option<Uuid>>,
+    #[serde(default)]
+    pub board_type: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub objective: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Object>)]
+    pub success_metrics: Option<Option<Map<String, Value>>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::support::validation::lenient_datetime_patch"
+    )]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub target_date: Option<Option<DateTime<Utc>>>,
+    #[serde(default)]
+    pub goal_confirmed: Option<bool>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub goal_source: Option<Option<String>>,
+    #[serde(default)]
+    pub require_approval_for_done: Option<bool>,
+    #[serde(default)]
+    pub require_review_before_done: Option<bool>,
+    #[serde(default)]
+    pub block_status_changes_with_pending_approval: Option<bool>,
+    #[serde(default)]
+    pub only_lead_can_change_status: Option<bool>,
+    #[serde(default)]
+    pub max_agents: Option<i32>,
+}
+
+/// Filters of `GET /boards`.
+#[derive(Debug, Default, Deserialize)]
+pub struct BoardFilter {
+    pub gateway_id: Option<Uuid>,
+    pub board_group_id: Option<Uuid>,
+}
+
+fn check_max_agents(max_agents: i32) -> DomainResult<()> {
+    if max_agents < 0 {
+        return Err(DomainError::Unprocessable(json!([{
+            "type": "greater_than_equal",
+            "loc": ["body", "max_agents"],
+            "msg": "Input should be greater than or equal to 0",
+            "input": max_agents,
+            "ctx": {"ge": 0},
+        }])));
+    }
+    Ok(())
+}
+
+/// The trimmed description, or the reference's model error when it is blank.
+fn required_description(description: Option<&str>) -> DomainResult<String> {
+    match description.map(str::trim) {
+        Some(d) if !d.is_empty() => Ok(d.to_string()),
+        _ => Err(model_error(ERR_DESCRIPTION_REQUIRED)),
+    }
+}
+
+fn has_goal_fields(objective: Option<&str>, metrics: Option<&Value>) -> bool {
+    let objective = objective.is_some_and(|o| !o.is_empty());
+    let metrics = metrics.is_some_and(|m| m.as_object().is_none_or(|o| !o.is_empty()));
+    objective && metrics
+}
+
+/// A board's gateway must be in the organization and have its gateway-main agent.
+async fn require_gateway(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    gateway_id: Uuid,
+) -> DomainResult<()> {
+    let row = client
+        .query_opt(
+            "SELECT EXISTS (SELECT 1 FROM agents a WHERE a.gateway_id = g.id AND a.board_id IS NULL) \
+             FROM gateways g WHERE g.id = $1 AND g.organization_id = $2",
+            &[&gateway_id, &organization_id],
+        )
+        .await?;
+    match row {
+        None => Err(DomainError::unprocessable("gateway_id is invalid")),
+        Some(r) if !r.get::<_, bool>(0) => {
+            Err(DomainError::unprocessable(ERR_GATEWAY_MAIN_AGENT_REQUIRED))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+async fn require_board_group(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    group_id: Uuid,
+) -> DomainResult<()> {
+    let found = client
+        .query_opt(
+            "SELECT 1 FROM board_groups WHERE id = $1 AND organization_id = $2",
+            &[&group_id, &organization_id],
+        )
+        .await?;
+    if found.is_none() {
+        return Err(DomainError::unprocessable("board_group_id is invalid"));
+    }
+    Ok(())
+}
+
+const BOARD_FILTER_SQL: &str = "b.organization_id = $1 AND ($2::uuid[] IS NULL OR b.id = ANY($2)) \
+     AND ($3::uuid IS NULL OR b.gateway_id = $3) AND ($4::uuid IS NULL OR b.board_group_id = $4)";
+
+/// The boards the member can read, by name.
+pub async fn list(
+    client: &impl GenericClient,
+    principal: &Principal,
+    filter: &BoardFilter,
+    page: PageParams,
+) -> DomainResult<Page<Board>> {
+    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
+    let ids = scope.ids().map(<[Uuid]>::to_vec);
+    let params: [&(dyn ToSql + Sync); 4] = [
+        &principal.organization.id,
+        &ids,
+        &filter.gateway_id,
+        &filter.board_group_id,
+    ];
+    fetch_page(
+        client,
+        BOARD_COLUMNS,
+        &format!("FROM boards b WHERE {BOARD_FILTER_SQL}"),
+        "lower(b.name), b.created_at DESC, b.id",
+        &params,
+        page,
+        Board::from_row,
+    )
+    .await
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    principal: &Principal,
+    input: BoardCreate,
+) -> DomainResult<Board> {
+    access::require_org_admin(&principal.member)?;
+    check_max_agents(input.max_agents)?;
+    let description = required_description(Some(&input.description))?;
+    let gateway_id = input
+        .gateway_id
+        .ok_or_else(|| model_error(ERR_GATEWAY_REQUIRED))?;
+    let metrics = input.success_metrics.map(Value::Object);
+    if input.board_type == "goal"
+        && input.goal_confirmed
+        && !has_goal_fields(input.objective.as_deref(), metrics.as_ref())
+    {
+        return Err(model_error(ERR_GOAL_FIELDS_REQUIRED));
+    }
+    let org = principal.organization.id;
+    require_gateway(client, org, gateway_id).await?;
+    if let Some(group_id) = input.board_group_id {
+        require_board_group(client, org, group_id).await?;
+    }
+    let board = Board {
+        id: Uuid::new_v4(),
+        organization_id: org,
+        name: input.name,
+        slug: input.slug,
+        description,
+        gateway_id: Some(gateway_id),
+        board_group_id: input.board_group_id,
+        board_type: input.board_type,
+        objective: input.objective,
+        success_metrics: metrics,
+        target_date: input.target_date,
+        goal_confirmed: input.goal_confirmed,
+        goal_source: input.goal_source,
+        require_approval_for_done: input.require_approval_for_done,
+        require_review_before_done: input.require_review_before_done,
+        block_status_changes_with_pending_approval: input
+            .block_status_changes_with_pending_approval,
+        only_lead_can_change_status: input.only_lead_can_change_status,
+        max_agents: input.max_agents,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO boards AS b (id, organization_id, name, slug, description, gateway_id, board_group_id, \
+                   board_type, objective, success_metrics, target_date, goal_confirmed, goal_source, \
+                   require_approval_for_done, require_review_before_done, block_status_changes_with_pending_approval, \
+                   only_lead_can_change_status, max_agents) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                 RETURNING {BOARD_COLUMNS}"
+            ),
+            &[
+                &board.id, &board.organization_id, &board.name, &board.slug, &board.description,
+                &board.gateway_id, &board.board_group_id, &board.board_type, &board.objective,
+                &board.success_metrics, &board.target_date, &board.goal_confirmed, &board.goal_source,
+                &board.require_approval_for_done, &board.require_review_before_done,
+                &board.block_status_changes_with_pending_approval, &board.only_lead_can_change_status,
+                &board.max_agents,
+            ],
+        )
+        .await?;
+    Ok(Board::from_row(&row))
+}
+
+/// Applies a partial update with the reference's re-validation: the gateway (given or
+/// kept) must still be valid and have its main agent. A move between groups tells the agents of both groups' boards (`board_group_notices`);
+/// returns the gateways to poke once committed.
+pub async fn update(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    patch: BoardUpdate,
+) -> DomainResult<(Board, Vec<Uuid>)> {
+    // Access first: the reference resolves the board before it reports model errors.
+    lock(client, principal.organization.id, board_id).await?;
+    let mut board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let previous_group = board.board_group_id;
+    if let Some(None) = patch.gateway_id {
+        return Err(model_error(ERR_GATEWAY_REQUIRED));
+    }
+    let description = match &patch.description {
+        Some(d) => Some(required_description(d.as_deref())?),
+        None => None,
+    };
+    if let Some(n) = patch.max_agents {
+        check_max_agents(n)?;
+    }
+    let org = board.organization_id;
+    if let Some(Some(gateway_id)) = patch.gateway_id {
+        require_gateway(client, org, gateway_id).await?;
+        board.gateway_id = Some(gateway_id);
+    }
+    if let Some(Some(group_id)) = patch.board_group_id {
+        require_board_group(client, org, group_id).await?;
+    }
+    let switching_to_goal = patch.board_type.as_deref() == Some("goal");
+    if let Some(v) = patch.name {
+        board.name = v;
+    }
+    if let Some(v) = patch.slug {
+        board.slug = v;
+    }
+    if let Some(v) = description {
+        board.description = v;
+    }
+    if let Some(v) = patch.board_group_id {
+        board.board_group_id = v;
+    }
+    if let Some(v) = patch.board_type {
+        board.board_type = v;
+    }
+    if let Some(v) = patch.objective {
+        board.objective = v;
+    }
+    if let Some(v) = patch.success_metrics {
+        board.success_metrics = v.map(Value::Object);
+    }
+    if let Some(v) = patch.target_date {
+        board.target_date = v;
+    }
+    if let Some(v) = patch.goal_confirmed {
+        board.goal_confirmed = v;
+    }
+    if let Some(v) = patch.goal_source {
+        board.goal_source = v;
+    }
+    if let Some(v) = patch.require_approval_for_done {
+        board.require_approval_for_done = v;
+    }
+    if let Some(v) = patch.require_review_before_done {
+        board.require_review_before_done = v;
+    }
+    if let Some(v) = patch.block_status_changes_with_pending_approval {
+        board.block_status_changes_with_pending_approval = v;
+    }
+    if let Some(v) = patch.only_lead_can_change_status {
+        board.only_lead_can_change_status = v;
+    }
+    if let Some(v) = patch.max_agents {
+        board.max_agents = v;
+    }
+    // Only an explicit switch to "goal" is checked, as in the reference.
+    if switching_to_goal
+        && !has_goal_fields(board.objective.as_deref(), board.success_metrics.as_ref())
+    {
+        return Err(DomainError::unprocessable(
+            "Goal boards require objective and success_metrics",
+        ));
+    }
+    let gateway_id = board
+        .gateway_id
+        .ok_or_else(|| DomainError::unprocessable(ERR_GATEWAY_REQUIRED))?;
+    require_gateway(client, org, gateway_id).await?;
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE boards b SET name = $3, slug = $4, description = $5, gateway_id = $6, board_group_id = $7, \
+                   board_type = $8, objective = $9, success_metrics = $10, target_date = $11, goal_confirmed = $12, \
+                   goal_source = $13, require_approval_for_done = $14, require_review_before_done = $15, \
+                   block_status_changes_with_pending_approval = $16, only_lead_can_change_status = $17, \
+                   max_agents = $18, updated_at = now() \
+                 WHERE b.id = $1 AND b.organization_id = $2 RETURNING {BOARD_COLUMNS}"
+            ),
+            &[
+                &board.id, &org, &board.name, &board.slug, &board.description, &board.gateway_id,
+                &board.board_group_id, &board.board_type, &board.objective, &board.success_metrics,
+                &board.target_date, &board.goal_confirmed, &board.goal_source,
+                &board.require_approval_for_done, &board.require_review_before_done,
+                &board.block_status_changes_with_pending_approval, &board.only_lead_can_change_status,
+                &board.max_agents,
+            ],
+        )
+        .await?;
+    let board = Board::from_row(&row);
+    let mut gateways = Vec::new();
+    if previous_group != board.board_group_id {
+        let moves = [
+            (previous_group, board_group_notices::Change::Leave),
+            (board.board_group_id, board_group_notices::Change::Join),
+        ];
+        for (group_id, change) in moves {
+            let Some(group_id) = group_id else { continue };
+            if let Some(group) = board_groups::find_in_org(client, org, group_id).await? {
+                gateways.extend(board_group_notices::notify(client, &board, &group, change).await?);
+            }
+        }
+    }
+    Ok((board, gateways))
+}
+
+/// Deletes the board; its tasks, agents, approvals and other dependents go with it by
+/// the schema's cascades. Each of its agents gets an `agents.delete` request to its
+/// gateway, as when an agent is deleted. Returns the gateways to poke once committed.
+pub async fn delete(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+) -> DomainResult<Vec<Uuid>> {
+    lock(client, principal.organization.id, board_id).await?;
+    let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let gateways = agents::deprovision_board(client, &board).await?;
+    client
+        .execute("DELETE FROM boards WHERE id = $1", &[&board.id])
+        .await?;
+    Ok(gateways)
+}
+
+/// Row-locks the board for a read-modify-write; a missing board is left to the access check.
+async fn lock(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    board_id: Uuid,
+) -> DomainResult<()> {
+    client
+        .query_opt(
+            "SELECT 1 FROM boards WHERE id = $1 AND organization_id = $2 FOR UPDATE",
+            &[&board_id, &organization_id],
+        )
+        .await?;
+    Ok(())
+}

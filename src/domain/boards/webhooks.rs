@@ -1,0 +1,547 @@
+//! Inbound board webhooks (domain.md §A15): the admin CRUD, the stored payloads, and the
+//! rules of the unauthenticated ingest (signature, body decoding, header capture).
+//!
+//! Unlike the reference, each webhook has a secret and the ingest must carry
+//! `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the raw body>`; the secret is answered
+//! only by the create and rotate calls.
+
+use chrono::{DateTime, Utc};
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::tokens;
+use crate::domain::orgs::accounts::Principal;
+use crate::domain::support::access::{self, Access};
+use crate::domain::support::pagination::{fetch_page, Page, PageParams};
+use crate::domain::support::validation::non_empty;
+use crate::domain::{DomainError, DomainResult};
+
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+const SIGNATURE_PREFIX: &str = "sha256=";
+const ERR_AGENT_NOT_ON_BOARD: &str = "agent_id must reference an agent on this board.";
+
+/// `BoardWebhookRead`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub description: String,
+    pub enabled: bool,
+    pub endpoint_path: String,
+    pub endpoint_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `BoardWebhookRead` plus the signing secret, answered once (create, rotate).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "w.id, w.board_id, w.agent_id, w.description, w.enabled, w.created_at, w.updated_at";
+
+impl Webhook {
+    /// `base_url` is the deployment's public URL (`BASE_URL`); without it there is no
+    /// `endpoint_url`, as in the reference.
+    fn from_row(row: &Row, base_url: Option<&str>) -> Webhook {
+        let id: Uuid = row.get(0);
+        let board_id: Uuid = row.get(1);
+        let endpoint_path = format!("/api/v1/boards/{board_id}/webhooks/{id}");
+        Webhook {
+            id,
+            board_id,
+            agent_id: row.get(2),
+            description: row.get(3),
+            enabled: row.get(4),
+            endpoint_url: base_url.map(|b| format!("{}{endpoint_path}", b.trim_end_matches('/'))),
+            endpoint_path,
+            created_at: row.get(5),
+            updated_at: row.get(6),
+        }
+    }
+}
+
+/// `BoardWebhookCreate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WebhookCreate {
+    pub description: String,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub agent_id: Option<Uuid>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+/// `BoardWebhookUpdate`: absent fields stay; `agent_id: null` unbinds the agent.
+/// `null` on `description` or `enabled`, which cannot be empty, counts as absent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct WebhookUpdate {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<Uuid>)]
+    pub agent_id: Option<Option<Uuid>>,
+}
+
+async fn check_agent(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    agent_id: Option<Uuid>,
+) -> DomainResult<()> {
+    let Some(agent_id) = agent_id else {
+        return Ok(());
+    };
+    let found = client
+        .query_opt(
+            "SELECT 1 FROM agents WHERE id = $1 AND board_id = $2",
+            &[&agent_id, &board_id],
+        )
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(DomainError::unprocessable(ERR_AGENT_NOT_ON_BOARD)),
+    }
+}
+
+async fn find(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    base_url: Option<&str>,
+) -> DomainResult<Webhook> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM board_webhooks w WHERE w.id = $1 AND w.board_id = $2"
+            ),
+            &[&webhook_id, &board_id],
+        )
+        .await?
+        .map(|r| Webhook::from_row(&r, base_url))
+        .ok_or_else(DomainError::not_found)
+}
+
+/// The board's webhooks, newest first.
+pub async fn list(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    page: PageParams,
+    base_url: Option<&str>,
+) -> DomainResult<Page<Webhook>> {
+    let board = access::board_for_user(client, principal, board_id, Access::Read).await?;
+    fetch_page(
+        client,
+        WEBHOOK_COLUMNS,
+        "FROM board_webhooks w WHERE w.board_id = $1",
+        "w.created_at DESC, w.id",
+        &[&board.id],
+        page,
+        |r| Webhook::from_row(r, base_url),
+    )
+    .await
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    input: WebhookCreate,
+    base_url: Option<&str>,
+) -> DomainResult<WebhookWithSecret> {
+    let description = non_empty("description", &input.description)?;
+    let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    check_agent(client, board.id, input.agent_id).await?;
+    let secret = tokens::random();
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO board_webhooks AS w \
+                 (id, organization_id, board_id, agent_id, description, enabled, secret) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WEBHOOK_COLUMNS}"
+            ),
+            &[
+                &Uuid::new_v4(),
+                &board.organization_id,
+                &board.id,
+                &input.agent_id,
+                &description,
+                &input.enabled,
+                &secret,
+            ],
+        )
+        .await?;
+    Ok(WebhookWithSecret {
+        webhook: Webhook::from_row(&row, base_url),
+        secret,
+    })
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    base_url: Option<&str>,
+) -> DomainResult<Webhook> {
+    let board = access::board_for_user(client, principal, board_id, Access::Read).await?;
+    find(client, board.id, webhook_id, base_url).await
+}
+
+pub async fn update(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    patch: WebhookUpdate,
+    base_url: Option<&str>,
+) -> DomainResult<Webhook> {
+    let description = match &patch.description {
+        Some(text) => Some(non_empty("description", text)?),
+        None => None,
+    };
+    let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let current = find(client, board.id, webhook_id, base_url).await?;
+    if let Some(agent_id) = patch.agent_id {
+        check_agent(client, board.id, agent_id).await?;
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE board_webhooks w SET description = $3, enabled = $4, agent_id = $5, \
+                 updated_at = now() WHERE w.id = $1 AND w.board_id = $2 RETURNING {WEBHOOK_COLUMNS}"
+            ),
+            &[
+                &current.id,
+                &board.id,
+                &description.unwrap_or(current.description),
+                &patch.enabled.unwrap_or(current.enabled),
+                &patch.agent_id.unwrap_or(current.agent_id),
+            ],
+        )
+        .await?;
+    Ok(Webhook::from_row(&row, base_url))
+}
+
+/// A new secret; the old one stops verifying at once.
+pub async fn rotate_secret(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    base_url: Option<&str>,
+) -> DomainResult<WebhookWithSecret> {
+    let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let secret = tokens::random();
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE board_webhooks w SET secret = $3, updated_at = now() \
+                 WHERE w.id = $1 AND w.board_id = $2 RETURNING {WEBHOOK_COLUMNS}"
+            ),
+            &[&webhook_id, &board.id, &secret],
+        )
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    Ok(WebhookWithSecret {
+        webhook: Webhook::from_row(&row, base_url),
+        secret,
+    })
+}
+
+/// Deletes the webhook; its payloads go with it (foreign key cascade).
+pub async fn delete(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+) -> DomainResult<()> {
+    let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let deleted = client
+        .execute(
+            "DELETE FROM board_webhooks WHERE id = $1 AND board_id = $2",
+            &[&webhook_id, &board.id],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(DomainError::not_found());
+    }
+    Ok(())
+}
+
+/// `BoardWebhookPayloadRead`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Payload {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub webhook_id: Uuid,
+    #[schema(value_type = Object)]
+    pub payload: Option<Value>,
+    #[schema(value_type = Object)]
+    pub headers: Option<Value>,
+    pub source_ip: Option<String>,
+    pub content_type: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+const PAYLOAD_COLUMNS: &str =
+    "p.id, p.board_id, p.webhook_id, p.payload, p.headers, p.source_ip, p.content_type, p.received_at";
+
+impl Payload {
+    fn from_row(row: &Row) -> Payload {
+        Payload {
+            id: row.get(0),
+            board_id: row.get(1),
+            webhook_id: row.get(2),
+            payload: row.get(3),
+            headers: row.get(4),
+            source_ip: row.get(5),
+            content_type: row.get(6),
+            received_at: row.get(7),
+        }
+    }
+}
+
+/// The webhook's stored payloads, newest first.
+pub async fn list_payloads(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    page: PageParams,
+) -> DomainResult<Page<Payload>> {
+    let board = access::board_for_user(client, principal, board_id, Access::Read).await?;
+    let webhook = find(client, board.id, webhook_id, None).await?;
+    fetch_page(
+        client,
+        PAYLOAD_COLUMNS,
+        "FROM board_webhook_payloads p WHERE p.webhook_id = $1",
+        "p.received_at DESC, p.id",
+        &[&webhook.id],
+        page,
+        Payload::from_row,
+    )
+    .await
+}
+
+pub async fn get_payload(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    payload_id: Uuid,
+) -> DomainResult<Payload> {
+    let board = access::board_for_user(client, principal, board_id, Access::Read).await?;
+    let webhook = find(client, board.id, webhook_id, None).await?;
+    client
+        .query_opt(
+            &format!(
+                "SELECT {PAYLOAD_COLUMNS} FROM board_webhook_payloads p \
+                 WHERE p.id = $1 AND p.webhook_id = $2"
+            ),
+            &[&payload_id, &webhook.id],
+        )
+        .await?
+        .map(|r| Payload::from_row(&r))
+        .ok_or_else(DomainError::not_found)
+}
+
+/// What the ingest needs to know about a webhook before it reads the body.
+pub struct IngestTarget {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub enabled: bool,
+    secret: String,
+}
+
+impl IngestTarget {
+    /// Does `header` (`sha256=<hex>`) carry the HMAC-SHA256 of `body` under this webhook's
+    /// secret? Compared in constant time.
+    pub fn signature_matches(&self, header: Option<&str>, body: &[u8]) -> bool {
+        let Some(given) = header
+            .map(str::trim)
+            .and_then(|h| h.strip_prefix(SIGNATURE_PREFIX))
+        else {
+            return false;
+        };
+        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(body);
+        let expected = hex(&mac.finalize().into_bytes());
+        expected
+            .as_bytes()
+            .ct_eq(given.to_ascii_lowercase().as_bytes())
+            .into()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The webhook of this board, whatever its organization (the ingest has no caller).
+pub async fn ingest_target(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    webhook_id: Uuid,
+) -> DomainResult<IngestTarget> {
+    client
+        .query_opt(
+            "SELECT id, board_id, enabled, secret FROM board_webhooks WHERE id = $1 AND board_id = $2",
+            &[&webhook_id, &board_id],
+        )
+        .await?
+        .map(|r| IngestTarget {
+            id: r.get(0),
+            board_id: r.get(1),
+            enabled: r.get(2),
+            secret: r.get(3),
+        })
+        .ok_or_else(DomainError::not_found)
+}
+
+/// The reference's body decoding: empty → `{}`; JSON when the content type says so or the
+/// text looks like JSON, falling back to the text itself.
+pub fn decode_body(body: &[u8], content_type: Option<&str>) -> Value {
+    if body.is_empty() {
+        return Value::Object(Default::default());
+    }
+    let text = String::from_utf8_lossy(body);
+    let json_type =
+        content_type.is_some_and(|c| c.to_ascii_lowercase().contains("application/json"));
+    let looks_json = text.starts_with(['{', '[', '"']) || text == "true" || text == "false";
+    if json_type || looks_json {
+        if let Ok(value) = serde_json::from_str::<Value>(&text) {
+            return value;
+        }
+    }
+    Value::String(text.into_owned())
+}
+
+/// The request headers the reference keeps: `content-type`, `user-agent` and every `x-*`,
+/// lowercased; `None` when there are none.
+pub fn captured_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Value> {
+    let kept: serde_json::Map<String, Value> = headers
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .filter(|(name, _)| {
+            name == "content-type" || name == "user-agent" || name.starts_with("x-")
+        })
+        .map(|(name, value)| (name, Value::String(value.to_string())))
+        .collect();
+    (!kept.is_empty()).then_some(Value::Object(kept))
+}
+
+/// A received body, decoded, ready to store.
+pub struct Received {
+    pub payload: Value,
+    pub headers: Option<Value>,
+    pub source_ip: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// Stores the payload (`coordination::deliver_webhook` then queues it for the webhook's
+/// agent).
+pub async fn store_payload(
+    client: &impl GenericClient,
+    target: &IngestTarget,
+    received: &Received,
+) -> DomainResult<Uuid> {
+    let id = Uuid::new_v4();
+    client
+        .execute(
+            "INSERT INTO board_webhook_payloads \
+             (id, board_id, webhook_id, payload, headers, source_ip, content_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &id,
+                &target.board_id,
+                &target.id,
+                &received.payload,
+                &received.headers,
+                &received.source_ip,
+                &received.content_type,
+            ],
+        )
+        .await?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target(secret: &str) -> IngestTarget {
+        IngestTarget {
+            id: Uuid::nil(),
+            board_id: Uuid::nil(),
+            enabled: true,
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_hex_with_prefix() {
+        let t = target("key");
+        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog")
+        let sig = "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8";
+        let body = b"The quick brown fox jumps over the lazy dog";
+        assert!(t.signature_matches(Some(sig), body));
+        assert!(t.signature_matches(
+            Some(&sig.to_uppercase().replace("SHA256=", "sha256=")),
+            body
+        ));
+        assert!(!t.signature_matches(Some(&sig[7..]), body));
+        assert!(!t.signature_matches(Some(sig), b"other"));
+        assert!(!t.signature_matches(None, body));
+        assert!(!target("other").signature_matches(Some(sig), body));
+    }
+
+    #[test]
+    fn bodies_decode_as_the_reference_does() {
+        assert_eq!(decode_body(b"", None), json!({}));
+        assert_eq!(decode_body(b"{\"a\":1}", None), json!({"a": 1}));
+        assert_eq!(decode_body(b"true", None), json!(true));
+        assert_eq!(decode_body(b"42", None), json!("42"));
+        assert_eq!(decode_body(b"42", Some("application/json")), json!(42));
+        assert_eq!(decode_body(b"{oops", None), json!("{oops"));
+        assert_eq!(decode_body(b"plain", Some("text/plain")), json!("plain"));
+    }
+
+    #[test]
+    fn only_content_type_user_agent_and_x_headers_are_kept() {
+        let kept = captured_headers(
+            [
+                ("Content-Type", "application/json"),
+                ("Authorization", "secret"),
+                ("X-GitHub-Event", "push"),
+                ("User-Agent", "curl"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            kept,
+            Some(
+                json!({"content-type": "application/json", "x-github-event": "push", "user-agent": "curl"})
+            )
+        );
+        assert_eq!(captured_headers([("Accept", "*/*")].into_iter()), None);
+    }
+}

@@ -1,0 +1,5 @@
+//! TODO wing doc
+
+pub mod crud;
+pub mod registry;
+pub mod sessions;

@@ -1,0 +1,418 @@
+//! Gateways that connect to us: registration tokens issued by admins, registration,
+//! relay-token checks, heartbeats and the recorded history of status transitions.
+//!
+//! Status changes go through `transition`, which locks the gateway row, so that when two
+//! instances see the same change (a heartbeat after an outage, the offline sweep) it is
+//! recorded once.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::tokens;
+use crate::domain::{DomainError, DomainResult};
+
+pub const ONLINE: &str = "online";
+pub const OFFLINE: &str = "offline";
+
+/// A registration token as listed to admins (the token itself is shown once, at creation).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegistrationToken {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const TOKEN_COLUMNS: &str =
+    "t.id, t.organization_id, t.label, t.created_at, t.last_used_at, t.revoked_at";
+
+impl RegistrationToken {
+    fn from_row(row: &Row) -> RegistrationToken {
+        RegistrationToken {
+            id: row.get(0),
+            organization_id: row.get(1),
+            label: row.get(2),
+            created_at: row.get(3),
+            last_used_at: row.get(4),
+            revoked_at: row.get(5),
+        }
+    }
+}
+
+/// Issues a token; returns it with the raw secret, which is not stored.
+pub async fn issue_token(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    label: Option<&str>,
+    user_id: Uuid,
+) -> DomainResult<(RegistrationToken, String)> {
+    let raw = tokens::random();
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO gateway_registration_tokens AS t (id, organization_id, token_hash, label, created_by_user_id) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
+            ),
+            &[&Uuid::new_v4(), &organization_id, &tokens::sha256_hex(&raw), &label, &user_id],
+        )
+        .await?;
+    Ok((RegistrationToken::from_row(&row), raw))
+}
+
+pub async fn list_tokens(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+) -> DomainResult<Vec<RegistrationToken>> {
+    let rows = client
+        .query(
+            &format!("SELECT {TOKEN_COLUMNS} FROM gateway_registration_tokens t WHERE t.organization_id = $1 ORDER BY t.created_at DESC"),
+            &[&organization_id],
+        )
+        .await?;
+    Ok(rows.iter().map(RegistrationToken::from_row).collect())
+}
+
+pub async fn revoke_token(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    token_id: Uuid,
+) -> DomainResult<RegistrationToken> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE gateway_registration_tokens t SET revoked_at = COALESCE(t.revoked_at, now()) \
+                 WHERE t.id = $1 AND t.organization_id = $2 RETURNING {TOKEN_COLUMNS}"
+            ),
+            &[&token_id, &organization_id],
+        )
+        .await?;
+    row.as_ref()
+        .map(RegistrationToken::from_row)
+        .ok_or_else(DomainError::not_found)
+}
+
+pub struct Registration<'a> {
+    pub organization_id: Uuid,
+    pub registration_token: &'a str,
+    pub name: &'a str,
+    pub url: &'a str,
+    pub workspace_root: &'a str,
+    pub version: Option<&'a str>,
+    pub capabilities: Option<&'a [String]>,
+    pub instance_id: &'a str,
+}
+
+pub struct Registered {
+    pub gateway_id: Uuid,
+    pub relay_token: String,
+    pub created: bool,
+}
+
+/// Registers a gateway, or re-registers one of the same name in the organization (same id,
+/// fresh relay token). The registration token must be a live token of that organization.
+pub async fn register(
+    client: &impl GenericClient,
+    r: Registration<'_>,
+) -> DomainResult<Registered> {
+    // Every live token of the org, compared in constant time (an org has a handful).
+    let candidates = client
+        .query(
+            "SELECT id, token_hash FROM gateway_registration_tokens WHERE organization_id = $1 AND revoked_at IS NULL",
+            &[&r.organization_id],
+        )
+        .await?;
+    let token_id: Uuid = candidates
+        .iter()
+        .find(|row| tokens::matches(r.registration_token, row.get::<_, &str>(1)))
+        .map(|row| row.get(0))
+        .ok_or_else(|| DomainError::Unauthorized(json!("Invalid registration token.")))?;
+    client
+        .execute(
+            "UPDATE gateway_registration_tokens SET last_used_at = now() WHERE id = $1",
+            &[&token_id],
+        )
+        .await?;
+
+    // Serializes registrations of one name, so a restart storm cannot create duplicates.
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2, 0))",
+            &[&r.organization_id.to_string(), &r.name],
+        )
+        .await?;
+    let relay_token = tokens::random();
+    let relay_hash = tokens::sha256_hex(&relay_token);
+    let connection_info = json!({ "version": r.version, "capabilities": r.capabilities });
+    let existing = client
+        .query_opt(
+            "SELECT id, status FROM gateways WHERE organization_id = $1 AND name = $2 ORDER BY created_at LIMIT 1 FOR UPDATE",
+            &[&r.organization_id, &r.name],
+        )
+        .await?;
+    let (gateway_id, previous, created) = match existing {
+        Some(row) => {
+            let id: Uuid = row.get(0);
+            client
+                .execute(
+                    "UPDATE gateways SET url = $2, workspace_root = $3, relay_token_hash = $4, registration_token_id = $5, \
+                       status = 'online', last_heartbeat_at = now(), \
+                       connection_info = COALESCE(connection_info, '{}'::jsonb) || $6, updated_at = now() \
+                     WHERE id = $1",
+                    &[&id, &r.url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
+                )
+                .await?;
+            (id, row.get::<_, String>(1), false)
+        }
+        None => {
+            let id = Uuid::new_v4();
+            client
+                .execute(
+                    "INSERT INTO gateways (id, organization_id, name, url, workspace_root, relay_token_hash, registration_token_id, \
+                       status, last_heartbeat_at, connection_info, auto_registered) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'online', now(), $8, true)",
+                    &[&id, &r.organization_id, &r.name, &r.url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
+                )
+                .await?;
+            // Boards need a gateway-main agent on their gateway, as admin-created ones have.
+            crate::domain::agents::crud::ensure_gateway_main(
+                client,
+                r.organization_id,
+                id,
+                r.name,
+                "provision",
+            )
+            .await?;
+            (id, "pending".to_string(), true)
+        }
+    };
+    if previous != ONLINE {
+        record_event(
+            client,
+            r.organization_id,
+            gateway_id,
+            &previous,
+            ONLINE,
+            "registered",
+            r.instance_id,
+        )
+        .await?;
+    }
+    Ok(Registered {
+        gateway_id,
+        relay_token,
+        created,
+    })
+}
+
+/// The gateway a relay token belongs to.
+#[derive(Debug, Clone)]
+pub struct GatewayIdentity {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+}
+
+/// `None` for an unknown gateway or a token that is not its current relay token.
+pub async fn verify_relay(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    relay_token: &str,
+) -> DomainResult<Option<GatewayIdentity>> {
+    let row = client
+        .query_opt(
+            "SELECT organization_id, relay_token_hash FROM gateways WHERE id = $1",
+            &[&gateway_id],
+        )
+        .await?;
+    Ok(row.and_then(|row| {
+        let stored: Option<String> = row.get(1);
+        stored
+            .filter(|hash| tokens::matches(relay_token, hash))
+            .map(|_| GatewayIdentity {
+                id: gateway_id,
+                organization_id: row.get(0),
+            })
+    }))
+}
+
+/// A sign of life: stamps `last_heartbeat_at`, sets `status` (default online), merges
+/// `metrics` into `connection_info`, and records the transition if the status changed.
+pub async fn heartbeat(
+    client: &impl GenericClient,
+    gateway: &GatewayIdentity,
+    status: &str,
+    metrics: Option<&Value>,
+    reason: &str,
+    instance_id: &str,
+) -> DomainResult<()> {
+    let previous: String = client
+        .query_one(
+            "SELECT status FROM gateways WHERE id = $1 FOR UPDATE",
+            &[&gateway.id],
+        )
+        .await?
+        .get(0);
+    client
+        .execute(
+            "UPDATE gateways SET status = $2, last_heartbeat_at = now(), updated_at = now(), \
+               connection_info = CASE WHEN $3::jsonb IS NULL THEN connection_info \
+                 ELSE COALESCE(connection_info, '{}'::jsonb) || jsonb_build_object('metrics', $3::jsonb) END \
+             WHERE id = $1",
+            &[&gateway.id, &status, &metrics],
+        )
+        .await?;
+    if previous != status {
+        record_event(
+            client,
+            gateway.organization_id,
+            gateway.id,
+            &previous,
+            status,
+            reason,
+            instance_id,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Marks every online gateway whose last heartbeat is older than `threshold` offline and
+/// records each transition; one statement, so concurrent sweeps record each change once.
+pub async fn sweep_offline(
+    client: &impl GenericClient,
+    threshold: std::time::Duration,
+    instance_id: &str,
+) -> DomainResult<Vec<Uuid>> {
+    let seconds = threshold.as_secs_f64();
+    let rows = client
+        .query(
+            "WITH stale AS ( \
+               UPDATE gateways SET status = 'offline', updated_at = now() \
+               WHERE status = 'online' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < now() - make_interval(secs => $1)) \
+               RETURNING id, organization_id) \
+             INSERT INTO gateway_status_events (id, organization_id, gateway_id, from_status, to_status, reason, instance_id) \
+             SELECT gen_random_uuid(), organization_id, id, 'online', 'offline', 'heartbeat timeout', $2 FROM stale \
+             RETURNING gateway_id",
+            &[&seconds, &instance_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+async fn record_event(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    gateway_id: Uuid,
+    from: &str,
+    to: &str,
+    reason: &str,
+    instance_id: &str,
+) -> DomainResult<()> {
+    client
+        .execute(
+            "INSERT INTO gateway_status_events (id, organization_id, gateway_id, from_status, to_status, reason, instance_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&Uuid::new_v4(), &organization_id, &gateway_id, &from, &to, &reason, &instance_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// One recorded status transition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusEvent {
+    pub from_status: String,
+    pub to_status: String,
+    pub reason: String,
+    pub instance_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /gateways/{id}/metrics`: the reference's fields plus the status history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GatewayMetrics {
+    pub gateway_id: Uuid,
+    pub cpu_pct: Option<f64>,
+    pub memory_mb: Option<f64>,
+    pub active_sessions: Option<i64>,
+    pub agent_count: Option<i64>,
+    pub status: String,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub gateway_version: Option<String>,
+    pub gateway_ip: Option<String>,
+    pub status_history: Vec<StatusEvent>,
+}
+
+const HISTORY_LIMIT: i64 = 50;
+
+pub async fn metrics(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    gateway_id: Uuid,
+) -> DomainResult<GatewayMetrics> {
+    let row = client
+        .query_opt(
+            "SELECT status, last_heartbeat_at, connection_info FROM gateways WHERE id = $1 AND organization_id = $2",
+            &[&gateway_id, &organization_id],
+        )
+        .await?
+        .ok_or_else(DomainError::not_found)?;
+    let info: Value = row.get::<_, Option<Value>>(2).unwrap_or(Value::Null);
+    let metric = |name: &str| {
+        info.pointer(&format!("/metrics/{name}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let history = client
+        .query(
+            "SELECT from_status, to_status, reason, instance_id, created_at FROM gateway_status_events \
+             WHERE gateway_id = $1 ORDER BY created_at DESC LIMIT $2",
+            &[&gateway_id, &HISTORY_LIMIT],
+        )
+        .await?;
+    Ok(GatewayMetrics {
+        gateway_id,
+        cpu_pct: metric("cpu_pct").as_f64(),
+        memory_mb: metric("memory_mb").as_f64(),
+        active_sessions: metric("active_sessions").as_i64(),
+        agent_count: metric("agent_count").as_i64(),
+        status: row.get(0),
+        last_heartbeat_at: row.get(1),
+        gateway_version: info
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        gateway_ip: info.get("ip").and_then(Value::as_str).map(str::to_string),
+        status_history: history
+            .iter()
+            .map(|r| StatusEvent {
+                from_status: r.get(0),
+                to_status: r.get(1),
+                reason: r.get(2),
+                instance_id: r.get(3),
+                created_at: r.get(4),
+            })
+            .collect(),
+    })
+}
+
+/// Whether the gateway exists in the organization (for the admin views).
+pub async fn exists_in_org(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+    gateway_id: Uuid,
+) -> DomainResult<()> {
+    client
+        .query_opt(
+            "SELECT 1 FROM gateways WHERE id = $1 AND organization_id = $2",
+            &[&gateway_id, &organization_id],
+        )
+        .await?
+        .map(drop)
+        .ok_or_else(DomainError::not_found)
+}

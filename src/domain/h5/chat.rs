@@ -1,0 +1,518 @@
+//! H5 chat: sessions between a user and an assigned agent, and their messages. Messages are
+//! stored before anything is routed (pub/sub is fire-and-forget), each with a global order
+//! (`seq`) so a reconnecting client can ask for everything after the last one it saw.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::support::pagination::{fetch_page, Page, PageParams};
+use crate::domain::{DomainError, DomainResult};
+
+/// A chat session (`h5_chat_sessions`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChatSession {
+    pub id: Uuid,
+    pub h5_user_id: Uuid,
+    pub agent_id: Uuid,
+    pub gateway_id: Uuid,
+    pub session_key: String,
+    pub status: String,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const SESSION_COLUMNS: &str =
+    "s.id, s.h5_user_id, s.agent_id, s.gateway_id, s.session_key, s.status, s.last_message_at, s.created_at, s.updated_at";
+
+impl ChatSession {
+    fn from_row(row: &Row) -> ChatSession {
+        ChatSession {
+            id: row.get(0),
+            h5_user_id: row.get(1),
+            agent_id: row.get(2),
+            gateway_id: row.get(3),
+            session_key: row.get(4),
+            status: row.get(5),
+            last_message_at: row.get(6),
+            created_at: row.get(7),
+            updated_at: row.get(8),
+        }
+    }
+}
+
+/// A stored message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChatMessage {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub agent_id: Uuid,
+    /// `user` or `assistant`.
+    pub role: String,
+    #[schema(value_type = Object)]
+    pub content: Value,
+    #[schema(value_type = Option<Object>)]
+    pub extra: Option<Value>,
+    pub client_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.session_id, m.agent_id, m.role, m.content, m.extra, m.client_message_id, m.created_at";
+
+impl ChatMessage {
+    fn from_row(row: &Row) -> ChatMessage {
+        ChatMessage::from_row_at(row, 0)
+    }
+
+    /// The message whose `MESSAGE_COLUMNS` start at column `at`.
+    fn from_row_at(row: &Row, at: usize) -> ChatMessage {
+        ChatMessage {
+            id: row.get(at),
+            session_id: row.get(at + 1),
+            agent_id: row.get(at + 2),
+            role: row.get(at + 3),
+            content: row.get(at + 4),
+            extra: row.get(at + 5),
+            client_message_id: row.get(at + 6),
+            created_at: row.get(at + 7),
+        }
+    }
+}
+
+/// Takes the user's next message number under the user's row lock (see V0010).
+const NEXT_USER_SEQ: &str = "UPDATE h5_users SET message_seq = message_seq + 1";
+
+pub fn session_key(h5_user_id: Uuid, agent_id: Uuid) -> String {
+    format!("h5:{h5_user_id}:{agent_id}")
+}
+
+/// Why a chat message was not accepted; the codes are the relay protocol's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    AssignmentNotFound,
+    AgentUnavailable,
+}
+
+impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::AssignmentNotFound => "ASSIGNMENT_NOT_FOUND",
+            Refusal::AgentUnavailable => "AGENT_UNAVAILABLE",
+        }
+    }
+}
+
+/// A user message, stored: `duplicate` when the same client id was stored before (it is
+/// not routed again).
+pub struct Accepted {
+    pub session: ChatSession,
+    pub message: ChatMessage,
+    pub duplicate: bool,
+}
+
+async fn insert_message(
+    client: &impl GenericClient,
+    session: &ChatSession,
+    role: &str,
+    client_message_id: Option<&str>,
+    content: &Value,
+    extra: Option<&Value>,
+) -> DomainResult<(ChatMessage, bool)> {
+    let inserted = client
+        .query_opt(
+            &format!(
+                "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq) \
+                 INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, next.message_seq FROM next \
+                 ON CONFLICT (session_id, role, client_message_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+            ),
+            &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &role, &client_message_id, content, &extra],
+        )
+        .await?;
+    if let Some(row) = inserted {
+        client
+            .execute("UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() WHERE id = $1", &[&session.id])
+            .await?;
+        return Ok((ChatMessage::from_row(&row), false));
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m WHERE m.session_id = $1 AND m.role = $2 AND m.client_message_id = $3"),
+            &[&session.id, &role, &client_message_id],
+        )
+        .await?;
+    Ok((ChatMessage::from_row(&row), true))
+}
+
+/// Checks the assignment, gets or creates the session (pointing at the agent's current
+/// gateway) and stores the message.
+pub async fn accept_user_message(
+    client: &impl GenericClient,
+    h5_user_id: Uuid,
+    organization_id: Uuid,
+    agent_id: Uuid,
+    client_message_id: Option<&str>,
+    content: &Value,
+) -> DomainResult<Result<Accepted, Refusal>> {
+    let assignment = client
+        .query_opt(
+            "SELECT ag.gateway_id, ag.status FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
+             WHERE a.h5_user_id = $1 AND a.agent_id = $2 AND ag.organization_id = $3",
+            &[&h5_user_id, &agent_id, &organization_id],
+        )
+        .await?;
+    let Some(assignment) = assignment else {
+        return Ok(Err(Refusal::AssignmentNotFound));
+    };
+    let gateway_id: Uuid = assignment.get(0);
+    if assignment.get::<_, &str>(1) == "deleting" {
+        return Ok(Err(Refusal::AgentUnavailable));
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO h5_chat_sessions AS s (id, organization_id, h5_user_id, agent_id, gateway_id, session_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (h5_user_id, agent_id) DO UPDATE SET gateway_id = EXCLUDED.gateway_id, updated_at = now() \
+                 RETURNING {SESSION_COLUMNS}"
+            ),
+            &[&Uuid::new_v4(), &organization_id, &h5_user_id, &agent_id, &gateway_id, &session_key(h5_user_id, agent_id)],
+        )
+        .await?;
+    let session = ChatSession::from_row(&row);
+    let (message, duplicate) =
+        insert_message(client, &session, "user", client_message_id, content, None).await?;
+    Ok(Ok(Accepted {
+        session,
+        message,
+        duplicate,
+    }))
+}
+
+/// A gateway's reply: stored in the session with that key, if the session is this
+/// gateway's (a gateway cannot write into another gateway's sessions). `None` otherwise.
+pub async fn accept_reply(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    session_key: &str,
+    reply_id: Option<&str>,
+    content: &Value,
+    extra: Option<&Value>,
+) -> DomainResult<Option<(ChatSession, ChatMessage, bool)>> {
+    // One statement: find the session, store the reply, touch the session.
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH s AS (SELECT * FROM h5_chat_sessions WHERE session_key = $1 AND gateway_id = $2), \
+                 next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
+                 ins AS ( \
+                   INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
+                   SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
+                   ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
+                   RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+                 touch AS ( \
+                   UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
+                   WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)) \
+                 SELECT {SESSION_COLUMNS}, ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, ins.extra, \
+                        ins.client_message_id, ins.created_at \
+                 FROM s LEFT JOIN ins ON true"
+            ),
+            &[&session_key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let session = ChatSession::from_row(&row);
+    let Some(id) = row.get::<_, Option<Uuid>>(9) else {
+        // A resent reply: already stored and delivered.
+        let stored = client
+            .query_one(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m \
+                     WHERE m.session_id = $1 AND m.role = 'assistant' AND m.client_message_id = $2"
+                ),
+                &[&session.id, &reply_id],
+            )
+            .await?;
+        return Ok(Some((session, ChatMessage::from_row(&stored), true)));
+    };
+    let message = ChatMessage {
+        id,
+        session_id: row.get(10),
+        agent_id: row.get(11),
+        role: row.get(12),
+        content: row.get(13),
+        extra: row.get(14),
+        client_message_id: row.get(15),
+        created_at: row.get(16),
+    };
+    Ok(Some((session, message, false)))
+}
+
+/// The frame an H5 client receives for an assistant message (the reference's `chat_reply`,
+/// plus ids; `extra` fields never override the ones the client relies on).
+pub fn reply_frame(session: &ChatSession, message: &ChatMessage) -> Value {
+    let mut payload = serde_json::Map::new();
+    if let Some(Value::Object(extra)) = &message.extra {
+        payload.extend(extra.clone());
+    }
+    for (k, v) in [
+        ("session_key", json!(session.session_key)),
+        ("session_id", json!(session.id)),
+        ("agent_id", json!(message.agent_id)),
+        ("content", message.content.clone()),
+        ("role", json!("assistant")),
+        ("message_id", json!(message.id)),
+        ("created_at", json!(message.created_at)),
+    ] {
+        payload.insert(k.into(), v);
+    }
+    json!({"type": "chat_reply", "id": message.id, "payload": payload})
+}
+
+/// The `chat.send` frame that carries a user message to its agent's gateway (relay
+/// protocol, gateway side); `id` is the user's frame id.
+pub fn chat_send_frame(session: &ChatSession, message: &ChatMessage, id: &Value) -> Value {
+    json!({"type": "chat.send", "id": id, "payload": {
+        "session_key": session.session_key, "session_id": session.id, "h5_user_id": session.h5_user_id,
+        "agent_id": message.agent_id, "content": message.content, "role": "user", "message_id": message.id,
+    }})
+}
+
+/// Keeps a user message that no live link of its gateway took, for the link to send when
+/// it comes up (`take_held`).
+pub async fn hold_for_gateway(client: &impl GenericClient, message_id: Uuid) -> DomainResult<()> {
+    client
+        .execute(
+            "INSERT INTO h5_chat_undelivered (message_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&message_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Takes (and forgets) the held user messages of the gateway's sessions, oldest first, at
+/// most `limit`, as `chat.send` frames. Row locks keep two links of one gateway from
+/// taking the same message.
+pub async fn take_held(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    limit: i64,
+) -> DomainResult<Vec<String>> {
+    let rows = client
+        .query(
+            &format!(
+                "WITH taken AS ( \
+                   DELETE FROM h5_chat_undelivered u WHERE u.message_id IN ( \
+                     SELECT h.message_id FROM h5_chat_undelivered h \
+                     JOIN h5_chat_messages m ON m.id = h.message_id \
+                     JOIN h5_chat_sessions s ON s.id = m.session_id \
+                     WHERE s.gateway_id = $1 ORDER BY m.seq LIMIT $2 FOR UPDATE OF h SKIP LOCKED) \
+                   RETURNING u.message_id) \
+                 SELECT {SESSION_COLUMNS}, {MESSAGE_COLUMNS} FROM taken \
+                 JOIN h5_chat_messages m ON m.id = taken.message_id \
+                 JOIN h5_chat_sessions s ON s.id = m.session_id ORDER BY m.seq"
+            ),
+            &[&gateway_id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let session = ChatSession::from_row(row);
+            let message = ChatMessage::from_row_at(row, 9);
+            let id = json!(message.client_message_id);
+            chat_send_frame(&session, &message, &id).to_string()
+        })
+        .collect())
+}
+
+/// The frame of a user message, for the user's other devices and for resume.
+pub fn user_message_frame(session: &ChatSession, message: &ChatMessage) -> Value {
+    json!({"type": "chat_message", "id": message.id, "payload": {
+        "session_key": session.session_key, "session_id": session.id, "agent_id": message.agent_id,
+        "content": message.content, "role": "user", "message_id": message.id,
+        "client_message_id": message.client_message_id, "created_at": message.created_at,
+    }})
+}
+
+/// Everything the user's sessions received after `last_message_id` (all of it when the id
+/// is unknown to this user), oldest first, as frames; at most `limit`.
+pub async fn frames_after(
+    client: &impl GenericClient,
+    h5_user_id: Uuid,
+    last_message_id: Uuid,
+    limit: i64,
+) -> DomainResult<Vec<Value>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS}, {SESSION_COLUMNS} FROM h5_chat_messages m JOIN h5_chat_sessions s ON s.id = m.session_id \
+                 WHERE m.h5_user_id = $1 \
+                   AND m.user_seq > COALESCE((SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND h5_user_id = $1), 0) \
+                 ORDER BY m.user_seq LIMIT $3"
+            ),
+            &[&h5_user_id, &last_message_id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let message = ChatMessage::from_row(row);
+            let session = ChatSession {
+                id: row.get(8),
+                h5_user_id: row.get(9),
+                agent_id: row.get(10),
+                gateway_id: row.get(11),
+                session_key: row.get(12),
+                status: row.get(13),
+                last_message_at: row.get(14),
+                created_at: row.get(15),
+                updated_at: row.get(16),
+            };
+            match message.role.as_str() {
+                "assistant" => reply_frame(&session, &message),
+                _ => user_message_frame(&session, &message),
+            }
+        })
+        .collect())
+}
+
+pub async fn sessions(
+    client: &impl GenericClient,
+    h5_user_id: Uuid,
+    page: PageParams,
+) -> DomainResult<Page<ChatSession>> {
+    fetch_page(
+        client,
+        SESSION_COLUMNS,
+        "FROM h5_chat_sessions s WHERE s.h5_user_id = $1",
+        "s.last_message_at DESC NULLS LAST, s.created_at DESC, s.id",
+        &[&h5_user_id],
+        page,
+        ChatSession::from_row,
+    )
+    .await
+}
+
+/// A session's messages, newest first; `before` (a message id) pages back in time.
+pub async fn messages(
+    client: &impl GenericClient,
+    h5_user_id: Uuid,
+    session_id: Uuid,
+    before: Option<Uuid>,
+    page: PageParams,
+) -> DomainResult<Page<ChatMessage>> {
+    let owned = client
+        .query_opt(
+            "SELECT 1 FROM h5_chat_sessions WHERE id = $1 AND h5_user_id = $2",
+            &[&session_id, &h5_user_id],
+        )
+        .await?
+        .is_some();
+    if !owned {
+        return Err(DomainError::not_found());
+    }
+    fetch_page(
+        client,
+        MESSAGE_COLUMNS,
+        "FROM h5_chat_messages m WHERE m.session_id = $1 \
+         AND ($2::uuid IS NULL OR m.user_seq < (SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND session_id = $1))",
+        "m.user_seq DESC",
+        &[&session_id, &before],
+        page,
+        ChatMessage::from_row,
+    )
+    .await
+}
+
+/// The (H5 user, agent) pairs that chat through this gateway: who to tell when it goes
+/// offline or comes back.
+pub async fn audience_of_gateway(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+) -> DomainResult<Vec<(Uuid, Uuid)>> {
+    let rows = client
+        .query(
+            "SELECT a.h5_user_id, a.agent_id FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
+             WHERE ag.gateway_id = $1",
+            &[&gateway_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// `{"type":"system","payload":{"event":"agent_offline"|"agent_online","agent_id","gateway_id"}}`.
+pub fn presence_frame(event: &str, agent_id: Uuid, gateway_id: Uuid) -> Value {
+    json!({"type": "system", "payload": {"event": event, "agent_id": agent_id, "gateway_id": gateway_id}})
+}
+
+/// The chat sessions routed to a gateway, most recent first (for the admin view).
+pub async fn sessions_of_gateway(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    limit: i64,
+) -> DomainResult<Vec<ChatSession>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {SESSION_COLUMNS} FROM h5_chat_sessions s WHERE s.gateway_id = $1 \
+                 ORDER BY s.last_message_at DESC NULLS LAST, s.created_at DESC LIMIT $2"
+            ),
+            &[&gateway_id, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(ChatSession::from_row).collect())
+}
+
+/// The fast path of a user message once the socket knows its session: one statement that
+/// re-checks the assignment (and that the agent is still on the session's gateway), stores
+/// the message and touches the session. `None` when the check fails: the caller then takes
+/// `accept_user_message`, which says why (or moves the session to the agent's new gateway).
+pub async fn store_user_message(
+    client: &impl GenericClient,
+    session: &ChatSession,
+    client_message_id: Option<&str>,
+    content: &Value,
+) -> DomainResult<Option<(ChatMessage, bool)>> {
+    let row = client
+        .query_one(
+            &format!(
+                "WITH allowed AS ( \
+               SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
+               WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
+             next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) RETURNING message_seq), \
+             ins AS ( \
+               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, user_seq) \
+               SELECT $5, $1, $2, $3, 'user', $6, $7, (SELECT message_seq FROM next) FROM allowed \
+               ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
+               RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+             touch AS ( \
+               UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
+               WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
+             SELECT EXISTS (SELECT 1 FROM allowed), ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, \
+                    ins.extra, ins.client_message_id, ins.created_at \
+             FROM (SELECT 1) AS one LEFT JOIN ins ON true"
+            ),
+            &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, content],
+        )
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    if row.get::<_, Option<Uuid>>(1).is_some() {
+        return Ok(Some((ChatMessage::from_row_at(&row, 1), false)));
+    }
+    // A resend: the stored original.
+    let row = client
+        .query_one(
+            &format!("SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m WHERE m.session_id = $1 AND m.role = 'user' AND m.client_message_id = $2"),
+            &[&session.id, &client_message_id],
+        )
+        .await?;
+    Ok(Some((ChatMessage::from_row(&row), true)))
+}

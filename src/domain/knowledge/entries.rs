@@ -1,0 +1,153 @@
+//! The knowledge base (domain.md §E): entries of the organization's memory, searchable by
+//! their words (`search_vector`, kept by the database) and later by meaning (`embedding`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio_postgres::types::Json;
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::agents::crud::AgentPrincipal;
+use crate::domain::support::access::{self, PostTargets};
+use crate::domain::support::validation::Invalid;
+use crate::domain::DomainResult;
+
+/// The reference's `Field(max_length=…)` limits.
+const TITLE_MAX: usize = 512;
+const CATEGORY_MAX: usize = 128;
+
+/// `source_type` of what agents save.
+const AGENT_GENERATED: &str = "agent_generated";
+
+const COLUMNS: &str = "id, organization_id, board_id, board_group_id, agent_id, title, content, \
+     category, tags, source_type, source_ref, is_pinned, created_at, updated_at";
+
+/// `KnowledgeDocumentRead`: a file attached to an entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KnowledgeDocument {
+    pub id: Uuid,
+    pub knowledge_entry_id: Uuid,
+    pub file_name: String,
+    pub file_type: Option<String>,
+    pub file_size_bytes: Option<i64>,
+    pub storage_url: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `KnowledgeEntryRead`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KnowledgeEntry {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub board_id: Option<Uuid>,
+    pub board_group_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub title: String,
+    pub content: String,
+    pub category: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub tags: Vec<Value>,
+    pub source_type: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub source_ref: Option<Map<String, Value>>,
+    pub is_pinned: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub documents: Vec<KnowledgeDocument>,
+}
+
+impl KnowledgeEntry {
+    /// The entry without its documents.
+    fn from_row(row: &Row) -> KnowledgeEntry {
+        KnowledgeEntry {
+            id: row.get(0),
+            organization_id: row.get(1),
+            board_id: row.get(2),
+            board_group_id: row.get(3),
+            agent_id: row.get(4),
+            title: row.get(5),
+            content: row.get(6),
+            category: row.get(7),
+            tags: row.get::<_, Json<Vec<Value>>>(8).0,
+            source_type: row.get(9),
+            source_ref: row
+                .get::<_, Option<Json<Map<String, Value>>>>(10)
+                .map(|r| r.0),
+            is_pinned: row.get(11),
+            created_at: row.get(12),
+            updated_at: row.get(13),
+            documents: Vec::new(),
+        }
+    }
+}
+
+/// `AgentKnowledgeCreate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AgentKnowledgeCreate {
+    pub title: String,
+    pub content: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub tags: Vec<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub source_ref: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub board_id: Option<Uuid>,
+}
+
+/// Saves what an agent learned as an entry of its organization, signed by the agent. The
+/// board is only the one named (unnamed, the entry is the organization's). Its embedding
+/// is left to the knowledge base's provider.
+pub async fn create_by_agent(
+    client: &impl GenericClient,
+    agent: &AgentPrincipal,
+    input: AgentKnowledgeCreate,
+) -> DomainResult<KnowledgeEntry> {
+    let mut invalid = Invalid::default();
+    for (field, text) in [("title", &input.title), ("content", &input.content)] {
+        if text.trim().is_empty() {
+            invalid.blank(field, text);
+        }
+    }
+    invalid.max_chars("title", &input.title, TITLE_MAX);
+    if let Some(category) = &input.category {
+        invalid.max_chars("category", category, CATEGORY_MAX);
+    }
+    invalid.finish()?;
+    let targets = access::post_targets(
+        client,
+        agent,
+        PostTargets {
+            board_id: input.board_id,
+            ..PostTargets::default()
+        },
+    )
+    .await?;
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO knowledge_entries (id, organization_id, board_id, agent_id, title, content, \
+                   category, tags, source_type, source_ref) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+            ),
+            &[
+                &Uuid::new_v4(),
+                &agent.organization_id,
+                &targets.board_id,
+                &agent.agent.id,
+                &input.title,
+                &input.content,
+                &input.category,
+                &Json(&input.tags),
+                &AGENT_GENERATED,
+                &input.source_ref.as_ref().map(Json),
+            ],
+        )
+        .await?;
+    Ok(KnowledgeEntry::from_row(&row))
+}

@@ -1,0 +1,3 @@
+//! TODO wing doc
+
+pub mod entries;

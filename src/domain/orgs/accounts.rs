@@ -1,0 +1,327 @@
+//! Users, organizations and memberships, and the provisioning of the local admin user.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::PgPool;
+use crate::domain::{orgs::organizations, DomainResult};
+
+/// `UserRead` of the reference API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub clerk_user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub preferred_name: Option<String>,
+    pub pronouns: Option<String>,
+    pub timezone: Option<String>,
+    pub notes: Option<String>,
+    pub context: Option<String>,
+    pub is_super_admin: bool,
+}
+
+/// `OrganizationRead`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An `organization_members` row.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Member {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+    pub all_boards_read: bool,
+    pub all_boards_write: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `OrganizationListItem`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MembershipListItem {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub is_active: bool,
+}
+
+/// The caller of an admin route: the user, their active organization and membership.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub organization: Organization,
+    pub member: Member,
+}
+
+/// `UserUpdate`: absent fields stay, `null` clears.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub preferred_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub pronouns: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[schema(value_type = Option<String>)]
+    pub context: Option<Option<String>>,
+}
+
+/// The one user of AUTH_MODE=local, as the reference server names it.
+pub struct LocalIdentity;
+impl LocalIdentity {
+    pub const CLERK_USER_ID: &'static str = "local-auth-user";
+    pub const EMAIL: &'static str = "admin@home.local";
+    pub const NAME: &'static str = "Local User";
+}
+const PERSONAL_ORG_NAME: &str = "Personal";
+
+const USER_COLUMNS: &str =
+    "u.id, u.clerk_user_id, u.email, u.name, u.preferred_name, u.pronouns, u.timezone, u.notes, u.context, u.is_super_admin";
+
+fn user_from(row: &Row) -> User {
+    User {
+        id: row.get(0),
+        clerk_user_id: row.get(1),
+        email: row.get(2),
+        name: row.get(3),
+        preferred_name: row.get(4),
+        pronouns: row.get(5),
+        timezone: row.get(6),
+        notes: row.get(7),
+        context: row.get(8),
+        is_super_admin: row.get(9),
+    }
+}
+
+/// The columns `member_at` reads, in order, for a membership aliased `m`.
+pub const MEMBER_COLUMNS: &str =
+    "m.id, m.organization_id, m.user_id, m.role, m.all_boards_read, m.all_boards_write, m.created_at, m.updated_at";
+
+/// The membership in columns `i..i + 8` (see `MEMBER_COLUMNS`).
+pub fn member_at(row: &Row, i: usize) -> Member {
+    Member {
+        id: row.get(i),
+        organization_id: row.get(i + 1),
+        user_id: row.get(i + 2),
+        role: row.get(i + 3),
+        all_boards_read: row.get(i + 4),
+        all_boards_write: row.get(i + 5),
+        created_at: row.get(i + 6),
+        updated_at: row.get(i + 7),
+    }
+}
+
+/// The columns `organization_at` reads, for an organization aliased `o`.
+pub const ORGANIZATION_COLUMNS: &str = "o.id, o.name, o.created_at, o.updated_at";
+
+pub fn organization_at(row: &Row, i: usize) -> Organization {
+    Organization {
+        id: row.get(i),
+        name: row.get(i + 1),
+        created_at: row.get(i + 2),
+        updated_at: row.get(i + 3),
+    }
+}
+
+/// User columns 0..10, then organization 10..14, then membership 14..22.
+fn principal_from(row: &Row) -> Principal {
+    Principal {
+        user: user_from(row),
+        organization: organization_at(row, 10),
+        member: member_at(row, 14),
+    }
+}
+
+fn principal_sql() -> String {
+    format!(
+        "SELECT {USER_COLUMNS}, {ORGANIZATION_COLUMNS}, {MEMBER_COLUMNS} \
+         FROM users u \
+         JOIN organization_members m ON m.user_id = u.id AND m.organization_id = u.active_organization_id \
+         JOIN organizations o ON o.id = m.organization_id \
+         WHERE u.clerk_user_id = $1"
+    )
+}
+
+/// The local admin principal. After the first call this is one indexed query; the first
+/// call creates the user and a "Personal" organization, serialized by a row lock so that
+/// concurrent first calls provision exactly once.
+pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
+    let mut conn = pool.get().await?;
+    let sql = principal_sql();
+    if let Some(row) =
+        crate::db::typed::query_opt(&*conn, &sql, &[&LocalIdentity::CLERK_USER_ID]).await?
+    {
+        return Ok(principal_from(&row));
+    }
+
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "INSERT INTO users (id, clerk_user_id, email, name) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (clerk_user_id) DO NOTHING",
+        &[
+            &Uuid::new_v4(),
+            &LocalIdentity::CLERK_USER_ID,
+            &LocalIdentity::EMAIL,
+            &LocalIdentity::NAME,
+        ],
+    )
+    .await?;
+    let user = tx
+        .query_one(
+            "SELECT id, active_organization_id, email FROM users WHERE clerk_user_id = $1 FOR UPDATE",
+            &[&LocalIdentity::CLERK_USER_ID],
+        )
+        .await?;
+    let user_id: Uuid = user.get(0);
+    let active: Option<Uuid> = user.get(1);
+    let email: String = user
+        .get::<_, Option<String>>(2)
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| LocalIdentity::EMAIL.to_string());
+    tx.execute(
+        "UPDATE users SET email = COALESCE(NULLIF(email, ''), $2), name = COALESCE(NULLIF(name, ''), $3), updated_at = now() \
+         WHERE id = $1 AND (COALESCE(email, '') = '' OR COALESCE(name, '') = '')",
+        &[&user_id, &LocalIdentity::EMAIL, &LocalIdentity::NAME],
+    )
+    .await?;
+
+    // The active membership if it still exists, else the oldest one, else the oldest
+    // invite pending for the user's email, else a new org.
+    let membership = tx
+        .query_opt(
+            "SELECT organization_id FROM organization_members WHERE user_id = $1 \
+             ORDER BY (organization_id = $2) IS TRUE DESC, created_at, id LIMIT 1",
+            &[&user_id, &active],
+        )
+        .await?;
+    let organization_id: Uuid = match membership {
+        Some(row) => row.get(0),
+        None => match organizations::accept_pending_invite(&tx, user_id, &email).await? {
+            Some(org_id) => org_id,
+            None => {
+                let org_id = Uuid::new_v4();
+                tx.execute(
+                    "INSERT INTO organizations (id, name) VALUES ($1, $2)",
+                    &[&org_id, &PERSONAL_ORG_NAME],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
+                     VALUES ($1, $2, $3, 'owner', true, true)",
+                    &[&Uuid::new_v4(), &org_id, &user_id],
+                )
+                .await?;
+                crate::domain::skills::catalog::seed_default_packs(&tx, org_id).await?;
+                org_id
+            }
+        },
+    };
+    tx.execute(
+        "UPDATE users SET active_organization_id = $2, updated_at = now() \
+         WHERE id = $1 AND active_organization_id IS DISTINCT FROM $2",
+        &[&user_id, &organization_id],
+    )
+    .await?;
+    tx.commit().await?;
+
+    let row = conn
+        .query_one(&sql, &[&LocalIdentity::CLERK_USER_ID])
+        .await?;
+    Ok(principal_from(&row))
+}
+
+pub async fn update_user(pool: &PgPool, user_id: Uuid, update: UserUpdate) -> DomainResult<User> {
+    let conn = pool.get().await?;
+    // Each field: $n+1 says "was it given", $n the new value (possibly NULL to clear).
+    let sql = format!(
+        "UPDATE users u SET \
+           name = CASE WHEN $2 THEN $3 ELSE u.name END, \
+           preferred_name = CASE WHEN $4 THEN $5 ELSE u.preferred_name END, \
+           pronouns = CASE WHEN $6 THEN $7 ELSE u.pronouns END, \
+           timezone = CASE WHEN $8 THEN $9 ELSE u.timezone END, \
+           notes = CASE WHEN $10 THEN $11 ELSE u.notes END, \
+           context = CASE WHEN $12 THEN $13 ELSE u.context END, \
+           updated_at = now() \
+         WHERE u.id = $1 RETURNING {USER_COLUMNS}"
+    );
+    let fields = [
+        &update.name,
+        &update.preferred_name,
+        &update.pronouns,
+        &update.timezone,
+        &update.notes,
+        &update.context,
+    ];
+    let given: Vec<bool> = fields.iter().map(|f| f.is_some()).collect();
+    let values: Vec<Option<&str>> = fields
+        .iter()
+        .map(|f| f.as_ref().and_then(|v| v.as_deref()))
+        .collect();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&user_id];
+    for i in 0..fields.len() {
+        params.push(&given[i]);
+        params.push(&values[i]);
+    }
+    let row = conn.query_one(&sql, &params).await?;
+    Ok(user_from(&row))
+}
+
+/// Deletes the user (domain.md §A2). Their memberships go with them and their authorship
+/// of invites and tasks is cleared by the schema; their organizations are settled first.
+/// Organizations are locked before the user row, the order member removal takes too.
+pub async fn delete_user(client: &impl GenericClient, user_id: Uuid) -> DomainResult<()> {
+    organizations::release_memberships(client, user_id).await?;
+    client
+        .execute("DELETE FROM users WHERE id = $1", &[&user_id])
+        .await?;
+    Ok(())
+}
+
+/// The caller's memberships, by organization name.
+pub async fn memberships(
+    pool: &PgPool,
+    user_id: Uuid,
+    active: Uuid,
+) -> DomainResult<Vec<MembershipListItem>> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT o.id, o.name, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id \
+             WHERE m.user_id = $1 ORDER BY lower(o.name), o.id",
+            &[&user_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get(0);
+            MembershipListItem {
+                id,
+                name: r.get(1),
+                role: r.get(2),
+                is_active: id == active,
+            }
+        })
+        .collect())
+}

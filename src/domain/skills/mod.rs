@@ -1,0 +1,4 @@
+//! TODO wing doc
+
+pub mod catalog;
+pub mod discovery;

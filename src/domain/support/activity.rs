@@ -1,0 +1,211 @@
+//! The activity feed: one row per notable change, written in the same transaction as the
+//! change itself.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::orgs::accounts::Principal;
+use crate::domain::support::access::{self, Access};
+use crate::domain::support::pagination::{fetch_page, Page, PageParams};
+use crate::domain::DomainResult;
+
+/// `ActivityEventRead` (plus `board_id`, which the reference lacks).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityEvent {
+    pub id: Uuid,
+    pub event_type: String,
+    pub message: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub board_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub const ACTIVITY_COLUMNS: &str =
+    "a.id, a.event_type, a.message, a.agent_id, a.task_id, a.board_id, a.created_at";
+
+impl ActivityEvent {
+    pub fn from_row(row: &Row) -> ActivityEvent {
+        ActivityEvent {
+            id: row.get(0),
+            event_type: row.get(1),
+            message: row.get(2),
+            agent_id: row.get(3),
+            task_id: row.get(4),
+            board_id: row.get(5),
+            created_at: row.get(6),
+        }
+    }
+}
+
+pub struct NewActivity<'a> {
+    pub organization_id: Uuid,
+    pub board_id: Option<Uuid>,
+    pub event_type: &'a str,
+    pub message: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+}
+
+/// Records an event. A board's events take the board's next feed number (see
+/// `next_feed_seq`).
+pub async fn record(
+    client: &impl GenericClient,
+    activity: NewActivity<'_>,
+) -> DomainResult<ActivityEvent> {
+    let seq = match activity.board_id {
+        Some(board_id) => Some(next_feed_seq(client, board_id).await?),
+        None => None,
+    };
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO activity_events AS a (id, organization_id, board_id, event_type, message, agent_id, task_id, seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ACTIVITY_COLUMNS}"
+            ),
+            &[
+                &Uuid::new_v4(),
+                &activity.organization_id,
+                &activity.board_id,
+                &activity.event_type,
+                &activity.message,
+                &activity.agent_id,
+                &activity.task_id,
+                &seq,
+            ],
+        )
+        .await?;
+    Ok(ActivityEvent::from_row(&row))
+}
+
+/// The board's next feed number. The board row stays locked until the transaction ends,
+/// so numbers are handed out in commit order: a stream that has seen number n has seen
+/// every change before it.
+pub async fn next_feed_seq(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
+    Ok(client
+        .query_one(
+            "UPDATE boards SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq",
+            &[&board_id],
+        )
+        .await?
+        .get(0))
+}
+
+/// The feed a user sees: events tied to a task on a board they can read, newest first.
+/// Task-less events (heartbeats, gateway notices) are not shown to users, as in the
+/// reference. Agents (who see their own events) come with agent authentication.
+pub async fn list_for_user(
+    client: &impl GenericClient,
+    principal: &Principal,
+    page: PageParams,
+) -> DomainResult<Page<ActivityEvent>> {
+    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
+    let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &scope.ids()];
+    fetch_page(
+        client,
+        ACTIVITY_COLUMNS,
+        "FROM activity_events a WHERE a.organization_id = $1 AND a.task_id IS NOT NULL \
+         AND ($2::uuid[] IS NULL OR a.board_id = ANY($2))",
+        "a.created_at DESC, a.id DESC",
+        &params,
+        page,
+        ActivityEvent::from_row,
+    )
+    .await
+}
+
+/// Query of `GET /activity/task-comments`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CommentFeedFilter {
+    pub board_id: Option<Uuid>,
+}
+
+/// `ActivityTaskCommentFeedItemRead`: a task comment with its task, board and author.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskCommentFeedItem {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub message: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub agent_name: Option<String>,
+    pub agent_role: Option<String>,
+    pub task_id: Uuid,
+    pub task_title: String,
+    pub board_id: Uuid,
+    pub board_name: String,
+}
+
+/// The role is the agent's `identity_profile.role` when that is a string, trimmed of
+/// whitespace like Python's `strip`, and not blank.
+pub const COMMENT_FEED_COLUMNS: &str = "a.id, a.created_at, a.message, a.agent_id, ag.name, \
+     CASE WHEN jsonb_typeof(ag.identity_profile -> 'role') = 'string' \
+       THEN nullif(regexp_replace(ag.identity_profile ->> 'role', '^\\s+|\\s+$', '', 'g'), '') END, \
+     t.id, t.title, b.id, b.name";
+
+/// Non-blank comments (blank after trimming spaces, as the reference's SQL `trim`) on
+/// tasks of the organization's boards; `$1` is the organization, `$2` the board ids
+/// (`NULL`: all of them).
+pub const COMMENT_FEED_FROM: &str = "FROM activity_events a \
+     JOIN tasks t ON t.id = a.task_id \
+     JOIN boards b ON b.id = t.board_id \
+     LEFT JOIN agents ag ON ag.id = a.agent_id \
+     WHERE a.event_type = 'task.comment' AND length(btrim(a.message)) > 0 \
+       AND b.organization_id = $1 AND ($2::uuid[] IS NULL OR b.id = ANY($2))";
+
+impl TaskCommentFeedItem {
+    pub fn from_row(row: &Row) -> TaskCommentFeedItem {
+        TaskCommentFeedItem {
+            id: row.get(0),
+            created_at: row.get(1),
+            message: row.get(2),
+            agent_id: row.get(3),
+            agent_name: row.get(4),
+            agent_role: row.get(5),
+            task_id: row.get(6),
+            task_title: row.get(7),
+            board_id: row.get(8),
+            board_name: row.get(9),
+        }
+    }
+}
+
+/// The boards whose comments a member may follow: the one asked for (another
+/// organization's is 404, an unreadable one 403), else every board they can read
+/// (`None`: all of the organization's).
+pub async fn comment_feed_boards(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Option<Uuid>,
+) -> DomainResult<Option<Vec<Uuid>>> {
+    if let Some(board_id) = board_id {
+        access::board_for_user(client, principal, board_id, Access::Read).await?;
+        return Ok(Some(vec![board_id]));
+    }
+    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
+    Ok(scope.ids().map(<[Uuid]>::to_vec))
+}
+
+/// Task comments on the boards of `comment_feed_boards`, newest first.
+pub async fn task_comment_feed(
+    client: &impl GenericClient,
+    principal: &Principal,
+    filter: &CommentFeedFilter,
+    page: PageParams,
+) -> DomainResult<Page<TaskCommentFeedItem>> {
+    let boards = comment_feed_boards(client, principal, filter.board_id).await?;
+    let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &boards];
+    fetch_page(
+        client,
+        COMMENT_FEED_COLUMNS,
+        COMMENT_FEED_FROM,
+        "a.created_at DESC, a.id DESC",
+        &params,
+        page,
+        TaskCommentFeedItem::from_row,
+    )
+    .await
+}

@@ -1,0 +1,70 @@
+//! The reference's limit/offset pages: `{items, total, limit, offset}`.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const DEFAULT_LIMIT: i64 = 200;
+pub const MAX_LIMIT: i64 = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageParams {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for PageParams {
+    fn default() -> Self {
+        PageParams {
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+impl PageParams {
+    pub fn page<T>(self, items: Vec<T>, total: i64) -> Page<T> {
+        Page {
+            items,
+            total,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page of `SELECT {columns} {from_where} ORDER BY {order}` with the total count of
+/// `from_where`: the count and the page query of every list. `from_where` uses `$1..$n`
+/// for `params`; the limit and offset are bound after them.
+pub async fn fetch_page<T>(
+    client: &impl tokio_postgres::GenericClient,
+    columns: &str,
+    from_where: &str,
+    order: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    page: PageParams,
+    map: impl Fn(&tokio_postgres::Row) -> T,
+) -> crate::domain::DomainResult<Page<T>> {
+    let total: i64 =
+        crate::db::typed::query_one(client, &format!("SELECT count(*) {from_where}"), params)
+            .await?
+            .get(0);
+    let n = params.len();
+    let sql = format!(
+        "SELECT {columns} {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+    all.push(&page.limit);
+    all.push(&page.offset);
+    let rows = crate::db::typed::query(client, &sql, &all).await?;
+    Ok(page.page(rows.iter().map(map).collect(), total))
+}

@@ -1,0 +1,9 @@
+//! TODO wing doc
+
+pub mod approvals;
+pub mod crud;
+pub mod custom_fields;
+pub mod dependencies;
+pub mod feeds;
+pub mod rules;
+pub mod tags;
