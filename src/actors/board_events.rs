@@ -1,5 +1,5 @@
 //! Where committed task changes are handed to the realtime layer. The change itself was
-//! recorded in its transaction (`board_sync::append`, activity); callers invoke
+//! recorded in its transaction (`crate::domain::support::board_log::append`, activity); callers invoke
 //! `tasks_changed` with the committed changes, after the commit, to wake the board's rooms
 //! and SSE feeds (and the organization's comment feed for comments) on every instance,
 //! and the relay links of gateways whose agents were sent notices.
@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::feeds::{board_topic, organization_topic, sync_topic, FeedHub, Poke};
 use super::registry::{PokeGateway, Registry};
-pub use crate::domain::boards::sync::TaskChange;
+pub use crate::domain::model::TaskChange;
 
 #[derive(Clone)]
 pub struct BoardEvents {

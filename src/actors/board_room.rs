@@ -16,7 +16,6 @@ use uuid::Uuid;
 use super::feeds::{sync_topic, FeedHub, Listen, Unlisten};
 use super::registry::{CloseAll, Control, SocketHandle};
 use crate::db::PgPool;
-use crate::domain::boards::sync as board_sync;
 
 /// Events read per wake-up; a room further behind reads again at once.
 const BATCH: i64 = 500;
@@ -174,18 +173,18 @@ impl BoardRoom {
         let fetch = async move {
             let conn = db.get().await.map_err(|e| e.to_string())?;
             let Some(after) = cursor else {
-                let current = board_sync::current(&*conn, board_id)
+                let current = crate::domain::support::board_log::current(&*conn, board_id)
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok(Read::Start(current));
             };
-            match board_sync::events_after(&*conn, board_id, after, BATCH)
+            match crate::domain::support::board_log::events_after(&*conn, board_id, after, BATCH)
                 .await
                 .map_err(|e| e.to_string())?
             {
                 Some(events) => Ok(Read::Events(events)),
                 None => Ok(Read::Lost(
-                    board_sync::current(&*conn, board_id)
+                    crate::domain::support::board_log::current(&*conn, board_id)
                         .await
                         .map_err(|e| e.to_string())?,
                 )),

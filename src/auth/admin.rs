@@ -10,7 +10,8 @@ use futures_util::future::LocalBoxFuture;
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthMode, Settings};
-use crate::domain::orgs::accounts::{self, Principal};
+use crate::domain::model::Principal;
+use crate::domain::orgs::accounts;
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -7,7 +7,8 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::admin::bearer_token;
-use crate::domain::agents::crud::{self as agents, AgentPrincipal};
+use crate::domain::agents::crud as agents;
+use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::Caller;
 use crate::domain::DomainError;
 use crate::error::ApiError;

@@ -12,14 +12,14 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
 use crate::domain::agents::crud::{
-    self as agents, Agent, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate,
+    self as agents, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate,
 };
-use crate::domain::boards::crud::Board;
-use crate::domain::boards::memory::{BoardMemory, MemoryCreate, MemoryFilter};
+use crate::domain::boards::memory::{MemoryCreate, MemoryFilter};
 use crate::domain::boards::onboarding::{self, Onboarding};
+use crate::domain::model::{Agent, Approval, Board, BoardMemory};
 use crate::domain::support::access::{self, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
-use crate::domain::tasks::approvals::{self, Approval, ApprovalCreate, ApprovalFilter};
+use crate::domain::tasks::approvals::{self, ApprovalCreate, ApprovalFilter};
 use crate::domain::tasks::crud::{
     self as tasks, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
 };
@@ -224,7 +224,7 @@ pub async fn agent_tags(
     ))
 }
 
-#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path), ("status" = Option<approvals::ApprovalStatus>, Query),
+#[utoipa::path(tag = "agent", params(("board_id" = Uuid, Path), ("status" = Option<crate::domain::model::ApprovalStatus>, Query),
     ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Page<Approval>), (status = 401), (status = 403), (status = 404)), security(("agent_token" = [])))]
 #[get("/api/v1/agent/boards/{board_id}/approvals")]

@@ -12,9 +12,10 @@ use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::agents::capabilities::{self, AgentCapability, AgentCapabilityCreate};
 use crate::domain::agents::crud::{
-    self as agents, Agent, AgentCreate, AgentFilter, AgentHeartbeat, AgentHeartbeatCreate,
-    AgentScope, AgentUpdate, AgentWithToken, UpdateOptions,
+    self as agents, AgentCreate, AgentFilter, AgentHeartbeat, AgentHeartbeatCreate, AgentScope,
+    AgentUpdate, AgentWithToken, UpdateOptions,
 };
+use crate::domain::model::Agent;
 use crate::domain::support::access::Caller;
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;

@@ -8,11 +8,10 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::domain::model::Approval;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
-use crate::domain::tasks::approvals::{
-    self, Approval, ApprovalCreate, ApprovalFilter, ApprovalUpdate,
-};
+use crate::domain::tasks::approvals::{self, ApprovalCreate, ApprovalFilter, ApprovalUpdate};
 use crate::domain::tasks::feeds::BoardFeed;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
@@ -44,7 +43,7 @@ pub async fn stream_approvals(
 /// The board's approvals, newest first.
 #[utoipa::path(
     tag = "approvals",
-    params(("board_id" = Uuid, Path), ("status" = Option<approvals::ApprovalStatus>, Query),
+    params(("board_id" = Uuid, Path), ("status" = Option<crate::domain::model::ApprovalStatus>, Query),
            ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Page<Approval>), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = []))

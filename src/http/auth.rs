@@ -5,7 +5,7 @@ use actix_web::{post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::admin::Admin;
-use crate::domain::orgs::accounts::User;
+use crate::domain::model::User;
 
 /// Resolves the caller from the bearer token and answers their profile; the first call
 /// provisions the user. Takes no body.

@@ -7,10 +7,9 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::boards::groups::{
-    self as board_groups, BoardGroup, BoardGroupCreate, BoardGroupUpdate,
-};
+use crate::domain::boards::groups::{self as board_groups, BoardGroupCreate, BoardGroupUpdate};
 use crate::domain::boards::snapshots::{self, GroupSnapshot, GroupSnapshotQuery};
+use crate::domain::model::BoardGroup;
 use crate::domain::support::access::Access;
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;

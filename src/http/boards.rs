@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::boards::crud::{self as boards, Board, BoardCreate, BoardFilter, BoardUpdate};
+use crate::domain::boards::crud::{self as boards, BoardCreate, BoardFilter, BoardUpdate};
 use crate::domain::boards::snapshots::{self, BoardSnapshot, GroupSnapshot, GroupSnapshotQuery};
+use crate::domain::model::Board;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;

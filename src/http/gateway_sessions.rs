@@ -16,7 +16,7 @@ use crate::auth::admin::Admin;
 use crate::domain::gateways::sessions::{
     self as sessions, GatewayQuery, GatewayStatus, Resolved, SyncQuery, SyncResult,
 };
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Command};
 use crate::domain::support::access::Access;
 use crate::domain::{gateways::crud as gateways, DomainError};

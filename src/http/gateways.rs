@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::gateways::crud::{self as gateways, Gateway, GatewayCreate, GatewayUpdate};
+use crate::domain::gateways::crud::{self as gateways, GatewayCreate, GatewayUpdate};
+use crate::domain::model::Gateway;
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::{agents::crud as agents, DomainError};
 use crate::error::ApiResult;

@@ -159,7 +159,7 @@ pub async fn reactivate(
 
 async fn set_status(
     state: &AppState,
-    p: &crate::domain::orgs::accounts::Principal,
+    p: &crate::domain::model::Principal,
     user_id: Uuid,
     status: &str,
 ) -> ApiResult<H5User> {

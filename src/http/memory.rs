@@ -12,9 +12,8 @@ use uuid::Uuid;
 use crate::actors::feeds::{board_topic, group_topic, Poke};
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::boards::memory::{
-    self, BoardGroupMemory, BoardMemory, MemoryCreate, MemoryFilter, MemoryKind,
-};
+use crate::domain::boards::memory::{self, MemoryCreate, MemoryFilter, MemoryKind};
+use crate::domain::model::{BoardGroupMemory, BoardMemory};
 use crate::domain::support::access::{Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;

@@ -9,10 +9,10 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::agent::AgentCaller;
-use crate::domain::boards::crud::Board;
 use crate::domain::boards::onboarding::{
     self, Onboarding, OnboardingAnswer, OnboardingConfirm, OnboardingStart,
 };
+use crate::domain::model::Board;
 use crate::domain::{agents::coordination, DomainError};
 use crate::error::ApiResult;
 use crate::http::in_transaction;

@@ -6,7 +6,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
-use crate::domain::orgs::accounts::{self, MembershipListItem, Organization};
+use crate::domain::model::Organization;
+use crate::domain::orgs::accounts::{self, MembershipListItem};
 use crate::domain::orgs::organizations::{
     self as orgs, InviteAccept, InviteCreate, InviteRead, MemberAccessUpdate, MemberRead,
     MemberUpdate, OrganizationActiveUpdate, OrganizationCreate,

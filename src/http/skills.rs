@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Principal;
 use crate::domain::skills::catalog::{
     self as skills, GatewayQuery, MarketplaceQuery, Pack, PackCreate, PackSync, Skill, SkillAction,
     SkillCard, SkillCreate,

@@ -7,13 +7,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
+use crate::domain::model::Actor;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::tasks::crud::{
     self as tasks, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
 };
 use crate::domain::tasks::feeds::BoardFeed;
-use crate::domain::tasks::rules::Actor;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::in_transaction;

@@ -2,7 +2,7 @@
 //! tag CRUD of domain.md §A11.
 
 use awc::http::Method;
-use mission_control::domain::{approvals, custom_fields, tags, DomainError};
+use mission_control::domain::{tasks::approvals, tasks::custom_fields, tasks::tags, DomainError};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -74,7 +74,7 @@ async fn approval_state_and_counts_follow_links_and_legacy_task_id() {
         approvals::task_approval_state(&client, board, task)
             .await
             .unwrap(),
-        approvals::TaskApprovalState::default()
+        mission_control::domain::model::TaskApprovalState::default()
     );
     let (pending, approved) = (Uuid::new_v4(), Uuid::new_v4());
     for (id, status) in [(pending, "pending"), (approved, "approved")] {

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::agents::crud::agent_for_user;
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Principal;
 use crate::domain::support::access::Access;
 use crate::domain::support::validation::Invalid;
 use crate::domain::{DomainError, DomainResult};

@@ -11,12 +11,14 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::agents::crud::{self as agents, Agent, AgentPrincipal, AGENT_COLUMNS};
-use crate::domain::boards::crud::{self as boards, Board, BOARD_COLUMNS};
+use crate::domain::agents::crud as agents;
+use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::domain::model::board::BOARD_COLUMNS;
+use crate::domain::model::{Agent, AgentPrincipal, Board};
 use crate::domain::outbox::commands::{self as gateway_commands, Command, Target};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::support::validation::non_empty;
-use crate::domain::{gateways::crud as gateways, DomainError, DomainResult};
+use crate::domain::{DomainError, DomainResult};
 
 /// What the messages point agents back to, as the reference's `settings.base_url or
 /// "http://localhost:8000"`.
@@ -401,7 +403,7 @@ pub async fn nudge(
         .map(|row| Agent::from_row(&row))
         .ok_or_else(DomainError::not_found)?;
     let session_key = session_of(&target, "Target agent has no session key")?;
-    let gateway = gateways::of_board(client, board).await?;
+    let gateway = crate::domain::model::gateway::of_board(client, board).await?;
     let context = json!({"kind": "nudge", "deliver": true,
                          "correlation_id": format!("nudge:{}:{agent_id}", board.id)});
     send_to_agent(
@@ -435,7 +437,7 @@ pub async fn ask_user(
     base_url: &str,
 ) -> DomainResult<(AskUserSent, Uuid)> {
     let content = non_empty("content", &input.content)?;
-    let gateway = gateways::of_board(client, board).await?;
+    let gateway = crate::domain::model::gateway::of_board(client, board).await?;
     let main = agents::gateway_main(client, gateway.id).await?;
     let message = ask_user_text(board, &lead.agent.name, &input, &content, base_url);
     let context = correlated(
@@ -450,7 +452,7 @@ pub async fn ask_user(
             agent_id: main.as_ref().map(|(id, _)| *id),
             board_id: Some(board.id),
         },
-        &agents::gateway_main_session_key(gateway.id),
+        &crate::domain::model::agent::gateway_main_session_key(gateway.id),
         &message,
         context,
     )
@@ -487,7 +489,7 @@ fn require_gateway_main(agent: &AgentPrincipal) -> DomainResult<Uuid> {
     }
     let gateway_id = agent.agent.gateway_id;
     if agent.agent.openclaw_session_id.as_deref()
-        != Some(agents::gateway_main_session_key(gateway_id).as_str())
+        != Some(crate::domain::model::agent::gateway_main_session_key(gateway_id).as_str())
     {
         return Err(DomainError::forbidden(
             "Only the dedicated gateway agent may call this endpoint.",
@@ -536,7 +538,7 @@ pub async fn message_board_lead(
 ) -> DomainResult<(LeadMessageSent, Uuid)> {
     let gateway_id = require_gateway_main(main)?;
     let content = non_empty("content", &input.content)?;
-    let board = boards::find_in_org(client, main.organization_id, board_id)
+    let board = crate::domain::model::board::find_in_org(client, main.organization_id, board_id)
         .await?
         .ok_or_else(|| DomainError::NotFound(json!("Board not found")))?;
     if board.gateway_id != Some(gateway_id) {

@@ -6,105 +6,21 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::agent_tokens::{self, Holder};
 use crate::db::typed;
-use crate::domain::boards::crud::{self as boards, Board};
-use crate::domain::boards::sync::{self as board_sync, TaskChange};
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::domain::model::agent::{default_heartbeat_config, gateway_main_session_key};
+use crate::domain::model::{Agent, AgentPrincipal, Board, Principal, TaskChange};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
 
-/// An agent not heard from for this long reads as offline.
-const OFFLINE_AFTER_MINUTES: i64 = 10;
-
-pub fn default_heartbeat_config() -> Value {
-    json!({"every": "10m", "target": "last", "includeReasoning": false})
-}
-
-/// `AgentRead` (plus the provisioning intent, which the reference keeps internal).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Agent {
-    pub id: Uuid,
-    pub board_id: Option<Uuid>,
-    pub gateway_id: Uuid,
-    pub name: String,
-    /// Computed on read: see [`computed_status`].
-    pub status: String,
-    #[schema(value_type = Option<Object>)]
-    pub heartbeat_config: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub identity_profile: Option<Value>,
-    pub identity_template: Option<String>,
-    pub soul_template: Option<String>,
-    pub is_board_lead: bool,
-    pub is_gateway_main: bool,
-    pub openclaw_session_id: Option<String>,
-    pub last_seen_at: Option<DateTime<Utc>>,
-    pub provision_requested_at: Option<DateTime<Utc>>,
-    pub provision_action: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-pub const AGENT_COLUMNS: &str = "a.id, a.board_id, a.gateway_id, a.name, a.status, a.heartbeat_config, \
-     a.identity_profile, a.identity_template, a.soul_template, a.is_board_lead, a.openclaw_session_id, \
-     a.last_seen_at, a.provision_requested_at, a.provision_action, a.created_at, a.updated_at";
-
-/// `updating`/`deleting` stand; otherwise never seen → provisioning, silent for over
-/// ten minutes → offline, else the stored status.
-pub fn computed_status(
-    stored: &str,
-    last_seen_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> String {
-    match (stored, last_seen_at) {
-        ("updating" | "deleting", _) => stored.to_string(),
-        (_, None) => "provisioning".to_string(),
-        (_, Some(seen)) if now - seen > Duration::minutes(OFFLINE_AFTER_MINUTES) => {
-            "offline".to_string()
-        }
-        _ => stored.to_string(),
-    }
-}
-
-impl Agent {
-    pub fn from_row(row: &Row) -> Agent {
-        let board_id: Option<Uuid> = row.get(1);
-        let stored: String = row.get(4);
-        let last_seen_at = row.get(11);
-        Agent {
-            id: row.get(0),
-            board_id,
-            gateway_id: row.get(2),
-            name: row.get(3),
-            status: computed_status(&stored, last_seen_at, Utc::now()),
-            heartbeat_config: row.get(5),
-            identity_profile: row.get(6),
-            identity_template: row.get(7),
-            soul_template: row.get(8),
-            is_board_lead: row.get(9),
-            is_gateway_main: board_id.is_none(),
-            openclaw_session_id: row.get(10),
-            last_seen_at,
-            provision_requested_at: row.get(12),
-            provision_action: row.get(13),
-            created_at: row.get(14),
-            updated_at: row.get(15),
-        }
-    }
-}
-
-/// Session keys the gateways know agents by.
-pub fn gateway_main_session_key(gateway_id: Uuid) -> String {
-    format!("agent:mc-gateway-{gateway_id}:main")
-}
 /// The gateway's main agent (the one without a board), if its row exists: id and name.
 pub async fn gateway_main(
     client: &impl GenericClient,
@@ -252,7 +168,10 @@ impl AgentScope {
         let scope = access::board_scope(client, &principal.member, Access::Read).await?;
         let org = principal.organization.id;
         if let Some(board_id) = filter.board_id {
-            if boards::find_in_org(client, org, board_id).await?.is_none() {
+            if crate::domain::model::board::find_in_org(client, org, board_id)
+                .await?
+                .is_none()
+            {
                 return Err(DomainError::not_found());
             }
             if !scope.allows(board_id) {
@@ -260,7 +179,7 @@ impl AgentScope {
             }
         }
         if let Some(gateway_id) = filter.gateway_id {
-            if crate::domain::gateways::crud::find(client, org, gateway_id, false)
+            if crate::domain::model::gateway::find(client, org, gateway_id, false)
                 .await?
                 .is_none()
             {
@@ -304,7 +223,7 @@ pub async fn list(
     .await
 }
 
-/// Where an agents stream starts (see `feeds::stream_start`): `since` picks the agents
+/// Where an agents stream starts (see `crate::domain::support::streams::stream_start`): `since` picks the agents
 /// changed or seen at or after it.
 pub async fn stream_start(
     client: &impl GenericClient,
@@ -312,7 +231,7 @@ pub async fn stream_start(
     last_event_id: Option<&str>,
     since: Option<DateTime<Utc>>,
 ) -> DomainResult<i64> {
-    crate::domain::tasks::feeds::stream_start(
+    crate::domain::support::streams::stream_start(
         client,
         organization_id,
         last_event_id,
@@ -344,7 +263,7 @@ pub async fn changed_after(
                 board_id,
                 gateway_id,
                 &after,
-                &crate::domain::tasks::feeds::BATCH,
+                &crate::domain::support::streams::BATCH,
             ],
         )
         .await?;
@@ -403,9 +322,10 @@ async fn target_board(
     board_id: Option<Uuid>,
 ) -> DomainResult<Board> {
     let board_id = board_id.ok_or_else(|| DomainError::unprocessable("board_id is required"))?;
-    let board = boards::find_in_org(client, principal.organization.id, board_id)
-        .await?
-        .ok_or_else(|| DomainError::NotFound(json!("Board not found")))?;
+    let board =
+        crate::domain::model::board::find_in_org(client, principal.organization.id, board_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(json!("Board not found")))?;
     let scope = access::board_scope(client, &principal.member, Access::Write).await?;
     if !scope.allows(board.id) {
         return Err(DomainError::forbidden("Forbidden"));
@@ -415,7 +335,7 @@ async fn target_board(
 
 /// The board's gateway, which must exist and have a workspace root to provision into.
 async fn board_gateway(client: &impl GenericClient, board: &Board) -> DomainResult<Uuid> {
-    let gateway = crate::domain::gateways::crud::of_board(client, board).await?;
+    let gateway = crate::domain::model::gateway::of_board(client, board).await?;
     if gateway.workspace_root.trim().is_empty() {
         return Err(DomainError::unprocessable(
             "Gateway workspace_root is required",
@@ -477,7 +397,7 @@ pub async fn create_by_lead(
         .query_one(
             &format!(
                 "SELECT {} FROM boards b WHERE b.id = $1 FOR UPDATE",
-                boards::BOARD_COLUMNS
+                crate::domain::model::board::BOARD_COLUMNS
             ),
             &[&board_id],
         )
@@ -813,7 +733,7 @@ pub async fn release_tasks(
             changes,
             updated_by: by.clone(),
         };
-        board_sync::append(client, board_id, &change).await?;
+        crate::domain::support::board_log::append(client, board_id, &change).await?;
         released.push((board_id, change));
     }
     Ok(released)
@@ -833,7 +753,7 @@ pub async fn delete(
     agent_id: Uuid,
 ) -> DomainResult<Deleted> {
     let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let by = crate::domain::tasks::rules::Actor::User(principal.user.id).reference();
+    let by = crate::domain::model::Actor::User(principal.user.id).reference();
     remove(client, principal.organization.id, &agent, &by).await
 }
 
@@ -1011,25 +931,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_is_computed_from_last_seen() {
-        let now = Utc::now();
-        assert_eq!(computed_status("online", None, now), "provisioning");
-        assert_eq!(
-            computed_status("online", Some(now - Duration::minutes(11)), now),
-            "offline"
-        );
-        assert_eq!(
-            computed_status("online", Some(now - Duration::minutes(9)), now),
-            "online"
-        );
-        assert_eq!(computed_status("updating", None, now), "updating");
-        assert_eq!(
-            computed_status("deleting", Some(now - Duration::hours(1)), now),
-            "deleting"
-        );
-    }
-
-    #[test]
     fn identity_profiles_are_normalized() {
         let raw = json!({" role ": " Lead ", "skills": ["a", " ", "b"], "blank": "  ", "none": null, "n": 3});
         let Value::Object(map) = raw else {
@@ -1079,24 +980,6 @@ pub async fn rotate_token(
     Ok(minted.token)
 }
 
-/// A new token for the agent's gateway (sent in a provisioning request); the token shown
-/// to the agent's creator keeps working.
-pub async fn rotate_gateway_token(
-    client: &impl GenericClient,
-    agent_id: Uuid,
-    key: &str,
-) -> DomainResult<String> {
-    let minted = agent_tokens::mint(key, Holder::Gateway);
-    client
-        .execute(
-            "INSERT INTO agent_gateway_tokens (agent_id, lookup, hash) VALUES ($1, $2, $3)
-             ON CONFLICT (agent_id) DO UPDATE SET lookup = $2, hash = $3, created_at = now()",
-            &[&agent_id, &minted.lookup, &minted.hash],
-        )
-        .await?;
-    Ok(minted.token)
-}
-
 /// The agent with a fresh token, for the response that shows it.
 pub async fn with_new_token(
     client: &impl GenericClient,
@@ -1108,13 +991,6 @@ pub async fn with_new_token(
         agent,
         agent_token: Some(token),
     })
-}
-
-/// An authenticated agent, and the organization it belongs to.
-#[derive(Debug, Clone)]
-pub struct AgentPrincipal {
-    pub agent: Agent,
-    pub organization_id: Uuid,
 }
 
 /// Presence (`last_seen_at`) is written at most this often per agent.
@@ -1318,26 +1194,6 @@ pub async fn heartbeat_or_create(
     Ok((AgentWithToken::without_token(agent), written))
 }
 
-impl AgentPrincipal {
-    /// The agent as the task rules see it.
-    pub fn actor(&self) -> crate::domain::tasks::rules::Actor {
-        crate::domain::tasks::rules::Actor::Agent(crate::domain::tasks::rules::AgentRef {
-            id: self.agent.id,
-            board_id: self.agent.board_id,
-            is_board_lead: self.agent.is_board_lead,
-        })
-    }
-
-    /// Only a board's lead agent may do this.
-    pub fn require_lead(&self) -> DomainResult<()> {
-        if self.agent.is_board_lead {
-            Ok(())
-        } else {
-            Err(DomainError::forbidden("Only board leads can do this."))
-        }
-    }
-}
-
 /// The boards an agent reaches: its own, or (a gateway-main agent) its organization's.
 pub async fn boards_for_agent(
     client: &impl GenericClient,
@@ -1346,7 +1202,7 @@ pub async fn boards_for_agent(
 ) -> DomainResult<Page<Board>> {
     fetch_page(
         client,
-        boards::BOARD_COLUMNS,
+        crate::domain::model::board::BOARD_COLUMNS,
         "FROM boards b WHERE b.organization_id = $1 AND ($2::uuid IS NULL OR b.id = $2)",
         "lower(b.name), b.created_at DESC, b.id",
         &[&agent.organization_id, &agent.agent.board_id],

@@ -2,48 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::board_group::GROUP_COLUMNS;
+use crate::domain::model::{BoardGroup, Principal};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::{self, Access, BoardScope};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
-
-/// `BoardGroupRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BoardGroup {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub description: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const GROUP_COLUMNS: &str =
-    "g.id, g.organization_id, g.name, g.slug, g.description, g.created_at, g.updated_at";
-
-impl BoardGroup {
-    fn from_row(row: &Row) -> BoardGroup {
-        BoardGroup {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            slug: row.get(3),
-            description: row.get(4),
-            created_at: row.get(5),
-            updated_at: row.get(6),
-        }
-    }
-}
 
 /// `BoardGroupCreate`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -320,7 +291,7 @@ pub async fn apply_heartbeat(
              FROM boards b \
              WHERE a.board_id = b.id AND b.board_group_id = $1 AND b.organization_id = $2 AND ($5 OR NOT a.is_board_lead) \
              RETURNING a.id, a.gateway_id, a.openclaw_session_id, a.heartbeat_config",
-            &[&group_id, &principal.organization.id, &crate::domain::agents::crud::default_heartbeat_config(), &every, &include_board_leads],
+            &[&group_id, &principal.organization.id, &crate::domain::model::agent::default_heartbeat_config(), &every, &include_board_leads],
         )
         .await?;
     let mut by_gateway: BTreeMap<Uuid, Vec<Value>> = BTreeMap::new();

@@ -13,8 +13,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody, Principal};
 use crate::domain::support::access::Caller;
 use crate::domain::support::activity;
 use crate::domain::support::mentions;
@@ -27,48 +26,6 @@ const BATCH: i64 = 200;
 
 /// Board chat messages a board snapshot carries (the newest).
 const SNAPSHOT_CHAT: i64 = 200;
-
-/// The fields both kinds of entry share, after their id and owner.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MemoryBody {
-    pub content: String,
-    pub tags: Option<Vec<String>>,
-    pub source: Option<String>,
-    pub is_chat: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-impl MemoryBody {
-    fn from_row(row: &Row) -> MemoryBody {
-        MemoryBody {
-            content: row.get(2),
-            tags: row
-                .get::<_, Option<Json<Vec<String>>>>(3)
-                .map(|tags| tags.0),
-            source: row.get(4),
-            is_chat: row.get(5),
-            created_at: row.get(6),
-        }
-    }
-}
-
-/// `BoardMemoryRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BoardMemory {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    #[serde(flatten)]
-    pub body: MemoryBody,
-}
-
-/// `BoardGroupMemoryRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BoardGroupMemory {
-    pub id: Uuid,
-    pub board_group_id: Uuid,
-    #[serde(flatten)]
-    pub body: MemoryBody,
-}
 
 /// Where a kind of entry lives: its table, its owner column, and how its owner hands out
 /// feed numbers.
@@ -287,14 +244,14 @@ pub fn posting_group(board: &Board) -> DomainResult<Uuid> {
         .ok_or_else(|| DomainError::unprocessable("Board is not in a board group"))
 }
 
-/// Where a memory stream starts (see `feeds::stream_start`).
+/// Where a memory stream starts (see `crate::domain::support::streams::stream_start`).
 pub async fn stream_start<K: MemoryKind>(
     client: &impl GenericClient,
     owner_id: Uuid,
     last_event_id: Option<&str>,
     since: Option<DateTime<Utc>>,
 ) -> DomainResult<i64> {
-    crate::domain::tasks::feeds::stream_start(
+    crate::domain::support::streams::stream_start(
         client,
         owner_id,
         last_event_id,

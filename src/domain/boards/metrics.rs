@@ -13,7 +13,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::validation::validation_error;
 use crate::domain::{DomainError, DomainResult};

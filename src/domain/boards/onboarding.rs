@@ -14,11 +14,10 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::agents::crud::{
-    self as agents, gateway_main_session_key, AgentPrincipal, LeadOptions,
-};
-use crate::domain::boards::crud::{Board, BOARD_COLUMNS};
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::agents::crud::{self as agents, LeadOptions};
+use crate::domain::model::agent::gateway_main_session_key;
+use crate::domain::model::board::BOARD_COLUMNS;
+use crate::domain::model::{AgentPrincipal, Board, Principal};
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::validation::{model_error, validation_error};

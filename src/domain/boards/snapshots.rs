@@ -8,16 +8,18 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::agents::crud::{Agent, AGENT_COLUMNS};
-use crate::domain::boards::crud::{Board, BOARD_COLUMNS};
-use crate::domain::boards::groups::{self as board_groups, BoardGroup};
-use crate::domain::boards::memory::{self, BoardMemory};
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::boards::groups as board_groups;
+use crate::domain::boards::memory;
+use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::domain::model::board::BOARD_COLUMNS;
+use crate::domain::model::task::TASK_COLUMNS;
+use crate::domain::model::{
+    Agent, Approval, Board, BoardGroup, BoardMemory, Principal, TaskRow, TaskStatus,
+};
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::PageParams;
-use crate::domain::tasks::approvals::{self, Approval, ApprovalFilter};
-use crate::domain::tasks::crud::{self as tasks, Task, TaskRow, TASK_COLUMNS};
-use crate::domain::tasks::rules::TaskStatus;
+use crate::domain::tasks::approvals::{self, ApprovalFilter};
+use crate::domain::tasks::crud::{self as tasks, Task};
 use crate::domain::tasks::tags::{self, TagRef};
 use crate::domain::{DomainError, DomainResult};
 

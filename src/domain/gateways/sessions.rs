@@ -8,8 +8,7 @@ use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::agents::crud::{self as agents, Agent};
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::{Agent, Principal};
 use crate::domain::outbox::commands::{Command, Target};
 use crate::domain::outbox::provisioning::{self, SyncOptions};
 use crate::domain::support::access::{self, Access};
@@ -112,7 +111,7 @@ pub async fn resolve(
             board_id: row.get(2),
         },
         gateway_url: row.get(1),
-        main_session: agents::gateway_main_session_key(gateway_id),
+        main_session: crate::domain::model::agent::gateway_main_session_key(gateway_id),
     })
 }
 
@@ -259,7 +258,7 @@ pub async fn sync_templates(
                 "SELECT {} FROM agents a WHERE a.gateway_id = $1
                    AND (a.board_id IS NULL OR $2::uuid IS NULL OR a.board_id = $2)
                  ORDER BY a.board_id NULLS FIRST, a.created_at, a.id",
-                agents::AGENT_COLUMNS
+                crate::domain::model::agent::AGENT_COLUMNS
             ),
             &[&gateway.id, &query.board_id],
         )

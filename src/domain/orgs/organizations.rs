@@ -17,10 +17,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::tokens;
-use crate::domain::orgs::accounts::{
-    member_at, organization_at, Member, Organization, Principal, User, MEMBER_COLUMNS,
-    ORGANIZATION_COLUMNS,
+use crate::domain::model::account::{
+    member_at, organization_at, MEMBER_COLUMNS, ORGANIZATION_COLUMNS,
 };
+use crate::domain::model::{Member, Organization, Principal, User};
 use crate::domain::support::access::{is_org_admin, require_org_admin, role_rank};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::non_empty;

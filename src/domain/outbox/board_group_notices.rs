@@ -6,8 +6,7 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
-use crate::domain::boards::groups::BoardGroup;
+use crate::domain::model::{Board, BoardGroup};
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::DomainResult;

@@ -11,7 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::agents::crud as agents;
+use crate::auth::agent_tokens::{self, Holder};
 use crate::domain::DomainResult;
 
 pub const PENDING: &str = "pending";
@@ -237,7 +237,7 @@ async fn frame(
         command.agent_id,
         params.as_object_mut(),
     ) {
-        let token = agents::rotate_gateway_token(client, agent_id, token_key).await?;
+        let token = rotate_gateway_token(client, agent_id, token_key).await?;
         map.insert("auth_token".into(), json!(token));
     }
     Ok(
@@ -373,4 +373,22 @@ mod tests {
         assert_eq!(backoff(base, 5), Duration::from_secs(160));
         assert_eq!(backoff(base, 40), Duration::from_secs(160));
     }
+}
+
+/// A new token for the agent's gateway (sent in a provisioning request); the token shown
+/// to the agent's creator keeps working.
+pub async fn rotate_gateway_token(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    key: &str,
+) -> DomainResult<String> {
+    let minted = agent_tokens::mint(key, Holder::Gateway);
+    client
+        .execute(
+            "INSERT INTO agent_gateway_tokens (agent_id, lookup, hash) VALUES ($1, $2, $3)
+             ON CONFLICT (agent_id) DO UPDATE SET lookup = $2, hash = $3, created_at = now()",
+            &[&agent_id, &minted.lookup, &minted.hash],
+        )
+        .await?;
+    Ok(minted.token)
 }

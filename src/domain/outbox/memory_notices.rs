@@ -9,8 +9,8 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
-use crate::domain::boards::memory::{Author, BoardGroupMemory, BoardMemory, MemoryBody};
+use crate::domain::boards::memory::Author;
+use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody};
 use crate::domain::outbox::commands::{self as gateway_commands, snippet, Target};
 use crate::domain::support::mentions;
 use crate::domain::DomainResult;

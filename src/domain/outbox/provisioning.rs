@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::agents::crud::Agent;
+use crate::domain::model::Agent;
 use crate::domain::outbox::commands::{self as gateway_commands, Command, NewCommand, Target};
 use crate::domain::DomainResult;
 

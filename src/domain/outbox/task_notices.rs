@@ -10,14 +10,12 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
-use crate::domain::boards::sync::TaskChange;
+use crate::domain::model::{
+    Actor, Approval, ApprovalStatus, Board, TaskChange, TaskRow, TaskStatus,
+};
 use crate::domain::outbox::commands::{self as gateway_commands, snippet, Target};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::support::mentions;
-use crate::domain::tasks::approvals::{Approval, ApprovalStatus};
-use crate::domain::tasks::crud::{self as tasks, TaskRow};
-use crate::domain::tasks::rules::{Actor, TaskStatus};
 use crate::domain::DomainResult;
 
 /// The longest excerpt of a description or comment a notice quotes, in characters.
@@ -80,7 +78,15 @@ async fn tell(
     )
     .await?;
     if let Some((event_type, message)) = activity {
-        tasks::record(client, board, task_id, Some(to.0), event_type, message).await?;
+        crate::domain::support::activity::record_task(
+            client,
+            board,
+            task_id,
+            Some(to.0),
+            event_type,
+            message,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -11,12 +11,12 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::agents::crud as agents;
+use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::skills::discovery::{Candidate, Discovered};
 use crate::domain::support::access;
 use crate::domain::support::validation::Invalid;
-use crate::domain::{agents::crud as agents, gateways::crud as gateways};
 use crate::domain::{DomainError, DomainResult};
 
 /// The packs a new personal organization starts with (their skills are not synced).
@@ -119,8 +119,8 @@ async fn require_gateway(
     client: &impl GenericClient,
     principal: &Principal,
     gateway_id: Uuid,
-) -> DomainResult<gateways::Gateway> {
-    gateways::find(client, principal.organization.id, gateway_id, false)
+) -> DomainResult<crate::domain::model::Gateway> {
+    crate::domain::model::gateway::find(client, principal.organization.id, gateway_id, false)
         .await?
         .ok_or_else(|| DomainError::NotFound(json!(ERR_GATEWAY)))
 }
@@ -414,7 +414,7 @@ pub async fn set_installed(
             agent_id: main_agent,
             board_id: None,
         },
-        &agents::gateway_main_session_key(gateway.id),
+        &crate::domain::model::agent::gateway_main_session_key(gateway.id),
         &instruction(&skill, &gateway.workspace_root, installed),
         json!({
             "kind": if installed { "skill_install" } else { "skill_uninstall" },

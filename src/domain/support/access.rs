@@ -6,8 +6,7 @@
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::{self as boards, Board};
-use crate::domain::orgs::accounts::{Member, Principal};
+use crate::domain::model::{Board, Member, Principal};
 use crate::domain::{DomainError, DomainResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +94,10 @@ pub async fn board_for_user(
     board_id: Uuid,
     access: Access,
 ) -> DomainResult<Board> {
-    let board = boards::find_in_org(client, principal.organization.id, board_id)
-        .await?
-        .ok_or_else(DomainError::not_found)?;
+    let board =
+        crate::domain::model::board::find_in_org(client, principal.organization.id, board_id)
+            .await?
+            .ok_or_else(DomainError::not_found)?;
     if !board_scope(client, &principal.member, access)
         .await?
         .allows(board.id)
@@ -112,10 +112,10 @@ pub async fn board_for_user(
 /// board of its organization, never another organization's.
 pub async fn board_for_agent(
     client: &impl GenericClient,
-    agent: &crate::domain::agents::crud::AgentPrincipal,
+    agent: &crate::domain::model::AgentPrincipal,
     board_id: Uuid,
 ) -> DomainResult<Board> {
-    let board = boards::find_in_org(client, agent.organization_id, board_id)
+    let board = crate::domain::model::board::find_in_org(client, agent.organization_id, board_id)
         .await?
         .ok_or_else(DomainError::not_found)?;
     if agent.agent.board_id.is_some_and(|own| own != board.id) {
@@ -141,7 +141,7 @@ pub struct PostTargets {
 /// is the post's board.
 pub async fn post_targets(
     client: &impl GenericClient,
-    agent: &crate::domain::agents::crud::AgentPrincipal,
+    agent: &crate::domain::model::AgentPrincipal,
     named: PostTargets,
 ) -> DomainResult<PostTargets> {
     let board_id = match named.task_id {
@@ -183,14 +183,14 @@ pub async fn post_targets(
 /// (taking precedence when both are sent) or `X-Agent-Token`.
 pub enum Caller {
     User(Principal),
-    Agent(crate::domain::agents::crud::AgentPrincipal),
+    Agent(crate::domain::model::AgentPrincipal),
 }
 
 impl Caller {
     /// The actor of task changes.
-    pub fn actor(&self) -> crate::domain::tasks::rules::Actor {
+    pub fn actor(&self) -> crate::domain::model::Actor {
         match self {
-            Caller::User(p) => crate::domain::tasks::rules::Actor::User(p.user.id),
+            Caller::User(p) => crate::domain::model::Actor::User(p.user.id),
             Caller::Agent(a) => a.actor(),
         }
     }

@@ -8,7 +8,8 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Board;
+use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::DomainResult;
@@ -208,4 +209,28 @@ pub async fn task_comment_feed(
         TaskCommentFeedItem::from_row,
     )
     .await
+}
+
+/// Records an activity event of a task of `board`.
+pub async fn record_task(
+    client: &impl GenericClient,
+    board: &Board,
+    task_id: Uuid,
+    agent_id: Option<Uuid>,
+    event_type: &str,
+    message: String,
+) -> DomainResult<()> {
+    record(
+        client,
+        NewActivity {
+            organization_id: board.organization_id,
+            board_id: Some(board.id),
+            event_type,
+            message: Some(message),
+            agent_id,
+            task_id: Some(task_id),
+        },
+    )
+    .await?;
+    Ok(())
 }

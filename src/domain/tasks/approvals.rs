@@ -2,28 +2,19 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
+use crate::domain::model::approval::APPROVAL_COLUMNS;
+use crate::domain::model::{Approval, ApprovalStatus, Board, TaskApprovalState};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::next_feed_seq;
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{dedupe, missing_ids, model_error};
 use crate::domain::{DomainError, DomainResult};
-
-/// What the task gates need to know about a task's approvals on its board.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TaskApprovalState {
-    /// A pending approval is linked to the task (by link row, or legacy `task_id`).
-    pub has_pending: bool,
-    /// An approved approval on this board is linked to the task.
-    pub has_approved: bool,
-}
 
 pub async fn task_approval_state(
     client: &impl GenericClient,
@@ -74,77 +65,6 @@ pub async fn approval_counts(
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Rejected,
-}
-
-impl ApprovalStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalStatus::Pending => "pending",
-            ApprovalStatus::Approved => "approved",
-            ApprovalStatus::Rejected => "rejected",
-        }
-    }
-
-    fn parse(text: &str) -> ApprovalStatus {
-        match text {
-            "approved" => ApprovalStatus::Approved,
-            "rejected" => ApprovalStatus::Rejected,
-            // The column's CHECK constraint admits only the three statuses.
-            _ => ApprovalStatus::Pending,
-        }
-    }
-}
-
-/// `ApprovalRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Approval {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub action_type: String,
-    pub task_id: Option<Uuid>,
-    pub task_ids: Vec<Uuid>,
-    pub task_titles: Vec<String>,
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Value>,
-    pub confidence: f64,
-    #[schema(value_type = Option<Object>)]
-    pub rubric_scores: Option<Value>,
-    pub status: ApprovalStatus,
-    pub agent_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-}
-
-const APPROVAL_COLUMNS: &str =
-    "a.id, a.board_id, a.action_type, a.task_id, a.payload, a.confidence, \
-     a.rubric_scores, a.status, a.agent_id, a.created_at, a.resolved_at";
-
-impl Approval {
-    fn from_row(row: &Row) -> Approval {
-        Approval {
-            id: row.get(0),
-            board_id: row.get(1),
-            action_type: row.get(2),
-            task_id: row.get(3),
-            task_ids: Vec::new(),
-            task_titles: Vec::new(),
-            payload: row.get(4),
-            confidence: row.get(5),
-            rubric_scores: row.get(6),
-            status: ApprovalStatus::parse(row.get(7)),
-            agent_id: row.get(8),
-            created_at: row.get(9),
-            resolved_at: row.get(10),
-        }
-    }
 }
 
 /// Fills the linked tasks (link rows, else the legacy primary `task_id`) and their titles.

@@ -11,8 +11,8 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
-use crate::domain::boards::sync::{self as board_sync, TaskChange};
+use crate::domain::model::task::TASK_COLUMNS;
+use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::support::mentions;
@@ -20,9 +20,7 @@ use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{model_error, non_empty, validation_error};
 use crate::domain::tasks::approvals;
 use crate::domain::tasks::dependencies::{self, Dependency};
-use crate::domain::tasks::rules::{
-    self as task_rules, Actor, AgentRef, Decision, DependentEffect, Progress, Request, TaskStatus,
-};
+use crate::domain::tasks::rules::{self as task_rules, Decision, DependentEffect, Request};
 use crate::domain::tasks::tags::{self, TagRef};
 use crate::domain::{tasks::custom_fields, DomainError, DomainResult};
 
@@ -48,59 +46,6 @@ pub struct Task {
     pub is_blocked: bool,
     #[schema(value_type = Object)]
     pub custom_field_values: Map<String, Value>,
-}
-
-/// A `tasks` row.
-#[derive(Debug, Clone)]
-pub struct TaskRow {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub title: String,
-    pub description: Option<String>,
-    pub status: TaskStatus,
-    pub priority: String,
-    pub due_at: Option<DateTime<Utc>>,
-    pub in_progress_at: Option<DateTime<Utc>>,
-    pub previous_in_progress_at: Option<DateTime<Utc>>,
-    pub created_by_user_id: Option<Uuid>,
-    pub assigned_agent_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-pub const TASK_COLUMNS: &str =
-    "t.id, t.board_id, t.title, t.description, t.status, t.priority, t.due_at, \
-     t.in_progress_at, t.previous_in_progress_at, t.created_by_user_id, t.assigned_agent_id, \
-     t.created_at, t.updated_at";
-
-impl TaskRow {
-    pub fn from_row(row: &Row) -> TaskRow {
-        TaskRow {
-            id: row.get(0),
-            board_id: row.get(1),
-            title: row.get(2),
-            description: row.get(3),
-            // The column's CHECK constraint admits only the four statuses.
-            status: TaskStatus::parse(row.get(4)).unwrap_or(TaskStatus::Inbox),
-            priority: row.get(5),
-            due_at: row.get(6),
-            in_progress_at: row.get(7),
-            previous_in_progress_at: row.get(8),
-            created_by_user_id: row.get(9),
-            assigned_agent_id: row.get(10),
-            created_at: row.get(11),
-            updated_at: row.get(12),
-        }
-    }
-
-    pub fn progress(&self) -> Progress {
-        Progress {
-            status: self.status,
-            assigned_agent_id: self.assigned_agent_id,
-            in_progress_at: self.in_progress_at,
-            previous_in_progress_at: self.previous_in_progress_at,
-        }
-    }
 }
 
 /// The full reads of tasks of one board, in the given order: five queries for any number.
@@ -392,7 +337,7 @@ pub async fn create(
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
-    board_sync::append(client, board.id, &change).await?;
+    crate::domain::support::board_log::append(client, board.id, &change).await?;
     Ok((task, std::iter::once(change).chain(notices).collect()))
 }
 
@@ -579,11 +524,11 @@ pub async fn update(
     let agent_id = actor.agent_id();
     let mut changes = Vec::new();
     if let Some(comment) = comment {
-        record(client, board, task_id, agent_id, "task.comment", comment).await?;
+        activity::record_task(client, board, task_id, agent_id, "task.comment", comment).await?;
         changes.push(TaskChange::Commented { task_id });
     }
     let (event_type, message) = task_rules::update_event(&row.title, current.status, row.status);
-    record(client, board, task_id, agent_id, event_type, message).await?;
+    activity::record_task(client, board, task_id, agent_id, event_type, message).await?;
     changes.push(TaskChange::Updated {
         task_id,
         changes: json!({
@@ -595,7 +540,7 @@ pub async fn update(
         updated_by: actor.reference(),
     });
     changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
-    board_sync::append_all(client, board.id, &changes).await?;
+    crate::domain::support::board_log::append_all(client, board.id, &changes).await?;
     changes.extend(task_notices::updated(client, board, actor, &current, &row).await?);
     Ok((read_one(client, row).await?, changes))
 }
@@ -636,30 +581,6 @@ async fn save(
         )
         .await?;
     Ok(TaskRow::from_row(&row))
-}
-
-/// Records an activity event of a task of `board`.
-pub async fn record(
-    client: &impl GenericClient,
-    board: &Board,
-    task_id: Uuid,
-    agent_id: Option<Uuid>,
-    event_type: &str,
-    message: String,
-) -> DomainResult<()> {
-    activity::record(
-        client,
-        NewActivity {
-            organization_id: board.organization_id,
-            board_id: Some(board.id),
-            event_type,
-            message: Some(message),
-            agent_id,
-            task_id: Some(task_id),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// The unfinished tasks that depend on `task_id`, locked.
@@ -705,7 +626,7 @@ async fn reconcile_dependents(
                     "Task returned to inbox: dependency reopened ({}).",
                     dependency.title
                 );
-                record(
+                activity::record_task(
                     client,
                     board,
                     dependent.id,
@@ -725,7 +646,7 @@ async fn reconcile_dependents(
             }
             DependentEffect::Note => {
                 let message = format!("Dependency completion changed: {}.", dependency.title);
-                record(
+                activity::record_task(
                     client,
                     board,
                     dependent.id,
@@ -769,7 +690,7 @@ pub async fn delete(
         .execute("DELETE FROM tasks WHERE id = $1", &[&task_id])
         .await?;
     let change = TaskChange::Deleted { task_id };
-    board_sync::append(client, board.id, &change).await?;
+    crate::domain::support::board_log::append(client, board.id, &change).await?;
     Ok(change)
 }
 

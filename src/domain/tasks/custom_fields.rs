@@ -12,7 +12,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Principal;
 use crate::domain::support::access;
 use crate::domain::support::validation::{model_error, Invalid};
 use crate::domain::{DomainError, DomainResult};

@@ -6,15 +6,15 @@ use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::domain::model::task::TASK_COLUMNS;
+use crate::domain::model::{Approval, TaskRow};
 use crate::domain::support::activity::{
     ActivityEvent, TaskCommentFeedItem, ACTIVITY_COLUMNS, COMMENT_FEED_COLUMNS, COMMENT_FEED_FROM,
 };
-use crate::domain::tasks::approvals::{self, Approval};
-use crate::domain::tasks::crud::{self as tasks, TaskComment, TaskRow, TASK_COLUMNS};
+use crate::domain::support::streams::{stream_start, BATCH};
+use crate::domain::tasks::approvals;
+use crate::domain::tasks::crud::{self as tasks, TaskComment};
 use crate::domain::DomainResult;
-
-/// Events read per wake-up; a stream that is further behind reads again at once.
-pub const BATCH: i64 = 200;
 
 /// The streams of a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,36 +44,6 @@ impl BoardFeed {
             BoardFeed::Approvals => approval_events(client, board_id, after).await,
         }
     }
-}
-
-/// Where a numbered stream starts: after `last_event_id` when the client resumes; else
-/// before the first item at or after `since` (`first_sql`, given `$1` = the owner and `$2` =
-/// `since`, selects `min(number) - 1`); else (or when `since` does not parse, as in the
-/// reference) at the owner's current number (`current_sql`, given `$1`), so only new items
-/// come.
-pub async fn stream_start(
-    client: &impl GenericClient,
-    owner_id: Uuid,
-    last_event_id: Option<&str>,
-    since: Option<DateTime<Utc>>,
-    current_sql: &str,
-    first_sql: &str,
-) -> DomainResult<i64> {
-    if let Some(seq) = last_event_id.and_then(|id| id.trim().parse::<i64>().ok()) {
-        return Ok(seq);
-    }
-    let current: i64 = client
-        .query_opt(current_sql, &[&owner_id])
-        .await?
-        .map_or(0, |row| row.get(0));
-    let Some(since) = since else {
-        return Ok(current);
-    };
-    let first: Option<i64> = client
-        .query_one(first_sql, &[&owner_id, &since])
-        .await?
-        .get(0);
-    Ok(first.unwrap_or(current))
 }
 
 /// Where a board stream starts (see `stream_start`).

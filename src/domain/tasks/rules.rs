@@ -3,45 +3,11 @@
 //! change. Pure functions over what the caller has loaded, so every rule is unit-tested.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use utoipa::ToSchema;
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::boards::crud::Board;
-use crate::domain::tasks::approvals::TaskApprovalState;
+use crate::domain::model::{Actor, AgentRef, Board, Progress, TaskApprovalState, TaskStatus};
 use crate::domain::{DomainError, DomainResult};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    Inbox,
-    InProgress,
-    Review,
-    Done,
-}
-
-impl TaskStatus {
-    pub const ALL: [TaskStatus; 4] = [
-        TaskStatus::Inbox,
-        TaskStatus::InProgress,
-        TaskStatus::Review,
-        TaskStatus::Done,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Inbox => "inbox",
-            TaskStatus::InProgress => "in_progress",
-            TaskStatus::Review => "review",
-            TaskStatus::Done => "done",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TaskStatus> {
-        TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
 
 /// The `status` query of task lists: a comma list of statuses; blank items are ignored.
 pub fn parse_status_filter(filter: Option<&str>) -> DomainResult<Vec<&'static str>> {
@@ -56,48 +22,6 @@ pub fn parse_status_filter(filter: Option<&str>) -> DomainResult<Vec<&'static st
                 .ok_or_else(|| DomainError::unprocessable("Unsupported task status filter."))
         })
         .collect()
-}
-
-/// The fields of a task that its lifecycle moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    pub status: TaskStatus,
-    pub assigned_agent_id: Option<Uuid>,
-    pub in_progress_at: Option<DateTime<Utc>>,
-    pub previous_in_progress_at: Option<DateTime<Utc>>,
-}
-
-/// Who asks for a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Actor {
-    User(Uuid),
-    Agent(AgentRef),
-}
-
-impl Actor {
-    pub fn agent_id(&self) -> Option<Uuid> {
-        match self {
-            Actor::User(_) => None,
-            Actor::Agent(a) => Some(a.id),
-        }
-    }
-
-    /// `updated_by` of the realtime `task.updated` event.
-    pub fn reference(&self) -> Value {
-        match self {
-            Actor::User(id) => json!({"type": "user", "id": id}),
-            Actor::Agent(a) => json!({"type": "agent", "id": a.id}),
-        }
-    }
-}
-
-/// What the rules need to know of an agent (the actor, or a requested assignee).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AgentRef {
-    pub id: Uuid,
-    /// `None`: the gateway-main agent, which belongs to no board.
-    pub board_id: Option<Uuid>,
-    pub is_board_lead: bool,
 }
 
 /// What a task patch asks for, as far as the rules care.
@@ -434,6 +358,7 @@ pub fn dependent_effect(dependency_reopened: bool, dependent: &Progress) -> Depe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn board() -> Board {
         let now = Utc::now();

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::boards::groups::slug_words;
-use crate::domain::orgs::accounts::Principal;
+use crate::domain::model::Principal;
 use crate::domain::support::access;
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{dedupe, missing_ids, model_error, Invalid};

@@ -1,0 +1,101 @@
+//! The one error type of the domain: a refusal with the `detail` the reference answers, or a
+//! failure of the database.
+
+use std::fmt;
+
+use serde_json::{json, Value};
+
+/// A refusal or failure, with the `detail` the reference answers (a string, or an object
+/// such as `{"message": ..., "blocked_by_task_ids": [...]}`).
+#[derive(Debug)]
+pub enum DomainError {
+    /// 401: a credential in the request body (a registration or relay token) is wrong.
+    Unauthorized(Value),
+    /// 400: a well-formed value the reference refuses by hand (a skill pack URL that is not GitHub).
+    BadRequest(Value),
+    NotFound(Value),
+    Forbidden(Value),
+    Conflict(Value),
+    /// 422 with a plain detail (the reference's hand-written validation errors).
+    Unprocessable(Value),
+    /// The database refused or failed.
+    Database(tokio_postgres::Error),
+    /// No database connection could be had in time.
+    Unavailable(String),
+}
+
+impl DomainError {
+    pub fn not_found() -> Self {
+        DomainError::NotFound(json!("Not Found"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        DomainError::Forbidden(json!(detail.into()))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        DomainError::Conflict(json!(detail.into()))
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        DomainError::Unprocessable(json!(detail.into()))
+    }
+}
+
+impl DomainError {
+    /// The HTTP status and `detail` a refusal answers with, for protocols that carry them in
+    /// a frame (the board socket); failures of the database are not detailed.
+    pub fn status_and_detail(&self) -> (u16, Value) {
+        match self {
+            DomainError::Unauthorized(d) => (401, d.clone()),
+            DomainError::BadRequest(d) => (400, d.clone()),
+            DomainError::NotFound(d) => (404, d.clone()),
+            DomainError::Forbidden(d) => (403, d.clone()),
+            DomainError::Conflict(d) => (409, d.clone()),
+            DomainError::Unprocessable(d) => (422, d.clone()),
+            DomainError::Unavailable(_) => (503, json!("Database unavailable")),
+            DomainError::Database(_) => {
+                tracing::error!(error = %self, "database error");
+                (500, json!("Internal Server Error"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for DomainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainError::Unauthorized(d) => write!(f, "unauthorized: {d}"),
+            DomainError::BadRequest(d) => write!(f, "bad request: {d}"),
+            DomainError::NotFound(d) => write!(f, "not found: {d}"),
+            DomainError::Forbidden(d) => write!(f, "forbidden: {d}"),
+            DomainError::Conflict(d) => write!(f, "conflict: {d}"),
+            DomainError::Unprocessable(d) => write!(f, "unprocessable: {d}"),
+            DomainError::Database(e) => match e.as_db_error() {
+                // The server's own message and code; "db error" alone says nothing.
+                Some(db) => write!(f, "database: {} ({})", db.message(), db.code().code()),
+                None => write!(f, "database: {e}"),
+            },
+            DomainError::Unavailable(e) => write!(f, "database unavailable: {e}"),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for DomainError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DomainError::Database(e)
+    }
+}
+
+impl From<bb8::RunError<tokio_postgres::Error>> for DomainError {
+    fn from(e: bb8::RunError<tokio_postgres::Error>) -> Self {
+        match e {
+            bb8::RunError::User(e) => DomainError::Database(e),
+            bb8::RunError::TimedOut => {
+                DomainError::Unavailable("timed out waiting for a connection".into())
+            }
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

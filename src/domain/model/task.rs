@@ -1,0 +1,159 @@
+//! Tasks as rows, their status and lifecycle fields, who changes them (`Actor`), and a
+//! committed change as the realtime layer carries it (`TaskChange`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_postgres::Row;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A `tasks` row.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub status: TaskStatus,
+    pub priority: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub in_progress_at: Option<DateTime<Utc>>,
+    pub previous_in_progress_at: Option<DateTime<Utc>>,
+    pub created_by_user_id: Option<Uuid>,
+    pub assigned_agent_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const TASK_COLUMNS: &str =
+    "t.id, t.board_id, t.title, t.description, t.status, t.priority, t.due_at, \
+     t.in_progress_at, t.previous_in_progress_at, t.created_by_user_id, t.assigned_agent_id, \
+     t.created_at, t.updated_at";
+
+impl TaskRow {
+    pub fn from_row(row: &Row) -> TaskRow {
+        TaskRow {
+            id: row.get(0),
+            board_id: row.get(1),
+            title: row.get(2),
+            description: row.get(3),
+            // The column's CHECK constraint admits only the four statuses.
+            status: TaskStatus::parse(row.get(4)).unwrap_or(TaskStatus::Inbox),
+            priority: row.get(5),
+            due_at: row.get(6),
+            in_progress_at: row.get(7),
+            previous_in_progress_at: row.get(8),
+            created_by_user_id: row.get(9),
+            assigned_agent_id: row.get(10),
+            created_at: row.get(11),
+            updated_at: row.get(12),
+        }
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            status: self.status,
+            assigned_agent_id: self.assigned_agent_id,
+            in_progress_at: self.in_progress_at,
+            previous_in_progress_at: self.previous_in_progress_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Inbox,
+    InProgress,
+    Review,
+    Done,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 4] = [
+        TaskStatus::Inbox,
+        TaskStatus::InProgress,
+        TaskStatus::Review,
+        TaskStatus::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Inbox => "inbox",
+            TaskStatus::InProgress => "in_progress",
+            TaskStatus::Review => "review",
+            TaskStatus::Done => "done",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// The fields of a task that its lifecycle moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub status: TaskStatus,
+    pub assigned_agent_id: Option<Uuid>,
+    pub in_progress_at: Option<DateTime<Utc>>,
+    pub previous_in_progress_at: Option<DateTime<Utc>>,
+}
+
+/// Who asks for a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User(Uuid),
+    Agent(AgentRef),
+}
+
+impl Actor {
+    pub fn agent_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::User(_) => None,
+            Actor::Agent(a) => Some(a.id),
+        }
+    }
+
+    /// `updated_by` of the realtime `task.updated` event.
+    pub fn reference(&self) -> Value {
+        match self {
+            Actor::User(id) => json!({"type": "user", "id": id}),
+            Actor::Agent(a) => json!({"type": "agent", "id": a.id}),
+        }
+    }
+}
+
+/// What the rules need to know of an agent (the actor, or a requested assignee).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentRef {
+    pub id: Uuid,
+    /// `None`: the gateway-main agent, which belongs to no board.
+    pub board_id: Option<Uuid>,
+    pub is_board_lead: bool,
+}
+
+/// A committed change of a task, as the realtime layer carries it.
+#[derive(Debug, Clone)]
+pub enum TaskChange {
+    Created {
+        task: Value,
+    },
+    Updated {
+        task_id: Uuid,
+        changes: Value,
+        updated_by: Value,
+    },
+    Deleted {
+        task_id: Uuid,
+    },
+    Commented {
+        task_id: Uuid,
+    },
+    /// Agents were sent notices about the change through this gateway (a request recorded
+    /// in the same transaction): its relay link is to be poked. Board sync carries nothing.
+    Notified {
+        gateway_id: Uuid,
+    },
+}

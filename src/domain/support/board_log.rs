@@ -1,0 +1,114 @@
+//! Board sync events (docs/board-sync-protocol.md): each committed task change of a board
+//! becomes one event with the board's next sync number, written in the change's own
+//! transaction. Numbers follow commit order because they are taken under the board row's
+//! lock, so a reader that has number n has everything before it.
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::domain::model::TaskChange;
+use crate::domain::DomainResult;
+
+/// Events kept per board; older ones are dropped as new ones come.
+const KEPT: i64 = 1000;
+
+/// The wire frame of a change (the reference's fields; `append` adds `seq`); `None` for
+/// changes board sync does not carry (comments, notices).
+fn frame(change: &TaskChange) -> Option<Value> {
+    let timestamp = Utc::now();
+    let frame = match change {
+        TaskChange::Created { task } => {
+            json!({"type": "task.created", "task": task, "timestamp": timestamp})
+        }
+        TaskChange::Updated {
+            task_id,
+            changes,
+            updated_by,
+        } => json!({
+            "type": "task.updated", "task_id": task_id, "changes": changes,
+            "updated_by": updated_by, "timestamp": timestamp,
+        }),
+        TaskChange::Deleted { task_id } => {
+            json!({"type": "task.deleted", "task_id": task_id, "timestamp": timestamp})
+        }
+        TaskChange::Commented { .. } | TaskChange::Notified { .. } => return None,
+    };
+    Some(frame)
+}
+
+/// Records `change` as the board's next event (in the caller's transaction).
+pub async fn append(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    change: &TaskChange,
+) -> DomainResult<()> {
+    let Some(mut payload) = frame(change) else {
+        return Ok(());
+    };
+    let seq: i64 = client
+        .query_one(
+            "UPDATE boards SET sync_seq = sync_seq + 1 WHERE id = $1 RETURNING sync_seq",
+            &[&board_id],
+        )
+        .await?
+        .get(0);
+    payload["seq"] = json!(seq);
+    client
+        .execute(
+            "INSERT INTO board_sync_events (board_id, seq, payload) VALUES ($1, $2, $3)",
+            &[&board_id, &seq, &payload],
+        )
+        .await?;
+    if seq % 100 == 0 {
+        client
+            .execute(
+                "DELETE FROM board_sync_events WHERE board_id = $1 AND seq <= $2",
+                &[&board_id, &(seq - KEPT)],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn append_all(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    changes: &[TaskChange],
+) -> DomainResult<()> {
+    for change in changes {
+        append(client, board_id, change).await?;
+    }
+    Ok(())
+}
+
+/// The events after `after`, in order, as `(seq, frame text)`; `None` when some of them
+/// are no longer kept (the reader must start again from a fresh state).
+pub async fn events_after(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    after: i64,
+    limit: i64,
+) -> DomainResult<Option<Vec<(i64, String)>>> {
+    let rows = client
+        .query(
+            "SELECT seq, payload::text FROM board_sync_events WHERE board_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+            &[&board_id, &after, &limit],
+        )
+        .await?;
+    let events: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    match events.first() {
+        Some((first, _)) if *first != after + 1 => Ok(None),
+        _ => Ok(Some(events)),
+    }
+}
+
+/// The board's current sync number.
+pub async fn current(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
+    Ok(client
+        .query_one("SELECT sync_seq FROM boards WHERE id = $1", &[&board_id])
+        .await?
+        .get(0))
+}
