@@ -7,7 +7,6 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::admin::bearer_token;
-use crate::domain::agents::crud as agents;
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::Caller;
 use crate::domain::DomainError;
@@ -37,7 +36,7 @@ impl FromRequest for AgentCaller {
             };
             let conn = state.db.get().await.map_err(DomainError::from)?;
             let key = &state.settings.agent_token_key.0;
-            match agents::authenticate(&*conn, key, &token).await? {
+            match crate::domain::agents::presence::authenticate(&*conn, key, &token).await? {
                 Some((agent, touched)) => {
                     if touched {
                         state.agents_changed(agent.organization_id);

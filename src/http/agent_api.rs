@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
-use crate::domain::agents::crud::{
-    self as agents, AgentCreate, AgentHeartbeat, AgentWithToken, SoulUpdate,
-};
+use crate::domain::agents::crud::{self as agents, AgentCreate};
+use crate::domain::agents::presence::AgentHeartbeat;
+use crate::domain::agents::soul::SoulUpdate;
+use crate::domain::agents::tokens::AgentWithToken;
 use crate::domain::boards::memory::{MemoryCreate, MemoryFilter};
 use crate::domain::boards::onboarding::{self, Onboarding};
 use crate::domain::model::{Agent, Approval, Board, BoardMemory};
@@ -273,7 +274,12 @@ pub async fn agent_heartbeat(
     let (agent_id, organization_id) = (me.agent.id, me.organization_id);
     let caller = Caller::Agent(me);
     let (agent, written) = in_transaction!(state, |tx| {
-        agents::heartbeat_agent(&tx, &caller, agent_id, AgentHeartbeat::default())
+        crate::domain::agents::presence::heartbeat_agent(
+            &tx,
+            &caller,
+            agent_id,
+            AgentHeartbeat::default(),
+        )
     });
     if written {
         state.agents_changed(organization_id);
@@ -317,7 +323,7 @@ pub async fn agent_create_agent(
     let key = &state.settings.agent_token_key.0;
     let created = in_transaction!(state, |tx| async {
         let agent = agents::create_by_lead(&tx, &me, input).await?;
-        agents::with_new_token(&tx, agent, key).await
+        crate::domain::agents::tokens::with_new_token(&tx, agent, key).await
     });
     gateway_rpc::poke(&state, [created.agent.gateway_id]);
     state.agents_changed(me.organization_id);
@@ -337,7 +343,7 @@ pub async fn agent_soul(
     let conn = state.db.get().await.map_err(DomainError::from)?;
     access::board_for_agent(&*conn, &me, board_id).await?;
     Ok(web::Json(
-        agents::soul(&*conn, &me, board_id, agent_id).await?,
+        crate::domain::agents::soul::soul(&*conn, &me, board_id, agent_id).await?,
     ))
 }
 
@@ -355,7 +361,7 @@ pub async fn agent_update_soul(
     let (board_id, agent_id) = path.into_inner();
     let gateway_id = in_transaction!(state, |tx| async {
         access::board_for_agent(&tx, &me, board_id).await?;
-        agents::update_soul(&tx, &me, board_id, agent_id, input).await
+        crate::domain::agents::soul::update_soul(&tx, &me, board_id, agent_id, input).await
     });
     gateway_rpc::poke(&state, [gateway_id]);
     state.agents_changed(me.organization_id);

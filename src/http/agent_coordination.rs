@@ -13,7 +13,7 @@ use crate::auth::agent::AgentCaller;
 use crate::domain::agents::coordination::{
     self, AskUser, AskUserSent, BroadcastSent, LeadBroadcast, LeadMessage, LeadMessageSent, Nudge,
 };
-use crate::domain::{agents::crud as agents, support::access};
+use crate::domain::support::access;
 use crate::error::ApiResult;
 use crate::http::gateways::publish_released;
 use crate::http::json::Json;
@@ -125,7 +125,7 @@ pub async fn agent_delete_agent(
     let (board_id, agent_id) = path.into_inner();
     let deleted = in_transaction!(state, |tx| async {
         access::board_for_agent(&tx, &me, board_id).await?;
-        agents::delete_by_lead(&tx, &me, board_id, agent_id).await
+        crate::domain::agents::removal::delete_by_lead(&tx, &me, board_id, agent_id).await
     });
     if let Some(deleted) = deleted {
         gateway_rpc::poke(&state, [deleted.gateway_id]);

@@ -12,9 +12,10 @@ use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::agents::capabilities::{self, AgentCapability, AgentCapabilityCreate};
 use crate::domain::agents::crud::{
-    self as agents, AgentCreate, AgentFilter, AgentHeartbeat, AgentHeartbeatCreate, AgentScope,
-    AgentUpdate, AgentWithToken, UpdateOptions,
+    self as agents, AgentCreate, AgentFilter, AgentScope, AgentUpdate, UpdateOptions,
 };
+use crate::domain::agents::presence::{AgentHeartbeat, AgentHeartbeatCreate};
+use crate::domain::agents::tokens::AgentWithToken;
 use crate::domain::model::Agent;
 use crate::domain::support::access::Caller;
 use crate::domain::support::pagination::{Page, PageParams};
@@ -63,7 +64,7 @@ pub async fn create_agent(
     let key = &state.settings.agent_token_key.0;
     let created = in_transaction!(state, |tx| async {
         let agent = agents::create(&tx, &principal, input).await?;
-        agents::with_new_token(&tx, agent, key).await
+        crate::domain::agents::tokens::with_new_token(&tx, agent, key).await
     });
     gateway_rpc::poke(&state, [created.agent.gateway_id]);
     state.agents_changed(principal.organization.id);
@@ -111,7 +112,7 @@ pub async fn update_agent(
     let (updated, rotated) = in_transaction!(state, |tx| async {
         let (agent, rotated) = agents::update(&tx, &principal, agent_id, patch, options).await?;
         let agent_token = match rotated {
-            true => Some(agents::rotate_token(&tx, agent.id, key).await?),
+            true => Some(crate::domain::agents::tokens::rotate_token(&tx, agent.id, key).await?),
             false => None,
         };
         Ok::<_, DomainError>((AgentWithToken { agent, agent_token }, rotated))
@@ -137,7 +138,9 @@ pub async fn delete_agent(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let agent_id = path.into_inner();
-    let deleted = in_transaction!(state, |tx| agents::delete(&tx, &principal, agent_id));
+    let deleted = in_transaction!(state, |tx| crate::domain::agents::removal::delete(
+        &tx, &principal, agent_id
+    ));
     gateway_rpc::poke(&state, [deleted.gateway_id]);
     publish_released(&state, principal.organization.id, deleted.released);
     Ok(OkResponse::json())
@@ -205,7 +208,7 @@ pub async fn heartbeat_or_create_agent(
 ) -> ApiResult<web::Json<AgentWithToken>> {
     let key = &state.settings.agent_token_key.0;
     let (agent, written) = in_transaction!(state, |tx| {
-        agents::heartbeat_or_create(&tx, &caller, input, key)
+        crate::domain::agents::presence::heartbeat_or_create(&tx, &caller, input, key)
     });
     if written {
         state.agents_changed(caller.organization_id());
@@ -231,7 +234,7 @@ pub async fn heartbeat_agent(
 ) -> ApiResult<web::Json<Agent>> {
     let agent_id = path.into_inner();
     let (agent, written) = in_transaction!(state, |tx| {
-        agents::heartbeat_agent(&tx, &caller, agent_id, input)
+        crate::domain::agents::presence::heartbeat_agent(&tx, &caller, agent_id, input)
     });
     if written {
         state.agents_changed(caller.organization_id());

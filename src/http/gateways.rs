@@ -10,7 +10,7 @@ use crate::auth::admin::Admin;
 use crate::domain::gateways::crud::{self as gateways, GatewayCreate, GatewayUpdate};
 use crate::domain::model::Gateway;
 use crate::domain::support::pagination::{Page, PageParams};
-use crate::domain::{agents::crud as agents, DomainError};
+use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;
 use crate::http::{in_transaction, OkResponse};
@@ -117,7 +117,7 @@ pub async fn delete_gateway(
 pub(crate) fn publish_released(
     state: &AppState,
     organization_id: Uuid,
-    released: Vec<agents::ReleasedTask>,
+    released: Vec<crate::domain::agents::removal::ReleasedTask>,
 ) {
     for (board_id, change) in released {
         state

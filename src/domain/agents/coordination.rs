@@ -11,7 +11,6 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::agents::crud as agents;
 use crate::domain::model::agent::AGENT_COLUMNS;
 use crate::domain::model::board::BOARD_COLUMNS;
 use crate::domain::model::{Agent, AgentPrincipal, Board};
@@ -438,7 +437,7 @@ pub async fn ask_user(
 ) -> DomainResult<(AskUserSent, Uuid)> {
     let content = non_empty("content", &input.content)?;
     let gateway = crate::domain::model::gateway::of_board(client, board).await?;
-    let main = agents::gateway_main(client, gateway.id).await?;
+    let main = crate::domain::agents::gateway_main::gateway_main(client, gateway.id).await?;
     let message = ask_user_text(board, &lead.agent.name, &input, &content, base_url);
     let context = correlated(
         json!({"kind": "ask_user", "deliver": true, "label": "Gateway Agent"}),
@@ -508,7 +507,8 @@ async fn message_lead(
     content: &str,
     base_url: &str,
 ) -> DomainResult<(Agent, bool)> {
-    let (lead, created) = agents::ensure_board_lead(client, board, Default::default()).await?;
+    let (lead, created) =
+        crate::domain::agents::lead::ensure_board_lead(client, board, Default::default()).await?;
     let session_key = session_of(&lead, "Lead agent has no session key")?;
     let message = lead_message_text(board, &main.agent.name, input, content, base_url);
     let context = correlated(

@@ -1,42 +1,24 @@
-//! Agents (domain.md §A6): admin CRUD, presence and heartbeats, and what the agents stream
-//! reads. Every change a gateway must make (create, update, delete) is recorded as a gateway
-//! request in the same transaction (`provisioning`), besides the intent on the row.
+//! Agents (domain.md §A6): admin CRUD and what the agents stream reads. Every change a
+//! gateway must make (create, update) is recorded as a gateway request in the same
+//! transaction (`provisioning`), besides the intent on the row.
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::agent_tokens::{self, Holder};
-use crate::db::typed;
 use crate::domain::model::agent::AGENT_COLUMNS;
 use crate::domain::model::agent::{default_heartbeat_config, gateway_main_session_key};
-use crate::domain::model::{Agent, AgentPrincipal, Board, Principal, TaskChange};
+use crate::domain::model::{Agent, AgentPrincipal, Board, Principal};
 use crate::domain::outbox::provisioning;
-use crate::domain::support::access::{self, Access, Caller};
-use crate::domain::support::activity::{self, NewActivity};
+use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
 
-/// The gateway's main agent (the one without a board), if its row exists: id and name.
-pub async fn gateway_main(
-    client: &impl GenericClient,
-    gateway_id: Uuid,
-) -> DomainResult<Option<(Uuid, String)>> {
-    Ok(client
-        .query_opt(
-            "SELECT id, name FROM agents WHERE gateway_id = $1 AND board_id IS NULL \
-             ORDER BY created_at, id LIMIT 1",
-            &[&gateway_id],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1))))
-}
-
-fn board_session_key(agent_id: Uuid, board_id: Uuid, is_lead: bool) -> String {
+pub(super) fn board_session_key(agent_id: Uuid, board_id: Uuid, is_lead: bool) -> String {
     if is_lead {
         format!("agent:lead-{board_id}:main")
     } else {
@@ -109,7 +91,7 @@ pub struct AgentFilter {
     pub gateway_id: Option<Uuid>,
 }
 
-fn blank_to_none(text: Option<String>) -> Option<String> {
+pub(super) fn blank_to_none(text: Option<String>) -> Option<String> {
     text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
@@ -316,7 +298,7 @@ pub async fn get(
 
 /// A board the caller may put an agent on: `board_id` given (422), in the organization
 /// (404 "Board not found"), writable (403).
-async fn target_board(
+pub(super) async fn target_board(
     client: &impl GenericClient,
     principal: &Principal,
     board_id: Option<Uuid>,
@@ -334,7 +316,10 @@ async fn target_board(
 }
 
 /// The board's gateway, which must exist and have a workspace root to provision into.
-async fn board_gateway(client: &impl GenericClient, board: &Board) -> DomainResult<Uuid> {
+pub(super) async fn board_gateway(
+    client: &impl GenericClient,
+    board: &Board,
+) -> DomainResult<Uuid> {
     let gateway = crate::domain::model::gateway::of_board(client, board).await?;
     if gateway.workspace_root.trim().is_empty() {
         return Err(DomainError::unprocessable(
@@ -345,7 +330,7 @@ async fn board_gateway(client: &impl GenericClient, board: &Board) -> DomainResu
 }
 
 /// Case-insensitive name uniqueness on the board and across the gateway's boards.
-async fn ensure_unique_name(
+pub(super) async fn ensure_unique_name(
     client: &impl GenericClient,
     board_id: Uuid,
     gateway_id: Uuid,
@@ -427,7 +412,7 @@ pub async fn create_by_lead(
 /// Inserts an agent on `board` with the provisioning intent recorded. A worker's name must
 /// be unique on the board and its gateway; a lead's is not checked, as the reference names
 /// every lead it creates "Lead Agent".
-async fn insert_board_agent(
+pub(super) async fn insert_board_agent(
     client: &impl GenericClient,
     board: &Board,
     name: String,
@@ -470,78 +455,6 @@ async fn insert_board_agent(
     let agent = Agent::from_row(&row);
     provisioning::provision(client, board.organization_id, &agent, provisioning::CREATE).await?;
     Ok(agent)
-}
-
-/// The name the reference gives every lead it creates.
-const LEAD_AGENT_NAME: &str = "Lead Agent";
-
-/// How a lead is made: its name (else "Lead Agent") and identity keys laid over the
-/// reference's lead defaults.
-#[derive(Debug, Default)]
-pub struct LeadOptions {
-    pub name: Option<String>,
-    pub identity_profile: Map<String, Value>,
-}
-
-/// The board's lead, created when it has none (the reference's `ensure_board_lead_agent`);
-/// an existing lead is brought back to the lead name, the board's gateway and the lead
-/// session key. Returns the lead and whether it was created.
-pub async fn ensure_board_lead(
-    client: &impl GenericClient,
-    board: &Board,
-    options: LeadOptions,
-) -> DomainResult<(Agent, bool)> {
-    let name = options.name.unwrap_or_else(|| LEAD_AGENT_NAME.to_string());
-    let existing = client
-        .query_opt(
-            &format!(
-                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 AND a.is_board_lead \
-                 ORDER BY a.created_at, a.id LIMIT 1 FOR UPDATE"
-            ),
-            &[&board.id],
-        )
-        .await?;
-    let Some(existing) = existing.as_ref().map(Agent::from_row) else {
-        let mut identity = json!({
-            "role": "Board Lead",
-            "communication_style": "direct, concise, practical",
-            "emoji": ":gear:",
-        });
-        if let Some(identity) = identity.as_object_mut() {
-            identity.extend(options.identity_profile);
-        }
-        let input = AgentCreate {
-            board_id: Some(board.id),
-            name: name.clone(),
-            status: None,
-            heartbeat_config: None,
-            identity_profile: identity.as_object().cloned(),
-            identity_template: None,
-            soul_template: None,
-        };
-        let lead = insert_board_agent(client, board, name, input, true).await?;
-        return Ok((lead, true));
-    };
-    let gateway_id = board
-        .gateway_id
-        .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
-    let session_key = board_session_key(existing.id, board.id, true);
-    if existing.name == name
-        && existing.gateway_id == gateway_id
-        && existing.openclaw_session_id.as_deref() == Some(session_key.as_str())
-    {
-        return Ok((existing, false));
-    }
-    let row = client
-        .query_one(
-            &format!(
-                "UPDATE agents a SET name = $2, gateway_id = $3, openclaw_session_id = $4, updated_at = now() \
-                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
-            ),
-            &[&existing.id, &name, &gateway_id, &session_key],
-        )
-        .await?;
-    Ok((Agent::from_row(&row), false))
 }
 
 /// The agents an agent sees: those of its board, or (a gateway-main agent) of its
@@ -699,501 +612,6 @@ pub async fn update(
     Ok((agent, true))
 }
 
-/// A task the deletion of its agent changed, with its board.
-pub type ReleasedTask = (Uuid, TaskChange);
-
-/// Unassigns the agent's tasks: those in progress go back to the inbox. Each change is a
-/// board sync event; `by` is who did it.
-pub async fn release_tasks(
-    client: &impl GenericClient,
-    agent_id: Uuid,
-    by: &Value,
-) -> DomainResult<Vec<ReleasedTask>> {
-    let rows = client
-        .query(
-            "WITH old AS (SELECT id, status FROM tasks WHERE assigned_agent_id = $1 FOR UPDATE) \
-             UPDATE tasks t SET assigned_agent_id = NULL, updated_at = now(), \
-               status = CASE WHEN old.status = 'in_progress' THEN 'inbox' ELSE t.status END, \
-               in_progress_at = CASE WHEN old.status = 'in_progress' THEN NULL ELSE t.in_progress_at END \
-             FROM old WHERE t.id = old.id \
-             RETURNING t.id, t.board_id, old.status = 'in_progress'",
-            &[&agent_id],
-        )
-        .await?;
-    let mut released = Vec::with_capacity(rows.len());
-    for r in rows {
-        let (task_id, board_id, to_inbox): (Uuid, Uuid, bool) = (r.get(0), r.get(1), r.get(2));
-        let changes = if to_inbox {
-            json!({"assigned_agent_id": null, "status": "inbox", "previous_status": "in_progress", "in_progress_at": null})
-        } else {
-            json!({"assigned_agent_id": null})
-        };
-        let change = TaskChange::Updated {
-            task_id,
-            changes,
-            updated_by: by.clone(),
-        };
-        crate::domain::support::board_log::append(client, board_id, &change).await?;
-        released.push((board_id, change));
-    }
-    Ok(released)
-}
-
-/// What deleting an agent changed: the tasks it released (for the board feeds) and the
-/// gateway whose link is to remove it (to poke once committed).
-pub struct Deleted {
-    pub released: Vec<ReleasedTask>,
-    pub gateway_id: Uuid,
-}
-
-/// An admin deletes an agent: see [`remove`].
-pub async fn delete(
-    client: &impl GenericClient,
-    principal: &Principal,
-    agent_id: Uuid,
-) -> DomainResult<Deleted> {
-    let agent = agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let by = crate::domain::model::Actor::User(principal.user.id).reference();
-    remove(client, principal.organization.id, &agent, &by).await
-}
-
-/// A lead deletes a worker of its board, as the reference's `delete_agent_as_lead`: an
-/// unknown agent is already gone (`None`); a gateway-main agent 403, an agent of another
-/// board (or organization) 404, a lead 403.
-pub async fn delete_by_lead(
-    client: &impl GenericClient,
-    lead: &AgentPrincipal,
-    board_id: Uuid,
-    agent_id: Uuid,
-) -> DomainResult<Option<Deleted>> {
-    if !lead.agent.is_board_lead {
-        return Err(DomainError::forbidden("Only board leads can delete agents"));
-    }
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {AGENT_COLUMNS}, a.organization_id FROM agents a WHERE a.id = $1 FOR UPDATE"
-            ),
-            &[&agent_id],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let agent = Agent::from_row(&row);
-    if row.get::<_, Uuid>(16) != lead.organization_id {
-        return Err(DomainError::not_found());
-    }
-    if agent.board_id.is_none() {
-        return Err(DomainError::forbidden(
-            "Board leads cannot delete gateway main agents",
-        ));
-    }
-    if agent.board_id != Some(board_id) {
-        return Err(DomainError::not_found());
-    }
-    if agent.is_board_lead {
-        return Err(DomainError::forbidden(
-            "Board leads cannot delete lead agents",
-        ));
-    }
-    let by = lead.actor().reference();
-    remove(client, lead.organization_id, &agent, &by)
-        .await
-        .map(Some)
-}
-
-/// Deletes the agent, releasing its tasks (`by` did it), recording `agent.delete.direct`,
-/// and queueing `agents.delete` for its gateway, which removes the agent's session and
-/// workspace when its link takes the request.
-async fn remove(
-    client: &impl GenericClient,
-    organization_id: Uuid,
-    agent: &Agent,
-    by: &Value,
-) -> DomainResult<Deleted> {
-    let released = release_tasks(client, agent.id, by).await?;
-    activity::record(
-        client,
-        NewActivity {
-            organization_id,
-            board_id: agent.board_id,
-            event_type: "agent.delete.direct",
-            message: Some(format!("Deleted agent {}.", agent.name)),
-            agent_id: None,
-            task_id: None,
-        },
-    )
-    .await?;
-    provisioning::remove(client, organization_id, agent).await?;
-    client
-        .execute("DELETE FROM agents WHERE id = $1", &[&agent.id])
-        .await?;
-    Ok(Deleted {
-        released,
-        gateway_id: agent.gateway_id,
-    })
-}
-
-/// Queues `agents.delete` for every agent of a board that is about to go; returns their
-/// gateways.
-pub async fn deprovision_board(
-    client: &impl GenericClient,
-    board: &Board,
-) -> DomainResult<Vec<Uuid>> {
-    let rows = client
-        .query(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 FOR UPDATE"),
-            &[&board.id],
-        )
-        .await?;
-    let mut gateways = Vec::new();
-    for agent in rows.iter().map(Agent::from_row) {
-        provisioning::remove(client, board.organization_id, &agent).await?;
-        gateways.push(agent.gateway_id);
-    }
-    Ok(gateways)
-}
-
-/// Creates or refreshes the gateway-main agent of a gateway and records the
-/// provisioning intent (`provision` for a new gateway, `update` after a change).
-pub async fn ensure_gateway_main(
-    client: &impl GenericClient,
-    organization_id: Uuid,
-    gateway_id: Uuid,
-    gateway_name: &str,
-    action: &str,
-) -> DomainResult<()> {
-    let status = if action == "update" {
-        "updating"
-    } else {
-        "provisioning"
-    };
-    let name = format!("{gateway_name} Gateway Agent");
-    let session_key = gateway_main_session_key(gateway_id);
-    let mut mains = client
-        .query(
-            &format!("UPDATE agents AS a SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
-               heartbeat_config = COALESCE(heartbeat_config, $4), identity_profile = COALESCE(identity_profile, $5), \
-               status = $6, provision_requested_at = now(), provision_action = $7, updated_at = now() \
-             WHERE gateway_id = $1 AND board_id IS NULL RETURNING {AGENT_COLUMNS}"),
-            &[
-                &gateway_id,
-                &name,
-                &session_key,
-                &default_heartbeat_config(),
-                &main_identity_profile(),
-                &status,
-                &action,
-            ],
-        )
-        .await?;
-    if mains.is_empty() {
-        mains = client
-            .query(
-                &format!("INSERT INTO agents AS a (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
-                   heartbeat_config, identity_profile, provision_requested_at, provision_action) \
-                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9) RETURNING {AGENT_COLUMNS}"),
-                &[
-                    &Uuid::new_v4(),
-                    &organization_id,
-                    &gateway_id,
-                    &name,
-                    &status,
-                    &session_key,
-                    &default_heartbeat_config(),
-                    &main_identity_profile(),
-                    &action,
-                ],
-            )
-            .await?;
-    }
-    let method = match action {
-        "update" => provisioning::UPDATE,
-        _ => provisioning::CREATE,
-    };
-    for main in &mains {
-        provisioning::provision(client, organization_id, &Agent::from_row(main), method).await?;
-    }
-    Ok(())
-}
-
-fn main_identity_profile() -> Value {
-    json!({
-        "role": "Gateway Agent",
-        "communication_style": "direct, concise, practical",
-        "emoji": ":compass:",
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_profiles_are_normalized() {
-        let raw = json!({" role ": " Lead ", "skills": ["a", " ", "b"], "blank": "  ", "none": null, "n": 3});
-        let Value::Object(map) = raw else {
-            unreachable!()
-        };
-        assert_eq!(
-            normalize_identity_profile(Some(map)),
-            Some(json!({"role": "Lead", "skills": "a, b", "n": "3"}))
-        );
-        assert_eq!(normalize_identity_profile(Some(Map::new())), None);
-    }
-}
-
-/// `AgentRead` with the agent's new token, shown this once (at creation and whenever an
-/// update rotates it).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentWithToken {
-    #[serde(flatten)]
-    pub agent: Agent,
-    /// `mca_…`: send it as `X-Agent-Token` (or `Authorization: Bearer` on `/agent/*`).
-    pub agent_token: Option<String>,
-}
-
-impl AgentWithToken {
-    /// An answer that shows no token (the agent keeps its own).
-    fn without_token(agent: Agent) -> AgentWithToken {
-        AgentWithToken {
-            agent,
-            agent_token: None,
-        }
-    }
-}
-
-/// Gives the agent a new token (the old one stops working) and returns it.
-pub async fn rotate_token(
-    client: &impl GenericClient,
-    agent_id: Uuid,
-    key: &str,
-) -> DomainResult<String> {
-    let minted = agent_tokens::mint(key, Holder::Creator);
-    client
-        .execute(
-            "UPDATE agents SET token_lookup = $2, token_hash = $3 WHERE id = $1",
-            &[&agent_id, &minted.lookup, &minted.hash],
-        )
-        .await?;
-    Ok(minted.token)
-}
-
-/// The agent with a fresh token, for the response that shows it.
-pub async fn with_new_token(
-    client: &impl GenericClient,
-    agent: Agent,
-    key: &str,
-) -> DomainResult<AgentWithToken> {
-    let token = rotate_token(client, agent.id, key).await?;
-    Ok(AgentWithToken {
-        agent,
-        agent_token: Some(token),
-    })
-}
-
-/// Presence (`last_seen_at`) is written at most this often per agent.
-const PRESENCE_EVERY_SECONDS: i64 = 30;
-
-/// The agent was heard from: its status becomes `status` when one is given, else online
-/// (unless it is being updated or deleted); `last_seen_at` moves only when it is unset or
-/// older than `PRESENCE_EVERY_SECONDS`. The one rule of presence: the token touch and every
-/// heartbeat go through it. Nothing is written (`None`) when neither would change, so
-/// frequent calls cost no row write and no stream event.
-async fn touch(
-    client: &impl GenericClient,
-    agent_id: Uuid,
-    status: Option<&str>,
-) -> DomainResult<Option<Agent>> {
-    const STATUS: &str = "COALESCE($2::text, \
-         CASE WHEN a.status IN ('updating', 'deleting') THEN a.status ELSE 'online' END)";
-    const DUE: &str =
-        "(a.last_seen_at IS NULL OR a.last_seen_at <= now() - make_interval(secs => $3))";
-    // The test is in the UPDATE itself, so concurrent calls apply the rule to the row as
-    // it is when each one writes.
-    let row = client
-        .query_opt(
-            &format!(
-                "UPDATE agents a SET status = {STATUS}, \
-                   last_seen_at = CASE WHEN {DUE} THEN now() ELSE a.last_seen_at END, updated_at = now() \
-                 WHERE a.id = $1 AND ({DUE} OR a.status <> {STATUS}) RETURNING {AGENT_COLUMNS}"
-            ),
-            &[&agent_id, &status, &(PRESENCE_EVERY_SECONDS as f64)],
-        )
-        .await?;
-    Ok(row.as_ref().map(Agent::from_row))
-}
-
-/// The agent a token belongs to: one indexed query, a constant-time check, and the
-/// presence touch (`touch`). The flag says whether the touch wrote the agent.
-pub async fn authenticate(
-    client: &impl GenericClient,
-    key: &str,
-    token: &str,
-) -> DomainResult<Option<(AgentPrincipal, bool)>> {
-    let Some((holder, lookup, secret)) = agent_tokens::parse(token) else {
-        return Ok(None);
-    };
-    let by_creator_token = format!(
-        "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
-    );
-    let by_gateway_token = format!(
-        "SELECT {AGENT_COLUMNS}, a.organization_id, g.hash \
-         FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1"
-    );
-    let mut row = None;
-    if holder == Holder::Creator {
-        row = typed::query_opt(client, &by_creator_token, &[&lookup]).await?;
-    }
-    // Gateway tokens minted before they had a prefix of their own read `mca_`.
-    if row.is_none() {
-        row = typed::query_opt(client, &by_gateway_token, &[&lookup]).await?;
-    }
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let hash: Vec<u8> = row.get(17);
-    if !crate::auth::agent_tokens::verify(key, secret, &hash) {
-        return Ok(None);
-    }
-    let mut agent = Agent::from_row(&row);
-    // Most requests come within the presence window: they skip the round trip.
-    let due = agent
-        .last_seen_at
-        .is_none_or(|seen| Utc::now() - seen >= Duration::seconds(PRESENCE_EVERY_SECONDS));
-    let mut touched = false;
-    if due {
-        if let Some(seen) = touch(client, agent.id, None).await? {
-            agent = seen;
-            touched = true;
-        }
-    }
-    let principal = AgentPrincipal {
-        agent,
-        organization_id: row.get(16),
-    };
-    Ok(Some((principal, touched)))
-}
-
-/// `AgentHeartbeat`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct AgentHeartbeat {
-    /// Any string (`healthy`, `degraded` …); blank or absent: online.
-    #[serde(default)]
-    pub status: Option<String>,
-}
-
-/// `AgentHeartbeatCreate`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AgentHeartbeatCreate {
-    pub name: String,
-    #[serde(default)]
-    pub board_id: Option<Uuid>,
-    #[serde(default)]
-    pub status: Option<String>,
-}
-
-/// A heartbeat of the agent (presence by `touch`, with the posted status), recorded as
-/// `agent.heartbeat` activity. Returns the agent and whether it was written.
-async fn heartbeat(
-    client: &impl GenericClient,
-    organization_id: Uuid,
-    agent_id: Uuid,
-    status: Option<String>,
-) -> DomainResult<(Agent, bool)> {
-    let status = blank_to_none(status);
-    let (agent, written) = match touch(client, agent_id, status.as_deref()).await? {
-        Some(agent) => (agent, true),
-        None => {
-            let row = client
-                .query_one(
-                    &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1"),
-                    &[&agent_id],
-                )
-                .await?;
-            (Agent::from_row(&row), false)
-        }
-    };
-    activity::record(
-        client,
-        NewActivity {
-            organization_id,
-            board_id: agent.board_id,
-            event_type: "agent.heartbeat",
-            message: Some(format!("Heartbeat received from {}.", agent.name)),
-            agent_id: Some(agent.id),
-            task_id: None,
-        },
-    )
-    .await?;
-    Ok((agent, written))
-}
-
-/// `POST /agents/{id}/heartbeat`: the agent itself (another agent: 403), or an org admin
-/// with write access to the agent's board.
-pub async fn heartbeat_agent(
-    client: &impl GenericClient,
-    caller: &Caller,
-    agent_id: Uuid,
-    input: AgentHeartbeat,
-) -> DomainResult<(Agent, bool)> {
-    match caller {
-        Caller::Agent(me) if me.agent.id != agent_id => Err(DomainError::forbidden(
-            "Agents can only send their own heartbeat.",
-        )),
-        Caller::Agent(_) => Ok(()),
-        Caller::User(principal) => agent_for_user(client, principal, agent_id, Access::Write)
-            .await
-            .map(drop),
-    }?;
-    heartbeat(client, caller.organization_id(), agent_id, input.status).await
-}
-
-/// `POST /agents/heartbeat`: an agent beats for itself whatever the name says; an org
-/// admin names an agent of the organization (on `board_id` when given), and when there is
-/// none it is created as `POST /agents` creates agents, its token shown once. Returns the
-/// agent and whether it was written.
-pub async fn heartbeat_or_create(
-    client: &impl GenericClient,
-    caller: &Caller,
-    input: AgentHeartbeatCreate,
-    key: &str,
-) -> DomainResult<(AgentWithToken, bool)> {
-    let principal = match caller {
-        Caller::Agent(me) => {
-            let (agent, written) =
-                heartbeat(client, me.organization_id, me.agent.id, input.status).await?;
-            return Ok((AgentWithToken::without_token(agent), written));
-        }
-        Caller::User(principal) => principal,
-    };
-    access::require_org_admin(&principal.member)?;
-    let name = crate::domain::support::validation::non_empty("name", &input.name)?;
-    let found: Option<Uuid> = client
-        .query_opt(
-            "SELECT id FROM agents WHERE organization_id = $1 AND name = $2 \
-             AND ($3::uuid IS NULL OR board_id = $3) ORDER BY created_at, id LIMIT 1",
-            &[&principal.organization.id, &name, &input.board_id],
-        )
-        .await?
-        .map(|r| r.get(0));
-    let org = principal.organization.id;
-    let Some(agent_id) = found else {
-        let new_agent = AgentCreate {
-            board_id: input.board_id,
-            name,
-            ..AgentCreate::default()
-        };
-        let created = create(client, principal, new_agent).await?;
-        let (agent, _) = heartbeat(client, org, created.id, input.status).await?;
-        return Ok((with_new_token(client, agent, key).await?, true));
-    };
-    agent_for_user(client, principal, agent_id, Access::Write).await?;
-    let (agent, written) = heartbeat(client, org, agent_id, input.status).await?;
-    Ok((AgentWithToken::without_token(agent), written))
-}
-
 /// The boards an agent reaches: its own, or (a gateway-main agent) its organization's.
 pub async fn boards_for_agent(
     client: &impl GenericClient,
@@ -1212,83 +630,20 @@ pub async fn boards_for_agent(
     .await
 }
 
-/// `SoulUpdateRequest`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SoulUpdate {
-    pub content: String,
-    #[serde(default)]
-    pub source_url: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// An agent of the caller's board that the caller (its lead, or itself with `self_ok`)
-/// may act on.
-async fn board_agent_for(
-    client: &impl GenericClient,
-    caller: &AgentPrincipal,
-    board_id: Uuid,
-    agent_id: Uuid,
-    self_ok: bool,
-) -> DomainResult<Agent> {
-    if !(self_ok && caller.agent.id == agent_id) {
-        caller.require_lead()?;
+    #[test]
+    fn identity_profiles_are_normalized() {
+        let raw = json!({" role ": " Lead ", "skills": ["a", " ", "b"], "blank": "  ", "none": null, "n": 3});
+        let Value::Object(map) = raw else {
+            unreachable!()
+        };
+        assert_eq!(
+            normalize_identity_profile(Some(map)),
+            Some(json!({"role": "Lead", "skills": "a, b", "n": "3"}))
+        );
+        assert_eq!(normalize_identity_profile(Some(Map::new())), None);
     }
-    let row = client
-        .query_opt(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.board_id = $2"),
-            &[&agent_id, &board_id],
-        )
-        .await?
-        .ok_or_else(DomainError::not_found)?;
-    Ok(Agent::from_row(&row))
-}
-
-/// The agent's SOUL.md as stored (the reference reads it from the gateway).
-pub async fn soul(
-    client: &impl GenericClient,
-    caller: &AgentPrincipal,
-    board_id: Uuid,
-    agent_id: Uuid,
-) -> DomainResult<String> {
-    let agent = board_agent_for(client, caller, board_id, agent_id, true).await?;
-    Ok(agent.soul_template.unwrap_or_default())
-}
-
-/// A lead rewrites an agent's SOUL.md: stored for re-provisioning and written to the agent's
-/// workspace on its gateway (a recorded gateway request).
-pub async fn update_soul(
-    client: &impl GenericClient,
-    caller: &AgentPrincipal,
-    board_id: Uuid,
-    agent_id: Uuid,
-    input: SoulUpdate,
-) -> DomainResult<Uuid> {
-    let content = crate::domain::support::validation::non_empty("content", &input.content)?;
-    let agent = board_agent_for(client, caller, board_id, agent_id, false).await?;
-    client
-        .execute(
-            "UPDATE agents SET soul_template = $2, provision_requested_at = now(), provision_action = 'update', \
-             updated_at = now() WHERE id = $1",
-            &[&agent.id, &content],
-        )
-        .await?;
-    provisioning::write_file(client, caller.organization_id, &agent, "SOUL.md", &content).await?;
-    let reason = input.reason.filter(|r| !r.trim().is_empty());
-    activity::record(
-        client,
-        NewActivity {
-            organization_id: caller.organization_id,
-            board_id: Some(board_id),
-            event_type: "agent.soul.updated",
-            message: Some(match reason {
-                Some(reason) => format!("SOUL updated for {}: {reason}", agent.name),
-                None => format!("SOUL updated for {}.", agent.name),
-            }),
-            agent_id: Some(caller.agent.id),
-            task_id: None,
-        },
-    )
-    .await?;
-    Ok(agent.gateway_id)
 }

@@ -13,9 +13,7 @@ use crate::domain::model::{Board, Principal};
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::model_error;
-use crate::domain::{
-    agents::crud as agents, boards::groups as board_groups, outbox::board_group_notices,
-};
+use crate::domain::{boards::groups as board_groups, outbox::board_group_notices};
 use crate::domain::{DomainError, DomainResult};
 
 const ERR_DESCRIPTION_REQUIRED: &str = "description is required";
@@ -430,7 +428,7 @@ pub async fn delete(
 ) -> DomainResult<Vec<Uuid>> {
     lock(client, principal.organization.id, board_id).await?;
     let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
-    let gateways = agents::deprovision_board(client, &board).await?;
+    let gateways = crate::domain::agents::removal::deprovision_board(client, &board).await?;
     client
         .execute("DELETE FROM boards WHERE id = $1", &[&board.id])
         .await?;

@@ -14,7 +14,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::agents::crud::{self as agents, LeadOptions};
+use crate::domain::agents::lead::LeadOptions;
 use crate::domain::model::agent::gateway_main_session_key;
 use crate::domain::model::board::BOARD_COLUMNS;
 use crate::domain::model::{AgentPrincipal, Board, Principal};
@@ -185,7 +185,7 @@ async fn tell_gateway_agent(
     text: &str,
     correlation_id: String,
 ) -> DomainResult<()> {
-    let main = agents::gateway_main(client, gateway_id).await?;
+    let main = crate::domain::agents::gateway_main::gateway_main(client, gateway_id).await?;
     gateway_commands::send_to_session(
         client,
         Target {
@@ -520,7 +520,12 @@ pub async fn confirm(
             )
             .await?;
     }
-    agents::ensure_board_lead(client, &board, draft_lead(session.draft_goal.as_ref())).await?;
+    crate::domain::agents::lead::ensure_board_lead(
+        client,
+        &board,
+        draft_lead(session.draft_goal.as_ref()),
+    )
+    .await?;
     Ok((board, gateway_id))
 }
 

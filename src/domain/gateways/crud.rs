@@ -11,7 +11,7 @@ use crate::domain::model::gateway::find;
 use crate::domain::model::gateway::GATEWAY_COLUMNS;
 use crate::domain::model::{Gateway, Principal};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
-use crate::domain::{agents::crud as agents, support::access, DomainError, DomainResult};
+use crate::domain::{support::access, DomainError, DomainResult};
 
 /// `GatewayCreate`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -101,7 +101,14 @@ pub async fn create(
         )
         .await?;
     let gateway = Gateway::from_row(&row);
-    agents::ensure_gateway_main(client, org, gateway.id, &gateway.name, "provision").await?;
+    crate::domain::agents::gateway_main::ensure_gateway_main(
+        client,
+        org,
+        gateway.id,
+        &gateway.name,
+        "provision",
+    )
+    .await?;
     Ok(gateway)
 }
 
@@ -134,7 +141,14 @@ pub async fn update(
         )
         .await?;
     let gateway = Gateway::from_row(&row);
-    agents::ensure_gateway_main(client, org, gateway.id, &gateway.name, "update").await?;
+    crate::domain::agents::gateway_main::ensure_gateway_main(
+        client,
+        org,
+        gateway.id,
+        &gateway.name,
+        "update",
+    )
+    .await?;
     Ok(gateway)
 }
 
@@ -144,7 +158,7 @@ pub async fn delete(
     client: &impl GenericClient,
     principal: &Principal,
     gateway_id: Uuid,
-) -> DomainResult<Vec<agents::ReleasedTask>> {
+) -> DomainResult<Vec<crate::domain::agents::removal::ReleasedTask>> {
     let gateway = get_for_update(client, principal, gateway_id).await?;
     let boards: i64 = client
         .query_one(
@@ -167,7 +181,7 @@ pub async fn delete(
         .await?
     {
         released.extend(
-            agents::release_tasks(
+            crate::domain::agents::removal::release_tasks(
                 client,
                 row.get(0),
                 &crate::domain::model::Actor::User(principal.user.id).reference(),

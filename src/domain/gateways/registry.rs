@@ -180,7 +180,7 @@ pub async fn register(
                 )
                 .await?;
             // Boards need a gateway-main agent on their gateway, as admin-created ones have.
-            crate::domain::agents::crud::ensure_gateway_main(
+            crate::domain::agents::gateway_main::ensure_gateway_main(
                 client,
                 r.organization_id,
                 id,

@@ -361,20 +361,6 @@ pub async fn recent(
     Ok(rows.iter().map(Command::from_row).collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let base = Duration::from_secs(5);
-        assert_eq!(backoff(base, 0), Duration::from_secs(5));
-        assert_eq!(backoff(base, 1), Duration::from_secs(10));
-        assert_eq!(backoff(base, 5), Duration::from_secs(160));
-        assert_eq!(backoff(base, 40), Duration::from_secs(160));
-    }
-}
-
 /// A new token for the agent's gateway (sent in a provisioning request); the token shown
 /// to the agent's creator keeps working.
 pub async fn rotate_gateway_token(
@@ -391,4 +377,18 @@ pub async fn rotate_gateway_token(
         )
         .await?;
     Ok(minted.token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(5);
+        assert_eq!(backoff(base, 0), Duration::from_secs(5));
+        assert_eq!(backoff(base, 1), Duration::from_secs(10));
+        assert_eq!(backoff(base, 5), Duration::from_secs(160));
+        assert_eq!(backoff(base, 40), Duration::from_secs(160));
+    }
 }

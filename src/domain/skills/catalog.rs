@@ -11,7 +11,6 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::agents::crud as agents;
 use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::skills::discovery::{Candidate, Discovered};
@@ -403,7 +402,7 @@ pub async fn set_installed(
         ));
     }
     let skill = find_skill(client, principal.organization.id, skill_id).await?;
-    let main_agent = agents::gateway_main(client, gateway.id)
+    let main_agent = crate::domain::agents::gateway_main::gateway_main(client, gateway.id)
         .await?
         .map(|(id, _)| id);
     gateway_commands::send_to_session(
