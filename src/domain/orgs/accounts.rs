@@ -142,7 +142,7 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
                     &[&Uuid::new_v4(), &org_id, &user_id],
                 )
                 .await?;
-                    crate::domain::skills::catalog::seed_default_packs(&tx, org_id).await?;
+                    crate::domain::skills::packs::seed_default_packs(&tx, org_id).await?;
                     org_id
                 }
             }

@@ -22,7 +22,7 @@ use crate::domain::tasks::approvals;
 use crate::domain::tasks::dependencies::{self, Dependency};
 use crate::domain::tasks::rules::{self as task_rules, Decision, DependentEffect, Request};
 use crate::domain::tasks::tags::{self, TagRef};
-use crate::domain::{tasks::custom_fields, DomainError, DomainResult};
+use crate::domain::{DomainError, DomainResult};
 
 /// `TaskRead`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -57,7 +57,8 @@ pub async fn reads(
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
     let mut deps = dependencies::for_tasks(client, &ids).await?;
     let mut tags = tags::tags_for_tasks(client, &ids).await?;
-    let mut values = custom_fields::values_for_tasks(client, board_id, &ids).await?;
+    let mut values =
+        crate::domain::tasks::field_values::values_for_tasks(client, board_id, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|t| {
@@ -314,7 +315,13 @@ pub async fn create(
         )
         .await?;
     let row = TaskRow::from_row(&row);
-    custom_fields::apply_on_create(client, board.id, task_id, &input.custom_field_values).await?;
+    crate::domain::tasks::field_values::apply_on_create(
+        client,
+        board.id,
+        task_id,
+        &input.custom_field_values,
+    )
+    .await?;
     dependencies::replace(client, board.id, task_id, &deps).await?;
     tags::replace_task_tags(client, board.organization_id, task_id, &input.tag_ids).await?;
     activity::record(
@@ -508,7 +515,8 @@ pub async fn update(
         tags::replace_task_tags(client, board.organization_id, task_id, tag_ids).await?;
     }
     if let Some(values) = &custom_values {
-        custom_fields::apply_on_update(client, board.id, task_id, values).await?;
+        crate::domain::tasks::field_values::apply_on_update(client, board.id, task_id, values)
+            .await?;
     }
     let row = save(client, &current, &plain, &decision, now).await?;
     let was_done = current.status == TaskStatus::Done;
