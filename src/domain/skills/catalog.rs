@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
-use crate::domain::skills::packs::find_pack;
+use crate::domain::skills::packs::{find_pack, infer_skill_name};
 use crate::domain::support::access;
 use crate::domain::support::validation::Invalid;
 use crate::domain::{DomainError, DomainResult};
@@ -104,9 +104,6 @@ pub struct GatewayQuery {
 
 const ERR_GATEWAY: &str = "Gateway not found";
 const ERR_SKILL: &str = "Marketplace skill not found";
-pub(super) const ERR_PACK: &str = "Skill pack not found";
-pub(super) const ERR_PACK_TAKEN: &str = "A pack with this source URL already exists";
-
 async fn require_gateway(
     client: &impl GenericClient,
     principal: &Principal,
@@ -251,30 +248,6 @@ pub async fn list_marketplace(
             }
         })
         .collect())
-}
-
-/// The name the reference infers from a URL: its last path segment, `-`/`_` as spaces.
-pub(super) fn infer_skill_name(url: &url::Url) -> String {
-    let path = url.path().trim_end_matches('/');
-    let last = path.rsplit('/').next().filter(|s| !s.is_empty());
-    let candidate = match last {
-        Some(segment) => urlencoding_decode(segment),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let candidate = candidate.trim_end_matches(".git").replace(['-', '_'], " ");
-    let candidate = candidate.trim();
-    if candidate.is_empty() {
-        "Skill".into()
-    } else {
-        candidate.to_string()
-    }
-}
-
-fn urlencoding_decode(segment: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| segment.to_string())
 }
 
 /// A pydantic `AnyUrl`/`minLength=1` check on `source_url`.

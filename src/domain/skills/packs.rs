@@ -1,9 +1,6 @@
 //! Skill packs of an organization: a pack is a git repository whose skills a sync upserts
 //! (what `discovery` finds), with the default packs seeded for a new organization.
 
-use super::catalog::infer_skill_name;
-use super::catalog::ERR_PACK;
-use super::catalog::ERR_PACK_TAKEN;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -369,6 +366,34 @@ pub async fn store_synced(
         updated: rows.len() as i64 - created,
         warnings: found.warnings,
     })
+}
+
+const ERR_PACK: &str = "Skill pack not found";
+
+const ERR_PACK_TAKEN: &str = "A pack with this source URL already exists";
+
+/// The name the reference infers from a URL: its last path segment, `-`/`_` as spaces.
+pub(super) fn infer_skill_name(url: &url::Url) -> String {
+    let path = url.path().trim_end_matches('/');
+    let last = path.rsplit('/').next().filter(|s| !s.is_empty());
+    let candidate = match last {
+        Some(segment) => urlencoding_decode(segment),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let candidate = candidate.trim_end_matches(".git").replace(['-', '_'], " ");
+    let candidate = candidate.trim();
+    if candidate.is_empty() {
+        "Skill".into()
+    } else {
+        candidate.to_string()
+    }
+}
+
+fn urlencoding_decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| segment.to_string())
 }
 
 #[cfg(test)]

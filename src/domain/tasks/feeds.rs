@@ -13,7 +13,8 @@ use crate::domain::support::activity::{
 };
 use crate::domain::support::streams::{stream_start, BATCH};
 use crate::domain::tasks::approvals;
-use crate::domain::tasks::crud::{self as tasks, TaskComment};
+use crate::domain::tasks::comments::TaskComment;
+use crate::domain::tasks::crud as tasks;
 use crate::domain::DomainResult;
 
 /// The streams of a board.

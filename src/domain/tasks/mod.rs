@@ -1,6 +1,7 @@
 //! TODO wing doc
 
 pub mod approvals;
+pub mod comments;
 pub mod crud;
 pub mod custom_fields;
 pub mod dependencies;
