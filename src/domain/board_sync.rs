@@ -4,12 +4,14 @@
 //! lock, so a reader that has number n has everything before it.
 
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::Value;
+use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::tasks::{self, TaskRow, TASK_COLUMNS};
+use super::tasks::{self, Task, TaskRow, TASK_COLUMNS};
 use super::DomainResult;
+use crate::protocol::board::{BoardState, Numbered, TaskEvent};
 
 /// A committed change of a task, as the realtime layer carries it.
 #[derive(Debug, Clone)]
@@ -38,28 +40,24 @@ pub enum TaskChange {
 /// Events kept per board; older ones are dropped as new ones come.
 const KEPT: i64 = 1000;
 
-/// The wire frame of a change (the reference's fields; `append` adds `seq`); `None` for
+/// The wire event of a change (the reference's fields; `append` numbers it); `None` for
 /// changes board sync does not carry (comments, notices).
-fn frame(change: &TaskChange) -> Option<Value> {
-    let timestamp = Utc::now();
-    let frame = match change {
-        TaskChange::Created { task } => {
-            json!({"type": "task.created", "task": task, "timestamp": timestamp})
-        }
+fn frame(change: &TaskChange) -> Option<TaskEvent<'_>> {
+    let event = match change {
+        TaskChange::Created { task } => TaskEvent::Created { task },
         TaskChange::Updated {
             task_id,
             changes,
             updated_by,
-        } => json!({
-            "type": "task.updated", "task_id": task_id, "changes": changes,
-            "updated_by": updated_by, "timestamp": timestamp,
-        }),
-        TaskChange::Deleted { task_id } => {
-            json!({"type": "task.deleted", "task_id": task_id, "timestamp": timestamp})
-        }
+        } => TaskEvent::Updated {
+            task_id: *task_id,
+            changes,
+            updated_by,
+        },
+        TaskChange::Deleted { task_id } => TaskEvent::Deleted { task_id: *task_id },
         TaskChange::Commented { .. } | TaskChange::Notified { .. } => return None,
     };
-    Some(frame)
+    Some(event)
 }
 
 /// Records `change` as the board's next event (in the caller's transaction).
@@ -68,9 +66,10 @@ pub async fn append(
     board_id: Uuid,
     change: &TaskChange,
 ) -> DomainResult<()> {
-    let Some(mut payload) = frame(change) else {
+    let Some(event) = frame(change) else {
         return Ok(());
     };
+    let timestamp = Utc::now();
     let seq: i64 = client
         .query_one(
             "UPDATE boards SET sync_seq = sync_seq + 1 WHERE id = $1 RETURNING sync_seq",
@@ -78,11 +77,15 @@ pub async fn append(
         )
         .await?
         .get(0);
-    payload["seq"] = json!(seq);
+    let payload = Numbered {
+        event,
+        timestamp,
+        seq,
+    };
     client
         .execute(
             "INSERT INTO board_sync_events (board_id, seq, payload) VALUES ($1, $2, $3)",
-            &[&board_id, &seq, &payload],
+            &[&board_id, &seq, &Json(&payload)],
         )
         .await?;
     if seq % 100 == 0 {
@@ -139,7 +142,7 @@ pub async fn current(client: &impl GenericClient, board_id: Uuid) -> DomainResul
 
 /// `board.state`: every task of the board (newest first) and the sync number it reflects.
 /// Call in a repeatable-read transaction so both are read from one snapshot.
-pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<Value> {
+pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<BoardState<Task>> {
     let seq = current(client, board_id).await?;
     let rows: Vec<TaskRow> = client
         .query(
@@ -151,5 +154,9 @@ pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<
         .map(TaskRow::from_row)
         .collect();
     let tasks = tasks::reads(client, board_id, rows).await?;
-    Ok(json!({"type": "board.state", "timestamp": Utc::now(), "seq": seq, "tasks": tasks}))
+    Ok(BoardState {
+        timestamp: Utc::now(),
+        seq,
+        tasks,
+    })
 }
