@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::pagination::{fetch_page, Page, PageParams};
 use super::{DomainError, DomainResult};
 use crate::protocol::codes::ErrorCode;
-use crate::protocol::h5::{self, AgentPresence, Extra, Outbound, Role};
+use crate::protocol::h5::{self, AgentPresence, Extra, MessageFields, Outbound, Role};
 use crate::protocol::relay;
 
 /// A chat session (`h5_chat_sessions`).
@@ -256,18 +256,25 @@ pub async fn accept_reply(
     Ok(Some((session, message, false)))
 }
 
+/// What every frame of `message` says about it; `role` is the frame's.
+fn message_fields(session: &ChatSession, message: &ChatMessage, role: Role) -> MessageFields {
+    MessageFields {
+        session_key: session.session_key.clone(),
+        session_id: session.id,
+        agent_id: message.agent_id,
+        content: message.content.clone(),
+        role,
+        message_id: message.id,
+    }
+}
+
 /// The frame an H5 client receives for an assistant message (the reference's `chat_reply`,
 /// plus ids; `extra` fields never override the ones the client relies on).
 pub fn reply_frame(session: &ChatSession, message: &ChatMessage) -> Outbound {
     Outbound::ChatReply {
         id: message.id,
         payload: h5::ChatReply {
-            session_key: session.session_key.clone(),
-            session_id: session.id,
-            agent_id: message.agent_id,
-            content: message.content.clone(),
-            role: Role::Assistant,
-            message_id: message.id,
+            message: message_fields(session, message, Role::Assistant),
             created_at: message.created_at,
             extra: Extra::new(message.extra.as_ref()),
         },
@@ -284,13 +291,8 @@ pub fn chat_send_frame(
     relay::Outbound::ChatSend {
         id: id.clone(),
         payload: relay::ChatSend {
-            session_key: session.session_key.clone(),
-            session_id: session.id,
+            message: message_fields(session, message, Role::User),
             h5_user_id: session.h5_user_id,
-            agent_id: message.agent_id,
-            content: message.content.clone(),
-            role: Role::User,
-            message_id: message.id,
         },
     }
 }
@@ -348,12 +350,7 @@ pub fn user_message_frame(session: &ChatSession, message: &ChatMessage) -> Outbo
     Outbound::ChatMessage {
         id: message.id,
         payload: h5::UserMessage {
-            session_key: session.session_key.clone(),
-            session_id: session.id,
-            agent_id: message.agent_id,
-            content: message.content.clone(),
-            role: Role::User,
-            message_id: message.id,
+            message: message_fields(session, message, Role::User),
             client_message_id: message.client_message_id.clone(),
             created_at: message.created_at,
         },

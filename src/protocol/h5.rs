@@ -185,14 +185,22 @@ pub struct ResumeDone {
     pub count: usize,
 }
 
+/// What every frame of a stored chat message says about it (`chat_reply`, `chat_message`,
+/// and the gateway's `chat.send`).
 #[derive(Debug, Serialize)]
-pub struct ChatReply {
+pub struct MessageFields {
     pub session_key: String,
     pub session_id: Uuid,
     pub agent_id: Uuid,
     pub content: Value,
     pub role: Role,
     pub message_id: Uuid,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatReply {
+    #[serde(flatten)]
+    pub message: MessageFields,
     pub created_at: DateTime<Utc>,
     /// The reply's `extra` fields, passed on to the user.
     #[serde(flatten)]
@@ -227,12 +235,8 @@ impl Extra {
 
 #[derive(Debug, Serialize)]
 pub struct UserMessage {
-    pub session_key: String,
-    pub session_id: Uuid,
-    pub agent_id: Uuid,
-    pub content: Value,
-    pub role: Role,
-    pub message_id: Uuid,
+    #[serde(flatten)]
+    pub message: MessageFields,
     /// The client's id of the message (`null` when it sent none).
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -319,12 +323,14 @@ mod tests {
         let frame = Outbound::ChatReply {
             id,
             payload: ChatReply {
-                session_key: "h5:a:b".into(),
-                session_id,
-                agent_id,
-                content: json!("hi"),
-                role: Role::Assistant,
-                message_id: id,
+                message: MessageFields {
+                    session_key: "h5:a:b".into(),
+                    session_id,
+                    agent_id,
+                    content: json!("hi"),
+                    role: Role::Assistant,
+                    message_id: id,
+                },
                 created_at,
                 extra: Extra::new(Some(&json!({"content": "evil", "tokens": 3}))),
             },

@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::codes::ErrorCode;
-use super::h5::Role;
+use super::h5::MessageFields;
 use super::{content, fields, idempotency_key, loose, non_empty, Envelope, Invalid};
 
 #[derive(Debug)]
@@ -173,13 +173,9 @@ pub struct AuthError {
 
 #[derive(Debug, Serialize)]
 pub struct ChatSend {
-    pub session_key: String,
-    pub session_id: Uuid,
+    #[serde(flatten)]
+    pub message: MessageFields,
     pub h5_user_id: Uuid,
-    pub agent_id: Uuid,
-    pub content: Value,
-    pub role: Role,
-    pub message_id: Uuid,
 }
 
 #[derive(Debug, Serialize)]
