@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod outbound;
+pub mod protocol;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -14,7 +14,7 @@ use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::presence::Presence;
-use crate::actors::registry::{CloseAll, Registry};
+use crate::actors::registry::{CloseAll, Registry, Router};
 use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
@@ -46,10 +46,12 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     };
     let login_throttle = LoginThrottle::new(redis.clone(), settings.h5.login_failure_window);
     let webhook_throttle = LoginThrottle::new(redis.clone(), Duration::from_secs(60));
+    let presence = Arc::new(Presence::new(redis));
     let registry = {
-        let bridge = bridge.clone();
-        Supervisor::start(move |_| Registry::new(bridge))
+        let (bridge, presence) = (bridge.clone(), presence.clone());
+        Supervisor::start(move |_| Registry::new(bridge, presence))
     };
+    let router = Router::new(registry);
     let feeds = {
         let bridge = bridge.clone();
         Supervisor::start(move |_| FeedHub::new(bridge))
@@ -70,15 +72,15 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         settings: settings.clone(),
         db,
         bridge,
-        board_events: BoardEvents::new(feeds.clone(), registry.clone()),
+        board_events: BoardEvents::new(feeds.clone(), router.clone()),
         board_rooms,
         suggestions,
         feeds,
         login_throttle,
         webhook_throttle,
-        registry,
+        router,
         rpc,
-        presence: Presence::new(redis),
+        presence,
         sockets: Default::default(),
     });
     {
@@ -89,7 +91,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         );
         Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id));
     }
-    let sockets = (state.registry.clone(), state.board_rooms.clone());
+    let sockets = (state.router.registry().clone(), state.board_rooms.clone());
     let server = HttpServer::new(move || http::app(state.clone()))
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())

@@ -7,14 +7,15 @@ use actix::Addr;
 use crate::actors::board_events::BoardEvents;
 use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
-use crate::actors::feeds::{agents_topic, FeedHub, Poke};
+use crate::actors::feeds::{FeedHub, Poke};
 use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::presence::Presence;
-use crate::actors::registry::Registry;
+use crate::actors::registry::Router;
 use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::PgPool;
+use crate::protocol::channels::Channel;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -31,12 +32,12 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     /// Inbound calls per board webhook, per minute (the same windowed counter).
     pub webhook_throttle: LoginThrottle,
-    /// Which local actor holds which socket.
-    pub registry: Addr<Registry>,
+    /// Which local actor holds which socket, and the one door to reach one by id.
+    pub router: Router,
     /// Callers of this instance waiting for a gateway's answer.
     pub rpc: Addr<RpcReplies>,
     /// Which instance holds which socket.
-    pub presence: Presence,
+    pub presence: Arc<Presence>,
     /// Open WebSockets of this instance (see `actors::socket::ConnectionSlot`).
     pub sockets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -46,7 +47,7 @@ impl AppState {
     /// after a commit that wrote any of its agents.
     pub fn agents_changed(&self, organization_id: uuid::Uuid) {
         self.feeds.do_send(Poke {
-            topic: agents_topic(organization_id),
+            topic: Channel::AgentsFeed(organization_id).to_string(),
         });
     }
 }

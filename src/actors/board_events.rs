@@ -7,19 +7,21 @@
 use actix::Addr;
 use uuid::Uuid;
 
-use super::feeds::{board_topic, organization_topic, sync_topic, FeedHub, Poke};
-use super::registry::{PokeGateway, Registry};
+use super::feeds::{FeedHub, Poke};
+use super::registry::{Address, Router};
 pub use crate::domain::model::TaskChange;
+use crate::protocol::bus::RouteMessage;
+use crate::protocol::channels::Channel;
 
 #[derive(Clone)]
 pub struct BoardEvents {
     feeds: Addr<FeedHub>,
-    registry: Addr<Registry>,
+    router: Router,
 }
 
 impl BoardEvents {
-    pub fn new(feeds: Addr<FeedHub>, registry: Addr<Registry>) -> BoardEvents {
-        BoardEvents { feeds, registry }
+    pub fn new(feeds: Addr<FeedHub>, router: Router) -> BoardEvents {
+        BoardEvents { feeds, router }
     }
 
     /// Hands over the committed changes of one board, in order.
@@ -33,21 +35,24 @@ impl BoardEvents {
             tracing::debug!(%board_id, ?change, "task changed");
             match change {
                 TaskChange::Notified { gateway_id } => {
-                    self.registry.do_send(PokeGateway(gateway_id));
+                    self.router
+                        .tell(Address::Gateway(gateway_id), RouteMessage::Flush);
                     continue;
                 }
-                TaskChange::Commented { .. } => self.poke(organization_topic(organization_id)),
-                _ => self.poke(sync_topic(board_id)),
+                TaskChange::Commented { .. } => self.poke(Channel::OrgFeed(organization_id)),
+                _ => self.poke(Channel::BoardSync(board_id)),
             }
-            self.poke(board_topic(board_id));
+            self.poke(Channel::BoardFeed(board_id));
         }
     }
 
     pub fn approval_changed(&self, board_id: Uuid) {
-        self.poke(board_topic(board_id));
+        self.poke(Channel::BoardFeed(board_id));
     }
 
-    fn poke(&self, topic: String) {
-        self.feeds.do_send(Poke { topic });
+    fn poke(&self, topic: Channel) {
+        self.feeds.do_send(Poke {
+            topic: topic.to_string(),
+        });
     }
 }

@@ -13,9 +13,10 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::feeds::{sync_topic, FeedHub, Listen, Unlisten};
+use super::feeds::{FeedHub, Listen, Unlisten};
 use super::registry::{CloseAll, Control, SocketHandle};
 use crate::db::PgPool;
+use crate::protocol::channels::Channel;
 
 /// Events read per wake-up; a room further behind reads again at once.
 const BATCH: i64 = 500;
@@ -245,7 +246,7 @@ impl Actor for BoardRoom {
         // One slot: a pending wake-up already covers every later commit.
         let (wake, woken) = mpsc::channel::<()>(1);
         self.feeds.do_send(Listen {
-            topic: sync_topic(self.board_id),
+            topic: Channel::BoardSync(self.board_id).to_string(),
             listener: self.listener,
             wake,
         });
@@ -257,7 +258,7 @@ impl Actor for BoardRoom {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.feeds.do_send(Unlisten {
-            topic: sync_topic(self.board_id),
+            topic: Channel::BoardSync(self.board_id).to_string(),
             listener: self.listener,
         });
     }

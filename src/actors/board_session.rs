@@ -11,17 +11,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_web::web::Data;
-use actix_web_actors::ws::{self, CloseCode};
-use serde_json::{json, Value};
+use actix_web_actors::ws;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::board_room::{Join, Leave, Member, Resync, SyncEvent};
+use super::board_events::BoardEvents;
+use super::board_room::{BoardRooms, Join, Leave, Member, Resync, SyncEvent};
 use super::registry::{Control, SocketHandle};
-use super::socket::{self, codes, ConnectionSlot, Outbox};
-use super::suggestions::{self, LISTENER_QUEUE};
+use super::socket::{self, ConnectionSlot, Outbox};
+use super::suggestions::{self, SuggestionHubs, LISTENER_QUEUE};
 use crate::auth::admin;
+use crate::config::Settings;
+use crate::db::PgPool;
 use crate::domain::boards::sync as board_sync;
 use crate::domain::model::{Actor as TaskActor, Principal, TaskStatus};
 use crate::domain::orgs::accounts;
@@ -29,14 +31,24 @@ use crate::domain::support::access::{self, Access};
 use crate::domain::tasks::crud::{self as tasks, TaskCreate, TaskUpdate};
 use crate::domain::DomainError;
 use crate::http::in_transaction;
-use crate::state::AppState;
+use crate::protocol;
+use crate::protocol::board::{self, Closing, Outbound, Request, RequestError};
+use crate::protocol::codes::{BoardErrorCode, Close};
 
-/// Close codes of the board protocol (the reference's).
-const UNAUTHORIZED: u16 = 4001;
-const BOARD_NOT_FOUND: u16 = 4004;
+/// What a board socket uses, handed over at the upgrade: the board's rows and its task
+/// writes, the rooms and suggestion hubs it joins, and its settings (the admin token, socket
+/// limits).
+#[derive(Clone)]
+pub struct BoardDeps {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub board_events: BoardEvents,
+    pub board_rooms: Addr<BoardRooms>,
+    pub suggestions: Addr<SuggestionHubs>,
+}
 
 pub struct BoardSession {
-    state: Data<AppState>,
+    deps: BoardDeps,
     /// `None` when the path's board id is not a UUID.
     board_id: Option<Uuid>,
     token: Option<String>,
@@ -54,14 +66,14 @@ pub struct BoardSession {
 
 impl BoardSession {
     pub fn new(
-        state: Data<AppState>,
+        deps: BoardDeps,
         board_id: Option<Uuid>,
         token: Option<String>,
         slot: Option<ConnectionSlot>,
         outbox: Outbox,
     ) -> BoardSession {
         BoardSession {
-            state,
+            deps,
             board_id,
             token,
             member_id: Uuid::new_v4(),
@@ -76,38 +88,31 @@ impl BoardSession {
     }
 
     /// The reference's flat error frame, then the close.
-    fn refuse(ctx: &mut socket::Ctx<Self>, code: u16, message: &str) {
-        socket::send(
-            ctx,
-            &json!({"type": "error", "code": code, "message": message}),
-        );
-        socket::close(ctx, CloseCode::Other(code), message);
+    fn refuse(ctx: &mut socket::Ctx<Self>, code: Close, message: &str) {
+        socket::send(ctx, &Closing::new(code, message));
+        socket::close(ctx, code, message);
     }
 
     /// A refused request: this client only, the socket stays.
-    fn error(ctx: &mut socket::Ctx<Self>, code: &str, message: Value, extra: Value) {
-        let mut frame = json!({"type": "error", "code": code, "message": message});
-        if let (Some(frame), Some(extra)) = (frame.as_object_mut(), extra.as_object()) {
-            frame.extend(extra.clone());
-        }
-        socket::send(ctx, &frame);
+    fn error(ctx: &mut socket::Ctx<Self>, code: BoardErrorCode, message: impl Into<Value>) {
+        socket::send(ctx, &RequestError::new(code, message));
     }
 
     fn authenticate(&mut self, ctx: &mut socket::Ctx<Self>) {
         let valid = self
             .token
             .as_deref()
-            .is_some_and(|t| admin::token_valid(&self.state.settings, t));
+            .is_some_and(|t| admin::token_valid(&self.deps.settings, t));
         if !valid {
-            return Self::refuse(ctx, UNAUTHORIZED, "unauthorized");
+            return Self::refuse(ctx, Close::AuthFailed, "unauthorized");
         }
         let Some(board_id) = self.board_id else {
-            return Self::refuse(ctx, BOARD_NOT_FOUND, "board not found");
+            return Self::refuse(ctx, Close::BoardNotFound, "board not found");
         };
-        let state = self.state.clone();
+        let db = self.deps.db.clone();
         let check = async move {
-            let principal = accounts::local_principal(&state.db).await?;
-            let conn = state.db.get().await?;
+            let principal = accounts::local_principal(&db).await?;
+            let conn = db.get().await?;
             access::board_for_user(&*conn, &principal, board_id, Access::Read).await?;
             Ok::<_, DomainError>(principal)
         };
@@ -117,7 +122,7 @@ impl BoardSession {
                 .map(move |result, act, ctx| match result {
                     Ok(principal) => {
                         let (frames, suggestions) = mpsc::channel(LISTENER_QUEUE);
-                        act.state.suggestions.do_send(suggestions::Listen {
+                        act.deps.suggestions.do_send(suggestions::Listen {
                             organization_id: principal.organization.id,
                             listener: act.member_id,
                             board_id: Some(board_id),
@@ -130,7 +135,7 @@ impl BoardSession {
                             },
                         ));
                         act.principal = Some(principal);
-                        act.state.board_rooms.do_send(Join {
+                        act.deps.board_rooms.do_send(Join {
                             board_id,
                             member_id: act.member_id,
                             member: Member {
@@ -138,7 +143,7 @@ impl BoardSession {
                                     control: ctx.address().recipient(),
                                     frames: ctx.address().recipient(),
                                     outbox: act.outbox.clone(),
-                                    queue_limit: act.state.settings.ws.outbound_queue_bytes,
+                                    queue_limit: act.deps.settings.ws.outbound_queue_bytes,
                                 },
                                 resync: ctx.address().recipient(),
                             },
@@ -146,14 +151,14 @@ impl BoardSession {
                         act.send_state(ctx);
                     }
                     Err(DomainError::NotFound(_)) => {
-                        Self::refuse(ctx, BOARD_NOT_FOUND, "board not found")
+                        Self::refuse(ctx, Close::BoardNotFound, "board not found")
                     }
                     Err(DomainError::Forbidden(_)) => {
-                        Self::refuse(ctx, UNAUTHORIZED, "board access denied")
+                        Self::refuse(ctx, Close::AuthFailed, "board access denied")
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "board socket set-up failed");
-                        socket::close(ctx, CloseCode::Error, "temporarily unavailable, retry");
+                        socket::close(ctx, Close::InternalError, "temporarily unavailable, retry");
                     }
                 }),
         );
@@ -169,9 +174,9 @@ impl BoardSession {
             return;
         }
         self.seq = None;
-        let state = self.state.clone();
+        let deps = self.deps.clone();
         let load = async move {
-            let value = in_transaction!(state, |tx| async {
+            let value = in_transaction!(deps, |tx| async {
                 crate::db::read_snapshot(&tx).await?;
                 board_sync::state(&tx, board_id).await
             });
@@ -181,7 +186,7 @@ impl BoardSession {
             act.loading = false;
             match result {
                 Ok(frame) => {
-                    act.seq = frame["seq"].as_i64();
+                    act.seq = Some(frame.seq);
                     socket::send(ctx, &frame);
                     for event in std::mem::take(&mut act.early) {
                         act.on_event(event, ctx);
@@ -189,7 +194,7 @@ impl BoardSession {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "board state read failed");
-                    socket::close(ctx, CloseCode::Error, "temporarily unavailable, retry");
+                    socket::close(ctx, Close::InternalError, "temporarily unavailable, retry");
                 }
             }
         }));
@@ -213,50 +218,42 @@ impl BoardSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
-        let frame: Value = match serde_json::from_str(text) {
-            Ok(Value::Object(map)) => Value::Object(map),
-            _ => {
-                return Self::error(
-                    ctx,
-                    "invalid_json",
-                    json!("send a JSON object"),
-                    Value::Null,
-                )
-            }
+        let Some(request) = board::parse(text) else {
+            return Self::error(ctx, BoardErrorCode::InvalidJson, "send a JSON object");
         };
         let Some(principal) = self.principal.clone() else {
             return Self::error(
                 ctx,
-                "not_ready",
-                json!("the board state is still loading"),
-                Value::Null,
+                BoardErrorCode::NotReady,
+                "the board state is still loading",
             );
         };
-        match frame["type"].as_str().unwrap_or_default() {
-            "heartbeat" => socket::send(ctx, &json!({"type": "heartbeat.ack", "id": frame["id"]})),
-            "task.move" => self.move_task(principal, &frame, ctx),
-            "task.create" => self.create_task(principal, &frame, ctx),
-            other => Self::error(
+        match request {
+            Request::Heartbeat { id } => socket::send(ctx, &Outbound::HeartbeatAck { id }),
+            Request::Move(task_move) => self.move_task(principal, task_move, ctx),
+            Request::Create(create) => self.create_task(principal, create, ctx),
+            Request::Unknown(kind) => Self::error(
                 ctx,
-                "unknown_type",
-                json!(format!("unknown frame type {other:?}")),
-                Value::Null,
+                BoardErrorCode::UnknownType,
+                protocol::unknown_type(&kind),
             ),
         }
     }
 
-    fn move_task(&mut self, principal: Principal, frame: &Value, ctx: &mut socket::Ctx<Self>) {
-        let task_id = frame["task_id"]
-            .as_str()
-            .and_then(|id| id.parse::<Uuid>().ok());
-        let status = frame["status"].as_str().and_then(TaskStatus::parse);
-        let (Some(task_id), Some(status)) = (task_id, status) else {
-            return Self::error(
-                ctx,
-                "invalid_frame",
-                json!("task.move needs a task_id (UUID) and a status (inbox, in_progress, review or done)"),
-                json!({"task_id": frame["task_id"]}),
+    fn move_task(
+        &mut self,
+        principal: Principal,
+        task_move: board::TaskMove,
+        ctx: &mut socket::Ctx<Self>,
+    ) {
+        let status = task_move.status.as_deref().and_then(TaskStatus::parse);
+        let (Some(task_id), Some(status)) = (task_move.task_uuid(), status) else {
+            let mut refused = RequestError::new(
+                BoardErrorCode::InvalidFrame,
+                "task.move needs a task_id (UUID) and a status (inbox, in_progress, review or done)",
             );
+            refused.task_id = Some(task_move.task_id);
+            return socket::send(ctx, &refused);
         };
         let patch = TaskUpdate {
             status: Some(Some(status)),
@@ -265,17 +262,23 @@ impl BoardSession {
         self.write(principal, Write::Move(task_id, Box::new(patch)), ctx);
     }
 
-    fn create_task(&mut self, principal: Principal, frame: &Value, ctx: &mut socket::Ctx<Self>) {
+    fn create_task(
+        &mut self,
+        principal: Principal,
+        create: board::TaskCreate,
+        ctx: &mut socket::Ctx<Self>,
+    ) {
         let input = TaskCreate {
-            title: frame["title"].as_str().unwrap_or_default().to_string(),
+            title: create.title.unwrap_or_default(),
             description: None,
-            status: frame["status"]
-                .as_str()
+            status: create
+                .status
+                .as_deref()
                 .and_then(TaskStatus::parse)
                 .unwrap_or(TaskStatus::Inbox),
             priority: "medium".into(),
             due_at: None,
-            assigned_agent_id: frame["assignee_id"].as_str().and_then(|id| id.parse().ok()),
+            assigned_agent_id: create.assignee_id,
             depends_on_task_ids: Vec::new(),
             tag_ids: Vec::new(),
             created_by_user_id: None,
@@ -292,13 +295,13 @@ impl BoardSession {
             return;
         };
         let about = match &write {
-            Write::Move(task_id, _) => json!({"task_id": task_id}),
-            Write::Create(_) => Value::Null,
+            Write::Move(task_id, _) => Some(Value::from(task_id.to_string())),
+            Write::Create(_) => None,
         };
-        let state = self.state.clone();
+        let deps = self.deps.clone();
         let run = async move {
             let actor = TaskActor::User(principal.user.id);
-            let changes = in_transaction!(state, |tx| async {
+            let changes = in_transaction!(deps, |tx| async {
                 let board =
                     access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
                 match write {
@@ -312,8 +315,7 @@ impl BoardSession {
                         .map(|(_, c)| c),
                 }
             });
-            state
-                .board_events
+            deps.board_events
                 .tasks_changed(principal.organization.id, board_id, changes);
             Ok::<_, DomainError>(())
         };
@@ -321,11 +323,10 @@ impl BoardSession {
         ctx.wait(run.into_actor(self).map(move |result, _, ctx| {
             if let Err(e) = result {
                 let (status, detail) = e.status_and_detail();
-                let mut extra = json!({"status": status});
-                if let (Some(extra), Some(about)) = (extra.as_object_mut(), about.as_object()) {
-                    extra.extend(about.clone());
-                }
-                Self::error(ctx, "refused", detail, extra);
+                let mut refused = RequestError::new(BoardErrorCode::Refused, detail);
+                refused.status = Some(status);
+                refused.task_id = about;
+                socket::send(ctx, &refused);
             }
         }));
     }
@@ -344,22 +345,17 @@ impl Actor for BoardSession {
         if socket::refuse_over_capacity(ctx, &self.slot) {
             return;
         }
-        socket::keep_alive(
-            ctx,
-            &self.state.settings.ws,
-            |act| act.last_frame,
-            |_, _| {},
-        );
+        socket::keep_alive(ctx, &self.deps.settings.ws, |act| act.last_frame, |_, _| {});
         self.authenticate(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let (Some(board_id), Some(principal)) = (self.board_id, &self.principal) {
-            self.state.board_rooms.do_send(Leave {
+            self.deps.board_rooms.do_send(Leave {
                 board_id,
                 member_id: self.member_id,
             });
-            self.state.suggestions.do_send(suggestions::Unlisten {
+            self.deps.suggestions.do_send(suggestions::Unlisten {
                 organization_id: principal.organization.id,
                 listener: self.member_id,
             });
@@ -373,13 +369,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BoardSession {
         let Some(ws::Message::Text(text)) = socket::incoming(msg, ctx) else {
             return;
         };
-        let limit = self.state.settings.ws.max_frame_bytes;
+        let limit = self.deps.settings.ws.max_frame_bytes;
         if text.len() > limit {
             return Self::error(
                 ctx,
-                "frame_too_large",
-                json!(format!("frames are limited to {limit} bytes")),
-                Value::Null,
+                BoardErrorCode::FrameTooLarge,
+                format!("frames are limited to {limit} bytes"),
             );
         }
         self.on_text(&text, ctx)
@@ -419,14 +414,14 @@ impl Handler<Control> for BoardSession {
 
     fn handle(&mut self, control: Control, ctx: &mut Self::Context) {
         match control {
-            Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
+            Control::GoingAway => socket::close(ctx, Close::GoingAway, "server shutting down"),
             Control::TooSlow => socket::close(
                 ctx,
-                CloseCode::Other(codes::TOO_SLOW),
+                Close::TooSlow,
                 "client too slow: reconnect for a fresh board.state",
             ),
             Control::Replaced | Control::Revoked(_) => {
-                Self::refuse(ctx, UNAUTHORIZED, "unauthorized")
+                Self::refuse(ctx, Close::AuthFailed, "unauthorized")
             }
         }
     }

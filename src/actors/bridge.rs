@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::bridge_link::{self, LinkCommand};
 use crate::db::cache::RedisPool;
+use crate::protocol::channels::Channel;
 
 /// A publication from another instance, handed to every local subscriber of its channel.
 #[derive(Message, Clone, Debug)]
@@ -111,7 +112,7 @@ impl Bridge {
     fn new(instance_id: &str, redis: Option<(redis::Client, RedisPool)>) -> Bridge {
         Bridge {
             instance_id: instance_id.into(),
-            probe_channel: format!("mc:probe:{instance_id}"),
+            probe_channel: Channel::Probe(instance_id.to_string()).to_string(),
             link: None,
             redis,
             subscriptions: HashMap::new(),

@@ -3,7 +3,8 @@
 //!
 //! A poke carries no data: each stream reads what is new from PostgreSQL after its own
 //! cursor, so a lost or doubled poke never loses or doubles an event. The hub subscribes a
-//! topic's bridge channel while a local stream listens to it.
+//! topic's bridge channel while a local stream listens to it. A topic is a channel name
+//! (`protocol::channels::Channel`: the feeds and `BoardSync`).
 
 use std::collections::HashMap;
 
@@ -12,28 +13,6 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
-
-pub fn board_topic(board_id: Uuid) -> String {
-    format!("feed:board:{board_id}")
-}
-
-pub fn group_topic(group_id: Uuid) -> String {
-    format!("feed:group:{group_id}")
-}
-
-/// Board sync events of a board (the reference's channel name).
-pub fn sync_topic(board_id: Uuid) -> String {
-    format!("board_sync:{board_id}")
-}
-
-pub fn organization_topic(organization_id: Uuid) -> String {
-    format!("feed:org:{organization_id}")
-}
-
-/// Changes to an organization's agents (the agents stream).
-pub fn agents_topic(organization_id: Uuid) -> String {
-    format!("feed:agents:{organization_id}")
-}
 
 /// A stream starts listening; `wake` gets a unit whenever the topic may have news.
 #[derive(Message)]

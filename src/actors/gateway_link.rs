@@ -8,31 +8,50 @@
 //! sent nothing, not even a pong, for WS_HEARTBEAT_TIMEOUT_SECONDS. The protocol is in
 //! docs/gateway-protocol.md.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web::Data;
-use actix_web_actors::ws::{self, CloseCode};
+use actix_web_actors::ws;
 use chrono::Utc;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::gateway_rpc;
-use super::presence::gateway_key;
+use super::gateway_rpc::{RouteAnswer, RpcReplies};
+use super::presence::Presence;
 use super::registry::{
-    Control, FlushCommands, Frame, RegisterGateway, SocketHandle, ToUser, UnregisterGateway,
+    Address, Control, FlushCommands, Frame, RegisterGateway, Router, SocketHandle,
+    UnregisterGateway,
 };
-use super::socket::{self, codes, ConnectionSlot, Outbox};
+use super::socket::{self, ConnectionSlot, Outbox};
+use crate::config::Settings;
+use crate::db::PgPool;
 use crate::domain::gateways::registry::{self as gateway_registry, GatewayIdentity, ONLINE};
 use crate::domain::h5::chat as h5_chat;
 use crate::domain::{agents::coordination, outbox::commands as gateway_commands};
-use crate::state::AppState;
+use crate::protocol::bus::{GatewayPresence, RouteMessage};
+use crate::protocol::channels::gateway_presence;
+use crate::protocol::codes::{Close, ErrorCode};
+use crate::protocol::h5::AgentPresence;
+use crate::protocol::relay::{self, ChatReply, Outbound, Request, RpcResult};
+use crate::protocol::{self, text};
+
+/// What a relay link uses, handed over at the upgrade: the gateway's rows, the router to
+/// reach H5 users, the presence it writes, the callers waiting for answers, and its
+/// settings (instance id, socket limits, request retries).
+#[derive(Clone)]
+pub struct LinkDeps {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub router: Router,
+    pub presence: Arc<Presence>,
+    pub rpc: Addr<RpcReplies>,
+}
 
 /// Held chat messages sent per flush; a full batch flushes again at once.
 const HELD_BATCH: i64 = 500;
 
 pub struct GatewayLink {
-    state: Data<AppState>,
+    deps: LinkDeps,
     gateway_id: Uuid,
     link_id: Uuid,
     peer: String,
@@ -58,14 +77,14 @@ impl GatewayLink {
     /// `slot` is `None` when the instance is at its connection limit: the socket is then
     /// closed right away with 1013.
     pub fn new(
-        state: Data<AppState>,
+        deps: LinkDeps,
         gateway_id: Uuid,
         peer: String,
         slot: Option<ConnectionSlot>,
         outbox: Outbox,
     ) -> GatewayLink {
         GatewayLink {
-            state,
+            deps,
             gateway_id,
             link_id: Uuid::new_v4(),
             peer,
@@ -86,20 +105,24 @@ impl GatewayLink {
     fn refuse(ctx: &mut socket::Ctx<Self>, reason: &str) {
         socket::send(
             ctx,
-            &json!({"type": "auth_error", "payload": {"message": reason}}),
+            &Outbound::AuthError {
+                payload: relay::AuthError {
+                    message: reason.to_string(),
+                },
+            },
         );
-        socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), reason);
+        socket::close(ctx, Close::AuthFailed, reason);
     }
 
     fn presence_ttl(&self) -> Duration {
-        self.state.settings.ws.heartbeat_timeout
+        self.deps.settings.ws.heartbeat_timeout
     }
 
     fn authenticate(&mut self, token: String, ctx: &mut socket::Ctx<Self>) {
         self.authenticating = true;
-        let (state, gateway_id) = (self.state.clone(), self.gateway_id);
+        let (db, gateway_id) = (self.deps.db.clone(), self.gateway_id);
         let check = async move {
-            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let conn = db.get().await.map_err(|e| e.to_string())?;
             gateway_registry::verify_relay(&*conn, gateway_id, &token)
                 .await
                 .map_err(|e| e.to_string())
@@ -119,28 +142,27 @@ impl GatewayLink {
     }
 
     fn accept(&mut self, identity: GatewayIdentity, ctx: &mut socket::Ctx<Self>) {
-        let settings = &self.state.settings;
-        let entry = json!({
-            "instance_id": settings.instance_id,
-            "link_id": self.link_id,
-            "connected_at": Utc::now(),
-            "peer": self.peer,
-        })
-        .to_string();
-        self.state.registry.do_send(RegisterGateway {
+        let settings = &self.deps.settings;
+        let entry = text(&GatewayPresence {
+            instance_id: &settings.instance_id,
+            link_id: self.link_id,
+            connected_at: Utc::now(),
+            peer: &self.peer,
+        });
+        self.deps.router.registry().do_send(RegisterGateway {
             gateway_id: self.gateway_id,
             link_id: self.link_id,
             socket: SocketHandle {
                 control: ctx.address().recipient(),
                 frames: ctx.address().recipient(),
                 outbox: self.outbox.clone(),
-                queue_limit: self.state.settings.ws.outbound_queue_bytes,
+                queue_limit: settings.ws.outbound_queue_bytes,
             },
             flush: ctx.address().recipient(),
         });
-        let (state, key, value, ttl) = (
-            self.state.clone(),
-            gateway_key(self.gateway_id),
+        let (deps, key, value, ttl) = (
+            self.deps.clone(),
+            gateway_presence(self.gateway_id),
             entry.clone(),
             self.presence_ttl(),
         );
@@ -148,10 +170,10 @@ impl GatewayLink {
         // The presence is written before `auth_ok`: a gateway that has its `auth_ok` is
         // reported connected by every instance.
         let recorded = async move {
-            state.presence.set(&key, &value, ttl).await;
+            deps.presence.set(&key, &value, ttl).await;
             actix::spawn(async move {
-                touch(&state, &online, "relay link connected").await;
-                announce(&state, online.id, "agent_online").await;
+                touch(&deps, &online, "relay link connected").await;
+                announce(&deps, online.id, AgentPresence::AgentOnline).await;
             });
         };
         self.presence = Some(entry);
@@ -162,10 +184,14 @@ impl GatewayLink {
             tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "gateway relay link up");
             socket::send(
                 ctx,
-                &json!({"type": "auth_ok", "payload": {
-                    "gateway_id": act.gateway_id,
-                    "config": {"heartbeat_interval_seconds": heartbeat},
-                }}),
+                &Outbound::AuthOk {
+                    payload: relay::AuthOk {
+                        gateway_id: act.gateway_id,
+                        config: relay::LinkConfig {
+                            heartbeat_interval_seconds: heartbeat,
+                        },
+                    },
+                },
             );
             // Requests recorded while the gateway was away go out now, after `auth_ok`.
             act.flush(ctx);
@@ -185,11 +211,11 @@ impl GatewayLink {
         }
         self.flushing = true;
         self.flush_again = false;
-        let (state, gateway_id) = (self.state.clone(), self.gateway_id);
+        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let claimed = async move {
-            let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
             let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-            let settings = &state.settings;
+            let settings = &deps.settings;
             let claimed = gateway_commands::claim_due(
                 &tx,
                 gateway_id,
@@ -222,7 +248,7 @@ impl GatewayLink {
                 }
                 Err(e) => {
                     tracing::warn!(gateway_id = %act.gateway_id, error = %e, "gateway requests not sent");
-                    Some(Utc::now() + act.state.settings.gateway.command_retry)
+                    Some(Utc::now() + act.deps.settings.gateway.command_retry)
                 }
             };
             if act.flush_again {
@@ -247,100 +273,82 @@ impl GatewayLink {
         let Some(identity) = &self.identity else {
             return;
         };
-        let every =
-            (self.state.settings.gateway.heartbeat_interval / 2).max(Duration::from_secs(1));
+        let every = (self.deps.settings.gateway.heartbeat_interval / 2).max(Duration::from_secs(1));
         if self.last_touch.is_some_and(|t| t.elapsed() < every) {
             return;
         }
         self.last_touch = Some(Instant::now());
-        let (state, identity) = (self.state.clone(), identity.clone());
-        actix::spawn(async move { touch(&state, &identity, "relay frame").await });
+        let (deps, identity) = (self.deps.clone(), identity.clone());
+        actix::spawn(async move { touch(&deps, &identity, "relay frame").await });
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
-        if socket::too_large(ctx, text.len(), self.state.settings.ws.max_frame_bytes) {
+        if socket::too_large(ctx, text.len(), self.deps.settings.ws.max_frame_bytes) {
             return;
         }
-        let Ok(frame) = serde_json::from_str::<Value>(text) else {
-            return socket::error(ctx, None, "INVALID_JSON", "frames must be JSON objects");
+        let Some(request) = relay::parse(text) else {
+            return socket::error(
+                ctx,
+                None,
+                ErrorCode::InvalidJson,
+                "frames must be JSON objects",
+            );
         };
-        let kind = frame
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         if self.identity.is_none() {
             if self.authenticating {
                 return;
             }
-            let token = frame
-                .pointer("/payload/relay_token")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty());
-            return match (kind, token) {
-                ("auth", Some(token)) => self.authenticate(token.to_string(), ctx),
-                ("auth", None) => Self::refuse(ctx, "missing relay_token"),
+            return match request {
+                Request::Auth {
+                    relay_token: Some(token),
+                } => self.authenticate(token, ctx),
+                Request::Auth { relay_token: None } => Self::refuse(ctx, "missing relay_token"),
                 _ => Self::refuse(ctx, "expected auth message"),
             };
         }
-        match kind {
-            "heartbeat" => socket::send(
-                ctx,
-                &json!({"type": "heartbeat_ack", "id": frame.get("id").cloned().unwrap_or(Value::Null)}),
-            ),
-            "chat.reply" | "chat_reply" => self.on_reply(frame, ctx),
-            "rpc.result" => self.on_rpc_result(frame, ctx),
-            "auth" => socket::error(
+        match request {
+            Request::Heartbeat { id } => socket::send(ctx, &Outbound::HeartbeatAck { id }),
+            Request::ChatReply(Ok(reply)) => self.on_reply(reply, ctx),
+            Request::RpcResult(Ok(result)) => self.on_rpc_result(result, ctx),
+            Request::ChatReply(Err(invalid)) | Request::RpcResult(Err(invalid)) => {
+                socket::error(ctx, None, invalid.code, invalid.message)
+            }
+            Request::Auth { .. } => socket::error(
                 ctx,
                 None,
-                "ALREADY_AUTHENTICATED",
+                ErrorCode::AlreadyAuthenticated,
                 "this link is already authenticated",
             ),
-            "" => socket::error(ctx, None, "MISSING_TYPE", "frames need a \"type\""),
-            other => socket::error(
+            Request::Untyped => {
+                socket::error(ctx, None, ErrorCode::MissingType, "frames need a \"type\"")
+            }
+            Request::Unknown(kind) => socket::error(
                 ctx,
                 None,
-                "UNKNOWN_TYPE",
-                &format!("unknown frame type {other:?}"),
+                ErrorCode::UnknownType,
+                &protocol::unknown_type(&kind),
             ),
         }
     }
 }
 
 impl GatewayLink {
-    /// The gateway's answer to a request: `{"type":"rpc.result","id","payload":{"ok", "result"
-    /// | "error"}}`. Recorded, then handed to the caller that waits for it, on any instance.
-    fn on_rpc_result(&mut self, frame: Value, ctx: &mut socket::Ctx<Self>) {
-        let command_id = frame["id"].as_str().and_then(|id| id.parse::<Uuid>().ok());
-        let ok = frame.pointer("/payload/ok").and_then(Value::as_bool);
-        let (Some(command_id), Some(ok)) = (command_id, ok) else {
-            return socket::error(
-                ctx,
-                None,
-                "MISSING_FIELDS",
-                "rpc.result needs the request's id and payload.ok",
-            );
-        };
-        let outcome = if ok {
-            Ok(frame
-                .pointer("/payload/result")
-                .cloned()
-                .unwrap_or(Value::Null))
-        } else {
-            Err(match frame.pointer("/payload/error") {
-                Some(Value::String(e)) => e.clone(),
-                Some(other) if !other.is_null() => other.to_string(),
-                _ => "the gateway reported an error".to_string(),
-            })
-        };
-        let (state, gateway_id) = (self.state.clone(), self.gateway_id);
+    /// The gateway's answer to a request (`rpc.result`): recorded, then handed to the caller
+    /// that waits for it, on any instance.
+    fn on_rpc_result(&mut self, result: RpcResult, ctx: &mut socket::Ctx<Self>) {
+        let RpcResult {
+            command_id,
+            outcome,
+        } = result;
+        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let recorded = async move {
-            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
             let answered = gateway_commands::answer(
                 &*conn,
                 gateway_id,
                 command_id,
                 outcome.clone(),
-                &state.settings.instance_id,
+                &deps.settings.instance_id,
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -350,50 +358,33 @@ impl GatewayLink {
                     .map_err(|e| e.to_string())?;
             }
             if let Some(reply_to) = answered.and_then(|a| a.reply_to) {
-                gateway_rpc::route_answer(&state, &reply_to, command_id, outcome);
+                deps.rpc.do_send(RouteAnswer {
+                    reply_to,
+                    command_id,
+                    outcome,
+                });
             }
             Ok::<_, String>(())
         };
         ctx.spawn(recorded.into_actor(self).map(|result, act, ctx| {
             if let Err(e) = result {
                 tracing::error!(gateway_id = %act.gateway_id, error = %e, "gateway answer not recorded");
-                socket::error(ctx, None, "INTERNAL", "the answer was not recorded; send it again");
+                socket::error(ctx, None, ErrorCode::Internal, "the answer was not recorded; send it again");
             }
         }));
     }
 
     /// An agent's answer: stored, then delivered to every socket of the user, everywhere.
-    fn on_reply(&mut self, frame: Value, ctx: &mut socket::Ctx<Self>) {
-        let payload = &frame["payload"];
-        let session_key = payload
-            .get("session_key")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty());
-        let content = payload
-            .get("content")
-            .filter(|c| !c.is_null() && c.as_str() != Some(""));
-        let (Some(session_key), Some(content)) = (session_key, content) else {
-            return socket::error(
-                ctx,
-                None,
-                "MISSING_FIELDS",
-                "chat.reply needs payload.session_key and payload.content",
-            );
-        };
-        let reply_id = match &frame["id"] {
-            Value::String(id) => Some(id.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let extra = payload.get("extra").filter(|e| e.is_object()).cloned();
-        let (state, gateway_id, session_key, content) = (
-            self.state.clone(),
-            self.gateway_id,
-            session_key.to_string(),
-            content.clone(),
-        );
+    fn on_reply(&mut self, reply: ChatReply, ctx: &mut socket::Ctx<Self>) {
+        let ChatReply {
+            session_key,
+            content,
+            reply_id,
+            extra,
+        } = reply;
+        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let stored = async move {
-            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
             h5_chat::accept_reply(
                 &*conn,
                 gateway_id,
@@ -409,14 +400,14 @@ impl GatewayLink {
         ctx.wait(stored.into_actor(self).map(|result, act, ctx| match result {
             Ok(Some((session, message, duplicate))) => {
                 if !duplicate {
-                    let frame = h5_chat::reply_frame(&session, &message).to_string();
-                    act.state.registry.do_send(ToUser { user_id: session.h5_user_id, frame: frame.into() });
+                    let text = text(&h5_chat::reply_frame(&session, &message));
+                    act.deps.router.tell(Address::User(session.h5_user_id), RouteMessage::Frame { text });
                 }
             }
-            Ok(None) => socket::error(ctx, None, "SESSION_NOT_FOUND", "no chat session of this gateway has that session_key"),
+            Ok(None) => socket::error(ctx, None, ErrorCode::SessionNotFound, "no chat session of this gateway has that session_key"),
             Err(e) => {
                 tracing::error!(gateway_id = %act.gateway_id, error = %e, "chat reply not stored");
-                socket::error(ctx, None, "INTERNAL", "the reply was not stored; send it again");
+                socket::error(ctx, None, ErrorCode::Internal, "the reply was not stored; send it again");
             }
         }));
     }
@@ -424,8 +415,8 @@ impl GatewayLink {
 
 /// Tells every H5 user who chats through this gateway that its agents went offline or came
 /// back (`system` frames, on every instance).
-async fn announce(state: &AppState, gateway_id: Uuid, event: &str) {
-    let audience = match state.db.get().await {
+async fn announce(deps: &LinkDeps, gateway_id: Uuid, event: AgentPresence) {
+    let audience = match deps.db.get().await {
         Ok(conn) => h5_chat::audience_of_gateway(&*conn, gateway_id)
             .await
             .map_err(|e| e.to_string()),
@@ -434,21 +425,21 @@ async fn announce(state: &AppState, gateway_id: Uuid, event: &str) {
     match audience {
         Ok(pairs) => {
             for (user_id, agent_id) in pairs {
-                let frame = h5_chat::presence_frame(event, agent_id, gateway_id).to_string();
-                state.registry.do_send(ToUser {
-                    user_id,
-                    frame: frame.into(),
-                });
+                let text = text(&h5_chat::presence_frame(event, agent_id, gateway_id));
+                deps.router
+                    .tell(Address::User(user_id), RouteMessage::Frame { text });
             }
         }
-        Err(e) => tracing::warn!(%gateway_id, event, error = %e, "agent presence not announced"),
+        Err(e) => {
+            tracing::warn!(%gateway_id, ?event, error = %e, "agent presence not announced")
+        }
     }
 }
 
 /// Records a sign of life for the gateway (and the online transition, if any).
-async fn touch(state: &AppState, identity: &GatewayIdentity, reason: &str) {
+async fn touch(deps: &LinkDeps, identity: &GatewayIdentity, reason: &str) {
     let result = async {
-        let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
+        let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
         let tx = conn.transaction().await.map_err(|e| e.to_string())?;
         gateway_registry::heartbeat(
             &tx,
@@ -456,7 +447,7 @@ async fn touch(state: &AppState, identity: &GatewayIdentity, reason: &str) {
             ONLINE,
             None,
             reason,
-            &state.settings.instance_id,
+            &deps.settings.instance_id,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -475,7 +466,7 @@ impl Actor for GatewayLink {
         if socket::refuse_over_capacity(ctx, &self.slot) {
             return;
         }
-        let ws = &self.state.settings.ws;
+        let ws = &self.deps.settings.ws;
         ctx.run_later(ws.auth_timeout, |act, ctx| {
             if act.identity.is_none() {
                 Self::refuse(ctx, "auth timeout");
@@ -487,12 +478,12 @@ impl Actor for GatewayLink {
             |act| act.last_frame,
             |act, _| {
                 if let Some(entry) = act.presence.clone() {
-                    let (state, key, ttl) = (
-                        act.state.clone(),
-                        gateway_key(act.gateway_id),
+                    let (presence, key, ttl) = (
+                        act.deps.presence.clone(),
+                        gateway_presence(act.gateway_id),
                         act.presence_ttl(),
                     );
-                    actix::spawn(async move { state.presence.set(&key, &entry, ttl).await });
+                    actix::spawn(async move { presence.set(&key, &entry, ttl).await });
                 }
             },
         );
@@ -502,21 +493,21 @@ impl Actor for GatewayLink {
         if self.identity.is_none() {
             return;
         }
-        self.state.registry.do_send(UnregisterGateway {
+        self.deps.router.registry().do_send(UnregisterGateway {
             gateway_id: self.gateway_id,
             link_id: self.link_id,
         });
         if let Some(entry) = self.presence.take() {
-            let (state, key, gateway_id, replaced) = (
-                self.state.clone(),
-                gateway_key(self.gateway_id),
+            let (deps, key, gateway_id, replaced) = (
+                self.deps.clone(),
+                gateway_presence(self.gateway_id),
                 self.gateway_id,
                 self.replaced,
             );
             actix::spawn(async move {
-                state.presence.clear_if(&key, &entry).await;
+                deps.presence.clear_if(&key, &entry).await;
                 if !replaced {
-                    announce(&state, gateway_id, "agent_offline").await;
+                    announce(&deps, gateway_id, AgentPresence::AgentOffline).await;
                 }
             });
         }
@@ -542,21 +533,13 @@ impl Handler<Control> for GatewayLink {
         match msg {
             Control::Replaced => {
                 self.replaced = true;
-                socket::close(
-                    ctx,
-                    CloseCode::Other(codes::REPLACED),
-                    "replaced by a newer connection",
-                );
+                socket::close(ctx, Close::Replaced, "replaced by a newer connection");
             }
-            Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
-            Control::TooSlow => socket::close(
-                ctx,
-                CloseCode::Other(codes::TOO_SLOW),
-                "client too slow: reconnect and resume",
-            ),
-            Control::Revoked(reason) => {
-                socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), &reason)
+            Control::GoingAway => socket::close(ctx, Close::GoingAway, "server shutting down"),
+            Control::TooSlow => {
+                socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }
+            Control::Revoked(reason) => socket::close(ctx, Close::AuthFailed, &reason),
         }
     }
 }

@@ -1,36 +1,26 @@
 //! Requests to gateways over their relay links, from any instance.
 //!
 //! A request is first recorded (`domain::outbox::commands`), then the gateway's link is
-//! poked wherever it is (`PokeGateway`); the link claims what is due and sends it. The
-//! gateway's `rpc.result` is recorded by the link, which hands the answer to the instance
-//! whose caller waits for it: its own `RpcReplies`, or another instance's through the
-//! bridge channel `gateway:rpc:answers:{instance_id}`.
+//! woken wherever it is (a `RouteMessage::Flush` through the registry's `Router`); the link
+//! claims what is due and sends it. The gateway's `rpc.result` is recorded by the link,
+//! which hands the answer (`RouteAnswer`) to its instance's `RpcReplies`; that delivers it
+//! to the caller waiting there, or publishes it on `Channel::RpcAnswers` of the caller's
+//! instance.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe};
-use super::presence::gateway_key;
-use super::registry::PokeGateway;
+use super::registry::{Address, Delivery};
 use crate::domain::outbox::commands::{self as gateway_commands, NewCommand, Target};
+use crate::protocol::bus::{RouteMessage, RpcAnswer};
+use crate::protocol::channels::Channel;
 use crate::state::AppState;
-
-pub fn answers_channel(instance_id: &str) -> String {
-    format!("gateway:rpc:answers:{instance_id}")
-}
-
-/// The answer of a gateway to one request.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Answer {
-    pub command_id: Uuid,
-    pub outcome: Result<Value, String>,
-}
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -65,7 +55,7 @@ impl Actor for RpcReplies {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.bridge.do_send(Subscribe {
-            channel: answers_channel(&self.instance_id),
+            channel: Channel::RpcAnswers(self.instance_id.clone()).to_string(),
             subscriber: ctx.address().recipient(),
         });
     }
@@ -89,12 +79,11 @@ impl Handler<Forget> for RpcReplies {
     }
 }
 
-impl Handler<Answer> for RpcReplies {
-    type Result = ();
-
-    fn handle(&mut self, msg: Answer, _: &mut Context<Self>) {
-        if let Some(reply) = self.waiting.remove(&msg.command_id) {
-            let _ = reply.send(msg.outcome);
+impl RpcReplies {
+    /// The gateway's answer to request `command_id`, for its caller here if one still waits.
+    fn answered(&mut self, command_id: Uuid, outcome: Result<Value, String>) {
+        if let Some(reply) = self.waiting.remove(&command_id) {
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -103,49 +92,38 @@ impl Handler<Answer> for RpcReplies {
 impl Handler<BusMessage> for RpcReplies {
     type Result = ();
 
-    fn handle(&mut self, msg: BusMessage, ctx: &mut Context<Self>) {
-        let Ok(answer) = serde_json::from_str::<Value>(&msg.payload) else {
-            return;
-        };
-        let Some(command_id) = answer["id"].as_str().and_then(|id| id.parse().ok()) else {
-            return;
-        };
-        let outcome = match answer["error"].as_str() {
-            Some(error) => Err(error.to_string()),
-            None => Ok(answer["result"].clone()),
-        };
-        self.handle(
-            Answer {
-                command_id,
-                outcome,
-            },
-            ctx,
-        );
+    fn handle(&mut self, msg: BusMessage, _: &mut Context<Self>) {
+        if let Ok(answer) = serde_json::from_str::<RpcAnswer>(&msg.payload) {
+            self.answered(answer.id, answer.outcome.into());
+        }
     }
 }
 
-/// Hands an answer to the instance whose caller waits for it.
-pub fn route_answer(
-    state: &AppState,
-    reply_to: &str,
-    command_id: Uuid,
-    outcome: Result<Value, String>,
-) {
-    if reply_to == state.settings.instance_id {
-        state.rpc.do_send(Answer {
-            command_id,
-            outcome,
+/// An answer recorded by this instance's link, for the caller on instance `reply_to`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RouteAnswer {
+    pub reply_to: String,
+    pub command_id: Uuid,
+    pub outcome: Result<Value, String>,
+}
+
+impl Handler<RouteAnswer> for RpcReplies {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteAnswer, _: &mut Context<Self>) {
+        if msg.reply_to == self.instance_id {
+            return self.answered(msg.command_id, msg.outcome);
+        }
+        let answer = RpcAnswer {
+            id: msg.command_id,
+            outcome: msg.outcome.into(),
+        };
+        self.bridge.do_send(Publish {
+            channel: Channel::RpcAnswers(msg.reply_to).to_string(),
+            payload: crate::protocol::text(&answer),
         });
-        return;
     }
-    let payload = match outcome {
-        Ok(result) => json!({"id": command_id, "result": result}),
-        Err(error) => json!({"id": command_id, "error": error}),
-    };
-    state.bridge.do_send(Publish {
-        channel: answers_channel(reply_to),
-        payload: payload.to_string(),
-    });
 }
 
 /// Why a gateway did not answer a read.
@@ -176,7 +154,7 @@ impl std::fmt::Display for RpcError {
 
 /// Sends a request to a connected gateway and waits for its answer (GATEWAY_RPC_TIMEOUT_SECONDS).
 /// The request is recorded like every other; it is not queued for a gateway that is not
-/// connected.
+/// connected: the registry finds no link for it, and the request is abandoned.
 pub async fn call(
     state: &AppState,
     target: Target,
@@ -184,11 +162,6 @@ pub async fn call(
     params: Value,
 ) -> Result<Value, RpcError> {
     let instance = state.settings.instance_id.as_str();
-    let connected = state
-        .presence
-        .get(&gateway_key(target.gateway_id))
-        .await
-        .is_some();
     let conn = state
         .db
         .get()
@@ -205,12 +178,8 @@ pub async fn call(
     )
     .await
     .map_err(|e| RpcError::Internal(e.to_string()))?;
-    if !connected {
-        let why = RpcError::NotConnected;
-        let _ = gateway_commands::abandon(&*conn, command.id, &why.to_string(), instance).await;
-        return Err(why);
-    }
     drop(conn);
+    // Waited for before the link is woken, so an answer cannot come first.
     let (reply, answer) = oneshot::channel();
     let _ = state
         .rpc
@@ -219,21 +188,26 @@ pub async fn call(
             reply,
         })
         .await;
-    state.registry.do_send(PokeGateway(target.gateway_id));
+    let woken = state
+        .router
+        .send(Address::Gateway(target.gateway_id), RouteMessage::Flush)
+        .await;
     let timeout = state.settings.gateway.rpc_timeout;
-    match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(Ok(result))) => Ok(result),
-        Ok(Ok(Err(error))) => Err(RpcError::Gateway(error)),
-        Ok(Err(_)) | Err(_) => {
-            state.rpc.do_send(Forget(command.id));
-            let why = RpcError::Timeout(timeout);
-            if let Ok(conn) = state.db.get().await {
-                let _ =
-                    gateway_commands::abandon(&*conn, command.id, &why.to_string(), instance).await;
+    let why = match woken {
+        Delivery::Offline => RpcError::NotConnected,
+        Delivery::Local | Delivery::Published => {
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(Ok(result))) => return Ok(result),
+                Ok(Ok(Err(error))) => return Err(RpcError::Gateway(error)),
+                Ok(Err(_)) | Err(_) => RpcError::Timeout(timeout),
             }
-            Err(why)
         }
+    };
+    state.rpc.do_send(Forget(command.id));
+    if let Ok(conn) = state.db.get().await {
+        let _ = gateway_commands::abandon(&*conn, command.id, &why.to_string(), instance).await;
     }
+    Err(why)
 }
 
 /// Wakes the links of the gateways that requests were just committed for.
@@ -241,7 +215,9 @@ pub fn poke(state: &AppState, gateway_ids: impl IntoIterator<Item = Uuid>) {
     let mut seen = std::collections::HashSet::new();
     for gateway_id in gateway_ids {
         if seen.insert(gateway_id) {
-            state.registry.do_send(PokeGateway(gateway_id));
+            state
+                .router
+                .tell(Address::Gateway(gateway_id), RouteMessage::Flush);
         }
     }
 }

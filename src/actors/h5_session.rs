@@ -7,29 +7,40 @@
 //! whichever instance holds the gateway's link. The protocol is in docs/relay-protocol.md.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_web::web::Data;
-use actix_web_actors::ws::{self, CloseCode};
-use serde_json::{json, Value};
+use actix_web_actors::ws;
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::bridge::Publish;
-use super::gateway_rpc;
-use super::presence::gateway_key;
 use super::registry::{
-    gateway_channel, Control, Frame, RegisterH5, SocketHandle, ToLocalGateway, UnregisterH5,
+    Address, Control, Delivery, Frame, RegisterH5, Router, SocketHandle, UnregisterH5,
 };
-use super::socket::{self, codes, ConnectionSlot, Outbox};
+use super::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::h5 as tokens;
+use crate::config::Settings;
+use crate::db::PgPool;
 use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal};
 use crate::domain::h5::users as h5_users;
-use crate::state::AppState;
+use crate::protocol::bus::RouteMessage;
+use crate::protocol::codes::{Close, ErrorCode};
+use crate::protocol::h5::{self, Chat, Outbound, Request};
+use crate::protocol::{self, ErrorFrame};
 
 /// How many stored messages one resume replays at most; a client further behind pages the
 /// rest from the history API.
 const RESUME_LIMIT: i64 = 500;
+
+/// What an H5 socket uses, handed over at the upgrade: the user's row and messages, the
+/// router to reach gateways, and its settings (token key, socket limits).
+#[derive(Clone)]
+pub struct H5Deps {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub router: Router,
+}
 
 #[derive(Clone, Copy)]
 struct Caller {
@@ -38,7 +49,7 @@ struct Caller {
 }
 
 pub struct H5Session {
-    state: Data<AppState>,
+    deps: H5Deps,
     socket_id: Uuid,
     caller: Option<Caller>,
     authenticating: bool,
@@ -61,9 +72,9 @@ enum Routed {
 impl H5Session {
     /// `slot` is `None` when the instance is at its connection limit: the socket is then
     /// closed right away with 1013.
-    pub fn new(state: Data<AppState>, slot: Option<ConnectionSlot>, outbox: Outbox) -> H5Session {
+    pub fn new(deps: H5Deps, slot: Option<ConnectionSlot>, outbox: Outbox) -> H5Session {
         H5Session {
-            state,
+            deps,
             socket_id: Uuid::new_v4(),
             caller: None,
             authenticating: false,
@@ -77,9 +88,13 @@ impl H5Session {
     fn refuse(ctx: &mut socket::Ctx<Self>, reason: &str) {
         socket::send(
             ctx,
-            &json!({"type": "auth_error", "payload": {"reason": reason}}),
+            &Outbound::AuthError {
+                payload: h5::AuthError {
+                    reason: reason.to_string(),
+                },
+            },
         );
-        socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), reason);
+        socket::close(ctx, Close::AuthFailed, reason);
     }
 
     fn authenticate(
@@ -88,13 +103,13 @@ impl H5Session {
         last_message_id: Option<Uuid>,
         ctx: &mut socket::Ctx<Self>,
     ) {
-        let Some(claims) = tokens::verify(&self.state.settings.h5.jwt_secret, token) else {
+        let Some(claims) = tokens::verify(&self.deps.settings.h5.jwt_secret, token) else {
             return Self::refuse(ctx, "invalid or expired token");
         };
         self.authenticating = true;
-        let state = self.state.clone();
+        let db = self.deps.db.clone();
         let check = async move {
-            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let conn = db.get().await.map_err(|e| e.to_string())?;
             h5_users::find(&*conn, claims.sub)
                 .await
                 .map_err(|e| e.to_string())
@@ -126,28 +141,33 @@ impl H5Session {
     fn accept(&mut self, caller: Caller, ctx: &mut socket::Ctx<Self>) {
         tracing::info!(h5_user_id = %caller.user_id, socket_id = %self.socket_id, "H5 socket authenticated");
         self.caller = Some(caller);
-        self.state.registry.do_send(RegisterH5 {
+        self.deps.router.registry().do_send(RegisterH5 {
             user_id: caller.user_id,
             socket_id: self.socket_id,
             socket: SocketHandle {
                 control: ctx.address().recipient(),
                 frames: ctx.address().recipient(),
                 outbox: self.outbox.clone(),
-                queue_limit: self.state.settings.ws.outbound_queue_bytes,
+                queue_limit: self.deps.settings.ws.outbound_queue_bytes,
             },
         });
         socket::send(
             ctx,
-            &json!({"type": "auth_ok", "payload": {"h5_user_id": caller.user_id, "organization_id": caller.organization_id}}),
+            &Outbound::AuthOk {
+                payload: h5::AuthOk {
+                    h5_user_id: caller.user_id,
+                    organization_id: caller.organization_id,
+                },
+            },
         );
     }
 
     /// Sends every stored message after `last_message_id`, oldest first.
     fn resume(&mut self, last_message_id: Uuid, ctx: &mut socket::Ctx<Self>) {
         let Some(caller) = self.caller else { return };
-        let state = self.state.clone();
+        let db = self.deps.db.clone();
         let replay = async move {
-            let conn = state.db.get().await.map_err(|e| e.to_string())?;
+            let conn = db.get().await.map_err(|e| e.to_string())?;
             h5_chat::frames_after(&*conn, caller.user_id, last_message_id, RESUME_LIMIT)
                 .await
                 .map_err(|e| e.to_string())
@@ -160,7 +180,9 @@ impl H5Session {
                 }
                 socket::send(
                     ctx,
-                    &json!({"type": "resume_done", "payload": {"count": count}}),
+                    &Outbound::ResumeDone {
+                        payload: h5::ResumeDone { count },
+                    },
                 );
             }
             Err(e) => {
@@ -168,50 +190,25 @@ impl H5Session {
                 socket::error(
                     ctx,
                     None,
-                    "INTERNAL",
+                    ErrorCode::Internal,
                     "could not load missed messages; send resume again",
                 );
             }
         }));
     }
 
-    fn on_chat(&mut self, frame: Value, ctx: &mut socket::Ctx<Self>) {
+    fn on_chat(&mut self, id: Value, chat: Chat, ctx: &mut socket::Ctx<Self>) {
         let Some(caller) = self.caller else { return };
-        let id = frame.get("id").cloned().unwrap_or(Value::Null);
-        let payload = &frame["payload"];
-        let content = payload
-            .get("content")
-            .filter(|c| !c.is_null() && c.as_str() != Some(""))
-            .cloned();
-        let (agent_id, content) = match (payload.get("agent_id"), content) {
-            (Some(Value::String(agent)), Some(content)) => match agent.parse::<Uuid>() {
-                Ok(agent) => (agent, content),
-                Err(_) => {
-                    return socket::error(ctx, Some(&id), "INVALID_AGENT_ID", "invalid agent_id")
-                }
-            },
-            (Some(agent), Some(_)) if !agent.is_null() => {
-                return socket::error(ctx, Some(&id), "INVALID_AGENT_ID", "invalid agent_id")
-            }
-            _ => {
-                return socket::error(
-                    ctx,
-                    Some(&id),
-                    "MISSING_FIELDS",
-                    "missing agent_id or content",
-                )
-            }
-        };
-        let client_id = match &id {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let state = self.state.clone();
+        let Chat {
+            agent_id,
+            content,
+            client_id,
+        } = chat;
+        let deps = self.deps.clone();
         let cached = self.sessions.get(&agent_id).cloned();
         let route = async move {
             route(
-                &state,
+                &deps,
                 caller,
                 agent_id,
                 cached,
@@ -240,7 +237,7 @@ impl H5Session {
                         socket::error(
                             ctx,
                             None,
-                            "INTERNAL",
+                            ErrorCode::Internal,
                             "the message was not stored; send it again",
                         );
                     }
@@ -249,91 +246,79 @@ impl H5Session {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
-        if socket::too_large(ctx, text.len(), self.state.settings.ws.max_frame_bytes) {
+        if socket::too_large(ctx, text.len(), self.deps.settings.ws.max_frame_bytes) {
             return;
         }
-        let Some(frame) = serde_json::from_str::<Value>(text)
-            .ok()
-            .filter(Value::is_object)
-        else {
-            return socket::error(ctx, None, "INVALID_JSON", "invalid JSON");
+        let Some(h5::Inbound { id, request }) = h5::parse(text) else {
+            return socket::error(ctx, None, ErrorCode::InvalidJson, "invalid JSON");
         };
-        let kind = frame
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         if self.caller.is_none() {
             if self.authenticating {
-                return socket::error(ctx, frame.get("id"), "AUTH_PENDING", "wait for auth_ok");
+                return socket::error(ctx, Some(&id), ErrorCode::AuthPending, "wait for auth_ok");
             }
             // Anything but auth is refused and the socket keeps waiting for it (until the
             // auth deadline), so a client bug does not cost the connection.
-            if kind != "auth" {
+            let Request::Auth {
+                token,
+                last_message_id,
+            } = request
+            else {
                 return socket::error(
                     ctx,
-                    frame.get("id"),
-                    "AUTH_REQUIRED",
+                    Some(&id),
+                    ErrorCode::AuthRequired,
                     "send the auth frame first",
                 );
-            }
-            let Some(token) = frame
-                .pointer("/payload/token")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            else {
+            };
+            let Some(token) = token else {
                 return Self::refuse(ctx, "missing token");
             };
-            let last = last_message_id(&frame);
-            return self.authenticate(token, last, ctx);
+            return self.authenticate(&token, last_message_id, ctx);
         }
-        match kind {
-            "heartbeat" => socket::send(
+        match request {
+            Request::Heartbeat => socket::send(ctx, &Outbound::HeartbeatAck { id }),
+            Request::Chat(Ok(chat)) => self.on_chat(id, chat, ctx),
+            Request::Chat(Err(invalid)) => {
+                socket::error(ctx, Some(&id), invalid.code, invalid.message)
+            }
+            Request::Resume {
+                last_message_id: Some(last),
+            } => self.resume(last, ctx),
+            Request::Resume {
+                last_message_id: None,
+            } => socket::error(
                 ctx,
-                &json!({"type": "heartbeat_ack", "id": frame.get("id").cloned().unwrap_or(Value::Null)}),
+                Some(&id),
+                ErrorCode::MissingFields,
+                "resume needs payload.last_message_id",
             ),
-            "chat" => self.on_chat(frame, ctx),
-            "resume" => match last_message_id(&frame) {
-                Some(last) => self.resume(last, ctx),
-                None => socket::error(
-                    ctx,
-                    frame.get("id"),
-                    "MISSING_FIELDS",
-                    "resume needs payload.last_message_id",
-                ),
-            },
-            "auth" => socket::error(
+            Request::Auth { .. } => socket::error(
                 ctx,
-                frame.get("id"),
-                "ALREADY_AUTHENTICATED",
+                Some(&id),
+                ErrorCode::AlreadyAuthenticated,
                 "this socket is already authenticated",
             ),
-            "" => socket::error(
+            Request::Untyped => socket::error(
                 ctx,
-                frame.get("id"),
-                "MISSING_TYPE",
+                Some(&id),
+                ErrorCode::MissingType,
                 "frames need a \"type\"",
             ),
-            other => socket::error(
+            Request::Unknown(kind) => socket::error(
                 ctx,
-                frame.get("id"),
-                "UNKNOWN_TYPE",
-                &format!("unknown frame type {other:?}"),
+                Some(&id),
+                ErrorCode::UnknownType,
+                &protocol::unknown_type(&kind),
             ),
         }
     }
 }
 
-fn last_message_id(frame: &Value) -> Option<Uuid> {
-    frame
-        .pointer("/payload/last_message_id")
-        .and_then(Value::as_str)
-        .and_then(|id| id.parse().ok())
-}
-
-/// Stores the message and hands it to the agent's gateway link, wherever it is. `cached`
-/// is the socket's session with the agent, if it has one.
+/// Stores the message and hands it to the agent's gateway link, wherever it is; a message
+/// nobody took is kept for the gateway's next link. `cached` is the socket's session with
+/// the agent, if it has one.
 async fn route(
-    state: &AppState,
+    deps: &H5Deps,
     caller: Caller,
     agent_id: Uuid,
     cached: Option<ChatSession>,
@@ -341,7 +326,7 @@ async fn route(
     content: Value,
     id: Value,
 ) -> Result<Routed, String> {
-    let conn = state.db.get().await.map_err(|e| e.to_string())?;
+    let conn = deps.db.get().await.map_err(|e| e.to_string())?;
     let fast = match &cached {
         Some(session) => {
             h5_chat::store_user_message(&*conn, session, client_id.as_deref(), &content)
@@ -377,41 +362,24 @@ async fn route(
         return Ok(Routed::Duplicate(accepted));
     }
     let session = &accepted.session;
-    let frame: std::sync::Arc<str> = h5_chat::chat_send_frame(session, &accepted.message, &id)
-        .to_string()
-        .into();
-    let gateway_id = session.gateway_id;
-    let local = state
-        .registry
-        .send(ToLocalGateway {
-            gateway_id,
-            frame: frame.clone(),
-        })
+    let text = protocol::text(&h5_chat::chat_send_frame(session, &accepted.message, &id));
+    let gateway = Address::Gateway(session.gateway_id);
+    match deps
+        .router
+        .send(gateway, RouteMessage::Frame { text })
         .await
-        .unwrap_or(false);
-    if local {
-        return Ok(Routed::Delivered(accepted));
+    {
+        Delivery::Local | Delivery::Published => return Ok(Routed::Delivered(accepted)),
+        Delivery::Offline => {}
     }
-    if state.presence.get(&gateway_key(gateway_id)).await.is_some() {
-        let published = state
-            .bridge
-            .send(Publish {
-                channel: gateway_channel(gateway_id),
-                payload: frame.to_string(),
-            })
-            .await;
-        if let Ok(Ok(())) = published {
-            return Ok(Routed::Delivered(accepted));
-        }
-    }
-    // No live link took it: kept for the gateway's next link, which is poked in case it
+    // No live link took it: kept for the gateway's next link, which is woken in case it
     // came up since (its flush on connect may have run before the message was kept).
-    let conn = state.db.get().await.map_err(|e| e.to_string())?;
+    let conn = deps.db.get().await.map_err(|e| e.to_string())?;
     h5_chat::hold_for_gateway(&*conn, accepted.message.id)
         .await
         .map_err(|e| e.to_string())?;
     drop(conn);
-    gateway_rpc::poke(state, [gateway_id]);
+    deps.router.tell(gateway, RouteMessage::Flush);
     Ok(Routed::GatewayOffline(accepted))
 }
 
@@ -428,22 +396,22 @@ impl Routed {
 }
 
 fn answer(ctx: &mut socket::Ctx<H5Session>, id: &Value, routed: Routed) {
-    let ack = |accepted: &Accepted, duplicate: bool| {
-        json!({"type": "chat_ack", "id": id, "payload": {
-            "message_id": accepted.message.id, "session_id": accepted.session.id,
-            "session_key": accepted.session.session_key, "duplicate": duplicate,
-        }})
+    let ack = |accepted: &Accepted, duplicate: bool| Outbound::ChatAck {
+        id: id.clone(),
+        payload: h5::ChatAck {
+            message_id: accepted.message.id,
+            session_id: accepted.session.id,
+            session_key: accepted.session.session_key.clone(),
+            duplicate,
+        },
     };
     match routed {
         Routed::Delivered(accepted) => socket::send(ctx, &ack(&accepted, false)),
         Routed::Duplicate(accepted) => socket::send(ctx, &ack(&accepted, true)),
-        Routed::GatewayOffline(accepted) => {
-            let message =
-                "the agent's gateway is offline; the message is stored and will be sent when it reconnects";
-            let mut frame = json!({"type": "error", "id": id, "payload": {"code": "GATEWAY_OFFLINE", "reason": message, "message": message}});
-            frame["payload"]["message_id"] = json!(accepted.message.id);
-            socket::send(ctx, &frame);
-        }
+        Routed::GatewayOffline(accepted) => socket::send(
+            ctx,
+            &ErrorFrame::gateway_offline(id.clone(), accepted.message.id),
+        ),
         Routed::Refused(refusal) => {
             let message = match refusal {
                 Refusal::AssignmentNotFound => "you are not assigned to this agent",
@@ -461,7 +429,7 @@ impl Actor for H5Session {
         if socket::refuse_over_capacity(ctx, &self.slot) {
             return;
         }
-        let ws = &self.state.settings.ws;
+        let ws = &self.deps.settings.ws;
         ctx.run_later(ws.auth_timeout, |act, ctx| {
             if act.caller.is_none() {
                 Self::refuse(ctx, "auth timeout");
@@ -472,7 +440,7 @@ impl Actor for H5Session {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(caller) = self.caller {
-            self.state.registry.do_send(UnregisterH5 {
+            self.deps.router.registry().do_send(UnregisterH5 {
                 user_id: caller.user_id,
                 socket_id: self.socket_id,
             });
@@ -494,24 +462,14 @@ impl Handler<Control> for H5Session {
 
     fn handle(&mut self, msg: Control, ctx: &mut Self::Context) {
         match msg {
-            Control::Replaced => socket::close(
-                ctx,
-                CloseCode::Other(codes::REPLACED),
-                "replaced by a newer connection",
-            ),
-            Control::GoingAway => socket::close(ctx, CloseCode::Away, "server shutting down"),
-            Control::TooSlow => socket::close(
-                ctx,
-                CloseCode::Other(codes::TOO_SLOW),
-                "client too slow: reconnect and resume",
-            ),
-            Control::Revoked(reason) => {
-                socket::send(
-                    ctx,
-                    &json!({"type": "auth_error", "payload": {"reason": reason}}),
-                );
-                socket::close(ctx, CloseCode::Other(codes::AUTH_FAILED), &reason);
+            Control::Replaced => {
+                socket::close(ctx, Close::Replaced, "replaced by a newer connection")
             }
+            Control::GoingAway => socket::close(ctx, Close::GoingAway, "server shutting down"),
+            Control::TooSlow => {
+                socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
+            }
+            Control::Revoked(reason) => Self::refuse(ctx, &reason),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Who holds what, across instances: `presence:gateway:{id}` → the link's holder, with a
+//! Who holds what, across instances: `presence:gateway:{id}` (`protocol::channels::
+//! gateway_presence`) → the link's holder, with a
 //! TTL refreshed while the link lives, so "is this gateway connected anywhere?" is one GET
 //! and a crashed instance's entries expire by themselves. Single-instance mode keeps the
 //! entries in this process.
@@ -17,10 +18,6 @@ pub struct Presence {
 /// Deletes the key only while it still holds our value, so a link that was replaced on
 /// another instance does not erase its successor's entry.
 const CLEAR_IF_OURS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
-
-pub fn gateway_key(gateway_id: uuid::Uuid) -> String {
-    format!("presence:gateway:{gateway_id}")
-}
 
 impl Presence {
     pub fn new(redis: Option<RedisPool>) -> Presence {

@@ -1,7 +1,12 @@
 //! The local Registry: which actor on this instance holds which socket (gateway links, H5
-//! chat sockets). It extends itself across instances through the Bridge: while it holds a
-//! gateway's link it subscribes `ws:route:gateway:{id}`, while it holds a socket of an H5
-//! user `ws:route:h5:{id}`, and it delivers what arrives there to its local sockets.
+//! chat sockets), and the one door for "send to an id" (`Route`, through a `Router`): it
+//! alone decides between delivering to a local socket, publishing for another instance, and
+//! answering that nobody holds the id (the caller then keeps what it sent).
+//!
+//! It extends itself across instances through the Bridge: while it holds a gateway's link
+//! it subscribes `Channel::GatewayRoute`, while it holds a socket of an H5 user
+//! `Channel::UserRoute`, and it delivers the `RouteMessage`s that arrive there to its local
+//! sockets exactly as it delivers its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +15,10 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
+use super::presence::Presence;
 use super::socket::Outbox;
+use crate::protocol::bus::RouteMessage;
+use crate::protocol::channels::{gateway_presence, Channel};
 
 /// What the registry tells a socket actor.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -87,12 +95,6 @@ pub struct RegisterGateway {
     pub flush: Recipient<FlushCommands>,
 }
 
-/// Wakes the link of a gateway (to send its recorded requests), on whichever instance holds
-/// it; nothing happens when no instance does.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PokeGateway(pub Uuid);
-
 /// Removes the entry only if it is still this link's (a replaced link must not remove its
 /// successor).
 #[derive(Message)]
@@ -121,28 +123,44 @@ pub struct UnregisterH5 {
     pub socket_id: Uuid,
 }
 
-/// A frame for a gateway's link: `true` when this instance holds the link and took it.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct ToLocalGateway {
-    pub gateway_id: Uuid,
-    pub frame: Arc<str>,
+/// Who a `Route` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    /// Every socket of an H5 user, on every instance.
+    User(Uuid),
+    /// The one relay link of a gateway, on whichever instance holds it.
+    Gateway(Uuid),
 }
 
-/// A frame for every socket of an H5 user, on every instance.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ToUser {
-    pub user_id: Uuid,
-    pub frame: Arc<str>,
+impl Address {
+    fn channel(self) -> Channel {
+        match self {
+            Address::User(id) => Channel::UserRoute(id),
+            Address::Gateway(id) => Channel::GatewayRoute(id),
+        }
+    }
 }
 
-/// Closes every socket of an H5 user, on every instance.
+/// Sends `message` to `to`, wherever it is; answers where it went.
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseUser {
-    pub user_id: Uuid,
-    pub reason: String,
+#[rtype(result = "Delivery")]
+pub struct Route {
+    pub to: Address,
+    pub message: RouteMessage,
+}
+
+/// Where a `Route` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// A socket of this instance took it. A user's message is also published, for the
+    /// user's sockets on other instances.
+    Local,
+    /// Published for the instance that holds the id (for a user: this instance has none of
+    /// the user's sockets; the user may have none anywhere).
+    Published,
+    /// Nobody holds the gateway's link: not this instance, and its presence key names no
+    /// other one (or the publication failed). The caller keeps what it sent.
+    Offline,
 }
 
 /// Tells every socket to close with "going away"; answers how many were told.
@@ -155,17 +173,33 @@ pub struct CloseAll;
 #[rtype(result = "usize")]
 pub struct H5SocketCount(pub Uuid);
 
-pub fn gateway_channel(gateway_id: Uuid) -> String {
-    format!("ws:route:gateway:{gateway_id}")
-}
+/// The door everything uses to reach a socket by id (see `Route`), and to register sockets.
+#[derive(Clone)]
+pub struct Router(Addr<Registry>);
 
-pub fn user_channel(user_id: Uuid) -> String {
-    format!("ws:route:h5:{user_id}")
-}
+impl Router {
+    pub fn new(registry: Addr<Registry>) -> Router {
+        Router(registry)
+    }
 
-/// Control messages share the user and gateway channels; a frame never starts with NUL.
-const CLOSE_MARKER: &str = "\u{0}close:";
-const FLUSH_MARKER: &str = "\u{0}flush";
+    /// Sends and answers where it went (`Offline` when the registry is not running).
+    pub async fn send(&self, to: Address, message: RouteMessage) -> Delivery {
+        self.0
+            .send(Route { to, message })
+            .await
+            .unwrap_or(Delivery::Offline)
+    }
+
+    /// Sends without waiting for the outcome.
+    pub fn tell(&self, to: Address, message: RouteMessage) {
+        self.0.do_send(Route { to, message });
+    }
+
+    /// The registry itself, to register and unregister sockets.
+    pub fn registry(&self) -> &Addr<Registry> {
+        &self.0
+    }
+}
 
 struct GatewayEntry {
     link_id: Uuid,
@@ -173,55 +207,83 @@ struct GatewayEntry {
     flush: Recipient<FlushCommands>,
 }
 
+impl GatewayEntry {
+    /// Hands `message` to the link, from this instance or another.
+    fn take(&self, message: &RouteMessage) {
+        match message {
+            RouteMessage::Frame { text } => self.socket.deliver(&text.as_str().into()),
+            RouteMessage::Flush => self.flush.do_send(FlushCommands),
+            RouteMessage::Replaced { link_id } => {
+                tracing::info!(old_link = %self.link_id, new_link = %link_id, "gateway link replaced on another instance");
+                self.socket.control.do_send(Control::Replaced);
+            }
+            RouteMessage::Close { reason } => self
+                .socket
+                .control
+                .do_send(Control::Revoked(reason.clone())),
+        }
+    }
+}
+
 pub struct Registry {
     bridge: Addr<Bridge>,
+    presence: Arc<Presence>,
     gateways: HashMap<Uuid, GatewayEntry>,
     users: HashMap<Uuid, HashMap<Uuid, SocketHandle>>,
 }
 
 impl Registry {
-    pub fn new(bridge: Addr<Bridge>) -> Registry {
+    pub fn new(bridge: Addr<Bridge>, presence: Arc<Presence>) -> Registry {
         Registry {
             bridge,
+            presence,
             gateways: HashMap::new(),
             users: HashMap::new(),
         }
     }
 
-    fn subscribe(&self, channel: String, ctx: &Context<Self>) {
+    fn subscribe(&self, channel: Channel, ctx: &Context<Self>) {
         self.bridge.do_send(Subscribe {
-            channel,
+            channel: channel.to_string(),
             subscriber: ctx.address().recipient(),
         });
     }
 
-    fn unsubscribe(&self, channel: String, ctx: &Context<Self>) {
+    fn unsubscribe(&self, channel: Channel, ctx: &Context<Self>) {
         self.bridge.do_send(Unsubscribe {
-            channel,
+            channel: channel.to_string(),
             subscriber: ctx.address().recipient(),
         });
     }
 
-    fn deliver_to_local_user(&self, user_id: Uuid, frame: &Arc<str>) {
-        for socket in self
-            .users
-            .get(&user_id)
-            .into_iter()
-            .flat_map(HashMap::values)
-        {
-            socket.deliver(frame);
-        }
+    fn publish(&self, to: Address, message: &RouteMessage) {
+        self.bridge.do_send(Publish {
+            channel: to.channel().to_string(),
+            payload: message.encode(),
+        });
     }
 
-    fn close_local_user(&self, user_id: Uuid, reason: &str) {
-        for socket in self
-            .users
-            .get(&user_id)
-            .into_iter()
-            .flat_map(HashMap::values)
-        {
-            socket.control.do_send(Control::Revoked(reason.to_string()));
+    /// Hands `message` to the user's sockets here; `true` when there was one.
+    fn deliver_to_local_user(&self, user_id: Uuid, message: &RouteMessage) -> bool {
+        let Some(sockets) = self.users.get(&user_id) else {
+            return false;
+        };
+        match message {
+            RouteMessage::Frame { text } => {
+                let frame: Arc<str> = text.as_str().into();
+                for socket in sockets.values() {
+                    socket.deliver(&frame);
+                }
+            }
+            RouteMessage::Close { reason } => {
+                for socket in sockets.values() {
+                    socket.control.do_send(Control::Revoked(reason.clone()));
+                }
+            }
+            // Link messages mean nothing to a user's sockets.
+            RouteMessage::Replaced { .. } | RouteMessage::Flush => {}
         }
+        !sockets.is_empty()
     }
 }
 
@@ -245,14 +307,15 @@ impl Handler<RegisterGateway> for Registry {
                 tracing::info!(gateway_id = %msg.gateway_id, old_link = %old.link_id, "gateway link replaced by a newer one");
                 old.socket.control.do_send(Control::Replaced);
             }
-            None => self.subscribe(gateway_channel(msg.gateway_id), ctx),
+            None => self.subscribe(Channel::GatewayRoute(msg.gateway_id), ctx),
         }
         // A link on another instance is replaced too: one link per gateway, anywhere.
-        let takeover = format!("{CLOSE_MARKER}{}", msg.link_id);
-        self.bridge.do_send(Publish {
-            channel: gateway_channel(msg.gateway_id),
-            payload: takeover,
-        });
+        self.publish(
+            Address::Gateway(msg.gateway_id),
+            &RouteMessage::Replaced {
+                link_id: msg.link_id,
+            },
+        );
     }
 }
 
@@ -266,7 +329,7 @@ impl Handler<UnregisterGateway> for Registry {
             .is_some_and(|entry| entry.link_id == msg.link_id)
         {
             self.gateways.remove(&msg.gateway_id);
-            self.unsubscribe(gateway_channel(msg.gateway_id), ctx);
+            self.unsubscribe(Channel::GatewayRoute(msg.gateway_id), ctx);
         }
     }
 }
@@ -279,31 +342,50 @@ impl Handler<HasGateway> for Registry {
     }
 }
 
-impl Handler<ToLocalGateway> for Registry {
-    type Result = bool;
+impl Handler<Route> for Registry {
+    type Result = ResponseFuture<Delivery>;
 
-    fn handle(&mut self, msg: ToLocalGateway, _: &mut Context<Self>) -> bool {
-        match self.gateways.get(&msg.gateway_id) {
-            Some(entry) => {
-                entry.socket.deliver(&msg.frame);
-                true
+    fn handle(&mut self, msg: Route, _: &mut Context<Self>) -> Self::Result {
+        let delivery = match msg.to {
+            Address::User(user_id) => {
+                let local = self.deliver_to_local_user(user_id, &msg.message);
+                // A user's sockets may be on any number of instances, none of which is
+                // recorded anywhere: always published.
+                self.publish(msg.to, &msg.message);
+                if local {
+                    Delivery::Local
+                } else {
+                    Delivery::Published
+                }
             }
-            None => false,
-        }
-    }
-}
-
-impl Handler<PokeGateway> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: PokeGateway, _: &mut Context<Self>) {
-        match self.gateways.get(&msg.0) {
-            Some(entry) => entry.flush.do_send(FlushCommands),
-            None => self.bridge.do_send(Publish {
-                channel: gateway_channel(msg.0),
-                payload: FLUSH_MARKER.to_string(),
-            }),
-        }
+            Address::Gateway(gateway_id) => match self.gateways.get(&gateway_id) {
+                Some(entry) => {
+                    entry.take(&msg.message);
+                    Delivery::Local
+                }
+                None => {
+                    // Published only when the gateway's presence names an instance, so the
+                    // caller learns that nobody will take it.
+                    let (presence, bridge) = (self.presence.clone(), self.bridge.clone());
+                    return Box::pin(async move {
+                        if presence.get(&gateway_presence(gateway_id)).await.is_none() {
+                            return Delivery::Offline;
+                        }
+                        let published = bridge
+                            .send(Publish {
+                                channel: msg.to.channel().to_string(),
+                                payload: msg.message.encode(),
+                            })
+                            .await;
+                        match published {
+                            Ok(Ok(())) => Delivery::Published,
+                            _ => Delivery::Offline,
+                        }
+                    });
+                }
+            },
+        };
+        Box::pin(std::future::ready(delivery))
     }
 }
 
@@ -314,7 +396,7 @@ impl Handler<RegisterH5> for Registry {
         let sockets = self.users.entry(msg.user_id).or_default();
         sockets.insert(msg.socket_id, msg.socket);
         if sockets.len() == 1 {
-            self.subscribe(user_channel(msg.user_id), ctx);
+            self.subscribe(Channel::UserRoute(msg.user_id), ctx);
         }
     }
 }
@@ -329,33 +411,8 @@ impl Handler<UnregisterH5> for Registry {
         sockets.remove(&msg.socket_id);
         if sockets.is_empty() {
             self.users.remove(&msg.user_id);
-            self.unsubscribe(user_channel(msg.user_id), ctx);
+            self.unsubscribe(Channel::UserRoute(msg.user_id), ctx);
         }
-    }
-}
-
-impl Handler<ToUser> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: ToUser, _: &mut Context<Self>) {
-        self.deliver_to_local_user(msg.user_id, &msg.frame);
-        self.bridge.do_send(Publish {
-            channel: user_channel(msg.user_id),
-            payload: msg.frame.to_string(),
-        });
-    }
-}
-
-impl Handler<CloseUser> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: CloseUser, _: &mut Context<Self>) {
-        self.close_local_user(msg.user_id, &msg.reason);
-        let payload = format!("{CLOSE_MARKER}{}", msg.reason);
-        self.bridge.do_send(Publish {
-            channel: user_channel(msg.user_id),
-            payload,
-        });
     }
 }
 
@@ -372,35 +429,20 @@ impl Handler<BusMessage> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: BusMessage, _: &mut Context<Self>) {
-        let control = msg.payload.strip_prefix(CLOSE_MARKER);
-        if let Some(id) = msg
-            .channel
-            .strip_prefix("ws:route:gateway:")
-            .and_then(|id| id.parse::<Uuid>().ok())
-        {
-            let Some(entry) = self.gateways.get(&id) else {
-                return;
-            };
-            if &*msg.payload == FLUSH_MARKER {
-                entry.flush.do_send(FlushCommands);
-                return;
-            }
-            match control {
-                // Another instance took this gateway's link over.
-                Some(_) => {
-                    entry.socket.control.do_send(Control::Replaced);
+        let Some(message) = RouteMessage::decode(&msg.payload) else {
+            tracing::warn!(channel = %msg.channel, "dropping a publication that is no route message");
+            return;
+        };
+        match Channel::parse(&msg.channel) {
+            Some(Channel::GatewayRoute(id)) => {
+                if let Some(entry) = self.gateways.get(&id) {
+                    entry.take(&message);
                 }
-                None => entry.socket.deliver(&msg.payload),
             }
-        } else if let Some(id) = msg
-            .channel
-            .strip_prefix("ws:route:h5:")
-            .and_then(|id| id.parse::<Uuid>().ok())
-        {
-            match control {
-                Some(reason) => self.close_local_user(id, reason),
-                None => self.deliver_to_local_user(id, &msg.payload),
+            Some(Channel::UserRoute(id)) => {
+                self.deliver_to_local_user(id, &message);
             }
+            _ => {}
         }
     }
 }

@@ -1,5 +1,5 @@
-//! What every WebSocket actor shares: JSON frames, error frames, closing, and the
-//! per-instance connection limit.
+//! What every WebSocket actor shares: sending `protocol` frames, error frames, closing with
+//! a `protocol::codes::Close`, and the per-instance connection limit.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,36 +7,35 @@ use std::time::Instant;
 
 use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use actix_web_actors::ws::{self, CloseReason};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::config::WsSettings;
+use crate::protocol::codes::{Close, ErrorCode};
+use crate::protocol::{self, ErrorFrame};
 
 pub type Ctx<A> = ws::WebsocketContext<A>;
 
-pub fn send<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, frame: &Value) {
-    ctx.text(frame.to_string());
+/// Sends one of the `protocol` frames.
+pub fn send<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, frame: &impl Serialize) {
+    ctx.text(protocol::text(frame));
 }
 
-/// `{"type":"error","id":…,"payload":{"code","reason","message"}}`; the socket stays open.
+/// An `ErrorFrame` answering the frame with id `id`; the socket stays open.
 pub fn error<A: Actor<Context = Ctx<A>>>(
     ctx: &mut Ctx<A>,
     id: Option<&Value>,
-    code: &str,
+    code: ErrorCode,
     message: &str,
 ) {
-    let mut frame =
-        json!({"type": "error", "payload": {"code": code, "reason": message, "message": message}});
-    if let Some(id) = id.filter(|id| !id.is_null()) {
-        frame["id"] = id.clone();
-    }
-    send(ctx, &frame);
+    send(ctx, &ErrorFrame::new(id, code, message));
 }
 
-pub fn close<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, code: CloseCode, reason: &str) {
+pub fn close<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, code: Close, reason: &str) {
     ctx.close(Some(CloseReason {
-        code,
+        code: code.code().into(),
         description: Some(reason.to_string()),
     }));
     ctx.stop();
@@ -54,7 +53,7 @@ pub fn too_large<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, len: usize, limit
     error(
         ctx,
         None,
-        "FRAME_TOO_LARGE",
+        ErrorCode::FrameTooLarge,
         &format!("frames are limited to {limit} bytes"),
     );
     true
@@ -71,7 +70,7 @@ pub fn refuse_over_capacity<A: Actor<Context = Ctx<A>>>(
     }
     close(
         ctx,
-        CloseCode::Other(codes::AT_CAPACITY),
+        Close::TryAgainLater,
         "server at connection limit, retry",
     );
     true
@@ -91,11 +90,7 @@ pub fn keep_alive<A, F>(
     let timeout = ws.heartbeat_timeout;
     ctx.run_interval(ws.heartbeat_interval, move |act, ctx| {
         if last_frame(act).elapsed() > timeout {
-            return close(
-                ctx,
-                CloseCode::Other(codes::HEARTBEAT_TIMEOUT),
-                "heartbeat timeout",
-            );
+            return close(ctx, Close::HeartbeatTimeout, "heartbeat timeout");
         }
         ctx.ping(b"");
         on_tick(act, ctx);
@@ -109,34 +104,26 @@ pub fn incoming<A: Actor<Context = Ctx<A>>>(
     ctx: &mut Ctx<A>,
 ) -> Option<ws::Message> {
     match msg {
-        Err(ws::ProtocolError::Overflow) => close(ctx, CloseCode::Size, "frame larger than 16 MiB"),
+        Err(ws::ProtocolError::Overflow) => close(ctx, Close::TooLarge, "frame larger than 16 MiB"),
         Err(e) => {
             tracing::debug!(error = %e, "websocket protocol error");
-            close(ctx, CloseCode::Protocol, "protocol error");
+            close(ctx, Close::ProtocolError, "protocol error");
         }
         Ok(text @ ws::Message::Text(_)) => return Some(text),
         Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
         Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
-        Ok(ws::Message::Binary(_) | ws::Message::Continuation(_)) => {
-            error(ctx, None, "BINARY_NOT_SUPPORTED", "send JSON text frames")
-        }
+        Ok(ws::Message::Binary(_) | ws::Message::Continuation(_)) => error(
+            ctx,
+            None,
+            ErrorCode::BinaryNotSupported,
+            "send JSON text frames",
+        ),
         Ok(ws::Message::Close(reason)) => {
             ctx.close(reason);
             ctx.stop();
         }
     }
     None
-}
-
-/// Close codes of our protocols (see docs/).
-pub mod codes {
-    pub const REPLACED: u16 = 4000;
-    pub const AUTH_FAILED: u16 = 4001;
-    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
-    /// The standard "try again later": the instance is at WS_MAX_CONNECTIONS_PER_INSTANCE.
-    pub const AT_CAPACITY: u16 = 1013;
-    /// The client did not take its frames fast enough (over WS_OUTBOUND_QUEUE_BYTES queued).
-    pub const TOO_SLOW: u16 = 4009;
 }
 
 /// The bytes a socket has queued for its client that the client has not taken yet. The

@@ -9,23 +9,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
+use crate::protocol::channels::Channel;
+use crate::protocol::{self, board};
 
 /// Suggestions a listener may have waiting; a listener that falls further behind is
 /// dropped (its stream ends and the client reconnects).
 pub const LISTENER_QUEUE: usize = 128;
 
-pub fn channel(organization_id: Uuid) -> String {
-    format!("suggestions:{organization_id}")
-}
-
-/// A `suggestion.new` frame for `suggestion` (an `AgentSuggestionRead`).
-pub fn frame(suggestion: &Value) -> Value {
-    json!({"type": "suggestion.new", "suggestion": suggestion})
+fn channel(organization_id: Uuid) -> String {
+    Channel::Suggestions(organization_id).to_string()
 }
 
 #[derive(Message)]
@@ -117,7 +114,10 @@ impl Handler<PublishSuggestion> for SuggestionHubs {
     type Result = ();
 
     fn handle(&mut self, msg: PublishSuggestion, _: &mut Context<Self>) {
-        let text: Arc<str> = frame(&msg.suggestion).to_string().into();
+        let frame = board::Outbound::SuggestionNew {
+            suggestion: &msg.suggestion,
+        };
+        let text: Arc<str> = protocol::text(&frame).into();
         if let Some((hub, _)) = self.hubs.get(&msg.organization_id) {
             hub.do_send(Deliver(text.clone()));
         }

@@ -4,28 +4,21 @@
 //! Pub/sub is best effort: the `agent_events` row is the event's durable copy.
 
 use actix::Addr;
-use uuid::Uuid;
 
 use super::bridge::{Bridge, Publish};
 use crate::domain::proactivity::events::AgentEvent;
-
-pub fn organization_channel(organization_id: Uuid) -> String {
-    format!("mc:events:{organization_id}")
-}
-
-pub fn board_channel(organization_id: Uuid, board_id: Uuid) -> String {
-    format!("mc:events:{organization_id}:{board_id}")
-}
+use crate::protocol::channels::Channel;
 
 /// Call after the event's commit.
 pub fn publish(bridge: &Addr<Bridge>, event: &AgentEvent) {
     let payload = event.system_event().to_string();
-    let board = event
-        .board_id
-        .map(|board_id| board_channel(event.organization_id, board_id));
-    for channel in std::iter::once(organization_channel(event.organization_id)).chain(board) {
+    let board = event.board_id.map(|board_id| Channel::BoardEvents {
+        organization_id: event.organization_id,
+        board_id,
+    });
+    for channel in std::iter::once(Channel::OrgEvents(event.organization_id)).chain(board) {
         let sent = bridge.send(Publish {
-            channel,
+            channel: channel.to_string(),
             payload: payload.clone(),
         });
         let event_id = event.id;

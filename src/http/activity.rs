@@ -5,7 +5,6 @@ use actix_web::web::{self, Data};
 use actix_web::{get, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::actors::feeds::organization_topic;
 use crate::auth::admin::Admin;
 use crate::domain::support::activity::{
     self, ActivityEvent, CommentFeedFilter, TaskCommentFeedItem,
@@ -15,6 +14,7 @@ use crate::domain::tasks::feeds::{self, CommentCursor};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::sse::{self, SinceQuery};
+use crate::protocol::channels::Channel;
 use crate::state::AppState;
 
 /// Events on tasks of the boards the caller can read, newest first.
@@ -83,7 +83,7 @@ pub async fn stream_task_comments(
     Ok(sse::respond(
         state.db.clone(),
         state.feeds.clone(),
-        organization_topic(organization_id),
+        Channel::OrgFeed(organization_id).to_string(),
         state.settings.ws.sse_keepalive,
         cursor,
         Box::new(move |db, cursor| {

@@ -7,7 +7,6 @@ use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::feeds::agents_topic;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::agents::capabilities::{self, AgentCapability, AgentCapabilityCreate};
@@ -25,6 +24,7 @@ use crate::http::gateways::publish_released;
 use crate::http::json::Json;
 use crate::http::sse::{self, SinceQuery};
 use crate::http::{in_transaction, OkResponse};
+use crate::protocol::channels::Channel;
 use crate::state::AppState;
 
 /// Agents on boards the admin can read plus the organization's gateway-main agents.
@@ -177,7 +177,7 @@ pub async fn stream_agents(
     Ok(sse::respond(
         state.db.clone(),
         state.feeds.clone(),
-        agents_topic(org),
+        Channel::AgentsFeed(org).to_string(),
         state.settings.ws.sse_keepalive,
         cursor,
         Box::new(move |db, after| {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::board_session::BoardSession;
+use crate::actors::board_session::{BoardDeps, BoardSession};
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::state::AppState;
 
@@ -34,8 +34,15 @@ pub async fn board_socket(
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
     let outbox = Outbox::default();
     let token = query.into_inner().token;
+    let deps = BoardDeps {
+        settings: state.settings.clone(),
+        db: state.db.clone(),
+        board_events: state.board_events.clone(),
+        board_rooms: state.board_rooms.clone(),
+        suggestions: state.suggestions.clone(),
+    };
     socket::start(
-        BoardSession::new(state, board_id, token, slot, outbox.clone()),
+        BoardSession::new(deps, board_id, token, slot, outbox.clone()),
         outbox,
         &req,
         stream,

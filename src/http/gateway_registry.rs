@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::gateway_link::GatewayLink;
-use crate::actors::presence::gateway_key;
+use crate::actors::gateway_link::{GatewayLink, LinkDeps};
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::admin::Admin;
 use crate::domain::gateways::registry::{
@@ -25,6 +24,7 @@ use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
 use crate::http::OkResponse;
+use crate::protocol::channels::gateway_presence;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -325,8 +325,15 @@ pub async fn relay(
         .to_string();
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
     let outbox = Outbox::default();
+    let deps = LinkDeps {
+        settings: state.settings.clone(),
+        db: state.db.clone(),
+        router: state.router.clone(),
+        presence: state.presence.clone(),
+        rpc: state.rpc.clone(),
+    };
     socket::start(
-        GatewayLink::new(state, *id, peer, slot, outbox.clone()),
+        GatewayLink::new(deps, *id, peer, slot, outbox.clone()),
         outbox,
         &req,
         stream,
@@ -347,7 +354,7 @@ pub async fn connections(
     let sessions = h5_chat::sessions_of_gateway(&*conn, *id, SESSIONS_SHOWN).await?;
     let link = state
         .presence
-        .get(&gateway_key(*id))
+        .get(&gateway_presence(*id))
         .await
         .and_then(|v| serde_json::from_str::<Value>(&v).ok());
     Ok(web::Json(Connections {

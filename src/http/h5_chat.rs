@@ -7,7 +7,7 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::h5_session::H5Session;
+use crate::actors::h5_session::{H5Deps, H5Session};
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::h5::H5Caller;
 use crate::domain::h5::chat::{self as h5_chat, ChatMessage, ChatSession};
@@ -26,8 +26,13 @@ pub async fn chat_socket(
 ) -> Result<HttpResponse, actix_web::Error> {
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
     let outbox = Outbox::default();
+    let deps = H5Deps {
+        settings: state.settings.clone(),
+        db: state.db.clone(),
+        router: state.router.clone(),
+    };
     socket::start(
-        H5Session::new(state, slot, outbox.clone()),
+        H5Session::new(deps, slot, outbox.clone()),
         outbox,
         &req,
         stream,

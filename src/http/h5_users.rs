@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::registry::CloseUser;
+use crate::actors::registry::Address;
 use crate::auth::admin::Admin;
 use crate::domain::h5::users::{
     self as h5_users, Assignment, H5User, ListFilter, NewAssignment, UserWithAssignments,
@@ -19,6 +19,7 @@ use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
 use crate::http::OkResponse;
+use crate::protocol::bus::RouteMessage;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -139,10 +140,12 @@ pub async fn suspend(
     id: Path<Uuid>,
 ) -> ApiResult<web::Json<H5User>> {
     let user = set_status(&state, &p, *id, STATUS_SUSPENDED).await?;
-    state.registry.do_send(CloseUser {
-        user_id: user.id,
-        reason: "account suspended".into(),
-    });
+    state.router.tell(
+        Address::User(user.id),
+        RouteMessage::Close {
+            reason: "account suspended".into(),
+        },
+    );
     Ok(web::Json(user))
 }
 

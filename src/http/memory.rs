@@ -9,7 +9,7 @@ use tokio_postgres::GenericClient;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::feeds::{board_topic, group_topic, Poke};
+use crate::actors::feeds::Poke;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::boards::memory::{self, MemoryCreate, MemoryFilter, MemoryKind};
@@ -24,6 +24,7 @@ use crate::error::ApiResult;
 use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::sse::{self, SinceQuery};
+use crate::protocol::channels::Channel;
 use crate::state::AppState;
 
 /// New entries of `owner_id` (already authorized) as server-sent events
@@ -81,7 +82,7 @@ pub async fn stream_board_memory(
     }
     memory_stream::<BoardMemory>(
         &state,
-        board_topic(board_id),
+        Channel::BoardFeed(board_id).to_string(),
         board_id,
         *filter,
         &since,
@@ -158,7 +159,7 @@ pub async fn post_board_memory(
         Ok::<_, DomainError>((entry, gateways))
     });
     state.feeds.do_send(Poke {
-        topic: board_topic(board_id),
+        topic: Channel::BoardFeed(board_id).to_string(),
     });
     gateway_rpc::poke(state, gateways);
     Ok(web::Json(entry))
@@ -188,7 +189,7 @@ pub async fn stream_group_memory(
     }
     memory_stream::<BoardGroupMemory>(
         &state,
-        group_topic(group_id),
+        Channel::GroupFeed(group_id).to_string(),
         group_id,
         *filter,
         &since,
@@ -279,7 +280,7 @@ pub async fn stream_board_group_memory(
         Some(group_id) => {
             memory_stream::<BoardGroupMemory>(
                 &state,
-                group_topic(group_id),
+                Channel::GroupFeed(group_id).to_string(),
                 group_id,
                 *filter,
                 &since,
@@ -290,7 +291,7 @@ pub async fn stream_board_group_memory(
         None => Ok(sse::respond(
             state.db.clone(),
             state.feeds.clone(),
-            board_topic(board.id),
+            Channel::BoardFeed(board.id).to_string(),
             state.settings.ws.sse_keepalive,
             (),
             Box::new(|_, _| Box::pin(async { Ok((Vec::new(), ())) })),
@@ -369,7 +370,7 @@ fn announce_group_post(
     (entry, gateways): (BoardGroupMemory, Vec<Uuid>),
 ) -> ApiResult<web::Json<BoardGroupMemory>> {
     state.feeds.do_send(Poke {
-        topic: group_topic(entry.board_group_id),
+        topic: Channel::GroupFeed(entry.board_group_id).to_string(),
     });
     gateway_rpc::poke(state, gateways);
     Ok(web::Json(entry))

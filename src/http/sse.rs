@@ -15,12 +15,13 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 use uuid::Uuid;
 
-use crate::actors::feeds::{board_topic, FeedHub, Listen, Unlisten};
+use crate::actors::feeds::{FeedHub, Listen, Unlisten};
 use crate::db::PgPool;
 use crate::domain::support::access::{Access, Caller};
 use crate::domain::tasks::feeds::{self, BoardFeed};
 use crate::domain::{DomainError, DomainResult};
 use crate::error::ApiResult;
+use crate::protocol::channels::Channel;
 use crate::state::AppState;
 
 /// One event: `event:`, optional `id:` (what the client sends back as `Last-Event-ID`),
@@ -165,7 +166,7 @@ pub async fn board_feed(
     Ok(respond(
         state.db.clone(),
         state.feeds.clone(),
-        board_topic(board_id),
+        Channel::BoardFeed(board_id).to_string(),
         state.settings.ws.sse_keepalive,
         cursor,
         Box::new(move |db, after| {

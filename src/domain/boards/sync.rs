@@ -2,7 +2,6 @@
 //! current sync number (the events after it are in `support::board_log`).
 
 use chrono::Utc;
-use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -10,11 +9,13 @@ use crate::domain::model::task::TASK_COLUMNS;
 use crate::domain::model::TaskRow;
 use crate::domain::support::board_log::current;
 use crate::domain::tasks::crud as tasks;
+use crate::domain::tasks::crud::Task;
 use crate::domain::DomainResult;
+use crate::protocol::board::BoardState;
 
 /// `board.state`: every task of the board (newest first) and the sync number it reflects.
 /// Call in a repeatable-read transaction so both are read from one snapshot.
-pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<Value> {
+pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<BoardState<Task>> {
     let seq = current(client, board_id).await?;
     let rows: Vec<TaskRow> = client
         .query(
@@ -26,5 +27,9 @@ pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<
         .map(TaskRow::from_row)
         .collect();
     let tasks = tasks::reads(client, board_id, rows).await?;
-    Ok(json!({"type": "board.state", "timestamp": Utc::now(), "seq": seq, "tasks": tasks}))
+    Ok(BoardState {
+        timestamp: Utc::now(),
+        seq,
+        tasks,
+    })
 }

@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
+use crate::protocol::codes::ErrorCode;
+use crate::protocol::h5::{self, AgentPresence, Extra, MessageFields, Outbound, Role};
+use crate::protocol::relay;
 
 /// A chat session (`h5_chat_sessions`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -99,10 +102,10 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Refusal::AssignmentNotFound => "ASSIGNMENT_NOT_FOUND",
-            Refusal::AgentUnavailable => "AGENT_UNAVAILABLE",
+            Refusal::AssignmentNotFound => ErrorCode::AssignmentNotFound,
+            Refusal::AgentUnavailable => ErrorCode::AgentUnavailable,
         }
     }
 }
@@ -253,34 +256,45 @@ pub async fn accept_reply(
     Ok(Some((session, message, false)))
 }
 
+/// What every frame of `message` says about it; `role` is the frame's.
+fn message_fields(session: &ChatSession, message: &ChatMessage, role: Role) -> MessageFields {
+    MessageFields {
+        session_key: session.session_key.clone(),
+        session_id: session.id,
+        agent_id: message.agent_id,
+        content: message.content.clone(),
+        role,
+        message_id: message.id,
+    }
+}
+
 /// The frame an H5 client receives for an assistant message (the reference's `chat_reply`,
 /// plus ids; `extra` fields never override the ones the client relies on).
-pub fn reply_frame(session: &ChatSession, message: &ChatMessage) -> Value {
-    let mut payload = serde_json::Map::new();
-    if let Some(Value::Object(extra)) = &message.extra {
-        payload.extend(extra.clone());
+pub fn reply_frame(session: &ChatSession, message: &ChatMessage) -> Outbound {
+    Outbound::ChatReply {
+        id: message.id,
+        payload: h5::ChatReply {
+            message: message_fields(session, message, Role::Assistant),
+            created_at: message.created_at,
+            extra: Extra::new(message.extra.as_ref()),
+        },
     }
-    for (k, v) in [
-        ("session_key", json!(session.session_key)),
-        ("session_id", json!(session.id)),
-        ("agent_id", json!(message.agent_id)),
-        ("content", message.content.clone()),
-        ("role", json!("assistant")),
-        ("message_id", json!(message.id)),
-        ("created_at", json!(message.created_at)),
-    ] {
-        payload.insert(k.into(), v);
-    }
-    json!({"type": "chat_reply", "id": message.id, "payload": payload})
 }
 
 /// The `chat.send` frame that carries a user message to its agent's gateway (relay
 /// protocol, gateway side); `id` is the user's frame id.
-pub fn chat_send_frame(session: &ChatSession, message: &ChatMessage, id: &Value) -> Value {
-    json!({"type": "chat.send", "id": id, "payload": {
-        "session_key": session.session_key, "session_id": session.id, "h5_user_id": session.h5_user_id,
-        "agent_id": message.agent_id, "content": message.content, "role": "user", "message_id": message.id,
-    }})
+pub fn chat_send_frame(
+    session: &ChatSession,
+    message: &ChatMessage,
+    id: &Value,
+) -> relay::Outbound {
+    relay::Outbound::ChatSend {
+        id: id.clone(),
+        payload: relay::ChatSend {
+            message: message_fields(session, message, Role::User),
+            h5_user_id: session.h5_user_id,
+        },
+    }
 }
 
 /// Keeps a user message that no live link of its gateway took, for the link to send when
@@ -326,18 +340,21 @@ pub async fn take_held(
             let session = ChatSession::from_row(row);
             let message = ChatMessage::from_row_at(row, 9);
             let id = json!(message.client_message_id);
-            chat_send_frame(&session, &message, &id).to_string()
+            crate::protocol::text(&chat_send_frame(&session, &message, &id))
         })
         .collect())
 }
 
 /// The frame of a user message, for the user's other devices and for resume.
-pub fn user_message_frame(session: &ChatSession, message: &ChatMessage) -> Value {
-    json!({"type": "chat_message", "id": message.id, "payload": {
-        "session_key": session.session_key, "session_id": session.id, "agent_id": message.agent_id,
-        "content": message.content, "role": "user", "message_id": message.id,
-        "client_message_id": message.client_message_id, "created_at": message.created_at,
-    }})
+pub fn user_message_frame(session: &ChatSession, message: &ChatMessage) -> Outbound {
+    Outbound::ChatMessage {
+        id: message.id,
+        payload: h5::UserMessage {
+            message: message_fields(session, message, Role::User),
+            client_message_id: message.client_message_id.clone(),
+            created_at: message.created_at,
+        },
+    }
 }
 
 /// Everything the user's sessions received after `last_message_id` (all of it when the id
@@ -347,7 +364,7 @@ pub async fn frames_after(
     h5_user_id: Uuid,
     last_message_id: Uuid,
     limit: i64,
-) -> DomainResult<Vec<Value>> {
+) -> DomainResult<Vec<Outbound>> {
     let rows = client
         .query(
             &format!(
@@ -447,8 +464,14 @@ pub async fn audience_of_gateway(
 }
 
 /// `{"type":"system","payload":{"event":"agent_offline"|"agent_online","agent_id","gateway_id"}}`.
-pub fn presence_frame(event: &str, agent_id: Uuid, gateway_id: Uuid) -> Value {
-    json!({"type": "system", "payload": {"event": event, "agent_id": agent_id, "gateway_id": gateway_id}})
+pub fn presence_frame(event: AgentPresence, agent_id: Uuid, gateway_id: Uuid) -> Outbound {
+    Outbound::System {
+        payload: h5::SystemEvent {
+            event,
+            agent_id,
+            gateway_id,
+        },
+    }
 }
 
 /// The chat sessions routed to a gateway, most recent first (for the admin view).

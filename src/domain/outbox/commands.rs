@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::agent_tokens::{self, Holder};
 use crate::domain::DomainResult;
+use crate::protocol::relay;
 
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
@@ -240,11 +241,14 @@ async fn frame(
         let token = rotate_gateway_token(client, agent_id, token_key).await?;
         map.insert("auth_token".into(), json!(token));
     }
-    Ok(
-        json!({"type": "rpc.request", "id": command.id, "attempt": command.attempts,
-              "payload": {"method": command.method, "params": params}})
-        .to_string(),
-    )
+    Ok(crate::protocol::text(&relay::Outbound::RpcRequest {
+        id: command.id,
+        attempt: command.attempts,
+        payload: relay::RpcCall {
+            method: command.method.clone(),
+            params,
+        },
+    }))
 }
 
 async fn note_attempt(

@@ -4,38 +4,35 @@
 //! lock, so a reader that has number n has everything before it.
 
 use chrono::Utc;
-use serde_json::{json, Value};
+use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::domain::model::TaskChange;
 use crate::domain::DomainResult;
+use crate::protocol::board::{Numbered, TaskEvent};
 
 /// Events kept per board; older ones are dropped as new ones come.
 const KEPT: i64 = 1000;
 
-/// The wire frame of a change (the reference's fields; `append` adds `seq`); `None` for
+/// The wire event of a change (the reference's fields; `append` numbers it); `None` for
 /// changes board sync does not carry (comments, notices).
-fn frame(change: &TaskChange) -> Option<Value> {
-    let timestamp = Utc::now();
-    let frame = match change {
-        TaskChange::Created { task } => {
-            json!({"type": "task.created", "task": task, "timestamp": timestamp})
-        }
+fn frame(change: &TaskChange) -> Option<TaskEvent<'_>> {
+    let event = match change {
+        TaskChange::Created { task } => TaskEvent::Created { task },
         TaskChange::Updated {
             task_id,
             changes,
             updated_by,
-        } => json!({
-            "type": "task.updated", "task_id": task_id, "changes": changes,
-            "updated_by": updated_by, "timestamp": timestamp,
-        }),
-        TaskChange::Deleted { task_id } => {
-            json!({"type": "task.deleted", "task_id": task_id, "timestamp": timestamp})
-        }
+        } => TaskEvent::Updated {
+            task_id: *task_id,
+            changes,
+            updated_by,
+        },
+        TaskChange::Deleted { task_id } => TaskEvent::Deleted { task_id: *task_id },
         TaskChange::Commented { .. } | TaskChange::Notified { .. } => return None,
     };
-    Some(frame)
+    Some(event)
 }
 
 /// Records `change` as the board's next event (in the caller's transaction).
@@ -44,9 +41,10 @@ pub async fn append(
     board_id: Uuid,
     change: &TaskChange,
 ) -> DomainResult<()> {
-    let Some(mut payload) = frame(change) else {
+    let Some(event) = frame(change) else {
         return Ok(());
     };
+    let timestamp = Utc::now();
     let seq: i64 = client
         .query_one(
             "UPDATE boards SET sync_seq = sync_seq + 1 WHERE id = $1 RETURNING sync_seq",
@@ -54,11 +52,15 @@ pub async fn append(
         )
         .await?
         .get(0);
-    payload["seq"] = json!(seq);
+    let payload = Numbered {
+        event,
+        timestamp,
+        seq,
+    };
     client
         .execute(
             "INSERT INTO board_sync_events (board_id, seq, payload) VALUES ($1, $2, $3)",
-            &[&board_id, &seq, &payload],
+            &[&board_id, &seq, &Json(&payload)],
         )
         .await?;
     if seq % 100 == 0 {
