@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
 use crate::domain::DomainError;
-use crate::http::context::current_request_id;
+use crate::telemetry::current_request_id;
 
 #[derive(Debug)]
 pub enum ApiError {

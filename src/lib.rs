@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod outbound;
 pub mod protocol;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod telemetry;

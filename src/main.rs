@@ -30,7 +30,7 @@ enum Command {
 const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    mission_control::auth::password::return_hash_memory_to_the_system();
+    mission_control::secrets::password::return_hash_memory_to_the_system();
     let cli = Cli::parse();
     let source = config::environment_source();
     let result = match cli.command {

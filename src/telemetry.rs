@@ -28,3 +28,13 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
     };
     result.map_err(|e| e.to_string())
 }
+
+tokio::task_local! {
+    /// The `X-Request-Id` of the request being handled (set by `http::context`).
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, for error bodies.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}

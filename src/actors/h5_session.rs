@@ -19,7 +19,6 @@ use super::registry::{
     Address, Control, Delivery, Frame, RegisterH5, Router, SocketHandle, UnregisterH5,
 };
 use super::socket::{self, ConnectionSlot, Outbox};
-use crate::auth::h5 as tokens;
 use crate::config::Settings;
 use crate::db::PgPool;
 use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal};
@@ -28,6 +27,7 @@ use crate::protocol::bus::RouteMessage;
 use crate::protocol::codes::{Close, ErrorCode};
 use crate::protocol::h5::{self, Chat, Outbound, Request};
 use crate::protocol::{self, ErrorFrame};
+use crate::secrets::jwt as tokens;
 
 /// How many stored messages one resume replays at most; a client further behind pages the
 /// rest from the history API.

@@ -1,10 +1,7 @@
-//! Who is calling: admin bearer tokens, H5 user tokens, gateway relay and registration
-//! tokens; agent tokens come with their issue.
+//! Who is calling: the request extractors for admin bearer tokens, agent tokens and H5 user
+//! tokens, and the login throttle. The primitives they verify with are in `secrets`.
 
 pub mod admin;
 pub mod agent;
-pub mod agent_tokens;
 pub mod h5;
-pub mod password;
 pub mod throttle;
-pub mod tokens;

@@ -50,3 +50,25 @@ pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), String> {
         .await
         .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
 }
+
+/// Runs `$body` (an expression using `tx`) in one transaction and commits on success:
+/// the "one transaction per request" of every write handler.
+macro_rules! in_transaction {
+    ($state:expr, |$tx:ident| $body:expr) => {{
+        let mut conn = $state
+            .db
+            .get()
+            .await
+            .map_err($crate::domain::DomainError::from)?;
+        let $tx = conn
+            .transaction()
+            .await
+            .map_err($crate::domain::DomainError::from)?;
+        let value = $body.await?;
+        $tx.commit()
+            .await
+            .map_err($crate::domain::DomainError::from)?;
+        value
+    }};
+}
+pub(crate) use in_transaction;

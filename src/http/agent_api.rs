@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
+use crate::db::in_transaction;
 use crate::domain::agents::crud::{self as agents, AgentCreate};
 use crate::domain::agents::presence::AgentHeartbeat;
 use crate::domain::agents::soul::SoulUpdate;
@@ -27,7 +28,7 @@ use crate::domain::tasks::tags::{self, TagRef};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;
-use crate::http::{in_transaction, OkResponse};
+use crate::http::OkResponse;
 use crate::state::AppState;
 
 /// `AgentHealthStatusResponse`.

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
+use crate::db::in_transaction;
 use crate::domain::agents::coordination::{
     self, AskUserSent, BroadcastSent, LeadBroadcast, LeadMessageSent, Nudge,
 };
@@ -18,7 +19,7 @@ use crate::domain::support::access;
 use crate::error::ApiResult;
 use crate::http::gateways::publish_released;
 use crate::http::json::Json;
-use crate::http::{in_transaction, OkResponse};
+use crate::http::OkResponse;
 use crate::state::AppState;
 
 fn public_url(state: &AppState) -> String {

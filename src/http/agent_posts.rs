@@ -8,13 +8,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::actors::{suggestions, system_events};
 use crate::auth::agent::AgentCaller;
+use crate::db::in_transaction;
 use crate::domain::knowledge::entries::{self as knowledge, AgentKnowledgeCreate, KnowledgeEntry};
 use crate::domain::proactivity::events::{self as agent_events, AgentEvent, AgentEventCreate};
 use crate::domain::proactivity::suggestions::{
     self as suggestion_rules, AgentSuggestionCreate, Suggestion,
 };
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::state::AppState;
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::agents::capabilities::{self, AgentCapability, AgentCapabilityCreate};
 use crate::domain::agents::crud::{
     self as agents, AgentCreate, AgentFilter, AgentScope, AgentUpdate, UpdateOptions,
@@ -23,7 +24,7 @@ use crate::error::ApiResult;
 use crate::http::gateways::publish_released;
 use crate::http::json::Json;
 use crate::http::sse::{self, SinceQuery};
-use crate::http::{in_transaction, OkResponse};
+use crate::http::OkResponse;
 use crate::protocol::channels::Channel;
 use crate::state::AppState;
 

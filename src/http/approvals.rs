@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::model::Approval;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
@@ -15,7 +16,6 @@ use crate::domain::tasks::approvals::{self, ApprovalCreate, ApprovalFilter, Appr
 use crate::domain::tasks::feeds::BoardFeed;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::sse::{self, SinceQuery};
 use crate::state::AppState;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::boards::groups::{self as board_groups, BoardGroupCreate, BoardGroupUpdate};
 use crate::domain::boards::snapshots::{self, GroupSnapshot, GroupSnapshotQuery};
 use crate::domain::model::BoardGroup;
@@ -15,7 +16,7 @@ use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;
-use crate::http::{in_transaction, OkResponse};
+use crate::http::OkResponse;
 use crate::state::AppState;
 
 #[utoipa::path(

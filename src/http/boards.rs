@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::boards::crud::{self as boards, BoardCreate, BoardFilter, BoardUpdate};
 use crate::domain::boards::snapshots::{self, BoardSnapshot, GroupSnapshot, GroupSnapshotQuery};
 use crate::domain::model::Board;
@@ -14,7 +15,6 @@ use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;

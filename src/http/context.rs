@@ -11,19 +11,11 @@ use actix_web::web::Data;
 use tracing::Instrument;
 
 use crate::state::AppState;
+use crate::telemetry::REQUEST_ID;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID_LEN: usize = 128;
 const HEALTH_PATHS: &[&str] = &["/health", "/healthz", "/readyz"];
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled, for error bodies.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
 
 /// A client's id is kept when it is printable ASCII of sane length (it ends up in logs and
 /// headers); otherwise the server makes one, as a 32-hex-digit UUID like the reference.

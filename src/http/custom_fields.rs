@@ -7,12 +7,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::tasks::custom_fields::{
     self, FieldDefinition, FieldDefinitionCreate, FieldDefinitionUpdate,
 };
 use crate::domain::DomainError;
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;

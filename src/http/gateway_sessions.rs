@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc::{self, RpcError};
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::gateways::sessions::{
     self as sessions, GatewayQuery, GatewayStatus, Resolved, SyncQuery, SyncResult,
 };
@@ -22,7 +23,7 @@ use crate::domain::support::access::Access;
 use crate::domain::{gateways::crud as gateways, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
-use crate::http::{in_transaction, OkResponse};
+use crate::http::OkResponse;
 use crate::state::AppState;
 
 impl From<RpcError> for ApiError {

@@ -7,13 +7,14 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::gateways::crud::{self as gateways, GatewayCreate, GatewayUpdate};
 use crate::domain::model::Gateway;
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::json::Json;
-use crate::http::{in_transaction, OkResponse};
+use crate::http::OkResponse;
 use crate::state::AppState;
 
 #[utoipa::path(

@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::auth::h5::{self as tokens, H5Caller};
-use crate::auth::password;
+use crate::auth::h5::H5Caller;
 use crate::auth::throttle::Limit;
 use crate::domain::h5::users::{
     self as h5_users, H5User, NewUser, ProfileUpdate, UserWithAssignments,
@@ -19,6 +18,8 @@ use crate::domain::h5::users::{
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
+use crate::secrets::jwt as tokens;
+use crate::secrets::password;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -46,10 +47,10 @@ pub struct RefreshRequest {
 /// Unknown keys are ignored, as the reference does (the app may send more).
 #[derive(Deserialize, ToSchema)]
 pub struct ProfileRequest {
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub avatar_url: Option<Option<String>>,
 }
@@ -282,9 +283,11 @@ pub async fn refresh(
 ) -> ApiResult<web::Json<RefreshResponse>> {
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
-    let redeemed =
-        h5_users::redeem_refresh(&tx, &crate::auth::tokens::sha256_hex(&body.refresh_token))
-            .await?;
+    let redeemed = h5_users::redeem_refresh(
+        &tx,
+        &crate::secrets::tokens::sha256_hex(&body.refresh_token),
+    )
+    .await?;
     let answer = match redeemed {
         Some(redeemed) => {
             let issued = issue(&state, &tx, &redeemed.user, redeemed.family_id).await?;

@@ -148,19 +148,6 @@ pub fn parameter_error(kind: &'static str, err: impl std::fmt::Display) -> actix
     .into()
 }
 
-/// `Option<Option<T>>` for PATCH bodies: absent = leave as is, `null` = clear.
-pub mod patch {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn field<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de>,
-    {
-        Option::<T>::deserialize(deserializer).map(Some)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

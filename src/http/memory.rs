@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::actors::feeds::Poke;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::boards::memory::{self, MemoryCreate, MemoryFilter, MemoryKind};
 use crate::domain::model::{BoardGroupMemory, BoardMemory};
 use crate::domain::support::access::{Access, Caller};
@@ -21,7 +22,6 @@ use crate::domain::{
     agents::coordination, boards::groups as board_groups, outbox::memory_notices, DomainResult,
 };
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::sse::{self, SinceQuery};
 use crate::protocol::channels::Channel;

@@ -9,13 +9,13 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::agent::AgentCaller;
+use crate::db::in_transaction;
 use crate::domain::boards::onboarding::{
     self, Onboarding, OnboardingAnswer, OnboardingConfirm, OnboardingStart,
 };
 use crate::domain::model::Board;
 use crate::domain::{agents::coordination, DomainError};
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::state::AppState;
 

@@ -6,6 +6,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::model::Organization;
 use crate::domain::orgs::accounts::{self, MembershipListItem};
 use crate::domain::orgs::invites::{InviteAccept, InviteCreate, InviteRead};
@@ -16,7 +17,6 @@ use crate::domain::orgs::organizations::{
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;

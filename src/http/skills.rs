@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::model::Principal;
 use crate::domain::skills::catalog::{
     self as skills, GatewayQuery, MarketplaceQuery, Skill, SkillAction, SkillCard, SkillCreate,
@@ -15,7 +16,6 @@ use crate::domain::skills::catalog::{
 use crate::domain::skills::packs::{Pack, PackCreate, PackSync};
 use crate::domain::{skills::discovery as pack_discovery, DomainError};
 use crate::error::{ApiError, ApiResult};
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;

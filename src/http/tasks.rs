@@ -7,6 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::model::Actor;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
@@ -15,7 +16,6 @@ use crate::domain::tasks::crud::{self as tasks, Task, TaskCreate, TaskFilter, Ta
 use crate::domain::tasks::feeds::BoardFeed;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::sse::{self, SinceQuery};
 use crate::http::OkResponse;

@@ -6,10 +6,10 @@ use actix_web::{delete, get, patch, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::admin::Admin;
+use crate::db::in_transaction;
 use crate::domain::model::User;
 use crate::domain::orgs::accounts::{self, UserUpdate};
 use crate::error::ApiResult;
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::auth::throttle::Limit;
+use crate::db::in_transaction;
 use crate::domain::agents::coordination;
 use crate::domain::boards::webhooks::{
     self, Payload, Received, Webhook, WebhookCreate, WebhookUpdate, WebhookWithSecret,
@@ -22,7 +23,6 @@ use crate::domain::boards::webhooks::{
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
-use crate::http::in_transaction;
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;

@@ -313,14 +313,15 @@ async fn me_needs_a_valid_h5_token_and_admin_and_h5_tokens_do_not_mix() {
     // Expired, and signed with another key.
     let user: Uuid = body["user"]["id"].as_str().unwrap().parse().unwrap();
     let now = chrono::Utc::now().timestamp();
-    let claims = |iat, exp| mission_control::auth::h5::Claims {
+    let claims = |iat, exp| mission_control::secrets::jwt::Claims {
         sub: user,
         org: org.parse().unwrap(),
         kind: "h5".into(),
         iat,
         exp,
     };
-    let expired = mission_control::auth::h5::sign(DEV_H5_SECRET, &claims(now - 1000, now - 100));
+    let expired =
+        mission_control::secrets::jwt::sign(DEV_H5_SECRET, &claims(now - 1000, now - 100));
     assert_eq!(
         server
             .call(Method::GET, "/api/v1/h5/auth/me", Some(&expired), None)
@@ -328,7 +329,7 @@ async fn me_needs_a_valid_h5_token_and_admin_and_h5_tokens_do_not_mix() {
             .status,
         401
     );
-    let foreign = mission_control::auth::h5::sign(
+    let foreign = mission_control::secrets::jwt::sign(
         "some-other-key-some-other-key-xx",
         &claims(now, now + 100),
     );
@@ -339,7 +340,7 @@ async fn me_needs_a_valid_h5_token_and_admin_and_h5_tokens_do_not_mix() {
             .status,
         401
     );
-    let valid = mission_control::auth::h5::sign(DEV_H5_SECRET, &claims(now, now + 100));
+    let valid = mission_control::secrets::jwt::sign(DEV_H5_SECRET, &claims(now, now + 100));
     assert_eq!(
         server
             .call(Method::GET, "/api/v1/h5/auth/me", Some(&valid), None)

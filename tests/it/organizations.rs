@@ -3,7 +3,7 @@
 //! SQL fixtures, and "acting as an admin / a member" means setting the local user's role.
 
 use awc::http::Method;
-use mission_control::auth::tokens::sha256_hex;
+use mission_control::secrets::tokens::sha256_hex;
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 use uuid::Uuid;

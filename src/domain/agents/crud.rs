@@ -49,26 +49,26 @@ pub struct AgentCreate {
 /// `AgentUpdate`. `null` on `name` leaves it; `status` in any form is refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AgentUpdate {
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Uuid>)]
     pub board_id: Option<Option<Uuid>>,
     #[serde(default)]
     pub is_gateway_main: Option<bool>,
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub status: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Object>)]
     pub heartbeat_config: Option<Option<Map<String, Value>>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Object>)]
     pub identity_profile: Option<Option<Map<String, Value>>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub identity_template: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub soul_template: Option<Option<String>>,
 }

@@ -1,4 +1,6 @@
-//! TODO wing doc
+//! Agents (domain.md §A6) and what they do together: CRUD, the lead and the gateway-main
+//! agent, tokens, presence, souls, removal, capabilities, and coordination between agents
+//! (nudges, questions to users, messages to leads, webhooks handed to leads).
 
 pub mod capabilities;
 pub mod coordination;

@@ -9,13 +9,13 @@ use uuid::Uuid;
 
 use super::crud::{agent_for_user, blank_to_none, create, AgentCreate};
 use super::tokens::{with_new_token, AgentWithToken};
-use crate::auth::agent_tokens::{self, Holder};
 use crate::db::typed;
 use crate::domain::model::agent::AGENT_COLUMNS;
 use crate::domain::model::{Agent, AgentPrincipal};
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::{DomainError, DomainResult};
+use crate::secrets::agent_tokens::{self, Holder};
 
 /// Presence (`last_seen_at`) is written at most this often per agent.
 const PRESENCE_EVERY_SECONDS: i64 = 30;
@@ -78,7 +78,7 @@ pub async fn authenticate(
         return Ok(None);
     };
     let hash: Vec<u8> = row.get(17);
-    if !crate::auth::agent_tokens::verify(key, secret, &hash) {
+    if !crate::secrets::agent_tokens::verify(key, secret, &hash) {
         return Ok(None);
     }
     let mut agent = Agent::from_row(&row);

@@ -5,9 +5,9 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::agent_tokens::{self, Holder};
 use crate::domain::model::Agent;
 use crate::domain::DomainResult;
+use crate::secrets::agent_tokens::{self, Holder};
 
 /// `AgentRead` with the agent's new token, shown this once (at creation and whenever an
 /// update rotates it).

@@ -80,21 +80,21 @@ pub struct BoardUpdate {
     pub name: Option<String>,
     #[serde(default)]
     pub slug: Option<String>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Uuid>)]
     pub gateway_id: Option<Option<Uuid>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Uuid>)]
     pub board_group_id: Option<Option<Uuid>>,
     #[serde(default)]
     pub board_type: Option<String>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub objective: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Object>)]
     pub success_metrics: Option<Option<Map<String, Value>>>,
     #[serde(
@@ -105,7 +105,7 @@ pub struct BoardUpdate {
     pub target_date: Option<Option<DateTime<Utc>>>,
     #[serde(default)]
     pub goal_confirmed: Option<bool>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub goal_source: Option<Option<String>>,
     #[serde(default)]

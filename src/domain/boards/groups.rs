@@ -33,7 +33,7 @@ pub struct BoardGroupUpdate {
     pub name: Option<String>,
     #[serde(default)]
     pub slug: Option<String>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }

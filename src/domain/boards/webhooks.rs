@@ -15,12 +15,12 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::tokens;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::non_empty;
 use crate::domain::{DomainError, DomainResult};
+use crate::secrets::tokens;
 
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
 const SIGNATURE_PREFIX: &str = "sha256=";
@@ -94,7 +94,7 @@ pub struct WebhookUpdate {
     pub description: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Uuid>)]
     pub agent_id: Option<Option<Uuid>>,
 }

@@ -31,7 +31,7 @@ pub struct GatewayUpdate {
     pub name: Option<String>,
     #[serde(default)]
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub token: Option<Option<String>>,
     #[serde(default)]

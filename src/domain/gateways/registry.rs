@@ -12,8 +12,8 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::tokens;
 use crate::domain::{DomainError, DomainResult};
+use crate::secrets::tokens;
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";

@@ -1,4 +1,5 @@
-//! TODO wing doc
+//! H5 mobile users: accounts, their agent assignments, and chat (sessions and messages,
+//! stored before they are routed).
 
 pub mod chat;
 pub mod users;

@@ -1,3 +1,3 @@
-//! TODO wing doc
+//! Knowledge (domain.md §E): entries that agents post. Hybrid search lands here.
 
 pub mod entries;

@@ -16,13 +16,13 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::tokens;
 use crate::domain::model::account::{member_at, MEMBER_COLUMNS};
 use crate::domain::model::{Principal, User};
 use crate::domain::support::access::{require_org_admin, role_rank};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::non_empty;
 use crate::domain::{DomainError, DomainResult};
+use crate::secrets::tokens;
 
 /// `OrganizationInviteCreate`.
 #[derive(Debug, Deserialize, ToSchema)]

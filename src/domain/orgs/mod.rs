@@ -1,4 +1,5 @@
-//! TODO wing doc
+//! Organizations (domain.md §A1): the accounts behind the admin caller, organizations,
+//! their members and their invites.
 
 pub mod accounts;
 pub mod invites;

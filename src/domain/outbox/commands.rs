@@ -11,9 +11,9 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::agent_tokens::{self, Holder};
 use crate::domain::DomainResult;
 use crate::protocol::relay;
+use crate::secrets::agent_tokens::{self, Holder};
 
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";

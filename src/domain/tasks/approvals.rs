@@ -365,7 +365,7 @@ pub async fn create(
 /// `ApprovalUpdate`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ApprovalUpdate {
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<ApprovalStatus>)]
     pub status: Option<Option<ApprovalStatus>>,
 }

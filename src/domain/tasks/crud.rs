@@ -350,16 +350,16 @@ pub async fn create(
 /// `TaskUpdate`: absent fields stay; `null` clears where the column may be empty.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TaskUpdate {
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub title: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<TaskStatus>)]
     pub status: Option<Option<TaskStatus>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub priority: Option<Option<String>>,
     #[serde(
@@ -368,7 +368,7 @@ pub struct TaskUpdate {
     )]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub due_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Uuid>)]
     pub assigned_agent_id: Option<Option<Uuid>>,
     /// `null` is the same as absent.
@@ -376,7 +376,7 @@ pub struct TaskUpdate {
     pub depends_on_task_ids: Option<Vec<Uuid>>,
     #[serde(default)]
     pub tag_ids: Option<Vec<Uuid>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Object>)]
     pub custom_field_values: Option<Option<Map<String, Value>>>,
     /// A comment recorded with the change; blank is the same as absent.

@@ -99,28 +99,28 @@ pub struct FieldDefinitionUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(ignore)]
     pub field_key: bool,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub label: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub field_type: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub ui_visibility: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub validation_regex: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<bool>)]
     pub required: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Object>)]
     pub default_value: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Vec<Uuid>>)]
     pub board_ids: Option<Option<Vec<Uuid>>>,
 }

@@ -154,16 +154,16 @@ pub struct TagCreate {
 /// empty, it is treated as absent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TagUpdate {
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub slug: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub color: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::patch::field")]
+    #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }
