@@ -45,6 +45,16 @@ pub struct AppState {
 impl AppState {
     /// Wakes the organization's agents streams, here and on the other instances: call it
     /// after a commit that wrote any of its agents.
+    /// What a request to a gateway needs, borrowed from the state.
+    pub fn gateway_caller(&self) -> crate::actors::gateway_rpc::Caller<'_> {
+        crate::actors::gateway_rpc::Caller {
+            settings: &self.settings,
+            db: &self.db,
+            router: &self.router,
+            rpc: &self.rpc,
+        }
+    }
+
     pub fn agents_changed(&self, organization_id: uuid::Uuid) {
         self.feeds.do_send(Poke {
             topic: Channel::AgentsFeed(organization_id).to_string(),

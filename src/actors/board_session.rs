@@ -21,7 +21,6 @@ use super::board_room::{BoardRooms, Join, Leave, Member, Resync, SyncEvent};
 use super::registry::{Control, SocketHandle};
 use super::socket::{self, ConnectionSlot, Outbox};
 use super::suggestions::{self, SuggestionHubs, LISTENER_QUEUE};
-use crate::auth::admin;
 use crate::config::Settings;
 use crate::db::in_transaction;
 use crate::db::PgPool;
@@ -102,7 +101,7 @@ impl BoardSession {
         let valid = self
             .token
             .as_deref()
-            .is_some_and(|t| admin::token_valid(&self.deps.settings, t));
+            .is_some_and(|t| self.deps.settings.auth.accepts(t));
         if !valid {
             return Self::refuse(ctx, Close::AuthFailed, "unauthorized");
         }

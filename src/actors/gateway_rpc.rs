@@ -16,11 +16,12 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe};
-use super::registry::{Address, Delivery};
+use super::registry::{Address, Delivery, Router};
+use crate::config::Settings;
+use crate::db::PgPool;
 use crate::domain::outbox::commands::{self as gateway_commands, NewCommand, Target};
 use crate::protocol::bus::{RouteMessage, RpcAnswer};
 use crate::protocol::channels::Channel;
-use crate::state::AppState;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -152,11 +153,20 @@ impl std::fmt::Display for RpcError {
     }
 }
 
+/// What a request to a gateway needs (`AppState::gateway_caller`).
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub settings: &'a Settings,
+    pub db: &'a PgPool,
+    pub router: &'a Router,
+    pub rpc: &'a Addr<RpcReplies>,
+}
+
 /// Sends a request to a connected gateway and waits for its answer (GATEWAY_RPC_TIMEOUT_SECONDS).
 /// The request is recorded like every other; it is not queued for a gateway that is not
 /// connected: the registry finds no link for it, and the request is abandoned.
 pub async fn call(
-    state: &AppState,
+    state: Caller<'_>,
     target: Target,
     method: &str,
     params: Value,
@@ -211,13 +221,11 @@ pub async fn call(
 }
 
 /// Wakes the links of the gateways that requests were just committed for.
-pub fn poke(state: &AppState, gateway_ids: impl IntoIterator<Item = Uuid>) {
+pub fn poke(router: &Router, gateway_ids: impl IntoIterator<Item = Uuid>) {
     let mut seen = std::collections::HashSet::new();
     for gateway_id in gateway_ids {
         if seen.insert(gateway_id) {
-            state
-                .router
-                .tell(Address::Gateway(gateway_id), RouteMessage::Flush);
+            router.tell(Address::Gateway(gateway_id), RouteMessage::Flush);
         }
     }
 }

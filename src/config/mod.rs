@@ -30,6 +30,20 @@ pub enum AuthMode {
     Local { token: String },
 }
 
+impl AuthMode {
+    /// Whether `token` is the admin token. Compared in constant time; the length of the
+    /// configured token is not a secret worth hiding (`ct_eq` on slices of different
+    /// lengths answers false without comparing).
+    pub fn accepts(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match self {
+            AuthMode::Local { token: expected } => {
+                token.trim().as_bytes().ct_eq(expected.as_bytes()).into()
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for AuthMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -170,3 +170,14 @@ fn dev_falls_back_to_the_development_h5_key() {
     assert_eq!(s.h5.jwt_secret, DEV_H5_SECRET);
     assert_eq!(s.h5.access_ttl.as_secs(), 900);
 }
+
+#[test]
+fn the_admin_token_must_match_exactly() {
+    let auth = AuthMode::Local {
+        token: "secret-token".into(),
+    };
+    assert!(auth.accepts("secret-token"));
+    assert!(auth.accepts(" secret-token "));
+    assert!(!auth.accepts("secret-tokem"));
+    assert!(!auth.accepts("secret"));
+}

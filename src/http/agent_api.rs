@@ -325,7 +325,7 @@ pub async fn agent_create_agent(
         let agent = agents::create_by_lead(&tx, &me, input).await?;
         crate::domain::agents::tokens::with_new_token(&tx, agent, key).await
     });
-    gateway_rpc::poke(&state, [created.agent.gateway_id]);
+    gateway_rpc::poke(&state.router, [created.agent.gateway_id]);
     state.agents_changed(me.organization_id);
     Ok(web::Json(created))
 }
@@ -363,7 +363,7 @@ pub async fn agent_update_soul(
         access::board_for_agent(&tx, &me, board_id).await?;
         crate::domain::agents::soul::update_soul(&tx, &me, board_id, agent_id, input).await
     });
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     state.agents_changed(me.organization_id);
     Ok(OkResponse::json())
 }

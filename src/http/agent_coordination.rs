@@ -43,7 +43,7 @@ pub async fn agent_nudge(
         me.require_lead()?;
         coordination::nudge(&tx, &me, &board, agent_id, input).await
     });
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     Ok(OkResponse::json())
 }
 
@@ -64,7 +64,7 @@ pub async fn agent_ask_user(
         me.require_lead()?;
         coordination::ask_user(&tx, &me, &board, input, &public_url(&state)).await
     });
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     Ok(web::Json(sent))
 }
 
@@ -87,7 +87,7 @@ pub async fn agent_message_lead(
         input,
         &public_url(&state)
     ));
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     // The lead may have been created or renamed.
     state.agents_changed(me.organization_id);
     Ok(web::Json(sent))
@@ -109,7 +109,7 @@ pub async fn agent_broadcast_leads(
         input,
         &public_url(&state)
     ));
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     state.agents_changed(me.organization_id);
     Ok(web::Json(sent))
 }
@@ -130,7 +130,7 @@ pub async fn agent_delete_agent(
         crate::domain::agents::removal::delete_by_lead(&tx, &me, board_id, agent_id).await
     });
     if let Some(deleted) = deleted {
-        gateway_rpc::poke(&state, [deleted.gateway_id]);
+        gateway_rpc::poke(&state.router, [deleted.gateway_id]);
         publish_released(&state, me.organization_id, deleted.released);
     }
     Ok(OkResponse::json())

@@ -67,7 +67,7 @@ pub async fn create_agent(
         let agent = agents::create(&tx, &principal, input).await?;
         crate::domain::agents::tokens::with_new_token(&tx, agent, key).await
     });
-    gateway_rpc::poke(&state, [created.agent.gateway_id]);
+    gateway_rpc::poke(&state.router, [created.agent.gateway_id]);
     state.agents_changed(principal.organization.id);
     Ok(web::Json(created))
 }
@@ -119,7 +119,7 @@ pub async fn update_agent(
         Ok::<_, DomainError>((AgentWithToken { agent, agent_token }, rotated))
     });
     if rotated {
-        gateway_rpc::poke(&state, [updated.agent.gateway_id]);
+        gateway_rpc::poke(&state.router, [updated.agent.gateway_id]);
         state.agents_changed(principal.organization.id);
     }
     Ok(web::Json(updated))
@@ -142,7 +142,7 @@ pub async fn delete_agent(
     let deleted = in_transaction!(state, |tx| crate::domain::agents::removal::delete(
         &tx, &principal, agent_id
     ));
-    gateway_rpc::poke(&state, [deleted.gateway_id]);
+    gateway_rpc::poke(&state.router, [deleted.gateway_id]);
     publish_released(&state, principal.organization.id, deleted.released);
     Ok(OkResponse::json())
 }

@@ -110,7 +110,7 @@ pub async fn update_approval(
         approvals::update(&tx, &board, approval_id, patch).await
     });
     state.board_events.approval_changed(board_id);
-    gateway_rpc::poke(&state, notified);
+    gateway_rpc::poke(&state.router, notified);
     Ok(web::Json(approval))
 }
 

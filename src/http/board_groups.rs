@@ -140,7 +140,7 @@ pub async fn apply_heartbeat(
     let (applied, gateways) = in_transaction!(state, |tx| {
         board_groups::apply_heartbeat(&tx, &principal, group_id, &every, body.include_board_leads)
     });
-    gateway_rpc::poke(&state, gateways);
+    gateway_rpc::poke(&state.router, gateways);
     if !applied.updated_agent_ids.is_empty() {
         state.agents_changed(principal.organization.id);
     }

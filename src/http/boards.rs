@@ -94,7 +94,7 @@ pub async fn update_board(
     let board_id = path.into_inner();
     let (board, gateways) =
         in_transaction!(state, |tx| boards::update(&tx, &principal, board_id, patch));
-    gateway_rpc::poke(&state, gateways);
+    gateway_rpc::poke(&state.router, gateways);
     Ok(web::Json(board))
 }
 
@@ -113,7 +113,7 @@ pub async fn delete_board(
 ) -> ApiResult<web::Json<OkResponse>> {
     let board_id = path.into_inner();
     let gateways = in_transaction!(state, |tx| boards::delete(&tx, &principal, board_id));
-    gateway_rpc::poke(&state, gateways);
+    gateway_rpc::poke(&state.router, gateways);
     Ok(OkResponse::json())
 }
 

@@ -46,8 +46,13 @@ async fn resolve(
 }
 
 async fn list_sessions(state: &AppState, resolved: &Resolved) -> Result<Vec<Value>, RpcError> {
-    let answer =
-        gateway_rpc::call(state, resolved.target, sessions::LIST_SESSIONS, json!({})).await?;
+    let answer = gateway_rpc::call(
+        state.gateway_caller(),
+        resolved.target,
+        sessions::LIST_SESSIONS,
+        json!({}),
+    )
+    .await?;
     Ok(sessions::sessions_of(&answer))
 }
 
@@ -151,8 +156,13 @@ pub async fn gateway_session_history(
 ) -> ApiResult<web::Json<HistoryResponse>> {
     let resolved = resolve(&state, &principal, &board_only(query), Access::Read).await?;
     let params = json!({"session_key": path.into_inner()});
-    let answer =
-        gateway_rpc::call(&state, resolved.target, sessions::SESSION_HISTORY, params).await?;
+    let answer = gateway_rpc::call(
+        state.gateway_caller(),
+        resolved.target,
+        sessions::SESSION_HISTORY,
+        params,
+    )
+    .await?;
     Ok(web::Json(HistoryResponse {
         history: sessions::history_of(&answer),
     }))
@@ -179,7 +189,13 @@ pub async fn gateway_session_message(
     let content = crate::domain::support::validation::non_empty("content", &input.content)?;
     let resolved = resolve(&state, &principal, &board_only(query), Access::Write).await?;
     let params = json!({"session_key": path.into_inner(), "message": content});
-    gateway_rpc::call(&state, resolved.target, sessions::SEND_TO_SESSION, params).await?;
+    gateway_rpc::call(
+        state.gateway_caller(),
+        resolved.target,
+        sessions::SEND_TO_SESSION,
+        params,
+    )
+    .await?;
     Ok(OkResponse::json())
 }
 
@@ -222,7 +238,7 @@ pub async fn sync_gateway_templates(
     let result = in_transaction!(state, |tx| sessions::sync_templates(
         &tx, &principal, gateway_id, &query
     ));
-    gateway_rpc::poke(&state, [result.gateway_id]);
+    gateway_rpc::poke(&state.router, [result.gateway_id]);
     Ok(web::Json(result))
 }
 

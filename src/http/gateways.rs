@@ -47,7 +47,7 @@ pub async fn create_gateway(
     Json(input): Json<GatewayCreate>,
 ) -> ApiResult<web::Json<Gateway>> {
     let gateway = in_transaction!(state, |tx| gateways::create(&tx, &principal, input));
-    gateway_rpc::poke(&state, [gateway.id]);
+    gateway_rpc::poke(&state.router, [gateway.id]);
     // With its gateway-main agent.
     state.agents_changed(principal.organization.id);
     Ok(web::Json(gateway))
@@ -89,7 +89,7 @@ pub async fn update_gateway(
     let gateway = in_transaction!(state, |tx| gateways::update(
         &tx, &principal, gateway_id, patch
     ));
-    gateway_rpc::poke(&state, [gateway.id]);
+    gateway_rpc::poke(&state.router, [gateway.id]);
     // Its gateway-main agent is re-provisioned.
     state.agents_changed(principal.organization.id);
     Ok(web::Json(gateway))

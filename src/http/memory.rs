@@ -161,7 +161,7 @@ pub async fn post_board_memory(
     state.feeds.do_send(Poke {
         topic: Channel::BoardFeed(board_id).to_string(),
     });
-    gateway_rpc::poke(state, gateways);
+    gateway_rpc::poke(&state.router, gateways);
     Ok(web::Json(entry))
 }
 
@@ -372,7 +372,7 @@ fn announce_group_post(
     state.feeds.do_send(Poke {
         topic: Channel::GroupFeed(entry.board_group_id).to_string(),
     });
-    gateway_rpc::poke(state, gateways);
+    gateway_rpc::poke(&state.router, gateways);
     Ok(web::Json(entry))
 }
 

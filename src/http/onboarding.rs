@@ -55,7 +55,7 @@ pub async fn start_onboarding(
     let base = coordination::public_url(state.settings.base_url.as_ref());
     let (session, gateway_id) =
         in_transaction!(state, |tx| onboarding::start(&tx, &principal, *path, &base));
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     Ok(web::Json(session))
 }
 
@@ -77,7 +77,7 @@ pub async fn answer_onboarding(
     let (session, gateway_id) = in_transaction!(state, |tx| onboarding::answer(
         &tx, &principal, *path, input
     ));
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     Ok(web::Json(session))
 }
 
@@ -120,7 +120,7 @@ pub async fn confirm_onboarding(
     let (board, gateway_id) = in_transaction!(state, |tx| onboarding::confirm(
         &tx, &principal, *path, input
     ));
-    gateway_rpc::poke(&state, [gateway_id]);
+    gateway_rpc::poke(&state.router, [gateway_id]);
     Ok(web::Json(board))
 }
 

@@ -88,7 +88,7 @@ async fn set_installed(
     let action = in_transaction!(state, |tx| {
         skills::set_installed(&tx, principal, skill_id, gateway_id, installed)
     });
-    gateway_rpc::poke(state, [action.gateway_id]);
+    gateway_rpc::poke(&state.router, [action.gateway_id]);
     Ok(web::Json(action))
 }
 

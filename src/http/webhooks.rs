@@ -314,7 +314,7 @@ pub async fn ingest_webhook(
             coordination::deliver_webhook(&tx, target.id, payload_id, &received.payload).await?;
         Ok::<_, DomainError>((payload_id, gateway_id))
     });
-    gateway_rpc::poke(&state, gateway_id);
+    gateway_rpc::poke(&state.router, gateway_id);
     Ok(HttpResponse::Accepted().json(IngestResponse {
         ok: true,
         board_id: target.board_id,
