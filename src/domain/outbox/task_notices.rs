@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::get;
 use crate::domain::model::{
     Actor, Approval, ApprovalStatus, Board, TaskChange, TaskRow, TaskStatus,
 };
@@ -33,10 +34,16 @@ async fn listeners(client: &impl GenericClient, board_id: Uuid) -> DomainResult<
             &[&board_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            Ok((
+                get(r, "id")?,
+                get(r, "name")?,
+                get(r, "openclaw_session_id")?,
+                get(r, "is_board_lead")?,
+            ))
+        })
+        .collect()
 }
 
 /// The notice lines the reference puts under a task notice's header.
