@@ -21,9 +21,8 @@ use crate::domain::model::{Agent, Approval, Board, BoardMemory};
 use crate::domain::support::access::{self, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::tasks::approvals::{self, ApprovalCreate, ApprovalFilter};
-use crate::domain::tasks::crud::{
-    self as tasks, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
-};
+use crate::domain::tasks::comments::{TaskComment, TaskCommentCreate};
+use crate::domain::tasks::crud::{self as tasks, Task, TaskCreate, TaskFilter, TaskUpdate};
 use crate::domain::tasks::tags::{self, TagRef};
 use crate::domain::DomainError;
 use crate::error::ApiResult;
@@ -183,7 +182,7 @@ pub async fn agent_comments(
     let conn = state.db.get().await.map_err(DomainError::from)?;
     let board = access::board_for_agent(&*conn, &me, board_id).await?;
     Ok(web::Json(
-        tasks::comments(&*conn, &board, task_id, page).await?,
+        crate::domain::tasks::comments::comments(&*conn, &board, task_id, page).await?,
     ))
 }
 
@@ -201,7 +200,7 @@ pub async fn agent_comment(
     let (board_id, task_id) = path.into_inner();
     let (comment, changes) = in_transaction!(state, |tx| async {
         let board = access::board_for_agent(&tx, &me, board_id).await?;
-        tasks::add_comment(&tx, &board, &me.actor(), task_id, input).await
+        crate::domain::tasks::comments::add_comment(&tx, &board, &me.actor(), task_id, input).await
     });
     state
         .board_events

@@ -11,8 +11,9 @@ use uuid::Uuid;
 use crate::actors::gateway_rpc;
 use crate::auth::agent::AgentCaller;
 use crate::domain::agents::coordination::{
-    self, AskUser, AskUserSent, BroadcastSent, LeadBroadcast, LeadMessage, LeadMessageSent, Nudge,
+    self, AskUserSent, BroadcastSent, LeadBroadcast, LeadMessageSent, Nudge,
 };
+use crate::domain::agents::messages::{AskUser, LeadMessage};
 use crate::domain::support::access;
 use crate::error::ApiResult;
 use crate::http::gateways::publish_released;

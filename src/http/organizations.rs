@@ -8,9 +8,10 @@ use uuid::Uuid;
 use crate::auth::admin::Admin;
 use crate::domain::model::Organization;
 use crate::domain::orgs::accounts::{self, MembershipListItem};
+use crate::domain::orgs::invites::{InviteAccept, InviteCreate, InviteRead};
+use crate::domain::orgs::members::{MemberAccessUpdate, MemberRead, MemberUpdate};
 use crate::domain::orgs::organizations::{
-    self as orgs, InviteAccept, InviteCreate, InviteRead, MemberAccessUpdate, MemberRead,
-    MemberUpdate, OrganizationActiveUpdate, OrganizationCreate,
+    self as orgs, OrganizationActiveUpdate, OrganizationCreate,
 };
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
@@ -102,7 +103,9 @@ pub async fn get_my_membership(
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<MemberRead>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    Ok(web::Json(orgs::my_membership(&*conn, &principal).await?))
+    Ok(web::Json(
+        crate::domain::orgs::members::my_membership(&*conn, &principal).await?,
+    ))
 }
 
 /// Members of the active organization, by email.
@@ -120,7 +123,7 @@ pub async fn list_members(
 ) -> ApiResult<web::Json<Page<MemberRead>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
-        orgs::list_members(&*conn, &principal, page).await?,
+        crate::domain::orgs::members::list_members(&*conn, &principal, page).await?,
     ))
 }
 
@@ -139,7 +142,7 @@ pub async fn get_member(
 ) -> ApiResult<web::Json<MemberRead>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
-        orgs::get_member(&*conn, &principal, path.into_inner()).await?,
+        crate::domain::orgs::members::get_member(&*conn, &principal, path.into_inner()).await?,
     ))
 }
 
@@ -159,9 +162,9 @@ pub async fn update_member(
     Json(update): Json<MemberUpdate>,
 ) -> ApiResult<web::Json<MemberRead>> {
     let member_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| orgs::update_member(
-        &tx, &principal, member_id, update
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::orgs::members::update_member(&tx, &principal, member_id, update)
+    })))
 }
 
 /// Removes a member (admins; not oneself; owners only by owners; never the last owner).
@@ -178,7 +181,9 @@ pub async fn remove_member(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let member_id = path.into_inner();
-    in_transaction!(state, |tx| orgs::remove_member(&tx, &principal, member_id));
+    in_transaction!(state, |tx| crate::domain::orgs::members::remove_member(
+        &tx, &principal, member_id
+    ));
     Ok(OkResponse::json())
 }
 
@@ -198,9 +203,9 @@ pub async fn update_member_access(
     Json(update): Json<MemberAccessUpdate>,
 ) -> ApiResult<web::Json<MemberRead>> {
     let member_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| orgs::update_access(
-        &tx, &principal, member_id, update
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::orgs::members::update_access(&tx, &principal, member_id, update)
+    })))
 }
 
 /// Pending invites, newest first (admins). Tokens are not listed: only their hash is kept.
@@ -218,7 +223,7 @@ pub async fn list_invites(
 ) -> ApiResult<web::Json<Page<InviteRead>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
-        orgs::list_invites(&*conn, &principal, page).await?,
+        crate::domain::orgs::invites::list_invites(&*conn, &principal, page).await?,
     ))
 }
 
@@ -235,9 +240,9 @@ pub async fn create_invite(
     Admin(principal): Admin,
     Json(input): Json<InviteCreate>,
 ) -> ApiResult<web::Json<InviteRead>> {
-    Ok(web::Json(in_transaction!(state, |tx| orgs::create_invite(
-        &tx, &principal, input
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::orgs::invites::create_invite(&tx, &principal, input)
+    })))
 }
 
 /// Revokes (deletes) an invite (admins) and answers it.
@@ -254,9 +259,9 @@ pub async fn revoke_invite(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<InviteRead>> {
     let invite_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| orgs::revoke_invite(
-        &tx, &principal, invite_id
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::orgs::invites::revoke_invite(&tx, &principal, invite_id)
+    })))
 }
 
 /// Accepts an invite sent to the caller's email and answers the resulting membership.
@@ -272,11 +277,9 @@ pub async fn accept_invite(
     Admin(principal): Admin,
     Json(input): Json<InviteAccept>,
 ) -> ApiResult<web::Json<MemberRead>> {
-    Ok(web::Json(in_transaction!(state, |tx| orgs::accept_invite(
-        &tx,
-        &principal.user,
-        input
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::orgs::invites::accept_invite(&tx, &principal.user, input)
+    })))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {

@@ -10,9 +10,9 @@ use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::domain::model::Principal;
 use crate::domain::skills::catalog::{
-    self as skills, GatewayQuery, MarketplaceQuery, Pack, PackCreate, PackSync, Skill, SkillAction,
-    SkillCard, SkillCreate,
+    self as skills, GatewayQuery, MarketplaceQuery, Skill, SkillAction, SkillCard, SkillCreate,
 };
+use crate::domain::skills::packs::{Pack, PackCreate, PackSync};
 use crate::domain::{skills::discovery as pack_discovery, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::http::in_transaction;
@@ -151,7 +151,9 @@ pub async fn list_packs(
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<Vec<Pack>>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    Ok(web::Json(skills::list_packs(&*conn, &principal).await?))
+    Ok(web::Json(
+        crate::domain::skills::packs::list_packs(&*conn, &principal).await?,
+    ))
 }
 
 /// Registers a GitHub pack URL (upsert by normalized URL; other hosts answer 400).
@@ -167,9 +169,9 @@ pub async fn create_pack(
     Admin(principal): Admin,
     Json(input): Json<PackCreate>,
 ) -> ApiResult<web::Json<Pack>> {
-    Ok(web::Json(in_transaction!(state, |tx| skills::create_pack(
-        &tx, &principal, input
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::skills::packs::create_pack(&tx, &principal, input)
+    })))
 }
 
 #[utoipa::path(
@@ -186,7 +188,7 @@ pub async fn get_pack(
 ) -> ApiResult<web::Json<Pack>> {
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
-        skills::get_pack(&*conn, &principal, path.into_inner()).await?,
+        crate::domain::skills::packs::get_pack(&*conn, &principal, path.into_inner()).await?,
     ))
 }
 
@@ -206,9 +208,9 @@ pub async fn update_pack(
     Json(input): Json<PackCreate>,
 ) -> ApiResult<web::Json<Pack>> {
     let pack_id = path.into_inner();
-    Ok(web::Json(in_transaction!(state, |tx| skills::update_pack(
-        &tx, &principal, pack_id, input
-    ))))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::skills::packs::update_pack(&tx, &principal, pack_id, input)
+    })))
 }
 
 /// Deletes a pack; its skills stay.
@@ -225,7 +227,9 @@ pub async fn delete_pack(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let pack_id = path.into_inner();
-    in_transaction!(state, |tx| skills::delete_pack(&tx, &principal, pack_id));
+    in_transaction!(state, |tx| crate::domain::skills::packs::delete_pack(
+        &tx, &principal, pack_id
+    ));
     Ok(OkResponse::json())
 }
 
@@ -245,15 +249,14 @@ pub async fn sync_pack(
 ) -> ApiResult<web::Json<PackSync>> {
     let pack = {
         let conn = state.db.get().await.map_err(DomainError::from)?;
-        skills::pack_to_sync(&*conn, &principal, path.into_inner()).await?
+        crate::domain::skills::packs::pack_to_sync(&*conn, &principal, path.into_inner()).await?
     };
     let found = pack_discovery::discover(&pack.source_url, &pack.branch)
         .await
         .map_err(|e| ApiError::status(StatusCode::BAD_GATEWAY, e.0))?;
-    Ok(web::Json(in_transaction!(
-        state,
-        |tx| skills::store_synced(&tx, &pack, found)
-    )))
+    Ok(web::Json(in_transaction!(state, |tx| {
+        crate::domain::skills::packs::store_synced(&tx, &pack, found)
+    })))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {

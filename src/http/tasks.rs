@@ -10,9 +10,8 @@ use crate::auth::admin::Admin;
 use crate::domain::model::Actor;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
-use crate::domain::tasks::crud::{
-    self as tasks, Task, TaskComment, TaskCommentCreate, TaskCreate, TaskFilter, TaskUpdate,
-};
+use crate::domain::tasks::comments::{TaskComment, TaskCommentCreate};
+use crate::domain::tasks::crud::{self as tasks, Task, TaskCreate, TaskFilter, TaskUpdate};
 use crate::domain::tasks::feeds::BoardFeed;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
@@ -162,7 +161,7 @@ pub async fn list_comments(
     let conn = state.db.get().await.map_err(DomainError::from)?;
     let board = caller.board(&*conn, board_id, Access::Read).await?;
     Ok(web::Json(
-        tasks::comments(&*conn, &board, task_id, page).await?,
+        crate::domain::tasks::comments::comments(&*conn, &board, task_id, page).await?,
     ))
 }
 
@@ -185,7 +184,7 @@ pub async fn create_comment(
     let actor = caller.actor();
     let (comment, changes) = in_transaction!(state, |tx| async {
         let board = caller.board(&tx, board_id, Access::Write).await?;
-        tasks::add_comment(&tx, &board, &actor, task_id, input).await
+        crate::domain::tasks::comments::add_comment(&tx, &board, &actor, task_id, input).await
     });
     state
         .board_events

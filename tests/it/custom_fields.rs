@@ -307,7 +307,7 @@ async fn duplicate_keys_and_deleting_a_field_in_use_answer_409() {
         "Field key already exists in this organization."
     );
 
-    mission_control::domain::tasks::custom_fields::apply_on_update(
+    mission_control::domain::tasks::field_values::apply_on_update(
         &client,
         board,
         task,
@@ -321,7 +321,7 @@ async fn duplicate_keys_and_deleting_a_field_in_use_answer_409() {
         json!({"field_key": "code", "validation_regex": "[A-Z]{3}", "board_ids": [board]}),
     )
     .await;
-    match mission_control::domain::tasks::custom_fields::apply_on_update(
+    match mission_control::domain::tasks::field_values::apply_on_update(
         &client,
         board,
         task,

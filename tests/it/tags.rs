@@ -2,7 +2,7 @@
 //! tag CRUD of domain.md §A11.
 
 use awc::http::Method;
-use mission_control::domain::{tasks::approvals, tasks::custom_fields, tasks::tags, DomainError};
+use mission_control::domain::{tasks::approvals, tasks::field_values, tasks::tags, DomainError};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -138,15 +138,15 @@ async fn custom_field_values_validate_default_and_delete() {
             .unwrap();
     }
     let map = |v: Value| -> Map<String, Value> { v.as_object().cloned().unwrap() };
-    match custom_fields::apply_on_create(&client, board, task, &map(json!({"zz": 1}))).await {
+    match field_values::apply_on_create(&client, board, task, &map(json!({"zz": 1}))).await {
         Err(DomainError::Unprocessable(e)) => assert_eq!(e["unknown_field_keys"], json!(["zz"])),
         other => panic!("expected 422, got {other:?}"),
     }
-    match custom_fields::apply_on_create(&client, board, task, &map(json!({"n": true}))).await {
+    match field_values::apply_on_create(&client, board, task, &map(json!({"n": true}))).await {
         Err(DomainError::Unprocessable(e)) => assert_eq!(e["field_key"], "n"),
         other => panic!("expected 422, got {other:?}"),
     }
-    custom_fields::apply_on_create(&client, board, task, &map(json!({"n": 3})))
+    field_values::apply_on_create(&client, board, task, &map(json!({"n": 3})))
         .await
         .unwrap();
     let stored: i64 = client
@@ -158,10 +158,10 @@ async fn custom_field_values_validate_default_and_delete() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 2, "the default is persisted on create");
-    custom_fields::apply_on_update(&client, board, task, &map(json!({"n": null})))
+    field_values::apply_on_update(&client, board, task, &map(json!({"n": null})))
         .await
         .unwrap();
-    let values = custom_fields::values_for_tasks(&client, board, &[task])
+    let values = field_values::values_for_tasks(&client, board, &[task])
         .await
         .unwrap();
     assert_eq!(

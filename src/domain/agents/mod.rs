@@ -5,6 +5,7 @@ pub mod coordination;
 pub mod crud;
 pub mod gateway_main;
 pub mod lead;
+pub mod messages;
 pub mod presence;
 pub mod removal;
 pub mod soul;

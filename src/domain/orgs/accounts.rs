@@ -129,25 +129,27 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
         .await?;
     let organization_id: Uuid = match membership {
         Some(row) => get(&row, "organization_id")?,
-        None => match organizations::accept_pending_invite(&tx, user_id, &email).await? {
-            Some(org_id) => org_id,
-            None => {
-                let org_id = Uuid::new_v4();
-                tx.execute(
-                    "INSERT INTO organizations (id, name) VALUES ($1, $2)",
-                    &[&org_id, &PERSONAL_ORG_NAME],
-                )
-                .await?;
-                tx.execute(
+        None => {
+            match crate::domain::orgs::invites::accept_pending_invite(&tx, user_id, &email).await? {
+                Some(org_id) => org_id,
+                None => {
+                    let org_id = Uuid::new_v4();
+                    tx.execute(
+                        "INSERT INTO organizations (id, name) VALUES ($1, $2)",
+                        &[&org_id, &PERSONAL_ORG_NAME],
+                    )
+                    .await?;
+                    tx.execute(
                     "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
                      VALUES ($1, $2, $3, 'owner', true, true)",
                     &[&Uuid::new_v4(), &org_id, &user_id],
                 )
                 .await?;
-                crate::domain::skills::catalog::seed_default_packs(&tx, org_id).await?;
-                org_id
+                    crate::domain::skills::packs::seed_default_packs(&tx, org_id).await?;
+                    org_id
+                }
             }
-        },
+        }
     };
     tx.execute(
         "UPDATE users SET active_organization_id = $2, updated_at = now() \

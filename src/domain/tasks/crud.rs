@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -15,14 +15,13 @@ use crate::domain::model::task::TASK_COLUMNS;
 use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::{self, NewActivity};
-use crate::domain::support::mentions;
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{model_error, non_empty, validation_error};
 use crate::domain::tasks::approvals;
 use crate::domain::tasks::dependencies::{self, Dependency};
 use crate::domain::tasks::rules::{self as task_rules, Decision, DependentEffect, Request};
 use crate::domain::tasks::tags::{self, TagRef};
-use crate::domain::{tasks::custom_fields, DomainError, DomainResult};
+use crate::domain::{DomainError, DomainResult};
 
 /// `TaskRead`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -57,7 +56,8 @@ pub async fn reads(
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
     let mut deps = dependencies::for_tasks(client, &ids).await?;
     let mut tags = tags::tags_for_tasks(client, &ids).await?;
-    let mut values = custom_fields::values_for_tasks(client, board_id, &ids).await?;
+    let mut values =
+        crate::domain::tasks::field_values::values_for_tasks(client, board_id, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|t| {
@@ -314,7 +314,13 @@ pub async fn create(
         )
         .await?;
     let row = TaskRow::from_row(&row);
-    custom_fields::apply_on_create(client, board.id, task_id, &input.custom_field_values).await?;
+    crate::domain::tasks::field_values::apply_on_create(
+        client,
+        board.id,
+        task_id,
+        &input.custom_field_values,
+    )
+    .await?;
     dependencies::replace(client, board.id, task_id, &deps).await?;
     tags::replace_task_tags(client, board.organization_id, task_id, &input.tag_ids).await?;
     activity::record(
@@ -508,7 +514,8 @@ pub async fn update(
         tags::replace_task_tags(client, board.organization_id, task_id, tag_ids).await?;
     }
     if let Some(values) = &custom_values {
-        custom_fields::apply_on_update(client, board.id, task_id, values).await?;
+        crate::domain::tasks::field_values::apply_on_update(client, board.id, task_id, values)
+            .await?;
     }
     let row = save(client, &current, &plain, &decision, now).await?;
     let was_done = current.status == TaskStatus::Done;
@@ -692,128 +699,4 @@ pub async fn delete(
     let change = TaskChange::Deleted { task_id };
     crate::domain::support::board_log::append(client, board.id, &change).await?;
     Ok(change)
-}
-
-/// `TaskCommentRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TaskComment {
-    pub id: Uuid,
-    pub message: Option<String>,
-    pub agent_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl TaskComment {
-    fn from_row(row: &Row) -> TaskComment {
-        TaskComment {
-            id: row.get(0),
-            message: row.get(1),
-            agent_id: row.get(2),
-            task_id: row.get(3),
-            created_at: row.get(4),
-        }
-    }
-}
-
-/// `TaskCommentCreate`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct TaskCommentCreate {
-    pub message: String,
-}
-
-/// The task's comments, oldest first.
-pub async fn comments(
-    client: &impl GenericClient,
-    board: &Board,
-    task_id: Uuid,
-    page: PageParams,
-) -> DomainResult<Page<TaskComment>> {
-    find(client, board.id, task_id, false).await?;
-    fetch_page(
-        client,
-        "a.id, a.message, a.agent_id, a.task_id, a.created_at",
-        "FROM activity_events a WHERE a.task_id = $1 AND a.event_type = 'task.comment'",
-        "a.created_at, a.id",
-        &[&task_id],
-        page,
-        TaskComment::from_row,
-    )
-    .await
-}
-
-pub async fn add_comment(
-    client: &impl GenericClient,
-    board: &Board,
-    actor: &Actor,
-    task_id: Uuid,
-    input: TaskCommentCreate,
-) -> DomainResult<(TaskComment, Vec<TaskChange>)> {
-    let message = non_empty("message", &input.message)?;
-    let task = find(client, board.id, task_id, false).await?;
-    if let Actor::Agent(agent) = actor {
-        if agent.is_board_lead && !lead_may_comment(client, &task, agent.id).await? {
-            return Err(DomainError::forbidden(
-                "Board leads can only comment during review, when mentioned, or on tasks they created.",
-            ));
-        }
-    }
-    let event = activity::record(
-        client,
-        NewActivity {
-            organization_id: board.organization_id,
-            board_id: Some(board.id),
-            event_type: "task.comment",
-            message: Some(message),
-            agent_id: actor.agent_id(),
-            task_id: Some(task_id),
-        },
-    )
-    .await?;
-    let comment = TaskComment {
-        id: event.id,
-        message: event.message,
-        agent_id: event.agent_id,
-        task_id: event.task_id,
-        created_at: event.created_at,
-    };
-    let notices = task_notices::commented(client, board, actor, &task, &input.message).await?;
-    let changes = std::iter::once(TaskChange::Commented { task_id }).chain(notices);
-    Ok((comment, changes.collect()))
-}
-
-/// A lead comments on a task in review, on a task it created, or where an earlier comment
-/// mentions it (`@lead`, its name, or the first word of its name).
-async fn lead_may_comment(
-    client: &impl GenericClient,
-    task: &TaskRow,
-    lead_id: Uuid,
-) -> DomainResult<bool> {
-    if task.status == TaskStatus::Review {
-        return Ok(true);
-    }
-    let row = client
-        .query_one(
-            "SELECT t.auto_reason, a.name FROM tasks t, agents a WHERE t.id = $1 AND a.id = $2",
-            &[&task.id, &lead_id],
-        )
-        .await?;
-    let (auto_reason, name): (Option<String>, String) = (row.get(0), row.get(1));
-    if auto_reason.as_deref() == Some(format!("lead_agent:{lead_id}").as_str()) {
-        return Ok(true);
-    }
-    let comments: Vec<String> = client
-        .query(
-            "SELECT coalesce(message, '') FROM activity_events WHERE task_id = $1 AND event_type = 'task.comment'",
-            &[&task.id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    Ok(comments.iter().any(|c| {
-        mentions::extract(c)
-            .iter()
-            .any(|m| mentions::names(m, &name, true))
-    }))
 }

@@ -11,7 +11,8 @@ use crate::domain::model::{Approval, TaskRow};
 use crate::domain::support::activity::{ActivityEvent, TaskCommentFeedItem, COMMENT_FEED_FROM};
 use crate::domain::support::streams::{stream_start, BATCH};
 use crate::domain::tasks::approvals;
-use crate::domain::tasks::crud::{self as tasks, TaskComment};
+use crate::domain::tasks::comments::TaskComment;
+use crate::domain::tasks::crud as tasks;
 use crate::domain::DomainResult;
 
 /// The streams of a board.
