@@ -13,6 +13,7 @@ use crate::db::record::get;
 use crate::domain::boards::memory::Author;
 use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody};
 use crate::domain::outbox::commands::{self as gateway_commands, snippet, Target};
+use crate::domain::outbox::task_notices;
 use crate::domain::support::mentions;
 use crate::domain::DomainResult;
 
@@ -48,14 +49,9 @@ async fn recipients(
         .await?;
     rows.iter()
         .map(|r| {
-            Ok((
-                get(r, "id")?,
-                get(r, "name")?,
-                get(r, "openclaw_session_id")?,
-                get(r, "is_board_lead")?,
-                get(r, "board_id")?,
-                get(r, "gateway_id")?,
-            ))
+            let (id, name, session_key, is_lead) = task_notices::listener_in(r)?;
+            let (board_id, gateway_id) = (get(r, "board_id")?, get(r, "gateway_id")?);
+            Ok((id, name, session_key, is_lead, board_id, gateway_id))
         })
         .collect()
 }
