@@ -83,8 +83,10 @@ pub fn column<'a, T: FromSql<'a>>(
         column: name,
         problem,
     };
+    // The one read by position: checked against the column's name first, and `try_get`
+    // answers a wrong type as an error, never a panic.
     match row.columns().get(i) {
-        Some(c) if c.name() == name => row.try_get(i).map_err(|e| error(e.to_string())),
+        Some(c) if c.name() == name => row.try_get(i).map_err(|e| error(describe(&e))),
         Some(c) => Err(error(format!("column {i} is named {}", c.name()))),
         None => Err(error(format!("the row has only {} columns", row.len()))),
     }
@@ -96,8 +98,16 @@ pub fn get<'a, T: FromSql<'a>>(row: &'a Row, name: &'static str) -> Result<T, Ro
     row.try_get(name).map_err(|e| RowError {
         record: "query",
         column: name,
-        problem: e.to_string(),
+        problem: describe(&e),
     })
+}
+
+/// A failed read with its cause ("error deserializing column 1" alone says nothing of why).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// `"a, b, "` without its last separator, at compile time.
