@@ -96,6 +96,7 @@ impl From<DomainError> for ApiError {
                 ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable")
             }
             DomainError::Database(e) => ApiError::internal("database", e),
+            DomainError::Row(e) => ApiError::internal("database", e),
         }
     }
 }

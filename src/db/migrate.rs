@@ -24,14 +24,14 @@ pub async fn run(settings: &DatabaseSettings) -> Result<Vec<String>, String> {
         .map_err(|e| format!("cannot connect to DATABASE_URL: {e}"))?;
     let driver = tokio::spawn(connection);
 
-    let available: i64 = client
+    let row = client
         .query_one(
-            "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
+            "SELECT count(*) AS available FROM pg_available_extensions WHERE name = 'vector'",
             &[],
         )
         .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+        .map_err(|e| e.to_string())?;
+    let available: i64 = crate::db::record::get(&row, "available").map_err(|e| e.to_string())?;
     if available == 0 {
         return Err(PGVECTOR_HELP.into());
     }

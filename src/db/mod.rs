@@ -5,6 +5,9 @@ pub mod migrate;
 pub mod record;
 pub mod typed;
 
+/// `crate::db::record!`: see [`record`].
+pub use crate::record;
+
 use std::time::Duration;
 
 use bb8_postgres::PostgresConnectionManager;

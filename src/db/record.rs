@@ -16,13 +16,17 @@
 //! // SELECT {Board::COLUMNS} FROM boards b ...   →   Board::from_row(&row)?
 //! ```
 //!
+//! A record whose value is not only its columns names a hook after its alias,
+//! `pub struct Agent in "a" after Agent::settle { … }`: a `fn(&mut Agent)` run on every
+//! record read, once all its columns are in (a status computed from two of them, say).
+//!
 //! Reading checks each column's name as well as its type: a query that selects other
 //! columns, or the same ones in another order, answers a [`RowError`] (a 500 naming the
 //! record and the column), never a panic and never a value read from the wrong column.
 
 use std::fmt;
 
-use tokio_postgres::types::FromSql;
+use tokio_postgres::types::{FromSql, Json};
 use tokio_postgres::Row;
 
 /// A row that does not have the shape a record (or a query's own read) expects.
@@ -79,8 +83,10 @@ pub fn column<'a, T: FromSql<'a>>(
         column: name,
         problem,
     };
+    // The one read by position: checked against the column's name first, and `try_get`
+    // answers a wrong type as an error, never a panic.
     match row.columns().get(i) {
-        Some(c) if c.name() == name => row.try_get(i).map_err(|e| error(e.to_string())),
+        Some(c) if c.name() == name => row.try_get(i).map_err(|e| error(describe(&e))),
         Some(c) => Err(error(format!("column {i} is named {}", c.name()))),
         None => Err(error(format!("the row has only {} columns", row.len()))),
     }
@@ -92,8 +98,16 @@ pub fn get<'a, T: FromSql<'a>>(row: &'a Row, name: &'static str) -> Result<T, Ro
     row.try_get(name).map_err(|e| RowError {
         record: "query",
         column: name,
-        problem: e.to_string(),
+        problem: describe(&e),
     })
+}
+
+/// A failed read with its cause ("error deserializing column 1" alone says nothing of why).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// `"a, b, "` without its last separator, at compile time.
@@ -104,17 +118,37 @@ pub const fn trim_list(list: &'static str) -> &'static str {
     }
 }
 
+/// How a field declared `field: T as Raw` is made from its column, read as `Raw`: a JSON
+/// column read through `Json` (`tags: Vec<String> as Json<Vec<String>>`, or with `Option`
+/// around both for a nullable one).
+pub trait Decode<T> {
+    fn decode(self) -> T;
+}
+
+impl<T> Decode<T> for Json<T> {
+    fn decode(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Decode<Option<T>> for Option<Json<T>> {
+    fn decode(self) -> Option<T> {
+        self.map(|json| json.0)
+    }
+}
+
 /// Declares a record: the struct, its `Record` impl with the column list (each field a
 /// column of the table alias, or `= "SQL expression"` selected as the field's name) and the
-/// row mapping in the same order. See the module doc.
+/// row mapping in the same order (a field `T as Raw` reads its column as `Raw`, see
+/// [`Decode`]), and the optional `after` hook run on each record read. See the module doc.
 #[macro_export]
 macro_rules! record {
     (
         $(#[$meta:meta])*
-        $vis:vis struct $name:ident in $alias:literal {
+        $vis:vis struct $name:ident in $alias:literal $(after $hook:path)? {
             $(
                 $(#[$fmeta:meta])*
-                $fvis:vis $field:ident : $ty:ty $(= $expr:literal)?
+                $fvis:vis $field:ident : $ty:ty $(as $raw:ty)? $(= $expr:literal)?
             ),* $(,)?
         }
     ) => {
@@ -134,13 +168,25 @@ macro_rules! record {
                 at: usize,
             ) -> ::std::result::Result<Self, $crate::db::record::RowError> {
                 let mut i = at;
-                Ok($name {
-                    $( $field: $crate::db::record::column(
-                        row, &mut i, stringify!($name), stringify!($field),
-                    )?, )*
-                })
+                #[allow(unused_mut)]
+                let mut record = $name {
+                    $( $field: $crate::record!(@read row, i, $name, $field, $ty $(, $raw)?), )*
+                };
+                $( $hook(&mut record); )?
+                Ok(record)
             }
         }
+    };
+    (@read $row:ident, $i:ident, $name:ident, $field:ident, $ty:ty) => {
+        $crate::db::record::column::<$ty>($row, &mut $i, stringify!($name), stringify!($field))?
+    };
+    (@read $row:ident, $i:ident, $name:ident, $field:ident, $ty:ty, $raw:ty) => {
+        $crate::db::record::Decode::<$ty>::decode($crate::db::record::column::<$raw>(
+            $row,
+            &mut $i,
+            stringify!($name),
+            stringify!($field),
+        )?)
     };
     (@column $alias:literal, $field:ident) => { concat!($alias, ".", stringify!($field)) };
     (@column $alias:literal, $field:ident, $expr:literal) => {
@@ -149,6 +195,30 @@ macro_rules! record {
 }
 
 pub use crate::record;
+
+/// `FromSql` for an enum stored as text (`text`, `varchar`…), read with its own
+/// `parse(&str) -> Option<Self>`: a value it does not know is an error of the read (a
+/// [`RowError`] through [`column`] or [`get`]), never a default.
+#[macro_export]
+macro_rules! text_enum_from_sql {
+    ($ty:ty, $parse:path) => {
+        impl<'a> ::tokio_postgres::types::FromSql<'a> for $ty {
+            fn from_sql(
+                ty: &::tokio_postgres::types::Type,
+                raw: &'a [u8],
+            ) -> ::std::result::Result<Self, Box<dyn ::std::error::Error + Sync + Send>> {
+                let text = <&str as ::tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+                $parse(text).ok_or_else(|| format!("{text:?} is not a {}", stringify!($ty)).into())
+            }
+
+            fn accepts(ty: &::tokio_postgres::types::Type) -> bool {
+                <&str as ::tokio_postgres::types::FromSql>::accepts(ty)
+            }
+        }
+    };
+}
+
+pub use crate::text_enum_from_sql;
 
 #[cfg(test)]
 mod tests {
@@ -170,5 +240,77 @@ mod tests {
         assert_eq!(trim_list(""), "");
         let read = |s: Sample| (s.id, s.label, s.note);
         let _ = read;
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Color {
+        Red,
+    }
+
+    impl Color {
+        fn parse(text: &str) -> Option<Color> {
+            (text == "red").then_some(Color::Red)
+        }
+    }
+
+    text_enum_from_sql!(Color, Color::parse);
+
+    #[test]
+    fn a_text_enum_reads_known_values_only() {
+        use tokio_postgres::types::Type;
+        assert!(<Color as FromSql>::accepts(&Type::TEXT));
+        assert!(<Color as FromSql>::accepts(&Type::VARCHAR));
+        assert!(!<Color as FromSql>::accepts(&Type::INT4));
+        assert_eq!(Color::from_sql(&Type::TEXT, b"red").unwrap(), Color::Red);
+        let unknown = Color::from_sql(&Type::TEXT, b"blue").unwrap_err();
+        assert_eq!(unknown.to_string(), "\"blue\" is not a Color");
+    }
+
+    record! {
+        #[derive(Debug)]
+        struct Settled in "t" after Settled::settle {
+            stored: String,
+            shown: Option<String> = "NULL::text",
+        }
+    }
+
+    impl Settled {
+        fn settle(&mut self) {
+            self.shown = Some(format!("settled {}", self.stored));
+        }
+    }
+
+    record! {
+        #[derive(Debug)]
+        struct Stored in "j" {
+            tags: Vec<String> as Json<Vec<String>>,
+            note: Option<Vec<i32>> as Option<Json<Vec<i32>>> = "j.extra -> 'note'",
+        }
+    }
+
+    #[test]
+    fn a_field_read_as_json_is_decoded() {
+        assert_eq!(Stored::COLUMNS, "j.tags, j.extra -> 'note' AS note");
+        let tags: Vec<String> = Json(vec!["a".to_string()]).decode();
+        let note: Option<Vec<i32>> = Some(Json(vec![1])).decode();
+        let none: Option<Vec<i32>> = None::<Json<Vec<i32>>>.decode();
+        assert_eq!(
+            (tags, note, none),
+            (vec!["a".to_string()], Some(vec![1]), None)
+        );
+        let read = |s: Stored| (s.tags, s.note);
+        let _ = read;
+    }
+
+    #[test]
+    fn a_hook_does_not_change_the_column_list() {
+        assert_eq!(Settled::COLUMNS, "t.stored, NULL::text AS shown");
+        assert_eq!(Settled::WIDTH, 2);
+        let mut settled = Settled {
+            stored: "online".into(),
+            shown: None,
+        };
+        Settled::settle(&mut settled);
+        assert_eq!(settled.shown.as_deref(), Some("settled online"));
     }
 }

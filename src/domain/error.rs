@@ -1,9 +1,11 @@
 //! The one error type of the domain: a refusal with the `detail` the reference answers, or a
-//! failure of the database.
+//! failure of the database (or a row of it that does not have the shape the code reads).
 
 use std::fmt;
 
 use serde_json::{json, Value};
+
+use crate::db::record::RowError;
 
 /// A refusal or failure, with the `detail` the reference answers (a string, or an object
 /// such as `{"message": ..., "blocked_by_task_ids": [...]}`).
@@ -22,6 +24,9 @@ pub enum DomainError {
     Database(tokio_postgres::Error),
     /// No database connection could be had in time.
     Unavailable(String),
+    /// A row did not have the columns (names or types) the code reads: a 500, logged like a
+    /// database error.
+    Row(RowError),
 }
 
 impl DomainError {
@@ -54,7 +59,7 @@ impl DomainError {
             DomainError::Conflict(d) => (409, d.clone()),
             DomainError::Unprocessable(d) => (422, d.clone()),
             DomainError::Unavailable(_) => (503, json!("Database unavailable")),
-            DomainError::Database(_) => {
+            DomainError::Database(_) | DomainError::Row(_) => {
                 tracing::error!(error = %self, "database error");
                 (500, json!("Internal Server Error"))
             }
@@ -77,6 +82,7 @@ impl fmt::Display for DomainError {
                 None => write!(f, "database: {e}"),
             },
             DomainError::Unavailable(e) => write!(f, "database unavailable: {e}"),
+            DomainError::Row(e) => write!(f, "database: {e}"),
         }
     }
 }
@@ -84,6 +90,12 @@ impl fmt::Display for DomainError {
 impl From<tokio_postgres::Error> for DomainError {
     fn from(e: tokio_postgres::Error) -> Self {
         DomainError::Database(e)
+    }
+}
+
+impl From<RowError> for DomainError {
+    fn from(e: RowError) -> Self {
+        DomainError::Row(e)
     }
 }
 

@@ -28,6 +28,7 @@ mod memory_notices;
 mod metrics;
 mod onboarding;
 mod organizations;
+mod rows;
 mod skills;
 mod snapshots;
 mod souls;

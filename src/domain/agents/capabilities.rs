@@ -5,10 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::Record;
 use crate::domain::agents::crud::agent_for_user;
 use crate::domain::model::Principal;
 use crate::domain::support::access::Access;
@@ -19,33 +20,18 @@ use crate::domain::{DomainError, DomainResult};
 const CAPABILITY_MAX: usize = 128;
 const PROFICIENCY_MAX: usize = 32;
 
-/// `AgentCapabilityRead`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentCapability {
-    pub id: Uuid,
-    pub agent_id: Uuid,
-    pub organization_id: Uuid,
-    pub capability: String,
-    pub proficiency: String,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
-    pub created_at: DateTime<Utc>,
-}
-
-const COLUMNS: &str =
-    "c.id, c.agent_id, c.organization_id, c.capability, c.proficiency, c.metadata, c.created_at";
-
-impl AgentCapability {
-    fn from_row(row: &Row) -> AgentCapability {
-        AgentCapability {
-            id: row.get(0),
-            agent_id: row.get(1),
-            organization_id: row.get(2),
-            capability: row.get(3),
-            proficiency: row.get(4),
-            metadata: row.get(5),
-            created_at: row.get(6),
-        }
+crate::db::record! {
+    /// `AgentCapabilityRead`.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct AgentCapability in "c" {
+        pub id: Uuid,
+        pub agent_id: Uuid,
+        pub organization_id: Uuid,
+        pub capability: String,
+        pub proficiency: String,
+        #[schema(value_type = Option<Object>)]
+        pub metadata: Option<Value>,
+        pub created_at: DateTime<Utc>,
     }
 }
 
@@ -88,13 +74,14 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM agent_capabilities c WHERE c.agent_id = $1 \
-                 ORDER BY c.created_at, c.capability"
+                "SELECT {columns} FROM agent_capabilities c WHERE c.agent_id = $1 \
+                 ORDER BY c.created_at, c.capability",
+                columns = AgentCapability::COLUMNS
             ),
             &[&agent_id],
         )
         .await?;
-    Ok(rows.iter().map(AgentCapability::from_row).collect())
+    Ok(AgentCapability::from_rows(&rows)?)
 }
 
 /// Tags the agent with a capability it does not have yet (409 otherwise).
@@ -126,7 +113,8 @@ pub async fn add(
             &format!(
                 "INSERT INTO agent_capabilities AS c (id, organization_id, agent_id, capability, proficiency, metadata) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agent_id, capability) DO NOTHING \
-                 RETURNING {COLUMNS}"
+                 RETURNING {columns}",
+                columns = AgentCapability::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -139,7 +127,7 @@ pub async fn add(
         )
         .await?
         .ok_or_else(|| DomainError::conflict("Agent already has this capability."))?;
-    Ok(AgentCapability::from_row(&row))
+    Ok(AgentCapability::from_row(&row)?)
 }
 
 /// Removes one of the agent's capabilities (404 "Capability not found." when it has not).

@@ -15,8 +15,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::agent::AGENT_COLUMNS;
-use crate::domain::model::board::BOARD_COLUMNS;
+use crate::db::record::{get, Record};
 use crate::domain::model::{Agent, AgentPrincipal, Board};
 use crate::domain::outbox::commands::{self as gateway_commands, Command, Target};
 use crate::domain::support::activity::{self, NewActivity};
@@ -155,11 +154,15 @@ pub async fn nudge(
     let message = non_empty("message", &input.message)?;
     let target = client
         .query_opt(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.board_id = $2"),
+            &format!(
+                "SELECT {columns} FROM agents a WHERE a.id = $1 AND a.board_id = $2",
+                columns = Agent::COLUMNS
+            ),
             &[&agent_id, &board.id],
         )
         .await?
         .map(|row| Agent::from_row(&row))
+        .transpose()?
         .ok_or_else(DomainError::not_found)?;
     let session_key = session_of(&target, "Target agent has no session key")?;
     let gateway = crate::domain::model::gateway::of_board(client, board).await?;
@@ -346,15 +349,16 @@ pub async fn broadcast_to_leads(
     let rows = client
         .query(
             &format!(
-                "SELECT {BOARD_COLUMNS} FROM boards b WHERE b.gateway_id = $1 AND b.organization_id = $2 \
-                   AND ($3::uuid[] IS NULL OR b.id = ANY($3)) ORDER BY b.created_at DESC, b.id"
+                "SELECT {columns} FROM boards b WHERE b.gateway_id = $1 AND b.organization_id = $2 \
+                   AND ($3::uuid[] IS NULL OR b.id = ANY($3)) ORDER BY b.created_at DESC, b.id",
+                columns = Board::COLUMNS
             ),
             &[&gateway_id, &main.organization_id, &only],
         )
         .await?;
     let mut results = Vec::with_capacity(rows.len());
     let (mut sent, mut failed) = (0, 0);
-    for board in rows.iter().map(Board::from_row) {
+    for board in Board::from_rows(&rows)? {
         let result = match message_lead(
             client, main, gateway_id, &board, &input, &content, base_url,
         )
@@ -367,7 +371,7 @@ pub async fn broadcast_to_leads(
                 ok: true,
                 error: None,
             },
-            Err(DomainError::Database(e)) => return Err(DomainError::Database(e)),
+            Err(e @ (DomainError::Database(_) | DomainError::Row(_))) => return Err(e),
             Err(refused) => BroadcastResult {
                 board_id: board.id,
                 lead_agent_id: None,
@@ -421,9 +425,10 @@ pub async fn deliver_webhook(
     let Some(row) = client
         .query_opt(
             &format!(
-                "SELECT {BOARD_COLUMNS}, w.description AS instruction, w.agent_id AS webhook_agent_id \
+                "SELECT {columns}, w.description AS instruction, w.agent_id AS webhook_agent_id \
                  FROM board_webhooks w \
-                 JOIN boards b ON b.id = w.board_id WHERE w.id = $1"
+                 JOIN boards b ON b.id = w.board_id WHERE w.id = $1",
+                columns = Board::COLUMNS
             ),
             &[&webhook_id],
         )
@@ -431,9 +436,9 @@ pub async fn deliver_webhook(
     else {
         return Ok(None);
     };
-    let board = Board::from_row(&row);
-    let description: String = row.get("instruction");
-    let webhook_agent: Option<Uuid> = row.get("webhook_agent_id");
+    let board = Board::from_row(&row)?;
+    let description: String = get(&row, "instruction")?;
+    let webhook_agent: Option<Uuid> = get(&row, "webhook_agent_id")?;
     let Some(gateway_id) = board.gateway_id else {
         return Ok(None);
     };
@@ -441,14 +446,16 @@ pub async fn deliver_webhook(
     let target = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 \
+                "SELECT {columns} FROM agents a WHERE a.board_id = $1 \
                    AND (a.id = $2 OR a.is_board_lead) \
-                 ORDER BY (a.id = $2) IS TRUE DESC, a.created_at, a.id LIMIT 1"
+                 ORDER BY (a.id = $2) IS TRUE DESC, a.created_at, a.id LIMIT 1",
+                columns = Agent::COLUMNS
             ),
             &[&board.id, &webhook_agent],
         )
         .await?
-        .map(|row| Agent::from_row(&row));
+        .map(|row| Agent::from_row(&row))
+        .transpose()?;
     let Some((target, session_key)) = target
         .as_ref()
         .and_then(|a| Some((a, session_of(a, "").ok()?)))

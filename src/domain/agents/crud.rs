@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::db::record::{self, Record};
 use crate::domain::model::agent::{default_heartbeat_config, gateway_main_session_key};
 use crate::domain::model::{Agent, AgentPrincipal, Board, Principal};
 use crate::domain::outbox::provisioning;
@@ -195,7 +195,7 @@ pub async fn list(
     let scope = AgentScope::of(client, principal, filter).await?;
     fetch_page(
         client,
-        AGENT_COLUMNS,
+        Agent::COLUMNS,
         &format!("FROM agents a WHERE {SCOPE_SQL}"),
         "a.created_at DESC, a.id",
         &scope.params(),
@@ -218,8 +218,8 @@ pub async fn stream_start(
         organization_id,
         last_event_id,
         since,
-        "SELECT agent_feed_seq FROM organizations WHERE id = $1",
-        "SELECT min(feed_seq) - 1 FROM agents WHERE organization_id = $1 \
+        "SELECT agent_feed_seq AS current_seq FROM organizations WHERE id = $1",
+        "SELECT min(feed_seq) - 1 AS first_seq FROM agents WHERE organization_id = $1 \
          AND (updated_at >= $2 OR last_seen_at >= $2)",
     )
     .await
@@ -236,8 +236,9 @@ pub async fn changed_after(
     let rows = client
         .query(
             &format!(
-                "SELECT {AGENT_COLUMNS}, a.feed_seq FROM agents a WHERE {SCOPE_SQL} \
-                 AND a.feed_seq > $5 ORDER BY a.feed_seq LIMIT $6"
+                "SELECT {columns}, a.feed_seq FROM agents a WHERE {SCOPE_SQL} \
+                 AND a.feed_seq > $5 ORDER BY a.feed_seq LIMIT $6",
+                columns = Agent::COLUMNS
             ),
             &[
                 org,
@@ -249,10 +250,14 @@ pub async fn changed_after(
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(16), json!({"agent": Agent::from_row(r)})))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            Ok((
+                record::get(r, "feed_seq")?,
+                json!({"agent": Agent::from_row(r)?}),
+            ))
+        })
+        .collect()
 }
 
 /// The agent if it is in the caller's organization (else 404) and the caller may touch
@@ -272,13 +277,14 @@ pub async fn agent_for_user(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.organization_id = $2{lock}"
+                "SELECT {columns} FROM agents a WHERE a.id = $1 AND a.organization_id = $2{lock}",
+                columns = Agent::COLUMNS
             ),
             &[&agent_id, &principal.organization.id],
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let agent = Agent::from_row(&row);
+    let agent = Agent::from_row(&row)?;
     if let Some(board_id) = agent.board_id {
         let scope = access::board_scope(client, &principal.member, access).await?;
         if !scope.allows(board_id) {
@@ -338,18 +344,19 @@ pub(super) async fn ensure_unique_name(
 ) -> DomainResult<()> {
     let row = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM agents WHERE board_id = $1 AND lower(name) = lower($3)), \
+            "SELECT EXISTS (SELECT 1 FROM agents WHERE board_id = $1 AND lower(name) = lower($3)) \
+                      AS on_board, \
                     EXISTS (SELECT 1 FROM agents a JOIN boards b ON b.id = a.board_id \
-                            WHERE b.gateway_id = $2 AND lower(a.name) = lower($3))",
+                            WHERE b.gateway_id = $2 AND lower(a.name) = lower($3)) AS on_gateway",
             &[&board_id, &gateway_id, &name],
         )
         .await?;
-    if row.get::<_, bool>(0) {
+    if record::get(&row, "on_board")? {
         return Err(DomainError::conflict(
             "An agent with this name already exists on this board.",
         ));
     }
-    if row.get::<_, bool>(1) {
+    if record::get(&row, "on_gateway")? {
         return Err(DomainError::conflict(
             "An agent with this name already exists in this gateway workspace.",
         ));
@@ -382,19 +389,19 @@ pub async fn create_by_lead(
         .query_one(
             &format!(
                 "SELECT {} FROM boards b WHERE b.id = $1 FOR UPDATE",
-                crate::domain::model::board::BOARD_COLUMNS
+                Board::COLUMNS
             ),
             &[&board_id],
         )
         .await?;
-    let board = Board::from_row(&board);
-    let workers: i64 = client
+    let board = Board::from_row(&board)?;
+    let row = client
         .query_one(
-            "SELECT count(*) FROM agents WHERE board_id = $1 AND NOT is_board_lead",
+            "SELECT count(*) AS workers FROM agents WHERE board_id = $1 AND NOT is_board_lead",
             &[&board.id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let workers: i64 = record::get(&row, "workers")?;
     if workers >= i64::from(board.max_agents) {
         let noun = if board.max_agents == 1 {
             "agent"
@@ -435,7 +442,8 @@ pub(super) async fn insert_board_agent(
                    heartbeat_config, identity_profile, identity_template, soul_template, is_board_lead, \
                    provision_requested_at, provision_action) \
                  VALUES ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, $11, now(), 'provision') \
-                 RETURNING {AGENT_COLUMNS}"
+                 RETURNING {columns}",
+                columns = Agent::COLUMNS
             ),
             &[
                 &id,
@@ -452,7 +460,7 @@ pub(super) async fn insert_board_agent(
             ],
         )
         .await?;
-    let agent = Agent::from_row(&row);
+    let agent = Agent::from_row(&row)?;
     provisioning::provision(client, board.organization_id, &agent, provisioning::CREATE).await?;
     Ok(agent)
 }
@@ -475,7 +483,7 @@ pub async fn list_for_agent(
     let board = agent.agent.board_id.or(board_id);
     fetch_page(
         client,
-        AGENT_COLUMNS,
+        Agent::COLUMNS,
         "FROM agents a WHERE a.organization_id = $1 AND a.board_id IS NOT NULL \
          AND ($2::uuid IS NULL OR a.board_id = $2)",
         "a.created_at DESC, a.id",
@@ -585,7 +593,8 @@ pub async fn update(
                    openclaw_session_id = $6, heartbeat_config = $7, identity_profile = $8, identity_template = $9, \
                    soul_template = $10, status = 'updating', provision_requested_at = now(), \
                    provision_action = 'update', updated_at = now() \
-                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
+                 WHERE a.id = $1 RETURNING {columns}",
+                columns = Agent::COLUMNS
             ),
             &[
                 &agent.id,
@@ -601,7 +610,7 @@ pub async fn update(
             ],
         )
         .await?;
-    let agent = Agent::from_row(&row);
+    let agent = Agent::from_row(&row)?;
     provisioning::provision(
         client,
         principal.organization.id,
@@ -620,7 +629,7 @@ pub async fn boards_for_agent(
 ) -> DomainResult<Page<Board>> {
     fetch_page(
         client,
-        crate::domain::model::board::BOARD_COLUMNS,
+        Board::COLUMNS,
         "FROM boards b WHERE b.organization_id = $1 AND ($2::uuid IS NULL OR b.id = $2)",
         "lower(b.name), b.created_at DESC, b.id",
         &[&agent.organization_id, &agent.agent.board_id],

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::db::record::{get, Record};
 use crate::domain::model::agent::{default_heartbeat_config, gateway_main_session_key};
 use crate::domain::model::Agent;
 use crate::domain::outbox::provisioning;
@@ -16,14 +16,17 @@ pub async fn gateway_main(
     client: &impl GenericClient,
     gateway_id: Uuid,
 ) -> DomainResult<Option<(Uuid, String)>> {
-    Ok(client
+    let row = client
         .query_opt(
             "SELECT id, name FROM agents WHERE gateway_id = $1 AND board_id IS NULL \
              ORDER BY created_at, id LIMIT 1",
             &[&gateway_id],
         )
-        .await?
-        .map(|row| (row.get(0), row.get(1))))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some((get(&row, "id")?, get(&row, "name")?)))
 }
 
 /// Creates or refreshes the gateway-main agent of a gateway and records the
@@ -47,7 +50,8 @@ pub async fn ensure_gateway_main(
             &format!("UPDATE agents AS a SET name = $2, openclaw_session_id = $3, is_board_lead = false, \
                heartbeat_config = COALESCE(heartbeat_config, $4), identity_profile = COALESCE(identity_profile, $5), \
                status = $6, provision_requested_at = now(), provision_action = $7, updated_at = now() \
-             WHERE gateway_id = $1 AND board_id IS NULL RETURNING {AGENT_COLUMNS}"),
+             WHERE gateway_id = $1 AND board_id IS NULL RETURNING {columns}",
+                columns = Agent::COLUMNS),
             &[
                 &gateway_id,
                 &name,
@@ -64,7 +68,8 @@ pub async fn ensure_gateway_main(
             .query(
                 &format!("INSERT INTO agents AS a (id, organization_id, board_id, gateway_id, name, status, openclaw_session_id, \
                    heartbeat_config, identity_profile, provision_requested_at, provision_action) \
-                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9) RETURNING {AGENT_COLUMNS}"),
+                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, now(), $9) RETURNING {columns}",
+                columns = Agent::COLUMNS),
                 &[
                     &Uuid::new_v4(),
                     &organization_id,
@@ -84,7 +89,7 @@ pub async fn ensure_gateway_main(
         _ => provisioning::CREATE,
     };
     for main in &mains {
-        provisioning::provision(client, organization_id, &Agent::from_row(main), method).await?;
+        provisioning::provision(client, organization_id, &Agent::from_row(main)?, method).await?;
     }
     Ok(())
 }

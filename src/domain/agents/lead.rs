@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use tokio_postgres::GenericClient;
 
 use super::crud::{board_session_key, insert_board_agent, AgentCreate};
-use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::db::record::Record;
 use crate::domain::model::{Agent, Board};
 use crate::domain::{DomainError, DomainResult};
 
@@ -32,13 +32,14 @@ pub async fn ensure_board_lead(
     let existing = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 AND a.is_board_lead \
-                 ORDER BY a.created_at, a.id LIMIT 1 FOR UPDATE"
+                "SELECT {columns} FROM agents a WHERE a.board_id = $1 AND a.is_board_lead \
+                 ORDER BY a.created_at, a.id LIMIT 1 FOR UPDATE",
+                columns = Agent::COLUMNS
             ),
             &[&board.id],
         )
         .await?;
-    let Some(existing) = existing.as_ref().map(Agent::from_row) else {
+    let Some(existing) = existing.as_ref().map(Agent::from_row).transpose()? else {
         let mut identity = json!({
             "role": "Board Lead",
             "communication_style": "direct, concise, practical",
@@ -73,10 +74,11 @@ pub async fn ensure_board_lead(
         .query_one(
             &format!(
                 "UPDATE agents a SET name = $2, gateway_id = $3, openclaw_session_id = $4, updated_at = now() \
-                 WHERE a.id = $1 RETURNING {AGENT_COLUMNS}"
+                 WHERE a.id = $1 RETURNING {columns}",
+                columns = Agent::COLUMNS
             ),
             &[&existing.id, &name, &gateway_id, &session_key],
         )
         .await?;
-    Ok((Agent::from_row(&row), false))
+    Ok((Agent::from_row(&row)?, false))
 }

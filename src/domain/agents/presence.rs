@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::crud::{agent_for_user, blank_to_none, create, AgentCreate};
 use super::tokens::{with_new_token, AgentWithToken};
+use crate::db::record::{get, Record};
 use crate::db::typed;
-use crate::domain::model::agent::AGENT_COLUMNS;
 use crate::domain::model::{Agent, AgentPrincipal};
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::activity::{self, NewActivity};
@@ -41,12 +41,13 @@ async fn touch(
             &format!(
                 "UPDATE agents a SET status = {STATUS}, \
                    last_seen_at = CASE WHEN {DUE} THEN now() ELSE a.last_seen_at END, updated_at = now() \
-                 WHERE a.id = $1 AND ({DUE} OR a.status <> {STATUS}) RETURNING {AGENT_COLUMNS}"
+                 WHERE a.id = $1 AND ({DUE} OR a.status <> {STATUS}) RETURNING {columns}",
+                columns = Agent::COLUMNS
             ),
             &[&agent_id, &status, &(PRESENCE_EVERY_SECONDS as f64)],
         )
         .await?;
-    Ok(row.as_ref().map(Agent::from_row))
+    Ok(row.as_ref().map(Agent::from_row).transpose()?)
 }
 
 /// The agent a token belongs to: one indexed query, a constant-time check, and the
@@ -60,11 +61,13 @@ pub async fn authenticate(
         return Ok(None);
     };
     let by_creator_token = format!(
-        "SELECT {AGENT_COLUMNS}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1"
+        "SELECT {columns}, a.organization_id, a.token_hash FROM agents a WHERE a.token_lookup = $1",
+        columns = Agent::COLUMNS
     );
     let by_gateway_token = format!(
-        "SELECT {AGENT_COLUMNS}, a.organization_id, g.hash \
-         FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1"
+        "SELECT {columns}, a.organization_id, g.hash AS token_hash \
+         FROM agent_gateway_tokens g JOIN agents a ON a.id = g.agent_id WHERE g.lookup = $1",
+        columns = Agent::COLUMNS
     );
     let mut row = None;
     if holder == Holder::Creator {
@@ -77,11 +80,11 @@ pub async fn authenticate(
     let Some(row) = row else {
         return Ok(None);
     };
-    let hash: Vec<u8> = row.get(17);
+    let hash: Vec<u8> = get(&row, "token_hash")?;
     if !crate::secrets::agent_tokens::verify(key, secret, &hash) {
         return Ok(None);
     }
-    let mut agent = Agent::from_row(&row);
+    let mut agent = Agent::from_row(&row)?;
     // Most requests come within the presence window: they skip the round trip.
     let due = agent
         .last_seen_at
@@ -95,7 +98,7 @@ pub async fn authenticate(
     }
     let principal = AgentPrincipal {
         agent,
-        organization_id: row.get(16),
+        organization_id: get(&row, "organization_id")?,
     };
     Ok(Some((principal, touched)))
 }
@@ -132,11 +135,14 @@ pub(super) async fn heartbeat(
         None => {
             let row = client
                 .query_one(
-                    &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1"),
+                    &format!(
+                        "SELECT {columns} FROM agents a WHERE a.id = $1",
+                        columns = Agent::COLUMNS
+                    ),
                     &[&agent_id],
                 )
                 .await?;
-            (Agent::from_row(&row), false)
+            (Agent::from_row(&row)?, false)
         }
     };
     activity::record(
@@ -201,7 +207,8 @@ pub async fn heartbeat_or_create(
             &[&principal.organization.id, &name, &input.board_id],
         )
         .await?
-        .map(|r| r.get(0));
+        .map(|r| get(&r, "id"))
+        .transpose()?;
     let org = principal.organization.id;
     let Some(agent_id) = found else {
         let new_agent = AgentCreate {

@@ -6,7 +6,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::crud::agent_for_user;
-use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::db::record::{get, Record};
 use crate::domain::model::{Agent, AgentPrincipal, Board, Principal, TaskChange};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::Access;
@@ -30,13 +30,15 @@ pub async fn release_tasks(
                status = CASE WHEN old.status = 'in_progress' THEN 'inbox' ELSE t.status END, \
                in_progress_at = CASE WHEN old.status = 'in_progress' THEN NULL ELSE t.in_progress_at END \
              FROM old WHERE t.id = old.id \
-             RETURNING t.id, t.board_id, old.status = 'in_progress'",
+             RETURNING t.id, t.board_id, old.status = 'in_progress' AS to_inbox",
             &[&agent_id],
         )
         .await?;
     let mut released = Vec::with_capacity(rows.len());
     for r in rows {
-        let (task_id, board_id, to_inbox): (Uuid, Uuid, bool) = (r.get(0), r.get(1), r.get(2));
+        let task_id: Uuid = get(&r, "id")?;
+        let board_id: Uuid = get(&r, "board_id")?;
+        let to_inbox: bool = get(&r, "to_inbox")?;
         let changes = if to_inbox {
             json!({"assigned_agent_id": null, "status": "inbox", "previous_status": "in_progress", "in_progress_at": null})
         } else {
@@ -86,7 +88,8 @@ pub async fn delete_by_lead(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {AGENT_COLUMNS}, a.organization_id FROM agents a WHERE a.id = $1 FOR UPDATE"
+                "SELECT {columns}, a.organization_id FROM agents a WHERE a.id = $1 FOR UPDATE",
+                columns = Agent::COLUMNS
             ),
             &[&agent_id],
         )
@@ -94,8 +97,8 @@ pub async fn delete_by_lead(
     let Some(row) = row else {
         return Ok(None);
     };
-    let agent = Agent::from_row(&row);
-    if row.get::<_, Uuid>(16) != lead.organization_id {
+    let agent = Agent::from_row(&row)?;
+    if get::<Uuid>(&row, "organization_id")? != lead.organization_id {
         return Err(DomainError::not_found());
     }
     if agent.board_id.is_none() {
@@ -157,12 +160,15 @@ pub async fn deprovision_board(
 ) -> DomainResult<Vec<Uuid>> {
     let rows = client
         .query(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 FOR UPDATE"),
+            &format!(
+                "SELECT {columns} FROM agents a WHERE a.board_id = $1 FOR UPDATE",
+                columns = Agent::COLUMNS
+            ),
             &[&board.id],
         )
         .await?;
     let mut gateways = Vec::new();
-    for agent in rows.iter().map(Agent::from_row) {
+    for agent in Agent::from_rows(&rows)? {
         provisioning::remove(client, board.organization_id, &agent).await?;
         gateways.push(agent.gateway_id);
     }

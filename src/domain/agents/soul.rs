@@ -5,7 +5,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::agent::AGENT_COLUMNS;
+use crate::db::record::Record;
 use crate::domain::model::{Agent, AgentPrincipal};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::activity::{self, NewActivity};
@@ -35,12 +35,15 @@ async fn board_agent_for(
     }
     let row = client
         .query_opt(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1 AND a.board_id = $2"),
+            &format!(
+                "SELECT {columns} FROM agents a WHERE a.id = $1 AND a.board_id = $2",
+                columns = Agent::COLUMNS
+            ),
             &[&agent_id, &board_id],
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    Ok(Agent::from_row(&row))
+    Ok(Agent::from_row(&row)?)
 }
 
 /// The agent's SOUL.md as stored (the reference reads it from the gateway).

@@ -8,7 +8,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::board::BOARD_COLUMNS;
+use crate::db::record::{get, Record};
 use crate::domain::model::{Board, Principal};
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
@@ -163,15 +163,14 @@ async fn require_gateway(
     let row = client
         .query_opt(
             "SELECT EXISTS (SELECT 1 FROM agents a WHERE a.gateway_id = g.id AND a.board_id IS NULL) \
-             FROM gateways g WHERE g.id = $1 AND g.organization_id = $2",
+             AS has_main FROM gateways g WHERE g.id = $1 AND g.organization_id = $2",
             &[&gateway_id, &organization_id],
         )
         .await?;
-    match row {
+    let has_main = row.map(|r| get::<bool>(&r, "has_main")).transpose()?;
+    match has_main {
         None => Err(DomainError::unprocessable("gateway_id is invalid")),
-        Some(r) if !r.get::<_, bool>(0) => {
-            Err(DomainError::unprocessable(ERR_GATEWAY_MAIN_AGENT_REQUIRED))
-        }
+        Some(false) => Err(DomainError::unprocessable(ERR_GATEWAY_MAIN_AGENT_REQUIRED)),
         Some(_) => Ok(()),
     }
 }
@@ -213,7 +212,7 @@ pub async fn list(
     ];
     fetch_page(
         client,
-        BOARD_COLUMNS,
+        Board::COLUMNS,
         &format!("FROM boards b WHERE {BOARD_FILTER_SQL}"),
         "lower(b.name), b.created_at DESC, b.id",
         &params,
@@ -277,7 +276,8 @@ pub async fn create(
                    require_approval_for_done, require_review_before_done, block_status_changes_with_pending_approval, \
                    only_lead_can_change_status, max_agents) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-                 RETURNING {BOARD_COLUMNS}"
+                 RETURNING {columns}",
+                columns = Board::COLUMNS
             ),
             &[
                 &board.id, &board.organization_id, &board.name, &board.slug, &board.description,
@@ -289,7 +289,7 @@ pub async fn create(
             ],
         )
         .await?;
-    Ok(Board::from_row(&row))
+    Ok(Board::from_row(&row)?)
 }
 
 /// Applies a partial update with the reference's re-validation: the gateway (given or
@@ -389,7 +389,8 @@ pub async fn update(
                    goal_source = $13, require_approval_for_done = $14, require_review_before_done = $15, \
                    block_status_changes_with_pending_approval = $16, only_lead_can_change_status = $17, \
                    max_agents = $18, updated_at = now() \
-                 WHERE b.id = $1 AND b.organization_id = $2 RETURNING {BOARD_COLUMNS}"
+                 WHERE b.id = $1 AND b.organization_id = $2 RETURNING {columns}",
+                columns = Board::COLUMNS
             ),
             &[
                 &board.id, &org, &board.name, &board.slug, &board.description, &board.gateway_id,
@@ -401,7 +402,7 @@ pub async fn update(
             ],
         )
         .await?;
-    let board = Board::from_row(&row);
+    let board = Board::from_row(&row)?;
     let mut gateways = Vec::new();
     if previous_group != board.board_group_id {
         let moves = [

@@ -9,7 +9,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::board_group::GROUP_COLUMNS;
+use crate::db::record::{get, Record};
 use crate::domain::model::{BoardGroup, Principal};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::{self, Access, BoardScope};
@@ -75,7 +75,7 @@ pub async fn list(
     let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &ids];
     fetch_page(
         client,
-        GROUP_COLUMNS,
+        BoardGroup::COLUMNS,
         &format!("FROM board_groups g WHERE {filter}"),
         "lower(g.name), g.created_at, g.id",
         &params,
@@ -103,13 +103,14 @@ async fn find(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {GROUP_COLUMNS} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
-                if lock { " FOR UPDATE" } else { "" }
+                "SELECT {columns} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
+                if lock { " FOR UPDATE" } else { "" },
+                columns = BoardGroup::COLUMNS
             ),
             &[&group_id, &organization_id],
         )
         .await?;
-    Ok(row.as_ref().map(BoardGroup::from_row))
+    Ok(row.as_ref().map(BoardGroup::from_row).transpose()?)
 }
 
 /// The group, if it is in the caller's organization (else 404) and the caller can read
@@ -135,8 +136,8 @@ pub async fn group_for_user(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?;
     let allowed = if board_ids.is_empty() {
         access::is_org_admin(&principal.member)
     } else {
@@ -163,7 +164,8 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO board_groups AS g (id, organization_id, name, slug, description) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING {GROUP_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {columns}",
+                columns = BoardGroup::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -174,7 +176,7 @@ pub async fn create(
             ],
         )
         .await?;
-    Ok(BoardGroup::from_row(&row))
+    Ok(BoardGroup::from_row(&row)?)
 }
 
 pub async fn update(
@@ -203,12 +205,13 @@ pub async fn update(
         .query_one(
             &format!(
                 "UPDATE board_groups g SET name = $2, slug = $3, description = $4, updated_at = now() \
-                 WHERE g.id = $1 RETURNING {GROUP_COLUMNS}"
+                 WHERE g.id = $1 RETURNING {columns}",
+                columns = BoardGroup::COLUMNS
             ),
             &[&group.id, &group.name, &group.slug, &group.description],
         )
         .await?;
-    Ok(BoardGroup::from_row(&row))
+    Ok(BoardGroup::from_row(&row)?)
 }
 
 /// Deletes the group; its boards stay, detached (the schema sets their group to NULL).
@@ -295,18 +298,23 @@ pub async fn apply_heartbeat(
         )
         .await?;
     let mut by_gateway: BTreeMap<Uuid, Vec<Value>> = BTreeMap::new();
+    let mut updated_agent_ids = Vec::with_capacity(rows.len());
     for row in &rows {
-        by_gateway.entry(row.get(1)).or_default().push(json!({
-            "agent_id": row.get::<_, Uuid>(0),
-            "session_key": row.get::<_, Option<String>>(2),
-            "heartbeat_config": row.get::<_, Option<Value>>(3),
-        }));
+        let agent_id: Uuid = get(row, "id")?;
+        by_gateway
+            .entry(get(row, "gateway_id")?)
+            .or_default()
+            .push(json!({
+                "agent_id": agent_id,
+                "session_key": get::<Option<String>>(row, "openclaw_session_id")?,
+                "heartbeat_config": get::<Option<Value>>(row, "heartbeat_config")?,
+            }));
+        updated_agent_ids.push(agent_id);
     }
     let gateways: Vec<Uuid> = by_gateway.keys().copied().collect();
     for (gateway_id, agents) in by_gateway {
         provisioning::set_heartbeats(client, principal.organization.id, gateway_id, agents).await?;
     }
-    let mut updated_agent_ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     updated_agent_ids.sort();
     let applied = HeartbeatApplied {
         board_group_id: group_id,

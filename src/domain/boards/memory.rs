@@ -13,6 +13,8 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{column, get, Record, RowError};
+
 use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody, Principal};
 use crate::domain::support::access::Caller;
 use crate::domain::support::activity;
@@ -37,7 +39,8 @@ pub trait MemoryKind: Serialize + Sized {
     /// Whether a post without a `source` is named after its author (the reference names
     /// board chat, and group posts that notify: chat, broadcast or `@all`).
     fn names_author(input: &MemoryCreate) -> bool;
-    fn from_row(row: &Row) -> Self;
+    /// The entry in the first columns of `row` (see `columns`).
+    fn from_row(row: &Row) -> Result<Self, RowError>;
     fn next_feed_seq(
         client: &impl GenericClient,
         owner_id: Uuid,
@@ -53,12 +56,9 @@ impl MemoryKind for BoardMemory {
         input.is_chat()
     }
 
-    fn from_row(row: &Row) -> BoardMemory {
-        BoardMemory {
-            id: row.get(0),
-            board_id: row.get(1),
-            body: MemoryBody::from_row(row),
-        }
+    fn from_row(row: &Row) -> Result<BoardMemory, RowError> {
+        let (id, board_id, body) = entry_at::<Self>(row, "BoardMemory")?;
+        Ok(BoardMemory { id, board_id, body })
     }
 
     async fn next_feed_seq(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
@@ -77,31 +77,41 @@ impl MemoryKind for BoardGroupMemory {
             || mentions::extract(&input.content).iter().any(|m| m == "all")
     }
 
-    fn from_row(row: &Row) -> BoardGroupMemory {
-        BoardGroupMemory {
-            id: row.get(0),
-            board_group_id: row.get(1),
-            body: MemoryBody::from_row(row),
-        }
+    fn from_row(row: &Row) -> Result<BoardGroupMemory, RowError> {
+        let (id, board_group_id, body) = entry_at::<Self>(row, "BoardGroupMemory")?;
+        Ok(BoardGroupMemory {
+            id,
+            board_group_id,
+            body,
+        })
     }
 
     /// Same discipline as a board's: the group row stays locked until commit.
     async fn next_feed_seq(client: &impl GenericClient, group_id: Uuid) -> DomainResult<i64> {
-        Ok(client
+        let row = client
             .query_one(
                 "UPDATE board_groups SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq",
                 &[&group_id],
             )
-            .await?
-            .get(0))
+            .await?;
+        Ok(get(&row, "feed_seq")?)
     }
 }
 
+/// What `MemoryKind::from_row` reads, then the entry's feed number.
 fn columns<K: MemoryKind>() -> String {
-    format!(
-        "m.id, m.{}, m.content, m.tags, m.source, m.is_chat, m.created_at, m.feed_seq",
-        K::OWNER
-    )
+    format!("m.id, m.{}, {}, m.feed_seq", K::OWNER, MemoryBody::COLUMNS)
+}
+
+/// An entry's id, owner and body (the first columns of `columns`).
+fn entry_at<K: MemoryKind>(
+    row: &Row,
+    record: &'static str,
+) -> Result<(Uuid, Uuid, MemoryBody), RowError> {
+    let mut i = 0;
+    let id = column(row, &mut i, record, "id")?;
+    let owner = column(row, &mut i, record, K::OWNER)?;
+    Ok((id, owner, MemoryBody::from_row_at(row, i)?))
 }
 
 /// Rows written before content was checked may be blank; the reference never shows them.
@@ -233,7 +243,7 @@ pub async fn create<K: MemoryKind>(
             ],
         )
         .await?;
-    Ok(K::from_row(&row))
+    Ok(K::from_row(&row)?)
 }
 
 /// The group whose memory a board's `group-memory` routes post to; a board outside any
@@ -256,9 +266,12 @@ pub async fn stream_start<K: MemoryKind>(
         owner_id,
         last_event_id,
         since,
-        &format!("SELECT feed_seq FROM {} WHERE id = $1", K::OWNER_TABLE),
         &format!(
-            "SELECT min(m.feed_seq) - 1 FROM {} m WHERE m.{} = $1 AND m.created_at >= $2",
+            "SELECT feed_seq AS current_seq FROM {} WHERE id = $1",
+            K::OWNER_TABLE
+        ),
+        &format!(
+            "SELECT min(m.feed_seq) - 1 AS first_seq FROM {} m WHERE m.{} = $1 AND m.created_at >= $2",
             K::TABLE,
             K::OWNER
         ),
@@ -286,10 +299,9 @@ pub async fn stream_items<K: MemoryKind>(
             &[&owner_id, &after, &filter.is_chat, &BATCH],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| (row.get(7), json!({"memory": K::from_row(row)})))
-        .collect())
+    rows.iter()
+        .map(|row| Ok((get(row, "feed_seq")?, json!({"memory": K::from_row(row)?}))))
+        .collect()
 }
 
 /// The board chat a snapshot shows: the newest non-blank chat entries, oldest first.

@@ -13,6 +13,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, RowError};
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::validation::validation_error;
@@ -269,8 +270,9 @@ const TASK_SERIES: &str = "created AS ( \
            FILTER (WHERE t.status = 'review' AND t.in_progress_at IS NOT NULL) AS cycle_hours \
        FROM tasks t WHERE t.board_id = ANY($1) AND t.updated_at BETWEEN $2 AND $3 \
        GROUP BY 1) \
-     SELECT b.period, coalesce(c.inbox, 0), coalesce(u.in_progress, 0), coalesce(u.review, 0), \
-       coalesce(u.done, 0), coalesce(u.cycle_hours, 0)::float8 \
+     SELECT b.period, coalesce(c.inbox, 0) AS inbox, coalesce(u.in_progress, 0) AS in_progress, \
+       coalesce(u.review, 0) AS review, coalesce(u.done, 0) AS done, \
+       coalesce(u.cycle_hours, 0)::float8 AS cycle_hours \
      FROM buckets b LEFT JOIN created c USING (period) LEFT JOIN updated u USING (period) \
      ORDER BY b.period";
 
@@ -282,15 +284,16 @@ const ERROR_SERIES: &str = "events AS ( \
        FROM activity_events a \
        WHERE a.board_id = ANY($1) AND a.task_id IS NOT NULL AND a.created_at BETWEEN $2 AND $3 \
        GROUP BY 1) \
-     SELECT b.period, coalesce(e.errors, 0), coalesce(e.total, 0) \
+     SELECT b.period, coalesce(e.errors, 0) AS errors, coalesce(e.total, 0) AS total \
      FROM buckets b LEFT JOIN events e USING (period) ORDER BY b.period";
 
 const AGENTS_AND_MEDIAN: &str = "SELECT \
-     (SELECT count(*) FROM agents a WHERE a.board_id = ANY($1) AND a.last_seen_at BETWEEN $2 AND $3), \
+     (SELECT count(*) FROM agents a WHERE a.board_id = ANY($1) AND a.last_seen_at BETWEEN $2 AND $3) \
+       AS active_agents, \
      (SELECT percentile_cont(0.5) WITHIN GROUP ( \
         ORDER BY (extract(epoch FROM t.updated_at - t.in_progress_at) / 3600)::float8) \
       FROM tasks t WHERE t.board_id = ANY($1) AND t.status = 'review' \
-        AND t.in_progress_at IS NOT NULL AND t.updated_at BETWEEN $2 AND $3)";
+        AND t.in_progress_at IS NOT NULL AND t.updated_at BETWEEN $2 AND $3) AS median_cycle_hours";
 
 struct TaskSeries {
     throughput: DashboardRangeSeries,
@@ -311,14 +314,16 @@ async fn task_series(
     };
     let wip: Vec<DashboardWipPoint> = rows
         .iter()
-        .map(|r| DashboardWipPoint {
-            period: r.get(0),
-            inbox: r.get(1),
-            in_progress: r.get(2),
-            review: r.get(3),
-            done: r.get(4),
+        .map(|r| -> Result<_, RowError> {
+            Ok(DashboardWipPoint {
+                period: get(r, "period")?,
+                inbox: get(r, "inbox")?,
+                in_progress: get(r, "in_progress")?,
+                review: get(r, "review")?,
+                done: get(r, "done")?,
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let throughput = wip
         .iter()
         .map(|p| DashboardSeriesPoint {
@@ -328,11 +333,13 @@ async fn task_series(
         .collect();
     let cycle_time = rows
         .iter()
-        .map(|r| DashboardSeriesPoint {
-            period: r.get(0),
-            value: r.get(5),
+        .map(|r| -> Result<_, RowError> {
+            Ok(DashboardSeriesPoint {
+                period: get(r, "period")?,
+                value: get(r, "cycle_hours")?,
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(TaskSeries {
         throughput: series(throughput),
         cycle_time: series(cycle_time),
@@ -362,16 +369,16 @@ async fn error_series(
     let (mut errors, mut total) = (0, 0);
     let points = rows
         .iter()
-        .map(|r| {
-            let (e, t): (i64, i64) = (r.get(1), r.get(2));
+        .map(|r| -> Result<_, RowError> {
+            let (e, t): (i64, i64) = (get(r, "errors")?, get(r, "total")?);
             errors += e;
             total += t;
-            DashboardSeriesPoint {
-                period: r.get(0),
+            Ok(DashboardSeriesPoint {
+                period: get(r, "period")?,
                 value: error_pct(e, t),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let series = DashboardRangeSeries {
         range: window.range,
         bucket: window.range.bucket(),
@@ -415,7 +422,10 @@ async fn dashboard_boards(
             ],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?)
 }
 
 pub async fn dashboard(
@@ -441,10 +451,10 @@ pub async fn dashboard(
     // (each falls in one bucket), which is the KPI.
     let tasks_in_progress = tasks_now.wip.points.iter().map(|p| p.in_progress).sum();
     let kpis = DashboardKpis {
-        active_agents: kpi.get(0),
+        active_agents: get(&kpi, "active_agents")?,
         tasks_in_progress,
         error_rate_pct,
-        median_cycle_time_hours_7d: kpi.get(1),
+        median_cycle_time_hours_7d: get(&kpi, "median_cycle_hours")?,
     };
     Ok(DashboardMetrics {
         range,

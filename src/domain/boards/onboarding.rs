@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::Record;
 use crate::domain::agents::lead::LeadOptions;
 use crate::domain::model::agent::gateway_main_session_key;
-use crate::domain::model::board::BOARD_COLUMNS;
 use crate::domain::model::{AgentPrincipal, Board, Principal};
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::support::access::{self, Access};
@@ -26,36 +26,20 @@ use crate::domain::{DomainError, DomainResult};
 const ERR_GOAL_FIELDS_REQUIRED: &str =
     "Confirmed goal boards require objective and success_metrics";
 
-/// `BoardOnboardingRead`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Onboarding {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub session_key: String,
-    pub status: String,
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub messages: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub draft_goal: Option<Value>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const COLUMNS: &str =
-    "id, board_id, session_key, status, messages, draft_goal, created_at, updated_at";
-
-impl Onboarding {
-    fn from_row(row: &Row) -> Onboarding {
-        Onboarding {
-            id: row.get(0),
-            board_id: row.get(1),
-            session_key: row.get(2),
-            status: row.get(3),
-            messages: row.get(4),
-            draft_goal: row.get(5),
-            created_at: row.get(6),
-            updated_at: row.get(7),
-        }
+crate::db::record! {
+    /// `BoardOnboardingRead`.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct Onboarding in "s" {
+        pub id: Uuid,
+        pub board_id: Uuid,
+        pub session_key: String,
+        pub status: String,
+        #[schema(value_type = Option<Vec<Object>>)]
+        pub messages: Option<Value>,
+        #[schema(value_type = Option<Object>)]
+        pub draft_goal: Option<Value>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
@@ -96,13 +80,15 @@ async fn latest(client: &impl GenericClient, board_id: Uuid) -> DomainResult<Onb
     client
         .query_opt(
             &format!(
-                "SELECT {COLUMNS} FROM board_onboarding_sessions WHERE board_id = $1 \
-                 ORDER BY updated_at DESC, created_at DESC LIMIT 1"
+                "SELECT {columns} FROM board_onboarding_sessions s WHERE board_id = $1 \
+                 ORDER BY updated_at DESC, created_at DESC LIMIT 1",
+                columns = Onboarding::COLUMNS
             ),
             &[&board_id],
         )
         .await?
         .map(|r| Onboarding::from_row(&r))
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -223,14 +209,15 @@ pub async fn start(
     let active = client
         .query_opt(
             &format!(
-                "SELECT {COLUMNS} FROM board_onboarding_sessions \
-                 WHERE board_id = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1 FOR UPDATE"
+                "SELECT {columns} FROM board_onboarding_sessions s \
+                 WHERE board_id = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+                columns = Onboarding::COLUMNS
             ),
             &[&board.id],
         )
         .await?;
     if let Some(row) = active {
-        let session = Onboarding::from_row(&row);
+        let session = Onboarding::from_row(&row)?;
         let Some(waiting) = last_user_message(&session) else {
             return Ok((session, gateway_id));
         };
@@ -247,13 +234,14 @@ pub async fn start(
         let row = client
             .query_one(
                 &format!(
-                    "UPDATE board_onboarding_sessions SET updated_at = now() WHERE id = $1 \
-                     RETURNING {COLUMNS}"
+                    "UPDATE board_onboarding_sessions s SET updated_at = now() WHERE id = $1 \
+                     RETURNING {columns}",
+                    columns = Onboarding::COLUMNS
                 ),
                 &[&session.id],
             )
             .await?;
-        return Ok((Onboarding::from_row(&row), gateway_id));
+        return Ok((Onboarding::from_row(&row)?, gateway_id));
     }
     let prompt = start_prompt(&board, base_url);
     let session_key = gateway_main_session_key(gateway_id);
@@ -270,8 +258,9 @@ pub async fn start(
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO board_onboarding_sessions (id, board_id, session_key, status, messages) \
-                 VALUES ($1, $2, $3, 'active', $4) RETURNING {COLUMNS}"
+                "INSERT INTO board_onboarding_sessions AS s (id, board_id, session_key, status, messages) \
+                 VALUES ($1, $2, $3, 'active', $4) RETURNING {columns}",
+                columns = Onboarding::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -281,7 +270,7 @@ pub async fn start(
             ],
         )
         .await?;
-    Ok((Onboarding::from_row(&row), gateway_id))
+    Ok((Onboarding::from_row(&row)?, gateway_id))
 }
 
 /// The content of the session's last message when the user sent it.
@@ -330,15 +319,16 @@ pub async fn answer(
     let row = client
         .query_one(
             &format!(
-                "UPDATE board_onboarding_sessions \
+                "UPDATE board_onboarding_sessions s \
                  SET messages = COALESCE(messages, '[]'::jsonb) || jsonb_build_array($2::jsonb), \
                      updated_at = now() \
-                 WHERE id = $1 RETURNING {COLUMNS}"
+                 WHERE id = $1 RETURNING {columns}",
+                columns = Onboarding::COLUMNS
             ),
             &[&session.id, &message("user", &text)],
         )
         .await?;
-    Ok((Onboarding::from_row(&row), gateway_id))
+    Ok((Onboarding::from_row(&row)?, gateway_id))
 }
 
 fn is_fully_autonomous(value: Option<&Value>) -> bool {
@@ -488,7 +478,8 @@ pub async fn confirm(
                 "UPDATE boards b SET board_type = $2, objective = $3, success_metrics = $4, \
                  target_date = $5, goal_confirmed = true, goal_source = 'lead_agent_onboarding', \
                  require_approval_for_done = $6, updated_at = now() \
-                 WHERE b.id = $1 RETURNING {BOARD_COLUMNS}"
+                 WHERE b.id = $1 RETURNING {columns}",
+                columns = Board::COLUMNS
             ),
             &[
                 &board.id,
@@ -500,7 +491,7 @@ pub async fn confirm(
             ],
         )
         .await?;
-    let board = Board::from_row(&row);
+    let board = Board::from_row(&row)?;
     let profile = draft_user_profile(session.draft_goal.as_ref());
     if !profile.is_empty() {
         let sets: Vec<String> = profile
@@ -574,11 +565,12 @@ pub async fn agent_update(
     let row = client
         .query_one(
             &format!(
-                "UPDATE board_onboarding_sessions \
+                "UPDATE board_onboarding_sessions s \
                  SET messages = COALESCE(messages, '[]'::jsonb) || jsonb_build_array($2::jsonb), \
                      draft_goal = CASE WHEN $3 THEN $4 ELSE draft_goal END, \
                      status = CASE WHEN $3 THEN 'completed' ELSE status END, updated_at = now() \
-                 WHERE id = $1 RETURNING {COLUMNS}"
+                 WHERE id = $1 RETURNING {columns}",
+                columns = Onboarding::COLUMNS
             ),
             &[
                 &session.id,
@@ -588,7 +580,7 @@ pub async fn agent_update(
             ],
         )
         .await?;
-    Ok(Onboarding::from_row(&row))
+    Ok(Onboarding::from_row(&row)?)
 }
 
 #[cfg(test)]

@@ -8,11 +8,9 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::boards::groups as board_groups;
 use crate::domain::boards::memory;
-use crate::domain::model::agent::AGENT_COLUMNS;
-use crate::domain::model::board::BOARD_COLUMNS;
-use crate::domain::model::task::TASK_COLUMNS;
 use crate::domain::model::{
     Agent, Approval, Board, BoardGroup, BoardMemory, Principal, TaskRow, TaskStatus,
 };
@@ -52,26 +50,28 @@ pub async fn board_snapshot(
     client: &impl GenericClient,
     board: Board,
 ) -> DomainResult<BoardSnapshot> {
-    let rows: Vec<TaskRow> = client
+    let rows = client
         .query(
-            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.board_id = $1 ORDER BY t.created_at DESC, t.id"),
+            &format!(
+                "SELECT {} FROM tasks t WHERE t.board_id = $1 ORDER BY t.created_at DESC, t.id",
+                TaskRow::COLUMNS
+            ),
             &[&board.id],
         )
-        .await?
-        .iter()
-        .map(TaskRow::from_row)
-        .collect();
+        .await?;
+    let rows = TaskRow::from_rows(&rows)?;
     let task_ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
     let counts = approvals::approval_counts(client, &task_ids).await?;
-    let agents: Vec<Agent> = client
+    let agents = client
         .query(
-            &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.board_id = $1 ORDER BY a.created_at DESC, a.id"),
+            &format!(
+                "SELECT {} FROM agents a WHERE a.board_id = $1 ORDER BY a.created_at DESC, a.id",
+                Agent::COLUMNS
+            ),
             &[&board.id],
         )
-        .await?
-        .iter()
-        .map(Agent::from_row)
-        .collect();
+        .await?;
+    let agents = Agent::from_rows(&agents)?;
     let names: HashMap<Uuid, &str> = agents.iter().map(|a| (a.id, a.name.as_str())).collect();
     let tasks = tasks::reads(client, board.id, rows)
         .await?
@@ -96,13 +96,13 @@ pub async fn board_snapshot(
         .await?
         .items;
     let chat_messages = memory::recent_chat(client, board.id).await?;
-    let pending_approvals_count: i64 = client
+    let row = client
         .query_one(
-            "SELECT count(*) FROM approvals WHERE board_id = $1 AND status = 'pending'",
+            "SELECT count(*) AS pending FROM approvals WHERE board_id = $1 AND status = 'pending'",
             &[&board.id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let pending_approvals_count: i64 = get(&row, "pending")?;
     Ok(BoardSnapshot {
         board,
         tasks,
@@ -179,32 +179,32 @@ async fn group_snapshot(
     }
     let scope = access::board_scope(client, &principal.member, Access::Read).await?;
     let ids = scope.ids().map(<[Uuid]>::to_vec);
-    let boards: Vec<Board> = client
+    let boards = client
         .query(
             &format!(
-                "SELECT {BOARD_COLUMNS} FROM boards b WHERE b.board_group_id = $1 \
+                "SELECT {columns} FROM boards b WHERE b.board_group_id = $1 \
                  AND ($2::uuid IS NULL OR b.id <> $2) AND ($3::uuid[] IS NULL OR b.id = ANY($3)) \
-                 ORDER BY lower(b.name), b.id"
+                 ORDER BY lower(b.name), b.id",
+                columns = Board::COLUMNS
             ),
             &[&group.id, &except_board, &ids],
         )
-        .await?
-        .iter()
-        .map(Board::from_row)
-        .collect();
+        .await?;
+    let boards = Board::from_rows(&boards)?;
     let board_ids: Vec<Uuid> = boards.iter().map(|b| b.id).collect();
     let mut counts: HashMap<Uuid, HashMap<String, i64>> = HashMap::new();
     for r in client
         .query(
-            "SELECT board_id, status, count(*) FROM tasks WHERE board_id = ANY($1) GROUP BY 1, 2",
+            "SELECT board_id, status, count(*) AS tasks FROM tasks WHERE board_id = ANY($1) \
+             GROUP BY 1, 2",
             &[&board_ids],
         )
         .await?
     {
         counts
-            .entry(r.get(0))
+            .entry(get(&r, "board_id")?)
             .or_default()
-            .insert(r.get(1), r.get(2));
+            .insert(get(&r, "status")?, get(&r, "tasks")?);
     }
     // The top tasks of each board: started first, then by priority, freshest first.
     let rows = client
@@ -220,13 +220,16 @@ async fn group_snapshot(
             &[&board_ids, &query.include_done, &query.per_board_task_limit],
         )
         .await?;
-    let task_ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let task_ids: Vec<Uuid> = rows
+        .iter()
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?;
     let mut tag_map = tags::tags_for_tasks(client, &task_ids).await?;
     let names: HashMap<Uuid, String> = boards.iter().map(|b| (b.id, b.name.clone())).collect();
     let mut by_board: HashMap<Uuid, Vec<GroupTaskSummary>> = HashMap::new();
     for r in rows {
-        let id: Uuid = r.get(0);
-        let board_id: Uuid = r.get(1);
+        let id: Uuid = get(&r, "id")?;
+        let board_id: Uuid = get(&r, "board_id")?;
         by_board
             .entry(board_id)
             .or_default()
@@ -234,16 +237,16 @@ async fn group_snapshot(
                 id,
                 board_id,
                 board_name: names.get(&board_id).cloned().unwrap_or_default(),
-                title: r.get(2),
-                status: TaskStatus::parse(r.get(3)).unwrap_or(TaskStatus::Inbox),
-                priority: r.get(4),
-                assigned_agent_id: r.get(5),
-                assignee: r.get(6),
-                due_at: r.get(7),
-                in_progress_at: r.get(8),
+                title: get(&r, "title")?,
+                status: get(&r, "status")?,
+                priority: get(&r, "priority")?,
+                assigned_agent_id: get(&r, "assigned_agent_id")?,
+                assignee: get(&r, "assignee")?,
+                due_at: get(&r, "due_at")?,
+                in_progress_at: get(&r, "in_progress_at")?,
                 tags: tag_map.remove(&id).unwrap_or_default(),
-                created_at: r.get(9),
-                updated_at: r.get(10),
+                created_at: get(&r, "created_at")?,
+                updated_at: get(&r, "updated_at")?,
             });
     }
     let boards = boards

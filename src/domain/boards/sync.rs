@@ -5,7 +5,7 @@ use chrono::Utc;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::model::task::TASK_COLUMNS;
+use crate::db::record::Record;
 use crate::domain::model::TaskRow;
 use crate::domain::support::board_log::current;
 use crate::domain::tasks::crud as tasks;
@@ -17,15 +17,16 @@ use crate::protocol::board::BoardState;
 /// Call in a repeatable-read transaction so both are read from one snapshot.
 pub async fn state(client: &impl GenericClient, board_id: Uuid) -> DomainResult<BoardState<Task>> {
     let seq = current(client, board_id).await?;
-    let rows: Vec<TaskRow> = client
+    let rows = client
         .query(
-            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.board_id = $1 ORDER BY t.created_at DESC, t.id"),
+            &format!(
+                "SELECT {} FROM tasks t WHERE t.board_id = $1 ORDER BY t.created_at DESC, t.id",
+                TaskRow::COLUMNS
+            ),
             &[&board_id],
         )
-        .await?
-        .iter()
-        .map(TaskRow::from_row)
-        .collect();
+        .await?;
+    let rows = TaskRow::from_rows(&rows)?;
     let tasks = tasks::reads(client, board_id, rows).await?;
     Ok(BoardState {
         timestamp: Utc::now(),

@@ -15,6 +15,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{self, Record, RowError};
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
@@ -26,18 +27,20 @@ pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
 const SIGNATURE_PREFIX: &str = "sha256=";
 const ERR_AGENT_NOT_ON_BOARD: &str = "agent_id must reference an agent on this board.";
 
-/// `BoardWebhookRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Webhook {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub agent_id: Option<Uuid>,
-    pub description: String,
-    pub enabled: bool,
-    pub endpoint_path: String,
-    pub endpoint_url: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::db::record! {
+    /// `BoardWebhookRead`. `endpoint_url` reads empty: [`Webhook::read`] fills it.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Webhook in "w" {
+        pub id: Uuid,
+        pub board_id: Uuid,
+        pub agent_id: Option<Uuid>,
+        pub description: String,
+        pub enabled: bool,
+        pub endpoint_path: String = "'/api/v1/boards/' || w.board_id || '/webhooks/' || w.id",
+        pub endpoint_url: Option<String> = "NULL::text",
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 /// `BoardWebhookRead` plus the signing secret, answered once (create, rotate).
@@ -48,27 +51,14 @@ pub struct WebhookWithSecret {
     pub secret: String,
 }
 
-const WEBHOOK_COLUMNS: &str =
-    "w.id, w.board_id, w.agent_id, w.description, w.enabled, w.created_at, w.updated_at";
-
 impl Webhook {
-    /// `base_url` is the deployment's public URL (`BASE_URL`); without it there is no
-    /// `endpoint_url`, as in the reference.
-    fn from_row(row: &Row, base_url: Option<&str>) -> Webhook {
-        let id: Uuid = row.get(0);
-        let board_id: Uuid = row.get(1);
-        let endpoint_path = format!("/api/v1/boards/{board_id}/webhooks/{id}");
-        Webhook {
-            id,
-            board_id,
-            agent_id: row.get(2),
-            description: row.get(3),
-            enabled: row.get(4),
-            endpoint_url: base_url.map(|b| format!("{}{endpoint_path}", b.trim_end_matches('/'))),
-            endpoint_path,
-            created_at: row.get(5),
-            updated_at: row.get(6),
-        }
+    /// The webhook in `row` (see `Webhook::COLUMNS`). `base_url` is the deployment's public
+    /// URL (`BASE_URL`); without it there is no `endpoint_url`, as in the reference.
+    fn read(row: &Row, base_url: Option<&str>) -> Result<Webhook, RowError> {
+        let mut webhook = Webhook::from_row(row)?;
+        webhook.endpoint_url =
+            base_url.map(|b| format!("{}{}", b.trim_end_matches('/'), webhook.endpoint_path));
+        Ok(webhook)
     }
 }
 
@@ -128,12 +118,14 @@ async fn find(
     client
         .query_opt(
             &format!(
-                "SELECT {WEBHOOK_COLUMNS} FROM board_webhooks w WHERE w.id = $1 AND w.board_id = $2"
+                "SELECT {columns} FROM board_webhooks w WHERE w.id = $1 AND w.board_id = $2",
+                columns = Webhook::COLUMNS
             ),
             &[&webhook_id, &board_id],
         )
         .await?
-        .map(|r| Webhook::from_row(&r, base_url))
+        .map(|r| Webhook::read(&r, base_url))
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -148,12 +140,12 @@ pub async fn list(
     let board = access::board_for_user(client, principal, board_id, Access::Read).await?;
     fetch_page(
         client,
-        WEBHOOK_COLUMNS,
+        Webhook::COLUMNS,
         "FROM board_webhooks w WHERE w.board_id = $1",
         "w.created_at DESC, w.id",
         &[&board.id],
         page,
-        |r| Webhook::from_row(r, base_url),
+        |r| Webhook::read(r, base_url),
     )
     .await
 }
@@ -174,7 +166,8 @@ pub async fn create(
             &format!(
                 "INSERT INTO board_webhooks AS w \
                  (id, organization_id, board_id, agent_id, description, enabled, secret) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WEBHOOK_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {columns}",
+                columns = Webhook::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -188,7 +181,7 @@ pub async fn create(
         )
         .await?;
     Ok(WebhookWithSecret {
-        webhook: Webhook::from_row(&row, base_url),
+        webhook: Webhook::read(&row, base_url)?,
         secret,
     })
 }
@@ -225,7 +218,8 @@ pub async fn update(
         .query_one(
             &format!(
                 "UPDATE board_webhooks w SET description = $3, enabled = $4, agent_id = $5, \
-                 updated_at = now() WHERE w.id = $1 AND w.board_id = $2 RETURNING {WEBHOOK_COLUMNS}"
+                 updated_at = now() WHERE w.id = $1 AND w.board_id = $2 RETURNING {columns}",
+                columns = Webhook::COLUMNS
             ),
             &[
                 &current.id,
@@ -236,7 +230,7 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok(Webhook::from_row(&row, base_url))
+    Ok(Webhook::read(&row, base_url)?)
 }
 
 /// A new secret; the old one stops verifying at once.
@@ -253,14 +247,15 @@ pub async fn rotate_secret(
         .query_opt(
             &format!(
                 "UPDATE board_webhooks w SET secret = $3, updated_at = now() \
-                 WHERE w.id = $1 AND w.board_id = $2 RETURNING {WEBHOOK_COLUMNS}"
+                 WHERE w.id = $1 AND w.board_id = $2 RETURNING {columns}",
+                columns = Webhook::COLUMNS
             ),
             &[&webhook_id, &board.id, &secret],
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
     Ok(WebhookWithSecret {
-        webhook: Webhook::from_row(&row, base_url),
+        webhook: Webhook::read(&row, base_url)?,
         secret,
     })
 }
@@ -285,36 +280,20 @@ pub async fn delete(
     Ok(())
 }
 
-/// `BoardWebhookPayloadRead`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Payload {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub webhook_id: Uuid,
-    #[schema(value_type = Object)]
-    pub payload: Option<Value>,
-    #[schema(value_type = Object)]
-    pub headers: Option<Value>,
-    pub source_ip: Option<String>,
-    pub content_type: Option<String>,
-    pub received_at: DateTime<Utc>,
-}
-
-const PAYLOAD_COLUMNS: &str =
-    "p.id, p.board_id, p.webhook_id, p.payload, p.headers, p.source_ip, p.content_type, p.received_at";
-
-impl Payload {
-    fn from_row(row: &Row) -> Payload {
-        Payload {
-            id: row.get(0),
-            board_id: row.get(1),
-            webhook_id: row.get(2),
-            payload: row.get(3),
-            headers: row.get(4),
-            source_ip: row.get(5),
-            content_type: row.get(6),
-            received_at: row.get(7),
-        }
+crate::db::record! {
+    /// `BoardWebhookPayloadRead`.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct Payload in "p" {
+        pub id: Uuid,
+        pub board_id: Uuid,
+        pub webhook_id: Uuid,
+        #[schema(value_type = Object)]
+        pub payload: Option<Value>,
+        #[schema(value_type = Object)]
+        pub headers: Option<Value>,
+        pub source_ip: Option<String>,
+        pub content_type: Option<String>,
+        pub received_at: DateTime<Utc>,
     }
 }
 
@@ -330,7 +309,7 @@ pub async fn list_payloads(
     let webhook = find(client, board.id, webhook_id, None).await?;
     fetch_page(
         client,
-        PAYLOAD_COLUMNS,
+        Payload::COLUMNS,
         "FROM board_webhook_payloads p WHERE p.webhook_id = $1",
         "p.received_at DESC, p.id",
         &[&webhook.id],
@@ -352,13 +331,15 @@ pub async fn get_payload(
     client
         .query_opt(
             &format!(
-                "SELECT {PAYLOAD_COLUMNS} FROM board_webhook_payloads p \
-                 WHERE p.id = $1 AND p.webhook_id = $2"
+                "SELECT {columns} FROM board_webhook_payloads p \
+                 WHERE p.id = $1 AND p.webhook_id = $2",
+                columns = Payload::COLUMNS
             ),
             &[&payload_id, &webhook.id],
         )
         .await?
         .map(|r| Payload::from_row(&r))
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -402,19 +383,19 @@ pub async fn ingest_target(
     board_id: Uuid,
     webhook_id: Uuid,
 ) -> DomainResult<IngestTarget> {
-    client
+    let r = client
         .query_opt(
             "SELECT id, board_id, enabled, secret FROM board_webhooks WHERE id = $1 AND board_id = $2",
             &[&webhook_id, &board_id],
         )
         .await?
-        .map(|r| IngestTarget {
-            id: r.get(0),
-            board_id: r.get(1),
-            enabled: r.get(2),
-            secret: r.get(3),
-        })
-        .ok_or_else(DomainError::not_found)
+        .ok_or_else(DomainError::not_found)?;
+    Ok(IngestTarget {
+        id: record::get(&r, "id")?,
+        board_id: record::get(&r, "board_id")?,
+        enabled: record::get(&r, "enabled")?,
+        secret: record::get(&r, "secret")?,
+    })
 }
 
 /// The reference's body decoding: empty → `{}`; JSON when the content type says so or the

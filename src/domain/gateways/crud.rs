@@ -7,8 +7,8 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{self, Record};
 use crate::domain::model::gateway::find;
-use crate::domain::model::gateway::GATEWAY_COLUMNS;
 use crate::domain::model::{Gateway, Principal};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{support::access, DomainError, DomainResult};
@@ -54,7 +54,7 @@ pub async fn list(
     let org = principal.organization.id;
     fetch_page(
         client,
-        GATEWAY_COLUMNS,
+        Gateway::COLUMNS,
         "FROM gateways g WHERE g.organization_id = $1",
         "g.created_at DESC, g.id",
         &[&org],
@@ -88,7 +88,8 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO gateways AS g (id, organization_id, name, url, workspace_root, token) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {GATEWAY_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {columns}",
+                columns = Gateway::COLUMNS
             ),
             &[
                 &id,
@@ -100,7 +101,7 @@ pub async fn create(
             ],
         )
         .await?;
-    let gateway = Gateway::from_row(&row);
+    let gateway = Gateway::from_row(&row)?;
     crate::domain::agents::gateway_main::ensure_gateway_main(
         client,
         org,
@@ -127,7 +128,8 @@ pub async fn update(
             &format!(
                 "UPDATE gateways g SET name = $3, url = $4, workspace_root = $5, \
                    token = CASE WHEN $6 THEN $7 ELSE g.token END, updated_at = now() \
-                 WHERE g.id = $1 AND g.organization_id = $2 RETURNING {GATEWAY_COLUMNS}"
+                 WHERE g.id = $1 AND g.organization_id = $2 RETURNING {columns}",
+                columns = Gateway::COLUMNS
             ),
             &[
                 &current.id,
@@ -140,7 +142,7 @@ pub async fn update(
             ],
         )
         .await?;
-    let gateway = Gateway::from_row(&row);
+    let gateway = Gateway::from_row(&row)?;
     crate::domain::agents::gateway_main::ensure_gateway_main(
         client,
         org,
@@ -160,13 +162,13 @@ pub async fn delete(
     gateway_id: Uuid,
 ) -> DomainResult<Vec<crate::domain::agents::removal::ReleasedTask>> {
     let gateway = get_for_update(client, principal, gateway_id).await?;
-    let boards: i64 = client
+    let row = client
         .query_one(
-            "SELECT count(*) FROM boards WHERE gateway_id = $1",
+            "SELECT count(*) AS boards FROM boards WHERE gateway_id = $1",
             &[&gateway.id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let boards: i64 = record::get(&row, "boards")?;
     if boards > 0 {
         return Err(DomainError::conflict(
             "Gateway is used by boards; move or delete them first.",
@@ -183,7 +185,7 @@ pub async fn delete(
         released.extend(
             crate::domain::agents::removal::release_tasks(
                 client,
-                row.get(0),
+                record::get(&row, "id")?,
                 &crate::domain::model::Actor::User(principal.user.id).reference(),
             )
             .await?,

@@ -8,40 +8,27 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::{DomainError, DomainResult};
 use crate::secrets::tokens;
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
 
-/// A registration token as listed to admins (the token itself is shown once, at creation).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RegistrationToken {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub label: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-const TOKEN_COLUMNS: &str =
-    "t.id, t.organization_id, t.label, t.created_at, t.last_used_at, t.revoked_at";
-
-impl RegistrationToken {
-    fn from_row(row: &Row) -> RegistrationToken {
-        RegistrationToken {
-            id: row.get(0),
-            organization_id: row.get(1),
-            label: row.get(2),
-            created_at: row.get(3),
-            last_used_at: row.get(4),
-            revoked_at: row.get(5),
-        }
+crate::db::record! {
+    /// A registration token as listed to admins (the token itself is shown once, at creation).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct RegistrationToken in "t" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub label: Option<String>,
+        pub created_at: DateTime<Utc>,
+        pub last_used_at: Option<DateTime<Utc>>,
+        pub revoked_at: Option<DateTime<Utc>>,
     }
 }
 
@@ -57,12 +44,13 @@ pub async fn issue_token(
         .query_one(
             &format!(
                 "INSERT INTO gateway_registration_tokens AS t (id, organization_id, token_hash, label, created_by_user_id) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {columns}",
+                columns = RegistrationToken::COLUMNS
             ),
             &[&Uuid::new_v4(), &organization_id, &tokens::sha256_hex(&raw), &label, &user_id],
         )
         .await?;
-    Ok((RegistrationToken::from_row(&row), raw))
+    Ok((RegistrationToken::from_row(&row)?, raw))
 }
 
 pub async fn list_tokens(
@@ -71,11 +59,14 @@ pub async fn list_tokens(
 ) -> DomainResult<Vec<RegistrationToken>> {
     let rows = client
         .query(
-            &format!("SELECT {TOKEN_COLUMNS} FROM gateway_registration_tokens t WHERE t.organization_id = $1 ORDER BY t.created_at DESC"),
+            &format!(
+                "SELECT {columns} FROM gateway_registration_tokens t WHERE t.organization_id = $1 ORDER BY t.created_at DESC",
+                columns = RegistrationToken::COLUMNS
+            ),
             &[&organization_id],
         )
         .await?;
-    Ok(rows.iter().map(RegistrationToken::from_row).collect())
+    Ok(RegistrationToken::from_rows(&rows)?)
 }
 
 pub async fn revoke_token(
@@ -87,13 +78,15 @@ pub async fn revoke_token(
         .query_opt(
             &format!(
                 "UPDATE gateway_registration_tokens t SET revoked_at = COALESCE(t.revoked_at, now()) \
-                 WHERE t.id = $1 AND t.organization_id = $2 RETURNING {TOKEN_COLUMNS}"
+                 WHERE t.id = $1 AND t.organization_id = $2 RETURNING {columns}",
+                columns = RegistrationToken::COLUMNS
             ),
             &[&token_id, &organization_id],
         )
         .await?;
     row.as_ref()
         .map(RegistrationToken::from_row)
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -127,11 +120,15 @@ pub async fn register(
             &[&r.organization_id],
         )
         .await?;
-    let token_id: Uuid = candidates
-        .iter()
-        .find(|row| tokens::matches(r.registration_token, row.get::<_, &str>(1)))
-        .map(|row| row.get(0))
-        .ok_or_else(|| DomainError::Unauthorized(json!("Invalid registration token.")))?;
+    let mut token_id = None;
+    for row in &candidates {
+        if tokens::matches(r.registration_token, get(row, "token_hash")?) {
+            token_id = Some(get::<Uuid>(row, "id")?);
+            break;
+        }
+    }
+    let token_id =
+        token_id.ok_or_else(|| DomainError::Unauthorized(json!("Invalid registration token.")))?;
     client
         .execute(
             "UPDATE gateway_registration_tokens SET last_used_at = now() WHERE id = $1",
@@ -157,7 +154,7 @@ pub async fn register(
         .await?;
     let (gateway_id, previous, created) = match existing {
         Some(row) => {
-            let id: Uuid = row.get(0);
+            let id: Uuid = get(&row, "id")?;
             client
                 .execute(
                     "UPDATE gateways SET url = $2, workspace_root = $3, relay_token_hash = $4, registration_token_id = $5, \
@@ -167,7 +164,7 @@ pub async fn register(
                     &[&id, &r.url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
                 )
                 .await?;
-            (id, row.get::<_, String>(1), false)
+            (id, get::<String>(&row, "status")?, false)
         }
         None => {
             let id = Uuid::new_v4();
@@ -229,14 +226,16 @@ pub async fn verify_relay(
             &[&gateway_id],
         )
         .await?;
-    Ok(row.and_then(|row| {
-        let stored: Option<String> = row.get(1);
-        stored
-            .filter(|hash| tokens::matches(relay_token, hash))
-            .map(|_| GatewayIdentity {
-                id: gateway_id,
-                organization_id: row.get(0),
-            })
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let stored: Option<String> = get(&row, "relay_token_hash")?;
+    if !stored.is_some_and(|hash| tokens::matches(relay_token, &hash)) {
+        return Ok(None);
+    }
+    Ok(Some(GatewayIdentity {
+        id: gateway_id,
+        organization_id: get(&row, "organization_id")?,
     }))
 }
 
@@ -250,13 +249,13 @@ pub async fn heartbeat(
     reason: &str,
     instance_id: &str,
 ) -> DomainResult<()> {
-    let previous: String = client
+    let row = client
         .query_one(
             "SELECT status FROM gateways WHERE id = $1 FOR UPDATE",
             &[&gateway.id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let previous: String = get(&row, "status")?;
     client
         .execute(
             "UPDATE gateways SET status = $2, last_heartbeat_at = now(), updated_at = now(), \
@@ -301,7 +300,10 @@ pub async fn sweep_offline(
             &[&seconds, &instance_id],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|r| get(r, "gateway_id"))
+        .collect::<Result<_, _>>()?)
 }
 
 async fn record_event(
@@ -323,14 +325,16 @@ async fn record_event(
     Ok(())
 }
 
-/// One recorded status transition.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StatusEvent {
-    pub from_status: String,
-    pub to_status: String,
-    pub reason: String,
-    pub instance_id: Option<String>,
-    pub created_at: DateTime<Utc>,
+crate::db::record! {
+    /// One recorded status transition.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct StatusEvent in "e" {
+        pub from_status: String,
+        pub to_status: String,
+        pub reason: String,
+        pub instance_id: Option<String>,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 /// `GET /gateways/{id}/metrics`: the reference's fields plus the status history.
@@ -362,7 +366,7 @@ pub async fn metrics(
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let info: Value = row.get::<_, Option<Value>>(2).unwrap_or(Value::Null);
+    let info: Value = get::<Option<Value>>(&row, "connection_info")?.unwrap_or(Value::Null);
     let metric = |name: &str| {
         info.pointer(&format!("/metrics/{name}"))
             .cloned()
@@ -370,8 +374,11 @@ pub async fn metrics(
     };
     let history = client
         .query(
-            "SELECT from_status, to_status, reason, instance_id, created_at FROM gateway_status_events \
-             WHERE gateway_id = $1 ORDER BY created_at DESC LIMIT $2",
+            &format!(
+                "SELECT {} FROM gateway_status_events e \
+                 WHERE e.gateway_id = $1 ORDER BY e.created_at DESC LIMIT $2",
+                StatusEvent::COLUMNS
+            ),
             &[&gateway_id, &HISTORY_LIMIT],
         )
         .await?;
@@ -381,23 +388,14 @@ pub async fn metrics(
         memory_mb: metric("memory_mb").as_f64(),
         active_sessions: metric("active_sessions").as_i64(),
         agent_count: metric("agent_count").as_i64(),
-        status: row.get(0),
-        last_heartbeat_at: row.get(1),
+        status: get(&row, "status")?,
+        last_heartbeat_at: get(&row, "last_heartbeat_at")?,
         gateway_version: info
             .get("version")
             .and_then(Value::as_str)
             .map(str::to_string),
         gateway_ip: info.get("ip").and_then(Value::as_str).map(str::to_string),
-        status_history: history
-            .iter()
-            .map(|r| StatusEvent {
-                from_status: r.get(0),
-                to_status: r.get(1),
-                reason: r.get(2),
-                instance_id: r.get(3),
-                created_at: r.get(4),
-            })
-            .collect(),
+        status_history: StatusEvent::from_rows(&history)?,
     })
 }
 

@@ -8,6 +8,7 @@ use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::model::{Agent, Principal};
 use crate::domain::outbox::commands::{Command, Target};
 use crate::domain::outbox::provisioning::{self, SyncOptions};
@@ -83,14 +84,14 @@ pub async fn resolve(
                 .ok_or_else(|| DomainError::unprocessable("Board gateway_id is required"))?;
             client
                 .query_opt(
-                    "SELECT id, url, $2::uuid FROM gateways WHERE id = $1",
+                    "SELECT id, url, $2::uuid AS board_id FROM gateways WHERE id = $1",
                     &[&gateway_id, &Some(board.id)],
                 )
                 .await?
         }
         (None, Some(url)) => client
             .query_opt(
-                "SELECT id, url, NULL::uuid FROM gateways WHERE organization_id = $1 AND url = $2
+                "SELECT id, url, NULL::uuid AS board_id FROM gateways WHERE organization_id = $1 AND url = $2
                       ORDER BY created_at LIMIT 1",
                 &[&principal.organization.id, &url],
             )
@@ -102,15 +103,15 @@ pub async fn resolve(
         }
     };
     let row = row.ok_or_else(|| DomainError::NotFound(serde_json::json!("Gateway not found")))?;
-    let gateway_id: Uuid = row.get(0);
+    let gateway_id: Uuid = get(&row, "id")?;
     Ok(Resolved {
         target: Target {
             organization_id: principal.organization.id,
             gateway_id,
             agent_id: None,
-            board_id: row.get(2),
+            board_id: get(&row, "board_id")?,
         },
-        gateway_url: row.get(1),
+        gateway_url: get(&row, "url")?,
         main_session: crate::domain::model::agent::gateway_main_session_key(gateway_id),
     })
 }
@@ -258,7 +259,7 @@ pub async fn sync_templates(
                 "SELECT {} FROM agents a WHERE a.gateway_id = $1
                    AND (a.board_id IS NULL OR $2::uuid IS NULL OR a.board_id = $2)
                  ORDER BY a.board_id NULLS FIRST, a.created_at, a.id",
-                crate::domain::model::agent::AGENT_COLUMNS
+                Agent::COLUMNS
             ),
             &[&gateway.id, &query.board_id],
         )
@@ -279,7 +280,7 @@ pub async fn sync_templates(
         errors: Vec::new(),
     };
     for row in &rows {
-        let agent = Agent::from_row(row);
+        let agent = Agent::from_row(row)?;
         let is_main = agent.board_id.is_none();
         if is_main && !query.include_main {
             continue;

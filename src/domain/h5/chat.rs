@@ -5,85 +5,48 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
 use crate::protocol::codes::ErrorCode;
 use crate::protocol::h5::{self, AgentPresence, Extra, MessageFields, Outbound, Role};
 use crate::protocol::relay;
 
-/// A chat session (`h5_chat_sessions`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ChatSession {
-    pub id: Uuid,
-    pub h5_user_id: Uuid,
-    pub agent_id: Uuid,
-    pub gateway_id: Uuid,
-    pub session_key: String,
-    pub status: String,
-    pub last_message_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const SESSION_COLUMNS: &str =
-    "s.id, s.h5_user_id, s.agent_id, s.gateway_id, s.session_key, s.status, s.last_message_at, s.created_at, s.updated_at";
-
-impl ChatSession {
-    fn from_row(row: &Row) -> ChatSession {
-        ChatSession {
-            id: row.get(0),
-            h5_user_id: row.get(1),
-            agent_id: row.get(2),
-            gateway_id: row.get(3),
-            session_key: row.get(4),
-            status: row.get(5),
-            last_message_at: row.get(6),
-            created_at: row.get(7),
-            updated_at: row.get(8),
-        }
+crate::db::record! {
+    /// A chat session (`h5_chat_sessions`).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct ChatSession in "s" {
+        pub id: Uuid,
+        pub h5_user_id: Uuid,
+        pub agent_id: Uuid,
+        pub gateway_id: Uuid,
+        pub session_key: String,
+        pub status: String,
+        pub last_message_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
-/// A stored message.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ChatMessage {
-    pub id: Uuid,
-    pub session_id: Uuid,
-    pub agent_id: Uuid,
-    /// `user` or `assistant`.
-    pub role: String,
-    #[schema(value_type = Object)]
-    pub content: Value,
-    #[schema(value_type = Option<Object>)]
-    pub extra: Option<Value>,
-    pub client_message_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-const MESSAGE_COLUMNS: &str =
-    "m.id, m.session_id, m.agent_id, m.role, m.content, m.extra, m.client_message_id, m.created_at";
-
-impl ChatMessage {
-    fn from_row(row: &Row) -> ChatMessage {
-        ChatMessage::from_row_at(row, 0)
-    }
-
-    /// The message whose `MESSAGE_COLUMNS` start at column `at`.
-    fn from_row_at(row: &Row, at: usize) -> ChatMessage {
-        ChatMessage {
-            id: row.get(at),
-            session_id: row.get(at + 1),
-            agent_id: row.get(at + 2),
-            role: row.get(at + 3),
-            content: row.get(at + 4),
-            extra: row.get(at + 5),
-            client_message_id: row.get(at + 6),
-            created_at: row.get(at + 7),
-        }
+crate::db::record! {
+    /// A stored message.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct ChatMessage in "m" {
+        pub id: Uuid,
+        pub session_id: Uuid,
+        pub agent_id: Uuid,
+        /// `user` or `assistant`.
+        pub role: String,
+        #[schema(value_type = Object)]
+        pub content: Value,
+        #[schema(value_type = Option<Object>)]
+        pub extra: Option<Value>,
+        pub client_message_id: Option<String>,
+        pub created_at: DateTime<Utc>,
     }
 }
 
@@ -132,7 +95,8 @@ async fn insert_message(
                 "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq) \
                  INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, next.message_seq FROM next \
-                 ON CONFLICT (session_id, role, client_message_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+                 ON CONFLICT (session_id, role, client_message_id) DO NOTHING RETURNING {columns}",
+                columns = ChatMessage::COLUMNS
             ),
             &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &role, &client_message_id, content, &extra],
         )
@@ -141,15 +105,19 @@ async fn insert_message(
         client
             .execute("UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() WHERE id = $1", &[&session.id])
             .await?;
-        return Ok((ChatMessage::from_row(&row), false));
+        return Ok((ChatMessage::from_row(&row)?, false));
     }
     let row = client
         .query_one(
-            &format!("SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m WHERE m.session_id = $1 AND m.role = $2 AND m.client_message_id = $3"),
+            &format!(
+                "SELECT {} FROM h5_chat_messages m \
+                 WHERE m.session_id = $1 AND m.role = $2 AND m.client_message_id = $3",
+                ChatMessage::COLUMNS
+            ),
             &[&session.id, &role, &client_message_id],
         )
         .await?;
-    Ok((ChatMessage::from_row(&row), true))
+    Ok((ChatMessage::from_row(&row)?, true))
 }
 
 /// Checks the assignment, gets or creates the session (pointing at the agent's current
@@ -172,8 +140,8 @@ pub async fn accept_user_message(
     let Some(assignment) = assignment else {
         return Ok(Err(Refusal::AssignmentNotFound));
     };
-    let gateway_id: Uuid = assignment.get(0);
-    if assignment.get::<_, &str>(1) == "deleting" {
+    let gateway_id: Uuid = get(&assignment, "gateway_id")?;
+    if get::<&str>(&assignment, "status")? == "deleting" {
         return Ok(Err(Refusal::AgentUnavailable));
     }
     let row = client
@@ -182,12 +150,13 @@ pub async fn accept_user_message(
                 "INSERT INTO h5_chat_sessions AS s (id, organization_id, h5_user_id, agent_id, gateway_id, session_key) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (h5_user_id, agent_id) DO UPDATE SET gateway_id = EXCLUDED.gateway_id, updated_at = now() \
-                 RETURNING {SESSION_COLUMNS}"
+                 RETURNING {columns}",
+                columns = ChatSession::COLUMNS
             ),
             &[&Uuid::new_v4(), &organization_id, &h5_user_id, &agent_id, &gateway_id, &session_key(h5_user_id, agent_id)],
         )
         .await?;
-    let session = ChatSession::from_row(&row);
+    let session = ChatSession::from_row(&row)?;
     let (message, duplicate) =
         insert_message(client, &session, "user", client_message_id, content, None).await?;
     Ok(Ok(Accepted {
@@ -221,38 +190,31 @@ pub async fn accept_reply(
                  touch AS ( \
                    UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
                    WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)) \
-                 SELECT {SESSION_COLUMNS}, ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, ins.extra, \
-                        ins.client_message_id, ins.created_at \
-                 FROM s LEFT JOIN ins ON true"
+                 SELECT {session_columns}, {message_columns}, m.id IS NULL AS resent \
+                 FROM s LEFT JOIN ins m ON true",
+                session_columns = ChatSession::COLUMNS,
+                message_columns = ChatMessage::COLUMNS
             ),
             &[&session_key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra],
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let session = ChatSession::from_row(&row);
-    let Some(id) = row.get::<_, Option<Uuid>>(9) else {
+    let session = ChatSession::from_row(&row)?;
+    if get(&row, "resent")? {
         // A resent reply: already stored and delivered.
         let stored = client
             .query_one(
                 &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m \
-                     WHERE m.session_id = $1 AND m.role = 'assistant' AND m.client_message_id = $2"
+                    "SELECT {columns} FROM h5_chat_messages m \
+                     WHERE m.session_id = $1 AND m.role = 'assistant' AND m.client_message_id = $2",
+                    columns = ChatMessage::COLUMNS
                 ),
                 &[&session.id, &reply_id],
             )
             .await?;
-        return Ok(Some((session, ChatMessage::from_row(&stored), true)));
-    };
-    let message = ChatMessage {
-        id,
-        session_id: row.get(10),
-        agent_id: row.get(11),
-        role: row.get(12),
-        content: row.get(13),
-        extra: row.get(14),
-        client_message_id: row.get(15),
-        created_at: row.get(16),
-    };
+        return Ok(Some((session, ChatMessage::from_row(&stored)?, true)));
+    }
+    let message = ChatMessage::from_row_at(&row, ChatSession::WIDTH)?;
     Ok(Some((session, message, false)))
 }
 
@@ -327,22 +289,25 @@ pub async fn take_held(
                      JOIN h5_chat_sessions s ON s.id = m.session_id \
                      WHERE s.gateway_id = $1 ORDER BY m.seq LIMIT $2 FOR UPDATE OF h SKIP LOCKED) \
                    RETURNING u.message_id) \
-                 SELECT {SESSION_COLUMNS}, {MESSAGE_COLUMNS} FROM taken \
+                 SELECT {session_columns}, {message_columns} FROM taken \
                  JOIN h5_chat_messages m ON m.id = taken.message_id \
-                 JOIN h5_chat_sessions s ON s.id = m.session_id ORDER BY m.seq"
+                 JOIN h5_chat_sessions s ON s.id = m.session_id ORDER BY m.seq",
+                session_columns = ChatSession::COLUMNS,
+                message_columns = ChatMessage::COLUMNS
             ),
             &[&gateway_id, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|row| {
-            let session = ChatSession::from_row(row);
-            let message = ChatMessage::from_row_at(row, 9);
+            let session = ChatSession::from_row(row)?;
+            let message = ChatMessage::from_row_at(row, ChatSession::WIDTH)?;
             let id = json!(message.client_message_id);
-            crate::protocol::text(&chat_send_frame(&session, &message, &id))
+            Ok(crate::protocol::text(&chat_send_frame(
+                &session, &message, &id,
+            )))
         })
-        .collect())
+        .collect()
 }
 
 /// The frame of a user message, for the user's other devices and for resume.
@@ -368,35 +333,27 @@ pub async fn frames_after(
     let rows = client
         .query(
             &format!(
-                "SELECT {MESSAGE_COLUMNS}, {SESSION_COLUMNS} FROM h5_chat_messages m JOIN h5_chat_sessions s ON s.id = m.session_id \
+                "SELECT {message_columns}, {session_columns} FROM h5_chat_messages m \
+                 JOIN h5_chat_sessions s ON s.id = m.session_id \
                  WHERE m.h5_user_id = $1 \
                    AND m.user_seq > COALESCE((SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND h5_user_id = $1), 0) \
-                 ORDER BY m.user_seq LIMIT $3"
+                 ORDER BY m.user_seq LIMIT $3",
+                message_columns = ChatMessage::COLUMNS,
+                session_columns = ChatSession::COLUMNS
             ),
             &[&h5_user_id, &last_message_id, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|row| {
-            let message = ChatMessage::from_row(row);
-            let session = ChatSession {
-                id: row.get(8),
-                h5_user_id: row.get(9),
-                agent_id: row.get(10),
-                gateway_id: row.get(11),
-                session_key: row.get(12),
-                status: row.get(13),
-                last_message_at: row.get(14),
-                created_at: row.get(15),
-                updated_at: row.get(16),
-            };
-            match message.role.as_str() {
+            let message = ChatMessage::from_row(row)?;
+            let session = ChatSession::from_row_at(row, ChatMessage::WIDTH)?;
+            Ok(match message.role.as_str() {
                 "assistant" => reply_frame(&session, &message),
                 _ => user_message_frame(&session, &message),
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub async fn sessions(
@@ -406,7 +363,7 @@ pub async fn sessions(
 ) -> DomainResult<Page<ChatSession>> {
     fetch_page(
         client,
-        SESSION_COLUMNS,
+        ChatSession::COLUMNS,
         "FROM h5_chat_sessions s WHERE s.h5_user_id = $1",
         "s.last_message_at DESC NULLS LAST, s.created_at DESC, s.id",
         &[&h5_user_id],
@@ -436,7 +393,7 @@ pub async fn messages(
     }
     fetch_page(
         client,
-        MESSAGE_COLUMNS,
+        ChatMessage::COLUMNS,
         "FROM h5_chat_messages m WHERE m.session_id = $1 \
          AND ($2::uuid IS NULL OR m.user_seq < (SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND session_id = $1))",
         "m.user_seq DESC",
@@ -460,7 +417,9 @@ pub async fn audience_of_gateway(
             &[&gateway_id],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    rows.iter()
+        .map(|r| Ok((get(r, "h5_user_id")?, get(r, "agent_id")?)))
+        .collect()
 }
 
 /// `{"type":"system","payload":{"event":"agent_offline"|"agent_online","agent_id","gateway_id"}}`.
@@ -483,13 +442,14 @@ pub async fn sessions_of_gateway(
     let rows = client
         .query(
             &format!(
-                "SELECT {SESSION_COLUMNS} FROM h5_chat_sessions s WHERE s.gateway_id = $1 \
-                 ORDER BY s.last_message_at DESC NULLS LAST, s.created_at DESC LIMIT $2"
+                "SELECT {columns} FROM h5_chat_sessions s WHERE s.gateway_id = $1 \
+                 ORDER BY s.last_message_at DESC NULLS LAST, s.created_at DESC LIMIT $2",
+                columns = ChatSession::COLUMNS
             ),
             &[&gateway_id, &limit],
         )
         .await?;
-    Ok(rows.iter().map(ChatSession::from_row).collect())
+    Ok(ChatSession::from_rows(&rows)?)
 }
 
 /// The fast path of a user message once the socket knows its session: one statement that
@@ -517,25 +477,29 @@ pub async fn store_user_message(
              touch AS ( \
                UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
                WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
-             SELECT EXISTS (SELECT 1 FROM allowed), ins.id, ins.session_id, ins.agent_id, ins.role, ins.content, \
-                    ins.extra, ins.client_message_id, ins.created_at \
-             FROM (SELECT 1) AS one LEFT JOIN ins ON true"
+             SELECT {columns}, EXISTS (SELECT 1 FROM allowed) AS allowed, m.id IS NOT NULL AS stored \
+             FROM (SELECT 1) AS one LEFT JOIN ins m ON true",
+                columns = ChatMessage::COLUMNS
             ),
             &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, content],
         )
         .await?;
-    if !row.get::<_, bool>(0) {
+    if !get::<bool>(&row, "allowed")? {
         return Ok(None);
     }
-    if row.get::<_, Option<Uuid>>(1).is_some() {
-        return Ok(Some((ChatMessage::from_row_at(&row, 1), false)));
+    if get(&row, "stored")? {
+        return Ok(Some((ChatMessage::from_row(&row)?, false)));
     }
     // A resend: the stored original.
     let row = client
         .query_one(
-            &format!("SELECT {MESSAGE_COLUMNS} FROM h5_chat_messages m WHERE m.session_id = $1 AND m.role = 'user' AND m.client_message_id = $2"),
+            &format!(
+                "SELECT {} FROM h5_chat_messages m \
+                 WHERE m.session_id = $1 AND m.role = 'user' AND m.client_message_id = $2",
+                ChatMessage::COLUMNS
+            ),
             &[&session.id, &client_message_id],
         )
         .await?;
-    Ok(Some((ChatMessage::from_row(&row), true)))
+    Ok(Some((ChatMessage::from_row(&row)?, true)))
 }

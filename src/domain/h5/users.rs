@@ -3,49 +3,33 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
 
-/// `H5UserRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct H5User {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub avatar_url: Option<String>,
-    pub status: String,
-    pub last_login_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::db::record! {
+    /// `H5UserRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct H5User in "u" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub username: String,
+        pub display_name: Option<String>,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        pub avatar_url: Option<String>,
+        pub status: String,
+        pub last_login_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
-const USER_COLUMNS: &str =
-    "u.id, u.organization_id, u.username, u.display_name, u.email, u.phone, u.avatar_url, u.status, u.last_login_at, u.created_at, u.updated_at";
-
 impl H5User {
-    fn from_row(row: &Row) -> H5User {
-        H5User {
-            id: row.get(0),
-            organization_id: row.get(1),
-            username: row.get(2),
-            display_name: row.get(3),
-            email: row.get(4),
-            phone: row.get(5),
-            avatar_url: row.get(6),
-            status: row.get(7),
-            last_login_at: row.get(8),
-            created_at: row.get(9),
-            updated_at: row.get(10),
-        }
-    }
-
     pub fn is_active(&self) -> bool {
         self.status == STATUS_ACTIVE
     }
@@ -54,32 +38,17 @@ impl H5User {
 pub const STATUS_ACTIVE: &str = "active";
 pub const STATUS_SUSPENDED: &str = "suspended";
 
-/// `H5AssignmentRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Assignment {
-    pub id: Uuid,
-    pub h5_user_id: Uuid,
-    pub agent_id: Uuid,
-    pub board_id: Uuid,
-    pub role: String,
-    pub assigned_at: DateTime<Utc>,
-    pub assigned_by: Option<Uuid>,
-}
-
-const ASSIGNMENT_COLUMNS: &str =
-    "a.id, a.h5_user_id, a.agent_id, a.board_id, a.role, a.assigned_at, a.assigned_by";
-
-impl Assignment {
-    fn from_row(row: &Row) -> Assignment {
-        Assignment {
-            id: row.get(0),
-            h5_user_id: row.get(1),
-            agent_id: row.get(2),
-            board_id: row.get(3),
-            role: row.get(4),
-            assigned_at: row.get(5),
-            assigned_by: row.get(6),
-        }
+crate::db::record! {
+    /// `H5AssignmentRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Assignment in "a" {
+        pub id: Uuid,
+        pub h5_user_id: Uuid,
+        pub agent_id: Uuid,
+        pub board_id: Uuid,
+        pub role: String,
+        pub assigned_at: DateTime<Utc>,
+        pub assigned_by: Option<Uuid>,
     }
 }
 
@@ -116,13 +85,14 @@ pub async fn create(client: &impl GenericClient, new: NewUser<'_>) -> DomainResu
         .query_one(
             &format!(
                 "INSERT INTO h5_users AS u (id, organization_id, username, password_hash, display_name, email, phone) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {columns}",
+                columns = H5User::COLUMNS
             ),
             &[&Uuid::new_v4(), &new.organization_id, &new.username, &new.password_hash, &new.display_name, &new.email, &new.phone],
         )
         .await;
     match result {
-        Ok(row) => Ok(H5User::from_row(&row)),
+        Ok(row) => Ok(H5User::from_row(&row)?),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(DomainError::conflict(
             "Username already taken in this organization.",
         )),
@@ -138,31 +108,43 @@ pub async fn find_for_login(
 ) -> DomainResult<Option<(H5User, String)>> {
     let row = client
         .query_opt(
-            &format!("SELECT {USER_COLUMNS}, u.password_hash FROM h5_users u WHERE u.organization_id = $1 AND u.username = $2"),
+            &format!(
+                "SELECT {columns}, u.password_hash FROM h5_users u WHERE u.organization_id = $1 AND u.username = $2",
+                columns = H5User::COLUMNS
+            ),
             &[&organization_id, &username],
         )
         .await?;
-    Ok(row.map(|r| (H5User::from_row(&r), r.get(11))))
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    Ok(Some((H5User::from_row(&r)?, get(&r, "password_hash")?)))
 }
 
 pub async fn record_login(client: &impl GenericClient, user_id: Uuid) -> DomainResult<H5User> {
     let row = client
         .query_one(
-            &format!("UPDATE h5_users u SET last_login_at = now() WHERE u.id = $1 RETURNING {USER_COLUMNS}"),
+            &format!(
+                "UPDATE h5_users u SET last_login_at = now() WHERE u.id = $1 RETURNING {columns}",
+                columns = H5User::COLUMNS
+            ),
             &[&user_id],
         )
         .await?;
-    Ok(H5User::from_row(&row))
+    Ok(H5User::from_row(&row)?)
 }
 
 pub async fn find(client: &impl GenericClient, user_id: Uuid) -> DomainResult<Option<H5User>> {
     let row = client
         .query_opt(
-            &format!("SELECT {USER_COLUMNS} FROM h5_users u WHERE u.id = $1"),
+            &format!(
+                "SELECT {columns} FROM h5_users u WHERE u.id = $1",
+                columns = H5User::COLUMNS
+            ),
             &[&user_id],
         )
         .await?;
-    Ok(row.as_ref().map(H5User::from_row))
+    Ok(row.as_ref().map(H5User::from_row).transpose()?)
 }
 
 pub async fn find_in_org(
@@ -182,13 +164,16 @@ pub async fn with_assignments(
 ) -> DomainResult<UserWithAssignments> {
     let rows = client
         .query(
-            &format!("SELECT {ASSIGNMENT_COLUMNS} FROM h5_user_agent_assignments a WHERE a.h5_user_id = $1 ORDER BY a.assigned_at, a.id"),
+            &format!(
+                "SELECT {columns} FROM h5_user_agent_assignments a WHERE a.h5_user_id = $1 ORDER BY a.assigned_at, a.id",
+                columns = Assignment::COLUMNS
+            ),
             &[&user.id],
         )
         .await?;
     Ok(UserWithAssignments {
         user,
-        assignments: rows.iter().map(Assignment::from_row).collect(),
+        assignments: Assignment::from_rows(&rows)?,
     })
 }
 
@@ -215,7 +200,8 @@ pub async fn update_profile(
                    display_name = CASE WHEN $2 THEN $3 ELSE u.display_name END, \
                    avatar_url = CASE WHEN $4 THEN $5 ELSE u.avatar_url END, \
                    updated_at = now() \
-                 WHERE u.id = $1 RETURNING {USER_COLUMNS}"
+                 WHERE u.id = $1 RETURNING {columns}",
+                columns = H5User::COLUMNS
             ),
             &[
                 &user_id,
@@ -226,7 +212,7 @@ pub async fn update_profile(
             ],
         )
         .await?;
-    Ok(H5User::from_row(&row))
+    Ok(H5User::from_row(&row)?)
 }
 
 /// Stores a refresh token; `family_id` is the login it descends from.
@@ -276,7 +262,7 @@ pub async fn redeem_refresh(
             )
             .await?;
         if let Some(reused) = reused {
-            let family_id: Uuid = reused.get(0);
+            let family_id: Uuid = get(&reused, "family_id")?;
             tracing::warn!(%family_id, "revoked H5 refresh token presented again: revoking its family");
             client
                 .execute(
@@ -287,7 +273,8 @@ pub async fn redeem_refresh(
         }
         return Ok(None);
     };
-    let (user_id, family_id): (Uuid, Uuid) = (row.get(0), row.get(1));
+    let user_id: Uuid = get(&row, "h5_user_id")?;
+    let family_id: Uuid = get(&row, "family_id")?;
     match find(client, user_id).await? {
         Some(user) if user.is_active() => Ok(Some(Redeemed { user, family_id })),
         _ => Ok(None),
@@ -318,7 +305,7 @@ pub async fn list(
                      AND ($3::text IS NULL OR u.username ILIKE $3 OR u.display_name ILIKE $3)";
     fetch_page(
         client,
-        USER_COLUMNS,
+        H5User::COLUMNS,
         &format!("FROM h5_users u WHERE {condition}"),
         "u.created_at DESC, u.id",
         &[&organization_id, &filter.status, &pattern],
@@ -360,7 +347,7 @@ pub async fn assign(
     if !board_ok {
         return Err(DomainError::NotFound(serde_json::json!("Board not found.")));
     }
-    let agent_board: Option<Uuid> = agent.get(0);
+    let agent_board: Option<Uuid> = get(&agent, "board_id")?;
     if agent_board.is_some_and(|b| b != new.board_id) {
         return Err(DomainError::unprocessable(
             "The agent is not on this board.",
@@ -370,13 +357,14 @@ pub async fn assign(
         .query_one(
             &format!(
                 "INSERT INTO h5_user_agent_assignments AS a (id, h5_user_id, agent_id, board_id, role, assigned_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ASSIGNMENT_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {columns}",
+                columns = Assignment::COLUMNS
             ),
             &[&Uuid::new_v4(), &user_id, &new.agent_id, &new.board_id, &new.role, &new.assigned_by],
         )
         .await;
     match result {
-        Ok(row) => Ok(Assignment::from_row(&row)),
+        Ok(row) => Ok(Assignment::from_row(&row)?),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(DomainError::conflict(
             "User is already assigned to this agent.",
         )),
@@ -413,7 +401,10 @@ pub async fn set_status(
     find_in_org(client, organization_id, user_id).await?;
     let row = client
         .query_one(
-            &format!("UPDATE h5_users u SET status = $2, updated_at = now() WHERE u.id = $1 RETURNING {USER_COLUMNS}"),
+            &format!(
+                "UPDATE h5_users u SET status = $2, updated_at = now() WHERE u.id = $1 RETURNING {columns}",
+                columns = H5User::COLUMNS
+            ),
             &[&user_id, &status],
         )
         .await?;
@@ -425,5 +416,5 @@ pub async fn set_status(
             )
             .await?;
     }
-    Ok(H5User::from_row(&row))
+    Ok(H5User::from_row(&row)?)
 }

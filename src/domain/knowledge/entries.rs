@@ -9,6 +9,7 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{column, Record, RowError};
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::{self, PostTargets};
 use crate::domain::support::validation::Invalid;
@@ -20,9 +21,6 @@ const CATEGORY_MAX: usize = 128;
 
 /// `source_type` of what agents save.
 const AGENT_GENERATED: &str = "agent_generated";
-
-const COLUMNS: &str = "id, organization_id, board_id, board_group_id, agent_id, title, content, \
-     category, tags, source_type, source_ref, is_pinned, created_at, updated_at";
 
 /// `KnowledgeDocumentRead`: a file attached to an entry.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -58,28 +56,39 @@ pub struct KnowledgeEntry {
     pub documents: Vec<KnowledgeDocument>,
 }
 
-impl KnowledgeEntry {
-    /// The entry without its documents.
-    fn from_row(row: &Row) -> KnowledgeEntry {
-        KnowledgeEntry {
-            id: row.get(0),
-            organization_id: row.get(1),
-            board_id: row.get(2),
-            board_group_id: row.get(3),
-            agent_id: row.get(4),
-            title: row.get(5),
-            content: row.get(6),
-            category: row.get(7),
-            tags: row.get::<_, Json<Vec<Value>>>(8).0,
-            source_type: row.get(9),
-            source_ref: row
-                .get::<_, Option<Json<Map<String, Value>>>>(10)
-                .map(|r| r.0),
-            is_pinned: row.get(11),
-            created_at: row.get(12),
-            updated_at: row.get(13),
+/// Written by hand rather than with `record!`: `tags` and `source_ref` are stored as JSON
+/// and read through `Json`, and `documents` is not a column (the entry reads without them).
+impl Record for KnowledgeEntry {
+    const COLUMNS: &'static str = "id, organization_id, board_id, board_group_id, agent_id, \
+         title, content, category, tags, source_type, source_ref, is_pinned, created_at, updated_at";
+    const WIDTH: usize = 14;
+
+    fn from_row_at(row: &Row, at: usize) -> Result<KnowledgeEntry, RowError> {
+        let mut i = at;
+        let record = "KnowledgeEntry";
+        Ok(KnowledgeEntry {
+            id: column(row, &mut i, record, "id")?,
+            organization_id: column(row, &mut i, record, "organization_id")?,
+            board_id: column(row, &mut i, record, "board_id")?,
+            board_group_id: column(row, &mut i, record, "board_group_id")?,
+            agent_id: column(row, &mut i, record, "agent_id")?,
+            title: column(row, &mut i, record, "title")?,
+            content: column(row, &mut i, record, "content")?,
+            category: column(row, &mut i, record, "category")?,
+            tags: column::<Json<Vec<Value>>>(row, &mut i, record, "tags")?.0,
+            source_type: column(row, &mut i, record, "source_type")?,
+            source_ref: column::<Option<Json<Map<String, Value>>>>(
+                row,
+                &mut i,
+                record,
+                "source_ref",
+            )?
+            .map(|r| r.0),
+            is_pinned: column(row, &mut i, record, "is_pinned")?,
+            created_at: column(row, &mut i, record, "created_at")?,
+            updated_at: column(row, &mut i, record, "updated_at")?,
             documents: Vec::new(),
-        }
+        })
     }
 }
 
@@ -133,7 +142,8 @@ pub async fn create_by_agent(
             &format!(
                 "INSERT INTO knowledge_entries (id, organization_id, board_id, agent_id, title, content, \
                    category, tags, source_type, source_ref) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {columns}",
+                columns = KnowledgeEntry::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -149,5 +159,5 @@ pub async fn create_by_agent(
             ],
         )
         .await?;
-    Ok(KnowledgeEntry::from_row(&row))
+    Ok(KnowledgeEntry::from_row(&row)?)
 }

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -18,34 +17,32 @@ pub fn default_heartbeat_config() -> Value {
     json!({"every": "10m", "target": "last", "includeReasoning": false})
 }
 
-/// `AgentRead` (plus the provisioning intent, which the reference keeps internal).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Agent {
-    pub id: Uuid,
-    pub board_id: Option<Uuid>,
-    pub gateway_id: Uuid,
-    pub name: String,
-    /// Computed on read: see [`computed_status`].
-    pub status: String,
-    #[schema(value_type = Option<Object>)]
-    pub heartbeat_config: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub identity_profile: Option<Value>,
-    pub identity_template: Option<String>,
-    pub soul_template: Option<String>,
-    pub is_board_lead: bool,
-    pub is_gateway_main: bool,
-    pub openclaw_session_id: Option<String>,
-    pub last_seen_at: Option<DateTime<Utc>>,
-    pub provision_requested_at: Option<DateTime<Utc>>,
-    pub provision_action: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::db::record! {
+    /// `AgentRead` (plus the provisioning intent, which the reference keeps internal).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Agent in "a" after Agent::compute_status {
+        pub id: Uuid,
+        pub board_id: Option<Uuid>,
+        pub gateway_id: Uuid,
+        pub name: String,
+        /// Computed on read from the stored status: see [`computed_status`].
+        pub status: String,
+        #[schema(value_type = Option<Object>)]
+        pub heartbeat_config: Option<Value>,
+        #[schema(value_type = Option<Object>)]
+        pub identity_profile: Option<Value>,
+        pub identity_template: Option<String>,
+        pub soul_template: Option<String>,
+        pub is_board_lead: bool,
+        pub is_gateway_main: bool = "(a.board_id IS NULL)",
+        pub openclaw_session_id: Option<String>,
+        pub last_seen_at: Option<DateTime<Utc>>,
+        pub provision_requested_at: Option<DateTime<Utc>>,
+        pub provision_action: Option<String>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
-
-pub const AGENT_COLUMNS: &str = "a.id, a.board_id, a.gateway_id, a.name, a.status, a.heartbeat_config, \
-     a.identity_profile, a.identity_template, a.soul_template, a.is_board_lead, a.openclaw_session_id, \
-     a.last_seen_at, a.provision_requested_at, a.provision_action, a.created_at, a.updated_at";
 
 /// `updating`/`deleting` stand; otherwise never seen → provisioning, silent for over
 /// ten minutes → offline, else the stored status.
@@ -65,29 +62,9 @@ pub fn computed_status(
 }
 
 impl Agent {
-    pub fn from_row(row: &Row) -> Agent {
-        let board_id: Option<Uuid> = row.get(1);
-        let stored: String = row.get(4);
-        let last_seen_at = row.get(11);
-        Agent {
-            id: row.get(0),
-            board_id,
-            gateway_id: row.get(2),
-            name: row.get(3),
-            status: computed_status(&stored, last_seen_at, Utc::now()),
-            heartbeat_config: row.get(5),
-            identity_profile: row.get(6),
-            identity_template: row.get(7),
-            soul_template: row.get(8),
-            is_board_lead: row.get(9),
-            is_gateway_main: board_id.is_none(),
-            openclaw_session_id: row.get(10),
-            last_seen_at,
-            provision_requested_at: row.get(12),
-            provision_action: row.get(13),
-            created_at: row.get(14),
-            updated_at: row.get(15),
-        }
+    /// The `after` hook of the record: the status read is the stored one.
+    fn compute_status(&mut self) {
+        self.status = computed_status(&self.status, self.last_seen_at, Utc::now());
     }
 }
 

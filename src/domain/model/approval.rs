@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -33,56 +32,39 @@ impl ApprovalStatus {
         }
     }
 
-    pub fn parse(text: &str) -> ApprovalStatus {
-        match text {
-            "approved" => ApprovalStatus::Approved,
-            "rejected" => ApprovalStatus::Rejected,
-            // The column's CHECK constraint admits only the three statuses.
-            _ => ApprovalStatus::Pending,
-        }
+    pub fn parse(text: &str) -> Option<ApprovalStatus> {
+        [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
-/// `ApprovalRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Approval {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub action_type: String,
-    pub task_id: Option<Uuid>,
-    pub task_ids: Vec<Uuid>,
-    pub task_titles: Vec<String>,
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Value>,
-    pub confidence: f64,
-    #[schema(value_type = Option<Object>)]
-    pub rubric_scores: Option<Value>,
-    pub status: ApprovalStatus,
-    pub agent_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-}
+crate::db::record::text_enum_from_sql!(ApprovalStatus, ApprovalStatus::parse);
 
-pub const APPROVAL_COLUMNS: &str =
-    "a.id, a.board_id, a.action_type, a.task_id, a.payload, a.confidence, \
-     a.rubric_scores, a.status, a.agent_id, a.created_at, a.resolved_at";
-
-impl Approval {
-    pub fn from_row(row: &Row) -> Approval {
-        Approval {
-            id: row.get(0),
-            board_id: row.get(1),
-            action_type: row.get(2),
-            task_id: row.get(3),
-            task_ids: Vec::new(),
-            task_titles: Vec::new(),
-            payload: row.get(4),
-            confidence: row.get(5),
-            rubric_scores: row.get(6),
-            status: ApprovalStatus::parse(row.get(7)),
-            agent_id: row.get(8),
-            created_at: row.get(9),
-            resolved_at: row.get(10),
-        }
+crate::db::record! {
+    /// `ApprovalRead`. `task_ids` and `task_titles` read empty: the reads that answer them
+    /// fill them from the approval's task links.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Approval in "a" {
+        pub id: Uuid,
+        pub board_id: Uuid,
+        pub action_type: String,
+        pub task_id: Option<Uuid>,
+        pub task_ids: Vec<Uuid> = "'{}'::uuid[]",
+        pub task_titles: Vec<String> = "'{}'::text[]",
+        #[schema(value_type = Option<Object>)]
+        pub payload: Option<Value>,
+        pub confidence: f64,
+        #[schema(value_type = Option<Object>)]
+        pub rubric_scores: Option<Value>,
+        /// The column's CHECK constraint admits only the three statuses.
+        pub status: ApprovalStatus,
+        pub agent_id: Option<Uuid>,
+        pub created_at: DateTime<Utc>,
+        pub resolved_at: Option<DateTime<Utc>>,
     }
 }

@@ -3,31 +3,18 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::types::Json;
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The fields both kinds of entry share, after their id and owner.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MemoryBody {
-    pub content: String,
-    pub tags: Option<Vec<String>>,
-    pub source: Option<String>,
-    pub is_chat: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-impl MemoryBody {
-    pub fn from_row(row: &Row) -> MemoryBody {
-        MemoryBody {
-            content: row.get(2),
-            tags: row
-                .get::<_, Option<Json<Vec<String>>>>(3)
-                .map(|tags| tags.0),
-            source: row.get(4),
-            is_chat: row.get(5),
-            created_at: row.get(6),
-        }
+crate::db::record! {
+    /// The fields both kinds of entry share, after their id and owner.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct MemoryBody in "m" {
+        pub content: String,
+        pub tags: Option<Vec<String>> as Option<Json<Vec<String>>>,
+        pub source: Option<String>,
+        pub is_chat: bool,
+        pub created_at: DateTime<Utc>,
     }
 }
 

@@ -4,53 +4,31 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// A `tasks` row.
-#[derive(Debug, Clone)]
-pub struct TaskRow {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub title: String,
-    pub description: Option<String>,
-    pub status: TaskStatus,
-    pub priority: String,
-    pub due_at: Option<DateTime<Utc>>,
-    pub in_progress_at: Option<DateTime<Utc>>,
-    pub previous_in_progress_at: Option<DateTime<Utc>>,
-    pub created_by_user_id: Option<Uuid>,
-    pub assigned_agent_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::db::record! {
+    /// A `tasks` row.
+    #[derive(Debug, Clone)]
+    pub struct TaskRow in "t" {
+        pub id: Uuid,
+        pub board_id: Uuid,
+        pub title: String,
+        pub description: Option<String>,
+        /// The column's CHECK constraint admits only the four statuses.
+        pub status: TaskStatus,
+        pub priority: String,
+        pub due_at: Option<DateTime<Utc>>,
+        pub in_progress_at: Option<DateTime<Utc>>,
+        pub previous_in_progress_at: Option<DateTime<Utc>>,
+        pub created_by_user_id: Option<Uuid>,
+        pub assigned_agent_id: Option<Uuid>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
-pub const TASK_COLUMNS: &str =
-    "t.id, t.board_id, t.title, t.description, t.status, t.priority, t.due_at, \
-     t.in_progress_at, t.previous_in_progress_at, t.created_by_user_id, t.assigned_agent_id, \
-     t.created_at, t.updated_at";
-
 impl TaskRow {
-    pub fn from_row(row: &Row) -> TaskRow {
-        TaskRow {
-            id: row.get(0),
-            board_id: row.get(1),
-            title: row.get(2),
-            description: row.get(3),
-            // The column's CHECK constraint admits only the four statuses.
-            status: TaskStatus::parse(row.get(4)).unwrap_or(TaskStatus::Inbox),
-            priority: row.get(5),
-            due_at: row.get(6),
-            in_progress_at: row.get(7),
-            previous_in_progress_at: row.get(8),
-            created_by_user_id: row.get(9),
-            assigned_agent_id: row.get(10),
-            created_at: row.get(11),
-            updated_at: row.get(12),
-        }
-    }
-
     pub fn progress(&self) -> Progress {
         Progress {
             status: self.status,
@@ -91,6 +69,8 @@ impl TaskStatus {
         TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
+
+crate::db::record::text_enum_from_sql!(TaskStatus, TaskStatus::parse);
 
 /// The fields of a task that its lifecycle moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

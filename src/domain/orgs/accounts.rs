@@ -5,10 +5,9 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record, RowError};
 use crate::db::PgPool;
-use crate::domain::model::account::{member_at, organization_at, user_from, USER_COLUMNS};
-use crate::domain::model::account::{MEMBER_COLUMNS, ORGANIZATION_COLUMNS};
-use crate::domain::model::{Principal, User};
+use crate::domain::model::{Member, Organization, Principal, User};
 use crate::domain::{orgs::organizations, DomainResult};
 
 /// `OrganizationListItem`.
@@ -53,22 +52,27 @@ impl LocalIdentity {
 }
 const PERSONAL_ORG_NAME: &str = "Personal";
 
-/// User columns 0..10, then organization 10..14, then membership 14..22.
-fn principal_from(row: &Row) -> Principal {
-    Principal {
-        user: user_from(row),
-        organization: organization_at(row, 10),
-        member: member_at(row, 14),
-    }
+/// The user's columns, then the organization's, then the membership's (`principal_sql`).
+fn principal_from(row: &Row) -> Result<Principal, RowError> {
+    let organization_at = User::WIDTH;
+    let member_at = organization_at + Organization::WIDTH;
+    Ok(Principal {
+        user: User::from_row(row)?,
+        organization: Organization::from_row_at(row, organization_at)?,
+        member: Member::from_row_at(row, member_at)?,
+    })
 }
 
 fn principal_sql() -> String {
     format!(
-        "SELECT {USER_COLUMNS}, {ORGANIZATION_COLUMNS}, {MEMBER_COLUMNS} \
+        "SELECT {}, {}, {} \
          FROM users u \
          JOIN organization_members m ON m.user_id = u.id AND m.organization_id = u.active_organization_id \
          JOIN organizations o ON o.id = m.organization_id \
-         WHERE u.clerk_user_id = $1"
+         WHERE u.clerk_user_id = $1",
+        User::COLUMNS,
+        Organization::COLUMNS,
+        Member::COLUMNS
     )
 }
 
@@ -81,7 +85,7 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     if let Some(row) =
         crate::db::typed::query_opt(&*conn, &sql, &[&LocalIdentity::CLERK_USER_ID]).await?
     {
-        return Ok(principal_from(&row));
+        return Ok(principal_from(&row)?);
     }
 
     let tx = conn.transaction().await?;
@@ -102,10 +106,9 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
             &[&LocalIdentity::CLERK_USER_ID],
         )
         .await?;
-    let user_id: Uuid = user.get(0);
-    let active: Option<Uuid> = user.get(1);
-    let email: String = user
-        .get::<_, Option<String>>(2)
+    let user_id: Uuid = get(&user, "id")?;
+    let active: Option<Uuid> = get(&user, "active_organization_id")?;
+    let email: String = get::<Option<String>>(&user, "email")?
         .filter(|e| !e.is_empty())
         .unwrap_or_else(|| LocalIdentity::EMAIL.to_string());
     tx.execute(
@@ -125,7 +128,7 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
         )
         .await?;
     let organization_id: Uuid = match membership {
-        Some(row) => row.get(0),
+        Some(row) => get(&row, "organization_id")?,
         None => {
             match crate::domain::orgs::invites::accept_pending_invite(&tx, user_id, &email).await? {
                 Some(org_id) => org_id,
@@ -159,7 +162,7 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     let row = conn
         .query_one(&sql, &[&LocalIdentity::CLERK_USER_ID])
         .await?;
-    Ok(principal_from(&row))
+    Ok(principal_from(&row)?)
 }
 
 pub async fn update_user(pool: &PgPool, user_id: Uuid, update: UserUpdate) -> DomainResult<User> {
@@ -174,7 +177,8 @@ pub async fn update_user(pool: &PgPool, user_id: Uuid, update: UserUpdate) -> Do
            notes = CASE WHEN $10 THEN $11 ELSE u.notes END, \
            context = CASE WHEN $12 THEN $13 ELSE u.context END, \
            updated_at = now() \
-         WHERE u.id = $1 RETURNING {USER_COLUMNS}"
+         WHERE u.id = $1 RETURNING {}",
+        User::COLUMNS
     );
     let fields = [
         &update.name,
@@ -195,7 +199,7 @@ pub async fn update_user(pool: &PgPool, user_id: Uuid, update: UserUpdate) -> Do
         params.push(&values[i]);
     }
     let row = conn.query_one(&sql, &params).await?;
-    Ok(user_from(&row))
+    Ok(User::from_row(&row)?)
 }
 
 /// Deletes the user (domain.md §A2). Their memberships go with them and their authorship
@@ -223,16 +227,15 @@ pub async fn memberships(
             &[&user_id],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            let id: Uuid = r.get(0);
-            MembershipListItem {
+            let id: Uuid = get(r, "id")?;
+            Ok(MembershipListItem {
                 id,
-                name: r.get(1),
-                role: r.get(2),
+                name: get(r, "name")?,
+                role: get(r, "role")?,
                 is_active: id == active,
-            }
+            })
         })
-        .collect())
+        .collect()
 }

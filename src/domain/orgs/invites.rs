@@ -12,12 +12,12 @@ use super::members::MemberRead;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::account::{member_at, MEMBER_COLUMNS};
-use crate::domain::model::{Principal, User};
+use crate::db::record::Record;
+use crate::domain::model::{Member, Principal, User};
 use crate::domain::support::access::{require_org_admin, role_rank};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::non_empty;
@@ -38,49 +38,30 @@ pub struct InviteCreate {
     pub board_access: Vec<BoardAccessSpec>,
 }
 
-/// `OrganizationInviteRead`. Only the token's hash is stored, so `token` is the secret in
-/// the answer to the create call and empty everywhere else.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InviteRead {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub invited_email: String,
-    pub role: String,
-    pub all_boards_read: bool,
-    pub all_boards_write: bool,
-    pub token: String,
-    pub created_by_user_id: Option<Uuid>,
-    pub accepted_by_user_id: Option<Uuid>,
-    pub accepted_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::db::record! {
+    /// `OrganizationInviteRead`. Only the token's hash is stored, so `token` is the secret in
+    /// the answer to the create call and empty everywhere else.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct InviteRead in "i" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub invited_email: String,
+        pub role: String,
+        pub all_boards_read: bool,
+        pub all_boards_write: bool,
+        pub token: String = "''::text",
+        pub created_by_user_id: Option<Uuid>,
+        pub accepted_by_user_id: Option<Uuid>,
+        pub accepted_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 /// `OrganizationInviteAccept`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InviteAccept {
     pub token: String,
-}
-
-const INVITE_COLUMNS: &str =
-    "i.id, i.organization_id, i.invited_email, i.role, i.all_boards_read, i.all_boards_write, \
-     i.created_by_user_id, i.accepted_by_user_id, i.accepted_at, i.created_at, i.updated_at";
-
-fn invite_from(row: &Row) -> InviteRead {
-    InviteRead {
-        id: row.get(0),
-        organization_id: row.get(1),
-        invited_email: row.get(2),
-        role: row.get(3),
-        all_boards_read: row.get(4),
-        all_boards_write: row.get(5),
-        token: String::new(),
-        created_by_user_id: row.get(6),
-        accepted_by_user_id: row.get(7),
-        accepted_at: row.get(8),
-        created_at: row.get(9),
-        updated_at: row.get(10),
-    }
 }
 
 fn normalize_email(email: &str) -> String {
@@ -96,12 +77,12 @@ pub async fn list_invites(
     require_org_admin(&principal.member)?;
     fetch_page(
         client,
-        INVITE_COLUMNS,
+        InviteRead::COLUMNS,
         "FROM organization_invites i WHERE i.organization_id = $1 AND i.accepted_at IS NULL",
         "i.created_at DESC, i.id",
         &[&principal.organization.id],
         page,
-        invite_from,
+        InviteRead::from_row,
     )
     .await
 }
@@ -139,7 +120,8 @@ pub async fn create_invite(
             &format!(
                 "INSERT INTO organization_invites AS i (id, organization_id, invited_email, token_hash, role, \
                    all_boards_read, all_boards_write, created_by_user_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {INVITE_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {columns}",
+                columns = InviteRead::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -155,7 +137,7 @@ pub async fn create_invite(
         .await?;
     let invite = InviteRead {
         token,
-        ..invite_from(&row)
+        ..InviteRead::from_row(&row)?
     };
     if !(all_read || all_write) {
         insert_board_rows(
@@ -181,13 +163,14 @@ pub async fn revoke_invite(
         .query_opt(
             &format!(
                 "DELETE FROM organization_invites i WHERE i.id = $1 AND i.organization_id = $2 \
-                 RETURNING {INVITE_COLUMNS}"
+                 RETURNING {columns}",
+                columns = InviteRead::COLUMNS
             ),
             &[&invite_id, &principal.organization.id],
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    Ok(invite_from(&row))
+    Ok(InviteRead::from_row(&row)?)
 }
 
 /// Applies a pending invite (locked by the caller) to `user_id`: a new membership with
@@ -205,18 +188,17 @@ async fn apply_invite(
             &[&Uuid::new_v4(), &invite.organization_id, &user_id],
         )
         .await?;
-    let member = member_at(
-        &client
-            .query_one(
-                &format!(
-                    "SELECT {MEMBER_COLUMNS} FROM organization_members m \
-                     WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE"
-                ),
-                &[&invite.organization_id, &user_id],
-            )
-            .await?,
-        0,
-    );
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT {} FROM organization_members m \
+                 WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE",
+                Member::COLUMNS
+            ),
+            &[&invite.organization_id, &user_id],
+        )
+        .await?;
+    let member = Member::from_row(&row)?;
     let role = if role_rank(&invite.role) > role_rank(&member.role) {
         invite.role.clone()
     } else {
@@ -275,14 +257,15 @@ pub async fn accept_invite(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {INVITE_COLUMNS} FROM organization_invites i \
-                 WHERE i.token_hash = $1 AND i.accepted_at IS NULL FOR UPDATE"
+                "SELECT {columns} FROM organization_invites i \
+                 WHERE i.token_hash = $1 AND i.accepted_at IS NULL FOR UPDATE",
+                columns = InviteRead::COLUMNS
             ),
             &[&tokens::sha256_hex(input.token.trim())],
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let invite = invite_from(&row);
+    let invite = InviteRead::from_row(&row)?;
     let email = user.email.as_deref().map(normalize_email);
     if email != Some(normalize_email(&invite.invited_email)) {
         return Err(DomainError::forbidden(
@@ -303,9 +286,10 @@ pub async fn accept_pending_invite(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {INVITE_COLUMNS} FROM organization_invites i \
+                "SELECT {columns} FROM organization_invites i \
                  WHERE lower(i.invited_email) = $1 AND i.accepted_at IS NULL \
-                 ORDER BY i.created_at, i.id LIMIT 1 FOR UPDATE"
+                 ORDER BY i.created_at, i.id LIMIT 1 FOR UPDATE",
+                columns = InviteRead::COLUMNS
             ),
             &[&normalize_email(email)],
         )
@@ -313,7 +297,7 @@ pub async fn accept_pending_invite(
     let Some(row) = row else {
         return Ok(None);
     };
-    let invite = invite_from(&row);
+    let invite = InviteRead::from_row(&row)?;
     apply_invite(client, &invite, user_id).await?;
     Ok(Some(invite.organization_id))
 }

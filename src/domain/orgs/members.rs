@@ -16,30 +16,34 @@ use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::account::{member_at, MEMBER_COLUMNS};
+use crate::db::record::{get, Record, RowError};
 use crate::domain::model::{Member, Principal};
 use crate::domain::support::access::{is_org_admin, require_org_admin, role_rank};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
 
-/// `OrganizationUserRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MemberUser {
-    pub id: Uuid,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub preferred_name: Option<String>,
+crate::db::record! {
+    /// `OrganizationUserRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct MemberUser in "u" {
+        pub id: Uuid,
+        pub email: Option<String>,
+        pub name: Option<String>,
+        pub preferred_name: Option<String>,
+    }
 }
 
-/// `OrganizationBoardAccessRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BoardAccessRead {
-    pub id: Uuid,
-    pub board_id: Uuid,
-    pub can_read: bool,
-    pub can_write: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::db::record! {
+    /// `OrganizationBoardAccessRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct BoardAccessRead in "a" {
+        pub id: Uuid,
+        pub board_id: Uuid,
+        pub can_read: bool,
+        pub can_write: bool,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 /// `OrganizationMemberRead`. Unlike the reference, every answer carries the member's
@@ -91,20 +95,15 @@ pub struct MemberAccessUpdate {
 
 /// Membership columns, then the user's (`m` joined to `u`).
 fn member_select() -> String {
-    format!("{MEMBER_COLUMNS}, u.id, u.email, u.name, u.preferred_name")
+    format!("{}, {}", Member::COLUMNS, MemberUser::COLUMNS)
 }
 
-fn member_read_from(row: &Row) -> MemberRead {
-    MemberRead {
-        member: member_at(row, 0),
-        user: Some(MemberUser {
-            id: row.get(8),
-            email: row.get(9),
-            name: row.get(10),
-            preferred_name: row.get(11),
-        }),
+fn member_read_from(row: &Row) -> Result<MemberRead, RowError> {
+    Ok(MemberRead {
+        member: Member::from_row(row)?,
+        user: Some(MemberUser::from_row_at(row, Member::WIDTH)?),
         board_access: Vec::new(),
-    }
+    })
 }
 
 /// The reference's role normalization (trimmed, lower case, empty = member), restricted
@@ -147,13 +146,13 @@ pub(super) fn check_may_grant(actor: &Member, role: &str) -> DomainResult<()> {
 }
 
 async fn owner_count(client: &impl GenericClient, organization_id: Uuid) -> DomainResult<i64> {
-    Ok(client
+    let row = client
         .query_one(
-            "SELECT count(*) FROM organization_members WHERE organization_id = $1 AND role = $2",
+            "SELECT count(*) AS owners FROM organization_members WHERE organization_id = $1 AND role = $2",
             &[&organization_id, &OWNER],
         )
-        .await?
-        .get(0))
+        .await?;
+    Ok(get(&row, "owners")?)
 }
 
 /// The per-board rows of these members, by member.
@@ -163,25 +162,21 @@ async fn board_access_of(
 ) -> DomainResult<HashMap<Uuid, Vec<BoardAccessRead>>> {
     let rows = client
         .query(
-            "SELECT organization_member_id, id, board_id, can_read, can_write, created_at, updated_at \
-             FROM organization_board_access WHERE organization_member_id = ANY($1) \
-             ORDER BY created_at, board_id",
+            &format!(
+                "SELECT {}, a.organization_member_id \
+                 FROM organization_board_access a WHERE a.organization_member_id = ANY($1) \
+                 ORDER BY a.created_at, a.board_id",
+                BoardAccessRead::COLUMNS
+            ),
             &[&member_ids],
         )
         .await?;
     let mut by_member: HashMap<Uuid, Vec<BoardAccessRead>> = HashMap::new();
     for row in rows {
         by_member
-            .entry(row.get(0))
+            .entry(get(&row, "organization_member_id")?)
             .or_default()
-            .push(BoardAccessRead {
-                id: row.get(1),
-                board_id: row.get(2),
-                can_read: row.get(3),
-                can_write: row.get(4),
-                created_at: row.get(5),
-                updated_at: row.get(6),
-            });
+            .push(BoardAccessRead::from_row(&row)?);
     }
     Ok(by_member)
 }
@@ -206,7 +201,7 @@ pub(super) async fn find_member(
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let mut read = member_read_from(&row);
+    let mut read = member_read_from(&row)?;
     read.board_access = board_access_of(client, &[read.member.id])
         .await?
         .remove(&read.member.id)
@@ -296,8 +291,8 @@ pub async fn update_member(
             &[&member_id, &role],
         )
         .await?;
-    read.member.role = row.get(0);
-    read.member.updated_at = row.get(1);
+    read.member.role = get(&row, "role")?;
+    read.member.updated_at = get(&row, "updated_at")?;
     Ok(read)
 }
 
@@ -317,8 +312,8 @@ pub(super) async fn checked_board_access(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?;
     if let Some((index, entry)) = entries
         .iter()
         .enumerate()

@@ -12,7 +12,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::account::{organization_at, ORGANIZATION_COLUMNS};
+use crate::db::record::{get, Record};
 use crate::domain::model::{Organization, Principal, User};
 use crate::domain::support::access::role_rank;
 use crate::domain::support::validation::non_empty;
@@ -81,12 +81,13 @@ pub async fn create(
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO organizations AS o (id, name) VALUES ($1, $2) RETURNING {ORGANIZATION_COLUMNS}"
+                "INSERT INTO organizations AS o (id, name) VALUES ($1, $2) RETURNING {columns}",
+                columns = Organization::COLUMNS
             ),
             &[&Uuid::new_v4(), &name],
         )
         .await?;
-    let organization = organization_at(&row, 0);
+    let organization = Organization::from_row(&row)?;
     client
         .execute(
             "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
@@ -113,9 +114,10 @@ pub async fn set_active(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {ORGANIZATION_COLUMNS} FROM organizations o \
+                "SELECT {columns} FROM organizations o \
                  JOIN organization_members m ON m.organization_id = o.id AND m.user_id = $1 \
-                 WHERE o.id = $2"
+                 WHERE o.id = $2",
+                columns = Organization::COLUMNS
             ),
             &[&user_id, &organization_id],
         )
@@ -128,7 +130,7 @@ pub async fn set_active(
             &[&user_id, &organization_id],
         )
         .await?;
-    Ok(organization_at(&row, 0))
+    Ok(Organization::from_row(&row)?)
 }
 
 /// Deletes an organization and everything in it, by the schema's cascades. Its tasks go
@@ -173,17 +175,18 @@ pub async fn release_memberships(client: &impl GenericClient, user_id: Uuid) -> 
         )
         .await?;
     for row in rows {
-        let organization_id: Uuid = row.get(0);
+        let organization_id: Uuid = get(&row, "id")?;
         let counts = client
             .query_one(
-                "SELECT count(*), count(*) FILTER (WHERE role = $2), \
-                        bool_or(user_id = $3 AND role = $2) \
+                "SELECT count(*) AS members, count(*) FILTER (WHERE role = $2) AS owners, \
+                        bool_or(user_id = $3 AND role = $2) AS is_owner \
                  FROM organization_members WHERE organization_id = $1",
                 &[&organization_id, &OWNER, &user_id],
             )
             .await?;
-        let (members, owners, is_owner): (i64, i64, Option<bool>) =
-            (counts.get(0), counts.get(1), counts.get(2));
+        let members: i64 = get(&counts, "members")?;
+        let owners: i64 = get(&counts, "owners")?;
+        let is_owner: Option<bool> = get(&counts, "is_owner")?;
         if members <= 1 {
             delete_tree(client, organization_id).await?;
         } else if is_owner == Some(true) && owners <= 1 {

@@ -6,6 +6,7 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::get;
 use crate::domain::model::{Board, BoardGroup};
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::support::activity::{self, NewActivity};
@@ -62,7 +63,8 @@ pub async fn notify(
 ) -> DomainResult<Vec<Uuid>> {
     let rows = client
         .query(
-            "SELECT a.id, a.name, a.openclaw_session_id, b.id, b.name, b.gateway_id \
+            "SELECT a.id AS agent_id, a.name AS agent_name, a.openclaw_session_id, \
+               b.id AS board_id, b.name AS board_name, b.gateway_id \
              FROM agents a JOIN boards b ON b.id = a.board_id \
              WHERE (b.board_group_id = $1 OR b.id = $2) AND b.organization_id = $3 \
                AND b.gateway_id IS NOT NULL AND COALESCE(a.openclaw_session_id, '') <> '' \
@@ -74,10 +76,12 @@ pub async fn notify(
     let event_type = format!("board.group.{action}.notified");
     let mut gateways = Vec::new();
     for row in rows {
-        let (agent_id, agent_name, session_key): (Uuid, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        let (recipient_id, recipient_name, gateway_id): (Uuid, String, Uuid) =
-            (row.get(3), row.get(4), row.get(5));
+        let agent_id: Uuid = get(&row, "agent_id")?;
+        let agent_name: String = get(&row, "agent_name")?;
+        let session_key: String = get(&row, "openclaw_session_id")?;
+        let recipient_id: Uuid = get(&row, "board_id")?;
+        let recipient_name: String = get(&row, "board_name")?;
+        let gateway_id: Uuid = get(&row, "gateway_id")?;
         gateway_commands::send_to_session(
             client,
             Target {

@@ -7,10 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::DomainResult;
 use crate::protocol::relay;
 use crate::secrets::agent_tokens::{self, Holder};
@@ -21,47 +22,26 @@ pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 pub const TIMEOUT: &str = "timeout";
 
-/// A recorded request.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Command {
-    pub id: Uuid,
-    pub gateway_id: Uuid,
-    pub agent_id: Option<Uuid>,
-    pub board_id: Option<Uuid>,
-    pub method: String,
-    #[schema(value_type = Object)]
-    pub params: Value,
-    /// `pending`, `sent`, `done`, `failed` or `timeout`.
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<Value>,
-    pub error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub answered_at: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: &str = "id, gateway_id, agent_id, board_id, method, params, status, attempts, \
-     next_attempt_at, result, error, created_at, answered_at";
-
-impl Command {
-    fn from_row(row: &Row) -> Command {
-        Command {
-            id: row.get("id"),
-            gateway_id: row.get("gateway_id"),
-            agent_id: row.get("agent_id"),
-            board_id: row.get("board_id"),
-            method: row.get("method"),
-            params: row.get("params"),
-            status: row.get("status"),
-            attempts: row.get("attempts"),
-            next_attempt_at: row.get("next_attempt_at"),
-            result: row.get("result"),
-            error: row.get("error"),
-            created_at: row.get("created_at"),
-            answered_at: row.get("answered_at"),
-        }
+crate::db::record! {
+    /// A recorded request (`gateway_commands c`).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Command in "c" {
+        pub id: Uuid,
+        pub gateway_id: Uuid,
+        pub agent_id: Option<Uuid>,
+        pub board_id: Option<Uuid>,
+        pub method: String,
+        #[schema(value_type = Object)]
+        pub params: Value,
+        /// `pending`, `sent`, `done`, `failed` or `timeout`.
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTime<Utc>,
+        #[schema(value_type = Option<Object>)]
+        pub result: Option<Value>,
+        pub error: Option<String>,
+        pub created_at: DateTime<Utc>,
+        pub answered_at: Option<DateTime<Utc>>,
     }
 }
 
@@ -89,9 +69,10 @@ pub async fn record(client: &impl GenericClient, new: NewCommand<'_>) -> DomainR
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO gateway_commands (id, organization_id, gateway_id, agent_id, board_id, \
+                "INSERT INTO gateway_commands AS c (id, organization_id, gateway_id, agent_id, board_id, \
                  method, params, max_attempts, reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 RETURNING {COLUMNS}"
+                 RETURNING {}",
+                Command::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -106,7 +87,7 @@ pub async fn record(client: &impl GenericClient, new: NewCommand<'_>) -> DomainR
             ],
         )
         .await?;
-    Ok(Command::from_row(&row))
+    Ok(Command::from_row(&row)?)
 }
 
 /// Queues a message into an agent's session on its gateway (`sessions.send`): nudges,
@@ -182,16 +163,17 @@ pub async fn claim_due(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM gateway_commands
+                "SELECT {} FROM gateway_commands c
                   WHERE gateway_id = $1 AND status IN ('pending', 'sent') AND next_attempt_at <= now()
-                  ORDER BY created_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"
+                  ORDER BY created_at, id LIMIT 100 FOR UPDATE SKIP LOCKED",
+                Command::COLUMNS
             ),
             &[&gateway_id],
         )
         .await?;
     let mut frames = Vec::with_capacity(rows.len());
     for row in rows {
-        let mut command = Command::from_row(&row);
+        let mut command = Command::from_row(&row)?;
         command.attempts += 1;
         let wait = backoff(retry_base, command.attempts - 1);
         client
@@ -213,14 +195,14 @@ pub async fn claim_due(
         .await?;
         frames.push(frame(client, &command, token_key).await?);
     }
-    let next_due = client
+    let row = client
         .query_one(
-            "SELECT min(next_attempt_at) FROM gateway_commands
+            "SELECT min(next_attempt_at) AS next_due FROM gateway_commands
               WHERE gateway_id = $1 AND status IN ('pending', 'sent')",
             &[&gateway_id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let next_due = get(&row, "next_due")?;
     Ok((frames, next_due))
 }
 
@@ -291,10 +273,11 @@ pub async fn answer(
     let row = client
         .query_opt(
             &format!(
-                "UPDATE gateway_commands SET status = $3, result = $4, error = $5,
+                "UPDATE gateway_commands c SET status = $3, result = $4, error = $5,
                         answered_at = now(), updated_at = now()
                   WHERE id = $1 AND gateway_id = $2 AND status IN ('pending', 'sent')
-              RETURNING {COLUMNS}, reply_to"
+              RETURNING {}, reply_to",
+                Command::COLUMNS
             ),
             &[&command_id, &gateway_id, &status, &result, &error],
         )
@@ -302,7 +285,7 @@ pub async fn answer(
     let Some(row) = row else {
         return Ok(None);
     };
-    let command = Command::from_row(&row);
+    let command = Command::from_row(&row)?;
     note_attempt(
         client,
         command.id,
@@ -314,7 +297,7 @@ pub async fn answer(
     .await?;
     Ok(Some(Answered {
         command,
-        reply_to: row.get("reply_to"),
+        reply_to: get(&row, "reply_to")?,
     }))
 }
 
@@ -337,7 +320,7 @@ pub async fn abandon(
         note_attempt(
             client,
             command_id,
-            row.get(0),
+            get(&row, "attempts")?,
             TIMEOUT,
             Some(why),
             instance_id,
@@ -356,13 +339,14 @@ pub async fn recent(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM gateway_commands WHERE gateway_id = $1
-                  ORDER BY created_at DESC, id DESC LIMIT $2"
+                "SELECT {} FROM gateway_commands c WHERE gateway_id = $1
+                  ORDER BY created_at DESC, id DESC LIMIT $2",
+                Command::COLUMNS
             ),
             &[&gateway_id, &limit],
         )
         .await?;
-    Ok(rows.iter().map(Command::from_row).collect())
+    Ok(Command::from_rows(&rows)?)
 }
 
 /// A new token for the agent's gateway (sent in a provisioning request); the token shown

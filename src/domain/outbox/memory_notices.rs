@@ -9,9 +9,11 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::get;
 use crate::domain::boards::memory::Author;
 use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody};
 use crate::domain::outbox::commands::{self as gateway_commands, snippet, Target};
+use crate::domain::outbox::task_notices;
 use crate::domain::support::mentions;
 use crate::domain::DomainResult;
 
@@ -35,7 +37,8 @@ async fn recipients(
     let rows = client
         .query(
             &format!(
-                "SELECT a.id, a.name, a.openclaw_session_id, a.is_board_lead, b.id, b.gateway_id \
+                "SELECT a.id, a.name, a.openclaw_session_id, a.is_board_lead, b.id AS board_id, \
+                   b.gateway_id \
                  FROM agents a JOIN boards b ON b.id = a.board_id \
                  WHERE {boards_where} AND b.gateway_id IS NOT NULL \
                    AND COALESCE(a.openclaw_session_id, '') <> '' \
@@ -44,10 +47,13 @@ async fn recipients(
             &[&owner],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let (id, name, session_key, is_lead) = task_notices::listener_in(r)?;
+            let (board_id, gateway_id) = (get(r, "board_id")?, get(r, "gateway_id")?);
+            Ok((id, name, session_key, is_lead, board_id, gateway_id))
+        })
+        .collect()
 }
 
 /// Queues `message` for one recipient and returns its gateway.
@@ -159,7 +165,7 @@ pub async fn group_post(
             &[&entry.board_group_id],
         )
         .await?;
-    let group_name: String = group.get(0);
+    let group_name: String = get(&group, "name")?;
     let agents = recipients(client, "b.board_group_id = $1", entry.board_group_id).await?;
     let quoted = snippet(&entry.body.content, MAX_SNIPPET);
     let mut gateways = Vec::new();

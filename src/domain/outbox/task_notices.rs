@@ -7,9 +7,10 @@
 //! gateway's link poked once committed.
 
 use serde_json::json;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
+use crate::db::record::{get, RowError};
 use crate::domain::model::{
     Actor, Approval, ApprovalStatus, Board, TaskChange, TaskRow, TaskStatus,
 };
@@ -22,7 +23,18 @@ use crate::domain::DomainResult;
 const MAX_SNIPPET: usize = 500;
 
 /// An agent of the board that has a session: (id, name, session key, is lead).
-type Listener = (Uuid, String, String, bool);
+pub(super) type Listener = (Uuid, String, String, bool);
+
+/// The listener in `row`: its agent's `id`, `name`, `openclaw_session_id` and
+/// `is_board_lead`.
+pub(super) fn listener_in(row: &Row) -> Result<Listener, RowError> {
+    Ok((
+        get(row, "id")?,
+        get(row, "name")?,
+        get(row, "openclaw_session_id")?,
+        get(row, "is_board_lead")?,
+    ))
+}
 
 async fn listeners(client: &impl GenericClient, board_id: Uuid) -> DomainResult<Vec<Listener>> {
     let rows = client
@@ -33,10 +45,7 @@ async fn listeners(client: &impl GenericClient, board_id: Uuid) -> DomainResult<
             &[&board_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect())
+    Ok(rows.iter().map(listener_in).collect::<Result<_, _>>()?)
 }
 
 /// The notice lines the reference puts under a task notice's header.

@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::Json;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::Record;
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::{self, PostTargets};
 use crate::domain::support::validation::Invalid;
@@ -17,34 +18,23 @@ use crate::domain::DomainResult;
 /// The reference's `event_type` column width.
 const EVENT_TYPE_MAX: usize = 128;
 
-/// `AgentEventRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AgentEvent {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub board_id: Option<Uuid>,
-    pub agent_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
-    pub event_type: String,
-    #[schema(value_type = Object)]
-    pub payload: Map<String, Value>,
-    pub created_at: DateTime<Utc>,
+crate::db::record! {
+    /// `AgentEventRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct AgentEvent in "e" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub board_id: Option<Uuid>,
+        pub agent_id: Option<Uuid>,
+        pub task_id: Option<Uuid>,
+        pub event_type: String,
+        #[schema(value_type = Object)]
+        pub payload: Map<String, Value> as Json<Map<String, Value>>,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 impl AgentEvent {
-    fn from_row(row: &Row) -> AgentEvent {
-        AgentEvent {
-            id: row.get(0),
-            organization_id: row.get(1),
-            board_id: row.get(2),
-            agent_id: row.get(3),
-            task_id: row.get(4),
-            event_type: row.get(5),
-            payload: row.get::<_, Json<Map<String, Value>>>(6).0,
-            created_at: row.get(7),
-        }
-    }
-
     /// The reference's `SystemEvent` message: what rule engines subscribe to.
     pub fn system_event(&self) -> Value {
         json!({
@@ -97,9 +87,11 @@ pub async fn create(
     .await?;
     let row = client
         .query_one(
-            "INSERT INTO agent_events (id, organization_id, board_id, agent_id, task_id, event_type, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             RETURNING id, organization_id, board_id, agent_id, task_id, event_type, payload, created_at",
+            &format!(
+                "INSERT INTO agent_events AS e (id, organization_id, board_id, agent_id, task_id, event_type, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {}",
+                AgentEvent::COLUMNS
+            ),
             &[
                 &Uuid::new_v4(),
                 &agent.organization_id,
@@ -111,5 +103,5 @@ pub async fn create(
             ],
         )
         .await?;
-    Ok(AgentEvent::from_row(&row))
+    Ok(AgentEvent::from_row(&row)?)
 }

@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::Record;
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::{self, PostTargets};
 use crate::domain::support::validation::Invalid;
@@ -22,57 +23,28 @@ const SUGGESTION_TYPE_MAX: usize = 64;
 const TITLE_MAX: usize = 512;
 const PRIORITY_MAX: usize = 32;
 
-const COLUMNS: &str =
-    "id, organization_id, board_id, agent_id, suggestion_type, title, description, \
-     confidence, priority, status, payload, source_event_id, resolved_by_user_id, resolved_at, \
-     expires_at, created_at, updated_at";
-
-/// `AgentSuggestionRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Suggestion {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub board_id: Option<Uuid>,
-    pub agent_id: Option<Uuid>,
-    pub suggestion_type: String,
-    pub title: String,
-    pub description: Option<String>,
-    pub confidence: f64,
-    pub priority: String,
-    pub status: String,
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Map<String, Value>>,
-    pub source_event_id: Option<Uuid>,
-    pub resolved_by_user_id: Option<Uuid>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Suggestion {
-    fn from_row(row: &Row) -> Suggestion {
-        Suggestion {
-            id: row.get(0),
-            organization_id: row.get(1),
-            board_id: row.get(2),
-            agent_id: row.get(3),
-            suggestion_type: row.get(4),
-            title: row.get(5),
-            description: row.get(6),
-            confidence: row.get(7),
-            priority: row.get(8),
-            status: row.get(9),
-            payload: row
-                .get::<_, Option<Json<Map<String, Value>>>>(10)
-                .map(|p| p.0),
-            source_event_id: row.get(11),
-            resolved_by_user_id: row.get(12),
-            resolved_at: row.get(13),
-            expires_at: row.get(14),
-            created_at: row.get(15),
-            updated_at: row.get(16),
-        }
+crate::db::record! {
+    /// `AgentSuggestionRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Suggestion in "s" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub board_id: Option<Uuid>,
+        pub agent_id: Option<Uuid>,
+        pub suggestion_type: String,
+        pub title: String,
+        pub description: Option<String>,
+        pub confidence: f64,
+        pub priority: String,
+        pub status: String,
+        #[schema(value_type = Option<Object>)]
+        pub payload: Option<Map<String, Value>> as Option<Json<Map<String, Value>>>,
+        pub source_event_id: Option<Uuid>,
+        pub resolved_by_user_id: Option<Uuid>,
+        pub resolved_at: Option<DateTime<Utc>>,
+        pub expires_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
@@ -133,10 +105,11 @@ pub async fn create_by_agent(
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO agent_suggestions (id, organization_id, board_id, agent_id, suggestion_type, \
+                "INSERT INTO agent_suggestions AS s (id, organization_id, board_id, agent_id, suggestion_type, \
                    title, description, confidence, priority, payload, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(hours => $11)) \
-                 RETURNING {COLUMNS}"
+                 RETURNING {columns}",
+                columns = Suggestion::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -153,5 +126,5 @@ pub async fn create_by_agent(
             ],
         )
         .await?;
-    Ok(Suggestion::from_row(&row))
+    Ok(Suggestion::from_row(&row)?)
 }

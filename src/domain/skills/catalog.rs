@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::skills::packs::{find_pack, infer_skill_name};
@@ -17,41 +18,22 @@ use crate::domain::support::access;
 use crate::domain::support::validation::Invalid;
 use crate::domain::{DomainError, DomainResult};
 
-/// `MarketplaceSkillRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Skill {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub category: Option<String>,
-    pub risk: Option<String>,
-    pub source: Option<String>,
-    pub source_url: String,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const SKILL_COLUMNS: &str = "s.id, s.organization_id, s.name, s.description, s.category, s.risk, \
-     s.source, s.source_url, s.metadata, s.created_at, s.updated_at";
-
-impl Skill {
-    fn from_row(row: &Row) -> Skill {
-        Skill {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            description: row.get(3),
-            category: row.get(4),
-            risk: row.get(5),
-            source: row.get(6),
-            source_url: row.get(7),
-            metadata: row.get(8),
-            created_at: row.get(9),
-            updated_at: row.get(10),
-        }
+crate::db::record! {
+    /// `MarketplaceSkillRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Skill in "s" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub name: String,
+        pub description: Option<String>,
+        pub category: Option<String>,
+        pub risk: Option<String>,
+        pub source: Option<String>,
+        pub source_url: String,
+        #[schema(value_type = Object)]
+        pub metadata: Value,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
@@ -121,12 +103,15 @@ async fn find_skill(
 ) -> DomainResult<Skill> {
     client
         .query_opt(
-            &format!("SELECT {SKILL_COLUMNS} FROM marketplace_skills s WHERE s.id = $1 AND s.organization_id = $2"),
+            &format!(
+                "SELECT {columns} FROM marketplace_skills s WHERE s.id = $1 AND s.organization_id = $2",
+                columns = Skill::COLUMNS
+            ),
             &[&skill_id, &organization_id],
         )
         .await?
         .as_ref()
-        .map(Skill::from_row)
+        .map(Skill::from_row).transpose()?
         .ok_or_else(|| DomainError::NotFound(json!(ERR_SKILL)))
 }
 
@@ -226,28 +211,28 @@ pub async fn list_marketplace(
     }
     let limit = query.limit.map_or("ALL".to_string(), |l| l.to_string());
     let sql = format!(
-        "SELECT {SKILL_COLUMNS}, i.created_at FROM marketplace_skills s \
+        "SELECT {columns}, i.created_at AS installed_at FROM marketplace_skills s \
          LEFT JOIN gateway_installed_skills i ON i.skill_id = s.id AND i.gateway_id = $2 \
          WHERE s.organization_id = $1{filters} \
          ORDER BY s.created_at DESC, s.id LIMIT {limit} OFFSET {}",
-        query.offset
+        query.offset,
+        columns = Skill::COLUMNS
     );
     let refs: Vec<&(dyn ToSql + Sync)> = params
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
     let rows = client.query(&sql, &refs).await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|row| {
-            let installed_at: Option<DateTime<Utc>> = row.get(11);
-            SkillCard {
-                skill: Skill::from_row(row),
+            let installed_at: Option<DateTime<Utc>> = get(row, "installed_at")?;
+            Ok(SkillCard {
+                skill: Skill::from_row(row)?,
                 installed: installed_at.is_some(),
                 installed_at,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// A pydantic `AnyUrl`/`minLength=1` check on `source_url`.
@@ -293,12 +278,13 @@ pub async fn create_skill(
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (organization_id, source_url) DO UPDATE SET name = EXCLUDED.name, \
                  description = coalesce(EXCLUDED.description, s.description), updated_at = now() \
-                 RETURNING {SKILL_COLUMNS}"
+                 RETURNING {columns}",
+                columns = Skill::COLUMNS
             ),
             &[&Uuid::new_v4(), &principal.organization.id, &name, &description, &source_url],
         )
         .await?;
-    Ok(Skill::from_row(&row))
+    Ok(Skill::from_row(&row)?)
 }
 
 /// Deletes the skill and every record of its installation.

@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::model::Principal;
 use crate::domain::skills::discovery::{Candidate, Discovered};
 use crate::domain::support::access;
@@ -21,42 +22,21 @@ pub const DEFAULT_PACKS: [&str; 2] = [
     "https://github.com/BrianRWagner/ai-marketing-skills",
 ];
 
-/// `SkillPackRead`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Pack {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub source_url: String,
-    pub branch: String,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    pub skill_count: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// `skill_count` counts the skills a sync of the pack would own: `{pack}/tree/…`.
-const PACK_COLUMNS: &str = "p.id, p.organization_id, p.name, p.description, p.source_url, p.branch, \
-     p.metadata, (SELECT count(*) FROM marketplace_skills s WHERE s.organization_id = p.organization_id \
-     AND s.source_url LIKE replace(replace(replace(p.source_url, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '/tree/%'), \
-     p.created_at, p.updated_at";
-
-impl Pack {
-    fn from_row(row: &Row) -> Pack {
-        Pack {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            description: row.get(3),
-            source_url: row.get(4),
-            branch: row.get(5),
-            metadata: row.get(6),
-            skill_count: row.get(7),
-            created_at: row.get(8),
-            updated_at: row.get(9),
-        }
+crate::db::record! {
+    /// `SkillPackRead`.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct Pack in "p" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub name: String,
+        pub description: Option<String>,
+        pub source_url: String,
+        pub branch: String,
+        #[schema(value_type = Object)]
+        pub metadata: Value,
+        pub skill_count: i64 = "(SELECT count(*) FROM marketplace_skills s WHERE s.organization_id = p.organization_id AND s.source_url LIKE replace(replace(replace(p.source_url, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '/tree/%')",
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
@@ -159,12 +139,16 @@ pub(super) async fn find_pack(
 ) -> DomainResult<Pack> {
     client
         .query_opt(
-            &format!("SELECT {PACK_COLUMNS} FROM skill_packs p WHERE p.id = $1 AND p.organization_id = $2"),
+            &format!(
+                "SELECT {columns} FROM skill_packs p WHERE p.id = $1 AND p.organization_id = $2",
+                columns = Pack::COLUMNS
+            ),
             &[&pack_id, &organization_id],
         )
         .await?
         .as_ref()
         .map(Pack::from_row)
+        .transpose()?
         .ok_or_else(|| DomainError::NotFound(json!(ERR_PACK)))
 }
 
@@ -175,11 +159,14 @@ pub async fn list_packs(
     access::require_org_admin(&principal.member)?;
     let rows = client
         .query(
-            &format!("SELECT {PACK_COLUMNS} FROM skill_packs p WHERE p.organization_id = $1 ORDER BY p.created_at DESC, p.id"),
+            &format!(
+                "SELECT {columns} FROM skill_packs p WHERE p.organization_id = $1 ORDER BY p.created_at DESC, p.id",
+                columns = Pack::COLUMNS
+            ),
             &[&principal.organization.id],
         )
         .await?;
-    Ok(rows.iter().map(Pack::from_row).collect())
+    Ok(Pack::from_rows(&rows)?)
 }
 
 pub async fn get_pack(
@@ -227,12 +214,13 @@ async fn upsert_pack(
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (organization_id, source_url) DO UPDATE SET name = EXCLUDED.name, \
                  description = EXCLUDED.description, branch = EXCLUDED.branch, metadata = EXCLUDED.metadata, \
-                 updated_at = now() RETURNING *) SELECT {PACK_COLUMNS} FROM p"
+                 updated_at = now() RETURNING *) SELECT {columns} FROM p",
+                columns = Pack::COLUMNS
             ),
             &[&Uuid::new_v4(), &organization_id, &name, description, &source_url, &branch, metadata],
         )
         .await?;
-    Ok(Pack::from_row(&row))
+    Ok(Pack::from_row(&row)?)
 }
 
 /// Seeds the default packs of a new organization (already registered ones stay).
@@ -271,7 +259,8 @@ pub async fn update_pack(
             &format!(
                 "WITH p AS (UPDATE skill_packs SET source_url = $3, name = $4, description = $5, branch = $6, \
                  metadata = $7, updated_at = now() WHERE id = $1 AND organization_id = $2 RETURNING *) \
-                 SELECT {PACK_COLUMNS} FROM p"
+                 SELECT {columns} FROM p",
+                columns = Pack::COLUMNS
             ),
             &[&pack_id, &org, &source_url, &name, &description, &branch, &metadata],
         )
@@ -283,7 +272,7 @@ pub async fn update_pack(
                 e.into()
             }
         })?;
-    Ok(Pack::from_row(&row))
+    Ok(Pack::from_row(&row)?)
 }
 
 /// Deletes the pack; its skills stay in the marketplace.
@@ -357,7 +346,12 @@ pub async fn store_synced(
             ],
         )
         .await?;
-    let created = rows.iter().filter(|r| r.get::<_, bool>(0)).count() as i64;
+    let mut created = 0;
+    for row in &rows {
+        if get(row, "created")? {
+            created += 1;
+        }
+    }
     Ok(PackSync {
         ok: true,
         pack_id: pack.id,

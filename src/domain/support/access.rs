@@ -6,6 +6,7 @@
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::get;
 use crate::domain::model::{Board, Member, Principal};
 use crate::domain::{DomainError, DomainResult};
 
@@ -83,7 +84,8 @@ pub async fn board_scope(
         &[&member.id, &(access == Access::Read)],
     )
     .await?;
-    Ok(BoardScope::Only(rows.iter().map(|r| r.get(0)).collect()))
+    let ids = rows.iter().map(|r| get(r, "board_id"));
+    Ok(BoardScope::Only(ids.collect::<Result<_, _>>()?))
 }
 
 /// The board, if it is in the caller's organization (else 404) and the caller has the
@@ -146,14 +148,14 @@ pub async fn post_targets(
 ) -> DomainResult<PostTargets> {
     let board_id = match named.task_id {
         Some(task_id) => {
-            let task_board: Uuid = client
+            let row = client
                 .query_opt(
                     "SELECT board_id FROM tasks WHERE id = $1 AND organization_id = $2",
                     &[&task_id, &agent.organization_id],
                 )
                 .await?
-                .ok_or_else(DomainError::not_found)?
-                .get(0);
+                .ok_or_else(DomainError::not_found)?;
+            let task_board: Uuid = get(&row, "board_id")?;
             board_for_agent(client, agent, task_board).await?;
             if named.board_id.is_some_and(|b| b != task_board) {
                 return Err(DomainError::not_found());

@@ -4,42 +4,28 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::model::Board;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::DomainResult;
 
-/// `ActivityEventRead` (plus `board_id`, which the reference lacks).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ActivityEvent {
-    pub id: Uuid,
-    pub event_type: String,
-    pub message: Option<String>,
-    pub agent_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
-    pub board_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-pub const ACTIVITY_COLUMNS: &str =
-    "a.id, a.event_type, a.message, a.agent_id, a.task_id, a.board_id, a.created_at";
-
-impl ActivityEvent {
-    pub fn from_row(row: &Row) -> ActivityEvent {
-        ActivityEvent {
-            id: row.get(0),
-            event_type: row.get(1),
-            message: row.get(2),
-            agent_id: row.get(3),
-            task_id: row.get(4),
-            board_id: row.get(5),
-            created_at: row.get(6),
-        }
+crate::db::record! {
+    /// `ActivityEventRead` (plus `board_id`, which the reference lacks).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct ActivityEvent in "a" {
+        pub id: Uuid,
+        pub event_type: String,
+        pub message: Option<String>,
+        pub agent_id: Option<Uuid>,
+        pub task_id: Option<Uuid>,
+        pub board_id: Option<Uuid>,
+        pub created_at: DateTime<Utc>,
     }
 }
 
@@ -66,7 +52,8 @@ pub async fn record(
         .query_one(
             &format!(
                 "INSERT INTO activity_events AS a (id, organization_id, board_id, event_type, message, agent_id, task_id, seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ACTIVITY_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {columns}",
+                columns = ActivityEvent::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -80,20 +67,20 @@ pub async fn record(
             ],
         )
         .await?;
-    Ok(ActivityEvent::from_row(&row))
+    Ok(ActivityEvent::from_row(&row)?)
 }
 
 /// The board's next feed number. The board row stays locked until the transaction ends,
 /// so numbers are handed out in commit order: a stream that has seen number n has seen
 /// every change before it.
 pub async fn next_feed_seq(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
-    Ok(client
+    let row = client
         .query_one(
             "UPDATE boards SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq",
             &[&board_id],
         )
-        .await?
-        .get(0))
+        .await?;
+    Ok(get(&row, "feed_seq")?)
 }
 
 /// The feed a user sees: events tied to a task on a board they can read, newest first.
@@ -108,7 +95,7 @@ pub async fn list_for_user(
     let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &scope.ids()];
     fetch_page(
         client,
-        ACTIVITY_COLUMNS,
+        ActivityEvent::COLUMNS,
         "FROM activity_events a WHERE a.organization_id = $1 AND a.task_id IS NOT NULL \
          AND ($2::uuid[] IS NULL OR a.board_id = ANY($2))",
         "a.created_at DESC, a.id DESC",
@@ -125,27 +112,25 @@ pub struct CommentFeedFilter {
     pub board_id: Option<Uuid>,
 }
 
-/// `ActivityTaskCommentFeedItemRead`: a task comment with its task, board and author.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TaskCommentFeedItem {
-    pub id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub message: Option<String>,
-    pub agent_id: Option<Uuid>,
-    pub agent_name: Option<String>,
-    pub agent_role: Option<String>,
-    pub task_id: Uuid,
-    pub task_title: String,
-    pub board_id: Uuid,
-    pub board_name: String,
+crate::db::record! {
+    /// `ActivityTaskCommentFeedItemRead`: a task comment with its task, board and author.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct TaskCommentFeedItem in "a" {
+        pub id: Uuid,
+        pub created_at: DateTime<Utc>,
+        pub message: Option<String>,
+        pub agent_id: Option<Uuid>,
+        pub agent_name: Option<String> = "ag.name",
+        /// The agent's `identity_profile.role` when that is a string, trimmed of whitespace
+        /// like Python's `strip`, and not blank.
+        pub agent_role: Option<String> = "CASE WHEN jsonb_typeof(ag.identity_profile -> 'role') = 'string' \
+            THEN nullif(regexp_replace(ag.identity_profile ->> 'role', '^\\s+|\\s+$', '', 'g'), '') END",
+        pub task_id: Uuid = "t.id",
+        pub task_title: String = "t.title",
+        pub board_id: Uuid = "b.id",
+        pub board_name: String = "b.name",
+    }
 }
-
-/// The role is the agent's `identity_profile.role` when that is a string, trimmed of
-/// whitespace like Python's `strip`, and not blank.
-pub const COMMENT_FEED_COLUMNS: &str = "a.id, a.created_at, a.message, a.agent_id, ag.name, \
-     CASE WHEN jsonb_typeof(ag.identity_profile -> 'role') = 'string' \
-       THEN nullif(regexp_replace(ag.identity_profile ->> 'role', '^\\s+|\\s+$', '', 'g'), '') END, \
-     t.id, t.title, b.id, b.name";
 
 /// Non-blank comments (blank after trimming spaces, as the reference's SQL `trim`) on
 /// tasks of the organization's boards; `$1` is the organization, `$2` the board ids
@@ -156,23 +141,6 @@ pub const COMMENT_FEED_FROM: &str = "FROM activity_events a \
      LEFT JOIN agents ag ON ag.id = a.agent_id \
      WHERE a.event_type = 'task.comment' AND length(btrim(a.message)) > 0 \
        AND b.organization_id = $1 AND ($2::uuid[] IS NULL OR b.id = ANY($2))";
-
-impl TaskCommentFeedItem {
-    pub fn from_row(row: &Row) -> TaskCommentFeedItem {
-        TaskCommentFeedItem {
-            id: row.get(0),
-            created_at: row.get(1),
-            message: row.get(2),
-            agent_id: row.get(3),
-            agent_name: row.get(4),
-            agent_role: row.get(5),
-            task_id: row.get(6),
-            task_title: row.get(7),
-            board_id: row.get(8),
-            board_name: row.get(9),
-        }
-    }
-}
 
 /// The boards whose comments a member may follow: the one asked for (another
 /// organization's is 404, an unreadable one 403), else every board they can read
@@ -201,7 +169,7 @@ pub async fn task_comment_feed(
     let params: [&(dyn ToSql + Sync); 2] = [&principal.organization.id, &boards];
     fetch_page(
         client,
-        COMMENT_FEED_COLUMNS,
+        TaskCommentFeedItem::COLUMNS,
         COMMENT_FEED_FROM,
         "a.created_at DESC, a.id DESC",
         &params,

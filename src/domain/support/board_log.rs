@@ -8,6 +8,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::{get, RowError};
 use crate::domain::model::TaskChange;
 use crate::domain::DomainResult;
 use crate::protocol::board::{Numbered, TaskEvent};
@@ -45,13 +46,13 @@ pub async fn append(
         return Ok(());
     };
     let timestamp = Utc::now();
-    let seq: i64 = client
+    let row = client
         .query_one(
             "UPDATE boards SET sync_seq = sync_seq + 1 WHERE id = $1 RETURNING sync_seq",
             &[&board_id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let seq: i64 = get(&row, "sync_seq")?;
     let payload = Numbered {
         event,
         timestamp,
@@ -95,12 +96,15 @@ pub async fn events_after(
 ) -> DomainResult<Option<Vec<(i64, String)>>> {
     let rows = client
         .query(
-            "SELECT seq, payload::text FROM board_sync_events WHERE board_id = $1 AND seq > $2 \
+            "SELECT seq, payload::text AS payload FROM board_sync_events WHERE board_id = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3",
             &[&board_id, &after, &limit],
         )
         .await?;
-    let events: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let events: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| Ok((get(r, "seq")?, get(r, "payload")?)))
+        .collect::<Result<_, RowError>>()?;
     match events.first() {
         Some((first, _)) if *first != after + 1 => Ok(None),
         _ => Ok(Some(events)),
@@ -109,8 +113,8 @@ pub async fn events_after(
 
 /// The board's current sync number.
 pub async fn current(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
-    Ok(client
+    let row = client
         .query_one("SELECT sync_seq FROM boards WHERE id = $1", &[&board_id])
-        .await?
-        .get(0))
+        .await?;
+    Ok(get(&row, "sync_seq")?)
 }

@@ -42,7 +42,8 @@ pub struct Page<T> {
 
 /// One page of `SELECT {columns} {from_where} ORDER BY {order}` with the total count of
 /// `from_where`: the count and the page query of every list. `from_where` uses `$1..$n`
-/// for `params`; the limit and offset are bound after them.
+/// for `params`; the limit and offset are bound after them. `map` reads a row (a record's
+/// `from_row`).
 pub async fn fetch_page<T>(
     client: &impl tokio_postgres::GenericClient,
     columns: &str,
@@ -50,12 +51,11 @@ pub async fn fetch_page<T>(
     order: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     page: PageParams,
-    map: impl Fn(&tokio_postgres::Row) -> T,
+    map: impl Fn(&tokio_postgres::Row) -> Result<T, crate::db::record::RowError>,
 ) -> crate::domain::DomainResult<Page<T>> {
-    let total: i64 =
-        crate::db::typed::query_one(client, &format!("SELECT count(*) {from_where}"), params)
-            .await?
-            .get(0);
+    let count = format!("SELECT count(*) AS total {from_where}");
+    let row = crate::db::typed::query_one(client, &count, params).await?;
+    let total: i64 = crate::db::record::get(&row, "total")?;
     let n = params.len();
     let sql = format!(
         "SELECT {columns} {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
@@ -66,5 +66,6 @@ pub async fn fetch_page<T>(
     all.push(&page.limit);
     all.push(&page.offset);
     let rows = crate::db::typed::query(client, &sql, &all).await?;
-    Ok(page.page(rows.iter().map(map).collect(), total))
+    let items = rows.iter().map(map).collect::<Result<_, _>>()?;
+    Ok(page.page(items, total))
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::get;
 use crate::domain::{DomainError, DomainResult};
 
 /// A pydantic-style validation list, for rules the reference checks in its models.
@@ -174,8 +175,8 @@ pub async fn missing_ids(
         .query(sql, &[&scope, &ids])
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?;
     Ok(ids
         .iter()
         .filter(|id| !found.contains(id))

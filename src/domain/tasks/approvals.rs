@@ -8,7 +8,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::approval::APPROVAL_COLUMNS;
+use crate::db::record::{get, Record, RowError};
 use crate::domain::model::{Approval, ApprovalStatus, Board, TaskApprovalState};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::next_feed_seq;
@@ -25,8 +25,8 @@ pub async fn task_approval_state(
     let row = client
         .query_one(
             "SELECT \
-               coalesce(bool_or(a.status = 'pending'), false), \
-               coalesce(bool_or(a.status = 'approved'), false) \
+               coalesce(bool_or(a.status = 'pending'), false) AS has_pending, \
+               coalesce(bool_or(a.status = 'approved'), false) AS has_approved \
              FROM approvals a \
              WHERE a.board_id = $1 \
                AND (a.task_id = $2 OR EXISTS ( \
@@ -35,8 +35,8 @@ pub async fn task_approval_state(
         )
         .await?;
     Ok(TaskApprovalState {
-        has_pending: row.get(0),
-        has_approved: row.get(1),
+        has_pending: get(&row, "has_pending")?,
+        has_approved: get(&row, "has_approved")?,
     })
 }
 
@@ -55,16 +55,16 @@ pub async fn approval_counts(
                SELECT l.task_id, l.approval_id FROM approval_task_links l WHERE l.task_id = ANY($1) \
                UNION \
                SELECT a.task_id, a.id FROM approvals a WHERE a.task_id = ANY($1)) \
-             SELECT linked.task_id, count(*), count(*) FILTER (WHERE a.status = 'pending') \
+             SELECT linked.task_id, count(*) AS total, \
+               count(*) FILTER (WHERE a.status = 'pending') AS pending \
              FROM linked JOIN approvals a ON a.id = linked.approval_id \
              GROUP BY linked.task_id",
             &[&task_ids],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect())
+    rows.iter()
+        .map(|r| Ok((get(r, "task_id")?, (get(r, "total")?, get(r, "pending")?))))
+        .collect()
 }
 
 /// Fills the linked tasks (link rows, else the legacy primary `task_id`) and their titles.
@@ -84,9 +84,9 @@ async fn with_tasks(
     let mut links: HashMap<Uuid, Vec<(Uuid, Option<String>)>> = HashMap::new();
     for r in rows {
         links
-            .entry(r.get(0))
+            .entry(get(&r, "approval_id")?)
             .or_default()
-            .push((r.get(1), r.get(2)));
+            .push((get(&r, "task_id")?, get(&r, "title")?));
     }
     let legacy: Vec<Uuid> = approvals
         .iter()
@@ -97,8 +97,8 @@ async fn with_tasks(
         .query("SELECT id, title FROM tasks WHERE id = ANY($1)", &[&legacy])
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| Ok((get(r, "id")?, get(r, "title")?)))
+        .collect::<Result<_, RowError>>()?;
     for approval in &mut approvals {
         let linked = links.remove(&approval.id).unwrap_or_else(|| {
             approval
@@ -129,7 +129,7 @@ pub async fn list(
     let status = filter.status.map(ApprovalStatus::as_str);
     let page = fetch_page(
         client,
-        APPROVAL_COLUMNS,
+        Approval::COLUMNS,
         "FROM approvals a WHERE a.board_id = $1 AND ($2::text IS NULL OR a.status = $2)",
         "a.created_at DESC, a.id",
         &[&board_id, &status],
@@ -274,7 +274,10 @@ async fn ensure_no_pending(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut conflicts: Vec<(Uuid, Uuid)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut conflicts: Vec<(Uuid, Uuid)> = rows
+        .iter()
+        .map(|r| Ok((get(r, "task_id")?, get(r, "id")?)))
+        .collect::<Result<_, RowError>>()?;
     conflicts.sort_by_key(|(task, _)| task.to_string());
     Err(DomainError::Conflict(json!({
         "message": "Each task can have only one pending approval.",
@@ -331,7 +334,8 @@ pub async fn create(
                 "INSERT INTO approvals AS a (id, organization_id, board_id, task_id, agent_id, action_type, payload, \
                    confidence, rubric_scores, status, resolved_at, feed_seq) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $10 <> 'pending' THEN now() END, $11) \
-                 RETURNING {APPROVAL_COLUMNS}"
+                 RETURNING {columns}",
+                columns = Approval::COLUMNS
             ),
             &[
                 &id,
@@ -357,7 +361,7 @@ pub async fn create(
         &task_ids,
     )
     .await?;
-    Ok(with_tasks(client, vec![Approval::from_row(&row)])
+    Ok(with_tasks(client, vec![Approval::from_row(&row)?])
         .await?
         .remove(0))
 }
@@ -387,13 +391,14 @@ pub async fn update(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals a WHERE a.id = $1 AND a.board_id = $2 FOR UPDATE"
+                "SELECT {columns} FROM approvals a WHERE a.id = $1 AND a.board_id = $2 FOR UPDATE",
+                columns = Approval::COLUMNS
             ),
             &[&approval_id, &board.id],
         )
         .await?
         .ok_or_else(DomainError::not_found)?;
-    let current = with_tasks(client, vec![Approval::from_row(&row)])
+    let current = with_tasks(client, vec![Approval::from_row(&row)?])
         .await?
         .remove(0);
     let Some(status) = status else {
@@ -407,7 +412,8 @@ pub async fn update(
             &format!(
                 "UPDATE approvals a SET status = $2, feed_seq = $3, \
                    resolved_at = CASE WHEN $2 <> 'pending' THEN now() ELSE a.resolved_at END \
-                 WHERE a.id = $1 RETURNING {APPROVAL_COLUMNS}"
+                 WHERE a.id = $1 RETURNING {columns}",
+                columns = Approval::COLUMNS
             ),
             &[
                 &approval_id,
@@ -416,7 +422,7 @@ pub async fn update(
             ],
         )
         .await?;
-    let approval = with_tasks(client, vec![Approval::from_row(&row)])
+    let approval = with_tasks(client, vec![Approval::from_row(&row)?])
         .await?
         .remove(0);
     let notified = if approval.status != current.status {
@@ -437,13 +443,15 @@ pub async fn changed_after(
     let rows = client
         .query(
             &format!(
-                "SELECT {APPROVAL_COLUMNS}, a.feed_seq FROM approvals a \
-                 WHERE a.board_id = $1 AND a.feed_seq > $2 ORDER BY a.feed_seq LIMIT $3"
+                "SELECT {columns}, a.feed_seq FROM approvals a \
+                 WHERE a.board_id = $1 AND a.feed_seq > $2 ORDER BY a.feed_seq LIMIT $3",
+                columns = Approval::COLUMNS
             ),
             &[&board_id, &after, &limit],
         )
         .await?;
-    let seqs: Vec<i64> = rows.iter().map(|r| r.get(11)).collect();
-    let approvals = with_tasks(client, rows.iter().map(Approval::from_row).collect()).await?;
+    let seqs = rows.iter().map(|r| get::<i64>(r, "feed_seq"));
+    let seqs = seqs.collect::<Result<Vec<_>, _>>()?;
+    let approvals = with_tasks(client, Approval::from_rows(&rows)?).await?;
     Ok(seqs.into_iter().zip(approvals).collect())
 }

@@ -4,10 +4,11 @@
 use super::crud::find;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::model::{Actor, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::{self, NewActivity};
@@ -16,25 +17,15 @@ use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::non_empty;
 use crate::domain::{DomainError, DomainResult};
 
-/// `TaskCommentRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TaskComment {
-    pub id: Uuid,
-    pub message: Option<String>,
-    pub agent_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl TaskComment {
-    fn from_row(row: &Row) -> TaskComment {
-        TaskComment {
-            id: row.get(0),
-            message: row.get(1),
-            agent_id: row.get(2),
-            task_id: row.get(3),
-            created_at: row.get(4),
-        }
+crate::db::record! {
+    /// `TaskCommentRead`: a `task.comment` activity event (`activity_events a`).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct TaskComment in "a" {
+        pub id: Uuid,
+        pub message: Option<String>,
+        pub agent_id: Option<Uuid>,
+        pub task_id: Option<Uuid>,
+        pub created_at: DateTime<Utc>,
     }
 }
 
@@ -54,7 +45,7 @@ pub async fn comments(
     find(client, board.id, task_id, false).await?;
     fetch_page(
         client,
-        "a.id, a.message, a.agent_id, a.task_id, a.created_at",
+        TaskComment::COLUMNS,
         "FROM activity_events a WHERE a.task_id = $1 AND a.event_type = 'task.comment'",
         "a.created_at, a.id",
         &[&task_id],
@@ -120,19 +111,21 @@ async fn lead_may_comment(
             &[&task.id, &lead_id],
         )
         .await?;
-    let (auto_reason, name): (Option<String>, String) = (row.get(0), row.get(1));
+    let auto_reason: Option<String> = get(&row, "auto_reason")?;
+    let name: String = get(&row, "name")?;
     if auto_reason.as_deref() == Some(format!("lead_agent:{lead_id}").as_str()) {
         return Ok(true);
     }
     let comments: Vec<String> = client
         .query(
-            "SELECT coalesce(message, '') FROM activity_events WHERE task_id = $1 AND event_type = 'task.comment'",
+            "SELECT coalesce(message, '') AS message FROM activity_events \
+             WHERE task_id = $1 AND event_type = 'task.comment'",
             &[&task.id],
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, "message"))
+        .collect::<Result<_, _>>()?;
     Ok(comments.iter().any(|c| {
         mentions::extract(c)
             .iter()

@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::model::task::TASK_COLUMNS;
+use crate::db::record::{get, Record};
 use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::{self, NewActivity};
@@ -104,13 +104,15 @@ pub async fn find(
     lock: bool,
 ) -> DomainResult<TaskRow> {
     let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = $1 AND t.board_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
+        "SELECT {columns} FROM tasks t WHERE t.id = $1 AND t.board_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" },
+        columns = TaskRow::COLUMNS
     );
     client
         .query_opt(&sql, &[&task_id, &board_id])
         .await?
         .map(|r| TaskRow::from_row(&r))
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -136,7 +138,7 @@ pub async fn list(
         [&board.id, &statuses, &filter.assigned_agent_id, &unassigned];
     let page = fetch_page(
         client,
-        TASK_COLUMNS,
+        TaskRow::COLUMNS,
         "FROM tasks t WHERE t.board_id = $1 AND ($2::text[] IS NULL OR t.status = ANY($2)) \
          AND ($3::uuid IS NULL OR t.assigned_agent_id = $3) \
          AND (NOT $4 OR t.assigned_agent_id IS NULL)",
@@ -196,17 +198,20 @@ async fn agent_ref(
     organization_id: Uuid,
     agent_id: Uuid,
 ) -> DomainResult<Option<AgentRef>> {
-    Ok(client
+    let row = client
         .query_opt(
             "SELECT id, board_id, is_board_lead FROM agents WHERE id = $1 AND organization_id = $2",
             &[&agent_id, &organization_id],
         )
-        .await?
-        .map(|r| AgentRef {
-            id: r.get(0),
-            board_id: r.get(1),
-            is_board_lead: r.get(2),
-        }))
+        .await?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    Ok(Some(AgentRef {
+        id: get(&r, "id")?,
+        board_id: get(&r, "board_id")?,
+        is_board_lead: get(&r, "is_board_lead")?,
+    }))
 }
 
 /// A `created_by_user_id` must name a member of the board's organization.
@@ -254,8 +259,8 @@ pub async fn create(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?;
     let blocked: Vec<Uuid> = deps
         .iter()
         .filter(|d| blocked.contains(d))
@@ -296,7 +301,8 @@ pub async fn create(
                    due_at, in_progress_at, created_by_user_id, assigned_agent_id, auto_created, auto_reason) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'in_progress' THEN now() END, $9, $10, \
                    $11::text IS NOT NULL, $11) \
-                 RETURNING {TASK_COLUMNS}"
+                 RETURNING {columns}",
+                columns = TaskRow::COLUMNS
             ),
             &[
                 &task_id,
@@ -313,7 +319,7 @@ pub async fn create(
             ],
         )
         .await?;
-    let row = TaskRow::from_row(&row);
+    let row = TaskRow::from_row(&row)?;
     crate::domain::tasks::field_values::apply_on_create(
         client,
         board.id,
@@ -432,13 +438,16 @@ async fn has_recent_comment(
     };
     let row = client
         .query_opt(
-            "SELECT coalesce(btrim(message), '') <> '' FROM activity_events \
+            "SELECT coalesce(btrim(message), '') <> '' AS commented FROM activity_events \
              WHERE task_id = $1 AND event_type = 'task.comment' AND agent_id = $2 AND created_at >= $3 \
              ORDER BY created_at DESC LIMIT 1",
             &[&task_id, &author, &since],
         )
         .await?;
-    Ok(row.is_some_and(|r| r.get(0)))
+    match row {
+        Some(r) => Ok(get(&r, "commented")?),
+        None => Ok(false),
+    }
 }
 
 /// Updates a task as `actor`, under the rules of `task_rules`. Returns the read and the
@@ -571,7 +580,8 @@ async fn save(
                 "UPDATE tasks t SET title = coalesce($2, t.title), description = $3, \
                    priority = coalesce($4, t.priority), due_at = $5, status = $6, assigned_agent_id = $7, \
                    in_progress_at = $8, previous_in_progress_at = $9, updated_at = $10 \
-                 WHERE t.id = $1 RETURNING {TASK_COLUMNS}"
+                 WHERE t.id = $1 RETURNING {columns}",
+                columns = TaskRow::COLUMNS
             ),
             &[
                 &current.id,
@@ -587,24 +597,23 @@ async fn save(
             ],
         )
         .await?;
-    Ok(TaskRow::from_row(&row))
+    Ok(TaskRow::from_row(&row)?)
 }
 
 /// The unfinished tasks that depend on `task_id`, locked.
 async fn lock_dependents(client: &impl GenericClient, task_id: Uuid) -> DomainResult<Vec<TaskRow>> {
     let ids = dependencies::dependents(client, task_id).await?;
-    Ok(client
+    let rows = client
         .query(
             &format!(
-                "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
-                 ORDER BY t.id FOR UPDATE"
+                "SELECT {columns} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
+                 ORDER BY t.id FOR UPDATE",
+                columns = TaskRow::COLUMNS
             ),
             &[&ids],
         )
-        .await?
-        .iter()
-        .map(TaskRow::from_row)
-        .collect())
+        .await?;
+    Ok(TaskRow::from_rows(&rows)?)
 }
 
 /// A dependency's completion flipped: started dependents go back to the inbox when it was

@@ -5,60 +5,37 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record};
 use crate::domain::model::Principal;
 use crate::domain::support::access;
 use crate::domain::support::validation::{model_error, Invalid};
 use crate::domain::tasks::field_values::{full_match, value_problem, STRING_FIELD_TYPES};
 use crate::domain::{DomainError, DomainResult};
 
-/// `TaskCustomFieldDefinitionRead`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FieldDefinition {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub field_key: String,
-    pub label: String,
-    pub field_type: String,
-    pub ui_visibility: String,
-    pub validation_regex: Option<String>,
-    pub description: Option<String>,
-    pub required: bool,
-    #[schema(value_type = Option<Object>)]
-    pub default_value: Option<Value>,
-    pub board_ids: Vec<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The columns `FieldDefinition::from_row` reads, for a `task_custom_field_definitions d`
-/// query; the bound boards come in id order.
-const DEFINITION_COLUMNS: &str = "d.id, d.organization_id, d.field_key, d.label, d.field_type, \
-     d.ui_visibility, d.validation_regex, d.description, d.required, d.default_value, \
-     ARRAY(SELECT b.board_id FROM board_task_custom_fields b \
-           WHERE b.task_custom_field_definition_id = d.id ORDER BY b.board_id), \
-     d.created_at, d.updated_at";
-
-impl FieldDefinition {
-    fn from_row(row: &Row) -> FieldDefinition {
-        FieldDefinition {
-            id: row.get(0),
-            organization_id: row.get(1),
-            field_key: row.get(2),
-            label: row.get(3),
-            field_type: row.get(4),
-            ui_visibility: row.get(5),
-            validation_regex: row.get(6),
-            description: row.get(7),
-            required: row.get(8),
-            default_value: row.get(9),
-            board_ids: row.get(10),
-            created_at: row.get(11),
-            updated_at: row.get(12),
-        }
+crate::db::record! {
+    /// `TaskCustomFieldDefinitionRead`.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct FieldDefinition in "d" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub field_key: String,
+        pub label: String,
+        pub field_type: String,
+        pub ui_visibility: String,
+        pub validation_regex: Option<String>,
+        pub description: Option<String>,
+        pub required: bool,
+        #[schema(value_type = Option<Object>)]
+        pub default_value: Option<Value>,
+        /// The bound boards, in id order.
+        pub board_ids: Vec<Uuid> = "ARRAY(SELECT b.board_id FROM board_task_custom_fields b \
+            WHERE b.task_custom_field_definition_id = d.id ORDER BY b.board_id)",
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
@@ -213,8 +190,8 @@ async fn require_org_boards(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| get(r, "id"))
+        .collect::<Result<_, _>>()?;
     let mut invalid: Vec<Uuid> = board_ids
         .iter()
         .filter(|id| !found.contains(id))
@@ -238,14 +215,16 @@ async fn find(
     client
         .query_opt(
             &format!(
-                "SELECT {DEFINITION_COLUMNS} FROM task_custom_field_definitions d \
-                 WHERE d.id = $1 AND d.organization_id = $2 FOR UPDATE OF d"
+                "SELECT {columns} FROM task_custom_field_definitions d \
+                 WHERE d.id = $1 AND d.organization_id = $2 FOR UPDATE OF d",
+                columns = FieldDefinition::COLUMNS
             ),
             &[&definition_id, &organization_id],
         )
         .await?
         .as_ref()
         .map(FieldDefinition::from_row)
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -281,13 +260,14 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {DEFINITION_COLUMNS} FROM task_custom_field_definitions d \
-                 WHERE d.organization_id = $1 ORDER BY lower(d.label), d.created_at, d.id"
+                "SELECT {columns} FROM task_custom_field_definitions d \
+                 WHERE d.organization_id = $1 ORDER BY lower(d.label), d.created_at, d.id",
+                columns = FieldDefinition::COLUMNS
             ),
             &[&principal.organization.id],
         )
         .await?;
-    Ok(rows.iter().map(FieldDefinition::from_row).collect())
+    Ok(FieldDefinition::from_rows(&rows)?)
 }
 
 /// Creates a definition bound to `board_ids` (org admin). The answer lists the boards in

@@ -7,6 +7,7 @@ use serde_json::json;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::get;
 use crate::domain::support::validation::{dedupe, missing_ids};
 use crate::domain::{DomainError, DomainResult};
 
@@ -36,17 +37,19 @@ pub async fn for_tasks(
     }
     let rows = crate::db::typed::query(
         client,
-        "SELECT d.task_id, d.depends_on_task_id, t.status = 'done' \
+        "SELECT d.task_id, d.depends_on_task_id, t.status = 'done' AS done \
              FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_task_id \
              WHERE d.task_id = ANY($1) ORDER BY d.task_id, d.created_at, d.id",
         &[&task_ids],
     )
     .await?;
     for r in rows {
-        out.entry(r.get(0)).or_default().push(Dependency {
-            id: r.get(1),
-            done: r.get(2),
-        });
+        out.entry(get(&r, "task_id")?)
+            .or_default()
+            .push(Dependency {
+                id: get(&r, "depends_on_task_id")?,
+                done: get(&r, "done")?,
+            });
     }
     Ok(out)
 }
@@ -97,18 +100,18 @@ pub async fn validate(
     }
     // The graph without this task's current edges is acyclic, so the new edges close a
     // cycle exactly when the task is reachable from one of its new dependencies.
-    let cycle: bool = client
+    let row = client
         .query_one(
             "WITH RECURSIVE reach(id) AS ( \
                SELECT unnest($2::uuid[]) \
                UNION \
                SELECT d.depends_on_task_id FROM task_dependencies d JOIN reach r ON d.task_id = r.id \
                WHERE d.board_id = $1 AND d.task_id <> $3) \
-             SELECT EXISTS (SELECT 1 FROM reach WHERE id = $3)",
+             SELECT EXISTS (SELECT 1 FROM reach WHERE id = $3) AS cycle",
             &[&board_id, &unique, &task_id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let cycle: bool = get(&row, "cycle")?;
     if cycle {
         return Err(DomainError::conflict(
             "Dependency cycle detected. Remove the cycle before saving.",
@@ -143,15 +146,16 @@ pub async fn replace(
 
 /// The tasks that depend on `task_id`.
 pub async fn dependents(client: &impl GenericClient, task_id: Uuid) -> DomainResult<Vec<Uuid>> {
-    Ok(client
+    let rows = client
         .query(
             "SELECT task_id FROM task_dependencies WHERE depends_on_task_id = $1 ORDER BY created_at, id",
             &[&task_id],
         )
-        .await?
+        .await?;
+    Ok(rows
         .iter()
-        .map(|r| r.get(0))
-        .collect())
+        .map(|r| get(r, "task_id"))
+        .collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@ use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::model::task::TASK_COLUMNS;
+use crate::db::record::{get, Record, RowError};
 use crate::domain::model::{Approval, TaskRow};
-use crate::domain::support::activity::{
-    ActivityEvent, TaskCommentFeedItem, ACTIVITY_COLUMNS, COMMENT_FEED_COLUMNS, COMMENT_FEED_FROM,
-};
+use crate::domain::support::activity::{ActivityEvent, TaskCommentFeedItem, COMMENT_FEED_FROM};
 use crate::domain::support::streams::{stream_start, BATCH};
 use crate::domain::tasks::approvals;
 use crate::domain::tasks::comments::TaskComment;
@@ -56,17 +54,17 @@ pub async fn start(
     since: Option<DateTime<Utc>>,
 ) -> DomainResult<i64> {
     let first_sql = if feed == BoardFeed::Approvals {
-        "SELECT min(feed_seq) - 1 FROM approvals \
+        "SELECT min(feed_seq) - 1 AS first_seq FROM approvals \
          WHERE board_id = $1 AND (created_at >= $2 OR resolved_at >= $2)"
     } else {
-        "SELECT min(seq) - 1 FROM activity_events WHERE board_id = $1 AND created_at >= $2"
+        "SELECT min(seq) - 1 AS first_seq FROM activity_events WHERE board_id = $1 AND created_at >= $2"
     };
     stream_start(
         client,
         board_id,
         last_event_id,
         since,
-        "SELECT feed_seq FROM boards WHERE id = $1",
+        "SELECT feed_seq AS current_seq FROM boards WHERE id = $1",
         first_sql,
     )
     .await
@@ -89,31 +87,33 @@ async fn task_events(
     let rows = client
         .query(
             &format!(
-                "SELECT {ACTIVITY_COLUMNS}, a.seq FROM activity_events a \
+                "SELECT {columns}, a.seq FROM activity_events a \
                  WHERE a.board_id = $1 AND a.seq > $2 AND a.event_type = ANY($3) \
-                 ORDER BY a.seq LIMIT $4"
+                 ORDER BY a.seq LIMIT $4",
+                columns = ActivityEvent::COLUMNS
             ),
             &[&board_id, &after, &TASK_EVENT_TYPES.as_slice(), &BATCH],
         )
         .await?;
     let events: Vec<(i64, ActivityEvent)> = rows
         .iter()
-        .map(|r| (r.get(7), ActivityEvent::from_row(r)))
-        .collect();
+        .map(|r| Ok((get(r, "seq")?, ActivityEvent::from_row(r)?)))
+        .collect::<Result<_, RowError>>()?;
     let task_ids: Vec<Uuid> = events
         .iter()
         .filter(|(_, e)| e.event_type != "task.comment")
         .filter_map(|(_, e)| e.task_id)
         .collect();
-    let task_rows: Vec<TaskRow> = client
+    let task_rows = client
         .query(
-            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1)"),
+            &format!(
+                "SELECT {} FROM tasks t WHERE t.id = ANY($1)",
+                TaskRow::COLUMNS
+            ),
             &[&task_ids],
         )
-        .await?
-        .iter()
-        .map(TaskRow::from_row)
-        .collect();
+        .await?;
+    let task_rows = TaskRow::from_rows(&task_rows)?;
     let reads = tasks::reads(client, board_id, task_rows).await?;
     Ok(events
         .into_iter()
@@ -149,13 +149,13 @@ async fn approval_events(
     if changed.is_empty() {
         return Ok(Vec::new());
     }
-    let pending: i64 = client
+    let row = client
         .query_one(
-            "SELECT count(*) FROM approvals WHERE board_id = $1 AND status = 'pending'",
+            "SELECT count(*) AS pending FROM approvals WHERE board_id = $1 AND status = 'pending'",
             &[&board_id],
         )
-        .await?
-        .get(0);
+        .await?;
+    let pending: i64 = get(&row, "pending")?;
     let task_ids: Vec<Uuid> = changed
         .iter()
         .flat_map(|(_, a)| a.task_ids.iter().copied())
@@ -227,14 +227,15 @@ pub async fn comment_events(
     let rows = client
         .query(
             &format!(
-                "SELECT {COMMENT_FEED_COLUMNS} {COMMENT_FEED_FROM} AND a.created_at > $3 \
-                 ORDER BY a.created_at, a.id LIMIT $4"
+                "SELECT {columns} {COMMENT_FEED_FROM} AND a.created_at > $3 \
+                 ORDER BY a.created_at, a.id LIMIT $4",
+                columns = TaskCommentFeedItem::COLUMNS
             ),
             &[&organization_id, boards, &from, &BATCH],
         )
         .await?;
     let mut events = Vec::new();
-    for item in rows.iter().map(TaskCommentFeedItem::from_row) {
+    for item in TaskCommentFeedItem::from_rows(&rows)? {
         if cursor.recent.iter().any(|(_, id)| *id == item.id) {
             continue;
         }

@@ -8,42 +8,33 @@ use serde_json::{json, Map, Value};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::db::record::{get, Record, RowError};
 use crate::domain::{DomainError, DomainResult};
 
-/// A definition bound to a board, as task-side validation needs it.
-struct BoundField {
-    id: Uuid,
-    key: String,
-    field_type: String,
-    validation_regex: Option<String>,
-    required: bool,
-    default_value: Option<Value>,
+crate::db::record! {
+    /// A definition bound to a board, as task-side validation needs it.
+    struct BoundField in "d" {
+        id: Uuid,
+        key: String = "d.field_key",
+        field_type: String,
+        validation_regex: Option<String>,
+        required: bool,
+        default_value: Option<Value>,
+    }
 }
 
 async fn bound_fields(
     client: &impl GenericClient,
     board_id: Uuid,
 ) -> DomainResult<Vec<BoundField>> {
-    let rows = crate::db::typed::query(
-        client,
-        "SELECT d.id, d.field_key, d.field_type, d.validation_regex, d.required, d.default_value \
-             FROM task_custom_field_definitions d \
+    let sql = format!(
+        "SELECT {} FROM task_custom_field_definitions d \
              JOIN board_task_custom_fields b ON b.task_custom_field_definition_id = d.id \
              WHERE b.board_id = $1 ORDER BY d.field_key",
-        &[&board_id],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| BoundField {
-            id: r.get(0),
-            key: r.get(1),
-            field_type: r.get(2),
-            validation_regex: r.get(3),
-            required: r.get(4),
-            default_value: r.get(5),
-        })
-        .collect())
+        BoundField::COLUMNS
+    );
+    let rows = crate::db::typed::query(client, &sql, &[&board_id]).await?;
+    Ok(BoundField::from_rows(&rows)?)
 }
 
 /// Why `value` is not a valid value of `field_type`, if it is not. `null` is always valid here
@@ -188,8 +179,14 @@ pub async fn values_for_tasks(
     .await?;
     let stored: HashMap<(Uuid, Uuid), Option<Value>> = stored
         .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect();
+        .map(|r| {
+            let field = (
+                get(r, "task_id")?,
+                get(r, "task_custom_field_definition_id")?,
+            );
+            Ok((field, get(r, "value")?))
+        })
+        .collect::<Result<_, RowError>>()?;
     Ok(task_ids
         .iter()
         .map(|task_id| {

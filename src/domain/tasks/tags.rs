@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::record::{self, Record};
 use crate::domain::boards::groups::slug_words;
 use crate::domain::model::Principal;
 use crate::domain::support::access;
@@ -18,13 +19,15 @@ use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{dedupe, missing_ids, model_error, Invalid};
 use crate::domain::{DomainError, DomainResult};
 
-/// `TagRef`, embedded in task reads.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TagRef {
-    pub id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub color: String,
+crate::db::record! {
+    /// `TagRef`, embedded in task reads.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct TagRef in "t" {
+        pub id: Uuid,
+        pub name: String,
+        pub slug: String,
+        pub color: String,
+    }
 }
 
 /// Replaces the task's tags with `tag_ids` (deduplicated, order kept). Ids that are not
@@ -76,56 +79,34 @@ pub async fn tags_for_tasks(
     if task_ids.is_empty() {
         return Ok(out);
     }
-    let rows = crate::db::typed::query(
-        client,
-        "SELECT a.task_id, t.id, t.name, t.slug, t.color \
+    let sql = format!(
+        "SELECT {}, a.task_id \
              FROM tag_assignments a JOIN tags t ON t.id = a.tag_id \
              WHERE a.task_id = ANY($1) ORDER BY a.task_id, a.created_at, a.id",
-        &[&task_ids],
-    )
-    .await?;
+        TagRef::COLUMNS
+    );
+    let rows = crate::db::typed::query(client, &sql, &[&task_ids]).await?;
     for r in rows {
-        out.entry(r.get(0)).or_default().push(TagRef {
-            id: r.get(1),
-            name: r.get(2),
-            slug: r.get(3),
-            color: r.get(4),
-        });
+        out.entry(record::get(&r, "task_id")?)
+            .or_default()
+            .push(TagRef::from_row(&r)?);
     }
     Ok(out)
 }
 
-/// `TagRead`. `task_count` counts the tasks the tag is assigned to.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Tag {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub color: String,
-    pub description: Option<String>,
-    pub task_count: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The columns `Tag::from_row` reads, for a `tags t` query.
-const TAG_COLUMNS: &str = "t.id, t.organization_id, t.name, t.slug, t.color, t.description, \
-     (SELECT count(*) FROM tag_assignments a WHERE a.tag_id = t.id), t.created_at, t.updated_at";
-
-impl Tag {
-    fn from_row(row: &Row) -> Tag {
-        Tag {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            slug: row.get(3),
-            color: row.get(4),
-            description: row.get(5),
-            task_count: row.get(6),
-            created_at: row.get(7),
-            updated_at: row.get(8),
-        }
+crate::db::record! {
+    /// `TagRead`. `task_count` counts the tasks the tag is assigned to.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct Tag in "t" {
+        pub id: Uuid,
+        pub organization_id: Uuid,
+        pub name: String,
+        pub slug: String,
+        pub color: String,
+        pub description: Option<String>,
+        pub task_count: i64 = "(SELECT count(*) FROM tag_assignments a WHERE a.tag_id = t.id)",
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
     }
 }
 
@@ -217,7 +198,7 @@ pub async fn list(
     let params: [&(dyn ToSql + Sync); 1] = [&principal.organization.id];
     fetch_page(
         client,
-        TAG_COLUMNS,
+        Tag::COLUMNS,
         "FROM tags t WHERE t.organization_id = $1",
         "lower(t.name), t.created_at, t.id",
         &params,
@@ -240,13 +221,15 @@ async fn find(
     client
         .query_opt(
             &format!(
-                "SELECT {TAG_COLUMNS} FROM tags t WHERE t.id = $1 AND t.organization_id = $2{lock}"
+                "SELECT {columns} FROM tags t WHERE t.id = $1 AND t.organization_id = $2{lock}",
+                columns = Tag::COLUMNS
             ),
             &[&tag_id, &organization_id],
         )
         .await?
         .as_ref()
         .map(Tag::from_row)
+        .transpose()?
         .ok_or_else(DomainError::not_found)
 }
 
@@ -280,7 +263,8 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO tags AS t (id, organization_id, name, slug, color, description) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TAG_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {columns}",
+                columns = Tag::COLUMNS
             ),
             &[
                 &Uuid::new_v4(),
@@ -293,7 +277,7 @@ pub async fn create(
         )
         .await
         .map_err(slug_conflict)?;
-    Ok(Tag::from_row(&row))
+    Ok(Tag::from_row(&row)?)
 }
 
 pub async fn update(
@@ -338,13 +322,14 @@ pub async fn update(
         .query_one(
             &format!(
                 "UPDATE tags t SET name = $3, slug = $4, color = $5, description = $6, updated_at = now() \
-                 WHERE t.id = $1 AND t.organization_id = $2 RETURNING {TAG_COLUMNS}"
+                 WHERE t.id = $1 AND t.organization_id = $2 RETURNING {columns}",
+                columns = Tag::COLUMNS
             ),
             &[&tag.id, &org, &tag.name, &tag.slug, &tag.color, &tag.description],
         )
         .await
         .map_err(slug_conflict)?;
-    Ok(Tag::from_row(&row))
+    Ok(Tag::from_row(&row)?)
 }
 
 /// Deletes the tag; its assignments go with it by the schema's cascade.
@@ -366,20 +351,16 @@ pub async fn refs_of_org(
     client: &impl GenericClient,
     organization_id: Uuid,
 ) -> DomainResult<Vec<TagRef>> {
-    Ok(client
+    let rows = client
         .query(
-            "SELECT id, name, slug, color FROM tags WHERE organization_id = $1 ORDER BY lower(name), id",
+            &format!(
+                "SELECT {} FROM tags t WHERE t.organization_id = $1 ORDER BY lower(t.name), t.id",
+                TagRef::COLUMNS
+            ),
             &[&organization_id],
         )
-        .await?
-        .iter()
-        .map(|r| TagRef {
-            id: r.get(0),
-            name: r.get(1),
-            slug: r.get(2),
-            color: r.get(3),
-        })
-        .collect())
+        .await?;
+    Ok(TagRef::from_rows(&rows)?)
 }
 
 #[cfg(test)]
