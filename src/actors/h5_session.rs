@@ -18,10 +18,10 @@ use uuid::Uuid;
 use super::registry::{
     Address, Control, Delivery, Frame, RegisterH5, Router, SocketHandle, UnregisterH5,
 };
-use super::socket::{self, ConnectionSlot, Outbox};
+use super::socket::{self, Outbox};
 use crate::config::Settings;
 use crate::db::PgPool;
-use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal};
+use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal, Resend};
 use crate::domain::h5::users as h5_users;
 use crate::protocol::bus::RouteMessage;
 use crate::protocol::codes::{Close, ErrorCode};
@@ -326,18 +326,27 @@ async fn route(
     content: Value,
     id: Value,
 ) -> Result<Routed, String> {
+    let resend = Resend::of(
+        client_id.as_deref(),
+        &content,
+        deps.settings.h5.resend_window,
+    );
     let conn = deps.db.get().await.map_err(|e| e.to_string())?;
     let fast = match &cached {
-        Some(session) => {
-            h5_chat::store_user_message(&*conn, session, client_id.as_deref(), &content)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|(message, duplicate)| Accepted {
-                    session: session.clone(),
-                    message,
-                    duplicate,
-                })
-        }
+        Some(session) => h5_chat::store_user_message(
+            &*conn,
+            session,
+            client_id.as_deref(),
+            resend.as_ref(),
+            &content,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|(message, duplicate)| Accepted {
+            session: session.clone(),
+            message,
+            duplicate,
+        }),
         None => None,
     };
     let accepted = match fast {
@@ -348,6 +357,7 @@ async fn route(
             caller.organization_id,
             agent_id,
             client_id.as_deref(),
+            resend.as_ref(),
             &content,
         )
         .await

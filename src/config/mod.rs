@@ -133,6 +133,8 @@ pub struct H5Settings {
     pub login_max_failures: u32,
     pub login_max_failures_per_ip: u32,
     pub login_failure_window: Duration,
+    /// How long a chat frame's id and content identify it (docs/relay-protocol.md).
+    pub resend_window: Duration,
 }
 
 impl std::fmt::Debug for H5Settings {
@@ -422,6 +424,7 @@ fn load_h5(vars: &mut Vars, environment: Environment, auth: &Option<AuthMode>) -
             1,
             86_400,
         )),
+        resend_window: Duration::from_secs(vars.number("H5_RESEND_WINDOW_SECONDS", 1, 86_400)),
     }
 }
 

@@ -51,6 +51,7 @@ pub const SETTINGS: &[Spec] = &[
     s("H5_JWT_SECRET", None, "HS256 key for H5 access tokens, at least 32 characters and distinct from the admin token; required outside dev (dev falls back to a fixed development key)"),
     s("H5_JWT_ACCESS_TTL_MINUTES", Some("15"), "H5 access token lifetime"),
     s("H5_JWT_REFRESH_TTL_DAYS", Some("30"), "H5 refresh token lifetime"),
+    s("H5_RESEND_WINDOW_SECONDS", Some("120"), "an H5 chat frame with the same id and the same content as a message stored this recently is a resend (stored once, acked with the first message's id); ids that are UUIDs are resends at any age"),
     s("H5_LOGIN_MAX_FAILURES", Some("5"), "failed H5 logins allowed per username within the window before logins answer 429"),
     s("H5_LOGIN_MAX_FAILURES_PER_IP", Some("30"), "failed H5 logins allowed per client address within the window"),
     s("H5_LOGIN_FAILURE_WINDOW_SECONDS", Some("300"), "the window of the two limits above"),

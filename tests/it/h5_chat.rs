@@ -274,24 +274,60 @@ async fn a_reply_sent_while_the_user_is_away_arrives_on_resume() {
     assert_eq!(older.json["items"][0]["content"], "first");
 }
 
+/// The exact frame the shipped H5 app sends (`ws-client.ts`): its ids count from `local-1`
+/// again on every page load.
+fn app_frame(w: &World, id: &str, content: &str) -> String {
+    format!(
+        r#"{{"type":"chat","payload":{{"agent_id":"{}","content":"{content}","session_id":"route-param"}},"id":"{id}"}}"#,
+        w.agent
+    )
+}
+
+/// Sends one frame and returns its ack.
+async fn acked(user: &mut WsClient, frame: &str) -> Value {
+    user.send_text(frame).await;
+    next_of(user, "chat_ack").await
+}
+
 #[actix_web::test]
-async fn a_resent_frame_is_stored_and_routed_once() {
+async fn page_loads_that_reuse_local_ids_lose_nothing_and_resends_are_stored_once() {
     let server = Server::start().await;
     let w = world(&server).await;
     let mut gateway = gateway_link(&server, &w).await;
-    let mut user = h5(&server, &w).await;
-    user.send(chat(&w, "local-7", "once")).await;
+
+    // First page load.
+    let mut first = h5(&server, &w).await;
+    let a1 = acked(&mut first, &app_frame(&w, "local-1", "hello")).await;
+    let a2 = acked(&mut first, &app_frame(&w, "local-2", "how are you?")).await;
+    assert_eq!(a1["payload"]["duplicate"], false);
+    assert_eq!(a2["payload"]["duplicate"], false);
+    // The same frame again on a reconnect (its ack was lost): stored once, the same id.
+    drop(first);
+    let mut reconnected = h5(&server, &w).await;
+    let again = acked(&mut reconnected, &app_frame(&w, "local-2", "how are you?")).await;
+    assert_eq!(again["payload"]["duplicate"], true);
+    assert_eq!(again["payload"]["message_id"], a2["payload"]["message_id"]);
+
+    // A reload: the app starts at local-1 again, with new texts.
+    drop(reconnected);
+    let mut second = h5(&server, &w).await;
+    let b1 = acked(&mut second, &app_frame(&w, "local-1", "I am back")).await;
+    let b2 = acked(&mut second, &app_frame(&w, "local-2", "still there?")).await;
+    for ack in [&b1, &b2] {
+        assert_eq!(ack["payload"]["duplicate"], false, "{ack}");
+    }
+    assert_ne!(b1["payload"]["message_id"], a1["payload"]["message_id"]);
+
+    // Every message typed reached the gateway, once each, in order.
+    let mut delivered = Vec::new();
+    while delivered.len() < 4 {
+        let send = next_of(&mut gateway, "chat.send").await;
+        delivered.push(send["payload"]["content"].as_str().unwrap().to_string());
+    }
     assert_eq!(
-        next_of(&mut user, "chat_ack").await["payload"]["duplicate"],
-        false
+        delivered,
+        ["hello", "how are you?", "I am back", "still there?"]
     );
-    user.send(chat(&w, "local-7", "once")).await;
-    assert_eq!(
-        next_of(&mut user, "chat_ack").await["payload"]["duplicate"],
-        true
-    );
-    next_of(&mut gateway, "chat.send").await;
-    // Nothing but the gateway's own provisioning requests may follow.
     loop {
         match gateway.next(Duration::from_millis(500)).await {
             WsEvent::TimedOut => break,
@@ -299,15 +335,61 @@ async fn a_resent_frame_is_stored_and_routed_once() {
             other => panic!("routed twice: {other:?}"),
         }
     }
-    let stored: i64 = server
+    let stored: Vec<String> = server
         .db
         .client()
         .await
-        .query_one("SELECT count(*) FROM h5_chat_messages", &[])
+        .query(
+            "SELECT content #>> '{}' FROM h5_chat_messages ORDER BY user_seq",
+            &[],
+        )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(stored, 1);
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        stored,
+        ["hello", "how are you?", "I am back", "still there?"]
+    );
+}
+
+#[actix_web::test]
+async fn the_same_id_and_text_after_the_window_is_a_new_message_and_uuids_are_keys_for_good() {
+    let server = Server::builder()
+        .env("H5_RESEND_WINDOW_SECONDS", "1")
+        .start()
+        .await;
+    let w = world(&server).await;
+    let _gateway = gateway_link(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    let first = acked(&mut user, &app_frame(&w, "local-1", "hi")).await;
+    let uuid = Uuid::new_v4().to_string();
+    let keyed = acked(&mut user, &app_frame(&w, &uuid, "hi")).await;
+    assert_eq!(keyed["payload"]["duplicate"], false);
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    // Tomorrow's (here: a second later) first message of a page load, with the same text.
+    let later = acked(&mut user, &app_frame(&w, "local-1", "hi")).await;
+    assert_eq!(later["payload"]["duplicate"], false);
+    assert_ne!(
+        later["payload"]["message_id"],
+        first["payload"]["message_id"]
+    );
+    // A UUID id is a resend at any age; the same UUID with another text is a new message.
+    let resent = acked(&mut user, &app_frame(&w, &uuid, "hi")).await;
+    assert_eq!(resent["payload"]["duplicate"], true);
+    assert_eq!(
+        resent["payload"]["message_id"],
+        keyed["payload"]["message_id"]
+    );
+    let other = acked(&mut user, &app_frame(&w, &uuid, "bye")).await;
+    assert_eq!(other["payload"]["duplicate"], false);
+    // And `later` itself is now the one a quick resend matches.
+    let quick = acked(&mut user, &app_frame(&w, "local-1", "hi")).await;
+    assert_eq!(
+        quick["payload"]["message_id"],
+        later["payload"]["message_id"]
+    );
 }
 
 #[actix_web::test]

@@ -2,6 +2,8 @@
 //! stored before anything is routed (pub/sub is fire-and-forget), each with a global order
 //! (`seq`) so a reconnecting client can ask for everything after the last one it saw.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -73,51 +75,140 @@ impl Refusal {
     }
 }
 
-/// A user message, stored: `duplicate` when the same client id was stored before (it is
-/// not routed again).
+/// A user message, stored: `duplicate` when the frame resends a stored message (`Resend`;
+/// it is not routed again).
 pub struct Accepted {
     pub session: ChatSession,
     pub message: ChatMessage,
     pub duplicate: bool,
 }
 
-async fn insert_message(
+/// What makes a chat frame a resend of a stored user message (docs/relay-protocol.md,
+/// "Resends"): the same frame id and the same content, stored less than `window` ago — or
+/// at any age when the id is a UUID (a client that mints UUIDs means them to be unique).
+/// The shipped app restarts its ids at `local-1` on every page load, so an id alone is not
+/// a message's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resend {
+    /// The frame id and a digest of the content (`h5_chat_messages.resend_key`).
+    key: String,
+    /// `None`: the id is a UUID, a resend at any age.
+    window: Option<f64>,
+}
+
+impl Resend {
+    /// `None` for a frame without an id (it cannot be resent).
+    pub fn of(
+        client_message_id: Option<&str>,
+        content: &Value,
+        window: Duration,
+    ) -> Option<Resend> {
+        let id = client_message_id?;
+        let digest = crate::secrets::tokens::sha256_hex(&content.to_string());
+        Some(Resend {
+            key: format!("{id}:{digest}"),
+            window: Uuid::parse_str(id).is_err().then_some(window.as_secs_f64()),
+        })
+    }
+}
+
+/// The stored message that `resend` repeats, if it is recent enough to be one. An older
+/// message with the same key gives the key up (`None`: the frame is a new message, and the
+/// caller stores it again).
+async fn resent_message(
+    client: &impl GenericClient,
+    session_id: Uuid,
+    resend: &Resend,
+) -> DomainResult<Option<ChatMessage>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH prior AS ( \
+                   SELECT id, ($3::float8 IS NULL OR created_at > now() - make_interval(secs => $3)) AS recent \
+                   FROM h5_chat_messages WHERE session_id = $1 AND resend_key = $2), \
+                 released AS ( \
+                   UPDATE h5_chat_messages SET resend_key = NULL \
+                   WHERE id = (SELECT id FROM prior WHERE NOT recent) RETURNING id) \
+                 SELECT {} FROM h5_chat_messages m JOIN prior ON prior.id = m.id AND prior.recent",
+                ChatMessage::COLUMNS
+            ),
+            &[&session_id, &resend.key, &resend.window],
+        )
+        .await?;
+    Ok(row.as_ref().map(ChatMessage::from_row).transpose()?)
+}
+
+/// Stores a user message in `session` unless it resends a stored one (then that one, and
+/// `true`). `insert` runs the insert; `Ok(None)` from it means the resend key was taken.
+async fn store_once<C, F, Fut>(
+    client: &C,
+    session_id: Uuid,
+    resend: Option<&Resend>,
+    insert: F,
+) -> DomainResult<Option<(ChatMessage, bool)>>
+where
+    C: GenericClient,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = DomainResult<Inserted>>,
+{
+    // Twice at most: a key held by an old message is released by the first look.
+    for _ in 0..2 {
+        match insert().await? {
+            Inserted::Refused => return Ok(None),
+            Inserted::Stored(message) => return Ok(Some((message, false))),
+            Inserted::KeyTaken => {}
+        }
+        let Some(resend) = resend else { break };
+        if let Some(earlier) = resent_message(client, session_id, resend).await? {
+            return Ok(Some((earlier, true)));
+        }
+    }
+    Err(DomainError::Conflict(json!(
+        "the message's resend key stayed taken; send it again"
+    )))
+}
+
+/// What one insert of a user message did.
+enum Inserted {
+    Stored(ChatMessage),
+    /// A message with the same resend key is stored.
+    KeyTaken,
+    /// The check in the statement failed (the fast path's assignment).
+    Refused,
+}
+
+/// The user's next message number is taken under the user's row lock (`NEXT_USER_SEQ`); the
+/// message keeps its resend key unique in the session.
+async fn insert_user_message(
     client: &impl GenericClient,
     session: &ChatSession,
-    role: &str,
     client_message_id: Option<&str>,
+    resend: Option<&Resend>,
     content: &Value,
-    extra: Option<&Value>,
-) -> DomainResult<(ChatMessage, bool)> {
-    let inserted = client
+) -> DomainResult<Inserted> {
+    let key = resend.map(|r| r.key.as_str());
+    let row = client
         .query_opt(
             &format!(
                 "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq) \
-                 INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, next.message_seq FROM next \
-                 ON CONFLICT (session_id, role, client_message_id) DO NOTHING RETURNING {columns}",
+                 INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
+                 SELECT $1, $2, $3, $4, 'user', $5, $6, $7, next.message_seq FROM next \
+                 ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING RETURNING {columns}",
                 columns = ChatMessage::COLUMNS
             ),
-            &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &role, &client_message_id, content, &extra],
+            &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &client_message_id, &key, content],
         )
         .await?;
-    if let Some(row) = inserted {
-        client
-            .execute("UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() WHERE id = $1", &[&session.id])
-            .await?;
-        return Ok((ChatMessage::from_row(&row)?, false));
-    }
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT {} FROM h5_chat_messages m \
-                 WHERE m.session_id = $1 AND m.role = $2 AND m.client_message_id = $3",
-                ChatMessage::COLUMNS
-            ),
-            &[&session.id, &role, &client_message_id],
+    let Some(row) = row else {
+        return Ok(Inserted::KeyTaken);
+    };
+    client
+        .execute(
+            "UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() WHERE id = $1",
+            &[&session.id],
         )
         .await?;
-    Ok((ChatMessage::from_row(&row)?, true))
+    Ok(Inserted::Stored(ChatMessage::from_row(&row)?))
 }
 
 /// Checks the assignment, gets or creates the session (pointing at the agent's current
@@ -128,6 +219,7 @@ pub async fn accept_user_message(
     organization_id: Uuid,
     agent_id: Uuid,
     client_message_id: Option<&str>,
+    resend: Option<&Resend>,
     content: &Value,
 ) -> DomainResult<Result<Accepted, Refusal>> {
     let assignment = client
@@ -157,8 +249,13 @@ pub async fn accept_user_message(
         )
         .await?;
     let session = ChatSession::from_row(&row)?;
+    let stored = store_once(client, session.id, resend, || {
+        insert_user_message(client, &session, client_message_id, resend, content)
+    })
+    .await?;
+    // This insert checks nothing that could refuse it.
     let (message, duplicate) =
-        insert_message(client, &session, "user", client_message_id, content, None).await?;
+        stored.ok_or_else(|| DomainError::conflict("the message was not stored; send it again"))?;
     Ok(Ok(Accepted {
         session,
         message,
@@ -185,7 +282,7 @@ pub async fn accept_reply(
                  ins AS ( \
                    INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
                    SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
-                   ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
+                   ON CONFLICT (session_id, client_message_id) WHERE role = 'assistant' DO NOTHING \
                    RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
                  touch AS ( \
                    UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
@@ -460,8 +557,23 @@ pub async fn store_user_message(
     client: &impl GenericClient,
     session: &ChatSession,
     client_message_id: Option<&str>,
+    resend: Option<&Resend>,
     content: &Value,
 ) -> DomainResult<Option<(ChatMessage, bool)>> {
+    store_once(client, session.id, resend, || {
+        insert_checked(client, session, client_message_id, resend, content)
+    })
+    .await
+}
+
+async fn insert_checked(
+    client: &impl GenericClient,
+    session: &ChatSession,
+    client_message_id: Option<&str>,
+    resend: Option<&Resend>,
+    content: &Value,
+) -> DomainResult<Inserted> {
+    let key = resend.map(|r| r.key.as_str());
     let row = client
         .query_one(
             &format!(
@@ -470,9 +582,9 @@ pub async fn store_user_message(
                WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
              next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) RETURNING message_seq), \
              ins AS ( \
-               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, user_seq) \
-               SELECT $5, $1, $2, $3, 'user', $6, $7, (SELECT message_seq FROM next) FROM allowed \
-               ON CONFLICT (session_id, role, client_message_id) DO NOTHING \
+               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
+               SELECT $5, $1, $2, $3, 'user', $6, $7, $8, (SELECT message_seq FROM next) FROM allowed \
+               ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING \
                RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
              touch AS ( \
                UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
@@ -481,25 +593,14 @@ pub async fn store_user_message(
              FROM (SELECT 1) AS one LEFT JOIN ins m ON true",
                 columns = ChatMessage::COLUMNS
             ),
-            &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, content],
+            &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, &key, content],
         )
         .await?;
     if !get::<bool>(&row, "allowed")? {
-        return Ok(None);
+        return Ok(Inserted::Refused);
     }
     if get(&row, "stored")? {
-        return Ok(Some((ChatMessage::from_row(&row)?, false)));
+        return Ok(Inserted::Stored(ChatMessage::from_row(&row)?));
     }
-    // A resend: the stored original.
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT {} FROM h5_chat_messages m \
-                 WHERE m.session_id = $1 AND m.role = 'user' AND m.client_message_id = $2",
-                ChatMessage::COLUMNS
-            ),
-            &[&session.id, &client_message_id],
-        )
-        .await?;
-    Ok(Some((ChatMessage::from_row(&row)?, true)))
+    Ok(Inserted::KeyTaken)
 }
