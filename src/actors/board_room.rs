@@ -74,6 +74,8 @@ pub struct BoardRooms {
     db: PgPool,
     feeds: Addr<FeedHub>,
     rooms: HashMap<Uuid, OpenRoom>,
+    /// Shutdown has begun (`CloseAll`): a session that joins now is told to close.
+    closing: bool,
 }
 
 impl BoardRooms {
@@ -82,6 +84,7 @@ impl BoardRooms {
             db,
             feeds,
             rooms: HashMap::new(),
+            closing: false,
         }
     }
 }
@@ -96,6 +99,9 @@ impl Handler<Join> for BoardRooms {
     type Result = ();
 
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
+        if self.closing {
+            return msg.member.socket.control.do_send(Control::GoingAway);
+        }
         let (room, members) = self.rooms.entry(msg.board_id).or_insert_with(|| {
             let room = BoardRoom::new(msg.board_id, self.db.clone(), self.feeds.clone()).start();
             (room, HashMap::new())
@@ -127,6 +133,7 @@ impl Handler<CloseAll> for BoardRooms {
     type Result = usize;
 
     fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
+        self.closing = true;
         let mut count = 0;
         for control in self.rooms.values().flat_map(|(_, m)| m.values()) {
             control.do_send(Control::GoingAway);

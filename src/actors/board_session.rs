@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::board_events::BoardEvents;
 use super::board_room::{BoardRooms, Join, Leave, Member, Resync, SyncEvent};
 use super::registry::{Control, SocketHandle};
-use super::socket::{self, ConnectionSlot, Outbox};
+use super::socket::{self, Outbox};
 use super::suggestions::{self, SuggestionHubs, LISTENER_QUEUE};
 use crate::config::Settings;
 use crate::db::in_transaction;
@@ -59,7 +59,7 @@ pub struct BoardSession {
     early: Vec<SyncEvent>,
     loading: bool,
     last_frame: Instant,
-    slot: Option<ConnectionSlot>,
+    slot: socket::Slot,
     outbox: Outbox,
 }
 
@@ -68,7 +68,7 @@ impl BoardSession {
         deps: BoardDeps,
         board_id: Option<Uuid>,
         token: Option<String>,
-        slot: Option<ConnectionSlot>,
+        slot: socket::Slot,
         outbox: Outbox,
     ) -> BoardSession {
         BoardSession {
@@ -341,7 +341,7 @@ impl Actor for BoardSession {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if socket::refuse_over_capacity(ctx, &self.slot) {
+        if socket::refuse_without_slot(ctx, &self.slot) {
             return;
         }
         socket::keep_alive(ctx, &self.deps.settings.ws, |act| act.last_frame, |_, _| {});

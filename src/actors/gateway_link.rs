@@ -61,7 +61,7 @@ pub struct GatewayLink {
     presence: Option<String>,
     last_frame: Instant,
     last_touch: Option<Instant>,
-    slot: Option<ConnectionSlot>,
+    slot: socket::Slot,
     /// What this socket has queued for its client (see `socket::Outbox`).
     outbox: Outbox,
     /// Set when a newer link took over: this one's end is not the gateway going away.
@@ -80,7 +80,7 @@ impl GatewayLink {
         deps: LinkDeps,
         gateway_id: Uuid,
         peer: String,
-        slot: Option<ConnectionSlot>,
+        slot: socket::Slot,
         outbox: Outbox,
     ) -> GatewayLink {
         GatewayLink {

@@ -54,7 +54,7 @@ pub struct H5Session {
     caller: Option<Caller>,
     authenticating: bool,
     last_frame: Instant,
-    slot: Option<ConnectionSlot>,
+    slot: socket::Slot,
     /// What this socket has queued for its client (see `socket::Outbox`).
     outbox: Outbox,
     /// The chat session with each agent, once known: later messages take the one-statement
@@ -72,7 +72,7 @@ enum Routed {
 impl H5Session {
     /// `slot` is `None` when the instance is at its connection limit: the socket is then
     /// closed right away with 1013.
-    pub fn new(deps: H5Deps, slot: Option<ConnectionSlot>, outbox: Outbox) -> H5Session {
+    pub fn new(deps: H5Deps, slot: socket::Slot, outbox: Outbox) -> H5Session {
         H5Session {
             deps,
             socket_id: Uuid::new_v4(),
@@ -436,7 +436,7 @@ impl Actor for H5Session {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if socket::refuse_over_capacity(ctx, &self.slot) {
+        if socket::refuse_without_slot(ctx, &self.slot) {
             return;
         }
         let ws = &self.deps.settings.ws;

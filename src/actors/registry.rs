@@ -163,7 +163,8 @@ pub enum Delivery {
     Offline,
 }
 
-/// Tells every socket to close with "going away"; answers how many were told.
+/// Tells every socket to close with "going away", and every socket that registers from now
+/// on; answers how many were told.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CloseAll;
@@ -230,6 +231,9 @@ pub struct Registry {
     presence: Arc<Presence>,
     gateways: HashMap<Uuid, GatewayEntry>,
     users: HashMap<Uuid, HashMap<Uuid, SocketHandle>>,
+    /// Shutdown has begun (`CloseAll`): a socket that registers now (it authenticated
+    /// late) is told to close at once instead of holding the process up.
+    closing: bool,
 }
 
 impl Registry {
@@ -239,6 +243,7 @@ impl Registry {
             presence,
             gateways: HashMap::new(),
             users: HashMap::new(),
+            closing: false,
         }
     }
 
@@ -297,6 +302,9 @@ impl Handler<RegisterGateway> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterGateway, ctx: &mut Context<Self>) {
+        if self.closing {
+            return msg.socket.control.do_send(Control::GoingAway);
+        }
         let entry = GatewayEntry {
             link_id: msg.link_id,
             socket: msg.socket,
@@ -393,6 +401,9 @@ impl Handler<RegisterH5> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterH5, ctx: &mut Context<Self>) {
+        if self.closing {
+            return msg.socket.control.do_send(Control::GoingAway);
+        }
         let sockets = self.users.entry(msg.user_id).or_default();
         sockets.insert(msg.socket_id, msg.socket);
         if sockets.len() == 1 {
@@ -451,6 +462,7 @@ impl Handler<CloseAll> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
+        self.closing = true;
         let sockets = self
             .gateways
             .values()

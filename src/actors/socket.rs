@@ -1,7 +1,7 @@
 //! What every WebSocket actor shares: sending `protocol` frames, error frames, closing with
 //! a `protocol::codes::Close`, and the per-instance connection limit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,21 +59,24 @@ pub fn too_large<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, len: usize, limit
     true
 }
 
-/// Closes a socket that did not get one of the instance's connection slots (1013); `true`
-/// when it did.
-pub fn refuse_over_capacity<A: Actor<Context = Ctx<A>>>(
-    ctx: &mut Ctx<A>,
-    slot: &Option<ConnectionSlot>,
-) -> bool {
-    if slot.is_some() {
-        return false;
+/// Closes a socket that did not get one of the instance's connection slots: 1013 when all
+/// are taken, 1001 when the instance is shutting down; `true` when it did.
+pub fn refuse_without_slot<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, slot: &Slot) -> bool {
+    match slot {
+        Ok(_) => false,
+        Err(NoSlot::Full) => {
+            close(
+                ctx,
+                Close::TryAgainLater,
+                "server at connection limit, retry",
+            );
+            true
+        }
+        Err(NoSlot::ShuttingDown) => {
+            close(ctx, Close::GoingAway, "server shutting down");
+            true
+        }
     }
-    close(
-        ctx,
-        Close::TryAgainLater,
-        "server at connection limit, retry",
-    );
-    true
 }
 
 /// Pings the client every WS_HEARTBEAT_INTERVAL_SECONDS and closes the socket (4008) when
@@ -186,24 +189,52 @@ where
     Ok(res.streaming(body))
 }
 
+/// The instance's open sockets, and whether it still takes new ones (not once shutdown has
+/// begun: a socket that opened after the others were told to close would keep the process
+/// up).
+#[derive(Debug, Default)]
+pub struct Sockets {
+    open: AtomicUsize,
+    closing: AtomicBool,
+}
+
+impl Sockets {
+    /// From now on every new socket is refused with 1001.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+}
+
 /// One of the instance's WS_MAX_CONNECTIONS_PER_INSTANCE socket slots, given back on drop.
-pub struct ConnectionSlot(Arc<AtomicUsize>);
+pub struct ConnectionSlot(Arc<Sockets>);
+
+/// Why a socket got no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSlot {
+    Full,
+    ShuttingDown,
+}
+
+pub type Slot = Result<ConnectionSlot, NoSlot>;
 
 impl ConnectionSlot {
-    /// A slot, or `None` when all are taken.
-    pub fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
-        counter
+    pub fn take(sockets: &Arc<Sockets>, max: usize) -> Slot {
+        if sockets.closing.load(Ordering::Acquire) {
+            return Err(NoSlot::ShuttingDown);
+        }
+        sockets
+            .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| ConnectionSlot(counter.clone()))
+            .map(|_| ConnectionSlot(sockets.clone()))
+            .map_err(|_| NoSlot::Full)
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -224,11 +255,16 @@ mod tests {
 
     #[test]
     fn slots_are_limited_and_given_back() {
-        let counter = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::new(Sockets::default());
         let a = ConnectionSlot::take(&counter, 2).unwrap();
         let _b = ConnectionSlot::take(&counter, 2).unwrap();
-        assert!(ConnectionSlot::take(&counter, 2).is_none());
+        assert_eq!(ConnectionSlot::take(&counter, 2).err(), Some(NoSlot::Full));
         drop(a);
-        assert!(ConnectionSlot::take(&counter, 2).is_some());
+        assert!(ConnectionSlot::take(&counter, 2).is_ok());
+        counter.close();
+        assert_eq!(
+            ConnectionSlot::take(&counter, 2).err(),
+            Some(NoSlot::ShuttingDown)
+        );
     }
 }

@@ -402,3 +402,128 @@ async fn sim_connected(server: &Server) -> bool {
         .json["is_connected"]
         == true
 }
+
+/// Clients that keep connecting while the server shuts down: a relay link that
+/// authenticates (and reconnects when closed), an H5 socket that never authenticates, and a
+/// TCP connection that never sends a byte. None may keep the process alive past
+/// SHUTDOWN_TIMEOUT_SECONDS. `MC_SHUTDOWN_ROUNDS` repeats it (the note's 20 shutdowns).
+#[actix_web::test]
+async fn reconnecting_clients_do_not_hold_a_shutdown_past_its_timeout() {
+    let rounds: usize = std::env::var("MC_SHUTDOWN_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2);
+    for round in 0..rounds {
+        let mut server = Server::builder()
+            .env("SHUTDOWN_TIMEOUT_SECONDS", "3")
+            .start()
+            .await;
+        let (gateway, relay_token) = registered(&server, "Office").await;
+        let base = server.base.replacen("http", "ws", 1);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for kind in 0..3 {
+            let (base, gateway, relay_token, stop) = (
+                base.clone(),
+                gateway.clone(),
+                relay_token.clone(),
+                stop.clone(),
+            );
+            let addr = server.base.trim_start_matches("http://").to_string();
+            clients.push(actix_web::rt::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match kind {
+                        0 => relink(&base, &gateway, &relay_token).await,
+                        1 => {
+                            let url = format!("{base}/ws/h5/chat");
+                            let held = awc::Client::new().ws(url).connect().await;
+                            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+                            drop(held);
+                        }
+                        _ => {
+                            let held = actix_web::rt::net::TcpStream::connect(&addr).await;
+                            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                            drop(held);
+                        }
+                    }
+                }
+            }));
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) }, 0);
+        let status = server.wait_exit(Duration::from_secs(10));
+        let took = started.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for client in clients {
+            client.abort();
+        }
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "round {round}: not stopped within 10 s\n{}",
+            server.log()
+        );
+        eprintln!("shutdown {round}: exited after {took:?}");
+        // The timeout is 3 s; the watchdog's margin is 2 s.
+        assert!(took < Duration::from_secs(6), "round {round}: {took:?}");
+    }
+}
+
+/// Links as a relay gateway and holds the link until the server closes it.
+async fn relink(base: &str, gateway: &str, relay_token: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    let url = format!("{base}/ws/gateway/{gateway}/relay");
+    let Ok((_, mut ws)) = awc::Client::new().ws(url).connect().await else {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        return;
+    };
+    let auth = json!({"type": "auth", "payload": {"relay_token": relay_token}}).to_string();
+    if ws.send(awc::ws::Message::Text(auth.into())).await.is_err() {
+        return;
+    }
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
+/// The console's gateway form refuses URLs without `ws(s)://` and an explicit port; what a
+/// gateway registers is stored in that form, so an admin can edit and save it.
+#[actix_web::test]
+async fn registered_urls_are_stored_as_the_console_accepts_them() {
+    let server = Server::start().await;
+    let org = org_id(&server).await;
+    let token = issue_token(&server).await;
+    let register = |name: &'static str, url: &'static str| {
+        let body = json!({"organization_id": org, "registration_token": token, "name": name,
+                          "url": url, "workspace_root": "/srv/agents"});
+        let server = &server;
+        async move {
+            server
+                .call(
+                    Method::POST,
+                    "/api/v1/gateway-registry/register",
+                    None,
+                    Some(&body.to_string()),
+                )
+                .await
+        }
+    };
+    for (name, url, stored) in [
+        ("plain", "http://office.local", "ws://office.local:18789"),
+        (
+            "tls",
+            "https://gw.example.com/",
+            "wss://gw.example.com:18789",
+        ),
+        ("kept", "ws://10.0.0.2:9000", "ws://10.0.0.2:9000"),
+    ] {
+        let reply = register(name, url).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let id = reply.json["gateway_id"].as_str().unwrap();
+        let gateway = server.admin_get(&format!("/api/v1/gateways/{id}")).await;
+        assert_eq!(gateway.json["url"], stored, "{url}");
+    }
+    let refused = register("bad", "ftp://office.local").await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("url"), "{}", refused.text);
+}
