@@ -48,16 +48,21 @@ fn newest_first(page: &Value) -> bool {
     times.windows(2).all(|w| w[0] >= w[1])
 }
 
-/// Task-bound events of the given boards, counted in the database.
-async fn task_events(server: &Server, boards: &[&Value]) -> i64 {
+/// What users see of the given boards, counted in the database: task events and the
+/// lifecycle of agents (never heartbeats); with `boardless`, also the events of no board
+/// (a member who reads every board sees those).
+async fn visible_events(server: &Server, boards: &[&Value], boardless: bool) -> i64 {
     let ids: Vec<Uuid> = boards.iter().map(|b| uuid(b)).collect();
     server
         .db
         .client()
         .await
         .query_one(
-            "SELECT count(*) FROM activity_events WHERE task_id IS NOT NULL AND board_id = ANY($1)",
-            &[&ids],
+            "SELECT count(*) FROM activity_events \
+              WHERE (board_id = ANY($1) OR ($2 AND board_id IS NULL)) \
+                AND (task_id IS NOT NULL OR event_type LIKE 'gateway.%' \
+                     OR (event_type LIKE 'agent.%' AND event_type <> 'agent.heartbeat'))",
+            &[&ids, &boardless],
         )
         .await
         .unwrap()
@@ -65,7 +70,7 @@ async fn task_events(server: &Server, boards: &[&Value]) -> i64 {
 }
 
 #[actix_web::test]
-async fn the_activity_feed_shows_task_events_of_readable_boards_newest_first() {
+async fn the_activity_feed_shows_task_and_agent_events_of_readable_boards_newest_first() {
     let server = Server::start().await;
     let a = board(&server).await;
     let b = board(&server).await;
@@ -73,7 +78,7 @@ async fn the_activity_feed_shows_task_events_of_readable_boards_newest_first() {
     update_task(&server, &a1, json!({"status": "in_progress"})).await;
     let b1 = create_task(&server, &b, json!({"title": "On B"})).await;
     comment(&server, &b1, "latest word").await;
-    // A task-less event is never shown to users.
+    // Heartbeats are never shown to users.
     server
         .db
         .client()
@@ -87,8 +92,12 @@ async fn the_activity_feed_shows_task_events_of_readable_boards_newest_first() {
         .unwrap();
 
     let all = page(&server, "/api/v1/activity").await;
-    let expected = task_events(&server, &[&a, &b]).await;
+    let expected = visible_events(&server, &[&a, &b], true).await;
     assert!(expected >= 4, "created, status change, created, comment");
+    // The gateway's main agent was asked for when its gateway was created.
+    assert!(items(&page(&server, "/api/v1/activity").await)
+        .iter()
+        .any(|i| i["event_type"] == "agent.provision.requested"),);
     assert_eq!(all["total"], expected);
     assert_eq!(
         (all["limit"].clone(), all["offset"].clone()),
@@ -134,8 +143,10 @@ async fn the_activity_feed_shows_task_events_of_readable_boards_newest_first() {
 
     grant_only(&server, &[&a]).await;
     let only_a = page(&server, "/api/v1/activity").await;
-    assert_eq!(only_a["total"], task_events(&server, &[&a]).await);
-    assert!(items(&only_a).iter().all(|i| i["task_id"] == a1["id"]));
+    assert_eq!(only_a["total"], visible_events(&server, &[&a], false).await);
+    assert!(items(&only_a)
+        .iter()
+        .all(|i| i["task_id"] == a1["id"] || i["task_id"].is_null()));
 
     switch_to_new_org(&server).await;
     assert_eq!(page(&server, "/api/v1/activity").await["total"], 0);

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::model::Agent;
 use crate::domain::outbox::commands::{self as gateway_commands, Command, NewCommand, Target};
+use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::DomainResult;
 
 pub const CREATE: &str = "agents.create";
@@ -43,7 +44,9 @@ fn spec(agent: &Agent) -> Value {
     })
 }
 
-/// `agents.create` or `agents.update`; the frame carries a fresh token for the gateway.
+/// `agents.create` or `agents.update`; the frame carries a fresh token for the gateway. The
+/// agent's activity says it was asked for (`agent.provision.requested` /
+/// `agent.update.requested`); the answer records how it ended (`gateways::requests`).
 pub async fn provision(
     client: &impl GenericClient,
     organization_id: Uuid,
@@ -52,6 +55,28 @@ pub async fn provision(
 ) -> DomainResult<Command> {
     let mut params = spec(agent);
     params["rotate_token"] = json!(true);
+    let (event_type, message) = match method {
+        UPDATE => (
+            "agent.update.requested",
+            format!("Update requested for {}.", agent.name),
+        ),
+        _ => (
+            "agent.provision.requested",
+            format!("Provisioning requested for {}.", agent.name),
+        ),
+    };
+    activity::record(
+        client,
+        NewActivity {
+            organization_id,
+            board_id: agent.board_id,
+            event_type,
+            message: Some(message),
+            agent_id: Some(agent.id),
+            task_id: None,
+        },
+    )
+    .await?;
     request(client, organization_id, agent, method, params).await
 }
 

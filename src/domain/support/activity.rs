@@ -83,9 +83,12 @@ pub async fn next_feed_seq(client: &impl GenericClient, board_id: Uuid) -> Domai
     Ok(get(&row, "feed_seq")?)
 }
 
-/// The feed a user sees: events tied to a task on a board they can read, newest first.
-/// Task-less events (heartbeats, gateway notices) are not shown to users, as in the
-/// reference. Agents (who see their own events) come with agent authentication.
+/// The feed a user sees, newest first: events tied to a task, and the lifecycle of agents
+/// (provisioning asked for and ended, updates, deletion, nudges: the console's agent page
+/// lists these) on boards they can read; members who read every board also see the
+/// board-less ones (gateway connections, gateway-main agents). Heartbeats stay out, as in
+/// the reference, which hid every task-less event. Agents (who see their own events) come
+/// with agent authentication.
 pub async fn list_for_user(
     client: &impl GenericClient,
     principal: &Principal,
@@ -96,7 +99,9 @@ pub async fn list_for_user(
     fetch_page(
         client,
         ActivityEvent::COLUMNS,
-        "FROM activity_events a WHERE a.organization_id = $1 AND a.task_id IS NOT NULL \
+        "FROM activity_events a WHERE a.organization_id = $1 \
+         AND (a.task_id IS NOT NULL OR a.event_type LIKE 'gateway.%' \
+              OR (a.event_type LIKE 'agent.%' AND a.event_type <> 'agent.heartbeat')) \
          AND ($2::uuid[] IS NULL OR a.board_id = ANY($2))",
         "a.created_at DESC, a.id DESC",
         &params,
