@@ -6,11 +6,11 @@
 //! |---|---|
 //! | [`http`] | routes per group; handlers parse, authorize, call `domain`, hand effects to `actors` |
 //! | [`auth`] | who is calling: admin, agent and H5 extractors, the login throttle |
-//! | [`actors`] | sockets, the routing door (`registry::Router`), the Redis bridge, fan-out hubs, singletons |
+//! | [`actors`] | sockets, the routing door (`registry::Router`), the Redis bridge, fan-out hubs, singletons, the OpenClaw gateways we dial |
 //! | [`domain`] | every rule and query: `model` (shared records), `support`, `outbox`, one wing per area |
-//! | [`protocol`] | the wire, typed: socket frames, bus channels and messages, close and error codes |
+//! | [`protocol`] | the wire, typed: socket frames, OpenClaw's protocol, bus channels and messages, close and error codes |
 //! | [`db`] | pool, migrations, typed queries, rows by name, the transaction macro, Redis pool |
-//! | [`secrets`] | tokens, passwords, agent tokens, H5 JWTs |
+//! | [`secrets`] | tokens, passwords, agent tokens, H5 JWTs, the device key |
 //! | [`config`] | typed settings from the environment |
 //! | [`error`] | `ApiError` → status and `{"detail": ...}` |
 //! | [`server`], [`state`] | start-up, shutdown, what handlers share |

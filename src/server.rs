@@ -13,8 +13,10 @@ use crate::actors::bridge::Bridge;
 use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
+use crate::actors::openclaw::{GatewayOwners, Release};
 use crate::actors::presence::Presence;
 use crate::actors::registry::{CloseAll, Registry, Router};
+use crate::actors::socket::Sockets;
 use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
@@ -80,9 +82,14 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         webhook_throttle,
         router,
         rpc,
+        device: Default::default(),
         presence,
         sockets: Default::default(),
     });
+    let owners = {
+        let (link, device) = (state.link_deps(), state.device.clone());
+        Supervisor::start(move |_| GatewayOwners::new(link.clone(), device.clone()))
+    };
     {
         let (db, threshold, instance_id) = (
             state.db.clone(),
@@ -91,7 +98,13 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         );
         Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id));
     }
-    let sockets = (state.router.registry().clone(), state.board_rooms.clone());
+    let closers = Closers {
+        registry: state.router.registry().clone(),
+        board_rooms: state.board_rooms.clone(),
+        owners,
+        sockets: state.sockets.clone(),
+        timeout: settings.shutdown_timeout,
+    };
     let server = HttpServer::new(move || http::app(state.clone()))
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
@@ -99,7 +112,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .bind(settings.bind)
         .map_err(|e| format!("BIND: cannot listen on {}: {e}", settings.bind))?
         .run();
-    actix::spawn(graceful_shutdown(server.handle(), sockets));
+    actix::spawn(graceful_shutdown(server.handle(), closers));
     tracing::info!(
         bind = %settings.bind,
         instance_id = %settings.instance_id,
@@ -111,13 +124,21 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// On SIGTERM or SIGINT: close every socket with a "going away" frame (clients reconnect to
-/// another instance), then stop accepting and let in-flight requests finish, bounded by
-/// SHUTDOWN_TIMEOUT_SECONDS. The process then exits 0.
-async fn graceful_shutdown(
-    server: actix_web::dev::ServerHandle,
-    (registry, board_rooms): (actix::Addr<Registry>, actix::Addr<BoardRooms>),
-) {
+/// What shutdown closes.
+struct Closers {
+    registry: actix::Addr<Registry>,
+    board_rooms: actix::Addr<BoardRooms>,
+    owners: actix::Addr<GatewayOwners>,
+    sockets: std::sync::Arc<Sockets>,
+    timeout: std::time::Duration,
+}
+
+/// On SIGTERM or SIGINT, in this order: stop accepting connections, refuse sockets still
+/// being upgraded, hand the gateways we dial to another instance, tell every socket (and
+/// every one that authenticates from now on) to close with "going away" (clients reconnect
+/// to another instance), then let in-flight requests finish within SHUTDOWN_TIMEOUT_SECONDS.
+/// The process exits 0 then, even if a socket or a request is stuck.
+async fn graceful_shutdown(server: actix_web::dev::ServerHandle, closers: Closers) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -131,8 +152,21 @@ async fn graceful_shutdown(
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(signal = name, "starting graceful shutdown");
-    let sockets =
-        registry.send(CloseAll).await.unwrap_or(0) + board_rooms.send(CloseAll).await.unwrap_or(0);
+    // The last word: nothing below may hold the process past the timeout (a worker stuck
+    // in a handler, an actor that never stops). The margin lets the workers' own timeout
+    // act first.
+    let deadline = closers.timeout + std::time::Duration::from_secs(2);
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline);
+        tracing::warn!("shutdown took longer than SHUTDOWN_TIMEOUT_SECONDS; exiting now");
+        std::process::exit(0);
+    });
+    server.pause().await;
+    closers.sockets.close();
+    // Gateways we dial go to another instance at once, not when our leases expire.
+    let _ = closers.owners.send(Release).await;
+    let sockets = closers.registry.send(CloseAll).await.unwrap_or(0)
+        + closers.board_rooms.send(CloseAll).await.unwrap_or(0);
     if sockets > 0 {
         // Let the close frames reach the wire before the workers stop.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -8,6 +8,7 @@ use crate::actors::board_events::BoardEvents;
 use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
 use crate::actors::feeds::{FeedHub, Poke};
+use crate::actors::gateway_link::LinkDeps;
 use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Router;
@@ -36,10 +37,12 @@ pub struct AppState {
     pub router: Router,
     /// Callers of this instance waiting for a gateway's answer.
     pub rpc: Addr<RpcReplies>,
+    /// The deployment's device key towards OpenClaw gateways (loaded on first use).
+    pub device: crate::actors::openclaw::DeviceCell,
     /// Which instance holds which socket.
     pub presence: Arc<Presence>,
     /// Open WebSockets of this instance (see `actors::socket::ConnectionSlot`).
-    pub sockets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub sockets: std::sync::Arc<crate::actors::socket::Sockets>,
 }
 
 impl AppState {
@@ -53,6 +56,24 @@ impl AppState {
             router: &self.router,
             rpc: &self.rpc,
         }
+    }
+
+    /// What a relay link or a gateway client uses.
+    pub fn link_deps(&self) -> LinkDeps {
+        LinkDeps {
+            settings: self.settings.clone(),
+            db: self.db.clone(),
+            router: self.router.clone(),
+            presence: self.presence.clone(),
+            rpc: self.rpc.clone(),
+        }
+    }
+
+    /// A gateway client's dependencies (the device key is read once per process).
+    pub async fn gateway_client_deps(&self) -> Result<crate::actors::openclaw::ClientDeps, String> {
+        let link = self.link_deps();
+        let device = crate::actors::openclaw::device_key(&link, &self.device).await?;
+        Ok(crate::actors::openclaw::ClientDeps { link, device })
     }
 
     pub fn agents_changed(&self, organization_id: uuid::Uuid) {

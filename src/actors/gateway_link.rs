@@ -22,12 +22,13 @@ use super::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, Router, SocketHandle,
     UnregisterGateway,
 };
-use super::socket::{self, ConnectionSlot, Outbox};
+use super::socket::{self, Outbox};
 use crate::config::Settings;
 use crate::db::PgPool;
 use crate::domain::gateways::registry::{self as gateway_registry, GatewayIdentity, ONLINE};
+use crate::domain::gateways::requests as gateway_requests;
 use crate::domain::h5::chat as h5_chat;
-use crate::domain::{agents::coordination, outbox::commands as gateway_commands};
+use crate::domain::outbox::commands as gateway_commands;
 use crate::protocol::bus::{GatewayPresence, RouteMessage};
 use crate::protocol::channels::gateway_presence;
 use crate::protocol::codes::{Close, ErrorCode};
@@ -49,6 +50,75 @@ pub struct LinkDeps {
 
 /// Held chat messages sent per flush; a full batch flushes again at once.
 const HELD_BATCH: i64 = 500;
+
+/// What a gateway's sender (a relay link, or the client of a gateway we dial) sends when it
+/// comes up or is woken: its due requests, when the next one falls due, and the chat held
+/// while it was away.
+pub struct Due {
+    pub commands: Vec<gateway_commands::Command>,
+    pub next_due: Option<chrono::DateTime<Utc>>,
+    /// `chat.send` frames, oldest first.
+    pub held: Vec<String>,
+    /// A whole batch of held chat was taken: there may be more behind it.
+    pub more_held: bool,
+}
+
+/// Records a gateway's answer to a request (and what it settles, in one transaction), then
+/// hands it to the caller waiting for it, on whichever instance that is.
+pub async fn record_answer(
+    deps: &LinkDeps,
+    gateway_id: Uuid,
+    command_id: Uuid,
+    outcome: Result<serde_json::Value, String>,
+) -> Result<(), String> {
+    let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
+    let tx = conn.transaction().await.map_err(|e| e.to_string())?;
+    let answered = gateway_requests::answer(
+        &tx,
+        gateway_id,
+        command_id,
+        outcome.clone(),
+        &deps.settings.instance_id,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    if let Some(reply_to) = answered.and_then(|a| a.reply_to) {
+        deps.rpc.do_send(RouteAnswer {
+            reply_to,
+            command_id,
+            outcome,
+        });
+    }
+    Ok(())
+}
+
+/// Claims the gateway's due requests and held chat, in one transaction.
+pub async fn claim_due(deps: &LinkDeps, gateway_id: Uuid) -> Result<Due, String> {
+    let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
+    let tx = conn.transaction().await.map_err(|e| e.to_string())?;
+    let settings = &deps.settings;
+    let (commands, next_due) = gateway_requests::claim_due(
+        &tx,
+        gateway_id,
+        settings.gateway.command_retry,
+        settings.gateway.command_max_attempts,
+        &settings.instance_id,
+        &settings.agent_token_key.0,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let held = h5_chat::take_held(&tx, gateway_id, HELD_BATCH)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(Due {
+        commands,
+        next_due,
+        more_held: held.len() as i64 == HELD_BATCH,
+        held,
+    })
+}
 
 pub struct GatewayLink {
     deps: LinkDeps,
@@ -212,39 +282,19 @@ impl GatewayLink {
         self.flushing = true;
         self.flush_again = false;
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
-        let claimed = async move {
-            let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
-            let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-            let settings = &deps.settings;
-            let claimed = gateway_commands::claim_due(
-                &tx,
-                gateway_id,
-                settings.gateway.command_retry,
-                settings.gateway.command_max_attempts,
-                &settings.instance_id,
-                &settings.agent_token_key.0,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let held = h5_chat::take_held(&tx, gateway_id, HELD_BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((claimed, held))
-        };
+        let claimed = async move { claim_due(&deps, gateway_id).await };
         ctx.spawn(claimed.into_actor(self).map(|result, act, ctx| {
             act.flushing = false;
             let next_due = match result {
-                Ok(((frames, next_due), held)) => {
-                    for frame in frames {
+                Ok(due) => {
+                    for command in &due.commands {
+                        ctx.text(gateway_commands::rpc_frame(command));
+                    }
+                    act.flush_again |= due.more_held;
+                    for frame in due.held {
                         ctx.text(frame);
                     }
-                    // A full batch of held chat may have more behind it.
-                    act.flush_again |= held.len() as i64 == HELD_BATCH;
-                    for frame in held {
-                        ctx.text(frame);
-                    }
-                    next_due
+                    due.next_due
                 }
                 Err(e) => {
                     tracing::warn!(gateway_id = %act.gateway_id, error = %e, "gateway requests not sent");
@@ -341,31 +391,7 @@ impl GatewayLink {
             outcome,
         } = result;
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
-        let recorded = async move {
-            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
-            let answered = gateway_commands::answer(
-                &*conn,
-                gateway_id,
-                command_id,
-                outcome.clone(),
-                &deps.settings.instance_id,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if let Some(answered) = &answered {
-                coordination::answered(&*conn, &answered.command)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            if let Some(reply_to) = answered.and_then(|a| a.reply_to) {
-                deps.rpc.do_send(RouteAnswer {
-                    reply_to,
-                    command_id,
-                    outcome,
-                });
-            }
-            Ok::<_, String>(())
-        };
+        let recorded = async move { record_answer(&deps, gateway_id, command_id, outcome).await };
         ctx.spawn(recorded.into_actor(self).map(|result, act, ctx| {
             if let Err(e) = result {
                 tracing::error!(gateway_id = %act.gateway_id, error = %e, "gateway answer not recorded");
@@ -463,7 +489,7 @@ impl Actor for GatewayLink {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if socket::refuse_over_capacity(ctx, &self.slot) {
+        if socket::refuse_without_slot(ctx, &self.slot) {
             return;
         }
         let ws = &self.deps.settings.ws;

@@ -10,6 +10,7 @@ pub mod gateway_link;
 pub mod gateway_monitor;
 pub mod gateway_rpc;
 pub mod h5_session;
+pub mod openclaw;
 pub mod presence;
 pub mod registry;
 pub mod socket;

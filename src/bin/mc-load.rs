@@ -2,10 +2,11 @@
 //! sockets, bounded in count and time, and prints one JSON object per run (and a table).
 //!
 //! Scenarios:
-//! - `h5`: sets up a gateway (simulated in this process, answering every chat at once),
-//!   an agent and N H5 users through the API, opens the users' chat sockets spread over the
-//!   given servers, sends chats at a target rate and measures the round trip H5 → server →
-//!   gateway → server → H5 (p50/p90/p99/max) and messages lost.
+//! - `h5`: sets up gateways (relay gateways simulated in this process, answering every chat
+//!   at once; or, with `--openclaw`, OpenClaw gateways the servers dial, such as `gateway-sim
+//!   openclaw`), an agent each and N H5 users through the API, opens the users' chat sockets
+//!   spread over the given servers, sends chats at a target rate and measures the round trip
+//!   H5 → server → gateway → server → H5 (p50/p90/p99/max) and messages lost.
 //! - `idle`: opens N authenticated, idle H5 sockets, holds them, and reports the servers'
 //!   memory per socket (give `--pid` of each server to read its RSS).
 //!
@@ -42,6 +43,27 @@ enum Scenario {
     Board(BoardArgs),
     /// Gateway heartbeats over HTTP at a target rate: accepted per second and latency.
     Heartbeat(HeartbeatArgs),
+    /// OpenClaw gateways the servers dial (`gateway-sim openclaw`): time until all are
+    /// connected with their main agents provisioned, and the servers' memory per gateway.
+    Dial(DialArgs),
+}
+
+#[derive(Args)]
+struct DialArgs {
+    #[command(flatten)]
+    deployment: Deployment,
+    /// Gateways to create (by URL and token, as the console does).
+    #[arg(long, default_value_t = 1000)]
+    gateways: usize,
+    /// Where they are: `<this URL>/<gateway name>`.
+    #[arg(long)]
+    openclaw: String,
+    /// Their token.
+    #[arg(long)]
+    openclaw_token: String,
+    /// How long to wait for all of them.
+    #[arg(long, default_value_t = 180)]
+    timeout_secs: u64,
 }
 
 #[derive(Args, Clone)]
@@ -74,6 +96,13 @@ struct H5Args {
     /// How long to send.
     #[arg(long, default_value_t = 20)]
     duration_secs: u64,
+    /// Instead of relay gateways in this process: OpenClaw gateways the servers dial, at
+    /// `<this URL>/<gateway name>` (`gateway-sim openclaw` serves one per path).
+    #[arg(long)]
+    openclaw: Option<String>,
+    /// The OpenClaw gateways' token.
+    #[arg(long, default_value = "")]
+    openclaw_token: String,
 }
 
 #[derive(Args)]
@@ -159,6 +188,15 @@ async fn call(
     }
 }
 
+/// How much the servers' memory grew, all together.
+fn grown_kb(before: &[u64], after: &[u64]) -> u64 {
+    after
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .sum()
+}
+
 fn rss_kb(pids: &[u32]) -> Vec<u64> {
     pids.iter()
         .map(|pid| {
@@ -190,10 +228,18 @@ struct Setup {
 
 /// `gateways` gateways, each with a board and an agent, and `users` H5 users assigned to
 /// those agents round-robin, through the API.
-async fn set_up(d: &Deployment, gateways: usize, users: usize) -> Result<Setup, String> {
+async fn set_up(
+    d: &Deployment,
+    gateways: usize,
+    users: usize,
+    dialled: Option<(&str, &str)>,
+) -> Result<Setup, String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
-    let (org, registered) = register_gateways(d, gateways.max(1)).await?;
+    let (org, registered) = match dialled {
+        Some((base, token)) => create_dialled_gateways(d, gateways.max(1), base, token).await?,
+        None => register_gateways(d, gateways.max(1)).await?,
+    };
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let mut made = Vec::with_capacity(gateways);
     let mut boards = Vec::with_capacity(gateways);
@@ -327,9 +373,22 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 async fn h5(args: H5Args) -> Result<Value, String> {
     let d = &args.deployment;
-    let setup = set_up(d, args.gateways, args.users).await?;
-    for g in &setup.gateways {
-        gateway(d.servers.last().unwrap(), g).await?;
+    let dialled = args
+        .openclaw
+        .as_deref()
+        .map(|base| (base, args.openclaw_token.as_str()));
+    let setup = set_up(d, args.gateways, args.users, dialled).await?;
+    match dialled {
+        Some(_) => {
+            for g in &setup.gateways {
+                wait_provisioned(d, g).await?;
+            }
+        }
+        None => {
+            for g in &setup.gateways {
+                gateway(d.servers.last().unwrap(), g).await?;
+            }
+        }
     }
     // Let the link's presence reach every instance.
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
@@ -367,10 +426,9 @@ async fn h5(args: H5Args) -> Result<Value, String> {
                 let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 match frame["type"].as_str() {
                     Some("chat_reply") => {
-                        let key = frame["payload"]["content"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string();
+                        // The id is the message; an OpenClaw gateway quotes it ("You said: m-7").
+                        let content = frame["payload"]["content"].as_str().unwrap_or_default();
+                        let key = content.rsplit(' ').next().unwrap_or_default().to_string();
                         if let Some(at) = sent_at.borrow_mut().remove(&key) {
                             rtts.borrow_mut().push(at.elapsed().as_micros() as u64);
                         }
@@ -431,7 +489,7 @@ async fn h5(args: H5Args) -> Result<Value, String> {
 
 async fn idle(args: IdleArgs) -> Result<Value, String> {
     let d = &args.deployment;
-    let setup = set_up(d, 1, args.users.max(1)).await?;
+    let setup = set_up(d, 1, args.users.max(1), None).await?;
     let before = rss_kb(&d.pid);
     let started = Instant::now();
     let mut held = Vec::with_capacity(args.sockets);
@@ -457,11 +515,7 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
     let connect_secs = started.elapsed().as_secs_f64();
     actix_web::rt::time::sleep(Duration::from_secs(args.hold_secs)).await;
     let after = rss_kb(&d.pid);
-    let grown: u64 = after
-        .iter()
-        .zip(&before)
-        .map(|(a, b)| a.saturating_sub(*b))
-        .sum();
+    let grown = grown_kb(&before, &after);
     Ok(json!({
         "scenario": "idle", "servers": d.servers.len(), "sockets_open": held.len(), "failed": failed,
         "connect_seconds": connect_secs, "connects_per_second": held.len() as f64 / connect_secs.max(1e-9),
@@ -506,7 +560,7 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     let d = &args.deployment;
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
-    let setup = set_up(d, args.boards.max(1), 0).await?;
+    let setup = set_up(d, args.boards.max(1), 0, None).await?;
     let mut targets = Vec::new();
     for g in &setup.gateways {
         let task = call(
@@ -626,6 +680,19 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     }))
 }
 
+/// The admin's organization.
+async fn organization(d: &Deployment) -> Result<String, String> {
+    let api = &d.servers[0];
+    let me = call(
+        "GET",
+        &format!("{api}/api/v1/organizations/me"),
+        Some(d.token.as_str()),
+        None,
+    )
+    .await?;
+    Ok(me["id"].as_str().unwrap_or_default().to_string())
+}
+
 /// The caller's organization and `count` gateways registered in it through the registry:
 /// `(gateway id, relay token, name)`.
 async fn register_gateways(
@@ -634,16 +701,7 @@ async fn register_gateways(
 ) -> Result<(String, Vec<(String, String, String)>), String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
-    let org = call(
-        "GET",
-        &format!("{api}/api/v1/organizations/me"),
-        admin,
-        None,
-    )
-    .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let org = organization(d).await?;
     let reg_token = call(
         "POST",
         &format!("{api}/api/v1/gateway-registry/tokens"),
@@ -672,6 +730,153 @@ async fn register_gateways(
         out.push((text("gateway_id"), text("relay_token"), name));
     }
     Ok((org, out))
+}
+
+/// The caller's organization and `count` gateways created by URL and token, as the console
+/// does, for the servers to dial: `(gateway id, "", name)`.
+async fn create_dialled_gateways(
+    d: &Deployment,
+    count: usize,
+    base: &str,
+    token: &str,
+) -> Result<(String, Vec<(String, String, String)>), String> {
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let org = organization(d).await?;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut out = Vec::with_capacity(count);
+    for g in 0..count {
+        let name = format!("load-{run}-{g}");
+        let url = format!("{}/{name}", base.trim_end_matches('/'));
+        let created = call(
+            "POST",
+            &format!("{api}/api/v1/gateways"),
+            admin,
+            Some(json!({"name": name, "url": url, "token": token, "workspace_root": "/load"})),
+        )
+        .await?;
+        let id = created["id"].as_str().unwrap_or_default().to_string();
+        out.push((id, String::new(), name));
+    }
+    Ok((org, out))
+}
+
+async fn dial(args: DialArgs) -> Result<Value, String> {
+    let d = &args.deployment;
+    let before = rss_kb(&d.pid);
+    let started = Instant::now();
+    let (_, created) =
+        create_dialled_gateways(d, args.gateways, &args.openclaw, &args.openclaw_token).await?;
+    let create_secs = started.elapsed().as_secs_f64();
+    let ids: std::collections::HashSet<String> = created.into_iter().map(|(id, _, _)| id).collect();
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let (mut connected, mut provisioned) = (0, 0);
+    let mut connected_secs = None;
+    while Instant::now() < deadline {
+        (connected, provisioned) = dialled_progress(d, &ids).await?;
+        if connected == ids.len() && connected_secs.is_none() {
+            connected_secs = Some(started.elapsed().as_secs_f64());
+        }
+        if provisioned == ids.len() {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    }
+    let all_secs = started.elapsed().as_secs_f64();
+    // Settled: what holding them costs.
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kb(&d.pid);
+    let grown = grown_kb(&before, &after);
+    Ok(json!({
+        "scenario": "dial", "servers": d.servers.len(), "gateways": ids.len(),
+        "connected": connected, "main_agents_provisioned": provisioned,
+        "create_seconds": create_secs, "all_connected_seconds": connected_secs,
+        "all_provisioned_seconds": all_secs,
+        "rss_kb_before": before, "rss_kb_after": after,
+        "bytes_per_gateway": grown as f64 * 1024.0 / ids.len().max(1) as f64,
+    }))
+}
+
+/// How many of `ids` are connected, and how many have their main agent provisioned (its
+/// `agents.create` answered), read page by page from the first server.
+async fn dialled_progress(
+    d: &Deployment,
+    ids: &std::collections::HashSet<String>,
+) -> Result<(usize, usize), String> {
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let mut connected = 0;
+    let mut offset = 0;
+    loop {
+        let page = call(
+            "GET",
+            &format!("{api}/api/v1/gateways?limit=200&offset={offset}"),
+            admin,
+            None,
+        )
+        .await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        connected += items
+            .iter()
+            .filter(|g| ids.contains(g["id"].as_str().unwrap_or_default()))
+            .filter(|g| g["connection_state"] == "connected")
+            .count();
+        if items.len() < 200 {
+            break;
+        }
+        offset += 200;
+    }
+    let mut provisioned = 0;
+    if connected == ids.len() {
+        for id in ids {
+            let requests = call(
+                "GET",
+                &format!("{api}/api/v1/gateways/{id}/requests"),
+                admin,
+                None,
+            )
+            .await?;
+            provisioned += usize::from(
+                requests
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["method"] == "agents.create" && r["status"] == "done"),
+            );
+        }
+    }
+    Ok((connected, provisioned))
+}
+
+/// Waits (up to 60 s) until the dialled gateway is connected and its agent provisioned.
+async fn wait_provisioned(d: &Deployment, g: &Gateway) -> Result<(), String> {
+    let api = &d.servers[0];
+    let admin = Some(d.token.as_str());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let requests = call(
+            "GET",
+            &format!("{api}/api/v1/gateways/{}/requests", g.id),
+            admin,
+            None,
+        )
+        .await?;
+        let done = requests.as_array().into_iter().flatten().any(|r| {
+            r["method"] == "agents.create"
+                && r["agent_id"] == g.agent_id.as_str()
+                && r["status"] == "done"
+        });
+        if done {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "gateway {} never provisioned its agent: {requests}",
+                g.id
+            ));
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn heartbeats(args: HeartbeatArgs) -> Result<Value, String> {
@@ -739,6 +944,7 @@ fn main() {
             Scenario::Idle(args) => idle(args).await,
             Scenario::Board(args) => board(args).await,
             Scenario::Heartbeat(args) => heartbeats(args).await,
+            Scenario::Dial(args) => dial(args).await,
         }
     });
     match result {

@@ -62,6 +62,30 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A 32-byte Ed25519 seed (GATEWAY_DEVICE_KEY), never printed.
+#[derive(Clone)]
+pub struct DeviceSeed(pub [u8; 32]);
+
+impl DeviceSeed {
+    /// Base64url, padded or not (standard base64 too).
+    fn decode(text: &str) -> Option<DeviceSeed> {
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        use base64::Engine;
+        let text = text.trim().trim_end_matches('=');
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .or_else(|_| STANDARD_NO_PAD.decode(text))
+            .ok()?;
+        Some(DeviceSeed(bytes.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Debug for DeviceSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// What `migrate` needs: only the database.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -112,6 +136,10 @@ pub struct GatewaySettings {
     pub rpc_timeout: Duration,
     pub command_retry: Duration,
     pub command_max_attempts: i32,
+    /// The device seed from GATEWAY_DEVICE_KEY (32 bytes), if set.
+    pub device_seed: Option<DeviceSeed>,
+    pub lease: Duration,
+    pub reconnect_max: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -325,6 +353,19 @@ impl Settings {
                 3600,
             )),
             command_max_attempts: vars.number("GATEWAY_COMMAND_MAX_ATTEMPTS", 1, 100) as i32,
+            device_seed: vars.optional("GATEWAY_DEVICE_KEY").and_then(|raw| {
+                let seed = DeviceSeed::decode(&raw);
+                if seed.is_none() {
+                    vars.fail("GATEWAY_DEVICE_KEY", "expected 32 bytes in base64url");
+                }
+                seed
+            }),
+            lease: Duration::from_secs(vars.number("GATEWAY_LEASE_SECONDS", 2, 3600)),
+            reconnect_max: Duration::from_secs(vars.number(
+                "GATEWAY_RECONNECT_MAX_SECONDS",
+                1,
+                3600,
+            )),
         };
         let ws = WsSettings {
             max_connections: vars.number("WS_MAX_CONNECTIONS_PER_INSTANCE", 1, 10_000_000) as usize,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::actors::gateway_link::{GatewayLink, LinkDeps};
+use crate::actors::gateway_link::GatewayLink;
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::admin::Admin;
 use crate::domain::gateways::registry::{
@@ -325,13 +325,7 @@ pub async fn relay(
         .to_string();
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
     let outbox = Outbox::default();
-    let deps = LinkDeps {
-        settings: state.settings.clone(),
-        db: state.db.clone(),
-        router: state.router.clone(),
-        presence: state.presence.clone(),
-        rpc: state.rpc.clone(),
-    };
+    let deps = state.link_deps();
     socket::start(
         GatewayLink::new(deps, *id, peer, slot, outbox.clone()),
         outbox,

@@ -12,10 +12,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::gateway_rpc::{self, RpcError};
+use crate::actors::openclaw;
 use crate::auth::admin::Admin;
 use crate::db::in_transaction;
+use crate::domain::gateways::dialing;
 use crate::domain::gateways::sessions::{
-    self as sessions, GatewayQuery, GatewayStatus, Resolved, SyncQuery, SyncResult,
+    self as sessions, GatewayQuery, GatewayStatus, Resolved, StatusTarget, SyncQuery, SyncResult,
 };
 use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Command};
@@ -56,8 +58,11 @@ async fn list_sessions(state: &AppState, resolved: &Resolved) -> Result<Vec<Valu
     Ok(sessions::sessions_of(&answer))
 }
 
-/// Whether the board's gateway (or the organization's gateway at `gateway_url`) is
-/// connected, with its sessions. A gateway that is not connected answers `connected: false`.
+/// Whether a gateway answers, with its sessions: the board's gateway, the organization's
+/// gateway at `gateway_url`, or — for the console's gateway form — any `gateway_url`, dialled
+/// with `gateway_token` and our device (docs/gateway-protocol.md §8). Not connected is
+/// `connected: false` with the reason; only a malformed URL (422) or an unknown board (404)
+/// is an error.
 #[utoipa::path(tag = "gateways", params(GatewayQuery),
     responses((status = 200, body = GatewayStatus), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = [])))]
@@ -67,12 +72,65 @@ pub async fn gateways_status(
     Admin(principal): Admin,
     query: web::Query<GatewayQuery>,
 ) -> ApiResult<web::Json<GatewayStatus>> {
-    let resolved = resolve(&state, &principal, &query, Access::Read).await?;
+    let target = {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        sessions::resolve_status(&*conn, &principal, &query).await?
+    };
+    let token = query.gateway_token.as_deref().filter(|t| !t.is_empty());
+    let resolved = match target {
+        // The form's values are checked as typed: dial them.
+        StatusTarget::Registered {
+            resolved,
+            dialled: true,
+        } if token.is_some() => {
+            return Ok(web::Json(
+                probe(
+                    &state,
+                    &resolved.gateway_url,
+                    token,
+                    Some(&resolved.main_session),
+                )
+                .await?,
+            ));
+        }
+        StatusTarget::Registered { resolved, .. } => resolved,
+        StatusTarget::Unregistered(url) => {
+            return Ok(web::Json(probe(&state, url.as_str(), token, None).await?));
+        }
+    };
     Ok(web::Json(match list_sessions(&state, &resolved).await {
-        Ok(list) => GatewayStatus::connected(&resolved, list),
+        Ok(list) => {
+            GatewayStatus::connected(&resolved.gateway_url, Some(&resolved.main_session), list)
+        }
         Err(RpcError::Internal(why)) => return Err(ApiError::internal("gateway status", why)),
-        Err(e) => GatewayStatus::unreachable(&resolved, e.to_string()),
+        Err(e) => GatewayStatus::unreachable(&resolved.gateway_url, e.to_string()),
     }))
+}
+
+async fn probe(
+    state: &AppState,
+    url: &str,
+    token: Option<&str>,
+    main_session: Option<&str>,
+) -> ApiResult<GatewayStatus> {
+    let deps = state
+        .gateway_client_deps()
+        .await
+        .map_err(|why| ApiError::internal("device key", why))?;
+    let probed = openclaw::probe(deps, url, token, state.settings.gateway.rpc_timeout).await;
+    Ok(match probed.sessions {
+        Some(list) => GatewayStatus::connected(url, main_session, list),
+        None => {
+            let mut error = probed.error.unwrap_or_default();
+            if let Some(request) = &probed.pairing_request_id {
+                error = format!(
+                    "{error} — approve this server's device on the gateway host: {}",
+                    dialing::approve_command(request)
+                );
+            }
+            GatewayStatus::unreachable(url, format!("{}: {error}", probed.state.as_str()))
+        }
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -59,6 +59,8 @@ pub enum ErrorCode {
     AlreadyAuthenticated,
     BinaryNotSupported,
     SessionNotFound,
+    /// The gateway refused a message, or the agent's run for it failed.
+    AgentError,
     Internal,
 }
 

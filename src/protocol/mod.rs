@@ -17,6 +17,7 @@ pub mod bus;
 pub mod channels;
 pub mod codes;
 pub mod h5;
+pub mod openclaw;
 pub mod relay;
 
 use serde::de::DeserializeOwned;
@@ -50,7 +51,8 @@ struct ErrorPayload {
     code: ErrorCode,
     reason: String,
     message: String,
-    /// Only in `GATEWAY_OFFLINE`: the stored message that waits for the gateway.
+    /// The stored message the error is about (`GATEWAY_OFFLINE`: it waits for the gateway;
+    /// `AGENT_ERROR`: the agent's run for it failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     message_id: Option<uuid::Uuid>,
 }
@@ -67,6 +69,13 @@ impl ErrorFrame {
                 message_id: None,
             },
         }
+    }
+
+    /// An error about stored message `message_id` (a run of the agent that failed).
+    pub fn about(code: ErrorCode, message: &str, message_id: uuid::Uuid) -> ErrorFrame {
+        let mut frame = ErrorFrame::new(None, code, message);
+        frame.payload.message_id = Some(message_id);
+        frame
     }
 
     /// `GATEWAY_OFFLINE` for chat frame `id`: the message is stored as `message_id`. This one

@@ -178,6 +178,29 @@ pub struct ChatSend {
     pub h5_user_id: Uuid,
 }
 
+/// A `chat.send` frame read back: a gateway we dial is not a relay link, so its client turns
+/// the frame the router hands it into the gateway's own call.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChatSendRead {
+    pub message_id: Uuid,
+    pub agent_id: Uuid,
+    pub h5_user_id: Uuid,
+    pub content: Value,
+}
+
+pub fn read_chat_send(text: &str) -> Option<ChatSendRead> {
+    #[derive(Deserialize)]
+    struct Frame {
+        #[serde(rename = "type")]
+        kind: String,
+        payload: ChatSendRead,
+    }
+    serde_json::from_str::<Frame>(text)
+        .ok()
+        .filter(|frame| frame.kind == "chat.send")
+        .map(|frame| frame.payload)
+}
+
 #[derive(Debug, Serialize)]
 pub struct RpcCall {
     pub method: String,

@@ -3,6 +3,7 @@
 //! Pure functions: no HTTP, no actors, no database.
 
 pub mod agent_tokens;
+pub mod device;
 pub mod jwt;
 pub mod password;
 pub mod tokens;

@@ -96,7 +96,7 @@ async fn gateways_crud_keeps_the_token_write_only_and_ensures_the_main_agent() {
     .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.json["name"], "HQ");
-    assert_eq!(patched.json["url"], "wss://gw.example");
+    assert_eq!(patched.json["url"], "ws://127.0.0.1:9");
     assert_eq!(patched.json["has_token"], false);
     let main = server
         .admin_get(&format!("/api/v1/agents/{}", main["id"].as_str().unwrap()))

@@ -348,7 +348,7 @@ fn plan(method: &str, path: &str, f: &Fixtures) -> (u8, Option<String>) {
             json!({"description": "CI and deploys"})
         }
         ("POST", "/api/v1/gateways") => {
-            json!({"name": "GW2", "url": "ws://gw2", "workspace_root": "/srv2"})
+            json!({"name": "GW2", "url": "ws://127.0.0.1:9/gw2", "workspace_root": "/srv2"})
         }
         ("PATCH", "/api/v1/gateways/{gateway_id}") => json!({"name": "Linked renamed"}),
         ("POST", "/api/v1/gateways/sessions/{session_id}/message") => json!({"content": "Hi"}),

@@ -25,7 +25,7 @@ pub async fn create_gateway(server: &Server, name: &str) -> Value {
         server,
         Method::POST,
         "/api/v1/gateways",
-        json!({"name": name, "url": "wss://gw.example", "workspace_root": "/srv/agents", "token": "s3cret"}),
+        json!({"name": name, "url": "ws://127.0.0.1:9", "workspace_root": "/srv/agents", "token": "s3cret"}),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);

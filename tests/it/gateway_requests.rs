@@ -301,7 +301,7 @@ async fn reads_from_a_gateway_that_is_away_or_silent() {
     assert_eq!(sessions.status, 502, "{}", sessions.text);
     // Status by URL; the other views need a board.
     let by_url = server
-        .admin_get("/api/v1/gateways/status?gateway_url=wss://gw.example")
+        .admin_get("/api/v1/gateways/status?gateway_url=ws://127.0.0.1:9")
         .await;
     assert_eq!(by_url.status, 200, "{}", by_url.text);
     assert_eq!(
@@ -310,7 +310,7 @@ async fn reads_from_a_gateway_that_is_away_or_silent() {
     );
     assert_eq!(
         server
-            .admin_get("/api/v1/gateways/sessions?gateway_url=wss://gw.example")
+            .admin_get("/api/v1/gateways/sessions?gateway_url=ws://127.0.0.1:9")
             .await
             .status,
         422

@@ -129,6 +129,7 @@ pub async fn register(
     }
     let token_id =
         token_id.ok_or_else(|| DomainError::Unauthorized(json!("Invalid registration token.")))?;
+    let url = super::urls::registered_url(r.url)?;
     client
         .execute(
             "UPDATE gateway_registration_tokens SET last_used_at = now() WHERE id = $1",
@@ -161,7 +162,7 @@ pub async fn register(
                        status = 'online', last_heartbeat_at = now(), \
                        connection_info = COALESCE(connection_info, '{}'::jsonb) || $6, updated_at = now() \
                      WHERE id = $1",
-                    &[&id, &r.url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
+                    &[&id, &url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
                 )
                 .await?;
             (id, get::<String>(&row, "status")?, false)
@@ -173,7 +174,7 @@ pub async fn register(
                     "INSERT INTO gateways (id, organization_id, name, url, workspace_root, relay_token_hash, registration_token_id, \
                        status, last_heartbeat_at, connection_info, auto_registered) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, 'online', now(), $8, true)",
-                    &[&id, &r.organization_id, &r.name, &r.url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
+                    &[&id, &r.organization_id, &r.name, &url, &r.workspace_root, &relay_hash, &token_id, &connection_info],
                 )
                 .await?;
             // Boards need a gateway-main agent on their gateway, as admin-created ones have.

@@ -42,7 +42,8 @@ pub const SEND_TO_SESSION: &str = "sessions.send";
 pub struct GatewayQuery {
     pub board_id: Option<String>,
     pub gateway_url: Option<String>,
-    /// Accepted for compatibility; gateways are reached over their relay link, not dialled.
+    /// With `gateway_url`, for the status: the token to check the URL with (a gateway we
+    /// dial is then dialled with it, as the console's gateway form asks).
     pub gateway_token: Option<String>,
 }
 
@@ -54,8 +55,75 @@ pub struct Resolved {
     pub main_session: String,
 }
 
-/// The board's gateway (the caller needs read access to the board), or, for the status
-/// only, the organization's gateway at `gateway_url`.
+/// What a status check is about: a gateway of the organization (by board or URL), or a URL
+/// no gateway of the organization has yet (the console's "new gateway" form).
+pub enum StatusTarget {
+    Registered { resolved: Resolved, dialled: bool },
+    Unregistered(url::Url),
+}
+
+/// The status's target: the board's gateway, the organization's gateway at `gateway_url`,
+/// or that URL alone.
+pub async fn resolve_status(
+    client: &impl GenericClient,
+    principal: &Principal,
+    query: &GatewayQuery,
+) -> DomainResult<StatusTarget> {
+    let url = query
+        .gateway_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let by_board = query
+        .board_id
+        .as_deref()
+        .is_some_and(|b| !b.trim().is_empty());
+    let Some(raw) = url.filter(|_| !by_board) else {
+        let resolved = resolve(client, principal, query, Access::Read).await?;
+        let dialled = is_dialled(client, resolved.target.gateway_id).await?;
+        return Ok(StatusTarget::Registered { resolved, dialled });
+    };
+    access::require_org_admin(&principal.member)?;
+    let parsed = super::urls::gateway_url(raw)?;
+    let row = client
+        .query_opt(
+            "SELECT id, url FROM gateways WHERE organization_id = $1 AND (url = $2 OR url = $3)
+              ORDER BY created_at LIMIT 1",
+            &[&principal.organization.id, &raw, &parsed.as_str()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(StatusTarget::Unregistered(parsed));
+    };
+    let gateway_id: Uuid = get(&row, "id")?;
+    let resolved = Resolved {
+        target: Target {
+            organization_id: principal.organization.id,
+            gateway_id,
+            agent_id: None,
+            board_id: None,
+        },
+        gateway_url: get(&row, "url")?,
+        main_session: crate::domain::model::agent::gateway_main_session_key(gateway_id),
+    };
+    let dialled = is_dialled(client, gateway_id).await?;
+    Ok(StatusTarget::Registered { resolved, dialled })
+}
+
+async fn is_dialled(client: &impl GenericClient, gateway_id: Uuid) -> DomainResult<bool> {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT {} AS dialled FROM gateways g WHERE g.id = $1",
+                super::dialing::DIALLED
+            ),
+            &[&gateway_id],
+        )
+        .await?;
+    Ok(get(&row, "dialled")?)
+}
+
+/// The board's gateway (the caller needs read access to the board).
 pub async fn resolve(
     client: &impl GenericClient,
     principal: &Principal,
@@ -63,18 +131,13 @@ pub async fn resolve(
     access: Access,
 ) -> DomainResult<Resolved> {
     access::require_org_admin(&principal.member)?;
-    let url = query
-        .gateway_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty());
     let board_id = query
         .board_id
         .as_deref()
         .map(str::trim)
         .filter(|b| !b.is_empty());
-    let row = match (board_id, url) {
-        (Some(board_id), _) => {
+    let row = match board_id {
+        Some(board_id) => {
             let board_id: Uuid = board_id
                 .parse()
                 .map_err(|_| DomainError::NotFound(serde_json::json!("Board not found")))?;
@@ -89,14 +152,7 @@ pub async fn resolve(
                 )
                 .await?
         }
-        (None, Some(url)) => client
-            .query_opt(
-                "SELECT id, url, NULL::uuid AS board_id FROM gateways WHERE organization_id = $1 AND url = $2
-                      ORDER BY created_at LIMIT 1",
-                &[&principal.organization.id, &url],
-            )
-            .await?,
-        (None, None) => {
+        None => {
             return Err(DomainError::unprocessable(
                 "board_id or gateway_url is required",
             ))
@@ -163,10 +219,10 @@ pub struct GatewayStatus {
 }
 
 impl GatewayStatus {
-    pub fn unreachable(resolved: &Resolved, error: String) -> GatewayStatus {
+    pub fn unreachable(gateway_url: &str, error: String) -> GatewayStatus {
         GatewayStatus {
             connected: false,
-            gateway_url: resolved.gateway_url.clone(),
+            gateway_url: gateway_url.to_string(),
             sessions_count: None,
             sessions: None,
             main_session: None,
@@ -175,14 +231,20 @@ impl GatewayStatus {
         }
     }
 
-    pub fn connected(resolved: &Resolved, sessions: Vec<Value>) -> GatewayStatus {
-        let main_session = find_session(&sessions, &resolved.main_session).cloned();
-        let main_session_error = main_session
-            .is_none()
-            .then(|| format!("The gateway has no session {}.", resolved.main_session));
+    /// `main_session`: the key of the gateway's main agent session, when the gateway is ours.
+    pub fn connected(
+        gateway_url: &str,
+        main_session: Option<&str>,
+        sessions: Vec<Value>,
+    ) -> GatewayStatus {
+        let main_session_key = main_session;
+        let main_session = main_session_key.and_then(|key| find_session(&sessions, key).cloned());
+        let main_session_error = main_session_key
+            .filter(|_| main_session.is_none())
+            .map(|key| format!("The gateway has no session {key}."));
         GatewayStatus {
             connected: true,
-            gateway_url: resolved.gateway_url.clone(),
+            gateway_url: gateway_url.to_string(),
             sessions_count: Some(sessions.len()),
             sessions: Some(sessions),
             main_session,

@@ -25,6 +25,20 @@ crate::db::record! {
         pub status: String,
         pub last_heartbeat_at: Option<DateTime<Utc>>,
         pub auto_registered: bool,
+        /// The operator connection of a gateway we dial (docs/gateway-protocol.md §8):
+        /// `connecting`, `connected`, `pairing_required`, `auth_failed`,
+        /// `protocol_mismatch`, `missing_scopes`, `unreachable` or `error`; `null` for a
+        /// gateway that dials us.
+        pub connection_state: Option<String>,
+        /// The gateway's own words about the state.
+        pub connection_message: Option<String>,
+        pub connection_changed_at: Option<DateTime<Utc>>,
+        /// While `pairing_required`: the gateway's request id, and the command that
+        /// approves it on the gateway's host.
+        pub pairing_request_id: Option<String>,
+        pub pairing_command: Option<String> = "('openclaw devices approve ' || g.pairing_request_id)",
+        pub gateway_version: Option<String>,
+        pub gateway_protocol: Option<i32>,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
     }

@@ -137,8 +137,9 @@ fn backoff(base: Duration, attempts: i32) -> Duration {
 
 /// Claims the gateway's requests that are due (never sent, or sent and unanswered past their
 /// backoff) for sending now, oldest first, and gives up on those out of attempts. Returns
-/// the frames to send and when the next open request falls due. Row locks make two
-/// claimers (a link and its replacement) take disjoint sets.
+/// the requests to send (with the fresh `auth_token` of those that rotate it), when the
+/// next open request falls due, and the requests given up on. Row locks make two claimers
+/// (a link and its replacement) take disjoint sets.
 pub async fn claim_due(
     client: &impl GenericClient,
     gateway_id: Uuid,
@@ -146,20 +147,26 @@ pub async fn claim_due(
     max_attempts: i32,
     instance_id: &str,
     token_key: &str,
-) -> DomainResult<(Vec<String>, Option<DateTime<Utc>>)> {
-    client
-        .execute(
-            "WITH spent AS (
-                 UPDATE gateway_commands SET status = 'failed', updated_at = now(),
-                        error = format('no answer after %s attempts', attempts)
-                  WHERE gateway_id = $1 AND status = 'sent' AND next_attempt_at <= now()
-                    AND attempts >= COALESCE(max_attempts, $3)
-              RETURNING id, attempts)
-             INSERT INTO gateway_command_attempts (command_id, attempt, outcome, detail, instance_id)
-             SELECT id, attempts, 'failed', 'no answer', $2 FROM spent",
+) -> DomainResult<(Vec<Command>, Option<DateTime<Utc>>, Vec<Command>)> {
+    let spent = client
+        .query(
+            &format!(
+                "WITH spent AS (
+                     UPDATE gateway_commands c SET status = 'failed', updated_at = now(),
+                            error = format('no answer after %s attempts', attempts)
+                      WHERE gateway_id = $1 AND status = 'sent' AND next_attempt_at <= now()
+                        AND attempts >= COALESCE(max_attempts, $3)
+                  RETURNING {}),
+                 noted AS (
+                     INSERT INTO gateway_command_attempts (command_id, attempt, outcome, detail, instance_id)
+                     SELECT id, attempts, 'failed', 'no answer', $2 FROM spent)
+                 SELECT * FROM spent",
+                Command::COLUMNS
+            ),
             &[&gateway_id, &instance_id, &max_attempts],
         )
         .await?;
+    let spent = Command::from_rows(&spent)?;
     let rows = client
         .query(
             &format!(
@@ -171,7 +178,7 @@ pub async fn claim_due(
             &[&gateway_id],
         )
         .await?;
-    let mut frames = Vec::with_capacity(rows.len());
+    let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let mut command = Command::from_row(&row)?;
         command.attempts += 1;
@@ -193,7 +200,8 @@ pub async fn claim_due(
             instance_id,
         )
         .await?;
-        frames.push(frame(client, &command, token_key).await?);
+        with_token(client, &mut command, token_key).await?;
+        claimed.push(command);
     }
     let row = client
         .query_one(
@@ -203,18 +211,18 @@ pub async fn claim_due(
         )
         .await?;
     let next_due = get(&row, "next_due")?;
-    Ok((frames, next_due))
+    Ok((claimed, next_due, spent))
 }
 
-/// `{"type":"rpc.request","id","attempt","payload":{"method","params"}}`. A request with
-/// `"rotate_token": true` carries the agent's new token as `auth_token`, minted as the frame
-/// is made: the token exists in clear only on the wire, never in the recorded request.
-async fn frame(
+/// A request with `"rotate_token": true` carries the agent's new token as `auth_token`,
+/// minted as it is sent: the token exists in clear only on the wire, never in the recorded
+/// request.
+async fn with_token(
     client: &impl GenericClient,
-    command: &Command,
+    command: &mut Command,
     token_key: &str,
-) -> DomainResult<String> {
-    let mut params = command.params.clone();
+) -> DomainResult<()> {
+    let params = &mut command.params;
     if let (Some(true), Some(agent_id), Some(map)) = (
         params["rotate_token"].as_bool(),
         command.agent_id,
@@ -223,14 +231,20 @@ async fn frame(
         let token = rotate_gateway_token(client, agent_id, token_key).await?;
         map.insert("auth_token".into(), json!(token));
     }
-    Ok(crate::protocol::text(&relay::Outbound::RpcRequest {
+    Ok(())
+}
+
+/// `{"type":"rpc.request","id","attempt","payload":{"method","params"}}`: a claimed request
+/// on a relay link.
+pub fn rpc_frame(command: &Command) -> String {
+    crate::protocol::text(&relay::Outbound::RpcRequest {
         id: command.id,
         attempt: command.attempts,
         payload: relay::RpcCall {
             method: command.method.clone(),
-            params,
+            params: command.params.clone(),
         },
-    }))
+    })
 }
 
 async fn note_attempt(

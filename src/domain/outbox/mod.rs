@@ -7,3 +7,4 @@ pub mod commands;
 pub mod memory_notices;
 pub mod provisioning;
 pub mod task_notices;
+pub mod workspace;

@@ -1,8 +1,15 @@
-//! Gateway simulator: registers gateways with a registration token, heartbeats, holds their
-//! relay links, reconnects with backoff, answers Mission Control's `rpc.request`s, and answers `chat.send` with `chat.reply` (an echo,
-//! or a canned text) after a configurable delay. The tests, the README demo and the
-//! benchmarks use it (heartbeat load is `mc-load heartbeat`).
-//! See docs/gateway-protocol.md.
+//! Gateway simulator, two kinds of gateway (docs/gateway-protocol.md):
+//!
+//! - `run`: gateways that dial us (the relay protocol): they register with a registration
+//!   token, heartbeat, hold their relay links, reconnect with backoff, answer Mission
+//!   Control's `rpc.request`s, and answer `chat.send` with `chat.reply` (an echo, or a canned
+//!   text) after a configurable delay.
+//! - `openclaw`: gateways we dial, speaking OpenClaw's own protocol (`openclaw.rs`).
+//!
+//! The tests, the README demo and the benchmarks use it (heartbeat load is `mc-load
+//! heartbeat`).
+
+mod openclaw;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run gateways: register, heartbeat, hold relay links, answer chats.
     Run(RunArgs),
+    /// Serve OpenClaw gateways for Mission Control to dial (one per URL path).
+    Openclaw(openclaw::OpenClawArgs),
 }
 
 #[derive(Args, Clone)]
@@ -98,7 +107,7 @@ fn gateway_name(target: &Target, index: usize) -> String {
 async fn register(target: &Target, name: &str) -> Result<Registration, String> {
     let body = json!({
         "organization_id": target.org, "registration_token": target.registration_token, "name": name,
-        "url": format!("http://{name}.sim.local"), "workspace_root": "/srv/sim", "version": "sim-1",
+        "url": format!("ws://{name}.sim.local:18789"), "workspace_root": "/srv/sim", "version": "sim-1",
         "capabilities": ["chat"],
     });
     let mut res = client()
@@ -369,6 +378,7 @@ fn main() {
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Openclaw(args) => openclaw::run(args).await,
         }
     });
 }

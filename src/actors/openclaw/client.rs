@@ -1,0 +1,1053 @@
+//! `GatewayClient`: the one operator connection to a gateway we dial, on the instance that
+//! holds the gateway's lease.
+//!
+//! Life of a connection: dial → the gateway's `connect.challenge` → our `connect` (shared
+//! token or device token, the device block signed over the challenge) → `hello-ok`, whose
+//! granted scopes are checked → registered in the local registry as the gateway's link,
+//! presence written, recorded requests and held chat sent. A refusal is a visible state of
+//! the gateway (pairing, token, protocol, scopes), never a silent "offline"; every failure
+//! reconnects with backoff and jitter (a pending pairing is retried until approved).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_http::ws::{Item, ProtocolError};
+use awc::ws;
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::commands;
+use crate::actors::gateway_link::{self, LinkDeps};
+use crate::actors::registry::{
+    Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
+};
+use crate::actors::socket::Outbox;
+use crate::domain::gateways::dialing::{self, ChatTarget, ConnectionState, DialTarget, Report};
+use crate::domain::gateways::registry::GatewayIdentity;
+use crate::domain::h5::chat as h5_chat;
+use crate::domain::outbox::commands as gateway_commands;
+use crate::protocol::bus::{GatewayPresence, RouteMessage};
+use crate::protocol::channels::gateway_presence;
+use crate::protocol::codes::ErrorCode;
+use crate::protocol::openclaw::{self as oc, Challenge, ChatEvent, Credential, Inbound, Refusal};
+use crate::protocol::{relay, text, ErrorFrame};
+use crate::secrets::device::DeviceKey;
+
+/// What a client uses: a relay link's dependencies and the deployment's device key.
+#[derive(Clone)]
+pub struct ClientDeps {
+    pub link: LinkDeps,
+    pub device: Arc<DeviceKey>,
+}
+
+/// The largest frame we take from a gateway (its own `policy.maxPayload` is 25 MiB).
+const MAX_FRAME: usize = 32 << 20;
+/// A gateway that sends nothing (not even its 30 s `tick`) for this long is gone.
+const SILENCE: Duration = Duration::from_secs(75);
+const HANDSHAKE: Duration = Duration::from_secs(15);
+
+/// Why a call did not answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// The gateway answered with an error.
+    Gateway(oc::GatewayError),
+    /// There is no connection (yet), or it went away before the answer.
+    NotConnected,
+    Timeout,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Gateway(e) => f.write_str(&e.describe()),
+            CallError::NotConnected => f.write_str("the gateway is not connected"),
+            CallError::Timeout => f.write_str("the gateway did not answer in time"),
+        }
+    }
+}
+
+/// A call on the gateway: `method` with `params`, answered within `timeout`.
+#[derive(Message)]
+#[rtype(result = "Result<Value, CallError>")]
+pub struct Call {
+    pub method: &'static str,
+    pub params: Value,
+    pub timeout: Duration,
+}
+
+/// Stops the client (its lease is gone, or the instance shuts down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// What a client is for: holding a gateway (reconnecting for ever), or one check of a URL
+/// and token whose outcome goes to `ready`.
+pub enum Purpose {
+    Hold,
+    Probe(Option<oneshot::Sender<Result<oc::Hello, Report>>>),
+}
+
+enum Incoming {
+    Frame(u64, Result<ws::Frame, ProtocolError>),
+    End(u64),
+}
+
+enum Phase {
+    /// Waiting for the challenge.
+    Dialled,
+    /// `connect` sent with this request id.
+    Connecting(String),
+    Ready,
+}
+
+struct Connection {
+    generation: u64,
+    out: mpsc::UnboundedSender<ws::Message>,
+    reader: SpawnHandle,
+    phase: Phase,
+    /// A text message arriving in fragments.
+    partial: Option<BytesMut>,
+}
+
+pub struct GatewayClient {
+    deps: ClientDeps,
+    target: DialTarget,
+    purpose: Purpose,
+    link_id: Uuid,
+    connection: Option<Connection>,
+    generation: u64,
+    failures: u32,
+    last_frame: Instant,
+    pending: HashMap<String, oneshot::Sender<Result<Value, CallError>>>,
+    /// The registry entry and presence of this client, once ready.
+    presence: Option<String>,
+    outbox: Outbox,
+    flushing: bool,
+    flush_again: bool,
+    retry: Option<SpawnHandle>,
+    /// Gateway agent ids of our agents that took a message.
+    agents: HashMap<Uuid, String>,
+    stopping: bool,
+}
+
+impl GatewayClient {
+    pub fn new(deps: ClientDeps, target: DialTarget, purpose: Purpose) -> GatewayClient {
+        GatewayClient {
+            deps,
+            target,
+            purpose,
+            link_id: Uuid::new_v4(),
+            connection: None,
+            generation: 0,
+            failures: 0,
+            last_frame: Instant::now(),
+            pending: HashMap::new(),
+            presence: None,
+            outbox: Outbox::default(),
+            flushing: false,
+            flush_again: false,
+            retry: None,
+            agents: HashMap::new(),
+            stopping: false,
+        }
+    }
+
+    fn identity(&self) -> GatewayIdentity {
+        GatewayIdentity {
+            id: self.target.id,
+            organization_id: self.target.organization_id,
+        }
+    }
+
+    fn gateway_id(&self) -> Uuid {
+        self.target.id
+    }
+
+    fn is_ready(&self) -> bool {
+        matches!(
+            self.connection,
+            Some(Connection {
+                phase: Phase::Ready,
+                ..
+            })
+        )
+    }
+
+    fn dial(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let url = self.target.url.clone();
+        let timeout = HANDSHAKE;
+        let dialled = async move {
+            let client = crate::outbound::client(timeout);
+            client
+                .ws(url.as_str())
+                .max_frame_size(MAX_FRAME)
+                .connect()
+                .await
+                .map(|(_, framed)| framed)
+                .map_err(|e| e.to_string())
+        };
+        self.report(Report::new(ConnectionState::Connecting, None));
+        ctx.spawn(dialled.into_actor(self).map(move |result, act, ctx| {
+            if act.stopping || generation != act.generation {
+                return;
+            }
+            let framed = match result {
+                Ok(framed) => framed,
+                Err(e) => {
+                    return act.failed(Report::new(ConnectionState::Unreachable, Some(e)), ctx)
+                }
+            };
+            let (mut sink, stream) = framed.split();
+            let (out, mut queue) = mpsc::unbounded_channel::<ws::Message>();
+            actix::spawn(async move {
+                while let Some(message) = queue.recv().await {
+                    if sink.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = sink.close().await;
+            });
+            let frames = stream
+                .map(move |frame| Incoming::Frame(generation, frame))
+                .chain(futures_util::stream::once(async move {
+                    Incoming::End(generation)
+                }));
+            let reader = ctx.add_stream(frames);
+            act.last_frame = Instant::now();
+            act.connection = Some(Connection {
+                generation,
+                out,
+                reader,
+                phase: Phase::Dialled,
+                partial: None,
+            });
+            ctx.run_later(HANDSHAKE, move |act, ctx| {
+                let waiting = act.connection.as_ref().is_some_and(|c| {
+                    c.generation == generation && !matches!(c.phase, Phase::Ready)
+                });
+                if waiting {
+                    act.failed(
+                        Report::new(
+                            ConnectionState::Unreachable,
+                            Some("no handshake from the gateway in time".into()),
+                        ),
+                        ctx,
+                    );
+                }
+            });
+        }));
+    }
+
+    fn send(&self, frame: String) -> bool {
+        match &self.connection {
+            Some(connection) => connection.out.send(ws::Message::Text(frame.into())).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Drops the connection (if any) and fails what waited on it.
+    fn drop_connection(&mut self, ctx: &mut Context<Self>) {
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.out.send(ws::Message::Close(None));
+            ctx.cancel_future(connection.reader);
+        }
+        for (_, waiting) in self.pending.drain() {
+            let _ = waiting.send(Err(CallError::NotConnected));
+        }
+        self.unregister();
+    }
+
+    /// The connection failed (or was refused): say so, and try again later.
+    fn failed(&mut self, report: Report, ctx: &mut Context<Self>) {
+        let state = report.state;
+        tracing::info!(gateway_id = %self.gateway_id(), state = state.as_str(),
+            message = report.message.as_deref().unwrap_or(""), "gateway connection failed");
+        self.drop_connection(ctx);
+        if let Purpose::Probe(ready) = &mut self.purpose {
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Err(report));
+            }
+            return ctx.stop();
+        }
+        self.report(report);
+        self.failures += 1;
+        let max = self.deps.link.settings.gateway.reconnect_max;
+        // A refusal will not change by itself soon: wait the longest; else double per failure.
+        let base = match state {
+            ConnectionState::Unreachable | ConnectionState::Error | ConnectionState::Connecting => {
+                Duration::from_millis(500) * 2u32.pow(self.failures.min(8))
+            }
+            _ => max,
+        };
+        let wait = jitter(base.min(max));
+        ctx.run_later(wait, |act, ctx| act.dial(ctx));
+    }
+
+    fn report(&self, report: Report) {
+        if matches!(self.purpose, Purpose::Probe(_)) {
+            return;
+        }
+        let (db, identity, instance) = (
+            self.deps.link.db.clone(),
+            self.identity(),
+            self.deps.link.settings.instance_id.clone(),
+        );
+        actix::spawn(async move {
+            let result = async {
+                let mut conn = db.get().await.map_err(|e| e.to_string())?;
+                let tx = conn.transaction().await.map_err(|e| e.to_string())?;
+                dialing::report(&tx, &identity, &report, &instance)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tx.commit().await.map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(gateway_id = %identity.id, error = %e, "gateway connection state not recorded");
+            }
+        });
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match oc::parse(text) {
+            Inbound::Event { event, payload } if event == oc::CHALLENGE => {
+                self.on_challenge(payload, ctx)
+            }
+            Inbound::Event { event, payload } if event == oc::CHAT => {
+                if let Some(chat) = ChatEvent::read(&payload) {
+                    self.on_chat(chat, ctx);
+                }
+            }
+            Inbound::Event { .. } | Inbound::Other => {}
+            Inbound::Res { id, outcome } => {
+                let connecting = matches!(&self.connection, Some(Connection { phase: Phase::Connecting(c), .. }) if *c == id);
+                if connecting {
+                    return self.on_hello(outcome, ctx);
+                }
+                if let Some(waiting) = self.pending.remove(&id) {
+                    let _ = waiting.send(outcome.map_err(CallError::Gateway));
+                }
+            }
+        }
+    }
+
+    fn on_challenge(&mut self, payload: Value, ctx: &mut Context<Self>) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        if !matches!(connection.phase, Phase::Dialled) {
+            return;
+        }
+        let Ok(challenge) = serde_json::from_value::<Challenge>(payload) else {
+            return self.failed(
+                Report::new(
+                    ConnectionState::Error,
+                    Some("the gateway sent a challenge without nonce and ts".into()),
+                ),
+                ctx,
+            );
+        };
+        let device = &self.deps.device;
+        let token = self.target.token.clone().unwrap_or_default();
+        let credential = match &self.target.device_token {
+            Some(device_token) => Credential::DeviceToken(device_token),
+            None => Credential::Token(&token),
+        };
+        let signature = device.sign(&oc::signing_string(device.id(), &credential, &challenge));
+        let params = oc::connect_params(
+            env!("CARGO_PKG_VERSION"),
+            &credential,
+            &oc::Device {
+                id: device.id(),
+                public_key: device.public_key(),
+            },
+            &challenge,
+            &signature,
+        );
+        let id = Uuid::new_v4().to_string();
+        let frame = text(&oc::Req::new(&id, "connect", &params));
+        connection.phase = Phase::Connecting(id);
+        self.send(frame);
+    }
+
+    fn on_hello(&mut self, outcome: Result<Value, oc::GatewayError>, ctx: &mut Context<Self>) {
+        let hello = match outcome {
+            Ok(payload) => oc::Hello::read(&payload),
+            Err(error) => return self.refused(error, ctx),
+        };
+        let missing = hello.missing_scopes();
+        if !missing.is_empty() {
+            let message = format!(
+                "the gateway granted scopes [{}]; missing {}",
+                hello.scopes.join(", "),
+                missing.join(", ")
+            );
+            return self.failed(
+                Report::new(ConnectionState::MissingScopes, Some(message)),
+                ctx,
+            );
+        }
+        self.failures = 0;
+        tracing::info!(gateway_id = %self.gateway_id(), protocol = hello.protocol,
+            version = hello.version.as_deref().unwrap_or("?"), "gateway connected");
+        if let Purpose::Probe(ready) = &mut self.purpose {
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Ok(hello));
+            }
+        } else {
+            if let Some(device_token) = &hello.device_token {
+                self.keep_device_token(device_token.clone());
+            }
+            self.report(Report {
+                protocol: Some(hello.protocol as i32),
+                version: hello.version.clone(),
+                ..Report::new(ConnectionState::Connected, None)
+            });
+            self.register(ctx);
+        }
+        if let Some(connection) = &mut self.connection {
+            connection.phase = Phase::Ready;
+        }
+        self.flush(ctx);
+    }
+
+    fn refused(&mut self, error: oc::GatewayError, ctx: &mut Context<Self>) {
+        let message = Some(error.describe());
+        let report = match oc::Refusal::of(&error) {
+            Refusal::PairingRequired => Report {
+                pairing_request_id: oc::pairing_request_id(&error),
+                ..Report::new(ConnectionState::PairingRequired, message)
+            },
+            Refusal::AuthFailed if self.target.device_token.is_some() => {
+                // The gateway forgot our device token (the device was removed or re-paired):
+                // the shared token tries next, at once.
+                self.target.device_token = None;
+                let (db, gateway_id) = (self.deps.link.db.clone(), self.gateway_id());
+                actix::spawn(async move {
+                    if let Ok(conn) = db.get().await {
+                        let _ = dialing::forget_device_token(&*conn, gateway_id).await;
+                    }
+                });
+                self.drop_connection(ctx);
+                return self.dial(ctx);
+            }
+            Refusal::AuthFailed => Report::new(ConnectionState::AuthFailed, message),
+            Refusal::ProtocolMismatch => Report::new(ConnectionState::ProtocolMismatch, message),
+            Refusal::Other => Report::new(ConnectionState::Error, message),
+        };
+        self.failed(report, ctx);
+    }
+
+    fn keep_device_token(&mut self, device_token: String) {
+        if self.target.device_token.as_deref() == Some(&device_token) {
+            return;
+        }
+        self.target.device_token = Some(device_token.clone());
+        let (db, gateway_id) = (self.deps.link.db.clone(), self.gateway_id());
+        actix::spawn(async move {
+            let kept = match db.get().await {
+                Ok(conn) => dialing::keep_device_token(&*conn, gateway_id, &device_token)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = kept {
+                tracing::warn!(%gateway_id, error = %e, "device token not kept");
+            }
+        });
+    }
+
+    /// Registers as the gateway's link (the router then reaches this client from every
+    /// instance) and writes the gateway's presence.
+    fn register(&mut self, ctx: &mut Context<Self>) {
+        let link = &self.deps.link;
+        let entry = text(&GatewayPresence {
+            instance_id: &link.settings.instance_id,
+            link_id: self.link_id,
+            connected_at: Utc::now(),
+            peer: &self.target.url,
+        });
+        link.router.registry().do_send(RegisterGateway {
+            gateway_id: self.gateway_id(),
+            link_id: self.link_id,
+            socket: SocketHandle {
+                control: ctx.address().recipient(),
+                frames: ctx.address().recipient(),
+                outbox: self.outbox.clone(),
+                queue_limit: link.settings.ws.outbound_queue_bytes,
+            },
+            flush: ctx.address().recipient(),
+        });
+        self.presence = Some(entry);
+        self.refresh_presence();
+    }
+
+    fn refresh_presence(&self) {
+        let Some(entry) = self.presence.clone() else {
+            return;
+        };
+        let (presence, key, ttl) = (
+            self.deps.link.presence.clone(),
+            gateway_presence(self.gateway_id()),
+            self.deps.link.settings.ws.heartbeat_timeout,
+        );
+        actix::spawn(async move { presence.set(&key, &entry, ttl).await });
+    }
+
+    fn unregister(&mut self) {
+        let Some(entry) = self.presence.take() else {
+            return;
+        };
+        self.deps.link.router.registry().do_send(UnregisterGateway {
+            gateway_id: self.gateway_id(),
+            link_id: self.link_id,
+        });
+        let (presence, key) = (
+            self.deps.link.presence.clone(),
+            gateway_presence(self.gateway_id()),
+        );
+        actix::spawn(async move { presence.clear_if(&key, &entry).await });
+    }
+
+    /// A handle other tasks call the gateway through.
+    fn calls(&self, ctx: &Context<Self>) -> Calls {
+        Calls {
+            client: ctx.address(),
+            timeout: self.deps.link.settings.gateway.rpc_timeout,
+        }
+    }
+
+    /// Claims the gateway's due requests and held chat and carries them out; then arms a
+    /// timer for the next request that falls due (as a relay link does).
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.is_ready() || matches!(self.purpose, Purpose::Probe(_)) {
+            return;
+        }
+        if self.flushing {
+            self.flush_again = true;
+            return;
+        }
+        self.flushing = true;
+        self.flush_again = false;
+        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
+        let claimed = async move { gateway_link::claim_due(&link, gateway_id).await };
+        ctx.spawn(claimed.into_actor(self).map(|result, act, ctx| {
+            let next_due = match result {
+                Ok(due) => {
+                    act.flush_again |= due.more_held;
+                    act.carry_out(due.commands, due.held, ctx);
+                    due.next_due
+                }
+                Err(e) => {
+                    tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "gateway requests not sent");
+                    act.flushing = false;
+                    Some(Utc::now() + act.deps.link.settings.gateway.command_retry)
+                }
+            };
+            if let Some(retry) = act.retry.take() {
+                ctx.cancel_future(retry);
+            }
+            if let Some(due) = next_due {
+                let wait = (due - Utc::now()).to_std().unwrap_or_default();
+                act.retry = Some(ctx.run_later(wait + Duration::from_millis(10), |act, ctx| {
+                    act.retry = None;
+                    act.flush(ctx);
+                }));
+            }
+        }));
+    }
+
+    /// Reads answer at once, each on its own; changes run one after another in the order
+    /// they were recorded (an agent's files go after its creation); the chat held while the
+    /// gateway was away goes last, to agents that exist by then.
+    fn carry_out(
+        &mut self,
+        claimed: Vec<gateway_commands::Command>,
+        held: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (reads, changes): (Vec<_>, Vec<_>) = claimed.into_iter().partition(commands::is_read);
+        let calls = self.calls(ctx);
+        let (link, workspace_root) = (self.deps.link.clone(), self.target.workspace_root.clone());
+        for command in reads {
+            let (calls, link, root) = (calls.clone(), link.clone(), workspace_root.clone());
+            actix::spawn(async move { execute(&calls, &link, &root, command).await });
+        }
+        let sequential = async move {
+            for command in changes {
+                execute(&calls, &link, &workspace_root, command).await;
+            }
+        };
+        ctx.spawn(sequential.into_actor(self).map(move |(), act, ctx| {
+            for frame in held {
+                act.on_route_frame(&frame, ctx);
+            }
+            act.flushing = false;
+            if act.flush_again {
+                act.flush(ctx);
+            }
+        }));
+    }
+
+    /// A frame the router handed us: an H5 user's message (`chat.send` of the relay
+    /// protocol) becomes the gateway's `chat.send` in the agent's session for that user, with
+    /// our message id as the idempotency key (a resend never runs twice). A message to an
+    /// agent whose provisioning is still open waits for it.
+    fn on_route_frame(&mut self, frame: &str, ctx: &mut Context<Self>) {
+        let Some(message) = relay::read_chat_send(frame) else {
+            return;
+        };
+        let calls = self.calls(ctx);
+        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
+        let known = self.agents.get(&message.agent_id).cloned();
+        let sent = async move {
+            let target = match known {
+                Some(agent) => ChatTarget::Ready(agent),
+                None => {
+                    let conn = link.db.get().await.map_err(|e| e.to_string())?;
+                    dialing::chat_target(&*conn, gateway_id, message.agent_id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            let ChatTarget::Ready(agent) = &target else {
+                return Ok((message, target, None));
+            };
+            let session_key = oc::h5_session_key(agent, &message.h5_user_id.to_string());
+            let content = match &message.content {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let outcome = calls
+                .call(
+                    "chat.send",
+                    json!({"sessionKey": session_key, "message": content, "deliver": false,
+                           "idempotencyKey": message.message_id.to_string()}),
+                )
+                .await;
+            Ok::<_, String>((message, target, Some(outcome)))
+        };
+        ctx.spawn(sent.into_actor(self).map(|result, act, ctx| {
+            let (message, target, outcome) = match result {
+                Ok(sent) => sent,
+                Err(e) => {
+                    tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not sent");
+                    return;
+                }
+            };
+            let refused = |error: &oc::GatewayError| {
+                format!("the gateway refused the message: {}", error.describe())
+            };
+            match (target, outcome) {
+                (ChatTarget::Ready(agent), Some(Ok(_))) => {
+                    act.agents.insert(message.agent_id, agent);
+                }
+                (ChatTarget::Provisioning, _)
+                | (_, Some(Err(CallError::NotConnected | CallError::Timeout))) => {
+                    act.hold(message.message_id, ctx)
+                }
+                // The gateway does not have the agent (yet): it waits if a provisioning is
+                // under way, else the user hears why.
+                (_, Some(Err(CallError::Gateway(error)))) if oc::is_not_loaded_yet(&error) => {
+                    act.agents.remove(&message.agent_id);
+                    let why = refused(&error);
+                    act.hold_while_provisioning(message, why, ctx);
+                }
+                (_, Some(Err(CallError::Gateway(error)))) => {
+                    act.tell_user(message.h5_user_id, message.message_id, &refused(&error))
+                }
+                (ChatTarget::Missing, _) | (ChatTarget::Ready(_), None) => act.tell_user(
+                    message.h5_user_id,
+                    message.message_id,
+                    "the agent has no session on this gateway",
+                ),
+            }
+        }));
+    }
+
+    /// Keeps an H5 message for the gateway's next flush (`h5_chat::take_held`): the one
+    /// after the provisioning under way, the one its retry timer starts, or the next
+    /// connection's.
+    fn hold(&mut self, message_id: Uuid, ctx: &mut Context<Self>) {
+        let db = self.deps.link.db.clone();
+        let held = async move {
+            let conn = db.get().await.map_err(|e| e.to_string())?;
+            h5_chat::hold_for_gateway(&*conn, message_id)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(held.into_actor(self).map(|result, act, _| match result {
+            Ok(()) => act.flush_again |= act.flushing,
+            Err(e) => {
+                tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not held for the gateway")
+            }
+        }));
+    }
+
+    /// `hold`, if a provisioning of the message's agent is open; else the user is told
+    /// `why` (the gateway's refusal).
+    fn hold_while_provisioning(
+        &mut self,
+        message: relay::ChatSendRead,
+        why: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let (db, gateway_id) = (self.deps.link.db.clone(), self.gateway_id());
+        let agent_id = message.agent_id;
+        let target = async move {
+            let conn = db.get().await.map_err(|e| e.to_string())?;
+            dialing::chat_target(&*conn, gateway_id, agent_id)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(target.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(ChatTarget::Provisioning) => act.hold(message.message_id, ctx),
+            Ok(_) => act.tell_user(message.h5_user_id, message.message_id, &why),
+            Err(e) => {
+                tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not held for the gateway")
+            }
+        }));
+    }
+
+    fn tell_user(&self, h5_user_id: Uuid, message_id: Uuid, why: &str) {
+        let frame = text(&ErrorFrame::about(ErrorCode::AgentError, why, message_id));
+        self.deps.link.router.tell(
+            Address::User(h5_user_id),
+            RouteMessage::Frame { text: frame },
+        );
+    }
+
+    /// A run's end: the reply of an H5 message's run is stored (once: the run id is its
+    /// key) and delivered to the user's sockets, wherever they are; a failed run is told to
+    /// the user. Runs that are not H5 messages (requests' `chat.send`) are not stored.
+    fn on_chat(&mut self, chat: ChatEvent, ctx: &mut Context<Self>) {
+        if !chat.is_terminal() {
+            return;
+        }
+        let Ok(run) = Uuid::parse_str(&chat.run_id) else {
+            return;
+        };
+        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
+        let stored = async move {
+            let conn = link.db.get().await.map_err(|e| e.to_string())?;
+            let Some((session_key, h5_user_id)) = dialing::session_of_run(&*conn, gateway_id, run)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            if chat.state != "final" {
+                return Ok(Some(Err((h5_user_id, chat))));
+            }
+            let extra = json!({"run_id": chat.run_id, "gateway_session_key": chat.session_key});
+            let stored = h5_chat::accept_reply(
+                &*conn,
+                gateway_id,
+                &session_key,
+                Some(&chat.run_id),
+                &Value::String(chat.text.clone()),
+                Some(&extra),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok::<_, String>(stored.map(Ok))
+        };
+        // `wait`: replies are stored and delivered in the order the gateway sent them.
+        ctx.wait(stored.into_actor(self).map(move |result, act, _| match result {
+            Ok(Some(Ok((session, message, duplicate)))) => {
+                if !duplicate {
+                    let frame = text(&h5_chat::reply_frame(&session, &message));
+                    act.deps.link.router.tell(
+                        Address::User(session.h5_user_id),
+                        RouteMessage::Frame { text: frame },
+                    );
+                }
+            }
+            Ok(Some(Err((h5_user_id, chat)))) => act.tell_user(
+                h5_user_id,
+                run,
+                &format!(
+                    "the agent's run ended {}: {}",
+                    chat.state,
+                    chat.error.as_deref().unwrap_or("no details")
+                ),
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat reply not stored")
+            }
+        }));
+    }
+}
+
+/// Carries out one claimed request and records its answer (handing it to a waiting caller).
+/// A request the gateway could not take now (no connection, no answer in time) stays sent and
+/// is retried with backoff.
+async fn execute(
+    calls: &Calls,
+    link: &LinkDeps,
+    workspace_root: &str,
+    command: gateway_commands::Command,
+) {
+    let base_url = link
+        .settings
+        .base_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_string());
+    let outcome = match commands::run(calls, workspace_root, base_url.as_deref(), &command).await {
+        Ok(result) => Ok(result),
+        Err(CallError::NotConnected | CallError::Timeout) => return,
+        Err(e) => Err(e.to_string()),
+    };
+    let recorded = gateway_link::record_answer(link, command.gateway_id, command.id, outcome).await;
+    if let Err(e) = recorded {
+        tracing::error!(gateway_id = %command.gateway_id, error = %e, "gateway answer not recorded");
+    }
+}
+
+/// How tasks call the gateway through its client.
+#[derive(Clone)]
+pub struct Calls {
+    client: Addr<GatewayClient>,
+    timeout: Duration,
+}
+
+impl Calls {
+    pub fn new(client: Addr<GatewayClient>, timeout: Duration) -> Calls {
+        Calls { client, timeout }
+    }
+
+    pub async fn call(&self, method: &'static str, params: Value) -> Result<Value, CallError> {
+        self.call_within(method, params, self.timeout).await
+    }
+
+    pub async fn call_within(
+        &self,
+        method: &'static str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        self.client
+            .send(Call {
+                method,
+                params,
+                timeout,
+            })
+            .await
+            .unwrap_or(Err(CallError::NotConnected))
+    }
+}
+
+/// Between `base / 2` and `base`: instances that lost a gateway together do not dial it in
+/// step.
+fn jitter(base: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    base / 2 + base.mul_f64(f64::from(byte[0]) / 510.0)
+}
+
+impl Actor for GatewayClient {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.dial(ctx);
+        let every = self.deps.link.settings.ws.heartbeat_interval;
+        ctx.run_interval(every, |act, ctx| {
+            if act.connection.is_some() && act.last_frame.elapsed() > SILENCE {
+                return act.failed(
+                    Report::new(ConnectionState::Unreachable, Some("the gateway went silent".into())),
+                    ctx,
+                );
+            }
+            if act.is_ready() {
+                act.refresh_presence();
+                let (db, identity, instance) = (
+                    act.deps.link.db.clone(),
+                    act.identity(),
+                    act.deps.link.settings.instance_id.clone(),
+                );
+                actix::spawn(async move {
+                    if let Ok(conn) = db.get().await {
+                        if let Err(e) = dialing::alive(&*conn, &identity, &instance).await {
+                            tracing::warn!(gateway_id = %identity.id, error = %e, "gateway heartbeat not recorded");
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.stopping = true;
+        self.drop_connection(ctx);
+    }
+}
+
+impl StreamHandler<Incoming> for GatewayClient {
+    fn handle(&mut self, item: Incoming, ctx: &mut Context<Self>) {
+        let current = self.connection.as_ref().map(|c| c.generation);
+        match item {
+            Incoming::End(generation) if Some(generation) == current => self.failed(
+                Report::new(
+                    ConnectionState::Unreachable,
+                    Some("the gateway closed the connection".into()),
+                ),
+                ctx,
+            ),
+            Incoming::Frame(generation, frame) if Some(generation) == current => {
+                self.last_frame = Instant::now();
+                match frame {
+                    Ok(ws::Frame::Text(bytes)) => self.on_bytes(bytes, ctx),
+                    Ok(ws::Frame::Continuation(item)) => self.on_fragment(item, ctx),
+                    Ok(ws::Frame::Ping(data)) => {
+                        if let Some(c) = &self.connection {
+                            let _ = c.out.send(ws::Message::Pong(data));
+                        }
+                    }
+                    Ok(ws::Frame::Close(reason)) => {
+                        let said = reason
+                            .map(|r| format!("{:?} {}", r.code, r.description.unwrap_or_default()))
+                            .unwrap_or_default();
+                        self.failed(
+                            Report::new(
+                                ConnectionState::Unreachable,
+                                Some(
+                                    format!("the gateway closed the connection {said}")
+                                        .trim()
+                                        .to_string(),
+                                ),
+                            ),
+                            ctx,
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.failed(
+                        Report::new(ConnectionState::Error, Some(e.to_string())),
+                        ctx,
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Each connection's stream ends with `Incoming::End`; the actor outlives its streams.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl GatewayClient {
+    fn on_bytes(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => self.on_text(text, ctx),
+            Err(_) => {
+                tracing::warn!(gateway_id = %self.gateway_id(), "a gateway frame was not UTF-8")
+            }
+        }
+    }
+
+    fn on_fragment(&mut self, item: Item, ctx: &mut Context<Self>) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        match item {
+            Item::FirstText(part) => connection.partial = Some(BytesMut::from(&part[..])),
+            Item::FirstBinary(_) => connection.partial = None,
+            Item::Continue(part) => {
+                if let Some(partial) = &mut connection.partial {
+                    partial.extend_from_slice(&part);
+                }
+            }
+            Item::Last(part) => {
+                if let Some(mut partial) = connection.partial.take() {
+                    partial.extend_from_slice(&part);
+                    self.on_bytes(partial.freeze(), ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Call> for GatewayClient {
+    type Result = ResponseActFuture<Self, Result<Value, CallError>>;
+
+    fn handle(&mut self, call: Call, _: &mut Context<Self>) -> Self::Result {
+        let id = Uuid::new_v4().to_string();
+        let (tx, rx) = oneshot::channel();
+        let sent =
+            self.is_ready() && self.send(text(&oc::Req::new(&id, call.method, &call.params)));
+        if sent {
+            self.pending.insert(id.clone(), tx);
+        } else {
+            let _ = tx.send(Err(CallError::NotConnected));
+        }
+        let timeout = call.timeout;
+        Box::pin(
+            async move {
+                match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(_)) => Err(CallError::NotConnected),
+                    Err(_) => Err(CallError::Timeout),
+                }
+            }
+            .into_actor(self)
+            .map(move |outcome, act, _| {
+                act.pending.remove(&id);
+                outcome
+            }),
+        )
+    }
+}
+
+impl Handler<Stop> for GatewayClient {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.stopping = true;
+        ctx.stop();
+    }
+}
+
+impl Handler<Control> for GatewayClient {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        match msg {
+            // Another holder registered (a lease race): the lease decides, next renewal.
+            Control::Replaced => self.unregister(),
+            Control::GoingAway => {
+                self.stopping = true;
+                ctx.stop();
+            }
+            Control::TooSlow | Control::Revoked(_) => {}
+        }
+    }
+}
+
+impl Handler<FlushCommands> for GatewayClient {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushCommands, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
+impl Handler<Frame> for GatewayClient {
+    type Result = ();
+
+    fn handle(&mut self, msg: Frame, ctx: &mut Context<Self>) {
+        // Counted in the outbox by the sender (`SocketHandle::deliver`).
+        self.outbox.release(msg.0.len());
+        self.on_route_frame(&msg.0, ctx);
+    }
+}
