@@ -103,6 +103,13 @@ struct H5Args {
     /// The OpenClaw gateways' token.
     #[arg(long, default_value = "")]
     openclaw_token: String,
+    /// `--openclaw` is one gateway (a real one): its URL is used as it is, and `--gateways`
+    /// must be 1.
+    #[arg(long)]
+    openclaw_one: bool,
+    /// Where the OpenClaw gateways put the agents' workspaces.
+    #[arg(long, default_value = "/tmp/mc-load-workspaces")]
+    workspace_root: String,
 }
 
 #[derive(Args)]
@@ -232,12 +239,12 @@ async fn set_up(
     d: &Deployment,
     gateways: usize,
     users: usize,
-    dialled: Option<(&str, &str)>,
+    dialled: Option<Dialled<'_>>,
 ) -> Result<Setup, String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
     let (org, registered) = match dialled {
-        Some((base, token)) => create_dialled_gateways(d, gateways.max(1), base, token).await?,
+        Some(dialled) => create_dialled_gateways(d, gateways.max(1), &dialled).await?,
         None => register_gateways(d, gateways.max(1)).await?,
     };
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -373,10 +380,15 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 async fn h5(args: H5Args) -> Result<Value, String> {
     let d = &args.deployment;
-    let dialled = args
-        .openclaw
-        .as_deref()
-        .map(|base| (base, args.openclaw_token.as_str()));
+    if args.openclaw_one && args.gateways != 1 {
+        return Err("--openclaw-one needs --gateways 1".into());
+    }
+    let dialled = args.openclaw.as_deref().map(|base| Dialled {
+        base,
+        token: &args.openclaw_token,
+        one: args.openclaw_one,
+        workspace_root: &args.workspace_root,
+    });
     let setup = set_up(d, args.gateways, args.users, dialled).await?;
     match dialled {
         Some(_) => {
@@ -732,13 +744,22 @@ async fn register_gateways(
     Ok((org, out))
 }
 
+/// OpenClaw gateways for the servers to dial.
+#[derive(Clone, Copy)]
+struct Dialled<'a> {
+    /// `<base>/<gateway name>` each (`gateway-sim openclaw`), or `base` itself with `one`.
+    base: &'a str,
+    token: &'a str,
+    one: bool,
+    workspace_root: &'a str,
+}
+
 /// The caller's organization and `count` gateways created by URL and token, as the console
 /// does, for the servers to dial: `(gateway id, "", name)`.
 async fn create_dialled_gateways(
     d: &Deployment,
     count: usize,
-    base: &str,
-    token: &str,
+    dialled: &Dialled<'_>,
 ) -> Result<(String, Vec<(String, String, String)>), String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
@@ -747,12 +768,16 @@ async fn create_dialled_gateways(
     let mut out = Vec::with_capacity(count);
     for g in 0..count {
         let name = format!("load-{run}-{g}");
-        let url = format!("{}/{name}", base.trim_end_matches('/'));
+        let url = match dialled.one {
+            true => dialled.base.to_string(),
+            false => format!("{}/{name}", dialled.base.trim_end_matches('/')),
+        };
         let created = call(
             "POST",
             &format!("{api}/api/v1/gateways"),
             admin,
-            Some(json!({"name": name, "url": url, "token": token, "workspace_root": "/load"})),
+            Some(json!({"name": name, "url": url, "token": dialled.token,
+                        "workspace_root": dialled.workspace_root})),
         )
         .await?;
         let id = created["id"].as_str().unwrap_or_default().to_string();
@@ -765,8 +790,13 @@ async fn dial(args: DialArgs) -> Result<Value, String> {
     let d = &args.deployment;
     let before = rss_kb(&d.pid);
     let started = Instant::now();
-    let (_, created) =
-        create_dialled_gateways(d, args.gateways, &args.openclaw, &args.openclaw_token).await?;
+    let dialled = Dialled {
+        base: &args.openclaw,
+        token: &args.openclaw_token,
+        one: false,
+        workspace_root: "/tmp/mc-load-workspaces",
+    };
+    let (_, created) = create_dialled_gateways(d, args.gateways, &dialled).await?;
     let create_secs = started.elapsed().as_secs_f64();
     let ids: std::collections::HashSet<String> = created.into_iter().map(|(id, _, _)| id).collect();
     let deadline = started + Duration::from_secs(args.timeout_secs);

@@ -158,7 +158,36 @@ async fn a_chat_for_an_agent_the_gateway_lacks_is_an_error_the_user_sees() {
     let (frame, _) = chat(&mut ws, &agent, "local-1", "anyone?").await;
     assert_eq!(frame["type"], "error", "{frame}");
     assert_eq!(frame["payload"]["code"], "AGENT_ERROR", "{frame}");
-    assert!(frame["payload"]["message_id"].is_string(), "{frame}");
+    let message_id = frame["payload"]["message_id"].clone();
+    assert!(message_id.is_string(), "{frame}");
+    // The shipped app shows only replies: the reason comes as one, stored for resume.
+    let notice = next_reply(&mut ws).await;
+    assert!(
+        notice["payload"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("The agent could not answer"),
+        "{notice}"
+    );
+    assert_eq!(notice["payload"]["reply_to"], message_id, "{notice}");
+    assert!(notice["payload"]["error"].is_string(), "{notice}");
+}
+
+#[actix_web::test]
+async fn a_gateway_that_grants_too_few_scopes_is_not_connected() {
+    let sim = SimGateway::start(&["--grant-scopes", "operator.read"]);
+    let server = builder().start().await;
+    let gateway = create_gateway(&server, &sim.url("g"), &sim.token, ROOT).await;
+    let id = gateway["id"].as_str().unwrap();
+    let refused = wait_state(&server, id, "missing_scopes", Duration::from_secs(20)).await;
+    assert!(
+        refused["connection_message"]
+            .as_str()
+            .unwrap()
+            .contains("operator.admin"),
+        "{refused}"
+    );
+    assert_eq!(refused["status"], "offline");
 }
 
 #[actix_web::test]
@@ -254,4 +283,88 @@ async fn a_message_to_an_agent_still_being_created_waits_for_it() {
     let user = h5_user(&server, &board, &agent, "frank").await;
     let mut ws = h5_socket(&server, &user).await;
     chat_reply(&mut ws, &agent, "local-1", "are you there yet?").await;
+}
+
+/// Two instances; every kind of request reaches the one connection, wherever it was made:
+/// reads answered across instances, an agent's update, a message to a session, a deletion.
+#[actix_web::test]
+async fn every_request_reaches_the_gateway_through_its_one_owner() {
+    use awc::http::Method;
+    let sim = SimGateway::start(&[]);
+    let a = builder().env("INSTANCE_ID", "inst-a").start().await;
+    let b = builder().env("INSTANCE_ID", "inst-b").start_on(&a).await;
+    let gateway = create_gateway(&a, &sim.url("g"), &sim.token, ROOT).await;
+    let id = gateway["id"].as_str().unwrap();
+    wait_state(&a, id, "connected", Duration::from_secs(20)).await;
+    let (board, agent) = agent_on(&a, &gateway).await;
+    let agent_id = agent["id"].as_str().unwrap();
+    answered(&a, id, agent_id, "agents.create").await;
+    let board_id = board["id"].as_str().unwrap();
+    let session = format!("agent:mc-{agent_id}:main");
+
+    // Reads, from both instances (only one holds the connection).
+    for server in [&a, &b] {
+        let status = server
+            .admin_get(&format!("/api/v1/gateways/status?board_id={board_id}"))
+            .await;
+        assert_eq!(status.json["connected"], true, "{}", status.text);
+        let sessions = server
+            .admin_get(&format!("/api/v1/gateways/sessions?board_id={board_id}"))
+            .await;
+        assert_eq!(sessions.status, 200, "{}", sessions.text);
+    }
+    let sent = crate::fixtures::send(
+        &b,
+        Method::POST,
+        &format!("/api/v1/gateways/sessions/{session}/message?board_id={board_id}"),
+        json!({"content": "a word from the admin"}),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.text);
+    let history = || async {
+        let reply = a
+            .admin_get(&format!(
+                "/api/v1/gateways/sessions/{session}/history?board_id={board_id}"
+            ))
+            .await;
+        reply.text.contains("You said: a word from the admin")
+    };
+    assert!(eventually(Duration::from_secs(20), history).await);
+
+    let renamed = crate::fixtures::send(
+        &b,
+        Method::PATCH,
+        &format!("/api/v1/agents/{agent_id}"),
+        json!({"name": "Ada Lovelace"}),
+    )
+    .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let updated = answered(&a, id, agent_id, "agents.update").await;
+    assert_eq!(updated["status"], "done", "{updated}");
+
+    let deleted = b
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{agent_id}"),
+            Some(crate::harness::ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let device = mission_control::secrets::device::DeviceKey::from_seed(&[5u8; 32]).unwrap();
+    let gone = || async {
+        crate::dialled::gateway_call(
+            &sim.url("g"),
+            &sim.token,
+            &device,
+            "agents.files.list",
+            json!({"agentId": format!("mc-{agent_id}")}),
+        )
+        .await
+        .is_err()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), gone).await,
+        "the agent is still on the gateway"
+    );
 }

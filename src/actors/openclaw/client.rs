@@ -28,7 +28,9 @@ use crate::actors::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
 };
 use crate::actors::socket::Outbox;
-use crate::domain::gateways::dialing::{self, ChatTarget, ConnectionState, DialTarget, Report};
+use crate::domain::gateways::dialing::{
+    self, ChatTarget, ConnectionState, DialTarget, Report, RunOrigin,
+};
 use crate::domain::gateways::registry::GatewayIdentity;
 use crate::domain::h5::chat as h5_chat;
 use crate::domain::outbox::commands as gateway_commands;
@@ -665,12 +667,12 @@ impl GatewayClient {
                     act.hold_while_provisioning(message, why, ctx);
                 }
                 (_, Some(Err(CallError::Gateway(error)))) => {
-                    act.tell_user(message.h5_user_id, message.message_id, &refused(&error))
+                    act.tell_user(origin_of(&message), message.message_id, refused(&error))
                 }
                 (ChatTarget::Missing, _) | (ChatTarget::Ready(_), None) => act.tell_user(
-                    message.h5_user_id,
+                    origin_of(&message),
                     message.message_id,
-                    "the agent has no session on this gateway",
+                    "the agent has no session on this gateway".into(),
                 ),
             }
         }));
@@ -713,19 +715,55 @@ impl GatewayClient {
         };
         ctx.spawn(target.into_actor(self).map(move |result, act, ctx| match result {
             Ok(ChatTarget::Provisioning) => act.hold(message.message_id, ctx),
-            Ok(_) => act.tell_user(message.h5_user_id, message.message_id, &why),
+            Ok(_) => act.tell_user(origin_of(&message), message.message_id, why),
             Err(e) => {
                 tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not held for the gateway")
             }
         }));
     }
 
-    fn tell_user(&self, h5_user_id: Uuid, message_id: Uuid, why: &str) {
-        let frame = text(&ErrorFrame::about(ErrorCode::AgentError, why, message_id));
-        self.deps.link.router.tell(
-            Address::User(h5_user_id),
+    /// Tells the user an H5 message got no answer from its agent: an `error` frame about
+    /// the message (`AGENT_ERROR`, for clients that read them) and, since the shipped app
+    /// shows only replies, a reply saying why (stored once per message, marked
+    /// `extra.error`), delivered and resumed like any reply.
+    fn tell_user(&self, origin: RunOrigin, message_id: Uuid, why: String) {
+        let frame = text(&ErrorFrame::about(ErrorCode::AgentError, &why, message_id));
+        let router = self.deps.link.router.clone();
+        router.tell(
+            Address::User(origin.h5_user_id),
             RouteMessage::Frame { text: frame },
         );
+        let (db, gateway_id) = (self.deps.link.db.clone(), self.gateway_id());
+        actix::spawn(async move {
+            let extra = json!({"error": why, "reply_to": message_id});
+            let content = Value::String(format!("The agent could not answer: {why}"));
+            let stored = async {
+                let conn = db.get().await.map_err(|e| e.to_string())?;
+                h5_chat::accept_reply(
+                    &*conn,
+                    gateway_id,
+                    &origin.session_key,
+                    Some(&format!("error:{message_id}")),
+                    &content,
+                    Some(&extra),
+                )
+                .await
+                .map_err(|e| e.to_string())
+            };
+            match stored.await {
+                Ok(Some((session, message, false))) => {
+                    let frame = text(&h5_chat::reply_frame(&session, &message));
+                    router.tell(
+                        Address::User(session.h5_user_id),
+                        RouteMessage::Frame { text: frame },
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(%gateway_id, error = %e, "agent error not stored for the user")
+                }
+            }
+        });
     }
 
     /// A run's end: the reply of an H5 message's run is stored (once: the run id is its
@@ -741,20 +779,20 @@ impl GatewayClient {
         let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
         let stored = async move {
             let conn = link.db.get().await.map_err(|e| e.to_string())?;
-            let Some((session_key, h5_user_id)) = dialing::session_of_run(&*conn, gateway_id, run)
+            let Some(origin) = dialing::origin_of_run(&*conn, gateway_id, run)
                 .await
                 .map_err(|e| e.to_string())?
             else {
                 return Ok(None);
             };
             if chat.state != "final" {
-                return Ok(Some(Err((h5_user_id, chat))));
+                return Ok(Some(Err((origin, chat))));
             }
             let extra = json!({"run_id": chat.run_id, "gateway_session_key": chat.session_key});
             let stored = h5_chat::accept_reply(
                 &*conn,
                 gateway_id,
-                &session_key,
+                &origin.session_key,
                 Some(&chat.run_id),
                 &Value::String(chat.text.clone()),
                 Some(&extra),
@@ -774,10 +812,10 @@ impl GatewayClient {
                     );
                 }
             }
-            Ok(Some(Err((h5_user_id, chat)))) => act.tell_user(
-                h5_user_id,
+            Ok(Some(Err((origin, chat)))) => act.tell_user(
+                origin,
                 run,
-                &format!(
+                format!(
                     "the agent's run ended {}: {}",
                     chat.state,
                     chat.error.as_deref().unwrap_or("no details")
@@ -788,6 +826,14 @@ impl GatewayClient {
                 tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat reply not stored")
             }
         }));
+    }
+}
+
+/// The H5 session a routed message belongs to.
+fn origin_of(message: &relay::ChatSendRead) -> RunOrigin {
+    RunOrigin {
+        session_key: h5_chat::session_key(message.h5_user_id, message.agent_id),
+        h5_user_id: message.h5_user_id,
     }
 }
 

@@ -42,6 +42,10 @@ pub struct OpenClawArgs {
     /// New devices must be approved (`POST /pairing/{id}/approve`) before they connect.
     #[arg(long)]
     pairing: bool,
+    /// Grant only these scopes (comma separated), whatever `connect` asks for; as a
+    /// gateway that accepts a connection without the scopes it needs.
+    #[arg(long, value_delimiter = ',')]
+    grant_scopes: Option<Vec<String>>,
     /// After `agents.create`, the agent is unknown to chat and files for this long (the
     /// real gateway's configuration hot-reload).
     #[arg(long, default_value_t = 500)]
@@ -251,7 +255,10 @@ impl Connection {
             issued
         };
         self.ready = true;
-        let scopes = params["scopes"].clone();
+        let scopes = match &self.args.grant_scopes {
+            Some(granted) => json!(granted),
+            None => params["scopes"].clone(),
+        };
         let mut auth = json!({"role": params["role"], "scopes": scopes});
         if let Some(token) = issued {
             auth["deviceToken"] = json!(token);
