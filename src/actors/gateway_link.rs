@@ -414,7 +414,7 @@ impl GatewayLink {
             h5_chat::accept_reply(
                 &*conn,
                 gateway_id,
-                &session_key,
+                h5_chat::ReplyTo::Session(&session_key),
                 reply_id.as_deref(),
                 &content,
                 extra.as_ref(),

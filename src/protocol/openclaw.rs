@@ -361,6 +361,11 @@ pub fn is_not_loaded_yet(error: &GatewayError) -> bool {
         || m.contains("unknown agent")
 }
 
+/// The gateway cannot take calls for the moment (it is draining for a restart).
+pub fn is_unavailable(error: &GatewayError) -> bool {
+    error.code == "UNAVAILABLE"
+}
+
 pub fn is_already_exists(error: &GatewayError) -> bool {
     error.message.contains("already exists")
 }

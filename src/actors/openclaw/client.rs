@@ -28,9 +28,7 @@ use crate::actors::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
 };
 use crate::actors::socket::Outbox;
-use crate::domain::gateways::dialing::{
-    self, ChatTarget, ConnectionState, DialTarget, Report, RunOrigin,
-};
+use crate::domain::gateways::dialing::{self, ChatTarget, ConnectionState, DialTarget, Report};
 use crate::domain::gateways::registry::GatewayIdentity;
 use crate::domain::h5::chat as h5_chat;
 use crate::domain::outbox::commands as gateway_commands;
@@ -59,15 +57,31 @@ const HANDSHAKE: Duration = Duration::from_secs(15);
 pub enum CallError {
     /// The gateway answered with an error.
     Gateway(oc::GatewayError),
+    /// The gateway cannot take calls for the moment (`UNAVAILABLE`: it is restarting).
+    Unavailable(oc::GatewayError),
     /// There is no connection (yet), or it went away before the answer.
     NotConnected,
     Timeout,
 }
 
+impl CallError {
+    fn of(error: oc::GatewayError) -> CallError {
+        match oc::is_unavailable(&error) {
+            true => CallError::Unavailable(error),
+            false => CallError::Gateway(error),
+        }
+    }
+
+    /// Worth trying again later as it is: nothing was refused.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, CallError::Gateway(_))
+    }
+}
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Gateway(e) => f.write_str(&e.describe()),
+            CallError::Gateway(e) | CallError::Unavailable(e) => f.write_str(&e.describe()),
             CallError::NotConnected => f.write_str("the gateway is not connected"),
             CallError::Timeout => f.write_str("the gateway did not answer in time"),
         }
@@ -135,11 +149,20 @@ pub struct GatewayClient {
     retry: Option<SpawnHandle>,
     /// Gateway agent ids of our agents that took a message.
     agents: HashMap<Uuid, String>,
+    /// To the reply writer (`store_replies`), started with the actor.
+    replies: mpsc::UnboundedSender<Answer>,
+    reply_writer: Option<mpsc::UnboundedReceiver<Answer>>,
+    /// The connection's state as last reported, whether a report is being written, and the
+    /// one to write after it (`report`).
+    last_report: Option<Report>,
+    reporting: bool,
+    queued_report: Option<Report>,
     stopping: bool,
 }
 
 impl GatewayClient {
     pub fn new(deps: ClientDeps, target: DialTarget, purpose: Purpose) -> GatewayClient {
+        let (replies, reply_writer) = mpsc::unbounded_channel();
         GatewayClient {
             deps,
             target,
@@ -156,6 +179,11 @@ impl GatewayClient {
             flush_again: false,
             retry: None,
             agents: HashMap::new(),
+            replies,
+            reply_writer: Some(reply_writer),
+            last_report: None,
+            reporting: false,
+            queued_report: None,
             stopping: false,
         }
     }
@@ -199,7 +227,7 @@ impl GatewayClient {
                 .map(|(_, framed)| framed)
                 .map_err(|e| e.to_string())
         };
-        self.report(Report::new(ConnectionState::Connecting, None));
+        self.report(Report::new(ConnectionState::Connecting, None), ctx);
         ctx.spawn(dialled.into_actor(self).map(move |result, act, ctx| {
             if act.stopping || generation != act.generation {
                 return;
@@ -282,7 +310,7 @@ impl GatewayClient {
             }
             return ctx.stop();
         }
-        self.report(report);
+        self.report(report, ctx);
         self.failures += 1;
         let max = self.deps.link.settings.gateway.reconnect_max;
         // A refusal will not change by itself soon: wait the longest; else double per failure.
@@ -296,16 +324,70 @@ impl GatewayClient {
         ctx.run_later(wait, |act, ctx| act.dial(ctx));
     }
 
-    fn report(&self, report: Report) {
+    /// Records the connection's state, one report at a time and in order (a later report
+    /// written first would leave the gateway shown as it no longer is); a report equal to
+    /// the last one is not written again, and "connecting" only before anything else was.
+    fn report(&mut self, report: Report, ctx: &mut Context<Self>) {
         if matches!(self.purpose, Purpose::Probe(_)) {
             return;
         }
+        let repeated = match &self.last_report {
+            Some(last) => *last == report || report.state == ConnectionState::Connecting,
+            None => false,
+        };
+        if repeated {
+            return;
+        }
+        self.last_report = Some(report.clone());
+        if self.reporting {
+            self.queued_report = Some(report);
+            return;
+        }
+        self.write_report(report, ctx);
+    }
+
+    /// The connected gateway's sign of life (its `status` and last heartbeat), written in
+    /// turn with the reports: one still being written says as much.
+    fn alive(&mut self, ctx: &mut Context<Self>) {
+        if self.reporting {
+            return;
+        }
+        self.reporting = true;
         let (db, identity, instance) = (
             self.deps.link.db.clone(),
             self.identity(),
             self.deps.link.settings.instance_id.clone(),
         );
-        actix::spawn(async move {
+        let written = async move {
+            if let Ok(conn) = db.get().await {
+                if let Err(e) = dialing::alive(&*conn, &identity, &instance).await {
+                    tracing::warn!(gateway_id = %identity.id, error = %e, "gateway heartbeat not recorded");
+                }
+            }
+        };
+        ctx.spawn(
+            written
+                .into_actor(self)
+                .map(|(), act, ctx| act.reported(ctx)),
+        );
+    }
+
+    /// A write of the state ended: the next one queued meanwhile, if any.
+    fn reported(&mut self, ctx: &mut Context<Self>) {
+        self.reporting = false;
+        if let Some(next) = self.queued_report.take() {
+            self.write_report(next, ctx);
+        }
+    }
+
+    fn write_report(&mut self, report: Report, ctx: &mut Context<Self>) {
+        self.reporting = true;
+        let (db, identity, instance) = (
+            self.deps.link.db.clone(),
+            self.identity(),
+            self.deps.link.settings.instance_id.clone(),
+        );
+        let written = async move {
             let result = async {
                 let mut conn = db.get().await.map_err(|e| e.to_string())?;
                 let tx = conn.transaction().await.map_err(|e| e.to_string())?;
@@ -318,7 +400,12 @@ impl GatewayClient {
             if let Err(e) = result {
                 tracing::warn!(gateway_id = %identity.id, error = %e, "gateway connection state not recorded");
             }
-        });
+        };
+        ctx.spawn(
+            written
+                .into_actor(self)
+                .map(|(), act, ctx| act.reported(ctx)),
+        );
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
@@ -328,7 +415,7 @@ impl GatewayClient {
             }
             Inbound::Event { event, payload } if event == oc::CHAT => {
                 if let Some(chat) = ChatEvent::read(&payload) {
-                    self.on_chat(chat, ctx);
+                    self.on_chat(chat);
                 }
             }
             Inbound::Event { .. } | Inbound::Other => {}
@@ -338,7 +425,7 @@ impl GatewayClient {
                     return self.on_hello(outcome, ctx);
                 }
                 if let Some(waiting) = self.pending.remove(&id) {
-                    let _ = waiting.send(outcome.map_err(CallError::Gateway));
+                    let _ = waiting.send(outcome.map_err(CallError::of));
                 }
             }
         }
@@ -411,11 +498,14 @@ impl GatewayClient {
             if let Some(device_token) = &hello.device_token {
                 self.keep_device_token(device_token.clone());
             }
-            self.report(Report {
-                protocol: Some(hello.protocol as i32),
-                version: hello.version.clone(),
-                ..Report::new(ConnectionState::Connected, None)
-            });
+            self.report(
+                Report {
+                    protocol: Some(hello.protocol as i32),
+                    version: hello.version.clone(),
+                    ..Report::new(ConnectionState::Connected, None)
+                },
+                ctx,
+            );
             self.register(ctx);
         }
         if let Some(connection) = &mut self.connection {
@@ -656,7 +746,7 @@ impl GatewayClient {
                     act.agents.insert(message.agent_id, agent);
                 }
                 (ChatTarget::Provisioning, _)
-                | (_, Some(Err(CallError::NotConnected | CallError::Timeout))) => {
+                | (_, Some(Err(CallError::NotConnected | CallError::Timeout | CallError::Unavailable(_)))) => {
                     act.hold(message.message_id, ctx)
                 }
                 // The gateway does not have the agent (yet): it waits if a provisioning is
@@ -667,10 +757,9 @@ impl GatewayClient {
                     act.hold_while_provisioning(message, why, ctx);
                 }
                 (_, Some(Err(CallError::Gateway(error)))) => {
-                    act.tell_user(origin_of(&message), message.message_id, refused(&error))
+                    act.tell_user(message.message_id, refused(&error))
                 }
                 (ChatTarget::Missing, _) | (ChatTarget::Ready(_), None) => act.tell_user(
-                    origin_of(&message),
                     message.message_id,
                     "the agent has no session on this gateway".into(),
                 ),
@@ -715,126 +804,166 @@ impl GatewayClient {
         };
         ctx.spawn(target.into_actor(self).map(move |result, act, ctx| match result {
             Ok(ChatTarget::Provisioning) => act.hold(message.message_id, ctx),
-            Ok(_) => act.tell_user(origin_of(&message), message.message_id, why),
+            Ok(_) => act.tell_user(message.message_id, why),
             Err(e) => {
                 tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not held for the gateway")
             }
         }));
     }
 
-    /// Tells the user an H5 message got no answer from its agent: an `error` frame about
-    /// the message (`AGENT_ERROR`, for clients that read them) and, since the shipped app
-    /// shows only replies, a reply saying why (stored once per message, marked
-    /// `extra.error`), delivered and resumed like any reply.
-    fn tell_user(&self, origin: RunOrigin, message_id: Uuid, why: String) {
-        let frame = text(&ErrorFrame::about(ErrorCode::AgentError, &why, message_id));
-        let router = self.deps.link.router.clone();
-        router.tell(
-            Address::User(origin.h5_user_id),
-            RouteMessage::Frame { text: frame },
-        );
-        let (db, gateway_id) = (self.deps.link.db.clone(), self.gateway_id());
-        actix::spawn(async move {
-            let extra = json!({"error": why, "reply_to": message_id});
-            let content = Value::String(format!("The agent could not answer: {why}"));
-            let stored = async {
-                let conn = db.get().await.map_err(|e| e.to_string())?;
-                h5_chat::accept_reply(
-                    &*conn,
-                    gateway_id,
-                    &origin.session_key,
-                    Some(&format!("error:{message_id}")),
-                    &content,
-                    Some(&extra),
-                )
-                .await
-                .map_err(|e| e.to_string())
-            };
-            match stored.await {
-                Ok(Some((session, message, false))) => {
-                    let frame = text(&h5_chat::reply_frame(&session, &message));
-                    router.tell(
-                        Address::User(session.h5_user_id),
-                        RouteMessage::Frame { text: frame },
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(%gateway_id, error = %e, "agent error not stored for the user")
-                }
-            }
+    /// Tells the user an H5 message got no answer from its agent (`why`), as a reply
+    /// (`store_reply`).
+    fn tell_user(&self, message_id: Uuid, why: String) {
+        let _ = self.replies.send(Answer::Failed {
+            message_id,
+            why,
+            gateway_session_key: None,
         });
     }
 
-    /// A run's end: the reply of an H5 message's run is stored (once: the run id is its
-    /// key) and delivered to the user's sockets, wherever they are; a failed run is told to
-    /// the user. Runs that are not H5 messages (requests' `chat.send`) are not stored.
-    fn on_chat(&mut self, chat: ChatEvent, ctx: &mut Context<Self>) {
+    /// A run's end goes to the reply writer (`store_replies`); only H5 messages' runs are
+    /// stored (a request's `chat.send` runs under the request's id, which is no message).
+    fn on_chat(&mut self, chat: ChatEvent) {
         if !chat.is_terminal() {
             return;
         }
         let Ok(run) = Uuid::parse_str(&chat.run_id) else {
             return;
         };
-        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
-        let stored = async move {
-            let conn = link.db.get().await.map_err(|e| e.to_string())?;
-            let Some(origin) = dialing::origin_of_run(&*conn, gateway_id, run)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
-                return Ok(None);
-            };
-            if chat.state != "final" {
-                return Ok(Some(Err((origin, chat))));
+        let answer = if chat.state == "final" {
+            Answer::Reply {
+                message_id: run,
+                text: chat.text,
+                gateway_session_key: chat.session_key,
             }
-            let extra = json!({"run_id": chat.run_id, "gateway_session_key": chat.session_key});
-            let stored = h5_chat::accept_reply(
-                &*conn,
-                gateway_id,
-                &origin.session_key,
-                Some(&chat.run_id),
-                &Value::String(chat.text.clone()),
-                Some(&extra),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok::<_, String>(stored.map(Ok))
-        };
-        // `wait`: replies are stored and delivered in the order the gateway sent them.
-        ctx.wait(stored.into_actor(self).map(move |result, act, _| match result {
-            Ok(Some(Ok((session, message, duplicate)))) => {
-                if !duplicate {
-                    let frame = text(&h5_chat::reply_frame(&session, &message));
-                    act.deps.link.router.tell(
-                        Address::User(session.h5_user_id),
-                        RouteMessage::Frame { text: frame },
-                    );
-                }
-            }
-            Ok(Some(Err((origin, chat)))) => act.tell_user(
-                origin,
-                run,
-                format!(
+        } else {
+            Answer::Failed {
+                message_id: run,
+                why: format!(
                     "the agent's run ended {}: {}",
                     chat.state,
                     chat.error.as_deref().unwrap_or("no details")
                 ),
-            ),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat reply not stored")
+                gateway_session_key: Some(chat.session_key),
             }
-        }));
+        };
+        let _ = self.replies.send(answer);
     }
 }
 
-/// The H5 session a routed message belongs to.
-fn origin_of(message: &relay::ChatSendRead) -> RunOrigin {
-    RunOrigin {
-        session_key: h5_chat::session_key(message.h5_user_id, message.agent_id),
-        h5_user_id: message.h5_user_id,
+/// What came back for an H5 message: the agent's reply, or why there is none.
+enum Answer {
+    Reply {
+        message_id: Uuid,
+        text: String,
+        gateway_session_key: String,
+    },
+    Failed {
+        message_id: Uuid,
+        why: String,
+        gateway_session_key: Option<String>,
+    },
+}
+
+/// Stores the answers to H5 messages and delivers them to the users' sockets on every
+/// instance, one after another in the order they came (a user reads an agent's replies in
+/// the order it gave them), beside the client actor, which keeps reading the gateway's
+/// frames and answering calls meanwhile. Ends when the client goes.
+async fn store_replies(
+    link: LinkDeps,
+    gateway_id: Uuid,
+    mut answers: mpsc::UnboundedReceiver<Answer>,
+) {
+    let mut batch = Vec::with_capacity(REPLY_BATCH);
+    while answers.recv_many(&mut batch, REPLY_BATCH).await > 0 {
+        // One connection for the batch: its statements are pipelined, and run in the order
+        // they were sent.
+        let stored = match link.db.get().await {
+            Ok(conn) => {
+                let stores = batch
+                    .drain(..)
+                    .map(|answer| store_reply(&*conn, gateway_id, answer));
+                futures_util::future::join_all(stores).await
+            }
+            Err(e) => {
+                tracing::error!(%gateway_id, error = %e, "chat replies not stored: no database connection");
+                batch.clear();
+                continue;
+            }
+        };
+        for frames in stored {
+            match frames {
+                Ok(frames) => {
+                    for (user, frame) in frames {
+                        link.router
+                            .tell(Address::User(user), RouteMessage::Frame { text: frame });
+                    }
+                }
+                Err(e) => tracing::error!(%gateway_id, error = %e, "chat reply not stored"),
+            }
+        }
     }
+}
+
+/// Answers stored per database round trip at most.
+const REPLY_BATCH: usize = 64;
+
+/// Stores one answer (once: the run id, or `error:<message id>`, is its key) in the session
+/// of the message it answers, and returns the frames that deliver it (to whom). A failure
+/// also goes out as an `error` frame about the message (`AGENT_ERROR`, for clients that read
+/// them), while its stored reply says why, because the shipped app shows only replies.
+async fn store_reply(
+    client: &impl tokio_postgres::GenericClient,
+    gateway_id: Uuid,
+    answer: Answer,
+) -> Result<Vec<(Uuid, String)>, String> {
+    let (message_id, key, content, extra, failure) = match answer {
+        Answer::Reply {
+            message_id,
+            text,
+            gateway_session_key,
+        } => (
+            message_id,
+            message_id.to_string(),
+            text,
+            json!({"run_id": message_id, "gateway_session_key": gateway_session_key}),
+            None,
+        ),
+        Answer::Failed {
+            message_id,
+            why,
+            gateway_session_key,
+        } => (
+            message_id,
+            format!("error:{message_id}"),
+            format!("The agent could not answer: {why}"),
+            json!({"error": why, "reply_to": message_id, "gateway_session_key": gateway_session_key}),
+            Some(why),
+        ),
+    };
+    let stored = h5_chat::accept_reply(
+        client,
+        gateway_id,
+        h5_chat::ReplyTo::Message(message_id),
+        Some(&key),
+        &Value::String(content),
+        Some(&extra),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let Some((session, message, duplicate)) = stored else {
+        return Ok(Vec::new());
+    };
+    let mut frames = Vec::new();
+    if let Some(why) = failure {
+        let frame = ErrorFrame::about(ErrorCode::AgentError, &why, message_id);
+        frames.push((session.h5_user_id, text(&frame)));
+    }
+    if !duplicate {
+        let frame = h5_chat::reply_frame(&session, &message);
+        frames.push((session.h5_user_id, text(&frame)));
+    }
+    Ok(frames)
 }
 
 /// Carries out one claimed request and records its answer (handing it to a waiting caller).
@@ -853,7 +982,7 @@ async fn execute(
         .map(|u| u.as_str().trim_end_matches('/').to_string());
     let outcome = match commands::run(calls, workspace_root, base_url.as_deref(), &command).await {
         Ok(result) => Ok(result),
-        Err(CallError::NotConnected | CallError::Timeout) => return,
+        Err(e) if e.is_transient() => return,
         Err(e) => Err(e.to_string()),
     };
     let recorded = gateway_link::record_answer(link, command.gateway_id, command.id, outcome).await;
@@ -907,29 +1036,28 @@ impl Actor for GatewayClient {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(answers) = self.reply_writer.take() {
+            actix::spawn(store_replies(
+                self.deps.link.clone(),
+                self.gateway_id(),
+                answers,
+            ));
+        }
         self.dial(ctx);
         let every = self.deps.link.settings.ws.heartbeat_interval;
         ctx.run_interval(every, |act, ctx| {
             if act.connection.is_some() && act.last_frame.elapsed() > SILENCE {
                 return act.failed(
-                    Report::new(ConnectionState::Unreachable, Some("the gateway went silent".into())),
+                    Report::new(
+                        ConnectionState::Unreachable,
+                        Some("the gateway went silent".into()),
+                    ),
                     ctx,
                 );
             }
             if act.is_ready() {
                 act.refresh_presence();
-                let (db, identity, instance) = (
-                    act.deps.link.db.clone(),
-                    act.identity(),
-                    act.deps.link.settings.instance_id.clone(),
-                );
-                actix::spawn(async move {
-                    if let Ok(conn) = db.get().await {
-                        if let Err(e) = dialing::alive(&*conn, &identity, &instance).await {
-                            tracing::warn!(gateway_id = %identity.id, error = %e, "gateway heartbeat not recorded");
-                        }
-                    }
-                });
+                act.alive(ctx);
             }
         });
     }

@@ -333,32 +333,3 @@ pub async fn chat_target(
             ChatTarget::Ready(agent.to_string())
         }))
 }
-
-crate::db::record! {
-    /// The H5 message a run of this gateway answers (we send each H5 message with its own id
-    /// as the run's idempotency key): its session and user.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct RunOrigin in "s" {
-        pub session_key: String,
-        pub h5_user_id: Uuid,
-    }
-}
-
-/// The H5 message run `run_id` answers, if it is one.
-pub async fn origin_of_run(
-    client: &impl GenericClient,
-    gateway_id: Uuid,
-    run_id: Uuid,
-) -> DomainResult<Option<RunOrigin>> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {} FROM h5_chat_messages m JOIN h5_chat_sessions s ON s.id = m.session_id
-                  WHERE m.id = $1 AND m.role = 'user' AND s.gateway_id = $2",
-                RunOrigin::COLUMNS
-            ),
-            &[&run_id, &gateway_id],
-        )
-        .await?;
-    Ok(row.as_ref().map(RunOrigin::from_row).transpose()?)
-}

@@ -263,21 +263,43 @@ pub async fn accept_user_message(
     }))
 }
 
-/// A gateway's reply: stored in the session with that key, if the session is this
-/// gateway's (a gateway cannot write into another gateway's sessions). `None` otherwise.
+/// What a reply answers: a session by its key (relay gateways echo it), or the user
+/// message whose id started the run (OpenClaw gateways run each message under its id).
+#[derive(Debug, Clone, Copy)]
+pub enum ReplyTo<'a> {
+    Session(&'a str),
+    Message(Uuid),
+}
+
+/// A gateway's reply: stored in the session it answers, if the session is this gateway's
+/// (a gateway cannot write into another gateway's sessions). `None` otherwise.
 pub async fn accept_reply(
     client: &impl GenericClient,
     gateway_id: Uuid,
-    session_key: &str,
+    to: ReplyTo<'_>,
     reply_id: Option<&str>,
     content: &Value,
     extra: Option<&Value>,
 ) -> DomainResult<Option<(ChatSession, ChatMessage, bool)>> {
+    let (session, key, message): (&str, Option<&str>, Option<Uuid>) = match to {
+        ReplyTo::Session(key) => (
+            // Every variant names all seven parameters: `$7` (`$1`) is null here.
+            "SELECT * FROM h5_chat_sessions WHERE session_key = $1 AND gateway_id = $2 AND $7::uuid IS NULL",
+            Some(key),
+            None,
+        ),
+        ReplyTo::Message(id) => (
+            "SELECT s.* FROM h5_chat_sessions s JOIN h5_chat_messages um ON um.session_id = s.id \
+             WHERE um.id = $7 AND um.role = 'user' AND s.gateway_id = $2 AND $1::text IS NULL",
+            None,
+            Some(id),
+        ),
+    };
     // One statement: find the session, store the reply, touch the session.
     let row = client
         .query_opt(
             &format!(
-                "WITH s AS (SELECT * FROM h5_chat_sessions WHERE session_key = $1 AND gateway_id = $2), \
+                "WITH s AS ({session}), \
                  next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
                  ins AS ( \
                    INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
@@ -292,7 +314,7 @@ pub async fn accept_reply(
                 session_columns = ChatSession::COLUMNS,
                 message_columns = ChatMessage::COLUMNS
             ),
-            &[&session_key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra],
+            &[&key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra, &message],
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
