@@ -15,7 +15,7 @@ use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::openclaw::{GatewayOwners, Release};
 use crate::actors::presence::Presence;
-use crate::actors::registry::{CloseAll, Registry, Router};
+use crate::actors::registry::{Registry, Router};
 use crate::actors::socket::Sockets;
 use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
@@ -99,8 +99,6 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id));
     }
     let closers = Closers {
-        registry: state.router.registry().clone(),
-        board_rooms: state.board_rooms.clone(),
         owners,
         sockets: state.sockets.clone(),
         timeout: settings.shutdown_timeout,
@@ -126,18 +124,16 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
 /// What shutdown closes.
 struct Closers {
-    registry: actix::Addr<Registry>,
-    board_rooms: actix::Addr<BoardRooms>,
     owners: actix::Addr<GatewayOwners>,
     sockets: std::sync::Arc<Sockets>,
     timeout: std::time::Duration,
 }
 
-/// On SIGTERM or SIGINT, in this order: stop accepting connections, refuse sockets still
-/// being upgraded, hand the gateways we dial to another instance, tell every socket (and
-/// every one that authenticates from now on) to close with "going away" (clients reconnect
-/// to another instance), then let in-flight requests finish within SHUTDOWN_TIMEOUT_SECONDS.
-/// The process exits 0 then, even if a socket or a request is stuck.
+/// On SIGTERM or SIGINT, in this order: stop accepting connections, close every socket
+/// with "going away" (clients reconnect to another instance) and refuse those still being
+/// upgraded, hand the gateways we dial to another instance, then let in-flight requests
+/// finish within SHUTDOWN_TIMEOUT_SECONDS. The process exits 0 then, even if a socket or a
+/// request is stuck.
 async fn graceful_shutdown(server: actix_web::dev::ServerHandle, closers: Closers) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
@@ -162,12 +158,11 @@ async fn graceful_shutdown(server: actix_web::dev::ServerHandle, closers: Closer
         std::process::exit(0);
     });
     server.pause().await;
-    closers.sockets.close();
+    // Every socket, authenticated or not, closes with "going away"; none opens any more.
+    let open = closers.sockets.close();
     // Gateways we dial go to another instance at once, not when our leases expire.
     let _ = closers.owners.send(Release).await;
-    let sockets = closers.registry.send(CloseAll).await.unwrap_or(0)
-        + closers.board_rooms.send(CloseAll).await.unwrap_or(0);
-    if sockets > 0 {
+    if open > 0 {
         // Let the close frames reach the wire before the workers stop.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::feeds::{FeedHub, Listen, Unlisten};
-use super::registry::{CloseAll, Control, SocketHandle};
+use super::registry::{Control, SocketHandle};
 use crate::db::PgPool;
 use crate::protocol::channels::Channel;
 
@@ -74,8 +74,6 @@ pub struct BoardRooms {
     db: PgPool,
     feeds: Addr<FeedHub>,
     rooms: HashMap<Uuid, OpenRoom>,
-    /// Shutdown has begun (`CloseAll`): a session that joins now is told to close.
-    closing: bool,
 }
 
 impl BoardRooms {
@@ -84,7 +82,6 @@ impl BoardRooms {
             db,
             feeds,
             rooms: HashMap::new(),
-            closing: false,
         }
     }
 }
@@ -99,9 +96,6 @@ impl Handler<Join> for BoardRooms {
     type Result = ();
 
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
-        if self.closing {
-            return msg.member.socket.control.do_send(Control::GoingAway);
-        }
         let (room, members) = self.rooms.entry(msg.board_id).or_insert_with(|| {
             let room = BoardRoom::new(msg.board_id, self.db.clone(), self.feeds.clone()).start();
             (room, HashMap::new())
@@ -126,20 +120,6 @@ impl Handler<Leave> for BoardRooms {
             room.do_send(Close);
             self.rooms.remove(&msg.board_id);
         }
-    }
-}
-
-impl Handler<CloseAll> for BoardRooms {
-    type Result = usize;
-
-    fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
-        self.closing = true;
-        let mut count = 0;
-        for control in self.rooms.values().flat_map(|(_, m)| m.values()) {
-            control.do_send(Control::GoingAway);
-            count += 1;
-        }
-        count
     }
 }
 

@@ -341,7 +341,7 @@ impl Actor for BoardSession {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if socket::refuse_without_slot(ctx, &self.slot) {
+        if !socket::admit(ctx, &self.slot) {
             return;
         }
         socket::keep_alive(ctx, &self.deps.settings.ws, |act| act.last_frame, |_, _| {});
@@ -413,7 +413,6 @@ impl Handler<Control> for BoardSession {
 
     fn handle(&mut self, control: Control, ctx: &mut Self::Context) {
         match control {
-            Control::GoingAway => socket::close(ctx, Close::GoingAway, "server shutting down"),
             Control::TooSlow => socket::close(
                 ctx,
                 Close::TooSlow,

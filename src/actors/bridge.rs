@@ -40,9 +40,10 @@ pub struct Unsubscribe {
     pub subscriber: Recipient<BusMessage>,
 }
 
-/// Sends `payload` to the subscribers of `channel` on every other instance.
+/// Sends `payload` to the subscribers of `channel` on every other instance; answers how many
+/// instances received it (Redis's count of subscribers; 0 without Redis).
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<usize, String>")]
 pub struct Publish {
     pub channel: String,
     pub payload: String,
@@ -194,11 +195,11 @@ impl Handler<Unsubscribe> for Bridge {
 }
 
 impl Handler<Publish> for Bridge {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseFuture<Result<usize, String>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
         let Some(link) = &self.link else {
-            return Box::pin(async { Ok(()) });
+            return Box::pin(async { Ok(0) });
         };
         let pool = link.publisher.clone();
         let envelope = self.envelope(&msg.payload);
@@ -206,14 +207,14 @@ impl Handler<Publish> for Bridge {
     }
 }
 
-async fn publish(pool: &RedisPool, channel: &str, envelope: &str) -> Result<(), String> {
+async fn publish(pool: &RedisPool, channel: &str, envelope: &str) -> Result<usize, String> {
     let mut conn = pool.get().await.map_err(|e| format!("redis: {e}"))?;
     redis::cmd("PUBLISH")
         .arg(channel)
         .arg(envelope)
         .query_async::<i64>(&mut *conn)
         .await
-        .map(drop)
+        .map(|receivers| receivers.max(0) as usize)
         .map_err(|e| format!("redis: {e}"))
 }
 

@@ -28,6 +28,7 @@ use crate::db::PgPool;
 use crate::domain::gateways::registry::{self as gateway_registry, GatewayIdentity, ONLINE};
 use crate::domain::gateways::requests as gateway_requests;
 use crate::domain::h5::chat as h5_chat;
+use crate::domain::h5::delivery::{self, Taken};
 use crate::domain::outbox::commands as gateway_commands;
 use crate::protocol::bus::{GatewayPresence, RouteMessage};
 use crate::protocol::channels::gateway_presence;
@@ -48,19 +49,19 @@ pub struct LinkDeps {
     pub rpc: Addr<RpcReplies>,
 }
 
-/// Held chat messages sent per flush; a full batch flushes again at once.
-const HELD_BATCH: i64 = 500;
+/// H5 messages sent per flush; a full batch flushes again at once.
+const CHAT_BATCH: i64 = 500;
 
 /// What a gateway's sender (a relay link, or the client of a gateway we dial) sends when it
-/// comes up or is woken: its due requests, when the next one falls due, and the chat held
-/// while it was away.
+/// comes up or is woken: its due requests, the H5 messages it has not taken, and when the
+/// next of either falls due.
 pub struct Due {
     pub commands: Vec<gateway_commands::Command>,
     pub next_due: Option<chrono::DateTime<Utc>>,
-    /// `chat.send` frames, oldest first.
-    pub held: Vec<String>,
-    /// A whole batch of held chat was taken: there may be more behind it.
-    pub more_held: bool,
+    /// `(message id, chat.send frame)`, oldest first.
+    pub chat: Vec<(Uuid, String)>,
+    /// A whole batch of chat was claimed: there may be more behind it.
+    pub more_chat: bool,
 }
 
 /// Records a gateway's answer to a request (and what it settles, in one transaction), then
@@ -93,12 +94,13 @@ pub async fn record_answer(
     Ok(())
 }
 
-/// Claims the gateway's due requests and held chat, in one transaction.
-pub async fn claim_due(deps: &LinkDeps, gateway_id: Uuid) -> Result<Due, String> {
+/// Claims the gateway's due requests and H5 messages, in one transaction: every message it
+/// has not taken when `connected` (a connection that just came up), else those due again.
+pub async fn claim_due(deps: &LinkDeps, gateway_id: Uuid, connected: bool) -> Result<Due, String> {
     let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
     let tx = conn.transaction().await.map_err(|e| e.to_string())?;
     let settings = &deps.settings;
-    let (commands, next_due) = gateway_requests::claim_due(
+    let (commands, commands_due) = gateway_requests::claim_due(
         &tx,
         gateway_id,
         settings.gateway.command_retry,
@@ -108,15 +110,22 @@ pub async fn claim_due(deps: &LinkDeps, gateway_id: Uuid) -> Result<Due, String>
     )
     .await
     .map_err(|e| e.to_string())?;
-    let held = h5_chat::take_held(&tx, gateway_id, HELD_BATCH)
+    let chat = delivery::claim(&tx, gateway_id, connected, CHAT_BATCH)
+        .await
+        .map_err(|e| e.to_string())?;
+    let chat_due = delivery::next_due(&tx, gateway_id)
         .await
         .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
+    let next_due = match (commands_due, chat_due) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     Ok(Due {
         commands,
         next_due,
-        more_held: held.len() as i64 == HELD_BATCH,
-        held,
+        more_chat: chat.len() as i64 == CHAT_BATCH,
+        chat,
     })
 }
 
@@ -139,8 +148,14 @@ pub struct GatewayLink {
     /// Recorded requests are being claimed and sent; a poke meanwhile sets `flush_again`.
     flushing: bool,
     flush_again: bool,
-    /// The retry timer for unanswered requests.
+    /// The retry timer for unanswered requests and untaken messages.
     retry: Option<SpawnHandle>,
+    /// The gateway acknowledges H5 messages (`chat.ack` in its capabilities): they stay
+    /// pending until it does. Otherwise a message counts as taken once written to the link
+    /// (at most once: what the link loses is lost).
+    acks: bool,
+    /// The next flush is the first of this link: it sends every message not yet taken.
+    first_flush: bool,
 }
 
 impl GatewayLink {
@@ -169,6 +184,8 @@ impl GatewayLink {
             flushing: false,
             flush_again: false,
             retry: None,
+            acks: false,
+            first_flush: true,
         }
     }
 
@@ -281,23 +298,32 @@ impl GatewayLink {
         }
         self.flushing = true;
         self.flush_again = false;
-        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
-        let claimed = async move { claim_due(&deps, gateway_id).await };
-        ctx.spawn(claimed.into_actor(self).map(|result, act, ctx| {
+        let (deps, gateway_id, connected) = (self.deps.clone(), self.gateway_id, self.first_flush);
+        self.first_flush = false;
+        let claimed = async move { claim_due(&deps, gateway_id, connected).await };
+        ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
             act.flushing = false;
             let next_due = match result {
                 Ok(due) => {
                     for command in &due.commands {
                         ctx.text(gateway_commands::rpc_frame(command));
                     }
-                    act.flush_again |= due.more_held;
-                    for frame in due.held {
+                    act.flush_again |= due.more_chat;
+                    let mut sent = Vec::with_capacity(due.chat.len());
+                    for (message_id, frame) in due.chat {
                         ctx.text(frame);
+                        sent.push(message_id);
+                    }
+                    if !act.acks && !sent.is_empty() {
+                        act.taken(sent, ctx);
                     }
                     due.next_due
                 }
                 Err(e) => {
                     tracing::warn!(gateway_id = %act.gateway_id, error = %e, "gateway requests not sent");
+                    // The next flush is still this link's first: what it did not claim now is
+                    // sent then.
+                    act.first_flush |= connected;
                     Some(Utc::now() + act.deps.settings.gateway.command_retry)
                 }
             };
@@ -351,8 +377,14 @@ impl GatewayLink {
             return match request {
                 Request::Auth {
                     relay_token: Some(token),
-                } => self.authenticate(token, ctx),
-                Request::Auth { relay_token: None } => Self::refuse(ctx, "missing relay_token"),
+                    acks,
+                } => {
+                    self.acks = acks;
+                    self.authenticate(token, ctx)
+                }
+                Request::Auth {
+                    relay_token: None, ..
+                } => Self::refuse(ctx, "missing relay_token"),
                 _ => Self::refuse(ctx, "expected auth message"),
             };
         }
@@ -360,7 +392,10 @@ impl GatewayLink {
             Request::Heartbeat { id } => socket::send(ctx, &Outbound::HeartbeatAck { id }),
             Request::ChatReply(Ok(reply)) => self.on_reply(reply, ctx),
             Request::RpcResult(Ok(result)) => self.on_rpc_result(result, ctx),
-            Request::ChatReply(Err(invalid)) | Request::RpcResult(Err(invalid)) => {
+            Request::ChatAck(Ok(ids)) => self.taken(ids, ctx),
+            Request::ChatReply(Err(invalid))
+            | Request::RpcResult(Err(invalid))
+            | Request::ChatAck(Err(invalid)) => {
                 socket::error(ctx, None, invalid.code, invalid.message)
             }
             Request::Auth { .. } => socket::error(
@@ -383,6 +418,30 @@ impl GatewayLink {
 }
 
 impl GatewayLink {
+    /// The gateway took these H5 messages (its `chat.ack`, or, for a gateway without acks,
+    /// the link wrote them): no longer pending; each user hears it once (`chat_ack`,
+    /// `status: "delivered"`).
+    fn taken(&mut self, message_ids: Vec<Uuid>, ctx: &mut socket::Ctx<Self>) {
+        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
+        let recorded = async move {
+            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
+            let acks = delivery::taken(&*conn, gateway_id, &message_ids, Taken::Done)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (user, text) in acks {
+                deps.router
+                    .tell(Address::User(user), RouteMessage::Frame { text });
+            }
+            Ok::<_, String>(())
+        };
+        ctx.spawn(recorded.into_actor(self).map(|result, act, _| {
+            if let Err(e) = result {
+                // Still pending: sent again (and acked again) later.
+                tracing::warn!(gateway_id = %act.gateway_id, error = %e, "taken messages not recorded");
+            }
+        }));
+    }
+
     /// The gateway's answer to a request (`rpc.result`): recorded, then handed to the caller
     /// that waits for it, on any instance.
     fn on_rpc_result(&mut self, result: RpcResult, ctx: &mut socket::Ctx<Self>) {
@@ -408,6 +467,7 @@ impl GatewayLink {
             reply_id,
             extra,
         } = reply;
+        let ack_id = reply_id.clone().map(serde_json::Value::String);
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let stored = async move {
             let conn = deps.db.get().await.map_err(|e| e.to_string())?;
@@ -423,11 +483,15 @@ impl GatewayLink {
             .map_err(|e| e.to_string())
         };
         // `wait`: replies of one link are stored and delivered in the order the agent sent them.
-        ctx.wait(stored.into_actor(self).map(|result, act, ctx| match result {
+        ctx.wait(stored.into_actor(self).map(move |result, act, ctx| match result {
             Ok(Some((session, message, duplicate))) => {
                 if !duplicate {
                     let text = text(&h5_chat::reply_frame(&session, &message));
                     act.deps.router.tell(Address::User(session.h5_user_id), RouteMessage::Frame { text });
+                }
+                // Stored (now or before): the gateway may forget it.
+                if let Some(id) = ack_id {
+                    socket::send(ctx, &Outbound::ChatReplyAck { id, payload: relay::ReplyAck { message_id: message.id } });
                 }
             }
             Ok(None) => socket::error(ctx, None, ErrorCode::SessionNotFound, "no chat session of this gateway has that session_key"),
@@ -489,7 +553,7 @@ impl Actor for GatewayLink {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if socket::refuse_without_slot(ctx, &self.slot) {
+        if !socket::admit(ctx, &self.slot) {
             return;
         }
         let ws = &self.deps.settings.ws;
@@ -561,7 +625,6 @@ impl Handler<Control> for GatewayLink {
                 self.replaced = true;
                 socket::close(ctx, Close::Replaced, "replaced by a newer connection");
             }
-            Control::GoingAway => socket::close(ctx, Close::GoingAway, "server shutting down"),
             Control::TooSlow => {
                 socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }
@@ -584,5 +647,10 @@ impl Handler<Frame> for GatewayLink {
     fn handle(&mut self, msg: Frame, ctx: &mut Self::Context) {
         // Counted in the outbox by the sender (`SocketHandle::deliver`).
         ctx.text(&*msg.0);
+        if !self.acks {
+            if let Some(message) = relay::read_chat_send(&msg.0) {
+                self.taken(vec![message.message_id], ctx);
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@ use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal, R
 use crate::domain::h5::users as h5_users;
 use crate::protocol::bus::RouteMessage;
 use crate::protocol::codes::{Close, ErrorCode};
-use crate::protocol::h5::{self, Chat, Outbound, Request};
+use crate::protocol::h5::{self, AckStatus, Chat, Outbound, Request};
 use crate::protocol::{self, ErrorFrame};
 use crate::secrets::jwt as tokens;
 
@@ -314,9 +314,9 @@ impl H5Session {
     }
 }
 
-/// Stores the message and hands it to the agent's gateway link, wherever it is; a message
-/// nobody took is kept for the gateway's next link. `cached` is the socket's session with
-/// the agent, if it has one.
+/// Stores the message (pending until its gateway takes it: `domain::h5::delivery`) and hands
+/// it to the gateway's sender, wherever it is; one nobody took now is sent by the gateway's
+/// next connection. `cached` is the socket's session with the agent, if it has one.
 async fn route(
     deps: &H5Deps,
     caller: Caller,
@@ -382,13 +382,8 @@ async fn route(
         Delivery::Local | Delivery::Published => return Ok(Routed::Delivered(accepted)),
         Delivery::Offline => {}
     }
-    // No live link took it: kept for the gateway's next link, which is woken in case it
-    // came up since (its flush on connect may have run before the message was kept).
-    let conn = deps.db.get().await.map_err(|e| e.to_string())?;
-    h5_chat::hold_for_gateway(&*conn, accepted.message.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    drop(conn);
+    // No live link took it: it is pending (as every message until its gateway takes it),
+    // and the gateway's sender is woken in case it came up since.
     deps.router.tell(gateway, RouteMessage::Flush);
     Ok(Routed::GatewayOffline(accepted))
 }
@@ -413,6 +408,7 @@ fn answer(ctx: &mut socket::Ctx<H5Session>, id: &Value, routed: Routed) {
             session_id: accepted.session.id,
             session_key: accepted.session.session_key.clone(),
             duplicate,
+            status: AckStatus::Stored,
         },
     };
     match routed {
@@ -436,7 +432,7 @@ impl Actor for H5Session {
     type Context = socket::Ctx<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if socket::refuse_without_slot(ctx, &self.slot) {
+        if !socket::admit(ctx, &self.slot) {
             return;
         }
         let ws = &self.deps.settings.ws;
@@ -475,7 +471,6 @@ impl Handler<Control> for H5Session {
             Control::Replaced => {
                 socket::close(ctx, Close::Replaced, "replaced by a newer connection")
             }
-            Control::GoingAway => socket::close(ctx, Close::GoingAway, "server shutting down"),
             Control::TooSlow => {
                 socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }

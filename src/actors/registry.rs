@@ -26,8 +26,6 @@ use crate::protocol::channels::{gateway_presence, Channel};
 pub enum Control {
     /// A newer connection took over.
     Replaced,
-    /// The server is shutting down.
-    GoingAway,
     /// The account behind the socket was suspended or deleted.
     Revoked(String),
     /// The client did not read its frames; newer ones were dropped (it resumes on reconnect).
@@ -163,12 +161,6 @@ pub enum Delivery {
     Offline,
 }
 
-/// Tells every socket to close with "going away", and every socket that registers from now
-/// on; answers how many were told.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CloseAll;
-
 /// Local socket counts (for `/connections` and tests).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -231,9 +223,6 @@ pub struct Registry {
     presence: Arc<Presence>,
     gateways: HashMap<Uuid, GatewayEntry>,
     users: HashMap<Uuid, HashMap<Uuid, SocketHandle>>,
-    /// Shutdown has begun (`CloseAll`): a socket that registers now (it authenticated
-    /// late) is told to close at once instead of holding the process up.
-    closing: bool,
 }
 
 impl Registry {
@@ -243,7 +232,6 @@ impl Registry {
             presence,
             gateways: HashMap::new(),
             users: HashMap::new(),
-            closing: false,
         }
     }
 
@@ -302,9 +290,6 @@ impl Handler<RegisterGateway> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterGateway, ctx: &mut Context<Self>) {
-        if self.closing {
-            return msg.socket.control.do_send(Control::GoingAway);
-        }
         let entry = GatewayEntry {
             link_id: msg.link_id,
             socket: msg.socket,
@@ -386,7 +371,9 @@ impl Handler<Route> for Registry {
                             })
                             .await;
                         match published {
-                            Ok(Ok(())) => Delivery::Published,
+                            // A publication nobody received is no delivery: the instance the
+                            // presence names is gone (its key outlives it by up to its TTL).
+                            Ok(Ok(receivers)) if receivers > 0 => Delivery::Published,
                             _ => Delivery::Offline,
                         }
                     });
@@ -401,9 +388,6 @@ impl Handler<RegisterH5> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterH5, ctx: &mut Context<Self>) {
-        if self.closing {
-            return msg.socket.control.do_send(Control::GoingAway);
-        }
         let sockets = self.users.entry(msg.user_id).or_default();
         sockets.insert(msg.socket_id, msg.socket);
         if sockets.len() == 1 {
@@ -455,24 +439,5 @@ impl Handler<BusMessage> for Registry {
             }
             _ => {}
         }
-    }
-}
-
-impl Handler<CloseAll> for Registry {
-    type Result = usize;
-
-    fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
-        self.closing = true;
-        let sockets = self
-            .gateways
-            .values()
-            .map(|entry| &entry.socket)
-            .chain(self.users.values().flat_map(HashMap::values));
-        let mut count = 0;
-        for socket in sockets {
-            socket.control.do_send(Control::GoingAway);
-            count += 1;
-        }
-        count
     }
 }

@@ -1,16 +1,17 @@
 //! What every WebSocket actor shares: sending `protocol` frames, error frames, closing with
 //! a `protocol::codes::Close`, and the per-instance connection limit.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, StreamHandler};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseReason};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::config::WsSettings;
 use crate::protocol::codes::{Close, ErrorCode};
@@ -59,22 +60,37 @@ pub fn too_large<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, len: usize, limit
     true
 }
 
-/// Closes a socket that did not get one of the instance's connection slots: 1013 when all
-/// are taken, 1001 when the instance is shutting down; `true` when it did.
-pub fn refuse_without_slot<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, slot: &Slot) -> bool {
+/// Admits a socket that got one of the instance's connection slots: it is closed with 1001
+/// as soon as shutdown begins, authenticated or not (a socket still waiting for its auth
+/// frame is in no registry). One without a slot is closed at once: 1013 when all are
+/// taken, 1001 when the instance is shutting down. `false` when it was refused.
+pub fn admit<A>(ctx: &mut Ctx<A>, slot: &Slot) -> bool
+where
+    A: Actor<Context = Ctx<A>> + StreamHandler<Result<ws::Message, ws::ProtocolError>>,
+{
     match slot {
-        Ok(_) => false,
+        Ok(slot) => {
+            let mut closing = slot.0.closing.subscribe();
+            let closed = async move {
+                let _ = closing.wait_for(|closing| *closing).await;
+            };
+            ctx.spawn(
+                actix::fut::wrap_future::<_, A>(closed)
+                    .map(|(), _, ctx| close(ctx, Close::GoingAway, "server shutting down")),
+            );
+            true
+        }
         Err(NoSlot::Full) => {
             close(
                 ctx,
                 Close::TryAgainLater,
                 "server at connection limit, retry",
             );
-            true
+            false
         }
         Err(NoSlot::ShuttingDown) => {
             close(ctx, Close::GoingAway, "server shutting down");
-            true
+            false
         }
     }
 }
@@ -192,16 +208,28 @@ where
 /// The instance's open sockets, and whether it still takes new ones (not once shutdown has
 /// begun: a socket that opened after the others were told to close would keep the process
 /// up).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sockets {
     open: AtomicUsize,
-    closing: AtomicBool,
+    /// `true` once shutdown began; every admitted socket watches it (`admit`).
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Sockets {
+    fn default() -> Sockets {
+        Sockets {
+            open: AtomicUsize::new(0),
+            closing: watch::Sender::new(false),
+        }
+    }
 }
 
 impl Sockets {
-    /// From now on every new socket is refused with 1001.
-    pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
+    /// Closes every socket with 1001, and refuses every new one from now on; answers how
+    /// many were open.
+    pub fn close(&self) -> usize {
+        self.closing.send_replace(true);
+        self.open.load(Ordering::Acquire)
     }
 }
 
@@ -219,7 +247,7 @@ pub type Slot = Result<ConnectionSlot, NoSlot>;
 
 impl ConnectionSlot {
     pub fn take(sockets: &Arc<Sockets>, max: usize) -> Slot {
-        if sockets.closing.load(Ordering::Acquire) {
+        if *sockets.closing.borrow() {
             return Err(NoSlot::ShuttingDown);
         }
         sockets

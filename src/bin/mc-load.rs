@@ -345,7 +345,7 @@ async fn gateway(server: &str, gateway: &Gateway) -> Result<(), String> {
     let url = ws_url(server, &format!("/ws/gateway/{}/relay", gateway.id));
     let framed = open(
         &url,
-        json!({"type": "auth", "payload": {"relay_token": gateway.relay_token}}),
+        json!({"type": "auth", "payload": {"relay_token": gateway.relay_token, "capabilities": ["chat.ack"]}}),
     )
     .await?;
     let (mut sink, mut stream) = framed.split();
@@ -356,14 +356,17 @@ async fn gateway(server: &str, gateway: &Gateway) -> Result<(), String> {
             };
             let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if frame["type"] == "chat.send" {
-                let reply = json!({"type": "chat.reply", "id": frame["id"],
+                let ack = json!({"type": "chat.ack", "payload": {"message_ids": [frame["payload"]["message_id"]]}});
+                let reply = json!({"type": "chat.reply", "id": frame["payload"]["message_id"],
                                    "payload": {"session_key": frame["payload"]["session_key"], "content": frame["payload"]["content"]}});
-                if sink
-                    .send(ws::Message::Text(reply.to_string().into()))
-                    .await
-                    .is_err()
-                {
-                    break;
+                for out in [ack, reply] {
+                    if sink
+                        .send(ws::Message::Text(out.to_string().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
         }

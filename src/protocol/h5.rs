@@ -137,7 +137,8 @@ pub enum Outbound {
     HeartbeatAck {
         id: Value,
     },
-    /// The message is stored (and handed on, unless it is a `duplicate`).
+    /// The message is stored (`status: "stored"`, and handed on), or its gateway took it
+    /// (a second ack with the same id, `status: "delivered"`).
     ChatAck {
         id: Value,
         payload: ChatAck,
@@ -178,6 +179,17 @@ pub struct ChatAck {
     pub session_id: Uuid,
     pub session_key: String,
     pub duplicate: bool,
+    pub status: AckStatus,
+}
+
+/// What an ack says is true of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckStatus {
+    /// Written to the database; the gateway will get it (at least once).
+    Stored,
+    /// The agent's gateway took it.
+    Delivered,
 }
 
 #[derive(Debug, Serialize)]

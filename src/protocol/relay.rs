@@ -12,10 +12,15 @@ use super::{content, fields, idempotency_key, loose, non_empty, Envelope, Invali
 
 #[derive(Debug)]
 pub enum Request {
-    /// `{"type":"auth","payload":{"relay_token"}}`; `None` when it is missing or empty.
+    /// `{"type":"auth","payload":{"relay_token","capabilities"?}}`; `None` when the token
+    /// is missing or empty. `acks`: the gateway listed `chat.ack` among its capabilities.
     Auth {
         relay_token: Option<String>,
+        acks: bool,
     },
+    /// `{"type":"chat.ack","payload":{"message_ids":[...]}}` (or one `message_id`): the
+    /// gateway took these H5 messages and runs each once.
+    ChatAck(Result<Vec<Uuid>, Invalid>),
     /// `{"type":"heartbeat","id"}`: `id` is echoed (`null` when absent).
     Heartbeat {
         id: Value,
@@ -53,6 +58,17 @@ pub struct RpcResult {
 struct AuthPayload {
     #[serde(deserialize_with = "loose")]
     relay_token: Option<String>,
+    capabilities: Value,
+}
+
+/// What a gateway that acknowledges H5 messages lists among its `capabilities`.
+pub const ACKS: &str = "chat.ack";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AckPayload {
+    message_id: Value,
+    message_ids: Value,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,9 +94,17 @@ struct ResultPayload {
 pub fn parse(text: &str) -> Option<Request> {
     let envelope = Envelope::of(serde_json::from_str::<Value>(text).ok()?);
     Some(match envelope.kind() {
-        "auth" => Request::Auth {
-            relay_token: non_empty(fields::<AuthPayload>(envelope.payload).relay_token),
-        },
+        "auth" => {
+            let auth = fields::<AuthPayload>(envelope.payload);
+            Request::Auth {
+                relay_token: non_empty(auth.relay_token),
+                acks: auth
+                    .capabilities
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == ACKS)),
+            }
+        }
+        "chat.ack" => Request::ChatAck(chat_ack(fields(envelope.payload))),
         "heartbeat" => Request::Heartbeat { id: envelope.id },
         "chat.reply" | "chat_reply" => {
             Request::ChatReply(chat_reply(&envelope.id, fields(envelope.payload)))
@@ -105,6 +129,18 @@ fn chat_reply(id: &Value, payload: ReplyPayload) -> Result<ChatReply, Invalid> {
         content,
         reply_id: idempotency_key(id),
         extra: Some(payload.extra).filter(Value::is_object),
+    })
+}
+
+fn chat_ack(payload: AckPayload) -> Result<Vec<Uuid>, Invalid> {
+    let ids: Option<Vec<Uuid>> = match (payload.message_ids, payload.message_id) {
+        (Value::Array(ids), _) => ids.iter().map(|id| id.as_str()?.parse().ok()).collect(),
+        (Value::Null, Value::String(id)) => id.parse().ok().map(|id| vec![id]),
+        _ => None,
+    };
+    ids.filter(|ids| !ids.is_empty()).ok_or(Invalid {
+        code: ErrorCode::MissingFields,
+        message: "chat.ack needs payload.message_ids (or payload.message_id): message ids",
     })
 }
 
@@ -146,6 +182,10 @@ pub enum Outbound {
     /// id for a message that waited for the gateway).
     #[serde(rename = "chat.send")]
     ChatSend { id: Value, payload: ChatSend },
+    /// A reply (`id`: the gateway's reply id) is stored as `message_id`: the gateway may
+    /// forget it (it resends replies it has no ack for after a reconnect).
+    #[serde(rename = "chat.reply.ack")]
+    ChatReplyAck { id: Value, payload: ReplyAck },
     /// A recorded request; `attempt` counts its sends.
     #[serde(rename = "rpc.request")]
     RpcRequest {
@@ -153,6 +193,11 @@ pub enum Outbound {
         attempt: i32,
         payload: RpcCall,
     },
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplyAck {
+    pub message_id: Uuid,
 }
 
 #[derive(Debug, Serialize)]
@@ -234,6 +279,21 @@ mod tests {
             panic!()
         };
         assert_eq!((reply.reply_id.as_deref(), reply.extra), (Some("3"), None));
+        let acked = json!({"type": "chat.ack", "payload": {"message_ids": [id]}});
+        assert!(
+            matches!(parse(&acked.to_string()), Some(Request::ChatAck(Ok(ids))) if ids == vec![id])
+        );
+        let bad = json!({"type": "chat.ack", "payload": {"message_ids": ["x"]}});
+        assert!(matches!(
+            parse(&bad.to_string()),
+            Some(Request::ChatAck(Err(_)))
+        ));
+        let auth =
+            json!({"type": "auth", "payload": {"relay_token": "t", "capabilities": ["chat.ack"]}});
+        assert!(matches!(
+            parse(&auth.to_string()),
+            Some(Request::Auth { acks: true, .. })
+        ));
         assert!(matches!(parse("[1]"), Some(Request::Untyped)));
         assert!(parse("{").is_none());
     }

@@ -158,6 +158,8 @@ pub async fn h5_socket(server: &Server, user: &Value) -> WsClient {
 }
 
 /// Sends a chat frame as the H5 app does and waits for the agent's reply (or an error).
+/// `GATEWAY_OFFLINE` is not an end: the message is stored and goes out when the gateway is
+/// connected again.
 pub async fn chat(ws: &mut WsClient, agent: &Value, id: &str, text: &str) -> (Value, Duration) {
     let started = Instant::now();
     ws.send(
@@ -169,6 +171,7 @@ pub async fn chat(ws: &mut WsClient, agent: &Value, id: &str, text: &str) -> (Va
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "no chat_reply for {text:?}");
         match ws.next(left).await {
+            WsEvent::Json(frame) if frame["payload"]["code"] == "GATEWAY_OFFLINE" => continue,
             WsEvent::Json(frame) if frame["type"] == "chat_reply" || frame["type"] == "error" => {
                 return (frame, started.elapsed())
             }

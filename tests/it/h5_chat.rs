@@ -160,6 +160,7 @@ async fn a_message_crosses_instances_and_the_reply_comes_back() {
     user.send(chat(&w, "local-1", "hello")).await;
     let ack = next_of(&mut user, "chat_ack").await;
     assert_eq!(ack["id"], "local-1");
+    assert_eq!(ack["payload"]["status"], "stored");
     let send = next_of(&mut gateway, "chat.send").await;
     assert_eq!(send["id"], "local-1");
     assert_eq!(send["payload"]["content"], "hello");
@@ -221,7 +222,18 @@ async fn a_reply_sent_while_the_user_is_away_arrives_on_resume() {
     let send = next_of(&mut gateway, "chat.send").await;
     drop(user);
     reply(&mut gateway, &send, "answer while away").await;
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let db = server.db.client().await;
+    let stored = || async {
+        db.query_one(
+            "SELECT count(*) FROM h5_chat_messages WHERE role = 'assistant'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == 2
+    };
+    assert!(crate::harness::eventually(Duration::from_secs(5), stored).await);
 
     let mut back = WsClient::connect(&server, "/ws/h5/chat").await;
     back.send(
@@ -283,10 +295,16 @@ fn app_frame(w: &World, id: &str, content: &str) -> String {
     )
 }
 
-/// Sends one frame and returns its ack.
+/// Sends one frame and returns its first ack (`stored`); the `delivered` acks that follow
+/// when the gateway takes a message are skipped.
 async fn acked(user: &mut WsClient, frame: &str) -> Value {
     user.send_text(frame).await;
-    next_of(user, "chat_ack").await
+    loop {
+        let ack = next_of(user, "chat_ack").await;
+        if ack["payload"]["status"] == "stored" {
+            return ack;
+        }
+    }
 }
 
 #[actix_web::test]
@@ -542,7 +560,7 @@ async fn messages_sent_while_the_gateway_is_away_reach_it_when_it_links() {
     let held: i64 =
         a.db.client()
             .await
-            .query_one("SELECT count(*) FROM h5_chat_undelivered", &[])
+            .query_one("SELECT count(*) FROM h5_chat_pending", &[])
             .await
             .unwrap()
             .get(0);

@@ -239,7 +239,16 @@ async fn requests_made_while_the_gateway_restarts_are_carried_out_once_it_is_bac
     let (board, agent) = agent_on(&server, &gateway).await;
     let user = h5_user(&server, &board, &agent, "dave").await;
     let mut ws = h5_socket(&server, &user).await;
-    let (offline, _) = chat(&mut ws, &agent, "local-1", "while you were away").await;
+    ws.send(json!({"type": "chat", "id": "local-1",
+                   "payload": {"agent_id": agent["id"], "content": "while you were away"}}))
+        .await;
+    let offline = loop {
+        match ws.next(Duration::from_secs(10)).await {
+            crate::harness::WsEvent::Json(frame) if frame["type"] == "error" => break frame,
+            crate::harness::WsEvent::Json(_) => continue,
+            other => panic!("waiting for GATEWAY_OFFLINE: {other:?}"),
+        }
+    };
     assert_eq!(offline["payload"]["code"], "GATEWAY_OFFLINE", "{offline}");
 
     let _back = SimGateway::start_on(port, &[]);

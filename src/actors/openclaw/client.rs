@@ -31,6 +31,7 @@ use crate::actors::socket::Outbox;
 use crate::domain::gateways::dialing::{self, ChatTarget, ConnectionState, DialTarget, Report};
 use crate::domain::gateways::registry::GatewayIdentity;
 use crate::domain::h5::chat as h5_chat;
+use crate::domain::h5::delivery::{self, Taken};
 use crate::domain::outbox::commands as gateway_commands;
 use crate::protocol::bus::{GatewayPresence, RouteMessage};
 use crate::protocol::channels::gateway_presence;
@@ -48,6 +49,8 @@ pub struct ClientDeps {
 
 /// The largest frame we take from a gateway (its own `policy.maxPayload` is 25 MiB).
 const MAX_FRAME: usize = 32 << 20;
+/// A message to an agent still being provisioned is tried again after this.
+const PROVISIONING_WAIT: Duration = Duration::from_secs(2);
 /// A gateway that sends nothing (not even its 30 s `tick`) for this long is gone.
 const SILENCE: Duration = Duration::from_secs(75);
 const HANDSHAKE: Duration = Duration::from_secs(15);
@@ -149,6 +152,9 @@ pub struct GatewayClient {
     retry: Option<SpawnHandle>,
     /// Gateway agent ids of our agents that took a message.
     agents: HashMap<Uuid, String>,
+    /// The next flush is the first of this connection: it sends every H5 message the gateway
+    /// has not taken (whatever was sent before may have been lost with the connection).
+    first_flush: bool,
     /// To the reply writer (`store_replies`), started with the actor.
     replies: mpsc::UnboundedSender<Answer>,
     reply_writer: Option<mpsc::UnboundedReceiver<Answer>>,
@@ -179,6 +185,7 @@ impl GatewayClient {
             flush_again: false,
             retry: None,
             agents: HashMap::new(),
+            first_flush: true,
             replies,
             reply_writer: Some(reply_writer),
             last_report: None,
@@ -511,6 +518,8 @@ impl GatewayClient {
         if let Some(connection) = &mut self.connection {
             connection.phase = Phase::Ready;
         }
+        self.first_flush = true;
+        self.recover(ctx);
         self.flush(ctx);
     }
 
@@ -632,18 +641,22 @@ impl GatewayClient {
         }
         self.flushing = true;
         self.flush_again = false;
-        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
-        let claimed = async move { gateway_link::claim_due(&link, gateway_id).await };
-        ctx.spawn(claimed.into_actor(self).map(|result, act, ctx| {
+        let (link, gateway_id, connected) =
+            (self.deps.link.clone(), self.gateway_id(), self.first_flush);
+        self.first_flush = false;
+        let claimed = async move { gateway_link::claim_due(&link, gateway_id, connected).await };
+        ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
             let next_due = match result {
                 Ok(due) => {
-                    act.flush_again |= due.more_held;
-                    act.carry_out(due.commands, due.held, ctx);
+                    act.flush_again |= due.more_chat;
+                    let chat = due.chat.into_iter().map(|(_, frame)| frame).collect();
+                    act.carry_out(due.commands, chat, ctx);
                     due.next_due
                 }
                 Err(e) => {
                     tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "gateway requests not sent");
                     act.flushing = false;
+                    act.first_flush |= connected;
                     Some(Utc::now() + act.deps.link.settings.gateway.command_retry)
                 }
             };
@@ -661,8 +674,8 @@ impl GatewayClient {
     }
 
     /// Reads answer at once, each on its own; changes run one after another in the order
-    /// they were recorded (an agent's files go after its creation); the chat held while the
-    /// gateway was away goes last, to agents that exist by then.
+    /// they were recorded (an agent's files go after its creation); H5 messages go last, to
+    /// agents that exist by then.
     fn carry_out(
         &mut self,
         claimed: Vec<gateway_commands::Command>,
@@ -744,11 +757,13 @@ impl GatewayClient {
             match (target, outcome) {
                 (ChatTarget::Ready(agent), Some(Ok(_))) => {
                     act.agents.insert(message.agent_id, agent);
+                    act.taken(message.message_id, ctx);
                 }
-                (ChatTarget::Provisioning, _)
-                | (_, Some(Err(CallError::NotConnected | CallError::Timeout | CallError::Unavailable(_)))) => {
-                    act.hold(message.message_id, ctx)
-                }
+                (ChatTarget::Provisioning, _) => act.after_provisioning(message.message_id, ctx),
+                // Still pending: sent again when due, or by the next connection.
+                (_, Some(Err(
+                    CallError::NotConnected | CallError::Timeout | CallError::Unavailable(_),
+                ))) => {}
                 // The gateway does not have the agent (yet): it waits if a provisioning is
                 // under way, else the user hears why.
                 (_, Some(Err(CallError::Gateway(error)))) if oc::is_not_loaded_yet(&error) => {
@@ -767,27 +782,70 @@ impl GatewayClient {
         }));
     }
 
-    /// Keeps an H5 message for the gateway's next flush (`h5_chat::take_held`): the one
-    /// after the provisioning under way, the one its retry timer starts, or the next
-    /// connection's.
-    fn hold(&mut self, message_id: Uuid, ctx: &mut Context<Self>) {
-        let db = self.deps.link.db.clone();
-        let held = async move {
-            let conn = db.get().await.map_err(|e| e.to_string())?;
-            h5_chat::hold_for_gateway(&*conn, message_id)
+    /// The gateway took the message (its run started): it stays pending until the run's
+    /// answer is stored, and its user hears it was delivered.
+    fn taken(&mut self, message_id: Uuid, ctx: &mut Context<Self>) {
+        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
+        let recorded = async move {
+            let conn = link.db.get().await.map_err(|e| e.to_string())?;
+            let acks = delivery::taken(&*conn, gateway_id, &[message_id], Taken::AnswerAwaited)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            for (user, text) in acks {
+                link.router
+                    .tell(Address::User(user), RouteMessage::Frame { text });
+            }
+            Ok::<_, String>(())
         };
-        ctx.spawn(held.into_actor(self).map(|result, act, _| match result {
-            Ok(()) => act.flush_again |= act.flushing,
-            Err(e) => {
-                tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not held for the gateway")
+        ctx.spawn(recorded.into_actor(self).map(|result, act, _| {
+            if let Err(e) = result {
+                // Still pending: sent again later, and the gateway runs it once.
+                tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "taken message not recorded");
             }
         }));
     }
 
-    /// `hold`, if a provisioning of the message's agent is open; else the user is told
-    /// `why` (the gateway's refusal).
+    /// Reads back what the gateway answered while nobody listened: the runs of messages it
+    /// took before this connection (on a connection of this or of a dead instance) whose
+    /// answer is not stored are looked up in their sessions' history. A message taken long
+    /// ago and answered nowhere is told to its user as unanswered.
+    fn recover(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.purpose, Purpose::Probe(_)) {
+            return;
+        }
+        let (calls, link, gateway_id, replies) = (
+            self.calls(ctx),
+            self.deps.link.clone(),
+            self.gateway_id(),
+            self.replies.clone(),
+        );
+        actix::spawn(async move {
+            if let Err(e) = recover(&calls, &link, gateway_id, &replies).await {
+                tracing::warn!(%gateway_id, error = %e, "answers not read back from the gateway");
+            }
+        });
+    }
+
+    /// The message's agent is still being provisioned: it is sent again shortly after (by
+    /// the flush that follows the provisioning under way, or its retry timer), not before.
+    fn after_provisioning(&mut self, message_id: Uuid, ctx: &mut Context<Self>) {
+        let db = self.deps.link.db.clone();
+        let deferred = async move {
+            let conn = db.get().await.map_err(|e| e.to_string())?;
+            delivery::retry_in(&*conn, message_id, PROVISIONING_WAIT)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(deferred.into_actor(self).map(|result, act, _| match result {
+            Ok(()) => act.flush_again |= act.flushing,
+            Err(e) => {
+                tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "chat message not deferred")
+            }
+        }));
+    }
+
+    /// `after_provisioning`, if a provisioning of the message's agent is open; else the
+    /// user is told `why` (the gateway's refusal).
     fn hold_while_provisioning(
         &mut self,
         message: relay::ChatSendRead,
@@ -803,7 +861,7 @@ impl GatewayClient {
                 .map_err(|e| e.to_string())
         };
         ctx.spawn(target.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(ChatTarget::Provisioning) => act.hold(message.message_id, ctx),
+            Ok(ChatTarget::Provisioning) => act.after_provisioning(message.message_id, ctx),
             Ok(_) => act.tell_user(message.message_id, why),
             Err(e) => {
                 tracing::error!(gateway_id = %act.gateway_id(), error = %e, "chat message not held for the gateway")
@@ -849,6 +907,78 @@ impl GatewayClient {
         };
         let _ = self.replies.send(answer);
     }
+}
+
+/// A message the gateway took this long ago and answered nowhere (not even in its history)
+/// is given up: its user is told.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 60);
+
+async fn recover(
+    calls: &Calls,
+    link: &LinkDeps,
+    gateway_id: Uuid,
+    replies: &mpsc::UnboundedSender<Answer>,
+) -> Result<(), String> {
+    let unanswered = {
+        let conn = link.db.get().await.map_err(|e| e.to_string())?;
+        delivery::unanswered(&*conn, gateway_id, Duration::ZERO, 500)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    // One history read per session.
+    let mut sessions: HashMap<(Uuid, Uuid), Vec<(Uuid, bool)>> = HashMap::new();
+    for waiting in unanswered {
+        let old = waiting.accepted_for >= GIVE_UP_AFTER;
+        sessions
+            .entry((waiting.agent_id, waiting.h5_user_id))
+            .or_default()
+            .push((waiting.message_id, old));
+    }
+    for ((agent_id, h5_user_id), messages) in sessions {
+        let target = {
+            let conn = link.db.get().await.map_err(|e| e.to_string())?;
+            dialing::chat_target(&*conn, gateway_id, agent_id)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let mut answered = HashMap::new();
+        if let ChatTarget::Ready(agent) = target {
+            let session_key = oc::h5_session_key(&agent, &h5_user_id.to_string());
+            let history = calls
+                .call(
+                    "chat.history",
+                    json!({"sessionKey": session_key, "limit": 200}),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            for message in history["messages"].as_array().into_iter().flatten() {
+                let run: Option<Uuid> = message["__openclaw"]["runId"]
+                    .as_str()
+                    .and_then(|r| r.parse().ok());
+                if let (Some(run), "assistant") = (run, message["role"].as_str().unwrap_or("")) {
+                    answered.insert(run, (oc::message_text(message), session_key.clone()));
+                }
+            }
+        }
+        for (message_id, old) in messages {
+            let answer = match answered.remove(&message_id) {
+                Some((text, gateway_session_key)) => Answer::Reply {
+                    message_id,
+                    text,
+                    gateway_session_key,
+                },
+                None if old => Answer::Failed {
+                    message_id,
+                    why: "the agent did not answer".into(),
+                    gateway_session_key: None,
+                },
+                // Its run may still be going: its end reaches this connection.
+                None => continue,
+            };
+            let _ = replies.send(answer);
+        }
+    }
+    Ok(())
 }
 
 /// What came back for an H5 message: the agent's reply, or why there is none.
@@ -1195,14 +1325,10 @@ impl Handler<Stop> for GatewayClient {
 impl Handler<Control> for GatewayClient {
     type Result = ();
 
-    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Control, _: &mut Context<Self>) {
         match msg {
             // Another holder registered (a lease race): the lease decides, next renewal.
             Control::Replaced => self.unregister(),
-            Control::GoingAway => {
-                self.stopping = true;
-                ctx.stop();
-            }
             Control::TooSlow | Control::Revoked(_) => {}
         }
     }

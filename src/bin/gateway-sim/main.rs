@@ -184,7 +184,9 @@ async fn hold_link(
         Err(e) => return LinkEnd::Reconnect(e.to_string()),
     };
     let (mut sink, mut stream) = framed.split();
-    let auth = json!({"type": "auth", "payload": {"relay_token": reg.relay_token}}).to_string();
+    // `chat.ack`: messages stay pending at the server until this gateway says it took them.
+    let auth = json!({"type": "auth", "payload": {"relay_token": reg.relay_token, "capabilities": ["chat.ack"]}})
+        .to_string();
     if sink.send(ws::Message::Text(auth.into())).await.is_err() {
         return LinkEnd::Reconnect("send failed".into());
     }
@@ -214,7 +216,11 @@ async fn hold_link(
                             eprintln!("gateway {} linked", reg.gateway_id);
                         }
                         "auth_error" => break LinkEnd::Reregister,
-                        "chat.send" => answer(args.clone(), frame, tx.clone(), counters.clone()),
+                        "chat.send" => {
+                            let ack = json!({"type": "chat.ack", "payload": {"message_ids": [frame["payload"]["message_id"]]}});
+                            let _ = tx.send(ack.to_string());
+                            answer(args.clone(), frame, tx.clone(), counters.clone());
+                        }
                         "rpc.request" => {
                             let _ = tx.send(rpc_result(&frame, &mut sessions).to_string());
                         }
@@ -299,7 +305,8 @@ fn answer(
         };
         let reply = json!({
             "type": "chat.reply",
-            "id": frame["id"],
+            // The message id, unique: the frame id (`local-1`) repeats after a page load.
+            "id": frame["payload"]["message_id"],
             "payload": {"session_key": frame["payload"]["session_key"], "agent_id": frame["payload"]["agent_id"], "content": content},
         });
         if tx.send(reply.to_string()).is_ok() {

@@ -11,6 +11,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::delivery;
 use crate::db::record::{get, Record};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
@@ -190,10 +191,14 @@ async fn insert_user_message(
     let row = client
         .query_opt(
             &format!(
-                "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq) \
-                 INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
-                 SELECT $1, $2, $3, $4, 'user', $5, $6, $7, next.message_seq FROM next \
-                 ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING RETURNING {columns}",
+                "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq), \
+                 ins AS ( \
+                   INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
+                   SELECT $1, $2, $3, $4, 'user', $5, $6, $7, next.message_seq FROM next \
+                   ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING RETURNING m.*), \
+                 {pending} \
+                 SELECT {columns} FROM ins m",
+                pending = delivery::pending_cte(),
                 columns = ChatMessage::COLUMNS
             ),
             &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &client_message_id, &key, content],
@@ -308,7 +313,9 @@ pub async fn accept_reply(
                    RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
                  touch AS ( \
                    UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
-                   WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)) \
+                   WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)), \
+                 answered AS ( \
+                   DELETE FROM h5_chat_pending WHERE message_id = $7 AND EXISTS (SELECT 1 FROM s)) \
                  SELECT {session_columns}, {message_columns}, m.id IS NULL AS resent \
                  FROM s LEFT JOIN ins m ON true",
                 session_columns = ChatSession::COLUMNS,
@@ -376,57 +383,6 @@ pub fn chat_send_frame(
             h5_user_id: session.h5_user_id,
         },
     }
-}
-
-/// Keeps a user message that no live link of its gateway took, for the link to send when
-/// it comes up (`take_held`).
-pub async fn hold_for_gateway(client: &impl GenericClient, message_id: Uuid) -> DomainResult<()> {
-    client
-        .execute(
-            "INSERT INTO h5_chat_undelivered (message_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&message_id],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Takes (and forgets) the held user messages of the gateway's sessions, oldest first, at
-/// most `limit`, as `chat.send` frames. Row locks keep two links of one gateway from
-/// taking the same message.
-pub async fn take_held(
-    client: &impl GenericClient,
-    gateway_id: Uuid,
-    limit: i64,
-) -> DomainResult<Vec<String>> {
-    let rows = client
-        .query(
-            &format!(
-                "WITH taken AS ( \
-                   DELETE FROM h5_chat_undelivered u WHERE u.message_id IN ( \
-                     SELECT h.message_id FROM h5_chat_undelivered h \
-                     JOIN h5_chat_messages m ON m.id = h.message_id \
-                     JOIN h5_chat_sessions s ON s.id = m.session_id \
-                     WHERE s.gateway_id = $1 ORDER BY m.seq LIMIT $2 FOR UPDATE OF h SKIP LOCKED) \
-                   RETURNING u.message_id) \
-                 SELECT {session_columns}, {message_columns} FROM taken \
-                 JOIN h5_chat_messages m ON m.id = taken.message_id \
-                 JOIN h5_chat_sessions s ON s.id = m.session_id ORDER BY m.seq",
-                session_columns = ChatSession::COLUMNS,
-                message_columns = ChatMessage::COLUMNS
-            ),
-            &[&gateway_id, &limit],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let session = ChatSession::from_row(row)?;
-            let message = ChatMessage::from_row_at(row, ChatSession::WIDTH)?;
-            let id = json!(message.client_message_id);
-            Ok(crate::protocol::text(&chat_send_frame(
-                &session, &message, &id,
-            )))
-        })
-        .collect()
 }
 
 /// The frame of a user message, for the user's other devices and for resume.
@@ -608,11 +564,13 @@ async fn insert_checked(
                SELECT $5, $1, $2, $3, 'user', $6, $7, $8, (SELECT message_seq FROM next) FROM allowed \
                ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING \
                RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+             {pending}, \
              touch AS ( \
                UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
                WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
              SELECT {columns}, EXISTS (SELECT 1 FROM allowed) AS allowed, m.id IS NOT NULL AS stored \
              FROM (SELECT 1) AS one LEFT JOIN ins m ON true",
+                pending = delivery::pending_cte(),
                 columns = ChatMessage::COLUMNS
             ),
             &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, &key, content],
