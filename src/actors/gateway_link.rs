@@ -17,7 +17,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::gateway_rpc::{RouteAnswer, RpcReplies};
-use super::presence::Presence;
+use super::presence::{self, Presence};
 use super::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, Router, SocketHandle,
     UnregisterGateway,
@@ -201,10 +201,6 @@ impl GatewayLink {
         socket::close(ctx, Close::AuthFailed, reason);
     }
 
-    fn presence_ttl(&self) -> Duration {
-        self.deps.settings.ws.heartbeat_timeout
-    }
-
     fn authenticate(&mut self, token: String, ctx: &mut socket::Ctx<Self>) {
         self.authenticating = true;
         let (db, gateway_id) = (self.deps.db.clone(), self.gateway_id);
@@ -251,7 +247,7 @@ impl GatewayLink {
             self.deps.clone(),
             gateway_presence(self.gateway_id),
             entry.clone(),
-            self.presence_ttl(),
+            presence::ENTRY_TTL,
         );
         let online = identity.clone();
         // The presence is written before `auth_ok`: a gateway that has its `auth_ok` is
@@ -562,21 +558,13 @@ impl Actor for GatewayLink {
                 Self::refuse(ctx, "auth timeout");
             }
         });
-        socket::keep_alive(
-            ctx,
-            ws,
-            |act| act.last_frame,
-            |act, _| {
-                if let Some(entry) = act.presence.clone() {
-                    let (presence, key, ttl) = (
-                        act.deps.presence.clone(),
-                        gateway_presence(act.gateway_id),
-                        act.presence_ttl(),
-                    );
-                    actix::spawn(async move { presence.set(&key, &entry, ttl).await });
-                }
-            },
-        );
+        socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
+        ctx.run_interval(presence::REFRESH_EVERY, |act, _| {
+            if let Some(entry) = act.presence.clone() {
+                let (presence, key) = (act.deps.presence.clone(), gateway_presence(act.gateway_id));
+                actix::spawn(async move { presence.set(&key, &entry, presence::ENTRY_TTL).await });
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

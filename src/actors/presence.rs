@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::db::cache::RedisPool;
 
+/// A holder rewrites its entry this often, with `ENTRY_TTL`: an instance that dies stops
+/// being named within seconds, and an entry lost with a Redis restart is back within
+/// `REFRESH_EVERY` of Redis being back.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+pub const ENTRY_TTL: Duration = Duration::from_secs(15);
+
 pub struct Presence {
     redis: Option<RedisPool>,
     local: Mutex<HashMap<String, (String, Instant)>>,

@@ -27,6 +27,7 @@ use crate::actors::gateway_link::{self, LinkDeps};
 use crate::actors::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
 };
+use crate::actors::presence;
 use crate::actors::socket::Outbox;
 use crate::domain::gateways::dialing::{self, ChatTarget, ConnectionState, DialTarget, Report};
 use crate::domain::gateways::registry::GatewayIdentity;
@@ -598,12 +599,11 @@ impl GatewayClient {
         let Some(entry) = self.presence.clone() else {
             return;
         };
-        let (presence, key, ttl) = (
+        let (presence, key) = (
             self.deps.link.presence.clone(),
             gateway_presence(self.gateway_id()),
-            self.deps.link.settings.ws.heartbeat_timeout,
         );
-        actix::spawn(async move { presence.set(&key, &entry, ttl).await });
+        actix::spawn(async move { presence.set(&key, &entry, presence::ENTRY_TTL).await });
     }
 
     fn unregister(&mut self) {
@@ -1166,6 +1166,7 @@ impl Actor for GatewayClient {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(presence::REFRESH_EVERY, |act, _| act.refresh_presence());
         if let Some(answers) = self.reply_writer.take() {
             actix::spawn(store_replies(
                 self.deps.link.clone(),
@@ -1186,7 +1187,6 @@ impl Actor for GatewayClient {
                 );
             }
             if act.is_ready() {
-                act.refresh_presence();
                 act.alive(ctx);
             }
         });
