@@ -76,7 +76,12 @@ impl ResponseError for ApiError {
         if let Some(id) = current_request_id() {
             body["request_id"] = json!(id);
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            // Unavailable for a moment (the database is restarting, or a race to retry).
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
     }
 }
 

@@ -25,6 +25,10 @@ use crate::http;
 use crate::state::AppState;
 
 pub async fn serve(settings: Settings) -> Result<(), String> {
+    // First, before any actor runs: a taken port is a plain error (exit 1), not actors
+    // torn down half-started.
+    let listener = listen(settings.bind)
+        .map_err(|e| format!("BIND: cannot listen on {}: {e}", settings.bind))?;
     if settings.db_auto_migrate {
         let applied = migrate::run(&settings.database).await?;
         tracing::info!(applied = applied.len(), "migrations applied at start");
@@ -107,7 +111,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .disable_signals()
-        .bind(settings.bind)
+        .listen(listener)
         .map_err(|e| format!("BIND: cannot listen on {}: {e}", settings.bind))?
         .run();
     actix::spawn(graceful_shutdown(server.handle(), closers));
@@ -120,6 +124,17 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     server.await.map_err(|e| e.to_string())?;
     tracing::info!("mission-control stopped");
     Ok(())
+}
+
+/// The server's socket, as actix would make it (address reuse, a backlog of 2,048 for
+/// bursts of connects), but made before anything else starts.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(2048)?;
+    Ok(socket.into())
 }
 
 /// What shutdown closes.

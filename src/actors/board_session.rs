@@ -60,6 +60,8 @@ pub struct BoardSession {
     loading: bool,
     last_frame: Instant,
     slot: socket::Slot,
+    /// A text message arriving in fragments.
+    fragments: socket::Fragments,
     outbox: Outbox,
 }
 
@@ -82,6 +84,7 @@ impl BoardSession {
             loading: false,
             last_frame: Instant::now(),
             slot,
+            fragments: socket::Fragments::default(),
             outbox,
         }
     }
@@ -217,6 +220,10 @@ impl BoardSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
+        if let Some((_, path)) = protocol::nul::in_frame(text) {
+            let message = format!("{path} holds a NUL character (\\u0000), which cannot be stored");
+            return Self::error(ctx, BoardErrorCode::InvalidText, message);
+        }
         let Some(request) = board::parse(text) else {
             return Self::error(ctx, BoardErrorCode::InvalidJson, "send a JSON object");
         };
@@ -365,7 +372,7 @@ impl Actor for BoardSession {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BoardSession {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_frame = Instant::now();
-        let Some(ws::Message::Text(text)) = socket::incoming(msg, ctx) else {
+        let Some(text) = socket::incoming(msg, &mut self.fragments, ctx) else {
             return;
         };
         let limit = self.deps.settings.ws.max_frame_bytes;

@@ -141,6 +141,8 @@ pub struct GatewayLink {
     last_frame: Instant,
     last_touch: Option<Instant>,
     slot: socket::Slot,
+    /// A text message arriving in fragments.
+    fragments: socket::Fragments,
     /// What this socket has queued for its client (see `socket::Outbox`).
     outbox: Outbox,
     /// Set when a newer link took over: this one's end is not the gateway going away.
@@ -179,6 +181,7 @@ impl GatewayLink {
             last_frame: Instant::now(),
             last_touch: None,
             slot,
+            fragments: socket::Fragments::default(),
             outbox,
             replaced: false,
             flushing: false,
@@ -598,8 +601,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for GatewayLink {
         if msg.is_ok() {
             self.frame_seen();
         }
-        if let Some(ws::Message::Text(text)) = socket::incoming(msg, ctx) {
-            self.on_text(&text, ctx);
+        if let Some(text) = socket::incoming(msg, &mut self.fragments, ctx) {
+            // What an agent answered is stored, whatever it holds: a NUL (which PostgreSQL
+            // cannot store) becomes U+FFFD.
+            self.on_text(&protocol::nul::replaced(&text), ctx);
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct H5Session {
     authenticating: bool,
     last_frame: Instant,
     slot: socket::Slot,
+    /// A text message arriving in fragments.
+    fragments: socket::Fragments,
     /// What this socket has queued for its client (see `socket::Outbox`).
     outbox: Outbox,
     /// The chat session with each agent, once known: later messages take the one-statement
@@ -80,6 +82,7 @@ impl H5Session {
             authenticating: false,
             last_frame: Instant::now(),
             slot,
+            fragments: socket::Fragments::default(),
             outbox,
             sessions: HashMap::new(),
         }
@@ -206,37 +209,28 @@ impl H5Session {
         } = chat;
         let deps = self.deps.clone();
         let cached = self.sessions.get(&agent_id).cloned();
-        let route = async move {
-            route(
-                &deps,
-                caller,
-                agent_id,
-                cached,
-                client_id,
-                content,
-                id.clone(),
-            )
-            .await
-            .map(|r| (r, id))
-        };
+        let frame_id = id.clone();
+        let route =
+            async move { route(&deps, caller, agent_id, cached, client_id, content, id).await };
         // `wait`: the next frame of this socket is handled after this one is stored, so a
         // client's messages keep their order.
         ctx.wait(
             route
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
-                    Ok((routed, id)) => {
+                    Ok(routed) => {
                         match routed.session() {
                             Some(session) => act.sessions.insert(agent_id, session.clone()),
                             None => act.sessions.remove(&agent_id),
                         };
-                        answer(ctx, &id, routed)
+                        answer(ctx, &frame_id, routed)
                     }
                     Err(e) => {
+                        // Not stored (the database failed): the same frame may be sent again.
                         tracing::error!(error = %e, "H5 chat message not stored");
                         socket::error(
                             ctx,
-                            None,
+                            Some(&frame_id),
                             ErrorCode::Internal,
                             "the message was not stored; send it again",
                         );
@@ -246,7 +240,9 @@ impl H5Session {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut socket::Ctx<Self>) {
-        if socket::too_large(ctx, text.len(), self.deps.settings.ws.max_frame_bytes) {
+        if socket::too_large(ctx, text.len(), self.deps.settings.ws.max_frame_bytes)
+            || socket::refuse_nul(ctx, text)
+        {
             return;
         }
         let Some(h5::Inbound { id, request }) = h5::parse(text) else {
@@ -457,7 +453,7 @@ impl Actor for H5Session {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for H5Session {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_frame = Instant::now();
-        if let Some(ws::Message::Text(text)) = socket::incoming(msg, ctx) {
+        if let Some(text) = socket::incoming(msg, &mut self.fragments, ctx) {
             self.on_text(&text, ctx);
         }
     }

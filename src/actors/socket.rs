@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, StreamHandler};
+use actix_http::ws::Item;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseReason};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -116,33 +118,101 @@ pub fn keep_alive<A, F>(
     });
 }
 
-/// The text frame a socket actor has to act on, if `msg` is one: everything else (ping,
-/// pong, close, binary frames, protocol errors) is handled here.
+/// A text message arriving in fragments (continuation frames), until its last one.
+#[derive(Default)]
+pub struct Fragments(Option<(bool, BytesMut)>);
+
+/// What a socket does with an incoming message: answers pings, closes on a close or a
+/// protocol error, reassembles fragmented messages (at most `PROTOCOL_FRAME_LIMIT` bytes,
+/// like a whole one), refuses binary ones, and hands back whole text messages.
 pub fn incoming<A: Actor<Context = Ctx<A>>>(
     msg: Result<ws::Message, ws::ProtocolError>,
+    fragments: &mut Fragments,
     ctx: &mut Ctx<A>,
-) -> Option<ws::Message> {
+) -> Option<String> {
     match msg {
         Err(ws::ProtocolError::Overflow) => close(ctx, Close::TooLarge, "frame larger than 16 MiB"),
         Err(e) => {
             tracing::debug!(error = %e, "websocket protocol error");
             close(ctx, Close::ProtocolError, "protocol error");
         }
-        Ok(text @ ws::Message::Text(_)) => return Some(text),
+        Ok(ws::Message::Text(text)) => return Some(text.to_string()),
+        Ok(ws::Message::Continuation(item)) => return fragment(item, fragments, ctx),
         Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
         Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
-        Ok(ws::Message::Binary(_) | ws::Message::Continuation(_)) => error(
-            ctx,
-            None,
-            ErrorCode::BinaryNotSupported,
-            "send JSON text frames",
-        ),
+        Ok(ws::Message::Binary(_)) => binary(ctx),
         Ok(ws::Message::Close(reason)) => {
             ctx.close(reason);
             ctx.stop();
         }
     }
     None
+}
+
+fn binary<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>) {
+    error(
+        ctx,
+        None,
+        ErrorCode::BinaryNotSupported,
+        "send JSON text frames",
+    );
+}
+
+fn fragment<A: Actor<Context = Ctx<A>>>(
+    item: Item,
+    fragments: &mut Fragments,
+    ctx: &mut Ctx<A>,
+) -> Option<String> {
+    let (first, part, last) = match item {
+        Item::FirstText(part) => (Some(true), part, false),
+        Item::FirstBinary(part) => (Some(false), part, false),
+        Item::Continue(part) => (None, part, false),
+        Item::Last(part) => (None, part, true),
+    };
+    if let Some(text) = first {
+        fragments.0 = Some((text, BytesMut::new()));
+    }
+    let Some((_, buffer)) = &mut fragments.0 else {
+        close(
+            ctx,
+            Close::ProtocolError,
+            "continuation without a first fragment",
+        );
+        return None;
+    };
+    if buffer.len() + part.len() > PROTOCOL_FRAME_LIMIT {
+        fragments.0 = None;
+        close(ctx, Close::TooLarge, "message larger than 16 MiB");
+        return None;
+    }
+    buffer.extend_from_slice(&part);
+    if !last {
+        return None;
+    }
+    let (text, buffer) = fragments.0.take()?;
+    if !text {
+        binary(ctx);
+        return None;
+    }
+    match String::from_utf8(buffer.to_vec()) {
+        Ok(whole) => Some(whole),
+        Err(_) => {
+            close(ctx, Close::ProtocolError, "a text message must be UTF-8");
+            None
+        }
+    }
+}
+
+/// Refuses a frame that holds a NUL character (`\u0000`): PostgreSQL cannot store one, and
+/// a client that sent one would get the same answer however often it tried. `INVALID_TEXT`
+/// names the field; the socket stays open. `true` when it was refused.
+pub fn refuse_nul<A: Actor<Context = Ctx<A>>>(ctx: &mut Ctx<A>, text: &str) -> bool {
+    let Some((id, path)) = protocol::nul::in_frame(text) else {
+        return false;
+    };
+    let message = format!("{path} holds a NUL character (\\u0000), which cannot be stored");
+    error(ctx, id.as_ref(), ErrorCode::InvalidText, &message);
+    true
 }
 
 /// The bytes a socket has queued for its client that the client has not taken yet. The

@@ -88,7 +88,43 @@ impl fmt::Display for DomainError {
 }
 
 impl From<tokio_postgres::Error> for DomainError {
+    /// What a failure means for the caller: the database went away or is restarting (503:
+    /// try again), two requests raced on the same rows (409), or a fault (500, logged).
     fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let code = e.code();
+        let lost = e.is_closed()
+            || code.is_some_and(|c| {
+                c.code().starts_with("08")
+                    || [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                        SqlState::TOO_MANY_CONNECTIONS,
+                        SqlState::T_R_SERIALIZATION_FAILURE,
+                        SqlState::T_R_DEADLOCK_DETECTED,
+                    ]
+                    .contains(c)
+            })
+            || (code.is_none()
+                && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()));
+        if lost {
+            return DomainError::Unavailable(e.to_string());
+        }
+        // `query_one` finding no row: what a request named went away under it (deleted by a
+        // request that committed first). The driver has no other sign for it.
+        if code.is_none() && e.to_string() == "query returned an unexpected number of rows" {
+            return DomainError::NotFound(json!("Not Found"));
+        }
+        if code.is_some_and(|c| {
+            [SqlState::UNIQUE_VIOLATION, SqlState::FOREIGN_KEY_VIOLATION].contains(c)
+        }) {
+            // Checks before the write passed: another request changed the same rows meanwhile.
+            tracing::info!(error = %e, "a request raced another");
+            return DomainError::conflict(
+                "The request conflicts with a concurrent change; try again.",
+            );
+        }
         DomainError::Database(e)
     }
 }

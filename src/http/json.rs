@@ -2,9 +2,11 @@
 //! pydantic-style list naming the field (`loc`), 413 over the body limit, 415 for a body
 //! that is not JSON.
 
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::web::{self, Data};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -84,8 +86,19 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Deserializes `body`, turning serde's error into the reference's 422 shape.
+/// Deserializes `body`, turning serde's error into the reference's 422 shape. A NUL
+/// character anywhere (which PostgreSQL cannot store) is a 422 naming the field.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let nul = std::str::from_utf8(body)
+        .ok()
+        .filter(|text| crate::protocol::nul::may_hold(text))
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .and_then(|value| crate::protocol::nul::path(&value));
+    if let Some(path) = nul {
+        return Err(nul_refused(
+            std::iter::once(json!("body")).chain(path).collect(),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(de).map_err(|err| {
         let inner = err.inner();
@@ -123,6 +136,44 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
     })?;
     Ok(value)
+}
+
+/// 422 for text holding a NUL character at `loc`.
+fn nul_refused(loc: Vec<Value>) -> ApiError {
+    ApiError::validation(
+        "string_nul",
+        loc,
+        "Text cannot contain NUL (\\u0000) characters",
+        Value::Null,
+    )
+}
+
+/// Middleware: a path or query parameter holding a NUL character (`%00`) is answered 422
+/// naming it, before any handler can send it to PostgreSQL (which cannot store one).
+pub async fn refuse_nul_in_url(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let nul = |raw: &str| raw.to_ascii_lowercase().contains("%00");
+    let refused = if nul(req.path()) || req.path().contains('\0') {
+        Some(nul_refused(vec![json!("path")]))
+    } else if nul(req.query_string()) {
+        let name = url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(key, value)| key.contains('\0') || value.contains('\0'))
+            .map_or_else(String::new, |(key, _)| key.replace('\0', ""));
+        Some(nul_refused(vec![json!("query"), json!(name)]))
+    } else {
+        None
+    };
+    match refused {
+        Some(err) => Ok(req
+            .into_response(actix_web::ResponseError::error_response(&err))
+            .map_into_right_body()),
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
 }
 
 fn missing_field(message: &str) -> Option<&str> {
@@ -177,6 +228,13 @@ mod tests {
     fn missing_field_names_it() {
         let d = detail("{\"tags\": []}");
         assert_eq!(d[0]["type"], "missing");
+        assert_eq!(d[0]["loc"], json!(["body", "name"]));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field() {
+        let d = detail(r#"{"name": "a\u0000b", "tags": []}"#);
+        assert_eq!(d[0]["type"], "string_nul");
         assert_eq!(d[0]["loc"], json!(["body", "name"]));
     }
 

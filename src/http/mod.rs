@@ -156,6 +156,7 @@ pub fn app(
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::not_found())
         }))
+        .wrap(from_fn(json::refuse_nul_in_url))
         .wrap(Condition::new(
             !settings.cors_origins.is_empty(),
             cors(&settings.cors_origins),

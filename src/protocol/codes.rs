@@ -61,6 +61,8 @@ pub enum ErrorCode {
     SessionNotFound,
     /// The gateway refused a message, or the agent's run for it failed.
     AgentError,
+    /// Text that cannot be stored (a NUL character): sending it again cannot succeed.
+    InvalidText,
     Internal,
 }
 
@@ -74,6 +76,8 @@ pub enum BoardErrorCode {
     UnknownType,
     InvalidFrame,
     FrameTooLarge,
+    /// Text that cannot be stored (a NUL character).
+    InvalidText,
     /// The REST rules refused a `task.move` or `task.create`.
     Refused,
 }

@@ -17,6 +17,7 @@ pub mod bus;
 pub mod channels;
 pub mod codes;
 pub mod h5;
+pub mod nul;
 pub mod openclaw;
 pub mod relay;
 
@@ -168,6 +169,7 @@ fn idempotency_key(id: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use serde_json::json;
 
     #[test]

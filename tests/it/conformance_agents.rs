@@ -398,3 +398,20 @@ async fn agent_facing_operations_conform() {
     });
     walk(&server, &spec, &operations, NOT_YET).await;
 }
+
+#[actix_web::test]
+async fn hostile_agent_facing_bodies_never_answer_5xx() {
+    let spec: Value = serde_json::from_str(SPEC).unwrap();
+    let mirror = GitMirror::new();
+    mirror.commit("acme/pack-one", "main", &[("review/SKILL.md", "# Review")]);
+    let server = mirror
+        .serve(Server::builder().env("SOULS_DIRECTORY_URL", fake_directory()))
+        .start()
+        .await;
+    let f = fixtures(&server).await;
+    let operations = operations(&spec, in_scope, |method, path| {
+        let (phase, body) = plan(method, path, &f);
+        (phase, f.url(method, path), f.headers(method, path), body)
+    });
+    crate::conformance::hostile_walk(&server, &operations).await;
+}

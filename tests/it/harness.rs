@@ -608,6 +608,28 @@ impl WsClient {
             .expect("ws send");
     }
 
+    /// Sends `text` as one message in fragments of at most `size` bytes (continuation
+    /// frames), as clients may.
+    pub async fn send_fragmented(&mut self, text: &str, size: usize) {
+        use actix_http::ws::Item;
+        use awc::ws::Message;
+        use futures_util::SinkExt;
+        let chunks: Vec<&[u8]> = text.as_bytes().chunks(size).collect();
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let bytes = bytes::Bytes::copy_from_slice(chunk);
+            let item = match i {
+                0 => Item::FirstText(bytes),
+                i if i == last => Item::Last(bytes),
+                _ => Item::Continue(bytes),
+            };
+            self.framed
+                .send(Message::Continuation(item))
+                .await
+                .expect("ws send");
+        }
+    }
+
     /// The next JSON frame or close, skipping pings.
     pub async fn next(&mut self, within: Duration) -> WsEvent {
         use futures_util::StreamExt;

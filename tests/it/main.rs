@@ -24,6 +24,7 @@ mod h5_accounts;
 mod h5_chat;
 mod health;
 mod http_basics;
+mod inputs;
 mod memory;
 mod memory_notices;
 mod metrics;

@@ -24,10 +24,10 @@ use uuid::Uuid;
 
 use super::commands;
 use crate::actors::gateway_link::{self, LinkDeps};
+use crate::actors::presence;
 use crate::actors::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
 };
-use crate::actors::presence;
 use crate::actors::socket::Outbox;
 use crate::domain::gateways::dialing::{self, ChatTarget, ConnectionState, DialTarget, Report};
 use crate::domain::gateways::registry::GatewayIdentity;

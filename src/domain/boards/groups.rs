@@ -261,11 +261,15 @@ pub struct HeartbeatApplied {
 /// A cadence the gateway understands: a whole number and a unit (`30s`, `10m`, `1h`, `1d`);
 /// `0m` puts agents on standby.
 pub fn valid_cadence(every: &str) -> bool {
-    let (digits, unit) = every.split_at(every.len().saturating_sub(1));
+    // By characters: the last one may be any character of any width.
+    let Some((last, unit)) = every.char_indices().next_back() else {
+        return false;
+    };
+    let digits = &every[..last];
     !digits.is_empty()
         && digits.len() <= 6
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(unit, "s" | "m" | "h" | "d")
+        && matches!(unit, 's' | 'm' | 'h' | 'd')
 }
 
 /// Sets the heartbeat cadence of the agents on the group's boards (workers, and leads too
@@ -334,7 +338,18 @@ mod cadence_tests {
         for ok in ["0m", "30s", "10m", "2h", "1d"] {
             assert!(valid_cadence(ok), "{ok}");
         }
-        for bad in ["", "m", "10", "10x", "-1m", "1.5m", "10 m", "1234567m"] {
+        for bad in [
+            "",
+            "m",
+            "10",
+            "10x",
+            "-1m",
+            "1.5m",
+            "10 m",
+            "1234567m",
+            "10\u{fffd}",
+            "é",
+        ] {
             assert!(!valid_cadence(bad), "{bad}");
         }
     }

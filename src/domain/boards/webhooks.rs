@@ -399,7 +399,8 @@ pub async fn ingest_target(
 }
 
 /// The reference's body decoding: empty → `{}`; JSON when the content type says so or the
-/// text looks like JSON, falling back to the text itself.
+/// text looks like JSON, falling back to the text itself. A NUL character (which
+/// PostgreSQL cannot store) becomes U+FFFD: a sender cannot be asked to change its payload.
 pub fn decode_body(body: &[u8], content_type: Option<&str>) -> Value {
     if body.is_empty() {
         return Value::Object(Default::default());
@@ -408,12 +409,12 @@ pub fn decode_body(body: &[u8], content_type: Option<&str>) -> Value {
     let json_type =
         content_type.is_some_and(|c| c.to_ascii_lowercase().contains("application/json"));
     let looks_json = text.starts_with(['{', '[', '"']) || text == "true" || text == "false";
-    if json_type || looks_json {
-        if let Ok(value) = serde_json::from_str::<Value>(&text) {
-            return value;
-        }
-    }
-    Value::String(text.into_owned())
+    let parsed = (json_type || looks_json)
+        .then(|| serde_json::from_str::<Value>(&text).ok())
+        .flatten();
+    let mut value = parsed.unwrap_or_else(|| Value::String(text.into_owned()));
+    crate::protocol::nul::replace(&mut value);
+    value
 }
 
 /// The request headers the reference keeps: `content-type`, `user-agent` and every `x-*`,

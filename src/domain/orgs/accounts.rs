@@ -198,7 +198,11 @@ pub async fn update_user(pool: &PgPool, user_id: Uuid, update: UserUpdate) -> Do
         params.push(&given[i]);
         params.push(&values[i]);
     }
-    let row = conn.query_one(&sql, &params).await?;
+    // Deleted by a request that committed first: gone.
+    let row = conn
+        .query_opt(&sql, &params)
+        .await?
+        .ok_or_else(|| crate::domain::DomainError::NotFound(serde_json::json!("User not found")))?;
     Ok(User::from_row(&row)?)
 }
 
