@@ -428,6 +428,8 @@ impl Handler<Control> for BoardSession {
             Control::Replaced | Control::Revoked(_) => {
                 Self::refuse(ctx, Close::AuthFailed, "unauthorized")
             }
+            // A board's events are re-read by its room when it is woken again.
+            Control::Resync => {}
         }
     }
 }

@@ -32,6 +32,17 @@ pub struct Subscribe {
     pub subscriber: Recipient<BusMessage>,
 }
 
+/// Asks to be told each time the pub/sub connection comes back after a loss: publications of
+/// that time were lost, and what they carried must be read again from PostgreSQL.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch(pub Recipient<Reconnected>);
+
+/// The pub/sub connection is back after a loss.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Reconnected;
+
 /// Drops one reference; the last one unsubscribes in Redis.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -96,6 +107,9 @@ pub struct Bridge {
     redis: Option<(redis::Client, RedisPool)>,
     subscriptions: HashMap<String, Vec<Recipient<BusMessage>>>,
     pending_probes: HashMap<String, oneshot::Sender<()>>,
+    watchers: Vec<Recipient<Reconnected>>,
+    /// The connection was lost since it was last up: its return is a reconnection.
+    lost: bool,
 }
 
 impl Bridge {
@@ -118,6 +132,8 @@ impl Bridge {
             redis,
             subscriptions: HashMap::new(),
             pending_probes: HashMap::new(),
+            watchers: Vec::new(),
+            lost: false,
         }
     }
 
@@ -304,12 +320,26 @@ impl Handler<LinkState> for Bridge {
                         channels = self.subscriptions.len(),
                         "bridge connected to redis"
                     );
+                    if std::mem::take(&mut self.lost) {
+                        for watcher in &self.watchers {
+                            watcher.do_send(Reconnected);
+                        }
+                    }
                 } else {
                     tracing::warn!("bridge lost its redis pub/sub connection; reconnecting");
+                    self.lost = true;
                 }
             }
             link.up = msg.up;
         }
+    }
+}
+
+impl Handler<Watch> for Bridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        self.watchers.push(msg.0);
     }
 }
 

@@ -562,12 +562,7 @@ impl Actor for GatewayLink {
             }
         });
         socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
-        ctx.run_interval(presence::REFRESH_EVERY, |act, _| {
-            if let Some(entry) = act.presence.clone() {
-                let (presence, key) = (act.deps.presence.clone(), gateway_presence(act.gateway_id));
-                actix::spawn(async move { presence.set(&key, &entry, presence::ENTRY_TTL).await });
-            }
-        });
+        ctx.run_interval(presence::REFRESH_EVERY, |act, _| act.refresh_presence());
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -609,6 +604,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for GatewayLink {
     }
 }
 
+impl GatewayLink {
+    fn refresh_presence(&self) {
+        if let Some(entry) = self.presence.clone() {
+            let (presence, key) = (
+                self.deps.presence.clone(),
+                gateway_presence(self.gateway_id),
+            );
+            actix::spawn(async move { presence.set(&key, &entry, presence::ENTRY_TTL).await });
+        }
+    }
+}
+
 impl Handler<Control> for GatewayLink {
     type Result = ();
 
@@ -622,6 +629,7 @@ impl Handler<Control> for GatewayLink {
                 socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }
             Control::Revoked(reason) => socket::close(ctx, Close::AuthFailed, &reason),
+            Control::Resync => self.refresh_presence(),
         }
     }
 }

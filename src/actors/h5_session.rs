@@ -1,10 +1,17 @@
 //! `H5Session`: one per H5 chat WebSocket (`/ws/h5/chat`).
 //!
 //! The first frame must be `{"type":"auth","payload":{"token":<access token>}}` within
-//! WS_AUTH_TIMEOUT_SECONDS (optionally with `last_message_id` to resume). A chat message is
-//! checked against the user's assignments, stored, then sent to the agent's gateway link,
-//! here or on another instance, and acknowledged. Replies arrive through the Registry from
-//! whichever instance holds the gateway's link. The protocol is in docs/relay-protocol.md.
+//! WS_AUTH_TIMEOUT_SECONDS (optionally with `last_seq` or `last_message_id` to resume). A
+//! chat message is checked against the user's assignments, stored, then sent to the agent's
+//! gateway link, here or on another instance, and acknowledged. Replies arrive through the
+//! Registry from whichever instance holds the gateway's link.
+//!
+//! The user's stored messages reach the socket in `seq` order without gaps
+//! (`domain::h5::stream`): at auth it is sent what it missed (after what the client says it
+//! saw, else after what any socket of the user was handed); a frame that arrives past a gap
+//! (a publication lost while Redis restarted) is preceded by what is missing, read from
+//! PostgreSQL; and when the bridge reconnects the socket reads what it may have missed. The
+//! protocol is in docs/relay-protocol.md.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,16 +29,19 @@ use super::socket::{self, Outbox};
 use crate::config::Settings;
 use crate::db::PgPool;
 use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal, Resend};
+use crate::domain::h5::stream::{self, After};
 use crate::domain::h5::users as h5_users;
 use crate::protocol::bus::RouteMessage;
 use crate::protocol::codes::{Close, ErrorCode};
-use crate::protocol::h5::{self, AckStatus, Chat, Outbound, Request};
+use crate::protocol::h5::{self, AckStatus, Chat, Outbound, Request, ResumeFrom};
 use crate::protocol::{self, ErrorFrame};
 use crate::secrets::jwt as tokens;
 
 /// How many stored messages one resume replays at most; a client further behind pages the
 /// rest from the history API.
 const RESUME_LIMIT: i64 = 500;
+/// How often the socket records the highest `seq` it was handed (`stream::delivered`).
+const DELIVERED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What an H5 socket uses, handed over at the upgrade: the user's row and messages, the
 /// router to reach gateways, and its settings (token key, socket limits).
@@ -62,6 +72,11 @@ pub struct H5Session {
     /// The chat session with each agent, once known: later messages take the one-statement
     /// path (`h5_chat::store_user_message`).
     sessions: HashMap<Uuid, ChatSession>,
+    /// The `seq` of the last of the user's messages this socket was sent (or sent itself);
+    /// `None` until the socket knows where it starts.
+    last_seq: Option<i64>,
+    /// The highest `seq` handed to the client and not yet recorded.
+    handed: Option<i64>,
 }
 
 enum Routed {
@@ -85,6 +100,8 @@ impl H5Session {
             fragments: socket::Fragments::default(),
             outbox,
             sessions: HashMap::new(),
+            last_seq: None,
+            handed: None,
         }
     }
 
@@ -100,12 +117,7 @@ impl H5Session {
         socket::close(ctx, Close::AuthFailed, reason);
     }
 
-    fn authenticate(
-        &mut self,
-        token: &str,
-        last_message_id: Option<Uuid>,
-        ctx: &mut socket::Ctx<Self>,
-    ) {
+    fn authenticate(&mut self, token: &str, from: Option<ResumeFrom>, ctx: &mut socket::Ctx<Self>) {
         let Some(claims) = tokens::verify(&self.deps.settings.h5.jwt_secret, token) else {
             return Self::refuse(ctx, "invalid or expired token");
         };
@@ -128,8 +140,11 @@ impl H5Session {
                         },
                         ctx,
                     );
-                    if let Some(last) = last_message_id {
-                        act.resume(last, ctx);
+                    // What the client missed: after what it says it saw, else after what
+                    // any socket of the user was handed (the shipped app says nothing).
+                    match from {
+                        Some(from) => act.resume(After::Client(from), ctx),
+                        None => act.catch_up(After::Delivered, None, ctx),
                     }
                 }
                 Ok(_) => Self::refuse(ctx, "invalid or expired token"),
@@ -165,39 +180,128 @@ impl H5Session {
         );
     }
 
-    /// Sends every stored message after `last_message_id`, oldest first.
-    fn resume(&mut self, last_message_id: Uuid, ctx: &mut socket::Ctx<Self>) {
+    /// Sends the user's stored messages after `after`, oldest first, then `resume_done`: a
+    /// client's explicit resume.
+    fn resume(&mut self, after: After, ctx: &mut socket::Ctx<Self>) {
+        self.replay(after, None, true, ctx);
+    }
+
+    /// Sends what the socket has not seen (after `after`, and before `then` if given), then
+    /// `then` itself: an auth without a resume point, a gap, a reconnected bridge.
+    fn catch_up(&mut self, after: After, then: Option<Arc<str>>, ctx: &mut socket::Ctx<Self>) {
+        self.replay(after, then, false, ctx);
+    }
+
+    fn replay(
+        &mut self,
+        after: After,
+        then: Option<Arc<str>>,
+        explicit: bool,
+        ctx: &mut socket::Ctx<Self>,
+    ) {
         let Some(caller) = self.caller else { return };
         let db = self.deps.db.clone();
         let replay = async move {
             let conn = db.get().await.map_err(|e| e.to_string())?;
-            h5_chat::frames_after(&*conn, caller.user_id, last_message_id, RESUME_LIMIT)
+            let frames = stream::frames(&*conn, caller.user_id, after, RESUME_LIMIT)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            // A socket that starts with nothing to catch up on starts at the latest number.
+            let latest = match frames.is_empty() {
+                true => Some(
+                    stream::latest(&*conn, caller.user_id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+                false => None,
+            };
+            Ok::<_, String>((frames, latest))
         };
-        ctx.wait(replay.into_actor(self).map(|frames, _, ctx| match frames {
-            Ok(frames) => {
-                let count = frames.len();
-                for frame in &frames {
-                    socket::send(ctx, frame);
-                }
-                socket::send(
-                    ctx,
-                    &Outbound::ResumeDone {
-                        payload: h5::ResumeDone { count },
-                    },
-                );
+        // `wait`: live frames queue behind the replay, and are sent after it in order.
+        ctx.wait(
+            replay
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok((frames, latest)) => {
+                        let count = frames.len();
+                        for (seq, frame) in frames {
+                            if act.last_seq.is_some_and(|last| seq <= last) {
+                                continue;
+                            }
+                            socket::send(ctx, &frame);
+                            act.sent(seq);
+                        }
+                        if act.last_seq.is_none() {
+                            act.last_seq = latest;
+                        }
+                        if explicit {
+                            let payload = h5::ResumeDone {
+                                count,
+                                last_seq: act.last_seq,
+                            };
+                            socket::send(ctx, &Outbound::ResumeDone { payload });
+                        }
+                        if let Some(frame) = then {
+                            act.deliver(frame, ctx);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "H5 replay failed");
+                        socket::error(
+                            ctx,
+                            None,
+                            ErrorCode::Internal,
+                            "could not load missed messages; send resume again",
+                        );
+                        // Live frames still go out: the next gap check tries again.
+                        if let Some(frame) = then {
+                            ctx.text(&*frame);
+                        }
+                    }
+                }),
+        );
+    }
+
+    /// The user's message `seq` was handed to the client.
+    fn sent(&mut self, seq: i64) {
+        self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
+        self.handed = Some(self.handed.map_or(seq, |h| h.max(seq)));
+    }
+
+    /// A live frame for the user: a stored message's frame goes out in `seq` order (one
+    /// already sent is dropped, one past a gap waits for what is missing); anything else
+    /// (acks, presence, errors) at once.
+    fn deliver(&mut self, frame: Arc<str>, ctx: &mut socket::Ctx<Self>) {
+        let Some(seq) = frame_seq(&frame) else {
+            return ctx.text(&*frame);
+        };
+        match self.last_seq {
+            Some(last) if seq <= last => {}
+            Some(last) if seq > last + 1 => self.catch_up(After::Seq(last), Some(frame), ctx),
+            _ => {
+                ctx.text(&*frame);
+                self.sent(seq);
             }
-            Err(e) => {
-                tracing::error!(error = %e, "H5 resume failed");
-                socket::error(
-                    ctx,
-                    None,
-                    ErrorCode::Internal,
-                    "could not load missed messages; send resume again",
-                );
+        }
+    }
+
+    /// Records the highest number handed to the client, at most every `DELIVERED_EVERY`.
+    fn record_delivered(&mut self) {
+        let (Some(caller), Some(seq)) = (self.caller, self.handed.take()) else {
+            return;
+        };
+        let db = self.deps.db.clone();
+        actix::spawn(async move {
+            let recorded = match db.get().await {
+                Ok(conn) => stream::delivered(&*conn, caller.user_id, seq)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(h5_user_id = %caller.user_id, error = %e, "delivered seq not recorded");
             }
-        }));
+        });
     }
 
     fn on_chat(&mut self, id: Value, chat: Chat, ctx: &mut socket::Ctx<Self>) {
@@ -223,6 +327,13 @@ impl H5Session {
                             Some(session) => act.sessions.insert(agent_id, session.clone()),
                             None => act.sessions.remove(&agent_id),
                         };
+                        // The socket's own message is not sent back to it: it counts as
+                        // seen, unless messages before it are still to come.
+                        if let Some(seq) = routed.seq() {
+                            if act.last_seq == Some(seq - 1) {
+                                act.last_seq = Some(seq);
+                            }
+                        }
                         answer(ctx, &frame_id, routed)
                     }
                     Err(e) => {
@@ -254,11 +365,7 @@ impl H5Session {
             }
             // Anything but auth is refused and the socket keeps waiting for it (until the
             // auth deadline), so a client bug does not cost the connection.
-            let Request::Auth {
-                token,
-                last_message_id,
-            } = request
-            else {
+            let Request::Auth { token, from } = request else {
                 return socket::error(
                     ctx,
                     Some(&id),
@@ -269,7 +376,7 @@ impl H5Session {
             let Some(token) = token else {
                 return Self::refuse(ctx, "missing token");
             };
-            return self.authenticate(&token, last_message_id, ctx);
+            return self.authenticate(&token, from, ctx);
         }
         match request {
             Request::Heartbeat => socket::send(ctx, &Outbound::HeartbeatAck { id }),
@@ -277,16 +384,12 @@ impl H5Session {
             Request::Chat(Err(invalid)) => {
                 socket::error(ctx, Some(&id), invalid.code, invalid.message)
             }
-            Request::Resume {
-                last_message_id: Some(last),
-            } => self.resume(last, ctx),
-            Request::Resume {
-                last_message_id: None,
-            } => socket::error(
+            Request::Resume { from: Some(from) } => self.resume(After::Client(from), ctx),
+            Request::Resume { from: None } => socket::error(
                 ctx,
                 Some(&id),
                 ErrorCode::MissingFields,
-                "resume needs payload.last_message_id",
+                "resume needs payload.last_seq or payload.last_message_id",
             ),
             Request::Auth { .. } => socket::error(
                 ctx,
@@ -384,7 +487,28 @@ async fn route(
     Ok(Routed::GatewayOffline(accepted))
 }
 
+/// The `seq` of a stored message's frame (`payload.seq`), if the frame is one.
+fn frame_seq(frame: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        payload: Option<PeekPayload>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PeekPayload {
+        seq: Option<i64>,
+    }
+    serde_json::from_str::<Peek>(frame).ok()?.payload?.seq
+}
+
 impl Routed {
+    /// The stored message's `seq`, unless it was refused or is a resend.
+    fn seq(&self) -> Option<i64> {
+        match self {
+            Routed::Delivered(a) | Routed::GatewayOffline(a) => Some(a.message.user_seq),
+            Routed::Duplicate(_) | Routed::Refused(_) => None,
+        }
+    }
+
     /// The session the message went into (to cache it), unless it was refused.
     fn session(&self) -> Option<&ChatSession> {
         match self {
@@ -438,9 +562,11 @@ impl Actor for H5Session {
             }
         });
         socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
+        ctx.run_interval(DELIVERED_EVERY, |act, _| act.record_delivered());
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.record_delivered();
         if let Some(caller) = self.caller {
             self.deps.router.registry().do_send(UnregisterH5 {
                 user_id: caller.user_id,
@@ -471,6 +597,11 @@ impl Handler<Control> for H5Session {
                 socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }
             Control::Revoked(reason) => Self::refuse(ctx, &reason),
+            Control::Resync => {
+                if let Some(last) = self.last_seq {
+                    self.catch_up(After::Seq(last), None, ctx);
+                }
+            }
         }
     }
 }
@@ -480,6 +611,6 @@ impl Handler<Frame> for H5Session {
 
     fn handle(&mut self, msg: Frame, ctx: &mut Self::Context) {
         // Counted in the outbox by the sender (`SocketHandle::deliver`).
-        ctx.text(&*msg.0);
+        self.deliver(msg.0, ctx);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use uuid::Uuid;
 
-use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
+use super::bridge::{Bridge, BusMessage, Publish, Reconnected, Subscribe, Unsubscribe, Watch};
 use super::presence::Presence;
 use super::socket::Outbox;
 use crate::protocol::bus::RouteMessage;
@@ -30,6 +30,9 @@ pub enum Control {
     Revoked(String),
     /// The client did not read its frames; newer ones were dropped (it resumes on reconnect).
     TooSlow,
+    /// Frames published while the bridge was down were lost: an H5 socket reads what it
+    /// missed, a gateway's holder rewrites its presence.
+    Resync,
 }
 
 /// A text frame for a socket.
@@ -282,6 +285,25 @@ impl Registry {
 
 impl Actor for Registry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.bridge.do_send(Watch(ctx.address().recipient()));
+    }
+}
+
+impl Handler<Reconnected> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: Reconnected, _: &mut Context<Self>) {
+        let sockets = self
+            .gateways
+            .values()
+            .map(|entry| &entry.socket)
+            .chain(self.users.values().flat_map(HashMap::values));
+        for socket in sockets {
+            socket.control.do_send(Control::Resync);
+        }
+    }
 }
 
 impl Supervised for Registry {}

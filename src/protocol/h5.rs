@@ -19,19 +19,19 @@ pub struct Inbound {
 
 #[derive(Debug)]
 pub enum Request {
-    /// `{"type":"auth","payload":{"token","last_message_id"?}}`; `token` is `None` when it is
-    /// missing or empty.
+    /// `{"type":"auth","payload":{"token","last_message_id"?,"last_seq"?}}`; `token` is
+    /// `None` when it is missing or empty.
     Auth {
         token: Option<String>,
-        last_message_id: Option<Uuid>,
+        from: Option<ResumeFrom>,
     },
     Heartbeat,
     /// `{"type":"chat","id","payload":{"agent_id","content","session_id"?}}`, or why it is
     /// refused.
     Chat(Result<Chat, Invalid>),
-    /// `{"type":"resume","payload":{"last_message_id"}}`.
+    /// `{"type":"resume","payload":{"last_seq"|"last_message_id"}}`.
     Resume {
-        last_message_id: Option<Uuid>,
+        from: Option<ResumeFrom>,
     },
     /// No `type`.
     Untyped,
@@ -49,13 +49,40 @@ pub struct Chat {
     pub client_id: Option<String>,
 }
 
+/// Where a client resumes: after the last `seq` it saw (every stored message's frame carries
+/// its `seq`), or after a message id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeFrom {
+    Seq(i64),
+    Message(Uuid),
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct AuthPayload {
     #[serde(deserialize_with = "loose")]
     token: Option<String>,
+    #[serde(flatten)]
+    from: ResumePayload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResumePayload {
     #[serde(deserialize_with = "loose")]
     last_message_id: Option<Uuid>,
+    #[serde(deserialize_with = "loose")]
+    last_seq: Option<i64>,
+}
+
+impl ResumePayload {
+    fn from(self) -> Option<ResumeFrom> {
+        match (self.last_seq, self.last_message_id) {
+            (Some(seq), _) => Some(ResumeFrom::Seq(seq)),
+            (None, Some(id)) => Some(ResumeFrom::Message(id)),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,13 +103,13 @@ pub fn parse(text: &str) -> Option<Inbound> {
             let auth: AuthPayload = fields(envelope.payload);
             Request::Auth {
                 token: non_empty(auth.token),
-                last_message_id: auth.last_message_id,
+                from: auth.from.from(),
             }
         }
         "heartbeat" => Request::Heartbeat,
         "chat" => Request::Chat(chat(&envelope.id, fields(envelope.payload))),
         "resume" => Request::Resume {
-            last_message_id: fields::<AuthPayload>(envelope.payload).last_message_id,
+            from: fields::<ResumePayload>(envelope.payload).from(),
         },
         "" => Request::Untyped,
         other => Request::Unknown(other.to_string()),
@@ -195,6 +222,8 @@ pub enum AckStatus {
 #[derive(Debug, Serialize)]
 pub struct ResumeDone {
     pub count: usize,
+    /// The `seq` of the last message sent (the one to resume after next time).
+    pub last_seq: Option<i64>,
 }
 
 /// What every frame of a stored chat message says about it (`chat_reply`, `chat_message`,
@@ -207,6 +236,9 @@ pub struct MessageFields {
     pub content: Value,
     pub role: Role,
     pub message_id: Uuid,
+    /// The message's number among the user's messages (`user_seq`): consecutive, so a client
+    /// sees a gap, and resumes after the last one it saw (`last_seq`).
+    pub seq: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -227,7 +259,7 @@ pub struct Extra(Map<String, Value>);
 impl Extra {
     /// The fields of `extra`, if it is an object.
     pub fn new(extra: Option<&Value>) -> Extra {
-        const RESERVED: [&str; 7] = [
+        const RESERVED: [&str; 8] = [
             "session_key",
             "session_id",
             "agent_id",
@@ -235,6 +267,7 @@ impl Extra {
             "role",
             "message_id",
             "created_at",
+            "seq",
         ];
         let mut fields = match extra {
             Some(Value::Object(fields)) => fields.clone(),
@@ -320,7 +353,15 @@ mod tests {
             auth.unwrap().request,
             Request::Auth {
                 token: None,
-                last_message_id: None
+                from: None
+            }
+        ));
+        let auth = parse(r#"{"type":"auth","payload":{"token":"t","last_seq":7}}"#);
+        assert!(matches!(
+            auth.unwrap().request,
+            Request::Auth {
+                from: Some(ResumeFrom::Seq(7)),
+                ..
             }
         ));
         let frame = parse(r#"{"type":7,"id":"a"}"#).unwrap();
@@ -342,9 +383,10 @@ mod tests {
                     content: json!("hi"),
                     role: Role::Assistant,
                     message_id: id,
+                    seq: 3,
                 },
                 created_at,
-                extra: Extra::new(Some(&json!({"content": "evil", "tokens": 3}))),
+                extra: Extra::new(Some(&json!({"content": "evil", "seq": 99, "tokens": 3}))),
             },
         };
         assert_eq!(
@@ -352,7 +394,7 @@ mod tests {
             json!({"type": "chat_reply", "id": id, "payload": {
                 "session_key": "h5:a:b", "session_id": session_id, "agent_id": agent_id,
                 "content": "hi", "role": "assistant", "message_id": id, "created_at": created_at,
-                "tokens": 3,
+                "seq": 3, "tokens": 3,
             }})
         );
     }

@@ -253,7 +253,7 @@ async fn a_reply_sent_while_the_user_is_away_arrives_on_resume() {
     );
     assert_eq!(
         back.expect_json().await,
-        json!({"type": "resume_done", "payload": {"count": 2}})
+        json!({"type": "resume_done", "payload": {"count": 2, "last_seq": 4}})
     );
 
     // The history API has all four, newest first.
@@ -636,10 +636,7 @@ async fn routing_works_again_after_redis_restarts() {
         })
         .await
     );
-    // Presence lived in the old Redis: the gateway's link re-records it at its next ping,
-    // so reconnect the link (as a gateway does on any doubt) to record it now.
-    drop(gateway);
-    gateway = gateway_link(&b, &w).await;
+    // Presence lived in the old Redis: the link rewrites it within seconds.
     wait_linked(&a, &w).await;
 
     user.send(chat(&w, "after-restart", "still there?")).await;
@@ -648,6 +645,127 @@ async fn routing_works_again_after_redis_restarts() {
     assert_eq!(
         next_of(&mut user, "chat_reply").await["payload"]["content"],
         "yes"
+    );
+}
+
+/// Replies a gateway stores while it cannot publish (Redis is down) reach a user's socket on
+/// another instance once the bridge is back: the socket reads what it missed.
+#[actix_web::test]
+async fn a_reply_published_while_redis_was_down_reaches_the_user_when_it_is_back() {
+    let mut redis = crate::harness::RedisProcess::start();
+    let a = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .start()
+        .await;
+    let b = Server::builder()
+        .env("REDIS_URL", redis.url())
+        .start_on(&a)
+        .await;
+    let w = world(&a).await;
+    let mut gateway = gateway_link(&b, &w).await;
+    wait_linked(&a, &w).await;
+    let mut user = h5(&a, &w).await;
+    user.send(chat(&w, "local-1", "are you there?")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+
+    redis.stop();
+    reply(&mut gateway, &send, "said while redis was down").await;
+    let db = a.db.client().await;
+    assert!(
+        crate::harness::eventually(Duration::from_secs(5), || async {
+            db.query_one(
+                "SELECT count(*) FROM h5_chat_messages WHERE role = 'assistant'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                == 1
+        })
+        .await
+    );
+    redis.restart();
+    let mut got = None;
+    for _ in 0..60 {
+        match user.next(Duration::from_secs(1)).await {
+            WsEvent::Json(frame) if frame["type"] == "chat_reply" => {
+                got = Some(frame);
+                break;
+            }
+            WsEvent::Json(_) | WsEvent::TimedOut => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    let got = got.expect("the reply never arrived");
+    assert_eq!(got["payload"]["content"], "said while redis was down");
+}
+
+/// The shipped app reconnects with a plain auth: it gets what came while it was away, and
+/// nothing it was already sent.
+#[actix_web::test]
+async fn an_app_that_reconnects_without_ids_gets_what_it_missed_once() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "first")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    reply(&mut gateway, &send, "one").await;
+    let one = next_of(&mut user, "chat_reply").await;
+    assert_eq!(one["payload"]["seq"], 2, "{one}");
+
+    user.send(chat(&w, "local-2", "second")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    drop(user);
+    reply(&mut gateway, &send, "two").await;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+
+    // A page load: plain auth. The reply that came while away arrives; "one" does not.
+    let mut back = h5(&server, &w).await;
+    let missed = next_of(&mut back, "chat_reply").await;
+    assert_eq!(missed["payload"]["content"], "two", "{missed}");
+    assert_eq!(missed["payload"]["seq"], 4, "{missed}");
+    drop(back);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let mut again = h5(&server, &w).await;
+    while let WsEvent::Json(frame) = again.next(Duration::from_millis(800)).await {
+        assert_ne!(frame["type"], "chat_reply", "sent twice: {frame}");
+    }
+}
+
+/// A reply that arrives past a gap in the user's numbers (one that was never routed here) is
+/// preceded by what is missing, read from PostgreSQL.
+#[actix_web::test]
+async fn a_frame_past_a_gap_is_preceded_by_what_is_missing() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "hello")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    // A reply stored but never routed (its publication lost).
+    server
+        .db
+        .client()
+        .await
+        .execute(
+            "WITH next AS (UPDATE h5_users SET message_seq = message_seq + 1 WHERE id = $1::text::uuid \
+                             RETURNING message_seq) \
+             INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, content, user_seq) \
+             SELECT gen_random_uuid(), s.id, s.h5_user_id, s.agent_id, 'assistant', '\"lost on the way\"', next.message_seq \
+             FROM h5_chat_sessions s, next WHERE s.h5_user_id = $1::text::uuid",
+            &[&w.user_id],
+        )
+        .await
+        .unwrap();
+    reply(&mut gateway, &send, "after the gap").await;
+    let first = next_of(&mut user, "chat_reply").await;
+    let second = next_of(&mut user, "chat_reply").await;
+    assert_eq!(first["payload"]["content"], "lost on the way");
+    assert_eq!(second["payload"]["content"], "after the gap");
+    assert_eq!(
+        second["payload"]["seq"].as_i64().unwrap(),
+        first["payload"]["seq"].as_i64().unwrap() + 1
     );
 }
 

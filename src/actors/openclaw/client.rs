@@ -1329,6 +1329,7 @@ impl Handler<Control> for GatewayClient {
         match msg {
             // Another holder registered (a lease race): the lease decides, next renewal.
             Control::Replaced => self.unregister(),
+            Control::Resync => self.refresh_presence(),
             Control::TooSlow | Control::Revoked(_) => {}
         }
     }

@@ -49,6 +49,8 @@ crate::db::record! {
         #[schema(value_type = Option<Object>)]
         pub extra: Option<Value>,
         pub client_message_id: Option<String>,
+        /// The message's number among its user's messages (in commit order).
+        pub user_seq: i64,
         pub created_at: DateTime<Utc>,
     }
 }
@@ -310,7 +312,7 @@ pub async fn accept_reply(
                    INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
                    SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
                    ON CONFLICT (session_id, client_message_id) WHERE role = 'assistant' DO NOTHING \
-                   RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+                   RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
                  touch AS ( \
                    UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
                    WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)), \
@@ -353,6 +355,7 @@ fn message_fields(session: &ChatSession, message: &ChatMessage, role: Role) -> M
         content: message.content.clone(),
         role,
         message_id: message.id,
+        seq: message.user_seq,
     }
 }
 
@@ -395,40 +398,6 @@ pub fn user_message_frame(session: &ChatSession, message: &ChatMessage) -> Outbo
             created_at: message.created_at,
         },
     }
-}
-
-/// Everything the user's sessions received after `last_message_id` (all of it when the id
-/// is unknown to this user), oldest first, as frames; at most `limit`.
-pub async fn frames_after(
-    client: &impl GenericClient,
-    h5_user_id: Uuid,
-    last_message_id: Uuid,
-    limit: i64,
-) -> DomainResult<Vec<Outbound>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {message_columns}, {session_columns} FROM h5_chat_messages m \
-                 JOIN h5_chat_sessions s ON s.id = m.session_id \
-                 WHERE m.h5_user_id = $1 \
-                   AND m.user_seq > COALESCE((SELECT user_seq FROM h5_chat_messages WHERE id = $2 AND h5_user_id = $1), 0) \
-                 ORDER BY m.user_seq LIMIT $3",
-                message_columns = ChatMessage::COLUMNS,
-                session_columns = ChatSession::COLUMNS
-            ),
-            &[&h5_user_id, &last_message_id, &limit],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let message = ChatMessage::from_row(row)?;
-            let session = ChatSession::from_row_at(row, ChatMessage::WIDTH)?;
-            Ok(match message.role.as_str() {
-                "assistant" => reply_frame(&session, &message),
-                _ => user_message_frame(&session, &message),
-            })
-        })
-        .collect()
 }
 
 pub async fn sessions(
@@ -563,7 +532,7 @@ async fn insert_checked(
                INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
                SELECT $5, $1, $2, $3, 'user', $6, $7, $8, (SELECT message_seq FROM next) FROM allowed \
                ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING \
-               RETURNING id, session_id, agent_id, role, content, extra, client_message_id, created_at), \
+               RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
              {pending}, \
              touch AS ( \
                UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \

@@ -3,4 +3,5 @@
 
 pub mod chat;
 pub mod delivery;
+pub mod stream;
 pub mod users;
