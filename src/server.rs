@@ -107,7 +107,20 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         sockets: state.sockets.clone(),
         timeout: settings.shutdown_timeout,
     };
+    let write_timeout = settings.ws.write_timeout;
     let server = HttpServer::new(move || http::app(state.clone()))
+        // A client that stops reading leaves the server's write to it pending for ever (a
+        // closed socket too: its last bytes are flushed first); the kernel drops such a
+        // connection once nothing it was sent is taken for this long.
+        .on_connect(move |connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if let Err(e) =
+                    socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(write_timeout))
+                {
+                    tracing::warn!(error = %e, "no write timeout on a connection");
+                }
+            }
+        })
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .disable_signals()

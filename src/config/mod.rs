@@ -150,6 +150,8 @@ pub struct WsSettings {
     pub auth_timeout: Duration,
     pub max_frame_bytes: usize,
     pub outbound_queue_bytes: usize,
+    /// How long a client may take nothing of what is sent before its connection is dropped.
+    pub write_timeout: Duration,
     pub sse_keepalive: Duration,
 }
 
@@ -383,6 +385,7 @@ impl Settings {
             max_frame_bytes: vars.number("WS_MAX_FRAME_BYTES", 1024, 16 << 20) as usize,
             outbound_queue_bytes: vars.number("WS_OUTBOUND_QUEUE_BYTES", 16 << 10, 1 << 30)
                 as usize,
+            write_timeout: Duration::from_secs(vars.number("WS_WRITE_TIMEOUT_SECONDS", 1, 3600)),
             sse_keepalive: Duration::from_secs(vars.number("SSE_KEEPALIVE_SECONDS", 1, 3600)),
         };
         if ws.heartbeat_timeout <= ws.heartbeat_interval {

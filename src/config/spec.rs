@@ -45,6 +45,7 @@ pub const SETTINGS: &[Spec] = &[
     s("WS_HEARTBEAT_INTERVAL_SECONDS", Some("30"), "interval of the server's WebSocket pings"),
     s("WS_HEARTBEAT_TIMEOUT_SECONDS", Some("90"), "a socket with no traffic (not even a pong) for this long is closed"),
     s("WS_MAX_CONNECTIONS_PER_INSTANCE", Some("10000"), "WebSockets (H5 and gateway) one instance holds; more are closed with 1013 (try again later)"),
+    s("WS_WRITE_TIMEOUT_SECONDS", Some("30"), "a connection whose client takes nothing the server sends for this long is dropped by the kernel (TCP_USER_TIMEOUT), even while a write to it is stuck"),
     s("WS_OUTBOUND_QUEUE_BYTES", Some("1048576"), "bytes a socket may have queued for a client that is not reading; past it the socket is closed with 4009"),
     s("SSE_KEEPALIVE_SECONDS", Some("15"), "interval of the keepalive comment on server-sent event streams; a stream also re-reads its feed then, in case a wake-up was lost"),
     s("WS_AUTH_TIMEOUT_SECONDS", Some("10"), "a socket must send its auth frame within this time"),

@@ -894,3 +894,49 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others()
         received.len()
     );
 }
+
+/// A client that stops reading, with more queued for it than its buffers hold: the server's
+/// write to it can never finish, so closing the socket cannot either. The kernel drops the
+/// connection once nothing was taken for WS_WRITE_TIMEOUT_SECONDS.
+#[actix_web::test]
+async fn a_client_that_never_reads_again_is_dropped_by_the_write_deadline() {
+    let server = Server::builder()
+        .env("WS_WRITE_TIMEOUT_SECONDS", "2")
+        .start()
+        .await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    let stalled = stalled_socket(
+        &server,
+        "/ws/h5/chat",
+        Some(&json!({"type": "auth", "payload": {"token": w.access}})),
+    );
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "start")).await;
+    let send = next_of(&mut gateway, "chat.send").await;
+    let key = send["payload"]["session_key"].clone();
+    let big = "x".repeat(30 * 1024);
+    for i in 0..300 {
+        gateway
+            .send(json!({"type": "chat.reply", "id": format!("r{i}"),
+                            "payload": {"session_key": key, "content": format!("{i}:{big}")}}))
+            .await;
+    }
+    drop(user);
+    assert!(
+        crate::harness::eventually(Duration::from_secs(10), || async {
+            server.log().contains("client is too slow")
+        })
+        .await
+    );
+    // Left: the gateway's link alone.
+    assert!(
+        crate::harness::eventually(Duration::from_secs(15), || async {
+            crate::harness::established(server.port) == 1
+        })
+        .await,
+        "the stalled connection is still there ({} connections)",
+        crate::harness::established(server.port)
+    );
+    drop(stalled);
+}

@@ -24,6 +24,29 @@ pub fn redis_url() -> String {
     std::env::var("MC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Established TCP connections whose local port is `port` (the server's side of its
+/// clients' connections), from /proc/net/tcp and tcp6.
+pub fn established(port: u16) -> usize {
+    let local = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .map(|line| {
+                    line.split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        // local_address is field 1, st (01 = ESTABLISHED) field 3.
+        .filter(|f| f.len() > 3 && f[1].ends_with(&local) && f[3] == "01")
+        .count()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind :0")
