@@ -11,13 +11,26 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::delivery;
 use crate::db::record::{get, Record};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{DomainError, DomainResult};
 use crate::protocol::codes::ErrorCode;
 use crate::protocol::h5::{self, AgentPresence, Extra, MessageFields, Outbound, Role};
 use crate::protocol::relay;
+
+/// A user message not taken by its gateway this long after a send is sent again
+/// (`delivery`, which doubles the wait per attempt).
+pub const RESEND_AFTER: Duration = Duration::from_secs(10);
+
+/// The CTE that makes the user message just inserted (CTE `ins`) pending (`h5_chat_pending`,
+/// read by `delivery`); the router's send is its first attempt.
+fn pending_cte() -> String {
+    format!(
+        "pend AS (INSERT INTO h5_chat_pending (message_id, attempts, next_attempt_at) \
+         SELECT id, 1, now() + make_interval(secs => {}) FROM ins)",
+        RESEND_AFTER.as_secs()
+    )
+}
 
 crate::db::record! {
     /// A chat session (`h5_chat_sessions`).
@@ -200,7 +213,7 @@ async fn insert_user_message(
                    ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING RETURNING m.*), \
                  {pending} \
                  SELECT {columns} FROM ins m",
-                pending = delivery::pending_cte(),
+                pending = pending_cte(),
                 columns = ChatMessage::COLUMNS
             ),
             &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &client_message_id, &key, content],
@@ -539,7 +552,7 @@ async fn insert_checked(
                WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
              SELECT {columns}, EXISTS (SELECT 1 FROM allowed) AS allowed, m.id IS NOT NULL AS stored \
              FROM (SELECT 1) AS one LEFT JOIN ins m ON true",
-                pending = delivery::pending_cte(),
+                pending = pending_cte(),
                 columns = ChatMessage::COLUMNS
             ),
             &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, &key, content],

@@ -21,19 +21,9 @@ use crate::protocol::h5::{self, AckStatus, Outbound};
 use crate::protocol::text;
 
 /// A message not taken this long after a send is sent again, the wait doubling per attempt
-/// up to `MAX_RESEND_AFTER`.
-pub const RESEND_AFTER: Duration = Duration::from_secs(10);
+/// up to `MAX_RESEND_AFTER`. (Its first wait is set where messages are stored.)
+pub use super::chat::RESEND_AFTER;
 const MAX_RESEND_AFTER: Duration = Duration::from_secs(300);
-
-/// The CTE that makes the user message just inserted (CTE `ins`) pending; the router's send
-/// is its first attempt.
-pub(super) fn pending_cte() -> String {
-    format!(
-        "pend AS (INSERT INTO h5_chat_pending (message_id, attempts, next_attempt_at) \
-         SELECT id, 1, now() + make_interval(secs => {}) FROM ins)",
-        RESEND_AFTER.as_secs()
-    )
-}
 
 /// Claims the messages of the gateway's sessions to send now, oldest first, at most
 /// `limit`, as `(message id, chat.send frame)`: every one it has not taken (`everything`: a connection
