@@ -563,6 +563,9 @@ impl Actor for GatewayLink {
         });
         socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
         ctx.run_interval(presence::REFRESH_EVERY, |act, _| act.refresh_presence());
+        // Messages stored on another instance wake this link over the bus, which may have
+        // lost the wake-up: what is due is looked for now and then all the same.
+        ctx.run_interval(delivery::RESEND_AFTER, |act, ctx| act.flush(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -629,7 +632,11 @@ impl Handler<Control> for GatewayLink {
                 socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }
             Control::Revoked(reason) => socket::close(ctx, Close::AuthFailed, &reason),
-            Control::Resync => self.refresh_presence(),
+            // Wake-ups of that time were lost too: what is due goes now.
+            Control::Resync => {
+                self.refresh_presence();
+                self.flush(ctx);
+            }
         }
     }
 }

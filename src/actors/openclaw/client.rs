@@ -1167,6 +1167,9 @@ impl Actor for GatewayClient {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(presence::REFRESH_EVERY, |act, _| act.refresh_presence());
+        // Messages stored on another instance wake this client over the bus, which may have
+        // lost the wake-up: what is due is looked for now and then all the same.
+        ctx.run_interval(delivery::RESEND_AFTER, |act, ctx| act.flush(ctx));
         if let Some(answers) = self.reply_writer.take() {
             actix::spawn(store_replies(
                 self.deps.link.clone(),
@@ -1325,11 +1328,15 @@ impl Handler<Stop> for GatewayClient {
 impl Handler<Control> for GatewayClient {
     type Result = ();
 
-    fn handle(&mut self, msg: Control, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
         match msg {
             // Another holder registered (a lease race): the lease decides, next renewal.
             Control::Replaced => self.unregister(),
-            Control::Resync => self.refresh_presence(),
+            // Wake-ups of that time were lost too: what is due goes now.
+            Control::Resync => {
+                self.refresh_presence();
+                self.flush(ctx);
+            }
             Control::TooSlow | Control::Revoked(_) => {}
         }
     }
