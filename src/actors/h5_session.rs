@@ -40,8 +40,12 @@ use crate::secrets::jwt as tokens;
 /// How many stored messages one resume replays at most; a client further behind pages the
 /// rest from the history API.
 const RESUME_LIMIT: i64 = 500;
-/// How often the socket records the highest `seq` it was handed (`stream::delivered`).
-const DELIVERED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long after handing a stored message to its client the socket records it
+/// (`stream::delivered`). A client that says nothing on reconnect (the shipped app) is sent
+/// again what came after the record: what an instance handed in its last `DELIVERED_AFTER`
+/// before a crash is sent twice (with the same `id`), so the window is short; one write at
+/// a time per socket keeps it to a few writes a second under load.
+const DELIVERED_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an H5 socket uses, handed over at the upgrade: the user's row and messages, the
 /// router to reach gateways, and its settings (token key, socket limits).
@@ -77,6 +81,11 @@ pub struct H5Session {
     last_seq: Option<i64>,
     /// The highest `seq` handed to the client and not yet recorded.
     handed: Option<i64>,
+    /// A record of `handed` is due or being written.
+    recording: bool,
+    /// The client fell too far behind: what was queued for it never reaches it, so nothing
+    /// more is recorded as delivered (its next socket is sent it again).
+    unwritten: bool,
 }
 
 enum Routed {
@@ -102,6 +111,8 @@ impl H5Session {
             sessions: HashMap::new(),
             last_seq: None,
             handed: None,
+            recording: false,
+            unwritten: false,
         }
     }
 
@@ -229,7 +240,7 @@ impl H5Session {
                                 continue;
                             }
                             socket::send(ctx, &frame);
-                            act.sent(seq);
+                            act.sent(seq, ctx);
                         }
                         if act.last_seq.is_none() {
                             act.last_seq = latest;
@@ -263,9 +274,17 @@ impl H5Session {
     }
 
     /// The user's message `seq` was handed to the client.
-    fn sent(&mut self, seq: i64) {
+    fn sent(&mut self, seq: i64, ctx: &mut socket::Ctx<Self>) {
         self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
         self.handed = Some(self.handed.map_or(seq, |h| h.max(seq)));
+        self.record_soon(ctx);
+    }
+
+    fn record_soon(&mut self, ctx: &mut socket::Ctx<Self>) {
+        if !self.recording && self.handed.is_some() {
+            self.recording = true;
+            ctx.run_later(DELIVERED_AFTER, |act, ctx| act.record_delivered(ctx));
+        }
     }
 
     /// A live frame for the user: a stored message's frame goes out in `seq` order (one
@@ -280,18 +299,36 @@ impl H5Session {
             Some(last) if seq > last + 1 => self.catch_up(After::Seq(last), Some(frame), ctx),
             _ => {
                 ctx.text(&*frame);
-                self.sent(seq);
+                self.sent(seq, ctx);
             }
         }
     }
 
-    /// Records the highest number handed to the client, at most every `DELIVERED_EVERY`.
-    fn record_delivered(&mut self) {
+    /// Records the highest number handed to the client; then the next one, if more were
+    /// handed meanwhile.
+    fn record_delivered(&mut self, ctx: &mut socket::Ctx<Self>) {
+        match self.delivered_write() {
+            Some(write) => {
+                ctx.spawn(write.into_actor(self).map(|(), act, ctx| {
+                    act.recording = false;
+                    act.record_soon(ctx);
+                }));
+            }
+            None => self.recording = false,
+        }
+    }
+
+    /// The write of what was handed and not yet recorded, if anything (and the client
+    /// was not too slow to be sent it).
+    fn delivered_write(&mut self) -> Option<impl std::future::Future<Output = ()> + 'static> {
         let (Some(caller), Some(seq)) = (self.caller, self.handed.take()) else {
-            return;
+            return None;
         };
+        if self.unwritten {
+            return None;
+        }
         let db = self.deps.db.clone();
-        actix::spawn(async move {
+        Some(async move {
             let recorded = match db.get().await {
                 Ok(conn) => stream::delivered(&*conn, caller.user_id, seq)
                     .await
@@ -301,7 +338,7 @@ impl H5Session {
             if let Err(e) = recorded {
                 tracing::warn!(h5_user_id = %caller.user_id, error = %e, "delivered seq not recorded");
             }
-        });
+        })
     }
 
     fn on_chat(&mut self, id: Value, chat: Chat, ctx: &mut socket::Ctx<Self>) {
@@ -562,11 +599,12 @@ impl Actor for H5Session {
             }
         });
         socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
-        ctx.run_interval(DELIVERED_EVERY, |act, _| act.record_delivered());
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.record_delivered();
+        if let Some(write) = self.delivered_write() {
+            actix::spawn(write);
+        }
         if let Some(caller) = self.caller {
             self.deps.router.registry().do_send(UnregisterH5 {
                 user_id: caller.user_id,
@@ -594,6 +632,7 @@ impl Handler<Control> for H5Session {
                 socket::close(ctx, Close::Replaced, "replaced by a newer connection")
             }
             Control::TooSlow => {
+                self.unwritten = true;
                 socket::close(ctx, Close::TooSlow, "client too slow: reconnect and resume")
             }
             Control::Revoked(reason) => Self::refuse(ctx, &reason),
