@@ -575,6 +575,98 @@ impl Drop for RedisProcess {
     }
 }
 
+/// A PostgreSQL cluster of a test's own (`initdb` in a temporary folder, run as the
+/// `postgres` user, on a free port), for tests that stop or restart the database; the shared
+/// one must stay up for everyone else.
+pub struct PgProcess {
+    pub port: u16,
+    dir: TempDir,
+    bin: PathBuf,
+}
+
+impl PgProcess {
+    pub fn start() -> PgProcess {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb");
+        let dir = TempDir::new();
+        let chown = Command::new("chown")
+            .args(["postgres", dir.path.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let data = dir.path.join("data");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = PgProcess {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        pg.ctl(&["start", "-w"]);
+        pg
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path.display()
+        );
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path.join("data"))
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.path.join("log"))
+            .args(args)
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Superuser URL of database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Stops the cluster at once (connections are cut, as in a crash) and starts it again.
+    pub fn restart(&self) {
+        self.ctl(&["stop", "-m", "immediate"]);
+        self.ctl(&["start", "-w"]);
+    }
+}
+
+impl Drop for PgProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path.join("data"))
+            .args(["stop", "-m", "immediate"])
+            .output();
+    }
+}
+
 /// Polls `check` until it returns true or `within` passes.
 pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where

@@ -7,7 +7,9 @@
 //!
 //! Plain HTTP on the same port: `GET /readyz`, `GET /pairing` (pending requests) and
 //! `POST /pairing/{request_id}/approve` — what `openclaw devices approve` does on a real
-//! gateway host.
+//! gateway host; for fault tests, `GET /stats` (calls, runs, `chat.send` calls per
+//! idempotency key) and `POST /outage/{seconds}` (every connection ends and none is taken
+//! for that long). `--read-delay-ms` makes a gateway that reads slowly.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,9 @@ pub struct OpenClawArgs {
     /// Stop after this many seconds and print a summary (0 = run until killed).
     #[arg(long, default_value_t = 0)]
     duration_secs: u64,
+    /// Read each frame only this long after the previous one: a gateway that reads slowly.
+    #[arg(long, default_value_t = 0)]
+    read_delay_ms: u64,
 }
 
 /// Files a 2026.9 gateway refuses to write.
@@ -82,7 +87,7 @@ struct Gateway {
     heartbeats: serde_json::Map<String, Value>,
     sessions: BTreeMap<String, Vec<Value>>,
     runs: HashSet<String>,
-    connections: HashMap<u64, Recipient<Push>>,
+    connections: HashMap<u64, Addr<Connection>>,
     /// `config.patch` calls refused as stale so far (`--stale-config-patches`).
     patches_refused: u32,
 }
@@ -111,6 +116,11 @@ struct Shared {
     next_connection: u64,
     calls: u64,
     runs: u64,
+    /// `chat.send` calls per idempotency key (a key's run happens once, however often it is
+    /// sent): what `GET /stats` reports.
+    sends: HashMap<String, u32>,
+    /// No connection is taken until then (`POST /outage`).
+    down_until: Option<Instant>,
 }
 
 type State = Arc<Mutex<Shared>>;
@@ -119,6 +129,11 @@ type State = Arc<Mutex<Shared>>;
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 struct Push(Arc<str>);
+
+/// Ends the connection (`POST /outage`).
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+struct Disconnect;
 
 struct Connection {
     id: u64,
@@ -249,9 +264,7 @@ impl Connection {
             }
             let issued = state.paired.get(&device_id).cloned();
             let gateway = state.gateways.entry(self.path.clone()).or_default();
-            gateway
-                .connections
-                .insert(self.id, ctx.address().recipient());
+            gateway.connections.insert(self.id, ctx.address());
             issued
         };
         self.ready = true;
@@ -446,6 +459,8 @@ impl Connection {
             "chat.send" => {
                 let key = p["sessionKey"].as_str().unwrap_or_default().to_string();
                 let run = p["idempotencyKey"].as_str().unwrap_or_default().to_string();
+                *state.sends.entry(run.clone()).or_default() += 1;
+                let gateway = state.gateways.entry(self.path.clone()).or_default();
                 let agent = oc::agent_of_session(&key).unwrap_or("main").to_string();
                 // Created but not loaded yet: refused (a real gateway during its hot-reload).
                 if gateway.agents.contains_key(&agent) && !gateway.loaded(&agent) {
@@ -669,6 +684,11 @@ impl Actor for Connection {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Connection {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        if self.args.read_delay_ms > 0 {
+            // Nothing more is read meanwhile: the sender's frames back up.
+            let delay = Duration::from_millis(self.args.read_delay_ms);
+            ctx.wait(actix::fut::wrap_future(actix_web::rt::time::sleep(delay)));
+        }
         match msg {
             Ok(ws::Message::Text(text)) => match serde_json::from_str::<Value>(&text) {
                 Ok(frame) if frame["type"] == "req" => self.on_request(ctx, frame),
@@ -678,6 +698,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Connection {
             Ok(ws::Message::Close(_)) | Err(_) => ctx.stop(),
             Ok(_) => {}
         }
+    }
+}
+
+impl Handler<Disconnect> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: Disconnect, ctx: &mut Self::Context) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Restart,
+            description: None,
+        }));
+        ctx.stop();
     }
 }
 
@@ -701,6 +733,9 @@ async fn upgrade(
 ) -> actix_web::Result<HttpResponse> {
     let id = {
         let mut state = state.lock().unwrap();
+        if state.down_until.is_some_and(|until| until > Instant::now()) {
+            return Ok(HttpResponse::ServiceUnavailable().finish());
+        }
         state.next_connection += 1;
         state.next_connection
     };
@@ -716,6 +751,25 @@ async fn upgrade(
     ws::WsResponseBuilder::new(connection, &req, stream)
         .frame_size(32 << 20)
         .start()
+}
+
+/// `GET /stats`: calls, runs, and `chat.send` calls per idempotency key.
+async fn stats(state: web::Data<State>) -> HttpResponse {
+    let state = state.lock().unwrap();
+    HttpResponse::Ok().json(json!({"calls": state.calls, "runs": state.runs, "sends": state.sends}))
+}
+
+/// `POST /outage/{seconds}`: every connection ends, and none is taken for that long (the
+/// gateway is away; what it knows stays).
+async fn outage(seconds: web::Path<u64>, state: web::Data<State>) -> HttpResponse {
+    let mut state = state.lock().unwrap();
+    state.down_until = Some(Instant::now() + Duration::from_secs(*seconds));
+    for gateway in state.gateways.values_mut() {
+        for (_, connection) in gateway.connections.drain() {
+            connection.do_send(Disconnect);
+        }
+    }
+    HttpResponse::Ok().finish()
 }
 
 async fn pending(state: web::Data<State>) -> HttpResponse {
@@ -743,6 +797,8 @@ pub async fn run(args: OpenClawArgs) {
                 .app_data(web::Data::new(state.clone()))
                 .route("/readyz", web::get().to(HttpResponse::Ok))
                 .route("/pairing", web::get().to(pending))
+                .route("/stats", web::get().to(stats))
+                .route("/outage/{seconds}", web::post().to(outage))
                 .route(
                     "/pairing/{request}/approve",
                     web::post().to(approve_request),
