@@ -6,6 +6,7 @@
 #   idle - SOCKETS idle H5 sockets spread over the instances: memory per socket.
 #   benches/h5-relay.sh                      # two instances, defaults below
 #   INSTANCES=1 RATE=3000 benches/h5-relay.sh
+#   KILL_AFTER=5 benches/h5-relay.sh         # kill -9 the first instance 5 s into the h5 run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,9 @@ EXTRA_ENV="H5_LOGIN_MAX_FAILURES_PER_IP=100000"
 
 echo "== h5: $USERS users over $INSTANCES instance(s), $RATE msg/s for ${DURATION}s" >&2
 target/release/mc-load h5 --servers "$servers" --token "$TOKEN" --pid "$pidlist" \
-  --users "$USERS" --gateways "$GATEWAYS" --rate "$RATE" --duration-secs "$DURATION"
+  --users "$USERS" --gateways "$GATEWAYS" --rate "$RATE" --duration-secs "$DURATION" \
+  ${KILL_AFTER:+--kill-pid "${pids[0]}" --kill-after-secs "$KILL_AFTER"}
+[ -z "${KILL_AFTER:-}" ] || { echo "== idle skipped: an instance was killed" >&2; exit 0; }
 echo "== idle: $SOCKETS sockets over $INSTANCES instance(s)" >&2
 target/release/mc-load idle --servers "$servers" --token "$TOKEN" --pid "$pidlist" \
   --sockets "$SOCKETS" --users 100 --hold-secs 5

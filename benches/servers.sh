@@ -12,7 +12,7 @@ db=mc_bench_$$
 psql "$MC_PG_ADMIN_URL" -qc "CREATE DATABASE $db"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   psql "$MC_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 }
 trap cleanup EXIT

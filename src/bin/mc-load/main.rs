@@ -6,7 +6,9 @@
 //!   at once; or, with `--openclaw`, OpenClaw gateways the servers dial, such as `gateway-sim
 //!   openclaw`), an agent each and N H5 users through the API, opens the users' chat sockets
 //!   spread over the given servers, sends chats at a target rate and measures the round trip
-//!   H5 → server → gateway → server → H5 (p50/p90/p99/max) and messages lost.
+//!   H5 → server → gateway → server → H5 (p50/p90/p99/max), messages lost and replies
+//!   duplicated. Its clients reconnect and resume like a real app (`h5_client`): kill an
+//!   instance during a run and what is lost is lost by the servers.
 //! - `idle`: opens N authenticated, idle H5 sockets, holds them, and reports the servers'
 //!   memory per socket (give `--pid` of each server to read its RSS).
 //!
@@ -22,6 +24,8 @@ use clap::{Args, Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+mod h5_client;
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +114,12 @@ struct H5Args {
     /// Where the OpenClaw gateways put the agents' workspaces.
     #[arg(long, default_value = "/tmp/mc-load-workspaces")]
     workspace_root: String,
+    /// Chaos by hand: kill -9 this process (an instance) `--kill-after-secs` into the
+    /// sending; its users reconnect to the other servers.
+    #[arg(long)]
+    kill_pid: Option<u32>,
+    #[arg(long, default_value_t = 5)]
+    kill_after_secs: u64,
 }
 
 #[derive(Args)]
@@ -409,50 +419,27 @@ async fn h5(args: H5Args) -> Result<Value, String> {
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_kb(&d.pid);
 
-    let sent_at: Rc<RefCell<HashMap<String, Instant>>> = Rc::default();
-    let rtts: Rc<RefCell<Vec<u64>>> = Rc::default();
-    let errors: Rc<RefCell<u64>> = Rc::default();
+    let seen: Rc<RefCell<h5_client::Seen>> = Rc::default();
+    let servers = Rc::new(d.servers.clone());
     let connect_started = Instant::now();
     let mut senders = Vec::new();
     let mut agents = Vec::with_capacity(setup.users.len());
     for (i, (_, token, agent)) in setup.users.iter().enumerate() {
         agents.push(agent.clone());
-        let server = &d.servers[i % d.servers.len()];
+        let at = i % servers.len();
         let framed = open(
-            &ws_url(server, "/ws/h5/chat"),
+            &ws_url(&servers[at], "/ws/h5/chat"),
             json!({"type": "auth", "payload": {"token": token}}),
         )
         .await?;
-        let (mut sink, mut stream) = framed.split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        actix_web::rt::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                if sink.send(ws::Message::Text(frame.into())).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let (sent_at, rtts, errors) = (sent_at.clone(), rtts.clone(), errors.clone());
-        actix_web::rt::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                let ws::Frame::Text(bytes) = frame else {
-                    continue;
-                };
-                let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                match frame["type"].as_str() {
-                    Some("chat_reply") => {
-                        // The id is the message; an OpenClaw gateway quotes it ("You said: m-7").
-                        let content = frame["payload"]["content"].as_str().unwrap_or_default();
-                        let key = content.rsplit(' ').next().unwrap_or_default().to_string();
-                        if let Some(at) = sent_at.borrow_mut().remove(&key) {
-                            rtts.borrow_mut().push(at.elapsed().as_micros() as u64);
-                        }
-                    }
-                    Some("error") => *errors.borrow_mut() += 1,
-                    _ => {}
-                }
-            }
-        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = h5_client::Client {
+            servers: servers.clone(),
+            at,
+            token: token.clone(),
+            seen: seen.clone(),
+        };
+        actix_web::rt::spawn(client.run(framed, rx));
         senders.push(tx);
     }
     let connect_secs = connect_started.elapsed().as_secs_f64();
@@ -461,39 +448,58 @@ async fn h5(args: H5Args) -> Result<Value, String> {
     let mut ticker = actix_web::rt::time::interval(interval.max(Duration::from_micros(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let mut kill = args.kill_pid.map(|pid| {
+        (
+            pid,
+            Instant::now() + Duration::from_secs(args.kill_after_secs),
+        )
+    });
     let mut sent = 0u64;
     while Instant::now() < deadline {
         ticker.tick().await;
+        if let Some((pid, _)) = kill.take_if(|(_, at)| Instant::now() >= *at) {
+            let killed = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            eprintln!(
+                "mc-load: kill -9 {pid} after {}s: {killed:?}",
+                args.kill_after_secs
+            );
+        }
         let id = format!("m-{sent}");
-        sent_at.borrow_mut().insert(id.clone(), Instant::now());
+        seen.borrow_mut().waiting.insert(id.clone(), Instant::now());
         let user = (sent as usize) % senders.len();
         let frame =
             json!({"type": "chat", "id": id, "payload": {"agent_id": agents[user], "content": id}});
-        let _ = senders[user].send(frame.to_string());
+        let _ = senders[user].send((id, frame.to_string()));
         sent += 1;
     }
     // Drain: an overloaded server answers late, not never. Wait until every reply is in,
-    // or none arrived for 3 s (at most 60 s), so "lost" means lost, not late.
+    // or none arrived for 5 s (at most 60 s), so "lost" means lost, not late (nor waiting
+    // for a gateway taken over after an instance died).
     let sending_ended = Instant::now();
-    let (mut last_count, mut last_progress) = (rtts.borrow().len(), Instant::now());
-    while !sent_at.borrow().is_empty()
-        && last_progress.elapsed() < Duration::from_secs(3)
+    let (mut last_count, mut last_progress) = (seen.borrow().rtts.len(), Instant::now());
+    while !seen.borrow().waiting.is_empty()
+        && last_progress.elapsed() < Duration::from_secs(5)
         && sending_ended.elapsed() < Duration::from_secs(60)
     {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        let count = rtts.borrow().len();
+        let count = seen.borrow().rtts.len();
         if count != last_count {
             (last_count, last_progress) = (count, Instant::now());
         }
     }
     let drain_secs = sending_ended.elapsed().as_secs_f64();
-    let mut l = rtts.borrow().clone();
+    let seen = seen.borrow();
+    let mut l = seen.rtts.clone();
     l.sort_unstable();
     Ok(json!({
         "scenario": "h5", "servers": d.servers.len(), "gateways": setup.gateways.len(), "users": args.users, "target_rate": args.rate,
         "duration_seconds": args.duration_secs, "connect_seconds": connect_secs,
         "connects_per_second": args.users as f64 / connect_secs.max(1e-9),
-        "sent": sent, "received": l.len(), "lost": sent - l.len() as u64, "errors": *errors.borrow(),
+        "sent": sent, "acknowledged": seen.acked, "refused": seen.refused, "received": l.len(),
+        "lost": sent - l.len() as u64, "duplicate_frames": seen.duplicates, "answered_twice": seen.answered_twice,
+        "reconnects": seen.reconnects,
         "drain_seconds": drain_secs,
         "achieved_rate": l.len() as f64 / (args.duration_secs as f64 + drain_secs),
         "rtt_p50_ms": percentile(&l, 0.5), "rtt_p90_ms": percentile(&l, 0.9), "rtt_p99_ms": percentile(&l, 0.99),
