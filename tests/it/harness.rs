@@ -620,13 +620,14 @@ impl PgProcess {
         pg
     }
 
-    fn ctl(&self, args: &[&str]) {
+    /// `pg_ctl` on the cluster, as its owner.
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path.display()
         );
-        let out = Command::new("runuser")
+        Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("pg_ctl"))
             .arg("-D")
@@ -635,7 +636,11 @@ impl PgProcess {
             .arg(self.dir.path.join("log"))
             .args(args)
             .output()
-            .expect("run pg_ctl");
+            .expect("run pg_ctl")
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let out = self.pg_ctl(args);
         assert!(
             out.status.success(),
             "{}",
@@ -657,13 +662,7 @@ impl PgProcess {
 
 impl Drop for PgProcess {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.path.join("data"))
-            .args(["stop", "-m", "immediate"])
-            .output();
+        self.pg_ctl(&["stop", "-m", "immediate"]);
     }
 }
 

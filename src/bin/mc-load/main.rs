@@ -324,28 +324,37 @@ fn ws_url(server: &str, path: &str) -> String {
 
 type Framed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 
+/// A socket authenticated with `auth` (its first frame), past its `auth_ok`.
 async fn open(url: &str, auth: Value) -> Result<Framed, String> {
+    open_until(url, Some(auth), "auth_ok").await
+}
+
+/// A socket whose first text frame from the server is of type `first` (after sending
+/// `hello`, if any).
+async fn open_until(url: &str, hello: Option<Value>, first: &str) -> Result<Framed, String> {
     let (_, mut framed) = awc::Client::new()
         .ws(url)
         .max_frame_size(16 << 20)
         .connect()
         .await
         .map_err(|e| e.to_string())?;
-    framed
-        .send(ws::Message::Text(auth.to_string().into()))
-        .await
-        .map_err(|e| e.to_string())?;
+    if let Some(hello) = hello {
+        framed
+            .send(ws::Message::Text(hello.to_string().into()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     loop {
         match framed.next().await {
             Some(Ok(ws::Frame::Text(bytes))) => {
                 let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                return match frame["type"].as_str() {
-                    Some("auth_ok") => Ok(framed),
-                    _ => Err(format!("auth refused: {frame}")),
+                return match frame["type"].as_str() == Some(first) {
+                    true => Ok(framed),
+                    false => Err(format!("{url}: {frame} instead of {first}")),
                 };
             }
             Some(Ok(_)) => continue,
-            other => return Err(format!("socket closed during auth: {other:?}")),
+            other => return Err(format!("{url}: closed before {first}: {other:?}")),
         }
     }
 }
@@ -548,25 +557,7 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
 /// A board socket past its `board.state`.
 async fn open_board(server: &str, board_id: &str, token: &str) -> Result<Framed, String> {
     let url = ws_url(server, &format!("/ws/board/{board_id}/sync?token={token}"));
-    let (_, mut framed) = awc::Client::new()
-        .ws(url)
-        .max_frame_size(16 << 20)
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        match framed.next().await {
-            Some(Ok(ws::Frame::Text(bytes))) => {
-                let frame: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                return match frame["type"].as_str() {
-                    Some("board.state") => Ok(framed),
-                    _ => Err(format!("no board.state: {frame}")),
-                };
-            }
-            Some(Ok(_)) => continue,
-            other => return Err(format!("board socket closed: {other:?}")),
-        }
-    }
+    open_until(&url, None, "board.state").await
 }
 
 /// What the board subscribers saw: per change number, when each delivery came; and the
