@@ -233,7 +233,12 @@ async fn a_reply_sent_while_the_user_is_away_arrives_on_resume() {
         .get::<_, i64>(0)
             == 2
     };
-    assert!(crate::harness::eventually(Duration::from_secs(5), stored).await);
+    // A liveness bound, generous for a loaded CI machine; the log says why if it fails.
+    assert!(
+        crate::harness::eventually(Duration::from_secs(15), stored).await,
+        "the reply was not stored:\n{}",
+        server.log()
+    );
 
     let mut back = WsClient::connect(&server, "/ws/h5/chat").await;
     back.send(
