@@ -95,12 +95,13 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         Supervisor::start(move |_| GatewayOwners::new(link.clone(), device.clone()))
     };
     {
-        let (db, threshold, instance_id) = (
+        let (db, threshold, instance_id, router) = (
             state.db.clone(),
             settings.gateway.offline_threshold,
             settings.instance_id.clone(),
+            state.router.clone(),
         );
-        Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id));
+        Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id, router));
     }
     let closers = Closers {
         owners,

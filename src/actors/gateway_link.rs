@@ -129,6 +129,93 @@ pub async fn claim_due(deps: &LinkDeps, gateway_id: Uuid, connected: bool) -> Re
     })
 }
 
+/// The flushes of a gateway's sender (a relay link, or the client of a gateway we dial): one
+/// at a time (a wake-up meanwhile runs another after it), whether the next is the first of
+/// the connection, and the timer for the next request or message that falls due.
+pub struct Flushes {
+    running: bool,
+    again: bool,
+    /// The next flush is the first of this connection: it claims every H5 message the
+    /// gateway has not taken (whatever was sent before may have been lost with the connection).
+    first: bool,
+    retry: Option<SpawnHandle>,
+}
+
+impl Default for Flushes {
+    fn default() -> Flushes {
+        Flushes {
+            running: false,
+            again: false,
+            first: true,
+            retry: None,
+        }
+    }
+}
+
+impl Flushes {
+    /// Starts a flush: `Some(first of the connection)`, or `None` when one is running (this
+    /// one then runs after it).
+    pub fn start(&mut self) -> Option<bool> {
+        if self.running {
+            self.again = true;
+            return None;
+        }
+        self.running = true;
+        self.again = false;
+        Some(std::mem::take(&mut self.first))
+    }
+
+    /// Another flush runs after this one (more was due than one claim takes).
+    pub fn again(&mut self) {
+        self.again = true;
+    }
+
+    /// A flush running now runs again after it (what it claimed may have changed).
+    pub fn again_if_running(&mut self) {
+        self.again |= self.running;
+    }
+
+    /// The claim of a flush failed: if it was the connection's first, the next one is.
+    pub fn claim_failed(&mut self, first: bool) {
+        self.first |= first;
+    }
+
+    /// The flush is over: `true` when another was asked for meanwhile.
+    pub fn done(&mut self) -> bool {
+        self.running = false;
+        std::mem::take(&mut self.again)
+    }
+
+    /// The connection is new: its first flush claims everything not taken.
+    pub fn reconnected(&mut self) {
+        self.first = true;
+    }
+
+    /// Runs `flush` when the next request or message falls due (replacing the timer armed
+    /// before).
+    pub fn arm<A, C>(
+        &mut self,
+        ctx: &mut C,
+        next_due: Option<chrono::DateTime<Utc>>,
+        flush: fn(&mut A, &mut C),
+    ) where
+        A: Actor<Context = C>,
+        C: AsyncContext<A> + 'static,
+    {
+        if let Some(retry) = self.retry.take() {
+            ctx.cancel_future(retry);
+        }
+        if let Some(due) = next_due {
+            let wait = (due - Utc::now()).to_std().unwrap_or_default();
+            self.retry = Some(
+                ctx.run_later(wait + Duration::from_millis(10), move |act, ctx| {
+                    flush(act, ctx)
+                }),
+            );
+        }
+    }
+}
+
 pub struct GatewayLink {
     deps: LinkDeps,
     gateway_id: Uuid,
@@ -147,17 +234,12 @@ pub struct GatewayLink {
     outbox: Outbox,
     /// Set when a newer link took over: this one's end is not the gateway going away.
     replaced: bool,
-    /// Recorded requests are being claimed and sent; a poke meanwhile sets `flush_again`.
-    flushing: bool,
-    flush_again: bool,
-    /// The retry timer for unanswered requests and untaken messages.
-    retry: Option<SpawnHandle>,
+    /// Recorded requests and held messages being claimed and sent.
+    flushes: Flushes,
     /// The gateway acknowledges H5 messages (`chat.ack` in its capabilities): they stay
     /// pending until it does. Otherwise a message counts as taken once written to the link
     /// (at most once: what the link loses is lost).
     acks: bool,
-    /// The next flush is the first of this link: it sends every message not yet taken.
-    first_flush: bool,
 }
 
 impl GatewayLink {
@@ -184,11 +266,8 @@ impl GatewayLink {
             fragments: socket::Fragments::default(),
             outbox,
             replaced: false,
-            flushing: false,
-            flush_again: false,
-            retry: None,
+            flushes: Flushes::default(),
             acks: false,
-            first_flush: true,
         }
     }
 
@@ -291,23 +370,20 @@ impl GatewayLink {
         if self.identity.is_none() {
             return;
         }
-        if self.flushing {
-            self.flush_again = true;
+        let Some(connected) = self.flushes.start() else {
             return;
-        }
-        self.flushing = true;
-        self.flush_again = false;
-        let (deps, gateway_id, connected) = (self.deps.clone(), self.gateway_id, self.first_flush);
-        self.first_flush = false;
+        };
+        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let claimed = async move { claim_due(&deps, gateway_id, connected).await };
         ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
-            act.flushing = false;
             let next_due = match result {
                 Ok(due) => {
                     for command in &due.commands {
                         ctx.text(gateway_commands::rpc_frame(command));
                     }
-                    act.flush_again |= due.more_chat;
+                    if due.more_chat {
+                        act.flushes.again();
+                    }
                     let mut sent = Vec::with_capacity(due.chat.len());
                     for (message_id, frame) in due.chat {
                         ctx.text(frame);
@@ -322,23 +398,14 @@ impl GatewayLink {
                     tracing::warn!(gateway_id = %act.gateway_id, error = %e, "gateway requests not sent");
                     // The next flush is still this link's first: what it did not claim now is
                     // sent then.
-                    act.first_flush |= connected;
+                    act.flushes.claim_failed(connected);
                     Some(Utc::now() + act.deps.settings.gateway.command_retry)
                 }
             };
-            if act.flush_again {
+            if act.flushes.done() {
                 return act.flush(ctx);
             }
-            if let Some(retry) = act.retry.take() {
-                ctx.cancel_future(retry);
-            }
-            if let Some(due) = next_due {
-                let wait = (due - Utc::now()).to_std().unwrap_or_default();
-                act.retry = Some(ctx.run_later(wait + Duration::from_millis(10), |act, ctx| {
-                    act.retry = None;
-                    act.flush(ctx);
-                }));
-            }
+            act.flushes.arm(ctx, next_due, Self::flush);
         }));
     }
 
@@ -563,9 +630,6 @@ impl Actor for GatewayLink {
         });
         socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
         ctx.run_interval(presence::REFRESH_EVERY, |act, _| act.refresh_presence());
-        // Messages stored on another instance wake this link over the bus, which may have
-        // lost the wake-up: what is due is looked for now and then all the same.
-        ctx.run_interval(delivery::RESEND_AFTER, |act, ctx| act.flush(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

@@ -164,6 +164,11 @@ pub enum Delivery {
     Offline,
 }
 
+/// The gateways whose sender (relay link or OpenClaw client) is on this instance.
+#[derive(Message)]
+#[rtype(result = "Vec<Uuid>")]
+pub struct LocalGateways;
+
 /// Local socket counts (for `/connections` and tests).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -354,6 +359,14 @@ impl Handler<HasGateway> for Registry {
 
     fn handle(&mut self, msg: HasGateway, _: &mut Context<Self>) -> bool {
         self.gateways.contains_key(&msg.0)
+    }
+}
+
+impl Handler<LocalGateways> for Registry {
+    type Result = Vec<Uuid>;
+
+    fn handle(&mut self, _: LocalGateways, _: &mut Context<Self>) -> Vec<Uuid> {
+        self.gateways.keys().copied().collect()
     }
 }
 

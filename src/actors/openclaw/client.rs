@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::commands;
-use crate::actors::gateway_link::{self, LinkDeps};
+use crate::actors::gateway_link::{self, Flushes, LinkDeps};
 use crate::actors::presence;
 use crate::actors::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
@@ -148,14 +148,10 @@ pub struct GatewayClient {
     /// The registry entry and presence of this client, once ready.
     presence: Option<String>,
     outbox: Outbox,
-    flushing: bool,
-    flush_again: bool,
-    retry: Option<SpawnHandle>,
+    /// Recorded requests and held messages being claimed and carried out.
+    flushes: Flushes,
     /// Gateway agent ids of our agents that took a message.
     agents: HashMap<Uuid, String>,
-    /// The next flush is the first of this connection: it sends every H5 message the gateway
-    /// has not taken (whatever was sent before may have been lost with the connection).
-    first_flush: bool,
     /// To the reply writer (`store_replies`), started with the actor.
     replies: mpsc::UnboundedSender<Answer>,
     reply_writer: Option<mpsc::UnboundedReceiver<Answer>>,
@@ -182,11 +178,8 @@ impl GatewayClient {
             pending: HashMap::new(),
             presence: None,
             outbox: Outbox::default(),
-            flushing: false,
-            flush_again: false,
-            retry: None,
+            flushes: Flushes::default(),
             agents: HashMap::new(),
-            first_flush: true,
             replies,
             reply_writer: Some(reply_writer),
             last_report: None,
@@ -519,7 +512,7 @@ impl GatewayClient {
         if let Some(connection) = &mut self.connection {
             connection.phase = Phase::Ready;
         }
-        self.first_flush = true;
+        self.flushes.reconnected();
         self.recover(ctx);
         self.flush(ctx);
     }
@@ -635,41 +628,30 @@ impl GatewayClient {
         if !self.is_ready() || matches!(self.purpose, Purpose::Probe(_)) {
             return;
         }
-        if self.flushing {
-            self.flush_again = true;
+        let Some(connected) = self.flushes.start() else {
             return;
-        }
-        self.flushing = true;
-        self.flush_again = false;
-        let (link, gateway_id, connected) =
-            (self.deps.link.clone(), self.gateway_id(), self.first_flush);
-        self.first_flush = false;
+        };
+        let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
         let claimed = async move { gateway_link::claim_due(&link, gateway_id, connected).await };
         ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
             let next_due = match result {
                 Ok(due) => {
-                    act.flush_again |= due.more_chat;
+                    if due.more_chat {
+                        act.flushes.again();
+                    }
                     let chat = due.chat.into_iter().map(|(_, frame)| frame).collect();
                     act.carry_out(due.commands, chat, ctx);
                     due.next_due
                 }
                 Err(e) => {
                     tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "gateway requests not sent");
-                    act.flushing = false;
-                    act.first_flush |= connected;
+                    // A wake-up meanwhile waits for the retry armed below.
+                    act.flushes.done();
+                    act.flushes.claim_failed(connected);
                     Some(Utc::now() + act.deps.link.settings.gateway.command_retry)
                 }
             };
-            if let Some(retry) = act.retry.take() {
-                ctx.cancel_future(retry);
-            }
-            if let Some(due) = next_due {
-                let wait = (due - Utc::now()).to_std().unwrap_or_default();
-                act.retry = Some(ctx.run_later(wait + Duration::from_millis(10), |act, ctx| {
-                    act.retry = None;
-                    act.flush(ctx);
-                }));
-            }
+            act.flushes.arm(ctx, next_due, Self::flush);
         }));
     }
 
@@ -698,8 +680,7 @@ impl GatewayClient {
             for frame in held {
                 act.on_route_frame(&frame, ctx);
             }
-            act.flushing = false;
-            if act.flush_again {
+            if act.flushes.done() {
                 act.flush(ctx);
             }
         }));
@@ -837,7 +818,7 @@ impl GatewayClient {
                 .map_err(|e| e.to_string())
         };
         ctx.spawn(deferred.into_actor(self).map(|result, act, _| match result {
-            Ok(()) => act.flush_again |= act.flushing,
+            Ok(()) => act.flushes.again_if_running(),
             Err(e) => {
                 tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "chat message not deferred")
             }
@@ -1167,9 +1148,6 @@ impl Actor for GatewayClient {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(presence::REFRESH_EVERY, |act, _| act.refresh_presence());
-        // Messages stored on another instance wake this client over the bus, which may have
-        // lost the wake-up: what is due is looked for now and then all the same.
-        ctx.run_interval(delivery::RESEND_AFTER, |act, ctx| act.flush(ctx));
         if let Some(answers) = self.reply_writer.take() {
             actix::spawn(store_replies(
                 self.deps.link.clone(),

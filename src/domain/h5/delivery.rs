@@ -91,6 +91,23 @@ pub async fn next_due(
     Ok(get(&row, "next_due")?)
 }
 
+/// Which of `gateway_ids` have an H5 message due to be sent again now.
+pub async fn gateways_due(
+    client: &impl GenericClient,
+    gateway_ids: &[Uuid],
+) -> DomainResult<Vec<Uuid>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT s.gateway_id FROM h5_chat_pending p \
+             JOIN h5_chat_messages m ON m.id = p.message_id \
+             JOIN h5_chat_sessions s ON s.id = m.session_id \
+             WHERE s.gateway_id = ANY($1) AND p.accepted_at IS NULL AND p.next_attempt_at <= now()",
+            &[&gateway_ids],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(get(row, "gateway_id")?)).collect()
+}
+
 /// How the gateway took a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {

@@ -135,6 +135,21 @@ fn backoff(base: Duration, attempts: i32) -> Duration {
     base * 2u32.pow(attempts.clamp(0, 5) as u32)
 }
 
+/// Which of `gateway_ids` have a request due to be sent (again) now.
+pub async fn gateways_due(
+    client: &impl GenericClient,
+    gateway_ids: &[Uuid],
+) -> DomainResult<Vec<Uuid>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT gateway_id FROM gateway_commands \
+             WHERE gateway_id = ANY($1) AND status IN ('pending', 'sent') AND next_attempt_at <= now()",
+            &[&gateway_ids],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(get(row, "gateway_id")?)).collect()
+}
+
 /// Claims the gateway's requests that are due (never sent, or sent and unanswered past their
 /// backoff) for sending now, oldest first, and gives up on those out of attempts. Returns
 /// the requests to send (with the fresh `auth_token` of those that rotate it), when the
