@@ -193,44 +193,6 @@ enum Inserted {
     Refused,
 }
 
-/// The user's next message number is taken under the user's row lock (`NEXT_USER_SEQ`); the
-/// message keeps its resend key unique in the session.
-async fn insert_user_message(
-    client: &impl GenericClient,
-    session: &ChatSession,
-    client_message_id: Option<&str>,
-    resend: Option<&Resend>,
-    content: &Value,
-) -> DomainResult<Inserted> {
-    let key = resend.map(|r| r.key.as_str());
-    let row = client
-        .query_opt(
-            &format!(
-                "WITH next AS ({NEXT_USER_SEQ} WHERE id = $3 RETURNING message_seq), \
-                 ins AS ( \
-                   INSERT INTO h5_chat_messages AS m (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
-                   SELECT $1, $2, $3, $4, 'user', $5, $6, $7, next.message_seq FROM next \
-                   ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING RETURNING m.*), \
-                 {pending} \
-                 SELECT {columns} FROM ins m",
-                pending = pending_cte(),
-                columns = ChatMessage::COLUMNS
-            ),
-            &[&Uuid::new_v4(), &session.id, &session.h5_user_id, &session.agent_id, &client_message_id, &key, content],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(Inserted::KeyTaken);
-    };
-    client
-        .execute(
-            "UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() WHERE id = $1",
-            &[&session.id],
-        )
-        .await?;
-    Ok(Inserted::Stored(ChatMessage::from_row(&row)?))
-}
-
 /// Checks the assignment, gets or creates the session (pointing at the agent's current
 /// gateway) and stores the message.
 pub async fn accept_user_message(
@@ -270,10 +232,11 @@ pub async fn accept_user_message(
         .await?;
     let session = ChatSession::from_row(&row)?;
     let stored = store_once(client, session.id, resend, || {
-        insert_user_message(client, &session, client_message_id, resend, content)
+        insert_checked(client, &session, client_message_id, resend, content)
     })
     .await?;
-    // This insert checks nothing that could refuse it.
+    // The check passed a moment ago: it fails only if the assignment or the agent changed
+    // since, in a race with this message.
     let (message, duplicate) =
         stored.ok_or_else(|| DomainError::conflict("the message was not stored; send it again"))?;
     Ok(Ok(Accepted {
@@ -526,6 +489,10 @@ pub async fn store_user_message(
     .await
 }
 
+/// One statement: checks the assignment (and that the agent is on the session's gateway and
+/// not being deleted), takes the user's next message number under the user's row lock
+/// (`NEXT_USER_SEQ`), stores the message pending with its resend key unique in the session,
+/// and touches the session.
 async fn insert_checked(
     client: &impl GenericClient,
     session: &ChatSession,
