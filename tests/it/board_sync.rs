@@ -35,16 +35,6 @@ async fn subscribe(server: &Server, board: &Value) -> (WsClient, Value) {
     (ws, state)
 }
 
-/// The next frame of `kind`, skipping others.
-async fn next_of(ws: &mut WsClient, kind: &str) -> Value {
-    loop {
-        let frame = ws.expect_json().await;
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
-}
-
 /// Nothing but pings for a while.
 async fn quiet(ws: &mut WsClient) -> bool {
     matches!(ws.next(Duration::from_millis(400)).await, WsEvent::TimedOut)
@@ -67,7 +57,7 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
     )
     .await);
     for ws in [&mut on_a, &mut on_b] {
-        let created = next_of(ws, "task.created").await;
+        let created = ws.next_of("task.created").await;
         assert_eq!(created["task"]["id"], task["id"]);
         assert_eq!(created["seq"], start + 1);
     }
@@ -83,7 +73,7 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
     on_b.send(json!({"type": "task.move", "task_id": id, "status": "in_progress"}))
         .await;
     for ws in [&mut on_a, &mut on_b] {
-        let renamed = next_of(ws, "task.updated").await;
+        let renamed = ws.next_of("task.updated").await;
         assert_eq!(
             (
                 renamed["seq"].as_i64(),
@@ -91,7 +81,7 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
             ),
             (Some(start + 2), Some("Draft 2"))
         );
-        let moved = next_of(ws, "task.updated").await;
+        let moved = ws.next_of("task.updated").await;
         assert_eq!(moved["seq"], start + 3);
         assert_eq!(moved["changes"]["status"], "in_progress");
         assert_eq!(moved["changes"]["previous_status"], "inbox");
@@ -101,7 +91,7 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
     // Done needs an approval on this board: the refusal goes to the mover only.
     on_b.send(json!({"type": "task.move", "task_id": id, "status": "done"}))
         .await;
-    let refused = next_of(&mut on_b, "error").await;
+    let refused = on_b.next_of("error").await;
     assert_eq!(refused["status"], 409);
     assert_eq!(refused["task_id"], task["id"]);
     assert!(refused["message"]["message"]
@@ -113,7 +103,7 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
     // A frame-created task and a REST delete arrive too.
     on_a.send(json!({"type": "task.create", "title": "From the socket"}))
         .await;
-    let created = next_of(&mut on_b, "task.created").await;
+    let created = on_b.next_of("task.created").await;
     assert_eq!(created["seq"], start + 4);
     let new_id = created["task"]["id"].as_str().unwrap().to_string();
     ok(send(
@@ -123,7 +113,7 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
         json!(null),
     )
     .await);
-    let deleted = next_of(&mut on_a, "task.deleted").await;
+    let deleted = on_a.next_of("task.deleted").await;
     assert_eq!(
         (deleted["task_id"].as_str(), deleted["seq"].as_i64()),
         (Some(new_id.as_str()), Some(start + 5))
@@ -142,7 +132,7 @@ async fn a_reconnecting_client_gets_a_state_that_matches_the_database() {
         json!({"title": "one"}),
     )
     .await);
-    next_of(&mut ws, "task.created").await;
+    ws.next_of("task.created").await;
     drop(ws);
     ok(send(
         &server,
@@ -256,7 +246,7 @@ async fn a_subscriber_that_stops_reading_is_closed_without_holding_up_the_others
     for i in 0..CHANGES {
         let title = format!("{i}:{big}");
         ok(send(&server, Method::PATCH, &path, json!({"title": title})).await);
-        let frame = next_of(&mut reader, "task.updated").await;
+        let frame = reader.next_of("task.updated").await;
         assert_eq!(frame["seq"], start + 1 + i as i64, "in order, none missing");
     }
     // Reading again, the stalled client finds a 4009 close after what was queued.

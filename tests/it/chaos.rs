@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use crate::dialled::{agent_on, answered, create_gateway, h5_user, wait_state, SimGateway};
+use crate::dialled::{agent_on, answered, create_gateway, wait_state, SimGateway};
+use crate::fixtures::h5_user;
 use crate::harness::{PgProcess, RedisProcess, Server};
 
 fn setting(name: &str, default: u64) -> u64 {

@@ -341,3 +341,39 @@ impl GitMirror {
         self.dir.path.join(repo)
     }
 }
+
+/// An H5 user of the organization, assigned to `agent` on `board`.
+pub async fn h5_user(server: &Server, board: &Value, agent: &Value, name: &str) -> Value {
+    let org = server.admin_get("/api/v1/organizations/me").await.json["id"].clone();
+    let user = server
+        .call(
+            Method::POST,
+            "/api/v1/h5/auth/register",
+            None,
+            Some(
+                &json!({"organization_id": org, "username": name, "password": "secret-pass"})
+                    .to_string(),
+            ),
+        )
+        .await
+        .json;
+    let user_id = user["user"]["id"].as_str().unwrap().to_string();
+    let assigned = server
+        .call(
+            Method::POST,
+            &format!("/api/v1/h5/users/{user_id}/assign"),
+            Some(ADMIN_TOKEN),
+            Some(&json!({"agent_id": agent["id"], "board_id": board["id"]}).to_string()),
+        )
+        .await;
+    assert_eq!(assigned.status, 201, "{}", assigned.text);
+    user
+}
+
+pub async fn h5_socket(server: &Server, user: &Value) -> WsClient {
+    let mut ws = WsClient::connect(server, "/ws/h5/chat").await;
+    ws.send(json!({"type": "auth", "payload": {"token": user["access_token"]}}))
+        .await;
+    assert_eq!(ws.expect_json().await["type"], "auth_ok");
+    ws
+}

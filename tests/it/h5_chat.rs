@@ -119,17 +119,6 @@ fn chat(w: &World, id: &str, content: &str) -> Value {
     json!({"type": "chat", "payload": {"agent_id": w.agent, "content": content, "session_id": "route-param"}, "id": id})
 }
 
-/// The next frame of one type, skipping others (acks, pings).
-async fn next_of(ws: &mut WsClient, kind: &str) -> Value {
-    loop {
-        match ws.next(Duration::from_secs(5)).await {
-            WsEvent::Json(frame) if frame["type"] == kind => return frame,
-            WsEvent::Json(_) => continue,
-            other => panic!("waiting for {kind}: {other:?}"),
-        }
-    }
-}
-
 /// The gateway answers a `chat.send` the way the simulator does.
 async fn reply(gateway: &mut WsClient, send: &Value, content: &str) {
     gateway
@@ -158,10 +147,10 @@ async fn a_message_crosses_instances_and_the_reply_comes_back() {
     let mut user = h5(&a, &w).await;
 
     user.send(chat(&w, "local-1", "hello")).await;
-    let ack = next_of(&mut user, "chat_ack").await;
+    let ack = user.next_of("chat_ack").await;
     assert_eq!(ack["id"], "local-1");
     assert_eq!(ack["payload"]["status"], "stored");
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     assert_eq!(send["id"], "local-1");
     assert_eq!(send["payload"]["content"], "hello");
     assert_eq!(send["payload"]["role"], "user");
@@ -172,7 +161,7 @@ async fn a_message_crosses_instances_and_the_reply_comes_back() {
     assert_eq!(send["payload"]["agent_id"], w.agent.to_string());
 
     reply(&mut gateway, &send, "hi there").await;
-    let answer = next_of(&mut user, "chat_reply").await;
+    let answer = user.next_of("chat_reply").await;
     assert_eq!(answer["payload"]["agent_id"], w.agent.to_string());
     assert_eq!(answer["payload"]["content"], "hi there");
     assert_eq!(answer["payload"]["role"], "assistant");
@@ -194,14 +183,14 @@ async fn both_devices_of_a_user_get_the_reply() {
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
 
     phone.send(chat(&w, "local-1", "ping")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     reply(&mut gateway, &send, "pong").await;
     assert_eq!(
-        next_of(&mut phone, "chat_reply").await["payload"]["content"],
+        phone.next_of("chat_reply").await["payload"]["content"],
         "pong"
     );
     assert_eq!(
-        next_of(&mut tablet, "chat_reply").await["payload"]["content"],
+        tablet.next_of("chat_reply").await["payload"]["content"],
         "pong"
     );
 }
@@ -213,13 +202,13 @@ async fn a_reply_sent_while_the_user_is_away_arrives_on_resume() {
     let mut gateway = gateway_link(&server, &w).await;
     let mut user = h5(&server, &w).await;
     user.send(chat(&w, "local-1", "first")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     reply(&mut gateway, &send, "answer one").await;
-    let seen = next_of(&mut user, "chat_reply").await;
+    let seen = user.next_of("chat_reply").await;
     let last_seen = seen["id"].as_str().unwrap().to_string();
 
     user.send(chat(&w, "local-2", "second")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     drop(user);
     reply(&mut gateway, &send, "answer while away").await;
     let db = server.db.client().await;
@@ -305,7 +294,7 @@ fn app_frame(w: &World, id: &str, content: &str) -> String {
 async fn acked(user: &mut WsClient, frame: &str) -> Value {
     user.send_text(frame).await;
     loop {
-        let ack = next_of(user, "chat_ack").await;
+        let ack = user.next_of("chat_ack").await;
         if ack["payload"]["status"] == "stored" {
             return ack;
         }
@@ -344,7 +333,7 @@ async fn page_loads_that_reuse_local_ids_lose_nothing_and_resends_are_stored_onc
     // Every message typed reached the gateway, once each, in order.
     let mut delivered = Vec::new();
     while delivered.len() < 4 {
-        let send = next_of(&mut gateway, "chat.send").await;
+        let send = gateway.next_of("chat.send").await;
         delivered.push(send["payload"]["content"].as_str().unwrap().to_string());
     }
     assert_eq!(
@@ -478,14 +467,14 @@ async fn the_real_h5_apps_frames_get_the_replies_it_reads() {
     .await;
     // (The gateway's `agent_online` notice may come first.)
     assert_eq!(
-        next_of(&mut app, "heartbeat_ack").await,
+        app.next_of("heartbeat_ack").await,
         json!({"type": "heartbeat_ack", "id": beat})
     );
     app.send_text(&format!(r#"{{"type":"chat","payload":{{"agent_id":"{}","content":"Hello agent","session_id":"abc"}},"id":"local-1"}}"#, w.agent))
         .await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     reply(&mut gateway, &send, "Hello human").await;
-    let answer = next_of(&mut app, "chat_reply").await;
+    let answer = app.next_of("chat_reply").await;
     // What the app reads: type, id (React key), payload.agent_id and payload.content.
     assert!(answer["id"].is_string());
     assert_eq!(answer["payload"]["agent_id"], w.agent.to_string());
@@ -531,7 +520,7 @@ async fn messages_sent_while_the_gateway_is_away_reach_it_when_it_links() {
     let mut user = h5(&a, &w).await;
     for (id, text) in [("local-1", "anyone?"), ("local-2", "still there?")] {
         user.send(chat(&w, id, text)).await;
-        let error = next_of(&mut user, "error").await;
+        let error = user.next_of("error").await;
         assert_eq!(error["payload"]["code"], "GATEWAY_OFFLINE");
         assert_eq!(error["id"], id);
         assert!(error["payload"]["message_id"].is_string());
@@ -539,8 +528,8 @@ async fn messages_sent_while_the_gateway_is_away_reach_it_when_it_links() {
 
     // The gateway links on the other instance: both arrive, in order, once.
     let mut gateway = gateway_link(&b, &w).await;
-    let first = next_of(&mut gateway, "chat.send").await;
-    let second = next_of(&mut gateway, "chat.send").await;
+    let first = gateway.next_of("chat.send").await;
+    let second = gateway.next_of("chat.send").await;
     assert_eq!(
         (first["id"].as_str(), first["payload"]["content"].as_str()),
         (Some("local-1"), Some("anyone?"))
@@ -552,7 +541,7 @@ async fn messages_sent_while_the_gateway_is_away_reach_it_when_it_links() {
     );
     reply(&mut gateway, &first, "here").await;
     assert_eq!(
-        next_of(&mut user, "chat_reply").await["payload"]["content"],
+        user.next_of("chat_reply").await["payload"]["content"],
         "here"
     );
 
@@ -645,10 +634,10 @@ async fn routing_works_again_after_redis_restarts() {
     wait_linked(&a, &w).await;
 
     user.send(chat(&w, "after-restart", "still there?")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     reply(&mut gateway, &send, "yes").await;
     assert_eq!(
-        next_of(&mut user, "chat_reply").await["payload"]["content"],
+        user.next_of("chat_reply").await["payload"]["content"],
         "yes"
     );
 }
@@ -671,7 +660,7 @@ async fn a_reply_published_while_redis_was_down_reaches_the_user_when_it_is_back
     wait_linked(&a, &w).await;
     let mut user = h5(&a, &w).await;
     user.send(chat(&w, "local-1", "are you there?")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
 
     redis.stop();
     reply(&mut gateway, &send, "said while redis was down").await;
@@ -714,20 +703,20 @@ async fn an_app_that_reconnects_without_ids_gets_what_it_missed_once() {
     let mut gateway = gateway_link(&server, &w).await;
     let mut user = h5(&server, &w).await;
     user.send(chat(&w, "local-1", "first")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     reply(&mut gateway, &send, "one").await;
-    let one = next_of(&mut user, "chat_reply").await;
+    let one = user.next_of("chat_reply").await;
     assert_eq!(one["payload"]["seq"], 2, "{one}");
 
     user.send(chat(&w, "local-2", "second")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     drop(user);
     reply(&mut gateway, &send, "two").await;
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
 
     // A page load: plain auth. The reply that came while away arrives; "one" does not.
     let mut back = h5(&server, &w).await;
-    let missed = next_of(&mut back, "chat_reply").await;
+    let missed = back.next_of("chat_reply").await;
     assert_eq!(missed["payload"]["content"], "two", "{missed}");
     assert_eq!(missed["payload"]["seq"], 4, "{missed}");
     drop(back);
@@ -747,7 +736,7 @@ async fn a_frame_past_a_gap_is_preceded_by_what_is_missing() {
     let mut gateway = gateway_link(&server, &w).await;
     let mut user = h5(&server, &w).await;
     user.send(chat(&w, "local-1", "hello")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     // A reply stored but never routed (its publication lost).
     server
         .db
@@ -764,8 +753,8 @@ async fn a_frame_past_a_gap_is_preceded_by_what_is_missing() {
         .await
         .unwrap();
     reply(&mut gateway, &send, "after the gap").await;
-    let first = next_of(&mut user, "chat_reply").await;
-    let second = next_of(&mut user, "chat_reply").await;
+    let first = user.next_of("chat_reply").await;
+    let second = user.next_of("chat_reply").await;
     assert_eq!(first["payload"]["content"], "lost on the way");
     assert_eq!(second["payload"]["content"], "after the gap");
     assert_eq!(
@@ -783,13 +772,13 @@ async fn users_hear_when_their_agents_gateway_goes_and_comes_back() {
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
 
     let gateway = gateway_link(&b, &w).await;
-    let online = next_of(&mut user, "system").await;
+    let online = user.next_of("system").await;
     assert_eq!(
         online["payload"],
         json!({"event": "agent_online", "agent_id": w.agent, "gateway_id": w.gateway})
     );
     drop(gateway);
-    let offline = next_of(&mut user, "system").await;
+    let offline = user.next_of("system").await;
     assert_eq!(offline["payload"]["event"], "agent_offline");
     assert_eq!(offline["payload"]["agent_id"], w.agent.to_string());
 }
@@ -831,7 +820,7 @@ async fn the_gateway_simulator_answers_chats() {
     wait_linked(&server, &w).await;
     let mut user = h5(&server, &w).await;
     user.send(chat(&w, "local-1", "are you a robot?")).await;
-    let answer = next_of(&mut user, "chat_reply").await;
+    let answer = user.next_of("chat_reply").await;
     assert_eq!(answer["payload"]["content"], "echo: are you a robot?");
     let _ = sim.kill();
     let _ = sim.wait();
@@ -881,7 +870,7 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_the_others()
         })
     });
     ready_rx.recv().unwrap();
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     let key = send["payload"]["session_key"].clone();
     let big = "x".repeat(30 * 1024);
     for i in 0..REPLIES {
@@ -918,7 +907,7 @@ async fn a_client_that_never_reads_again_is_dropped_by_the_write_deadline() {
     );
     let mut user = h5(&server, &w).await;
     user.send(chat(&w, "local-1", "start")).await;
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     let key = send["payload"]["session_key"].clone();
     let big = "x".repeat(30 * 1024);
     for i in 0..300 {

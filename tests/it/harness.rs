@@ -776,6 +776,17 @@ impl WsClient {
         }
     }
 
+    /// The next JSON frame of type `kind`, skipping others (acks, pings); panics on a close
+    /// or when none comes within 5 s of the one before.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.expect_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
     /// On a gateway link: the next JSON frame that is not a request from the server
     /// (`rpc.request`, e.g. provisioning the gateway's main agent, may come at any time).
     pub async fn expect_answer(&mut self) -> Value {

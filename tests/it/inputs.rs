@@ -6,26 +6,14 @@
 use std::time::Duration;
 
 use awc::http::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::fixtures::{create_board, create_gateway, link, registered};
-use crate::harness::{Server, WsClient, WsEvent, ADMIN_TOKEN};
-
-/// The next frame of one type, skipping others.
-async fn next_of(ws: &mut WsClient, kind: &str) -> Value {
-    loop {
-        match ws.next(Duration::from_secs(5)).await {
-            WsEvent::Json(frame) if frame["type"] == kind => return frame,
-            WsEvent::Json(_) => continue,
-            other => panic!("waiting for {kind}: {other:?}"),
-        }
-    }
-}
+use crate::fixtures::{create_board, create_gateway, h5_socket, h5_user, link, registered};
+use crate::harness::{Server, WsClient, ADMIN_TOKEN};
 
 /// An H5 user assigned to an agent of a linked relay gateway: (user's socket, agent id,
 /// the gateway's link).
 async fn chatting(server: &Server) -> (WsClient, String, WsClient) {
-    let org = server.admin_get("/api/v1/organizations/me").await.json["id"].clone();
     let (gateway_id, relay_token) = registered(server, "Office").await;
     let gateway = server
         .admin_get(&format!("/api/v1/gateways/{gateway_id}"))
@@ -40,33 +28,9 @@ async fn chatting(server: &Server) -> (WsClient, String, WsClient) {
     )
     .await
     .json;
-    let user = server
-        .call(
-            Method::POST,
-            "/api/v1/h5/auth/register",
-            None,
-            Some(
-                &json!({"organization_id": org, "username": "nul-tester", "password": "secret-pass"})
-                    .to_string(),
-            ),
-        )
-        .await
-        .json;
-    let user_id = user["user"]["id"].as_str().unwrap();
-    let assigned = server
-        .call(
-            Method::POST,
-            &format!("/api/v1/h5/users/{user_id}/assign"),
-            Some(ADMIN_TOKEN),
-            Some(&json!({"agent_id": agent["id"], "board_id": board["id"]}).to_string()),
-        )
-        .await;
-    assert_eq!(assigned.status, 201, "{}", assigned.text);
+    let user = h5_user(server, &board, &agent, "nul-tester").await;
     let gateway_link = link(server, &gateway_id, &relay_token).await;
-    let mut ws = WsClient::connect(server, "/ws/h5/chat").await;
-    ws.send(json!({"type": "auth", "payload": {"token": user["access_token"]}}))
-        .await;
-    assert_eq!(ws.expect_json().await["type"], "auth_ok");
+    let ws = h5_socket(server, &user).await;
     (ws, agent["id"].as_str().unwrap().to_string(), gateway_link)
 }
 
@@ -105,7 +69,7 @@ async fn a_nul_character_is_refused_naming_the_field_on_every_door() {
         r#"{{"type":"chat","id":"local-1","payload":{{"agent_id":"{agent}","content":"a\u0000b"}}}}"#
     ))
     .await;
-    let refused = next_of(&mut ws, "error").await;
+    let refused = ws.next_of("error").await;
     assert_eq!(refused["id"], "local-1");
     assert_eq!(refused["payload"]["code"], "INVALID_TEXT", "{refused}");
     assert!(refused["payload"]["message"]
@@ -116,19 +80,19 @@ async fn a_nul_character_is_refused_naming_the_field_on_every_door() {
         json!({"type": "chat", "id": "local-2", "payload": {"agent_id": agent, "content": "fine"}}),
     )
     .await;
-    assert_eq!(next_of(&mut ws, "chat_ack").await["id"], "local-2");
+    assert_eq!(ws.next_of("chat_ack").await["id"], "local-2");
 
     // A gateway's answer holding a NUL is stored and delivered, the NUL replaced.
-    let send = next_of(&mut gateway, "chat.send").await;
+    let send = gateway.next_of("chat.send").await;
     gateway
         .send_text(&format!(
             r#"{{"type":"chat.reply","id":"r-1","payload":{{"session_key":"{}","content":"x\u0000y"}}}}"#,
             send["payload"]["session_key"].as_str().unwrap()
         ))
         .await;
-    let reply = next_of(&mut ws, "chat_reply").await;
+    let reply = ws.next_of("chat_reply").await;
     assert_eq!(reply["payload"]["content"], "x\u{fffd}y");
-    assert_eq!(next_of(&mut gateway, "chat.reply.ack").await["id"], "r-1");
+    assert_eq!(gateway.next_of("chat.reply.ack").await["id"], "r-1");
 
     // The board socket.
     let board = server.admin_get("/api/v1/boards").await.json["items"][0]["id"]
@@ -140,10 +104,10 @@ async fn a_nul_character_is_refused_naming_the_field_on_every_door() {
         &format!("/ws/board/{board}/sync?token={ADMIN_TOKEN}"),
     )
     .await;
-    next_of(&mut sync, "board.state").await;
+    sync.next_of("board.state").await;
     sync.send_text(r#"{"type":"task.create","title":"a\u0000b"}"#)
         .await;
-    let refused = next_of(&mut sync, "error").await;
+    let refused = sync.next_of("error").await;
     assert_eq!(refused["code"], "invalid_text", "{refused}");
 }
 
@@ -154,7 +118,7 @@ async fn a_fragmented_text_message_is_read_whole() {
     let frame = json!({"type": "chat", "id": "local-1",
                        "payload": {"agent_id": agent, "content": "in pieces ".repeat(40)}});
     ws.send_fragmented(&frame.to_string(), 64).await;
-    let ack = next_of(&mut ws, "chat_ack").await;
+    let ack = ws.next_of("chat_ack").await;
     assert_eq!(ack["id"], "local-1", "{ack}");
 }
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::dialled::{
-    agent_on, answered, builder, chat_reply, create_gateway, gateway_call, h5_socket, h5_user,
-    status, wait_state,
+    agent_on, answered, builder, chat_reply, create_gateway, gateway_call, status, wait_state,
 };
+use crate::fixtures::{h5_socket, h5_user};
 use crate::harness::eventually;
 use mission_control::secrets::device::DeviceKey;
 

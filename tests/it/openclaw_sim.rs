@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::dialled::{
-    agent_on, answered, builder, chat, chat_reply, create_gateway, h5_socket, h5_user, status,
-    wait_state, SimGateway,
+    agent_on, answered, builder, chat, chat_reply, create_gateway, status, wait_state, SimGateway,
 };
+use crate::fixtures::{h5_socket, h5_user};
 use crate::harness::eventually;
 
 const ROOT: &str = "/srv/sim";
