@@ -10,14 +10,18 @@ fn hooks_path(board: &Value) -> String {
     format!("/api/v1/boards/{}/webhooks", board["id"].as_str().unwrap())
 }
 
+/// A webhook that requires signatures.
 async fn create_hook(server: &Server, board: &Value) -> Value {
-    let reply = send(
+    create_hook_with(
         server,
-        Method::POST,
-        &hooks_path(board),
-        json!({"description": "Triage GitHub pushes"}),
+        board,
+        json!({"description": "Triage GitHub pushes", "require_signature": true}),
     )
-    .await;
+    .await
+}
+
+async fn create_hook_with(server: &Server, board: &Value, body: Value) -> Value {
+    let reply = send(server, Method::POST, &hooks_path(board), body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json
 }
@@ -53,10 +57,14 @@ async fn signed_payloads_are_stored_and_listed() {
     assert_eq!(hook["enabled"], true);
     assert_eq!(hook["endpoint_url"], Value::Null);
 
-    // The secret never comes back on reads.
+    // The secret never comes back on reads, only from its own call.
     let read = server.admin_get(&path).await;
     assert_eq!(read.status, 200);
     assert!(read.json.get("secret").is_none(), "{}", read.text);
+    assert_eq!(read.json["require_signature"], true);
+    let kept = server.admin_get(&format!("{path}/secret")).await;
+    assert_eq!(kept.status, 200, "{}", kept.text);
+    assert_eq!(kept.json["secret"], secret);
     let list = server.admin_get(&hooks_path(&board)).await;
     assert_eq!(list.json["total"], 1);
     assert!(list.json["items"][0].get("secret").is_none());
@@ -118,6 +126,51 @@ async fn signed_payloads_are_stored_and_listed() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+}
+
+/// As in the reference, a webhook made in the console (which never reads the secret) is
+/// called without a signature; a wrong signature is still refused, and a webhook can be
+/// switched to require one.
+#[actix_web::test]
+async fn unsigned_calls_reach_webhooks_that_do_not_require_a_signature() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let hook = create_hook_with(&server, &board, json!({"description": "From the console"})).await;
+    assert_eq!(hook["require_signature"], false);
+    let path = hook["endpoint_path"].as_str().unwrap().to_string();
+    let body = r#"{"event":"deploy"}"#;
+
+    let unsigned = ingest(&server, &path, body, None).await;
+    assert_eq!(unsigned.status, 202, "{}", unsigned.text);
+    let wrong = ingest(&server, &path, body, Some(&sign("guess", body))).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert_eq!(wrong.json["detail"], "Invalid webhook signature.");
+    assert_eq!(payload_total(&server, &path).await, 1);
+
+    let strict = send(
+        &server,
+        Method::PATCH,
+        &path,
+        json!({"require_signature": true}),
+    )
+    .await;
+    assert_eq!(strict.status, 200, "{}", strict.text);
+    assert_eq!(strict.json["require_signature"], true);
+    assert_eq!(ingest(&server, &path, body, None).await.status, 401);
+    let secret = server.admin_get(&format!("{path}/secret")).await.json["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signed = ingest(&server, &path, body, Some(&sign(&secret, body))).await;
+    assert_eq!(signed.status, 202, "{}", signed.text);
+    assert_eq!(payload_total(&server, &path).await, 2);
+
+    // Another organization reads neither the webhook nor its secret.
+    switch_to_new_org(&server).await;
+    assert_eq!(
+        server.admin_get(&format!("{path}/secret")).await.status,
+        404
+    );
 }
 
 #[actix_web::test]

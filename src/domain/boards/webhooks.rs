@@ -1,9 +1,11 @@
 //! Inbound board webhooks (domain.md §A15): the admin CRUD, the stored payloads, and the
 //! rules of the unauthenticated ingest (signature, body decoding, header capture).
 //!
-//! Unlike the reference, each webhook has a secret and the ingest must carry
-//! `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the raw body>`; the secret is answered
-//! only by the create and rotate calls.
+//! As in the reference, a webhook's URL (with its random id) is enough to call it. Each
+//! webhook also has a secret: a call carrying `X-Webhook-Signature: sha256=<hex
+//! HMAC-SHA256 of the raw body>` is checked against it (a wrong one is always refused),
+//! and a webhook with `require_signature` refuses unsigned calls. The secret is answered
+//! by the create, secret and rotate calls only.
 
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
@@ -36,6 +38,7 @@ crate::db::record! {
         pub agent_id: Option<Uuid>,
         pub description: String,
         pub enabled: bool,
+        pub require_signature: bool,
         pub endpoint_path: String = "'/api/v1/boards/' || w.board_id || '/webhooks/' || w.id",
         pub endpoint_url: Option<String> = "NULL::text",
         pub created_at: DateTime<Utc>,
@@ -43,7 +46,7 @@ crate::db::record! {
     }
 }
 
-/// `BoardWebhookRead` plus the signing secret, answered once (create, rotate).
+/// `BoardWebhookRead` plus the signing secret (create, secret, rotate).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookWithSecret {
     #[serde(flatten)]
@@ -70,6 +73,9 @@ pub struct WebhookCreate {
     pub enabled: bool,
     #[serde(default)]
     pub agent_id: Option<Uuid>,
+    /// Refuse calls without a valid signature (default false, as in the reference).
+    #[serde(default)]
+    pub require_signature: bool,
 }
 
 fn enabled_default() -> bool {
@@ -87,6 +93,8 @@ pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "crate::domain::support::patch::field")]
     #[schema(value_type = Option<Uuid>)]
     pub agent_id: Option<Option<Uuid>>,
+    #[serde(default)]
+    pub require_signature: Option<bool>,
 }
 
 async fn check_agent(
@@ -165,8 +173,9 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO board_webhooks AS w \
-                 (id, organization_id, board_id, agent_id, description, enabled, secret) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {columns}",
+                 (id, organization_id, board_id, agent_id, description, enabled, secret, \
+                  require_signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {columns}",
                 columns = Webhook::COLUMNS
             ),
             &[
@@ -177,6 +186,7 @@ pub async fn create(
                 &description,
                 &input.enabled,
                 &secret,
+                &input.require_signature,
             ],
         )
         .await?;
@@ -218,7 +228,8 @@ pub async fn update(
         .query_one(
             &format!(
                 "UPDATE board_webhooks w SET description = $3, enabled = $4, agent_id = $5, \
-                 updated_at = now() WHERE w.id = $1 AND w.board_id = $2 RETURNING {columns}",
+                 require_signature = $6, updated_at = now() \
+                 WHERE w.id = $1 AND w.board_id = $2 RETURNING {columns}",
                 columns = Webhook::COLUMNS
             ),
             &[
@@ -227,10 +238,33 @@ pub async fn update(
                 &description.unwrap_or(current.description),
                 &patch.enabled.unwrap_or(current.enabled),
                 &patch.agent_id.unwrap_or(current.agent_id),
+                &patch.require_signature.unwrap_or(current.require_signature),
             ],
         )
         .await?;
     Ok(Webhook::read(&row, base_url)?)
+}
+
+/// The webhook with its signing secret, for whoever administers the board.
+pub async fn secret(
+    client: &impl GenericClient,
+    principal: &Principal,
+    board_id: Uuid,
+    webhook_id: Uuid,
+    base_url: Option<&str>,
+) -> DomainResult<WebhookWithSecret> {
+    let board = access::board_for_user(client, principal, board_id, Access::Write).await?;
+    let webhook = find(client, board.id, webhook_id, base_url).await?;
+    let secret = client
+        .query_one(
+            "SELECT secret FROM board_webhooks WHERE id = $1",
+            &[&webhook.id],
+        )
+        .await?;
+    Ok(WebhookWithSecret {
+        webhook,
+        secret: record::get(&secret, "secret")?,
+    })
 }
 
 /// A new secret; the old one stops verifying at once.
@@ -348,17 +382,24 @@ pub struct IngestTarget {
     pub id: Uuid,
     pub board_id: Uuid,
     pub enabled: bool,
+    require_signature: bool,
     secret: String,
 }
 
 impl IngestTarget {
+    /// May a call with this signature `header` and `body` be taken? A present signature
+    /// must be right; an absent one only where the webhook does not require it.
+    pub fn accepts(&self, header: Option<&str>, body: &[u8]) -> bool {
+        match header {
+            Some(header) => self.signature_matches(header, body),
+            None => !self.require_signature,
+        }
+    }
+
     /// Does `header` (`sha256=<hex>`) carry the HMAC-SHA256 of `body` under this webhook's
     /// secret? Compared in constant time.
-    pub fn signature_matches(&self, header: Option<&str>, body: &[u8]) -> bool {
-        let Some(given) = header
-            .map(str::trim)
-            .and_then(|h| h.strip_prefix(SIGNATURE_PREFIX))
-        else {
+    fn signature_matches(&self, header: &str, body: &[u8]) -> bool {
+        let Some(given) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
             return false;
         };
         let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()) else {
@@ -385,7 +426,8 @@ pub async fn ingest_target(
 ) -> DomainResult<IngestTarget> {
     let r = client
         .query_opt(
-            "SELECT id, board_id, enabled, secret FROM board_webhooks WHERE id = $1 AND board_id = $2",
+            "SELECT id, board_id, enabled, require_signature, secret FROM board_webhooks \
+             WHERE id = $1 AND board_id = $2",
             &[&webhook_id, &board_id],
         )
         .await?
@@ -394,6 +436,7 @@ pub async fn ingest_target(
         id: record::get(&r, "id")?,
         board_id: record::get(&r, "board_id")?,
         enabled: record::get(&r, "enabled")?,
+        require_signature: record::get(&r, "require_signature")?,
         secret: record::get(&r, "secret")?,
     })
 }
@@ -470,30 +513,42 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn target(secret: &str) -> IngestTarget {
+    fn target(secret: &str, require_signature: bool) -> IngestTarget {
         IngestTarget {
             id: Uuid::nil(),
             board_id: Uuid::nil(),
             enabled: true,
+            require_signature,
             secret: secret.into(),
         }
     }
 
     #[test]
     fn signature_is_hmac_sha256_hex_with_prefix() {
-        let t = target("key");
+        let t = target("key", true);
         // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog")
         let sig = "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8";
         let body = b"The quick brown fox jumps over the lazy dog";
-        assert!(t.signature_matches(Some(sig), body));
-        assert!(t.signature_matches(
+        assert!(t.accepts(Some(sig), body));
+        assert!(t.accepts(
             Some(&sig.to_uppercase().replace("SHA256=", "sha256=")),
             body
         ));
-        assert!(!t.signature_matches(Some(&sig[7..]), body));
-        assert!(!t.signature_matches(Some(sig), b"other"));
-        assert!(!t.signature_matches(None, body));
-        assert!(!target("other").signature_matches(Some(sig), body));
+        assert!(!t.accepts(Some(&sig[7..]), body));
+        assert!(!t.accepts(Some(sig), b"other"));
+        assert!(!t.accepts(None, body));
+        assert!(!target("other", true).accepts(Some(sig), body));
+    }
+
+    #[test]
+    fn unsigned_calls_pass_only_where_no_signature_is_required() {
+        let open = target("key", false);
+        assert!(open.accepts(None, b"{}"));
+        assert!(
+            !open.accepts(Some("sha256=00"), b"{}"),
+            "a wrong signature is refused"
+        );
+        assert!(!target("key", true).accepts(None, b"{}"));
     }
 
     #[test]
