@@ -130,7 +130,7 @@ pub async fn create_token(
         .map(str::trim)
         .filter(|l| !l.is_empty());
     let (token, registration_token) =
-        registry::issue_token(&*conn, p.organization.id, label, p.user.id).await?;
+        registry::issue_token(&*conn, p.organization.id, label, Some(p.user.id)).await?;
     Ok(HttpResponse::Created().json(IssuedToken {
         token,
         registration_token,

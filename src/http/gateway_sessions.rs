@@ -19,6 +19,7 @@ use crate::domain::gateways::dialing;
 use crate::domain::gateways::sessions::{
     self as sessions, GatewayQuery, GatewayStatus, Resolved, StatusTarget, SyncQuery, SyncResult,
 };
+use crate::domain::model::gateway::TOKEN_MASK;
 use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Command};
 use crate::domain::support::access::Access;
@@ -76,7 +77,12 @@ pub async fn gateways_status(
         let conn = state.db.get().await.map_err(DomainError::from)?;
         sessions::resolve_status(&*conn, &principal, &query).await?
     };
-    let token = query.gateway_token.as_deref().filter(|t| !t.is_empty());
+    // The edit form sends the read mask back when nobody retyped the token: for a
+    // registered gateway that is "the stored one", which the held connection uses.
+    let token = query
+        .gateway_token
+        .as_deref()
+        .filter(|t| !t.is_empty() && *t != TOKEN_MASK);
     let resolved = match target {
         // The form's values are checked as typed: dial them.
         StatusTarget::Registered {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::fixtures::{
-    create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
+    activity, create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
 };
 use crate::harness::{Reply, Server};
 
@@ -56,10 +56,13 @@ async fn every_route_needs_the_admin_token() {
 }
 
 #[actix_web::test]
-async fn gateways_crud_keeps_the_token_write_only_and_ensures_the_main_agent() {
+async fn gateways_crud_masks_the_token_and_ensures_the_main_agent() {
     let server = Server::start().await;
     let gw = create_gateway(&server, "Office").await;
-    assert_eq!(gw["token"], Value::Null);
+    assert_eq!(
+        gw["token"], "********",
+        "a token is set, and it is not answered"
+    );
     assert_eq!(gw["has_token"], true);
     assert_eq!(gw["workspace_root"], "/srv/agents");
     let gw_id = gw["id"].as_str().unwrap();
@@ -87,17 +90,35 @@ async fn gateways_crud_keeps_the_token_write_only_and_ensures_the_main_agent() {
     assert_eq!(page.json["limit"], 1);
     assert_eq!(names(&page.json), ["Office"], "newest first");
 
-    let patched = send(
-        &server,
-        Method::PATCH,
-        &format!("/api/v1/gateways/{gw_id}"),
-        json!({"name": "HQ", "token": null}),
-    )
-    .await;
+    // The console's edit form, saved without retyping the token: the mask, or null for an
+    // emptied field. Both keep the stored token; only "" clears it.
+    let gw_path = format!("/api/v1/gateways/{gw_id}");
+    let form = json!({"name": "HQ", "url": "ws://127.0.0.1:9", "token": "********", "workspace_root": "/srv/agents"});
+    let patched = send(&server, Method::PATCH, &gw_path, form).await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.json["name"], "HQ");
     assert_eq!(patched.json["url"], "ws://127.0.0.1:9");
-    assert_eq!(patched.json["has_token"], false);
+    assert_eq!(patched.json["has_token"], true);
+    let stored = || async {
+        let db = server.db.client().await;
+        let row = db
+            .query_one(
+                "SELECT token FROM gateways WHERE id = $1::text::uuid",
+                &[&gw_id],
+            )
+            .await
+            .unwrap();
+        row.get::<_, Option<String>>(0)
+    };
+    assert_eq!(stored().await.as_deref(), Some("s3cret"));
+    let emptied = send(&server, Method::PATCH, &gw_path, json!({"token": null})).await;
+    assert_eq!(emptied.json["token"], "********");
+    assert_eq!(stored().await.as_deref(), Some("s3cret"));
+    let cleared = send(&server, Method::PATCH, &gw_path, json!({"token": ""})).await;
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    assert_eq!(cleared.json["token"], Value::Null);
+    assert_eq!(cleared.json["has_token"], false);
+    assert_eq!(stored().await, None);
     let main = server
         .admin_get(&format!("/api/v1/agents/{}", main["id"].as_str().unwrap()))
         .await;
@@ -742,15 +763,10 @@ async fn deleting_an_agent_returns_its_work_to_the_inbox() {
             ("review".into(), "review".into(), true, false),
         ]
     );
-    let message: String = db
-        .query_one(
-            "SELECT message FROM activity_events WHERE event_type = 'agent.delete.direct'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(message, "Deleted agent Doer.");
+    assert_eq!(
+        activity(&server, "agent.delete.requested").await,
+        ["Delete requested for Doer; its gateway removes it when it takes the request."]
+    );
     assert_eq!(
         server
             .admin_get(&format!("/api/v1/agents/{agent_id}"))

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::fixtures::{
-    agent, as_agent, create_board, link, make_lead, new_board, registered, send, sign,
+    activity, agent, as_agent, create_board, link, make_lead, new_board, registered, send, sign,
     switch_to_new_org,
 };
 use crate::harness::{eventually, Reply, Server, WsClient, WsEvent};
@@ -700,15 +700,40 @@ async fn a_lead_deletes_workers_but_not_leads_or_the_main_agent() {
             .status,
         404
     );
-    assert!(activity_types(&server)
-        .await
-        .contains(&"agent.delete.direct".to_string()));
-    // The gateway is told to remove it when its link is up.
+    // Queued while the gateway is away (the reference answers 502): the activity and the
+    // gateway's read model say so.
+    let types = activity_types(&server).await;
+    assert!(
+        types.contains(&"agent.delete.requested".to_string()),
+        "{types:?}"
+    );
+    assert!(
+        !types.contains(&"agent.delete.direct".to_string()),
+        "{types:?}"
+    );
+    let gateway_path = format!("/api/v1/gateways/{}", o.gateway);
+    let pending = server.admin_get(&gateway_path).await.json["pending_requests"].clone();
+    assert!(pending.as_i64().unwrap() >= 1, "{pending}");
+    // The gateway is told to remove it when its link is up; its answer is the last word.
     let mut ws = link(&server, &o.gateway, &o.relay_token).await;
     let request = next_request(&mut ws, "agents.delete").await;
     assert_eq!(
         request["payload"]["params"],
-        json!({"agent_id": o.worker["id"], "session_key": o.worker["openclaw_session_id"]})
+        json!({"agent_id": o.worker["id"], "session_key": o.worker["openclaw_session_id"], "agent_name": o.worker["name"]})
+    );
+    answer(&mut ws, &request).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            status_of(&server, &request).await == "done"
+        })
+        .await
+    );
+    assert_eq!(
+        activity(&server, "agent.delete.direct").await,
+        [format!(
+            "Deleted agent {}.",
+            o.worker["name"].as_str().unwrap()
+        )]
     );
 }
 
@@ -772,7 +797,7 @@ async fn an_inbound_webhook_is_handed_to_the_board_lead() {
         "{message}"
     );
     assert!(
-        message.contains("Payload preview:\n{\n  \"pusher\": \"zo\\u00eb\",\n  \"ref\": \"refs/heads/main\"\n}\n\n"),
+        message.contains("Payload preview:\n{\n  \"ref\": \"refs/heads/main\",\n  \"pusher\": \"zo\\u00eb\"\n}\n\n"),
         "{message}"
     );
 

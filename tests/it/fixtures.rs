@@ -377,3 +377,17 @@ pub async fn h5_socket(server: &Server, user: &Value) -> WsClient {
     assert_eq!(ws.expect_json().await["type"], "auth_ok");
     ws
 }
+
+/// The messages of the recorded activity of `event_type`, oldest first.
+pub async fn activity(server: &Server, event_type: &str) -> Vec<String> {
+    let db = server.db.client().await;
+    db.query(
+        "SELECT message FROM activity_events WHERE event_type = $1 ORDER BY created_at",
+        &[&event_type],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}

@@ -6,10 +6,10 @@ use std::time::Duration;
 use awc::http::Method;
 use serde_json::{json, Value};
 
+use crate::fixtures::{activity, create_group, link, registered};
 use crate::fixtures::{
     create_agent, create_board, create_gateway, delete, send, switch_to_new_org,
 };
-use crate::fixtures::{create_group, link, registered};
 use crate::harness::{eventually, Reply, Server, WsClient, WsEvent, ADMIN_TOKEN};
 
 /// The next `rpc.request` on the link.
@@ -70,6 +70,13 @@ pub async fn requests(server: &Server, gateway: &str) -> Vec<Value> {
     reply.json.as_array().unwrap().clone()
 }
 
+async fn pending_requests(server: &Server, gateway: &str) -> i64 {
+    let read = server
+        .admin_get(&format!("/api/v1/gateways/{gateway}"))
+        .await;
+    read.json["pending_requests"].as_i64().unwrap()
+}
+
 async fn status_of(server: &Server, gateway: &str, id: &Value) -> Option<String> {
     requests(server, gateway)
         .await
@@ -116,6 +123,14 @@ async fn provisioning_made_while_offline_is_delivered_when_the_link_comes_up() {
     let recorded = requests(&server, gateway_id).await;
     assert_eq!(recorded.len(), 2, "main agent and worker: {recorded:?}");
     assert!(recorded.iter().all(|r| r["status"] == "pending"));
+    // What the console reads while the gateway is away: the agent is provisioning, the
+    // gateway has two requests waiting, the activity says they were asked for.
+    assert_eq!(created.json["status"], "provisioning");
+    assert_eq!(pending_requests(&server, gateway_id).await, 2);
+    assert_eq!(
+        activity(&server, "agent.provision.requested").await.len(),
+        2
+    );
 
     let mut ws = connect(&server).await;
     // Oldest first: the main agent (made with the gateway), then the worker.
@@ -160,6 +175,11 @@ async fn provisioning_made_while_offline_is_delivered_when_the_link_comes_up() {
         .find(|r| r["id"] == worker["id"])
         .unwrap();
     assert_eq!(failed["error"], "disk full");
+    assert_eq!(
+        activity(&server, "agent.provision.failed").await,
+        ["Provision message failed: disk full"]
+    );
+    assert_eq!(pending_requests(&server, gateway_id).await, 0);
 
     // Deleting the agent asks the gateway to remove it, right away now that it is linked.
     let agent_id = created.json["id"].as_str().unwrap();
@@ -176,6 +196,23 @@ async fn provisioning_made_while_offline_is_delivered_when_the_link_comes_up() {
     assert_eq!(removal["payload"]["method"], "agents.delete");
     assert_eq!(removal["payload"]["params"]["agent_id"], agent_id);
     assert!(removal["payload"]["params"].get("auth_token").is_none());
+    assert_eq!(
+        activity(&server, "agent.delete.requested").await,
+        ["Delete requested for Worker; its gateway removes it when it takes the request."]
+    );
+    answer(
+        &mut ws,
+        &removal,
+        json!({"ok": false, "error": "workspace locked"}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            activity(&server, "agent.delete.failed").await
+                == ["Delete message failed: workspace locked"]
+        })
+        .await
+    );
 }
 
 #[actix_web::test]
@@ -206,6 +243,11 @@ async fn unanswered_requests_are_sent_again_with_backoff_then_given_up() {
     let failed = requests(&server, gateway_id).await;
     assert_eq!(failed[0]["error"], "no answer after 2 attempts");
     assert_eq!(failed[0]["attempts"], 2);
+    // The give-up is in the activity the console shows.
+    assert_eq!(
+        activity(&server, "agent.provision.failed").await,
+        ["Provision message failed: no answer after 2 attempts"]
+    );
     // A late answer to a closed request is ignored.
     answer(&mut ws, &first, json!({"ok": true})).await;
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;

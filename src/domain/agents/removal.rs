@@ -10,7 +10,6 @@ use crate::db::record::{get, Record};
 use crate::domain::model::{Agent, AgentPrincipal, Board, Principal, TaskChange};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::Access;
-use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::{DomainError, DomainResult};
 
 /// A task the deletion of its agent changed, with its board.
@@ -120,9 +119,12 @@ pub async fn delete_by_lead(
         .map(Some)
 }
 
-/// Deletes the agent, releasing its tasks (`by` did it), recording `agent.delete.direct`,
-/// and queueing `agents.delete` for its gateway, which removes the agent's session and
-/// workspace when its link takes the request.
+/// Deletes the agent, releasing its tasks (`by` did it), and queues `agents.delete` for
+/// its gateway, which removes the agent's session and workspace when it takes the request.
+/// The reference refuses (502) while the gateway is unreachable; here the row goes at once
+/// and the activity tells the rest: `agent.delete.requested` now, then
+/// `agent.delete.direct` when the gateway removed it or `agent.delete.failed` when it
+/// refused or the retries ran out (`gateways::requests`).
 async fn remove(
     client: &impl GenericClient,
     organization_id: Uuid,
@@ -130,19 +132,7 @@ async fn remove(
     by: &Value,
 ) -> DomainResult<Deleted> {
     let released = release_tasks(client, agent.id, by).await?;
-    activity::record(
-        client,
-        NewActivity {
-            organization_id,
-            board_id: agent.board_id,
-            event_type: "agent.delete.direct",
-            message: Some(format!("Deleted agent {}.", agent.name)),
-            agent_id: None,
-            task_id: None,
-        },
-    )
-    .await?;
-    provisioning::remove(client, organization_id, agent).await?;
+    provisioning::remove(client, organization_id, agent, agent.board_id).await?;
     client
         .execute("DELETE FROM agents WHERE id = $1", &[&agent.id])
         .await?;
@@ -169,7 +159,8 @@ pub async fn deprovision_board(
         .await?;
     let mut gateways = Vec::new();
     for agent in Agent::from_rows(&rows)? {
-        provisioning::remove(client, board.organization_id, &agent).await?;
+        // The board's activity goes with the board: the agent's is the organization's.
+        provisioning::remove(client, board.organization_id, &agent, None).await?;
         gateways.push(agent.gateway_id);
     }
     Ok(gateways)

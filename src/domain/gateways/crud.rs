@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{self, Record};
-use crate::domain::model::gateway::find;
+use crate::domain::model::gateway::{find, TOKEN_MASK};
 use crate::domain::model::{Gateway, Principal};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::{support::access, DomainError, DomainResult};
@@ -23,8 +23,9 @@ pub struct GatewayCreate {
     pub token: Option<String>,
 }
 
-/// `GatewayUpdate`: absent fields stay; `null` (or a blank string) clears the token and
-/// leaves the other fields.
+/// `GatewayUpdate`: absent fields stay. For `token`, `null` and the read mask also keep the
+/// stored token (the console's edit form sends `null` or the mask when nobody retyped it),
+/// a blank string clears it, anything else replaces it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct GatewayUpdate {
     #[serde(default)]
@@ -38,11 +39,21 @@ pub struct GatewayUpdate {
     pub workspace_root: Option<String>,
 }
 
-/// Blank tokens are no token, as in the reference.
+/// Blank tokens are no token, as in the reference; nor is the read mask.
 fn normalize_token(token: Option<String>) -> Option<String> {
     token
         .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && t != TOKEN_MASK)
+}
+
+/// What a `GatewayUpdate.token` does: `None` keeps the stored token, `Some(t)` stores `t`
+/// (`None` inside clears it).
+fn token_change(token: Option<Option<String>>) -> Option<Option<String>> {
+    match token.flatten() {
+        None => None,
+        Some(t) if t.trim() == TOKEN_MASK => None,
+        Some(t) => Some(normalize_token(Some(t))),
+    }
 }
 
 pub async fn list(
@@ -122,7 +133,7 @@ pub async fn update(
 ) -> DomainResult<Gateway> {
     let org = principal.organization.id;
     let current = get_for_update(client, principal, gateway_id).await?;
-    let token_given = patch.token.is_some();
+    let token = token_change(patch.token);
     let row = client
         .query_one(
             &format!(
@@ -137,8 +148,8 @@ pub async fn update(
                 &patch.name.unwrap_or(current.name),
                 &patch.url.unwrap_or(current.url),
                 &patch.workspace_root.unwrap_or(current.workspace_root),
-                &token_given,
-                &normalize_token(patch.token.flatten()),
+                &token.is_some(),
+                &token.flatten(),
             ],
         )
         .await?;
@@ -206,4 +217,19 @@ async fn get_for_update(
     find(client, principal.organization.id, gateway_id, true)
         .await?
         .ok_or_else(DomainError::not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edit_forms_null_or_mask_keeps_the_token_and_blank_clears_it() {
+        let some = |t: &str| Some(Some(t.to_string()));
+        assert_eq!(token_change(None), None);
+        assert_eq!(token_change(Some(None)), None);
+        assert_eq!(token_change(some(TOKEN_MASK)), None);
+        assert_eq!(token_change(some("  ")), Some(None));
+        assert_eq!(token_change(some(" new ")), Some(Some("new".into())));
+    }
 }

@@ -37,7 +37,7 @@ pub async fn issue_token(
     client: &impl GenericClient,
     organization_id: Uuid,
     label: Option<&str>,
-    user_id: Uuid,
+    user_id: Option<Uuid>,
 ) -> DomainResult<(RegistrationToken, String)> {
     let raw = tokens::random();
     let row = client

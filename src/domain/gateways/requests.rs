@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::record::get;
 use crate::domain::agents::coordination;
 use crate::domain::outbox::commands::{self as gateway_commands, Answered, Command, DONE};
-use crate::domain::outbox::provisioning::{CREATE, UPDATE};
+use crate::domain::outbox::provisioning::{CREATE, DELETE, UPDATE};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::DomainResult;
 
@@ -69,42 +69,39 @@ async fn settle(client: &impl GenericClient, command: &Command) -> DomainResult<
 }
 
 /// The reference's activity for a provisioning request that ended: `agent.provision.direct`
-/// / `agent.update.direct` when the gateway took it, `agent.provision.failed` /
-/// `agent.update.failed` with the gateway's error when it did not.
+/// / `agent.update.direct` / `agent.delete.direct` when the gateway took it,
+/// `agent.provision.failed` / `agent.update.failed` / `agent.delete.failed` with the
+/// gateway's error when it did not (or the retries ran out).
 async fn provisioned(client: &impl GenericClient, command: &Command) -> DomainResult<()> {
-    let action = match command.method.as_str() {
-        CREATE => "provision",
-        UPDATE => "update",
+    let (action, label, done) = match command.method.as_str() {
+        CREATE => ("provision", "Provision", "Provisioned directly for"),
+        UPDATE => ("update", "Update", "Updated directly for"),
+        DELETE => ("delete", "Delete", "Deleted agent"),
         _ => return Ok(()),
     };
-    let Some(agent_id) = command.agent_id else {
-        return Ok(());
-    };
-    let Some(row) = client
-        .query_opt(
-            "SELECT name, organization_id, board_id FROM agents WHERE id = $1",
-            &[&agent_id],
-        )
-        .await?
-    else {
-        // Deleted since: its deletion is the last word.
-        return Ok(());
-    };
-    let name: String = get(&row, "name")?;
-    let (event_type, message) = if command.status == DONE {
-        let done = match action {
-            "provision" => "Provisioned",
-            _ => "Updated",
-        };
-        (
-            format!("agent.{action}.direct"),
-            format!("{done} directly for {name}."),
-        )
+    let (agent_id, board_id, name) = if action == "delete" {
+        // The row is gone: the request carries the name.
+        let name = command.params["agent_name"].as_str().unwrap_or("the agent");
+        (None, command.board_id, name.to_string())
     } else {
-        let label = match action {
-            "provision" => "Provision",
-            _ => "Update",
+        let Some(agent_id) = command.agent_id else {
+            return Ok(());
         };
+        let Some(row) = client
+            .query_opt(
+                "SELECT name, board_id FROM agents WHERE id = $1",
+                &[&agent_id],
+            )
+            .await?
+        else {
+            // Deleted since: its deletion is the last word.
+            return Ok(());
+        };
+        (Some(agent_id), get(&row, "board_id")?, get(&row, "name")?)
+    };
+    let (event_type, message) = if command.status == DONE {
+        (format!("agent.{action}.direct"), format!("{done} {name}."))
+    } else {
         let error = command.error.as_deref().unwrap_or("no answer");
         (
             format!("agent.{action}.failed"),
@@ -114,11 +111,11 @@ async fn provisioned(client: &impl GenericClient, command: &Command) -> DomainRe
     activity::record(
         client,
         NewActivity {
-            organization_id: get(&row, "organization_id")?,
-            board_id: get(&row, "board_id")?,
+            organization_id: command.organization_id,
+            board_id,
             event_type: &event_type,
             message: Some(message),
-            agent_id: Some(agent_id),
+            agent_id,
             task_id: None,
         },
     )

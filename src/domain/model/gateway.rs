@@ -10,9 +10,15 @@ use super::board::Board;
 use crate::db::record::Record;
 use crate::domain::{DomainError, DomainResult};
 
+/// What reads answer as `token` for a gateway that has one (written out in
+/// `Gateway::COLUMNS` too).
+pub const TOKEN_MASK: &str = "********";
+
 crate::db::record! {
-    /// `GatewayRead`. `token` is write-only here: it is always `null` on the wire and
-    /// `has_token` says whether one is stored (the reference echoes it in plaintext).
+    /// `GatewayRead`. The stored token is never answered (the reference echoes it in
+    /// plaintext): `token` is [`TOKEN_MASK`] when one is stored, else `null`, and
+    /// `has_token` says the same. The console's edit form shows the mask and sends it back
+    /// unchanged, which keeps the stored token (`gateways::crud`).
     #[derive(Debug, Clone, Serialize, ToSchema)]
     pub struct Gateway in "g" {
         pub id: Uuid,
@@ -20,7 +26,7 @@ crate::db::record! {
         pub name: String,
         pub url: String,
         pub workspace_root: String,
-        pub token: Option<String> = "NULL::text",
+        pub token: Option<String> = "CASE WHEN g.token IS NULL THEN NULL ELSE '********' END",
         pub has_token: bool = "(g.token IS NOT NULL)",
         pub status: String,
         pub last_heartbeat_at: Option<DateTime<Utc>>,
@@ -39,6 +45,10 @@ crate::db::record! {
         pub pairing_command: Option<String> = "('openclaw devices approve ' || g.pairing_request_id)",
         pub gateway_version: Option<String>,
         pub gateway_protocol: Option<i32>,
+        /// Requests recorded for the gateway and not answered yet: agent creates, updates
+        /// and deletes wait here while it is unreachable (the reference answers 502
+        /// instead). How each one ended is in the activity (`agent.*.direct` / `.failed`).
+        pub pending_requests: i64 = "(SELECT count(*) FROM gateway_commands c WHERE c.gateway_id = g.id AND c.status IN ('pending', 'sent'))",
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
     }

@@ -195,3 +195,23 @@ pub async fn release_memberships(client: &impl GenericClient, user_id: Uuid) -> 
     }
     Ok(())
 }
+
+/// The organization an operator names on the command line: its id, or its exact name
+/// when exactly one organization has it (names are unique per user, not globally).
+pub async fn named(client: &impl GenericClient, key: &str) -> Result<Uuid, String> {
+    let by_id = key.parse::<Uuid>().ok();
+    let rows = client
+        .query(
+            "SELECT id FROM organizations WHERE id = $1 OR ($1 IS NULL AND name = $2) LIMIT 2",
+            &[&by_id, &key],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    match rows.as_slice() {
+        [one] => get(one, "id").map_err(|e| e.to_string()),
+        [] => Err(format!("no organization {key:?}")),
+        _ => Err(format!(
+            "more than one organization is named {key:?}; give its id"
+        )),
+    }
+}

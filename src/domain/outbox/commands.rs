@@ -27,6 +27,7 @@ crate::db::record! {
     #[derive(Debug, Clone, Serialize, ToSchema)]
     pub struct Command in "c" {
         pub id: Uuid,
+        pub organization_id: Uuid,
         pub gateway_id: Uuid,
         pub agent_id: Option<Uuid>,
         pub board_id: Option<Uuid>,

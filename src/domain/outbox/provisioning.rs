@@ -80,13 +80,35 @@ pub async fn provision(
     request(client, organization_id, agent, method, params).await
 }
 
-/// `agents.delete`, recorded before the agent's row goes (the request outlives it).
+/// `agents.delete`, recorded before the agent's row goes (the request outlives it, and
+/// carries the name for the activity of its answer), with `agent.delete.requested` in the
+/// activity of `board_id`.
 pub async fn remove(
     client: &impl GenericClient,
     organization_id: Uuid,
     agent: &Agent,
+    board_id: Option<Uuid>,
 ) -> DomainResult<Command> {
-    let params = json!({"agent_id": agent.id, "session_key": agent.openclaw_session_id});
+    activity::record(
+        client,
+        NewActivity {
+            organization_id,
+            board_id,
+            event_type: "agent.delete.requested",
+            message: Some(format!(
+                "Delete requested for {}; its gateway removes it when it takes the request.",
+                agent.name
+            )),
+            agent_id: None,
+            task_id: None,
+        },
+    )
+    .await?;
+    let params = json!({
+        "agent_id": agent.id,
+        "session_key": agent.openclaw_session_id,
+        "agent_name": agent.name,
+    });
     request(client, organization_id, agent, DELETE, params).await
 }
 
