@@ -152,19 +152,32 @@ async fn packs_are_seeded_normalized_updated_and_counted() {
     // The local admin's first call makes its personal organization with the default packs.
     let packs = server.admin_get("/api/v1/skills/packs").await;
     assert_eq!(packs.status, 200, "{}", packs.text);
-    let mut urls: Vec<_> = packs
+    // The reference's seeds: names, descriptions and order.
+    let seeded: Vec<(&str, &str, &str)> = packs
         .json
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["source_url"].as_str().unwrap().to_string())
+        .map(|p| {
+            let text = |k: &str| p[k].as_str().unwrap_or_default();
+            (text("source_url"), text("name"), text("description"))
+        })
         .collect();
-    urls.sort();
     assert_eq!(
-        urls,
+        seeded,
         [
-            "https://github.com/BrianRWagner/ai-marketing-skills",
-            "https://github.com/sickn33/antigravity-awesome-skills",
+            (
+                "https://github.com/sickn33/antigravity-awesome-skills",
+                "antigravity-awesome-skills",
+                "The Ultimate Collection of 800+ Agentic Skills for Claude Code/Antigravity/Cursor. \
+                 Battle-tested, high-performance skills for AI agents including official skills \
+                 from Anthropic and Vercel."
+            ),
+            (
+                "https://github.com/BrianRWagner/ai-marketing-skills",
+                "ai-marketing-skills",
+                "Marketing frameworks that AI actually executes. Use for Claude Code, OpenClaw, etc."
+            ),
         ]
     );
 

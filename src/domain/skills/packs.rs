@@ -16,10 +16,21 @@ use crate::domain::support::access;
 use crate::domain::support::validation::Invalid;
 use crate::domain::{DomainError, DomainResult};
 
-/// The packs a new personal organization starts with (their skills are not synced).
-pub const DEFAULT_PACKS: [&str; 2] = [
-    "https://github.com/sickn33/antigravity-awesome-skills",
-    "https://github.com/BrianRWagner/ai-marketing-skills",
+/// The packs a new personal organization starts with, as the reference seeds them (URL,
+/// name, description), listed in this order; their skills are not synced.
+pub const DEFAULT_PACKS: [(&str, &str, &str); 2] = [
+    (
+        "https://github.com/sickn33/antigravity-awesome-skills",
+        "antigravity-awesome-skills",
+        "The Ultimate Collection of 800+ Agentic Skills for Claude Code/Antigravity/Cursor. \
+         Battle-tested, high-performance skills for AI agents including official skills from \
+         Anthropic and Vercel.",
+    ),
+    (
+        "https://github.com/BrianRWagner/ai-marketing-skills",
+        "ai-marketing-skills",
+        "Marketing frameworks that AI actually executes. Use for Claude Code, OpenClaw, etc.",
+    ),
 ];
 
 crate::db::record! {
@@ -228,15 +239,15 @@ pub async fn seed_default_packs(
     client: &impl GenericClient,
     organization_id: Uuid,
 ) -> DomainResult<()> {
-    for url in DEFAULT_PACKS {
-        let name = url::Url::parse(url)
-            .map(|u| infer_skill_name(&u))
-            .unwrap_or_default();
+    // Lists are newest first: each later pack is made a microsecond older, so the list
+    // shows them in the order above (the reference's, where they tie on the timestamp).
+    for (i, (url, name, description)) in DEFAULT_PACKS.into_iter().enumerate() {
         client
             .execute(
-                "INSERT INTO skill_packs (id, organization_id, name, source_url) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO skill_packs (id, organization_id, name, description, source_url, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, now() - make_interval(secs => $6::int * 0.000001), now()) \
                  ON CONFLICT (organization_id, source_url) DO NOTHING",
-                &[&Uuid::new_v4(), &organization_id, &name, &url],
+                &[&Uuid::new_v4(), &organization_id, &name, &description, &url, &(i as i32)],
             )
             .await?;
     }
