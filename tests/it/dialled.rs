@@ -145,18 +145,25 @@ pub async fn chat(ws: &mut WsClient, agent: &Value, id: &str, text: &str) -> (Va
     }
 }
 
-/// `chat` that must end in a reply quoting `text`. OpenClaw (2026.9.6) may fail the first
-/// run after an agent's config changed with "model runtime plugin generation was
-/// superseded" before any model call; the server reports that failure as it should, and
-/// the test then sends again as a user would (with a new id).
+/// `chat` that must end in a reply quoting `text`. OpenClaw (2026.9.6) may fail a run
+/// before any model call when its config changed meanwhile (another test's agent was
+/// provisioned on the shared gateway): "model runtime plugin generation was superseded …;
+/// retry the request". The server reports that failure as it should (an `error` frame and
+/// a reply saying why); the test then sends again, as a user would, with a new id.
 pub async fn chat_reply(ws: &mut WsClient, agent: &Value, id: &str, text: &str) -> Duration {
+    let superseded = |frame: &Value| {
+        let payload = &frame["payload"];
+        let why = payload["error"].as_str().or(payload["message"].as_str());
+        why.is_some_and(|why| why.contains("was superseded"))
+    };
     let (mut reply, mut took) = chat(ws, agent, id, text).await;
-    for attempt in 1..=3 {
-        let message = reply["payload"]["message"].as_str().unwrap_or_default();
-        if reply["type"] != "error" || !message.contains("was superseded") {
+    for _ in 0..3 {
+        if !superseded(&reply) {
             break;
         }
-        (reply, took) = chat(ws, agent, &format!("{id}-again-{attempt}"), text).await;
+        // The failure's other frame (reply or error) comes too: let it pass first.
+        while let WsEvent::Json(_) = ws.next(Duration::from_secs(1)).await {}
+        (reply, took) = chat(ws, agent, &uuid::Uuid::new_v4().to_string(), text).await;
     }
     assert_eq!(reply["type"], "chat_reply", "{reply}");
     let content = reply["payload"]["content"].as_str().unwrap_or_default();
