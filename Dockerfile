@@ -25,10 +25,12 @@ RUN mkdir src \
  && cargo build --release --locked --bin mission-control \
  && rm -rf src build.rs
 
-# schema/ is embedded into the binary at compile time (see build.rs).
+# schema/ (see build.rs) and contract/ (the reference's request schemas, for
+# validation) are embedded into the binary at compile time.
 COPY build.rs ./
 COPY src ./src
 COPY schema ./schema
+COPY contract ./contract
 
 # COPY keeps the build context's mtimes, which are older than the stubs'
 # artifacts, so Cargo would call our own crate fresh and ship the stub binary.

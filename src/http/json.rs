@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::http::validate;
 use crate::state::AppState;
 
 /// A JSON body of type `T`.
@@ -46,6 +47,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .get(actix_web::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
+        let (method, path) = (req.method().clone(), req.path().to_string());
         let mut payload = payload.take();
         Box::pin(async move {
             if let Some(ct) = content_type {
@@ -74,7 +76,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse(&body).map(Json)
+            parse_checked(validate::operation(&method, &path), &body).map(Json)
         })
     }
 }
@@ -89,19 +91,41 @@ fn too_large(limit: usize) -> ApiError {
 /// Deserializes `body`, turning serde's error into the reference's 422 shape. A NUL
 /// character anywhere (which PostgreSQL cannot store) is a 422 naming the field.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let nul = std::str::from_utf8(body)
-        .ok()
+    parse_checked(None, body)
+}
+
+/// [`parse`], after checking the body against the reference's schema for `operation`
+/// (every error at once, in pydantic's words; see [`validate`]).
+fn parse_checked<T: DeserializeOwned>(
+    operation: Option<&validate::Operation>,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body).ok();
+    if let Some(path) = text
         .filter(|text| crate::protocol::nul::may_hold(text))
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        .and_then(|value| crate::protocol::nul::path(&value));
-    if let Some(path) = nul {
+        .and_then(|value| crate::protocol::nul::path(&value))
+    {
         return Err(nul_refused(
             std::iter::once(json!("body")).chain(path).collect(),
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(de).map_err(|err| {
-        let inner = err.inner();
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let mut value = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => value,
+        Err(_) if blank && operation.is_some() => {
+            let errors = operation.map(|op| op.check_body(None)).unwrap_or_default();
+            return Err(ApiError::Validation(Value::Array(errors)));
+        }
+        Err(err) => return Err(json_invalid(&err)),
+    };
+    if let Some(op) = operation {
+        let errors = op.check_body(Some(&mut value));
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(Value::Array(errors)));
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let mut loc = vec![json!("body")];
         for segment in err.path().iter() {
             match segment {
@@ -111,31 +135,25 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 serde_path_to_error::Segment::Unknown => {}
             }
         }
-        let message = inner.to_string();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                if let Some(field) = missing_field(&message) {
-                    loc.push(json!(field));
-                    ApiError::validation("missing", loc, "Field required", Value::Null)
-                } else {
-                    ApiError::validation("value_error", loc, strip_position(&message), Value::Null)
-                }
-            }
-            _ => {
-                // Like pydantic: a syntax error is located by position, not by field.
-                loc.truncate(1);
-                loc.push(json!(inner.column()));
-                ApiError::Validation(json!([{
-                    "type": "json_invalid",
-                    "loc": loc,
-                    "msg": "JSON decode error",
-                    "input": {},
-                    "ctx": { "error": strip_position(&message) },
-                }]))
-            }
+        let message = err.inner().to_string();
+        if let Some(field) = missing_field(&message) {
+            loc.push(json!(field));
+            ApiError::validation("missing", loc, "Field required", Value::Null)
+        } else {
+            ApiError::validation("value_error", loc, strip_position(&message), Value::Null)
         }
-    })?;
-    Ok(value)
+    })
+}
+
+/// Like pydantic: a syntax error is located by position, not by field.
+fn json_invalid(err: &serde_json::Error) -> ApiError {
+    ApiError::Validation(json!([{
+        "type": "json_invalid",
+        "loc": ["body", err.column()],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": { "error": strip_position(&err.to_string()) },
+    }]))
 }
 
 /// 422 for text holding a NUL character at `loc`.
@@ -176,6 +194,29 @@ pub async fn refuse_nul_in_url(
     }
 }
 
+/// Middleware: the path and query parameters of an operation the reference has are
+/// checked against its schema, and a request with any wrong is answered 422 listing them
+/// all (see [`validate`]), before a handler's extractors would stop at the first.
+pub async fn check_parameters(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let errors = validate::operation(req.method(), req.path())
+        .filter(|_| req.match_pattern().is_some())
+        .map(|op| op.check_parameters(req.path(), req.query_string()))
+        .unwrap_or_default();
+    if errors.is_empty() {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let err = ApiError::Validation(Value::Array(errors));
+    Ok(req
+        .into_response(actix_web::ResponseError::error_response(&err))
+        .map_into_right_body())
+}
+
 fn missing_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
     rest.split('`').next()
@@ -188,14 +229,51 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// 422 for a path or query parameter that does not parse (e.g. a malformed UUID).
-pub fn parameter_error(kind: &'static str, err: impl std::fmt::Display) -> actix_web::Error {
+/// 422 for a path parameter that does not parse: in pydantic's words for a UUID (the
+/// usual case), naming the segment, else naming the path.
+pub fn path_error(err: impl std::fmt::Display, req: &HttpRequest) -> actix_web::Error {
+    let bad_uuids: Vec<Value> = req
+        .match_info()
+        .iter()
+        .filter(|(_, raw)| uuid::Uuid::parse_str(raw).is_err())
+        .filter_map(|(name, raw)| {
+            let err = uuid::Uuid::parse_str(raw).err()?.to_string();
+            Some(json!({
+                "type": "uuid_parsing",
+                "loc": ["path", name],
+                "msg": format!("Input should be a valid UUID, {err}"),
+                "input": raw,
+                "ctx": { "error": err },
+            }))
+        })
+        .collect();
+    if err.to_string().contains("UUID") && !bad_uuids.is_empty() {
+        return ApiError::Validation(Value::Array(bad_uuids)).into();
+    }
     ApiError::validation(
-        kind,
-        vec![json!(kind.trim_end_matches("_invalid"))],
+        "value_error",
+        vec![json!("path")],
         err.to_string(),
         Value::Null,
     )
+    .into()
+}
+
+/// 422 for a query that does not deserialize, naming the parameter where serde does.
+pub fn query_error(err: impl std::fmt::Display) -> actix_web::Error {
+    let message = err.to_string();
+    let message = message
+        .strip_prefix("Query deserialize error: ")
+        .unwrap_or(&message);
+    match missing_field(message) {
+        Some(field) => ApiError::validation(
+            "missing",
+            vec![json!("query"), json!(field)],
+            "Field required",
+            Value::Null,
+        ),
+        None => ApiError::validation("value_error", vec![json!("query")], message, Value::Null),
+    }
     .into()
 }
 

@@ -22,6 +22,7 @@ mod h5_users;
 mod health;
 pub mod json;
 pub(crate) mod memory;
+mod methods;
 mod metrics;
 mod onboarding;
 mod organizations;
@@ -33,6 +34,7 @@ mod suggestions;
 mod tags;
 mod tasks;
 mod users;
+mod validate;
 mod webhooks;
 
 use actix_cors::Cors;
@@ -47,7 +49,6 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -103,14 +104,8 @@ pub fn app(
         .openapi(ApiDoc::openapi())
         .app_data(state)
         .app_data(web::PayloadConfig::new(settings.http_body_limit))
-        .app_data(
-            web::PathConfig::default()
-                .error_handler(|e, _| json::parameter_error("path_invalid", e)),
-        )
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|e, _| json::parameter_error("query_invalid", e)),
-        )
+        .app_data(web::PathConfig::default().error_handler(json::path_error))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| json::query_error(e)))
         .service(health::health)
         .service(health::healthz)
         .service(health::readyz)
@@ -144,7 +139,9 @@ pub fn app(
         .configure(souls::routes)
         .split_for_parts();
 
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
+    let allowed = Data::new(methods::Allowed::of(&openapi));
+    app.app_data(allowed)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
         .route(
             "/docs",
             web::get().to(|| async {
@@ -153,9 +150,8 @@ pub fn app(
                     .finish()
             }),
         )
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::not_found())
-        }))
+        .default_service(web::to(methods::unrouted))
+        .wrap(from_fn(json::check_parameters))
         .wrap(from_fn(json::refuse_nul_in_url))
         .wrap(Condition::new(
             !settings.cors_origins.is_empty(),

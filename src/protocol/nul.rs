@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(in_frame(r#"{"content":"a\\u0000"}"#), None);
         assert_eq!(
             replaced(frame),
-            r#"{"id":"local-1","payload":{"content":"a\u{FFFD}b"},"type":"chat"}"#
+            r#"{"type":"chat","id":"local-1","payload":{"content":"a\u{FFFD}b"}}"#
                 .replace("\\u{FFFD}", "\u{FFFD}")
         );
     }

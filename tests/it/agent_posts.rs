@@ -346,19 +346,19 @@ async fn bad_post_bodies_answer_422_naming_the_field() {
         (
             EVENTS,
             json!({"event_type": 5}),
-            "value_error",
+            "string_type",
             "event_type",
         ),
         (
             EVENTS,
             json!({"event_type": "e", "payload": []}),
-            "value_error",
+            "dict_type",
             "payload",
         ),
         (
             SUGGESTIONS,
             json!({"suggestion_type": "s", "title": "t", "confidence": "high"}),
-            "value_error",
+            "float_parsing",
             "confidence",
         ),
         (
@@ -400,13 +400,13 @@ async fn bad_post_bodies_answer_422_naming_the_field() {
         (
             KNOWLEDGE,
             json!({"title": "t", "content": "c", "tags": "a,b"}),
-            "value_error",
+            "list_type",
             "tags",
         ),
         (
             KNOWLEDGE,
             json!({"title": "t", "content": "c", "board_id": "nope"}),
-            "value_error",
+            "uuid_parsing",
             "board_id",
         ),
     ];

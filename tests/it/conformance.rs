@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{Server, ADMIN_TOKEN};
 
-pub const SPEC: &str = include_str!("../contract/reference-openapi.json");
+pub const SPEC: &str = include_str!("../../contract/reference-openapi.json");
 
 /// Operations of the groups not built yet, as "METHOD path".
 const NOT_YET: &[&str] = &[];

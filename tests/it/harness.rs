@@ -12,7 +12,7 @@ use awc::http::{Method, StatusCode};
 use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789-0123456789-0123456789-0123456789";
-const BIN: &str = env!("CARGO_BIN_EXE_mission-control");
+pub const BIN: &str = env!("CARGO_BIN_EXE_mission-control");
 pub const GATEWAY_SIM: &str = env!("CARGO_BIN_EXE_gateway-sim");
 
 pub fn pg_admin_url() -> String {
@@ -365,9 +365,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // A failing test shows what its server logged as errors.
+        // A failing test shows what its server logged as errors and warnings.
         if std::thread::panicking() {
-            for line in self.log().lines().filter(|l| l.contains("ERROR")) {
+            let worth_showing = |l: &&str| l.contains("ERROR") || l.contains("WARN");
+            for line in self.log().lines().filter(worth_showing) {
                 eprintln!("server {}: {line}", self.port);
             }
         }

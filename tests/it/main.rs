@@ -44,3 +44,4 @@ mod tags;
 mod task_notices;
 mod tasks;
 mod webhooks;
+mod wire;

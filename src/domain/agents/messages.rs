@@ -261,10 +261,11 @@ mod tests {
     fn json_reads_as_pythons_dumps() {
         let tags = json!(["gateway_main", "lead_reply"]);
         assert_eq!(py_json(&tags, None), r#"["gateway_main", "lead_reply"]"#);
+        // Keys keep the payload's order, as Python's dicts do.
         let payload = json!({"b": [1, {"c": "é😀"}], "a": {}, "d": []});
         assert_eq!(
             py_json(&payload, Some(2)),
-            "{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"c\": \"\\u00e9\\ud83d\\ude00\"\n    }\n  ],\n  \"d\": []\n}"
+            "{\n  \"b\": [\n    1,\n    {\n      \"c\": \"\\u00e9\\ud83d\\ude00\"\n    }\n  ],\n  \"a\": {},\n  \"d\": []\n}"
         );
         assert_eq!(py_json(&json!("tab\there"), None), r#""tab\there""#);
     }

@@ -171,7 +171,7 @@ where
     for _ in 0..2 {
         match insert().await? {
             Inserted::Refused => return Ok(None),
-            Inserted::Stored(message) => return Ok(Some((message, false))),
+            Inserted::Stored(message) => return Ok(Some((*message, false))),
             Inserted::KeyTaken => {}
         }
         let Some(resend) = resend else { break };
@@ -186,7 +186,7 @@ where
 
 /// What one insert of a user message did.
 enum Inserted {
-    Stored(ChatMessage),
+    Stored(Box<ChatMessage>),
     /// A message with the same resend key is stored.
     KeyTaken,
     /// The check in the statement failed (the fast path's assignment).
@@ -529,7 +529,7 @@ async fn insert_checked(
         return Ok(Inserted::Refused);
     }
     if get(&row, "stored")? {
-        return Ok(Inserted::Stored(ChatMessage::from_row(&row)?));
+        return Ok(Inserted::Stored(Box::new(ChatMessage::from_row(&row)?)));
     }
     Ok(Inserted::KeyTaken)
 }
