@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod boards;
+pub mod calendar;
 mod error;
 pub mod gateways;
 pub mod h5;

@@ -11,6 +11,7 @@ mod auth;
 mod board_groups;
 mod board_sync;
 mod boards;
+mod calendar;
 pub mod context;
 mod custom_fields;
 mod gateway_registry;
@@ -137,6 +138,7 @@ pub fn app(
         .configure(onboarding::routes)
         .configure(skills::routes)
         .configure(souls::routes)
+        .configure(calendar::routes)
         .split_for_parts();
 
     let allowed = Data::new(methods::Allowed::of(&openapi));

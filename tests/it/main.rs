@@ -12,6 +12,7 @@ mod board_group_heartbeat;
 mod board_sync;
 mod boards;
 mod bridge;
+mod calendar;
 mod chaos;
 mod conformance;
 mod conformance_agents;

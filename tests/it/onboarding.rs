@@ -207,12 +207,13 @@ async fn the_gateway_main_agent_asks_questions_and_completes_the_draft() {
         .status,
         422
     );
+    let question = json!({"question": "Who?", "options": [{"id": "1", "label": "Me"}]});
     let admin = server
         .call(
             Method::POST,
             &format!("{base}/agent"),
             Some(crate::harness::ADMIN_TOKEN),
-            Some("{}"),
+            Some(&question.to_string()),
         )
         .await;
     assert_eq!(admin.status, 401, "users do not speak for the agent");

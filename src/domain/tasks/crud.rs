@@ -527,6 +527,10 @@ pub async fn update(
             .await?;
     }
     let row = save(client, &current, &plain, &decision, now).await?;
+    if row.status != current.status {
+        crate::domain::calendar::schedules::follow_task(client, task_id, row.status.as_str())
+            .await?;
+    }
     let was_done = current.status == TaskStatus::Done;
     let flipped = was_done != (row.status == TaskStatus::Done);
     // Dependents are locked before the activity below locks the board row: every path
