@@ -14,5 +14,6 @@ pub mod proactivity;
 pub mod skills;
 pub mod support;
 pub mod tasks;
+pub mod teams;
 
 pub use error::{DomainError, DomainResult};

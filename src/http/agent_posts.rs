@@ -31,6 +31,7 @@ pub async fn agent_publish_event(
 ) -> ApiResult<HttpResponse> {
     let event = in_transaction!(state, |tx| agent_events::create(&tx, &me, input));
     system_events::publish(&state.bridge, &event);
+    state.agent_event_recorded(event.organization_id);
     Ok(HttpResponse::Created().json(event))
 }
 

@@ -34,6 +34,7 @@ mod sse;
 mod suggestions;
 mod tags;
 mod tasks;
+mod teams;
 mod users;
 mod validate;
 mod webhooks;
@@ -139,6 +140,7 @@ pub fn app(
         .configure(skills::routes)
         .configure(souls::routes)
         .configure(calendar::routes)
+        .configure(teams::routes)
         .split_for_parts();
 
     let allowed = Data::new(methods::Allowed::of(&openapi));

@@ -30,6 +30,9 @@ pub enum Channel {
     OrgFeed(Uuid),
     /// `feed:agents:{organization_id}`: wakes the organization's agents streams.
     AgentsFeed(Uuid),
+    /// `feed:command-center:{organization_id}`: wakes the organization's command-center
+    /// streams (a new agent event).
+    CommandCenterFeed(Uuid),
     /// `mc:events:{organization_id}`: the reference's `SystemEvent`s.
     OrgEvents(Uuid),
     /// `mc:events:{organization_id}:{board_id}`: the system events of one board.
@@ -53,6 +56,7 @@ impl fmt::Display for Channel {
             Channel::GroupFeed(id) => write!(f, "feed:group:{id}"),
             Channel::OrgFeed(id) => write!(f, "feed:org:{id}"),
             Channel::AgentsFeed(id) => write!(f, "feed:agents:{id}"),
+            Channel::CommandCenterFeed(id) => write!(f, "feed:command-center:{id}"),
             Channel::OrgEvents(id) => write!(f, "mc:events:{id}"),
             Channel::BoardEvents {
                 organization_id,
@@ -77,6 +81,7 @@ impl Channel {
             "feed:group:",
             "feed:org:",
             "feed:agents:",
+            "feed:command-center:",
             "mc:events:",
             "mc:probe:",
         ]
@@ -92,6 +97,7 @@ impl Channel {
             "feed:group:" => Channel::GroupFeed(id(rest)?),
             "feed:org:" => Channel::OrgFeed(id(rest)?),
             "feed:agents:" => Channel::AgentsFeed(id(rest)?),
+            "feed:command-center:" => Channel::CommandCenterFeed(id(rest)?),
             "mc:events:" => match rest.split_once(':') {
                 Some((organization, board)) => Channel::BoardEvents {
                     organization_id: id(organization)?,
@@ -127,6 +133,7 @@ mod tests {
             Channel::GroupFeed(a),
             Channel::OrgFeed(a),
             Channel::AgentsFeed(a),
+            Channel::CommandCenterFeed(a),
             Channel::OrgEvents(a),
             Channel::BoardEvents {
                 organization_id: a,

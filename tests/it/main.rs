@@ -44,5 +44,6 @@ mod suggestions;
 mod tags;
 mod task_notices;
 mod tasks;
+mod teams;
 mod webhooks;
 mod wire;

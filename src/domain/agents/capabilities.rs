@@ -149,3 +149,73 @@ pub async fn remove(
     }
     Ok(())
 }
+
+/// How a proficiency ranks (unknown words rank with `standard`).
+fn proficiency_rank(proficiency: &str) -> i64 {
+    match proficiency {
+        "expert" => 3,
+        "novice" => 1,
+        _ => 2,
+    }
+}
+
+/// `GET /agent-capabilities/search`: the organization's agents having any of
+/// `capabilities` (exact names), best first: more matched capabilities; then higher
+/// proficiency over the matched ones (expert 3, standard 2, novice 1, summed); then the
+/// available before the rest (seen in the last ten minutes, then fewer tasks in progress);
+/// then by name. Agents not seen for ten minutes (or never) stay in the list, after every
+/// available agent with as many matches and as much proficiency. One query.
+pub async fn search(
+    client: &impl GenericClient,
+    principal: &Principal,
+    capabilities: &[String],
+) -> DomainResult<Value> {
+    crate::domain::support::access::require_org_admin(&principal.member)?;
+    let rows = client
+        .query(
+            "SELECT a.id, a.name, \
+                    array_agg(c.capability ORDER BY c.capability) AS matched, \
+                    array_agg(c.proficiency ORDER BY c.capability) AS proficiencies, \
+                    COALESCE(a.last_seen_at > now() - make_interval(mins => $3), false) AS available, \
+                    (SELECT count(*) FROM tasks t WHERE t.assigned_agent_id = a.id AND t.status = 'in_progress') AS busy \
+             FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id \
+             WHERE c.organization_id = $1 AND a.organization_id = $1 AND c.capability = ANY($2) \
+             GROUP BY a.id, a.name, a.last_seen_at",
+            &[
+                &principal.organization.id,
+                &capabilities,
+                &(crate::domain::model::agent::OFFLINE_AFTER_MINUTES as i32),
+            ],
+        )
+        .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let matched: Vec<String> = crate::db::record::get(row, "matched")?;
+        let proficiencies: Vec<String> = crate::db::record::get(row, "proficiencies")?;
+        let skill: i64 = proficiencies.iter().map(|p| proficiency_rank(p)).sum();
+        let available: bool = crate::db::record::get(row, "available")?;
+        let busy: i64 = crate::db::record::get(row, "busy")?;
+        let id: Uuid = crate::db::record::get(row, "id")?;
+        let name: String = crate::db::record::get(row, "name")?;
+        let scores: Map<String, Value> = matched
+            .iter()
+            .cloned()
+            .zip(proficiencies.into_iter().map(Value::String))
+            .collect();
+        found.push((
+            (
+                std::cmp::Reverse(matched.len()),
+                std::cmp::Reverse(skill),
+                !available,
+                busy,
+                name.clone(),
+            ),
+            json!({
+                "agent_id": id, "agent_name": name, "matched_capabilities": matched,
+                "proficiency_scores": scores, "available": available, "tasks_in_progress": busy,
+            }),
+        ));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(json!({ "agents": found.into_iter().map(|(_, agent)| agent).collect::<Vec<_>>() }))
+}

@@ -66,7 +66,8 @@ pub struct AgentEventCreate {
 }
 
 /// Records an event of the agent's organization. Unnamed, the board is the agent's own
-/// and the agent is the caller, as in the reference.
+/// and the agent is the caller, as in the reference. It takes the organization's next
+/// `seq` under the organization row's lock (commit order: the command center's cursor).
 pub async fn create(
     client: &impl GenericClient,
     agent: &AgentPrincipal,
@@ -88,8 +89,10 @@ pub async fn create(
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO agent_events AS e (id, organization_id, board_id, agent_id, task_id, event_type, payload) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {}",
+                "WITH n AS (UPDATE organizations SET agent_event_seq = agent_event_seq + 1 \
+                            WHERE id = $2 RETURNING agent_event_seq) \
+                 INSERT INTO agent_events AS e (id, organization_id, board_id, agent_id, task_id, event_type, payload, seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT agent_event_seq FROM n)) RETURNING {}",
                 AgentEvent::COLUMNS
             ),
             &[
