@@ -89,6 +89,12 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         device: Default::default(),
         presence,
         sockets: Default::default(),
+        clerk: match &settings.auth {
+            crate::config::AuthMode::Clerk(clerk) => Some(std::sync::Arc::new(
+                crate::domain::orgs::clerk::Verifier::new(clerk.clone()),
+            )),
+            crate::config::AuthMode::Local { .. } => None,
+        },
     });
     let owners = {
         let (link, device) = (state.link_deps(), state.device.clone());

@@ -43,6 +43,8 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Open WebSockets of this instance (see `actors::socket::ConnectionSlot`).
     pub sockets: std::sync::Arc<crate::actors::socket::Sockets>,
+    /// AUTH_MODE=clerk: the verifier of Clerk session tokens and its cached keys.
+    pub clerk: Option<Arc<crate::domain::orgs::clerk::Verifier>>,
 }
 
 impl AppState {

@@ -41,6 +41,8 @@ use crate::protocol::codes::{BoardErrorCode, Close};
 pub struct BoardDeps {
     pub settings: Arc<Settings>,
     pub db: PgPool,
+    /// AUTH_MODE=clerk: checks the socket's Clerk token.
+    pub clerk: Option<Arc<crate::domain::orgs::clerk::Verifier>>,
     pub board_events: BoardEvents,
     pub board_rooms: Addr<BoardRooms>,
     pub suggestions: Addr<SuggestionHubs>,
@@ -101,28 +103,33 @@ impl BoardSession {
     }
 
     fn authenticate(&mut self, ctx: &mut socket::Ctx<Self>) {
-        let valid = self
-            .token
-            .as_deref()
-            .is_some_and(|t| self.deps.settings.auth.accepts(t));
-        if !valid {
+        let Some(token) = self.token.clone() else {
             return Self::refuse(ctx, Close::AuthFailed, "unauthorized");
-        }
+        };
         let Some(board_id) = self.board_id else {
             return Self::refuse(ctx, Close::BoardNotFound, "board not found");
         };
-        let db = self.deps.db.clone();
+        let (db, settings, clerk) = (
+            self.deps.db.clone(),
+            self.deps.settings.clone(),
+            self.deps.clerk.clone(),
+        );
         let check = async move {
-            let principal = accounts::local_principal(&db).await?;
+            let principal =
+                accounts::admin_principal(&db, &settings.auth, clerk.as_deref(), &token).await?;
+            let Some(principal) = principal else {
+                return Ok(None);
+            };
             let conn = db.get().await?;
             access::board_for_user(&*conn, &principal, board_id, Access::Read).await?;
-            Ok::<_, DomainError>(principal)
+            Ok::<_, DomainError>(Some(principal))
         };
         ctx.wait(
             check
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
-                    Ok(principal) => {
+                    Ok(None) => Self::refuse(ctx, Close::AuthFailed, "unauthorized"),
+                    Ok(Some(principal)) => {
                         let (frames, suggestions) = mpsc::channel(LISTENER_QUEUE);
                         act.deps.suggestions.do_send(suggestions::Listen {
                             organization_id: principal.organization.id,

@@ -1,6 +1,7 @@
-//! Admin authentication, AUTH_MODE=local: `Authorization: Bearer <LOCAL_AUTH_TOKEN>`,
-//! compared in constant time. The first authenticated call provisions the local user and
-//! its "Personal" organization.
+//! Admin authentication: `Authorization: Bearer <token>`, the local admin token
+//! (AUTH_MODE=local, compared in constant time) or a Clerk session token (AUTH_MODE=clerk,
+//! `domain::orgs::clerk`). The first authenticated call of a user provisions it and its
+//! "Personal" organization (`domain::orgs::accounts`).
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
@@ -33,12 +34,16 @@ impl FromRequest for Admin {
                 Err(ApiError::internal("auth", "application state is missing"))
             });
         };
-        let authorized = bearer_token(req).is_some_and(|given| state.settings.auth.accepts(given));
+        let token = bearer_token(req).map(str::to_string);
         Box::pin(async move {
-            if !authorized {
+            let Some(token) = token else {
                 return Err(ApiError::Unauthorized);
-            }
-            Ok(Admin(accounts::local_principal(&state.db).await?))
+            };
+            let clerk = state.clerk.as_deref();
+            accounts::admin_principal(&state.db, &state.settings.auth, clerk, &token)
+                .await?
+                .map(Admin)
+                .ok_or(ApiError::Unauthorized)
         })
     }
 }

@@ -28,18 +28,35 @@ pub enum LogFormat {
 pub enum AuthMode {
     /// One shared admin bearer token.
     Local { token: String },
+    /// Clerk session tokens (RS256 JWTs), verified against Clerk's keys (`auth::clerk`).
+    Clerk(ClerkSettings),
+}
+
+/// AUTH_MODE=clerk: where Clerk's keys and users are, and how strictly tokens are read.
+#[derive(Clone)]
+pub struct ClerkSettings {
+    pub secret_key: Secret,
+    /// `CLERK_API_URL` without a trailing slash (`/v1/jwks`, `/v1/users/{id}` below it).
+    pub api_url: String,
+    pub verify_iat: bool,
+    pub leeway: Duration,
+    /// `iss` must be this when set.
+    pub issuer: Option<String>,
+    /// `azp`, when the token has one, must be one of these when any are set.
+    pub authorized_parties: Vec<String>,
 }
 
 impl AuthMode {
-    /// Whether `token` is the admin token. Compared in constant time; the length of the
-    /// configured token is not a secret worth hiding (`ct_eq` on slices of different
-    /// lengths answers false without comparing).
+    /// Whether `token` is the local admin token (never, in clerk mode). Compared in
+    /// constant time; the length of the configured token is not a secret worth hiding
+    /// (`ct_eq` on slices of different lengths answers false without comparing).
     pub fn accepts(&self, token: &str) -> bool {
         use subtle::ConstantTimeEq;
         match self {
             AuthMode::Local { token: expected } => {
                 token.trim().as_bytes().ct_eq(expected.as_bytes()).into()
             }
+            AuthMode::Clerk(_) => false,
         }
     }
 }
@@ -48,6 +65,11 @@ impl std::fmt::Debug for AuthMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AuthMode::Local { .. } => f.write_str("Local { token: <redacted> }"),
+            AuthMode::Clerk(c) => write!(
+                f,
+                "Clerk {{ api_url: {:?}, secret_key: <redacted> }}",
+                c.api_url
+            ),
         }
     }
 }
@@ -500,14 +522,49 @@ fn load_auth(vars: &mut Vars) -> Option<AuthMode> {
             Some(AuthMode::Local { token })
         }
         "clerk" => {
-            vars.fail(
-                "AUTH_MODE",
-                "clerk is not supported by this server yet (JWKS verification is not built); use local",
-            );
-            None
+            let secret_key = vars.required(
+                "CLERK_SECRET_KEY",
+                "the secret key of the Clerk instance (sk_live_… or sk_test_…)",
+            )?;
+            let api_url = vars
+                .string("CLERK_API_URL")
+                .trim_end_matches('/')
+                .to_string();
+            match url::Url::parse(&api_url) {
+                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+                _ => {
+                    vars.fail(
+                        "CLERK_API_URL",
+                        format!("expected an http(s) URL, got {api_url:?}"),
+                    );
+                    return None;
+                }
+            }
+            let authorized_parties = vars
+                .optional("CLERK_AUTHORIZED_PARTIES")
+                .map(|v| {
+                    v.split(',')
+                        .map(|p| p.trim().trim_end_matches('/').to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(AuthMode::Clerk(ClerkSettings {
+                secret_key: Secret(secret_key),
+                api_url,
+                verify_iat: vars.flag("CLERK_VERIFY_IAT"),
+                leeway: Duration::from_secs(vars.number("CLERK_LEEWAY", 0, 300)),
+                issuer: vars
+                    .optional("CLERK_ISSUER")
+                    .map(|i| i.trim_end_matches('/').to_string()),
+                authorized_parties,
+            }))
         }
         other => {
-            vars.fail("AUTH_MODE", format!("expected local, got {other:?}"));
+            vars.fail(
+                "AUTH_MODE",
+                format!("expected local or clerk, got {other:?}"),
+            );
             None
         }
     }

@@ -82,14 +82,15 @@ fn short_or_placeholder_local_token_is_refused() {
 }
 
 #[test]
-fn clerk_mode_is_refused_rather_than_accepting_anything() {
+fn clerk_mode_needs_its_secret_key_and_a_usable_api_url() {
     let mut v = minimal();
     v[0] = ("AUTH_MODE", "clerk");
     let errs = errors_for(&v);
-    assert!(
-        errs[0].starts_with("AUTH_MODE:") && errs[0].contains("clerk"),
-        "{errs:?}"
-    );
+    assert!(errs[0].starts_with("CLERK_SECRET_KEY:"), "{errs:?}");
+    v.push(("CLERK_SECRET_KEY", "sk_test_abc"));
+    v.push(("CLERK_API_URL", "ftp://clerk"));
+    let errs = errors_for(&v);
+    assert!(errs[0].starts_with("CLERK_API_URL:"), "{errs:?}");
 }
 
 #[test]

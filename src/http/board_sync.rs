@@ -37,6 +37,7 @@ pub async fn board_socket(
     let deps = BoardDeps {
         settings: state.settings.clone(),
         db: state.db.clone(),
+        clerk: state.clerk.clone(),
         board_events: state.board_events.clone(),
         board_rooms: state.board_rooms.clone(),
         suggestions: state.suggestions.clone(),

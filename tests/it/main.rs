@@ -14,6 +14,7 @@ mod boards;
 mod bridge;
 mod calendar;
 mod chaos;
+mod clerk;
 mod conformance;
 mod conformance_agents;
 mod coordination;

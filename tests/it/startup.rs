@@ -62,11 +62,17 @@ fn malformed_settings_stop_start_up_naming_each() {
 }
 
 #[test]
-fn unsupported_auth_mode_is_refused() {
+fn an_incomplete_clerk_configuration_is_refused_naming_the_variable() {
     let out = run(&["serve"], &[("AUTH_MODE", "clerk"), ("DATABASE_URL", DB)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("AUTH_MODE: clerk is not supported"),
+        stderr(&out).contains("CLERK_SECRET_KEY: is required"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["serve"], &[("AUTH_MODE", "sso"), ("DATABASE_URL", DB)]);
+    assert!(
+        stderr(&out).contains("AUTH_MODE: expected local or clerk"),
         "{}",
         stderr(&out)
     );

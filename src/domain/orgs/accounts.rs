@@ -76,50 +76,114 @@ fn principal_sql() -> String {
     )
 }
 
-/// The local admin principal. After the first call this is one indexed query; the first
-/// call creates the user and a "Personal" organization, serialized by a row lock so that
-/// concurrent first calls provision exactly once.
-pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
-    let mut conn = pool.get().await?;
-    let sql = principal_sql();
-    if let Some(row) =
-        crate::db::typed::query_opt(&*conn, &sql, &[&LocalIdentity::CLERK_USER_ID]).await?
-    {
-        return Ok(principal_from(&row)?);
+/// The admin that `token` authenticates, provisioned on first sight; `None` when it
+/// authenticates nobody (a wrong local token; a Clerk token that does not verify, logged
+/// at debug with why).
+pub async fn admin_principal(
+    pool: &PgPool,
+    auth: &crate::config::AuthMode,
+    clerk: Option<&super::clerk::Verifier>,
+    token: &str,
+) -> DomainResult<Option<Principal>> {
+    use crate::config::AuthMode;
+    match (auth, clerk) {
+        (AuthMode::Local { .. }, _) if auth.accepts(token) => local_principal(pool).await.map(Some),
+        (AuthMode::Clerk(_), Some(clerk)) => {
+            let identity = match clerk.verify(token).await {
+                Ok(identity) => identity,
+                Err(why) => {
+                    tracing::debug!(%why, "Clerk token refused");
+                    return Ok(None);
+                }
+            };
+            if let Some(found) = existing_principal(pool, &identity.clerk_user_id).await? {
+                return Ok(Some(found));
+            }
+            // First sight: what the token does not say, Clerk's API may.
+            let (mut email, mut name) = (identity.email.clone(), identity.name.clone());
+            if email.is_none() || name.is_none() {
+                let (profile_email, profile_name) = clerk.profile(&identity.clerk_user_id).await;
+                email = email.or(profile_email);
+                name = name.or(profile_name);
+            }
+            let account = Account {
+                clerk_user_id: &identity.clerk_user_id,
+                email: email.as_deref(),
+                name: name.as_deref(),
+            };
+            provision(pool, &account).await.map(Some)
+        }
+        _ => Ok(None),
     }
+}
 
+/// The local admin principal (AUTH_MODE=local): see [`provision`].
+pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
+    let local = Account {
+        clerk_user_id: LocalIdentity::CLERK_USER_ID,
+        email: Some(LocalIdentity::EMAIL),
+        name: Some(LocalIdentity::NAME),
+    };
+    if let Some(found) = existing_principal(pool, local.clerk_user_id).await? {
+        return Ok(found);
+    }
+    provision(pool, &local).await
+}
+
+/// Who signs in: the `users.clerk_user_id` key, and what is known of them.
+pub struct Account<'a> {
+    pub clerk_user_id: &'a str,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// The principal of a user seen before: one indexed query.
+pub async fn existing_principal(
+    pool: &PgPool,
+    clerk_user_id: &str,
+) -> DomainResult<Option<Principal>> {
+    let conn = pool.get().await?;
+    let row = crate::db::typed::query_opt(&*conn, &principal_sql(), &[&clerk_user_id]).await?;
+    Ok(row.as_ref().map(principal_from).transpose()?)
+}
+
+/// First sight of a user (as the reference provisions one): the `users` row, then its
+/// active membership if it still exists, else its oldest one, else the oldest invite
+/// pending for its email, else a new "Personal" organization it owns. Serialized by the
+/// user row's lock, so concurrent first calls provision exactly once.
+pub async fn provision(pool: &PgPool, account: &Account<'_>) -> DomainResult<Principal> {
+    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     tx.execute(
         "INSERT INTO users (id, clerk_user_id, email, name) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (clerk_user_id) DO NOTHING",
         &[
             &Uuid::new_v4(),
-            &LocalIdentity::CLERK_USER_ID,
-            &LocalIdentity::EMAIL,
-            &LocalIdentity::NAME,
+            &account.clerk_user_id,
+            &account.email,
+            &account.name,
         ],
     )
     .await?;
     let user = tx
         .query_one(
             "SELECT id, active_organization_id, email FROM users WHERE clerk_user_id = $1 FOR UPDATE",
-            &[&LocalIdentity::CLERK_USER_ID],
+            &[&account.clerk_user_id],
         )
         .await?;
     let user_id: Uuid = get(&user, "id")?;
     let active: Option<Uuid> = get(&user, "active_organization_id")?;
-    let email: String = get::<Option<String>>(&user, "email")?
+    let email: Option<String> = get::<Option<String>>(&user, "email")?
         .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| LocalIdentity::EMAIL.to_string());
+        .or_else(|| account.email.map(str::to_string));
     tx.execute(
         "UPDATE users SET email = COALESCE(NULLIF(email, ''), $2), name = COALESCE(NULLIF(name, ''), $3), updated_at = now() \
-         WHERE id = $1 AND (COALESCE(email, '') = '' OR COALESCE(name, '') = '')",
-        &[&user_id, &LocalIdentity::EMAIL, &LocalIdentity::NAME],
+         WHERE id = $1 AND (COALESCE(email, '') = '' OR COALESCE(name, '') = '') \
+           AND ($2::text IS NOT NULL OR $3::text IS NOT NULL)",
+        &[&user_id, &account.email, &account.name],
     )
     .await?;
 
-    // The active membership if it still exists, else the oldest one, else the oldest
-    // invite pending for the user's email, else a new org.
     let membership = tx
         .query_opt(
             "SELECT organization_id FROM organization_members WHERE user_id = $1 \
@@ -127,28 +191,30 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
             &[&user_id, &active],
         )
         .await?;
-    let organization_id: Uuid = match membership {
-        Some(row) => get(&row, "organization_id")?,
-        None => {
-            match crate::domain::orgs::invites::accept_pending_invite(&tx, user_id, &email).await? {
-                Some(org_id) => org_id,
-                None => {
-                    let org_id = Uuid::new_v4();
-                    tx.execute(
-                        "INSERT INTO organizations (id, name) VALUES ($1, $2)",
-                        &[&org_id, &PERSONAL_ORG_NAME],
-                    )
-                    .await?;
-                    tx.execute(
-                    "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
-                     VALUES ($1, $2, $3, 'owner', true, true)",
-                    &[&Uuid::new_v4(), &org_id, &user_id],
-                )
-                .await?;
-                    crate::domain::skills::packs::seed_default_packs(&tx, org_id).await?;
-                    org_id
-                }
-            }
+    let invited = match (&membership, &email) {
+        (None, Some(email)) => {
+            crate::domain::orgs::invites::accept_pending_invite(&tx, user_id, email).await?
+        }
+        _ => None,
+    };
+    let organization_id: Uuid = match (membership, invited) {
+        (Some(row), _) => get(&row, "organization_id")?,
+        (None, Some(org_id)) => org_id,
+        (None, None) => {
+            let org_id = Uuid::new_v4();
+            tx.execute(
+                "INSERT INTO organizations (id, name) VALUES ($1, $2)",
+                &[&org_id, &PERSONAL_ORG_NAME],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO organization_members (id, organization_id, user_id, role, all_boards_read, all_boards_write) \
+                 VALUES ($1, $2, $3, 'owner', true, true)",
+                &[&Uuid::new_v4(), &org_id, &user_id],
+            )
+            .await?;
+            crate::domain::skills::packs::seed_default_packs(&tx, org_id).await?;
+            org_id
         }
     };
     tx.execute(
@@ -160,7 +226,7 @@ pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
     tx.commit().await?;
 
     let row = conn
-        .query_one(&sql, &[&LocalIdentity::CLERK_USER_ID])
+        .query_one(&principal_sql(), &[&account.clerk_user_id])
         .await?;
     Ok(principal_from(&row)?)
 }

@@ -2,6 +2,7 @@
 //! their members and their invites.
 
 pub mod accounts;
+pub mod clerk;
 pub mod invites;
 pub mod members;
 pub mod organizations;
