@@ -35,7 +35,9 @@ impl FromRequest for Admin {
             });
         };
         let token = bearer_token(req).map(str::to_string);
+        let gate = super::gate::Gate::open(req);
         Box::pin(async move {
+            let _open_until_decided = gate;
             let Some(token) = token else {
                 return Err(ApiError::Unauthorized);
             };

@@ -30,7 +30,9 @@ impl FromRequest for AgentCaller {
             .and_then(|v| v.to_str().ok())
             .or_else(|| bearer_token(req))
             .map(str::to_string);
+        let gate = super::gate::Gate::open(req);
         Box::pin(async move {
+            let _open_until_decided = gate;
             let (Some(state), Some(token)) = (state, token) else {
                 return Err(ApiError::Unauthorized);
             };

@@ -18,7 +18,9 @@ impl actix_web::FromRequest for H5Caller {
             let token = super::admin::bearer_token(req)?;
             jwt::verify(&s.settings.h5.jwt_secret, token)
         });
+        let gate = super::gate::Gate::open(req);
         Box::pin(async move {
+            let _open_until_decided = gate;
             let (Some(state), Some(claims)) = (state, claims) else {
                 return Err(ApiError::Unauthorized);
             };

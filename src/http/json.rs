@@ -48,6 +48,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let (method, path) = (req.method().clone(), req.path().to_string());
+        let request = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
             if let Some(ct) = content_type {
@@ -76,7 +77,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_checked(validate::operation(&method, &path), &body).map(Json)
+            let parsed = parse_checked(validate::operation(&method, &path), &body);
+            if parsed.is_err() {
+                // Who is calling is answered first, as FastAPI does (`auth::gate`).
+                crate::auth::gate::authenticated(&request).await;
+            }
+            parsed.map(Json)
         })
     }
 }

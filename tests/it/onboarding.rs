@@ -207,16 +207,24 @@ async fn the_gateway_main_agent_asks_questions_and_completes_the_draft() {
         .status,
         422
     );
-    let question = json!({"question": "Who?", "options": [{"id": "1", "label": "Me"}]});
-    let admin = server
-        .call(
-            Method::POST,
-            &format!("{base}/agent"),
-            Some(crate::harness::ADMIN_TOKEN),
-            Some(&question.to_string()),
-        )
-        .await;
-    assert_eq!(admin.status, 401, "users do not speak for the agent");
+    // Who is calling comes first, as in FastAPI: an invalid body from a user is a 401 too.
+    for body in [
+        json!({"question": "Who?", "options": [{"id": "1", "label": "Me"}]}),
+        json!({}),
+    ] {
+        let admin = server
+            .call(
+                Method::POST,
+                &format!("{base}/agent"),
+                Some(crate::harness::ADMIN_TOKEN),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(
+            admin.status, 401,
+            "users do not speak for the agent: {body}"
+        );
+    }
 
     let draft = json!({"status": "complete", "board_type": "goal", "objective": "Ship v2", "success_metrics": {"users": 100}});
     let agent_path = format!(

@@ -343,3 +343,39 @@ async fn registration_tokens_are_issued_listed_and_revoked_from_the_command_line
     assert_eq!(code, Some(1));
     assert!(err.contains("no registration token"), "{err}");
 }
+
+/// Who is calling is decided before the body is: FastAPI resolves its auth dependencies
+/// first, so a stranger with a bad body gets 401, a signed-in admin the 422.
+#[actix_web::test]
+async fn authentication_is_answered_before_validation() {
+    let server = Server::start().await;
+    let bad = r#"{"name": 7}"#;
+    let stranger = server
+        .call(
+            Method::POST,
+            "/api/v1/boards",
+            Some("not-the-token"),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(stranger.status, 401, "{}", stranger.text);
+    let nobody = server
+        .call(Method::POST, "/api/v1/boards", None, Some(bad))
+        .await;
+    assert_eq!(nobody.status, 401, "{}", nobody.text);
+    let admin = server
+        .call(Method::POST, "/api/v1/boards", Some(ADMIN_TOKEN), Some(bad))
+        .await;
+    assert_eq!(admin.status, 422, "{}", admin.text);
+    let agent = server
+        .raw(
+            Method::POST,
+            "/api/v1/agent/events",
+            None,
+            Some("{}"),
+            &[("X-Agent-Token", "mca_nobody.nothing")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(agent.status, 401, "{}", agent.text);
+}
