@@ -177,18 +177,25 @@ pub async fn resource_allocation(
     let rows = client
         .query(
             &format!(
-                "SELECT a.id, a.name, \
-                   count(t.id) AS tasks_assigned, \
-                   count(t.id) FILTER (WHERE t.status = 'in_progress') AS tasks_in_progress, \
-                   count(t.id) FILTER (WHERE t.status = 'done' AND t.updated_at >= {TODAY}) AS tasks_done_today, \
-                   (SELECT COALESCE(sum(s.estimated_hours), 0) FROM task_schedules s \
-                     WHERE s.agent_id = a.id AND s.status IN ('planned', 'in_progress')) \
-                   + 4 * count(t.id) FILTER (WHERE t.status = 'in_progress' AND NOT EXISTS ( \
-                       SELECT 1 FROM task_schedules s WHERE s.task_id = t.id \
-                          AND s.status IN ('planned', 'in_progress'))) AS estimated_hours \
-                 FROM agents a LEFT JOIN tasks t ON t.assigned_agent_id = a.id \
-                 WHERE a.organization_id = $1 \
-                 GROUP BY a.id, a.name ORDER BY a.name, a.id"
+                "WITH t AS ( \
+                   SELECT k.assigned_agent_id AS agent_id, count(*) AS assigned, \
+                          count(*) FILTER (WHERE k.status = 'in_progress') AS in_progress, \
+                          count(*) FILTER (WHERE k.status = 'done' AND k.updated_at >= {TODAY}) AS done_today, \
+                          count(*) FILTER (WHERE k.status = 'in_progress' AND NOT EXISTS ( \
+                              SELECT 1 FROM task_schedules s WHERE s.task_id = k.id \
+                                 AND s.status IN ('planned', 'in_progress'))) AS unscheduled \
+                   FROM tasks k WHERE k.organization_id = $1 AND k.assigned_agent_id IS NOT NULL \
+                   GROUP BY k.assigned_agent_id), \
+                 h AS ( \
+                   SELECT s.agent_id, sum(s.estimated_hours) AS hours FROM task_schedules s \
+                   WHERE s.organization_id = $1 AND s.agent_id IS NOT NULL \
+                     AND s.status IN ('planned', 'in_progress') GROUP BY s.agent_id) \
+                 SELECT a.id, a.name, COALESCE(t.assigned, 0) AS tasks_assigned, \
+                        COALESCE(t.in_progress, 0) AS tasks_in_progress, \
+                        COALESCE(t.done_today, 0) AS tasks_done_today, \
+                        COALESCE(h.hours, 0) + 4 * COALESCE(t.unscheduled, 0) AS estimated_hours \
+                 FROM agents a LEFT JOIN t ON t.agent_id = a.id LEFT JOIN h ON h.agent_id = a.id \
+                 WHERE a.organization_id = $1 ORDER BY a.name, a.id"
             ),
             &[&principal.organization.id],
         )
