@@ -18,10 +18,11 @@ use crate::domain::calendar::events::{
 use crate::domain::calendar::schedules::{self, Schedule, ScheduleCreate, ScheduleUpdate};
 use crate::domain::calendar::slots::{self, SlotRequest, SlotSuggestion};
 use crate::domain::calendar::RangeFilter;
-use crate::domain::support::validation::parse_datetime;
+use crate::domain::support::validation::dedupe;
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
+use crate::http::query::Query;
 use crate::http::OkResponse;
 use crate::state::AppState;
 
@@ -35,87 +36,24 @@ pub struct CalendarRange {
     pub schedules: Vec<Schedule>,
 }
 
-/// A request's query, read by name; every problem is collected and answered at once, in
-/// the reference's shape.
-struct Query {
-    pairs: Vec<(String, String)>,
-    errors: Vec<Value>,
-}
-
-impl Query {
-    fn of(req: &HttpRequest) -> Query {
-        Query {
-            pairs: url::form_urlencoded::parse(req.query_string().as_bytes())
-                .into_owned()
-                .collect(),
-            errors: Vec::new(),
-        }
+/// `[from, to)` from the query: `to` after `from`, at most [`MAX_RANGE_DAYS`] apart.
+fn range(q: &mut Query, from: &str, to: &str) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let (start, end) = (q.datetime(from), q.datetime(to));
+    q.finish()?;
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(ApiError::internal("calendar range", "checked above"));
+    };
+    if end <= start || end - start > Duration::days(MAX_RANGE_DAYS) {
+        return Err(ApiError::validation(
+            "value_error",
+            vec![json!("query"), json!(to)],
+            format!(
+                "Value error, {to} must be after {from} and at most {MAX_RANGE_DAYS} days later"
+            ),
+            json!(q.raw(to)),
+        ));
     }
-
-    fn raw(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn datetime(&mut self, name: &str) -> Option<DateTime<Utc>> {
-        let Some(raw) = self.raw(name) else {
-            self.errors.push(json!({"type": "missing", "loc": ["query", name], "msg": "Field required", "input": null}));
-            return None;
-        };
-        let parsed = parse_datetime(raw.trim());
-        if parsed.is_none() {
-            self.errors.push(json!({
-                "type": "datetime_from_date_parsing", "loc": ["query", name],
-                "msg": "Input should be a valid datetime or date", "input": raw,
-            }));
-        }
-        parsed
-    }
-
-    fn uuid(&mut self, name: &str) -> Option<Uuid> {
-        let raw = self.raw(name)?;
-        match Uuid::parse_str(raw) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                self.errors.push(json!({
-                    "type": "uuid_parsing", "loc": ["query", name],
-                    "msg": format!("Input should be a valid UUID, {e}"), "input": raw,
-                }));
-                None
-            }
-        }
-    }
-
-    /// `[from, to)`: `to` after `from`, at most [`MAX_RANGE_DAYS`] apart.
-    fn range(&mut self, from: &str, to: &str) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
-        let (start, end) = (self.datetime(from), self.datetime(to));
-        self.finish()?;
-        let (Some(start), Some(end)) = (start, end) else {
-            return Err(ApiError::internal("calendar range", "checked above"));
-        };
-        if end <= start || end - start > Duration::days(MAX_RANGE_DAYS) {
-            return Err(ApiError::validation(
-                "value_error",
-                vec![json!("query"), json!(to)],
-                format!("Value error, {to} must be after {from} and at most {MAX_RANGE_DAYS} days later"),
-                json!(self.raw(to)),
-            ));
-        }
-        Ok((start, end))
-    }
-
-    fn finish(&mut self) -> ApiResult<()> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(Value::Array(std::mem::take(
-                &mut self.errors,
-            ))))
-        }
-    }
+    Ok((start, end))
 }
 
 async fn range_of(
@@ -155,7 +93,7 @@ pub async fn list_events(
     let mut q = Query::of(&req);
     let board_id = q.uuid("board_id");
     let agent_id = q.uuid("agent_id");
-    let range = q.range("start_date", "end_date")?;
+    let range = range(&mut q, "start_date", "end_date")?;
     let filter = RangeFilter {
         board_id,
         agent_id,
@@ -181,7 +119,7 @@ pub async fn calendar_range(
     state: Data<AppState>,
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<CalendarRange>> {
-    let range = Query::of(&req).range("start", "end")?;
+    let range = range(&mut Query::of(&req), "start", "end")?;
     Ok(web::Json(
         range_of(&state, &principal, range, RangeFilter::default()).await?,
     ))
@@ -264,7 +202,7 @@ pub async fn list_schedules(
         board_id: q.uuid("board_id"),
         ..RangeFilter::default()
     };
-    let (from, to) = q.range("start_date", "end_date")?;
+    let (from, to) = range(&mut q, "start_date", "end_date")?;
     let conn = state.db.get().await.map_err(DomainError::from)?;
     filter.boards = events::readable_boards(&*conn, &principal).await?;
     let org = principal.organization.id;
@@ -343,24 +281,8 @@ pub async fn workload(
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<Value>> {
     let mut q = Query::of(&req);
-    let mut agents = Vec::new();
-    let raw: Vec<String> = q
-        .pairs
-        .iter()
-        .filter(|(k, _)| k == "agent_ids[]" || k == "agent_ids")
-        .map(|(_, v)| v.clone())
-        .collect();
-    for (i, raw) in raw.iter().enumerate() {
-        match Uuid::parse_str(raw) {
-            Ok(id) if !agents.contains(&id) => agents.push(id),
-            Ok(_) => {}
-            Err(e) => q.errors.push(json!({
-                "type": "uuid_parsing", "loc": ["query", "agent_ids[]", i],
-                "msg": format!("Input should be a valid UUID, {e}"), "input": raw,
-            })),
-        }
-    }
-    let (from, to) = q.range("start_date", "end_date")?;
+    let agents = dedupe(&q.uuids(&["agent_ids[]", "agent_ids"]));
+    let (from, to) = range(&mut q, "start_date", "end_date")?;
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
         schedules::workload(&*conn, principal.organization.id, from, to, &agents).await?,

@@ -238,20 +238,11 @@ fn strip_position(message: &str) -> String {
 /// 422 for a path parameter that does not parse: in pydantic's words for a UUID (the
 /// usual case), naming the segment, else naming the path.
 pub fn path_error(err: impl std::fmt::Display, req: &HttpRequest) -> actix_web::Error {
+    let uuid = json!({"type": "string", "format": "uuid"});
     let bad_uuids: Vec<Value> = req
         .match_info()
         .iter()
-        .filter(|(_, raw)| uuid::Uuid::parse_str(raw).is_err())
-        .filter_map(|(name, raw)| {
-            let err = uuid::Uuid::parse_str(raw).err()?.to_string();
-            Some(json!({
-                "type": "uuid_parsing",
-                "loc": ["path", name],
-                "msg": format!("Input should be a valid UUID, {err}"),
-                "input": raw,
-                "ctx": { "error": err },
-            }))
-        })
+        .flat_map(|(name, raw)| validate::check_text(&uuid, raw, vec![json!("path"), json!(name)]))
         .collect();
     if err.to_string().contains("UUID") && !bad_uuids.is_empty() {
         return ApiError::Validation(Value::Array(bad_uuids)).into();

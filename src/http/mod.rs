@@ -28,6 +28,7 @@ mod metrics;
 mod onboarding;
 mod organizations;
 mod pagination;
+mod query;
 mod skills;
 mod souls;
 mod sse;

@@ -3,7 +3,7 @@
 
 use actix_web::web::{self, Data};
 use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -14,8 +14,9 @@ use crate::domain::support::access;
 use crate::domain::teams::command_center::{self, Cursor, Overview};
 use crate::domain::teams::{self, Member, MemberCreate, Team, TeamCreate, TeamUpdate};
 use crate::domain::DomainError;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::json::Json;
+use crate::http::query::Query;
 use crate::http::sse;
 use crate::http::OkResponse;
 use crate::protocol::channels::Channel;
@@ -153,10 +154,12 @@ pub async fn search_capabilities(
     state: Data<AppState>,
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<Value>> {
-    let wanted: Vec<String> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .filter(|(k, _)| k == "capabilities" || k == "capabilities[]")
-        .map(|(_, v)| v.trim().to_string())
+    let wanted: Vec<String> = Query::of(&req)
+        .all(&["capabilities", "capabilities[]"])
+        .into_iter()
+        .map(str::trim)
         .filter(|v| !v.is_empty())
+        .map(str::to_string)
         .collect();
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
@@ -230,54 +233,21 @@ pub async fn live_activity(
     Admin(principal): Admin,
 ) -> ApiResult<web::Json<Value>> {
     access::require_org_admin(&principal.member)?;
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
-    let value = |name: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let invalid = |name: &str, raw: String, msg: &str| {
-        ApiError::validation(
-            "value_error",
-            vec![json!("query"), json!(name)],
-            msg,
-            json!(raw),
-        )
-    };
-    let limit = match value("limit") {
-        None => 50,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=200).contains(&n) => n,
-            _ => {
-                return Err(invalid(
-                    "limit",
-                    raw,
-                    "Input should be a whole number from 1 to 200",
-                ))
-            }
-        },
-    };
-    let cursor = match (value("after"), value("since_id")) {
-        (Some(raw), _) => match raw.parse::<i64>() {
-            Ok(seq) if seq >= 0 => Cursor::After(seq),
-            _ => {
-                return Err(invalid(
-                    "after",
-                    raw,
-                    "Input should be a whole number, 0 or more",
-                ))
-            }
-        },
-        (None, Some(raw)) => match Uuid::parse_str(&raw) {
-            Ok(id) => Cursor::Before(id),
-            Err(_) => return Err(invalid("since_id", raw, "Input should be a valid UUID")),
-        },
+    let mut q = Query::of(&req);
+    let limit = q.int(
+        "limit",
+        1..=200,
+        "Input should be a whole number from 1 to 200",
+    );
+    let after = q.int("after", 0.., "Input should be a whole number, 0 or more");
+    let before = q.uuid("since_id");
+    q.finish()?;
+    let cursor = match (after, before) {
+        (Some(seq), _) => Cursor::After(seq),
+        (None, Some(id)) => Cursor::Before(id),
         (None, None) => Cursor::Newest,
     };
+    let limit = limit.unwrap_or(50);
     let conn = state.db.get().await.map_err(DomainError::from)?;
     Ok(web::Json(
         command_center::live_activity(&*conn, principal.organization.id, cursor, limit).await?,

@@ -235,6 +235,14 @@ pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
         .map(|(_, op)| op)
 }
 
+/// The errors pydantic gives for `raw`, the text of a path or query parameter declared
+/// `schema` (`{"type": "string", "format": "uuid"}`, say), located at `loc`.
+pub fn check_text(schema: &Value, raw: &str, mut loc: Vec<Value>) -> Vec<Value> {
+    let mut checker = Checker::new(Source::Text);
+    checker.check(schema, &mut json!(raw), &mut loc);
+    checker.errors
+}
+
 fn percent_decode(raw: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", raw.replace('+', "%2B")).as_bytes())
         .next()
