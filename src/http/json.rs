@@ -8,7 +8,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::{self, Data};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -47,7 +47,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .get(actix_web::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        let (method, path) = (req.method().clone(), req.path().to_string());
+        let operation = req.extensions().get::<Reference>().map(|r| r.0);
         let request = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
@@ -77,7 +77,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let parsed = parse_checked(validate::operation(&method, &path), &body);
+            let parsed = parse_checked(operation, &body);
             if parsed.is_err() {
                 // Who is calling is answered first, as FastAPI does (`auth::gate`).
                 crate::auth::gate::authenticated(&request).await;
@@ -200,6 +200,10 @@ pub async fn refuse_nul_in_url(
     }
 }
 
+/// The reference's operation a request was matched to (by [`check_parameters`]).
+#[derive(Clone, Copy)]
+struct Reference(&'static validate::Operation);
+
 /// Middleware: the path and query parameters of an operation the reference has are
 /// checked against its schema, and a request with any wrong is answered 422 listing them
 /// all (see [`validate`]), before a handler's extractors would stop at the first.
@@ -207,11 +211,16 @@ pub async fn check_parameters(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let errors = validate::operation(req.method(), req.path())
-        .filter(|_| req.match_pattern().is_some())
+    let operation =
+        validate::operation(req.method(), req.path()).filter(|_| req.match_pattern().is_some());
+    let errors = operation
         .map(|op| op.check_parameters(req.path(), req.query_string()))
         .unwrap_or_default();
     if errors.is_empty() {
+        // The body extractor checks against the same operation: found once per request.
+        if let Some(op) = operation {
+            req.extensions_mut().insert(Reference(op));
+        }
         return next
             .call(req)
             .await
