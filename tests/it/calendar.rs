@@ -398,40 +398,15 @@ async fn another_organizations_calendar_is_not_found() {
     switch_to_new_org(&server).await;
     let event_path = format!("/api/v1/calendar/events/{}", e["id"].as_str().unwrap());
     let schedule_path = format!("/api/v1/calendar/schedules/{}", s["id"].as_str().unwrap());
-    assert_eq!(
-        send(
-            &server,
-            Method::PATCH,
-            &event_path,
-            json!({"title": "Theirs"})
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        send(&server, Method::DELETE, &event_path, json!({}))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        send(
-            &server,
-            Method::PATCH,
-            &schedule_path,
-            json!({"status": "missed"})
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        send(&server, Method::DELETE, &schedule_path, json!({}))
-            .await
-            .status,
-        404
-    );
+    for (method, path, body) in [
+        (Method::PATCH, &event_path, json!({"title": "Theirs"})),
+        (Method::DELETE, &event_path, json!({})),
+        (Method::PATCH, &schedule_path, json!({"status": "missed"})),
+        (Method::DELETE, &schedule_path, json!({})),
+    ] {
+        let reply = send(&server, method.clone(), path, body).await;
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.text);
+    }
     let workload = server
         .admin_get(&format!(
             "/api/v1/calendar/workload?start_date=2026-12-07T00:00:00Z&end_date=2026-12-08T00:00:00Z&agent_ids[]={}",

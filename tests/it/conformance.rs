@@ -523,29 +523,29 @@ pub async fn hostile_walk(server: &Server, operations: &[Planned]) {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-#[actix_web::test]
-async fn hostile_bodies_and_queries_never_answer_5xx() {
-    let spec: Value = serde_json::from_str(SPEC).unwrap();
+/// A server with the walk's fixtures, and the admin operations planned on it.
+async fn planned_walk(spec: &Value) -> (Server, Vec<Planned>) {
     let server = Server::start().await;
     let f = fixtures(&server).await;
-    let operations = operations(&spec, in_scope, |method, path| {
+    let operations = operations(spec, in_scope, |method, path| {
         let (phase, body) = plan(method, path, &f);
         let body = body.map(|b| b.to_string());
         (phase, f.url(method, path), bearer(ADMIN_TOKEN), body)
     });
+    (server, operations)
+}
+
+#[actix_web::test]
+async fn hostile_bodies_and_queries_never_answer_5xx() {
+    let spec: Value = serde_json::from_str(SPEC).unwrap();
+    let (server, operations) = planned_walk(&spec).await;
     hostile_walk(&server, &operations).await;
 }
 
 #[actix_web::test]
 async fn reference_operations_conform() {
     let spec: Value = serde_json::from_str(SPEC).unwrap();
-    let server = Server::start().await;
-    let f = fixtures(&server).await;
-    let operations = operations(&spec, in_scope, |method, path| {
-        let (phase, body) = plan(method, path, &f);
-        let body = body.map(|b| b.to_string());
-        (phase, f.url(method, path), bearer(ADMIN_TOKEN), body)
-    });
+    let (server, operations) = planned_walk(&spec).await;
     walk(&server, &spec, &operations, NOT_YET).await;
 }
 

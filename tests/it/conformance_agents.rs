@@ -381,10 +381,10 @@ fn plan(method: &str, path: &str, f: &Fixtures) -> (u8, Option<String>) {
     (phase, (!body.is_null()).then(|| body.to_string()))
 }
 
-#[actix_web::test]
-async fn agent_facing_operations_conform() {
+/// A server with the walk's pack in a local stand-in of its GitHub repository (the mirror
+/// lives as long as the server is used), and the agent-facing operations planned on it.
+async fn planned_walk() -> (GitMirror, Server, Vec<crate::conformance::Planned>) {
     let spec: Value = serde_json::from_str(SPEC).unwrap();
-    // The pack the walk syncs, in a local stand-in of its GitHub repository.
     let mirror = GitMirror::new();
     mirror.commit("acme/pack-one", "main", &[("review/SKILL.md", "# Review")]);
     let server = mirror
@@ -396,22 +396,18 @@ async fn agent_facing_operations_conform() {
         let (phase, body) = plan(method, path, &f);
         (phase, f.url(method, path), f.headers(method, path), body)
     });
+    (mirror, server, operations)
+}
+
+#[actix_web::test]
+async fn agent_facing_operations_conform() {
+    let spec: Value = serde_json::from_str(SPEC).unwrap();
+    let (_mirror, server, operations) = planned_walk().await;
     walk(&server, &spec, &operations, NOT_YET).await;
 }
 
 #[actix_web::test]
 async fn hostile_agent_facing_bodies_never_answer_5xx() {
-    let spec: Value = serde_json::from_str(SPEC).unwrap();
-    let mirror = GitMirror::new();
-    mirror.commit("acme/pack-one", "main", &[("review/SKILL.md", "# Review")]);
-    let server = mirror
-        .serve(Server::builder().env("SOULS_DIRECTORY_URL", fake_directory()))
-        .start()
-        .await;
-    let f = fixtures(&server).await;
-    let operations = operations(&spec, in_scope, |method, path| {
-        let (phase, body) = plan(method, path, &f);
-        (phase, f.url(method, path), f.headers(method, path), body)
-    });
+    let (_mirror, server, operations) = planned_walk().await;
     crate::conformance::hostile_walk(&server, &operations).await;
 }

@@ -602,9 +602,8 @@ async fn sockets_over_the_instance_limit_are_closed_with_1013() {
     );
 }
 
-#[actix_web::test]
-async fn routing_works_again_after_redis_restarts() {
-    let mut redis = crate::harness::RedisProcess::start();
+/// Two instances sharing `redis` (a private one, which the test may stop).
+async fn pair_on(redis: &crate::harness::RedisProcess) -> (Server, Server) {
     let a = Server::builder()
         .env("REDIS_URL", redis.url())
         .start()
@@ -613,6 +612,13 @@ async fn routing_works_again_after_redis_restarts() {
         .env("REDIS_URL", redis.url())
         .start_on(&a)
         .await;
+    (a, b)
+}
+
+#[actix_web::test]
+async fn routing_works_again_after_redis_restarts() {
+    let mut redis = crate::harness::RedisProcess::start();
+    let (a, b) = pair_on(&redis).await;
     let w = world(&a).await;
     let mut gateway = gateway_link(&b, &w).await;
     let mut user = h5(&a, &w).await;
@@ -647,14 +653,7 @@ async fn routing_works_again_after_redis_restarts() {
 #[actix_web::test]
 async fn a_reply_published_while_redis_was_down_reaches_the_user_when_it_is_back() {
     let mut redis = crate::harness::RedisProcess::start();
-    let a = Server::builder()
-        .env("REDIS_URL", redis.url())
-        .start()
-        .await;
-    let b = Server::builder()
-        .env("REDIS_URL", redis.url())
-        .start_on(&a)
-        .await;
+    let (a, b) = pair_on(&redis).await;
     let w = world(&a).await;
     let mut gateway = gateway_link(&b, &w).await;
     wait_linked(&a, &w).await;
