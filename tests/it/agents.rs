@@ -666,3 +666,53 @@ async fn capabilities_are_added_listed_and_removed_within_the_org() {
         404
     );
 }
+
+/// An admin's heartbeat for an agent (which locks the agent, then the board for its
+/// activity) and the agent's own comments (which lock the board, then name the agent in
+/// their activity) run at the same time without deadlocking each other.
+#[actix_web::test]
+async fn admin_heartbeats_and_the_agents_own_activity_do_not_deadlock() {
+    let server = Server::start().await;
+    let board = new_board(&server, json!({})).await;
+    let (lead, token) = agent(&server, &board, "Lead").await;
+    crate::fixtures::make_lead(&server, &lead).await;
+    let tasks = format!(
+        "/api/v1/agent/boards/{}/tasks",
+        board["id"].as_str().unwrap()
+    );
+    let task = ok(as_agent(
+        &server,
+        &token,
+        Method::POST,
+        &tasks,
+        json!({"title": "Busy"}),
+    )
+    .await);
+    let comments = format!("{tasks}/{}/comments", task["id"].as_str().unwrap());
+    let beat = beat_path(&lead);
+    for round in 0..15 {
+        let beats = (0..3).map(|_| send(&server, Method::POST, &beat, json!({"status": "busy"})));
+        let notes = (0..3).map(|n| {
+            as_agent(
+                &server,
+                &token,
+                Method::POST,
+                &comments,
+                json!({"message": format!("note {round}.{n}")}),
+            )
+        });
+        let (beats, notes) = futures_util::future::join(
+            futures_util::future::join_all(beats),
+            futures_util::future::join_all(notes),
+        )
+        .await;
+        for reply in beats.iter().chain(&notes) {
+            assert!(
+                reply.status.is_success(),
+                "round {round}: {} {}",
+                reply.status,
+                reply.text
+            );
+        }
+    }
+}

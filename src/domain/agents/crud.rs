@@ -269,8 +269,13 @@ pub async fn agent_for_user(
     access: Access,
 ) -> DomainResult<Agent> {
     access::require_org_admin(&principal.member)?;
+    // Writers of an agent wait for each other; `NO KEY UPDATE` (the agent's id does not
+    // change) still lets other transactions insert rows naming the agent (activity, …)
+    // meanwhile. `FOR UPDATE` blocked their foreign-key check while this transaction went
+    // on to lock the board for its own activity: a deadlock with any transaction that had
+    // locked the board first (seen as a 503 on a heartbeat under load).
     let lock = if access == Access::Write {
-        " FOR UPDATE"
+        " FOR NO KEY UPDATE"
     } else {
         ""
     };
