@@ -109,7 +109,12 @@ impl From<tokio_postgres::Error> for DomainError {
             || (code.is_none()
                 && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()));
         if lost {
-            return DomainError::Unavailable(e.to_string());
+            // The driver's own text of a server error is just "db error": keep its words.
+            let why = e.as_db_error().map_or_else(
+                || e.to_string(),
+                |d| format!("{}: {}", d.code().code(), d.message()),
+            );
+            return DomainError::Unavailable(why);
         }
         // `query_one` finding no row: what a request named went away under it (deleted by a
         // request that committed first). The driver has no other sign for it.
