@@ -1,4 +1,4 @@
-//! The `mission-control` binary: `serve`, `migrate` and `registration-token`.
+//! The `mission-control` binary: `serve`, `consumer`, `migrate` and `registration-token`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,6 +22,10 @@ enum Command {
         #[arg(long)]
         bind: Option<SocketAddr>,
     },
+    /// Run the proactivity rule engine alone (it reads the event stream with the other
+    /// engines of the deployment) until SIGTERM or SIGINT; with the same settings as
+    /// `serve`. Serve with PROACTIVITY_ENGINE_IN_SERVE=false to leave the work to these.
+    Consumer,
     /// Apply pending migrations from schema/ and exit.
     Migrate,
     /// Issue, list or revoke the registration tokens with which gateways register
@@ -68,20 +72,21 @@ fn main() -> ExitCode {
     let source = config::environment_source();
     let result = match cli.command {
         Command::Serve { bind } => {
-            let mut settings = match Settings::load(source) {
+            let mut settings = match running(source) {
                 Ok(s) => s,
-                Err(errors) => return config_errors(errors),
+                Err(code) => return code,
             };
             if let Some(bind) = bind {
                 settings.bind = bind;
             }
-            if let Err(e) = telemetry::init(&settings.log) {
-                return config_errors(vec![config::SettingError {
-                    name: "LOG_LEVEL",
-                    problem: e,
-                }]);
-            }
             actix_web::rt::System::new().block_on(server::serve(settings))
+        }
+        Command::Consumer => {
+            let settings = match running(source) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            actix_web::rt::System::new().block_on(server::consume(settings))
         }
         Command::Migrate => {
             let database = match database_only(source) {
@@ -116,7 +121,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// The one setting that commands other than `serve` need.
+/// Every setting, and logging started: what `serve` and `consumer` run with.
+fn running(source: std::collections::HashMap<String, String>) -> Result<Settings, ExitCode> {
+    let settings = Settings::load(source).map_err(config_errors)?;
+    telemetry::init(&settings.log).map_err(|e| {
+        config_errors(vec![config::SettingError {
+            name: "LOG_LEVEL",
+            problem: e,
+        }])
+    })?;
+    Ok(settings)
+}
+
+/// The one setting that the other commands need.
 fn database_only(
     source: std::collections::HashMap<String, String>,
 ) -> Result<config::DatabaseSettings, Vec<config::SettingError>> {

@@ -16,6 +16,7 @@ use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::openclaw::{GatewayOwners, Release};
 use crate::actors::presence::Presence;
 use crate::actors::registry::{Registry, Router};
+use crate::actors::rule_engine::{EngineDeps, EventBus, RuleEngine};
 use crate::actors::socket::Sockets;
 use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
@@ -36,15 +37,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let settings = Arc::new(settings);
     let db = db::pool(&settings.database);
 
-    let instance_id = settings.instance_id.clone();
-    let bridge = match &settings.redis {
-        Some(urls) => {
-            let publisher = cache::pool(&urls.relay, settings.redis_pool_size)?;
-            let bridge = Bridge::redis(&instance_id, &urls.relay, publisher)?;
-            Supervisor::start(move |_| bridge)
-        }
-        None => Supervisor::start(move |_| Bridge::in_process(&instance_id)),
-    };
+    let bridge = start_bridge(&settings)?;
 
     let redis = match &settings.redis {
         Some(urls) => Some(cache::pool(&urls.base, settings.redis_pool_size)?),
@@ -70,6 +63,12 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         let bridge = bridge.clone();
         Supervisor::start(move |_| SuggestionHubs::new(bridge.clone()))
     };
+    let events = start_proactivity(
+        &settings,
+        &db,
+        &suggestions,
+        settings.proactivity.engine_in_serve,
+    )?;
     let rpc = {
         let (bridge, instance_id) = (bridge.clone(), settings.instance_id.clone());
         Supervisor::start(move |_| RpcReplies::new(bridge.clone(), instance_id.clone()))
@@ -78,9 +77,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         settings: settings.clone(),
         db,
         bridge,
-        board_events: BoardEvents::new(feeds.clone(), router.clone()),
+        board_events: BoardEvents::new(feeds.clone(), router.clone(), events.clone()),
         board_rooms,
         suggestions,
+        events,
         feeds,
         login_throttle,
         webhook_throttle,
@@ -143,6 +143,72 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     );
     server.await.map_err(|e| e.to_string())?;
     tracing::info!("mission-control stopped");
+    Ok(())
+}
+
+/// The Redis bridge to the other instances, or the in-process bus without Redis.
+fn start_bridge(settings: &Settings) -> Result<actix::Addr<Bridge>, String> {
+    let instance_id = settings.instance_id.clone();
+    Ok(match &settings.redis {
+        Some(urls) => {
+            let publisher = cache::pool(&urls.relay, settings.redis_pool_size)?;
+            let bridge = Bridge::redis(&instance_id, &urls.relay, publisher)?;
+            Supervisor::start(move |_| bridge)
+        }
+        None => Supervisor::start(move |_| Bridge::in_process(&instance_id)),
+    })
+}
+
+/// The event bus of this process and, when `engine` says so, the rule engine reading it
+/// (supervised: restarted when its stream reader fails).
+pub fn start_proactivity(
+    settings: &Settings,
+    db: &db::PgPool,
+    suggestions: &actix::Addr<SuggestionHubs>,
+    engine: bool,
+) -> Result<EventBus, String> {
+    let redis = match &settings.redis {
+        Some(urls) => Some(cache::pool(&urls.events, settings.redis_pool_size)?),
+        None => None,
+    };
+    let bus = EventBus::new(db.clone(), redis);
+    if engine {
+        let deps = EngineDeps {
+            db: db.clone(),
+            bus: bus.clone(),
+            redis_url: settings.redis.as_ref().map(|urls| urls.events.clone()),
+            consumer: settings.instance_id.clone(),
+            settings: settings.proactivity.clone(),
+            hubs: suggestions.clone(),
+        };
+        Supervisor::start(move |_| RuleEngine::new(deps));
+    }
+    Ok(bus)
+}
+
+/// `mission-control consumer`: the rule engine alone (the reference's event-bus-consumer
+/// process), until SIGTERM or SIGINT.
+pub async fn consume(settings: Settings) -> Result<(), String> {
+    if settings.db_auto_migrate {
+        migrate::run(&settings.database).await?;
+    }
+    if settings.redis.is_none() {
+        tracing::warn!("no REDIS_URL: this consumer only reads events from PostgreSQL, after PROACTIVITY_RECOVER_AFTER_SECONDS");
+    }
+    let db = db::pool(&settings.database);
+    let bridge = start_bridge(&settings)?;
+    let suggestions = Supervisor::start(move |_| SuggestionHubs::new(bridge.clone()));
+    start_proactivity(&settings, &db, &suggestions, true)?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (
+        signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
+        signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
+    );
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("consumer stopped");
     Ok(())
 }
 

@@ -30,6 +30,8 @@ pub struct AppState {
     pub board_rooms: Addr<BoardRooms>,
     /// Live suggestions, per organization.
     pub suggestions: Addr<SuggestionHubs>,
+    /// Where committed system events go, for the rule engine.
+    pub events: crate::actors::rule_engine::EventBus,
     pub login_throttle: LoginThrottle,
     /// Inbound calls per board webhook, per minute (the same windowed counter).
     pub webhook_throttle: LoginThrottle,

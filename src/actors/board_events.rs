@@ -2,13 +2,15 @@
 //! recorded in its transaction (`crate::domain::support::board_log::append`, activity); callers invoke
 //! `tasks_changed` with the committed changes, after the commit, to wake the board's rooms
 //! and SSE feeds (and the organization's comment feed for comments) on every instance,
-//! and the relay links of gateways whose agents were sent notices.
+//! the relay links of gateways whose agents were sent notices, and the event bus the
+//! system events recorded with them.
 
 use actix::Addr;
 use uuid::Uuid;
 
 use super::feeds::{FeedHub, Poke};
 use super::registry::{Address, Router};
+use super::rule_engine::EventBus;
 pub use crate::domain::model::TaskChange;
 use crate::protocol::bus::RouteMessage;
 use crate::protocol::channels::Channel;
@@ -17,11 +19,12 @@ use crate::protocol::channels::Channel;
 pub struct BoardEvents {
     feeds: Addr<FeedHub>,
     router: Router,
+    bus: EventBus,
 }
 
 impl BoardEvents {
-    pub fn new(feeds: Addr<FeedHub>, router: Router) -> BoardEvents {
-        BoardEvents { feeds, router }
+    pub fn new(feeds: Addr<FeedHub>, router: Router, bus: EventBus) -> BoardEvents {
+        BoardEvents { feeds, router, bus }
     }
 
     /// Hands over the committed changes of one board, in order.
@@ -31,6 +34,7 @@ impl BoardEvents {
         board_id: Uuid,
         changes: impl IntoIterator<Item = TaskChange>,
     ) {
+        let mut recorded = Vec::new();
         for change in changes {
             tracing::debug!(%board_id, ?change, "task changed");
             match change {
@@ -39,15 +43,22 @@ impl BoardEvents {
                         .tell(Address::Gateway(gateway_id), RouteMessage::Flush);
                     continue;
                 }
+                TaskChange::Recorded { event_id } => {
+                    recorded.push(event_id);
+                    continue;
+                }
                 TaskChange::Commented { .. } => self.poke(Channel::OrgFeed(organization_id)),
                 _ => self.poke(Channel::BoardSync(board_id)),
             }
             self.poke(Channel::BoardFeed(board_id));
         }
+        self.bus.publish(recorded);
     }
 
-    pub fn approval_changed(&self, board_id: Uuid) {
+    /// An approval of the board changed, and maybe recorded an event.
+    pub fn approval_changed(&self, board_id: Uuid, event: Option<Uuid>) {
         self.poke(Channel::BoardFeed(board_id));
+        self.bus.publish(event.into_iter().collect());
     }
 
     fn poke(&self, topic: Channel) {

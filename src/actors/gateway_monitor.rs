@@ -102,10 +102,13 @@ impl GatewayMonitor {
         let (db, threshold, instance_id) =
             (self.db.clone(), self.threshold, self.instance_id.clone());
         let work = async move {
-            let conn = db.get().await.map_err(|e| e.to_string())?;
-            gateway_registry::sweep_offline(&*conn, threshold, &instance_id)
+            let mut conn = db.get().await.map_err(|e| e.to_string())?;
+            let tx = conn.transaction().await.map_err(|e| e.to_string())?;
+            let ids = gateway_registry::sweep_offline(&tx, threshold, &instance_id)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(ids)
         };
         ctx.spawn(work.into_actor(self).map(|result, act, _| {
             act.sweeping = false;

@@ -13,6 +13,7 @@ pub mod h5_session;
 pub mod openclaw;
 pub mod presence;
 pub mod registry;
+pub mod rule_engine;
 pub mod socket;
 pub mod suggestions;
 pub mod system_events;

@@ -141,6 +141,21 @@ pub struct Settings {
     pub souls_directory_url: String,
     pub gateway: GatewaySettings,
     pub ws: WsSettings,
+    pub proactivity: ProactivitySettings,
+}
+
+/// The rule engine (docs/proactivity.md).
+#[derive(Debug, Clone)]
+pub struct ProactivitySettings {
+    /// Run the engine inside `serve` (else only `mission-control consumer` runs it).
+    pub engine_in_serve: bool,
+    /// The cooldown of a rule whose own is 0.
+    pub rule_cooldown_seconds: i32,
+    pub suggestion_expiry_hours: i32,
+    pub event_ttl_days: i32,
+    /// An event not evaluated this long after its commit is taken from a dead consumer,
+    /// or from the table.
+    pub recover_after: Duration,
 }
 
 /// Limits of the unauthenticated webhook ingest.
@@ -410,6 +425,19 @@ impl Settings {
             write_timeout: Duration::from_secs(vars.number("WS_WRITE_TIMEOUT_SECONDS", 1, 3600)),
             sse_keepalive: Duration::from_secs(vars.number("SSE_KEEPALIVE_SECONDS", 1, 3600)),
         };
+        let proactivity = ProactivitySettings {
+            engine_in_serve: vars.flag("PROACTIVITY_ENGINE_IN_SERVE"),
+            rule_cooldown_seconds: vars.number("PROACTIVITY_RULE_COOLDOWN_SECONDS", 0, 604_800)
+                as i32,
+            suggestion_expiry_hours: vars.number("PROACTIVITY_SUGGESTION_EXPIRY_HOURS", 1, 87_600)
+                as i32,
+            event_ttl_days: vars.number("PROACTIVITY_EVENT_TTL_DAYS", 1, 36_500) as i32,
+            recover_after: Duration::from_secs(vars.number(
+                "PROACTIVITY_RECOVER_AFTER_SECONDS",
+                1,
+                3600,
+            )),
+        };
         if ws.heartbeat_timeout <= ws.heartbeat_interval {
             vars.fail(
                 "WS_HEARTBEAT_TIMEOUT_SECONDS",
@@ -438,6 +466,7 @@ impl Settings {
                 h5,
                 agent_token_key,
                 base_url,
+                proactivity,
                 souls_directory_url,
                 gateway,
                 ws,

@@ -158,14 +158,14 @@ pub async fn agent_delete_task(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let (board_id, task_id) = path.into_inner();
-    let change = in_transaction!(state, |tx| async {
+    let changes = in_transaction!(state, |tx| async {
         me.require_lead()?;
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         tasks::delete(&tx, &board, task_id).await
     });
     state
         .board_events
-        .tasks_changed(me.organization_id, board_id, [change]);
+        .tasks_changed(me.organization_id, board_id, changes);
     Ok(OkResponse::json())
 }
 
@@ -256,11 +256,11 @@ pub async fn agent_request_approval(
 ) -> ApiResult<web::Json<Approval>> {
     let board_id = path.into_inner();
     input.agent_id = input.agent_id.or(Some(me.agent.id));
-    let approval = in_transaction!(state, |tx| async {
+    let (approval, event) = in_transaction!(state, |tx| async {
         let board = access::board_for_agent(&tx, &me, board_id).await?;
         approvals::create(&tx, &board, input).await
     });
-    state.board_events.approval_changed(board_id);
+    state.board_events.approval_changed(board_id, event);
     Ok(web::Json(approval))
 }
 

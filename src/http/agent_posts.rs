@@ -18,8 +18,8 @@ use crate::error::ApiResult;
 use crate::http::json::Json;
 use crate::state::AppState;
 
-/// Records a system event, then broadcasts it to the organization's (and its board's)
-/// event channel for rule engines.
+/// Records a system event, then hands it to the rule engine's bus and broadcasts it on the
+/// organization's (and its board's) event channel, as the reference did.
 #[utoipa::path(tag = "agent", request_body = AgentEventCreate,
     responses((status = 201, body = AgentEvent), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("agent_token" = [])))]
@@ -31,6 +31,7 @@ pub async fn agent_publish_event(
 ) -> ApiResult<HttpResponse> {
     let event = in_transaction!(state, |tx| agent_events::create(&tx, &me, input));
     system_events::publish(&state.bridge, &event);
+    state.events.publish(vec![event.id]);
     state.agent_event_recorded(event.organization_id);
     Ok(HttpResponse::Created().json(event))
 }
@@ -45,8 +46,9 @@ pub async fn agent_create_suggestion(
     AgentCaller(me): AgentCaller,
     Json(input): Json<AgentSuggestionCreate>,
 ) -> ApiResult<web::Json<Suggestion>> {
+    let expiry = state.settings.proactivity.suggestion_expiry_hours;
     let suggestion = in_transaction!(state, |tx| suggestion_rules::create_by_agent(
-        &tx, &me, input
+        &tx, &me, input, expiry
     ));
     match serde_json::to_value(&suggestion) {
         Ok(read) => suggestions::publish(&state.suggestions, suggestion.organization_id, read),

@@ -81,11 +81,11 @@ pub async fn create_approval(
     Json(input): Json<ApprovalCreate>,
 ) -> ApiResult<web::Json<Approval>> {
     let board_id = path.into_inner();
-    let approval = in_transaction!(state, |tx| async {
+    let (approval, event) = in_transaction!(state, |tx| async {
         let board = caller.board(&tx, board_id, Access::Write).await?;
         approvals::create(&tx, &board, input).await
     });
-    state.board_events.approval_changed(board_id);
+    state.board_events.approval_changed(board_id, event);
     Ok(web::Json(approval))
 }
 
@@ -105,11 +105,11 @@ pub async fn update_approval(
     Json(patch): Json<ApprovalUpdate>,
 ) -> ApiResult<web::Json<Approval>> {
     let (board_id, approval_id) = path.into_inner();
-    let (approval, notified) = in_transaction!(state, |tx| async {
+    let (approval, notified, event) = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         approvals::update(&tx, &board, approval_id, patch).await
     });
-    state.board_events.approval_changed(board_id);
+    state.board_events.approval_changed(board_id, event);
     gateway_rpc::poke(&state.router, notified);
     Ok(web::Json(approval))
 }

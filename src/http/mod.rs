@@ -28,6 +28,7 @@ mod metrics;
 mod onboarding;
 mod organizations;
 mod pagination;
+mod proactive_rules;
 mod query;
 mod skills;
 mod souls;
@@ -136,6 +137,7 @@ pub fn app(
         .configure(h5_chat::routes)
         .configure(board_sync::routes)
         .configure(suggestions::routes)
+        .configure(proactive_rules::routes)
         .configure(webhooks::routes)
         .configure(onboarding::routes)
         .configure(skills::routes)

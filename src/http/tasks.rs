@@ -133,13 +133,13 @@ pub async fn delete_task(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let (board_id, task_id) = path.into_inner();
-    let change = in_transaction!(state, |tx| async {
+    let changes = in_transaction!(state, |tx| async {
         let board = access::board_for_user(&tx, &principal, board_id, Access::Write).await?;
         tasks::delete(&tx, &board, task_id).await
     });
     state
         .board_events
-        .tasks_changed(principal.organization.id, board_id, [change]);
+        .tasks_changed(principal.organization.id, board_id, changes);
     Ok(OkResponse::json())
 }
 

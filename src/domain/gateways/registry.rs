@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::domain::proactivity::producers;
 use crate::domain::{DomainError, DomainResult};
 use crate::secrets::tokens;
 
@@ -282,7 +283,8 @@ pub async fn heartbeat(
 }
 
 /// Marks every online gateway whose last heartbeat is older than `threshold` offline and
-/// records each transition; one statement, so concurrent sweeps record each change once.
+/// records each transition (and its `gateway.offline` event: run it in a transaction); one
+/// conditional statement, so concurrent sweeps record each change once.
 pub async fn sweep_offline(
     client: &impl GenericClient,
     threshold: std::time::Duration,
@@ -297,14 +299,24 @@ pub async fn sweep_offline(
                RETURNING id, organization_id) \
              INSERT INTO gateway_status_events (id, organization_id, gateway_id, from_status, to_status, reason, instance_id) \
              SELECT gen_random_uuid(), organization_id, id, 'online', 'offline', 'heartbeat timeout', $2 FROM stale \
-             RETURNING gateway_id",
+             RETURNING gateway_id, organization_id",
             &[&seconds, &instance_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| get(r, "gateway_id"))
-        .collect::<Result<_, _>>()?)
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let gateway_id = get(row, "gateway_id")?;
+        producers::gateway_status(
+            client,
+            get(row, "organization_id")?,
+            gateway_id,
+            ("online", "offline"),
+            "heartbeat timeout",
+        )
+        .await?;
+        ids.push(gateway_id);
+    }
+    Ok(ids)
 }
 
 async fn record_event(
@@ -323,6 +335,7 @@ async fn record_event(
             &[&Uuid::new_v4(), &organization_id, &gateway_id, &from, &to, &reason, &instance_id],
         )
         .await?;
+    producers::gateway_status(client, organization_id, gateway_id, (from, to), reason).await?;
     Ok(())
 }
 

@@ -136,4 +136,9 @@ pub enum TaskChange {
     Notified {
         gateway_id: Uuid,
     },
+    /// A system event was recorded about the change (`domain::proactivity::producers`): the
+    /// event bus is to carry it to the rule engine. Board sync carries nothing.
+    Recorded {
+        event_id: Uuid,
+    },
 }

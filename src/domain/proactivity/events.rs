@@ -86,6 +86,35 @@ pub async fn create(
         },
     )
     .await?;
+    record(
+        client,
+        NewEvent {
+            organization_id: agent.organization_id,
+            board_id: targets.board_id,
+            agent_id: targets.agent_id,
+            task_id: targets.task_id,
+            event_type: &input.event_type,
+            payload: input.payload,
+        },
+    )
+    .await
+}
+
+/// An event the system itself records, in the transaction of the change it reports.
+pub struct NewEvent<'a> {
+    pub organization_id: Uuid,
+    pub board_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub event_type: &'a str,
+    pub payload: Map<String, Value>,
+}
+
+/// Writes the event with the organization's next `seq`. The organization row stays locked
+/// until the commit (so `seq` is in commit order): record events **last** in a
+/// transaction, after every other lock it takes, so that two writers never wait on each
+/// other in opposite orders.
+pub async fn record(client: &impl GenericClient, event: NewEvent<'_>) -> DomainResult<AgentEvent> {
     let row = client
         .query_one(
             &format!(
@@ -97,14 +126,31 @@ pub async fn create(
             ),
             &[
                 &Uuid::new_v4(),
-                &agent.organization_id,
-                &targets.board_id,
-                &targets.agent_id,
-                &targets.task_id,
-                &input.event_type,
-                &Json(&input.payload),
+                &event.organization_id,
+                &event.board_id,
+                &event.agent_id,
+                &event.task_id,
+                &event.event_type,
+                &Json(&event.payload),
             ],
         )
         .await?;
     Ok(AgentEvent::from_row(&row)?)
+}
+
+/// Deletes events older than `ttl_days`, at most `batch` of them (the caller repeats while
+/// it deletes a full batch, so no statement holds many rows). Suggestions keep their text
+/// and lose only their `source_event_id`.
+pub async fn delete_older_than(
+    client: &impl GenericClient,
+    ttl_days: i32,
+    batch: i64,
+) -> DomainResult<u64> {
+    Ok(client
+        .execute(
+            "DELETE FROM agent_events WHERE id IN (SELECT id FROM agent_events \
+               WHERE created_at < now() - make_interval(days => $1) ORDER BY created_at LIMIT $2)",
+            &[&ttl_days, &batch],
+        )
+        .await?)
 }

@@ -1,5 +1,10 @@
-//! Proactivity (domain.md §B): events and suggestions that agents post. The rule engine
-//! and builtin rules land here.
+//! Proactivity (domain.md §B): events (posted by agents, and emitted by the system itself:
+//! `producers`), rules and the engine's evaluation of one event (`rules`, `engine`), and
+//! suggestions with what accepting one does (`suggestions`, `actions`).
 
+pub mod actions;
+pub mod engine;
 pub mod events;
+pub mod producers;
+pub mod rules;
 pub mod suggestions;

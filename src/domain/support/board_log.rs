@@ -31,7 +31,9 @@ fn frame(change: &TaskChange) -> Option<TaskEvent<'_>> {
             updated_by,
         },
         TaskChange::Deleted { task_id } => TaskEvent::Deleted { task_id: *task_id },
-        TaskChange::Commented { .. } | TaskChange::Notified { .. } => return None,
+        TaskChange::Commented { .. }
+        | TaskChange::Notified { .. }
+        | TaskChange::Recorded { .. } => return None,
     };
     Some(event)
 }

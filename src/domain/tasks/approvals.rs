@@ -294,7 +294,7 @@ pub async fn create(
     client: &impl GenericClient,
     board: &Board,
     input: ApprovalCreate,
-) -> DomainResult<Approval> {
+) -> DomainResult<(Approval, Option<Uuid>)> {
     check_confidence(input.confidence)?;
     let payload = payload_with_reason(input.payload.clone(), input.lead_reasoning.as_deref())?;
     let task_ids = requested_task_ids(&input, payload.as_ref());
@@ -361,9 +361,38 @@ pub async fn create(
         &task_ids,
     )
     .await?;
-    Ok(with_tasks(client, vec![Approval::from_row(&row)?])
+    let approval = with_tasks(client, vec![Approval::from_row(&row)?])
         .await?
-        .remove(0))
+        .remove(0);
+    let event = if approval.status == ApprovalStatus::Pending {
+        Some(recorded(client, board, "approval.requested", &approval).await?)
+    } else {
+        None
+    };
+    Ok((approval, event))
+}
+
+/// `approval.requested` / `approval.resolved` for the rule engine; the event's id.
+async fn recorded(
+    client: &impl GenericClient,
+    board: &Board,
+    event_type: &str,
+    approval: &Approval,
+) -> DomainResult<Uuid> {
+    let payload = json!({
+        "approval_id": approval.id, "action_type": approval.action_type,
+        "status": approval.status, "confidence": approval.confidence, "task_ids": approval.task_ids,
+    });
+    let event = crate::domain::proactivity::producers::approval(
+        client,
+        board,
+        event_type,
+        approval.agent_id,
+        approval.task_id,
+        payload,
+    )
+    .await?;
+    Ok(event.id)
 }
 
 /// `ApprovalUpdate`.
@@ -377,13 +406,13 @@ pub struct ApprovalUpdate {
 /// Resolves or re-opens an approval. Re-opening checks the pending conflict again; every
 /// resolution stamps `resolved_at` (kept when re-opened, as the reference does). A newly
 /// approved or rejected approval is told to the board's lead; the gateway to poke then
-/// comes back with it.
+/// comes back with it, and the `approval.resolved` event recorded.
 pub async fn update(
     client: &impl GenericClient,
     board: &Board,
     approval_id: Uuid,
     patch: ApprovalUpdate,
-) -> DomainResult<(Approval, Option<Uuid>)> {
+) -> DomainResult<(Approval, Option<Uuid>, Option<Uuid>)> {
     let status = match patch.status {
         Some(None) => return Err(model_error("status is required")),
         other => other.flatten(),
@@ -402,7 +431,7 @@ pub async fn update(
         .await?
         .remove(0);
     let Some(status) = status else {
-        return Ok((current, None));
+        return Ok((current, None, None));
     };
     if status == ApprovalStatus::Pending && current.status != ApprovalStatus::Pending {
         ensure_no_pending(client, board.id, &current.task_ids, Some(approval_id)).await?;
@@ -430,7 +459,12 @@ pub async fn update(
     } else {
         None
     };
-    Ok((approval, notified))
+    let event = if approval.status != current.status && approval.status != ApprovalStatus::Pending {
+        Some(recorded(client, board, "approval.resolved", &approval).await?)
+    } else {
+        None
+    };
+    Ok((approval, notified, event))
 }
 
 /// The board's approvals whose last change is after feed number `after`, in feed order.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::db::record::{get, Record};
 use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
+use crate::domain::proactivity::producers;
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{model_error, non_empty, validation_error};
@@ -345,12 +346,20 @@ pub async fn create(
     )
     .await?;
     let notices = task_notices::created(client, board, actor, &row).await?;
-    let task = read_one(client, row).await?;
+    let task = read_one(client, row.clone()).await?;
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
     crate::domain::support::board_log::append(client, board.id, &change).await?;
-    Ok((task, std::iter::once(change).chain(notices).collect()))
+    let recorded = producers::task_created(client, board, &row).await?;
+    Ok((
+        task,
+        [change]
+            .into_iter()
+            .chain(notices)
+            .chain([recorded])
+            .collect(),
+    ))
 }
 
 /// `TaskUpdate`: absent fields stay; `null` clears where the column may be empty.
@@ -562,6 +571,9 @@ pub async fn update(
     changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
     crate::domain::support::board_log::append_all(client, board.id, &changes).await?;
     changes.extend(task_notices::updated(client, board, actor, &current, &row).await?);
+    if row.status != current.status {
+        changes.push(producers::task_status_changed(client, board, current.status, &row).await?);
+    }
     Ok((read_one(client, row).await?, changes))
 }
 
@@ -687,8 +699,8 @@ pub async fn delete(
     client: &impl GenericClient,
     board: &Board,
     task_id: Uuid,
-) -> DomainResult<TaskChange> {
-    find(client, board.id, task_id, true).await?;
+) -> DomainResult<Vec<TaskChange>> {
+    let task = find(client, board.id, task_id, true).await?;
     client
         .execute(
             "DELETE FROM approvals a WHERE a.task_id = $1 AND NOT EXISTS ( \
@@ -711,5 +723,8 @@ pub async fn delete(
         .await?;
     let change = TaskChange::Deleted { task_id };
     crate::domain::support::board_log::append(client, board.id, &change).await?;
-    Ok(change)
+    Ok(vec![
+        change,
+        producers::task_deleted(client, board, &task).await?,
+    ])
 }
