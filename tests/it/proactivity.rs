@@ -547,3 +547,65 @@ async fn accepting_a_follow_up_creates_the_task_once() {
         404
     );
 }
+
+#[actix_web::test]
+async fn an_idle_agents_heartbeat_suggests_work_and_accepting_assigns_it() {
+    let server = engine_server().start().await;
+    let board = new_board(&server, json!({"require_approval_for_done": false})).await;
+    let (agent, token) = crate::fixtures::agent(&server, &board, "Idler").await;
+    let waiting = create_task(&server, &board, json!({"title": "Unassigned"})).await;
+    // The agent was created two hours ago and has done nothing since.
+    server
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE agents SET created_at = now() - interval '2 hours' WHERE id = $1",
+            &[&agent["id"].as_str().unwrap().parse::<Uuid>().unwrap()],
+        )
+        .await
+        .unwrap();
+    let beat = crate::fixtures::as_agent(
+        &server,
+        &token,
+        Method::POST,
+        "/api/v1/agent/heartbeat",
+        None,
+    )
+    .await;
+    assert_eq!(beat.status, 200, "{}", beat.text);
+    let found = suggestion_titled(&server, "Idle agent detected").await;
+    assert_eq!(found["agent_id"], agent["id"]);
+    assert!(
+        found["payload"]["event_payload"]["idle_minutes"]
+            .as_i64()
+            .unwrap()
+            >= 60,
+        "{found}"
+    );
+    assert_eq!(found["payload"]["action"]["type"], "assign_or_nudge");
+    let path = format!(
+        "/api/v1/suggestions/{}/accept",
+        found["id"].as_str().unwrap()
+    );
+    let accepted = send(&server, Method::POST, &path, json!(null)).await;
+    assert_eq!(accepted.json["status"], "executed", "{}", accepted.text);
+    assert_eq!(
+        accepted.json["action_result"]["assigned_task_id"],
+        waiting["id"]
+    );
+    let tasks = server
+        .admin_get(&format!(
+            "/api/v1/boards/{}/tasks",
+            board["id"].as_str().unwrap()
+        ))
+        .await;
+    let task = tasks.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == waiting["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(task["assigned_agent_id"], agent["id"]);
+}

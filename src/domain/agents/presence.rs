@@ -122,7 +122,7 @@ pub struct AgentHeartbeatCreate {
 }
 
 /// A heartbeat of the agent (presence by `touch`, with the posted status), recorded as
-/// `agent.heartbeat` activity. Returns the agent and whether it was written.
+/// `agent.heartbeat` activity and (spaced) as system events for the rule engine. Returns the agent and whether it was written.
 pub(super) async fn heartbeat(
     client: &impl GenericClient,
     organization_id: Uuid,
@@ -157,6 +157,10 @@ pub(super) async fn heartbeat(
         },
     )
     .await?;
+    // Last: it locks the organization row. The engine reads these events from the table
+    // (docs/proactivity.md): heartbeats are not handed to the bus.
+    crate::domain::proactivity::producers::agent_heartbeat(client, organization_id, agent.id)
+        .await?;
     Ok((agent, written))
 }
 

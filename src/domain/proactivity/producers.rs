@@ -139,31 +139,31 @@ pub async fn approval(
 }
 
 /// `agent.heartbeat` with `idle_minutes` (0 while the agent has a task in progress, else
-/// the minutes since its tasks last moved, or since it was created), at most every
-/// `HEARTBEAT_EVENT_EVERY_MINUTES`; and `agent.online` when the agent had been recorded
-/// offline. The events recorded.
+/// the minutes since its tasks last moved, or since it was created; computed only when the
+/// event is due), at most every `HEARTBEAT_EVENT_EVERY_MINUTES`; and `agent.online` when the agent had been recorded
+/// offline.
 pub async fn agent_heartbeat(
     client: &impl GenericClient,
     organization_id: Uuid,
     agent_id: Uuid,
-) -> DomainResult<Vec<AgentEvent>> {
+) -> DomainResult<()> {
     let row = client
         .query_one(
             "WITH back AS (UPDATE agents SET offline_event_at = NULL \
                             WHERE id = $1 AND offline_event_at IS NOT NULL RETURNING id) \
              SELECT a.name, a.status, a.board_id, EXISTS (SELECT 1 FROM back) AS back_online, \
-               EXISTS (SELECT 1 FROM agent_events e WHERE e.agent_id = a.id AND e.event_type = 'agent.heartbeat' \
-                 AND e.created_at > now() - make_interval(mins => $2)) AS recent, \
-               CASE WHEN EXISTS (SELECT 1 FROM tasks t WHERE t.assigned_agent_id = a.id AND t.status = 'in_progress') \
+               r.recent, CASE WHEN r.recent THEN NULL \
+                 WHEN EXISTS (SELECT 1 FROM tasks t WHERE t.assigned_agent_id = a.id AND t.status = 'in_progress') \
                  THEN 0 ELSE floor(extract(epoch FROM now() - greatest(a.created_at, \
                    (SELECT max(t.updated_at) FROM tasks t WHERE t.assigned_agent_id = a.id))) / 60)::bigint END AS idle \
-             FROM agents a WHERE a.id = $1",
+             FROM agents a, LATERAL (SELECT EXISTS (SELECT 1 FROM agent_events e WHERE e.agent_id = a.id \
+                 AND e.event_type = 'agent.heartbeat' AND e.created_at > now() - make_interval(mins => $2)) AS recent) r \
+             WHERE a.id = $1",
             &[&agent_id, &HEARTBEAT_EVENT_EVERY_MINUTES],
         )
         .await?;
     let name: String = get(&row, "name")?;
     let board_id: Option<Uuid> = get(&row, "board_id")?;
-    let mut recorded = Vec::new();
     let record = |event_type: &'static str, payload: Value| NewEvent {
         organization_id,
         board_id,
@@ -186,9 +186,9 @@ pub async fn agent_heartbeat(
         )
     });
     for event in online.into_iter().chain(beat) {
-        recorded.push(events::record(client, event).await?);
+        events::record(client, event).await?;
     }
-    Ok(recorded)
+    Ok(())
 }
 
 /// `agent.offline` for agents not heard from for `after_seconds` that were not recorded
