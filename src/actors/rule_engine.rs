@@ -177,8 +177,8 @@ impl RuleEngine {
         self.housekeeping = true;
         let (deps, defaults) = (self.deps.clone(), self.defaults());
         let work = async move {
-            if let Some(url) = &deps.redis_url {
-                if let Err(e) = claim_stale(&deps, url, defaults).await {
+            if let Some(pool) = &deps.bus.inner.redis {
+                if let Err(e) = claim_stale(&deps, pool, defaults).await {
                     tracing::warn!(error = %e, "pending events not claimed");
                 }
             }
@@ -250,9 +250,7 @@ impl Handler<Evaluate> for RuleEngine {
         ctx.spawn(
             async move {
                 for id in msg.0 {
-                    if let Err(e) = evaluate(&deps, id, defaults).await {
-                        tracing::warn!(event_id = %id, error = %e, "event not evaluated; retried later");
-                    }
+                    evaluate_or_leave(&deps, id, defaults).await;
                 }
             }
             .into_actor(self),
@@ -278,7 +276,15 @@ async fn evaluate(deps: &EngineDeps, event_id: Uuid, defaults: Defaults) -> Resu
     Ok(())
 }
 
-/// A connection of its own for blocking reads (the pooled ones time out in 500 ms).
+/// Evaluates a recorded event; a failure leaves it for the table read (so it never stops
+/// the work around it: the rest of a tick, say).
+async fn evaluate_or_leave(deps: &EngineDeps, event_id: Uuid, defaults: Defaults) {
+    if let Err(e) = evaluate(deps, event_id, defaults).await {
+        tracing::warn!(%event_id, error = %e, "event not evaluated; retried later");
+    }
+}
+
+/// The reader's connection of its own, for blocking reads (pooled ones time out in 500 ms).
 async fn stream_connection(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let config = redis::AsyncConnectionConfig::new()
@@ -387,9 +393,14 @@ async fn handle_entries(
 
 /// Takes over entries pending longer than PROACTIVITY_RECOVER_AFTER_SECONDS (their consumer
 /// died, or failed to evaluate them) and evaluates them.
-async fn claim_stale(deps: &EngineDeps, url: &str, defaults: Defaults) -> Result<(), String> {
+async fn claim_stale(
+    deps: &EngineDeps,
+    pool: &RedisPool,
+    defaults: Defaults,
+) -> Result<(), String> {
     let stream = deps.bus.inner.stream().await?;
-    let mut conn = stream_connection(url).await?;
+    // A pooled connection: these commands do not block.
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     ensure_group(&mut conn, &stream).await?;
     let idle_ms = deps.settings.recover_after.as_millis() as u64;
     let mut start = "0-0".to_string();
@@ -402,7 +413,7 @@ async fn claim_stale(deps: &EngineDeps, url: &str, defaults: Defaults) -> Result
             .arg(&start)
             .arg("COUNT")
             .arg(100)
-            .query_async(&mut conn)
+            .query_async(&mut *conn)
             .await
             .map_err(|e| e.to_string())?;
         if !reply.claimed.is_empty() {
@@ -438,9 +449,7 @@ async fn sweep(deps: &EngineDeps, defaults: Defaults) -> Result<(), String> {
         );
     }
     for id in overdue {
-        if let Err(e) = evaluate(deps, id, defaults).await {
-            tracing::warn!(event_id = %id, error = %e, "event not evaluated; retried later");
-        }
+        evaluate_or_leave(deps, id, defaults).await;
     }
     // Agents gone quiet.
     let quiet = {
@@ -453,7 +462,7 @@ async fn sweep(deps: &EngineDeps, defaults: Defaults) -> Result<(), String> {
         events
     };
     for event in quiet {
-        evaluate(deps, event.id, defaults).await?;
+        evaluate_or_leave(deps, event.id, defaults).await;
     }
     // The hourly and daily ticks, once per deployment.
     let due = {
@@ -493,7 +502,7 @@ async fn tick(deps: &EngineDeps, kind: &str, defaults: Defaults) -> Result<(), S
             let event = producers::cron_tick(&*conn, org, kind)
                 .await
                 .map_err(|e| e.to_string())?;
-            evaluate(deps, event.id, defaults).await?;
+            evaluate_or_leave(deps, event.id, defaults).await;
         }
         after = Some(last);
     }

@@ -26,8 +26,8 @@ use crate::domain::{DomainError, DomainResult};
 /// What an action changed that the realtime layer carries after the commit, per board.
 pub type Effects = Vec<(Uuid, Vec<TaskChange>)>;
 
-/// Longest list in a nudge message.
-const LISTED: i64 = 10;
+/// Most agents one suggestion nudges (what a rule plans, and what an accept carries out).
+const MAX_NUDGES: usize = 50;
 
 /// The action of the suggestion a rule creates for this event, if it has one.
 pub async fn plan(
@@ -56,7 +56,7 @@ pub async fn plan(
                    'Task \"' || d.title || '\" is done: \"' || t.title || '\" can go ahead.' AS message \
                  FROM task_dependencies x JOIN tasks t ON t.id = x.task_id JOIN tasks d ON d.id = x.depends_on_task_id \
                  WHERE x.depends_on_task_id = $1 AND t.status <> 'done' AND t.assigned_agent_id IS NOT NULL \
-                   AND $2::uuid IS NOT NULL LIMIT 50",
+                   AND $2::uuid IS NOT NULL",
                 &task_id,
                 &event.board_id,
             )
@@ -69,7 +69,7 @@ pub async fn plan(
                string_agg('\"' || t.title || '\"', ', ' ORDER BY t.due_at) AS message \
              FROM tasks t WHERE t.organization_id = $1 AND t.status <> 'done' AND t.due_at < now() \
                AND t.assigned_agent_id IS NOT NULL AND ($2::uuid IS NULL OR t.board_id = $2) \
-             GROUP BY t.assigned_agent_id LIMIT 50",
+             GROUP BY t.assigned_agent_id",
             &org,
             &event.board_id,
         )
@@ -80,7 +80,7 @@ pub async fn plan(
                string_agg('\"' || t.title || '\"', ', ' ORDER BY t.updated_at) AS message \
              FROM tasks t JOIN agents a ON a.board_id = t.board_id AND a.is_board_lead \
              WHERE t.organization_id = $1 AND t.status = 'review' AND t.updated_at < now() - interval '24 hours' \
-               AND ($2::uuid IS NULL OR t.board_id = $2) GROUP BY a.id LIMIT 50",
+               AND ($2::uuid IS NULL OR t.board_id = $2) GROUP BY a.id",
             &org,
             &event.board_id,
         )
@@ -125,14 +125,16 @@ fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// `nudge_agents` to the agents (and messages) `sql` selects, or none when it selects none.
+/// `nudge_agents` to the agents (and messages) `sql` selects (at most `MAX_NUDGES`), or none
+/// when it selects none.
 async fn nudges(
     client: &impl GenericClient,
     sql: &str,
     first: &Uuid,
     board_id: &Option<Uuid>,
 ) -> DomainResult<Option<Value>> {
-    let rows = client.query(sql, &[first, board_id]).await?;
+    let sql = format!("{sql} LIMIT {MAX_NUDGES}");
+    let rows = client.query(&sql, &[first, board_id]).await?;
     let list = rows
         .iter()
         .map(|r| {
@@ -230,7 +232,7 @@ pub async fn execute(
                 .and_then(Value::as_array)
                 .ok_or("the action has no `nudges` list")?;
             let (mut nudged, mut effects) = (Vec::new(), Vec::new());
-            for item in list.iter().take(LISTED as usize * 5) {
+            for item in list.iter().take(MAX_NUDGES) {
                 let agent_id = item["agent_id"]
                     .as_str()
                     .and_then(|s| s.parse().ok())

@@ -189,6 +189,7 @@ pub async fn list(
     filter: SuggestionFilter,
     page: PageParams,
 ) -> DomainResult<Page<Suggestion>> {
+    // The record's `status` column (the macro takes only a literal there).
     const STATUS: &str =
         "CASE WHEN s.status = 'pending' AND s.expires_at <= now() THEN 'expired' ELSE s.status END";
     fetch_page(
@@ -241,7 +242,8 @@ async fn read(
 }
 
 /// Locks a pending suggestion of the organization for its resolution by an admin: 409
-/// "Suggestion is already {status}." for any other (an expired one is written so first).
+/// "Suggestion is already {status}." for any other (one past its expiry reads `expired`;
+/// the engine's housekeeping writes it).
 pub async fn lock_pending(
     client: &impl GenericClient,
     principal: &Principal,
@@ -249,15 +251,6 @@ pub async fn lock_pending(
 ) -> DomainResult<Suggestion> {
     access::require_org_admin(&principal.member)?;
     let suggestion = read(client, principal.organization.id, id, "FOR UPDATE").await?;
-    if suggestion.status == "expired" {
-        client
-            .execute(
-                "UPDATE agent_suggestions SET status = 'expired', updated_at = now() \
-                 WHERE id = $1 AND status = 'pending'",
-                &[&id],
-            )
-            .await?;
-    }
     if suggestion.status != "pending" {
         return Err(DomainError::conflict(format!(
             "Suggestion is already {}.",
