@@ -14,6 +14,7 @@ use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
 use crate::actors::openclaw::{GatewayOwners, Release};
+use crate::actors::pipelines::{PipelineDeps, PipelineRuns};
 use crate::actors::presence::Presence;
 use crate::actors::registry::{Registry, Router};
 use crate::actors::rule_engine::{EngineDeps, EventBus, RuleEngine};
@@ -22,6 +23,7 @@ use crate::actors::suggestions::SuggestionHubs;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::{self, cache, migrate};
+use crate::domain::pipelines::holder::Limits;
 use crate::http;
 use crate::state::AppState;
 
@@ -109,8 +111,23 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         );
         Supervisor::start(move |_| GatewayMonitor::new(db, threshold, instance_id, router));
     }
+    let pipelines = {
+        let deps = PipelineDeps {
+            db: state.db.clone(),
+            database: settings.database.url.clone(),
+            instance_id: settings.instance_id.clone(),
+            limits: Limits {
+                default_timeout_hours: settings.pipelines.default_stage_timeout_hours as f64,
+                max_concurrent_runs: settings.pipelines.max_concurrent_runs as i64,
+                lease: settings.pipelines.lease,
+            },
+            board_events: state.board_events.clone(),
+        };
+        Supervisor::start(move |_| PipelineRuns::new(deps.clone()))
+    };
     let closers = Closers {
         owners,
+        pipelines,
         sockets: state.sockets.clone(),
         timeout: settings.shutdown_timeout,
     };
@@ -226,6 +243,7 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> 
 /// What shutdown closes.
 struct Closers {
     owners: actix::Addr<GatewayOwners>,
+    pipelines: actix::Addr<PipelineRuns>,
     sockets: std::sync::Arc<Sockets>,
     timeout: std::time::Duration,
 }
@@ -261,8 +279,13 @@ async fn graceful_shutdown(server: actix_web::dev::ServerHandle, closers: Closer
     server.pause().await;
     // Every socket, authenticated or not, closes with "going away"; none opens any more.
     let open = closers.sockets.close();
-    // Gateways we dial go to another instance at once, not when our leases expire.
+    // Gateways we dial and pipeline runs we hold go to another instance at once, not when
+    // our leases expire.
     let _ = closers.owners.send(Release).await;
+    let _ = closers
+        .pipelines
+        .send(crate::actors::pipelines::Release)
+        .await;
     if open > 0 {
         // Let the close frames reach the wire before the workers stop.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

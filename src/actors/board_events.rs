@@ -61,6 +61,11 @@ impl BoardEvents {
         self.bus.publish(event.into_iter().collect());
     }
 
+    /// The board's activity feed got a line (a pipeline run's progress).
+    pub fn feed_changed(&self, board_id: Uuid) {
+        self.poke(Channel::BoardFeed(board_id));
+    }
+
     fn poke(&self, topic: Channel) {
         self.feeds.do_send(Poke {
             topic: topic.to_string(),

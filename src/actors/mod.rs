@@ -11,6 +11,7 @@ pub mod gateway_monitor;
 pub mod gateway_rpc;
 pub mod h5_session;
 pub mod openclaw;
+pub mod pipelines;
 pub mod presence;
 pub mod registry;
 pub mod rule_engine;

@@ -142,6 +142,15 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub ws: WsSettings,
     pub proactivity: ProactivitySettings,
+    pub pipelines: PipelineSettings,
+}
+
+/// Pipeline runs (docs/pipelines.md).
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineSettings {
+    pub default_stage_timeout_hours: u64,
+    pub max_concurrent_runs: u64,
+    pub lease: Duration,
 }
 
 /// The rule engine (docs/proactivity.md).
@@ -438,6 +447,15 @@ impl Settings {
                 3600,
             )),
         };
+        let pipelines = PipelineSettings {
+            default_stage_timeout_hours: vars.number(
+                "PIPELINE_DEFAULT_STAGE_TIMEOUT_HOURS",
+                1,
+                24 * 365,
+            ),
+            max_concurrent_runs: vars.number("PIPELINE_MAX_CONCURRENT_RUNS", 1, 100_000),
+            lease: Duration::from_secs(vars.number("PIPELINE_LEASE_SECONDS", 3, 3600)),
+        };
         if ws.heartbeat_timeout <= ws.heartbeat_interval {
             vars.fail(
                 "WS_HEARTBEAT_TIMEOUT_SECONDS",
@@ -467,6 +485,7 @@ impl Settings {
                 agent_token_key,
                 base_url,
                 proactivity,
+                pipelines,
                 souls_directory_url,
                 gateway,
                 ws,

@@ -10,6 +10,7 @@ pub mod knowledge;
 pub mod model;
 pub mod orgs;
 pub mod outbox;
+pub mod pipelines;
 pub mod proactivity;
 pub mod skills;
 pub mod support;

@@ -28,6 +28,7 @@ mod metrics;
 mod onboarding;
 mod organizations;
 mod pagination;
+mod pipelines;
 mod proactive_rules;
 mod query;
 mod skills;
@@ -138,6 +139,7 @@ pub fn app(
         .configure(board_sync::routes)
         .configure(suggestions::routes)
         .configure(proactive_rules::routes)
+        .configure(pipelines::routes)
         .configure(webhooks::routes)
         .configure(onboarding::routes)
         .configure(skills::routes)

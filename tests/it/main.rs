@@ -35,6 +35,7 @@ mod onboarding;
 mod openclaw;
 mod openclaw_sim;
 mod organizations;
+mod pipelines;
 mod proactivity;
 mod rows;
 mod skills;

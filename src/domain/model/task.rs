@@ -86,12 +86,14 @@ pub struct Progress {
 pub enum Actor {
     User(Uuid),
     Agent(AgentRef),
+    /// A pipeline run (its id) creating the task of an `ai_task` stage.
+    Pipeline(Uuid),
 }
 
 impl Actor {
     pub fn agent_id(&self) -> Option<Uuid> {
         match self {
-            Actor::User(_) => None,
+            Actor::User(_) | Actor::Pipeline(_) => None,
             Actor::Agent(a) => Some(a.id),
         }
     }
@@ -101,6 +103,7 @@ impl Actor {
         match self {
             Actor::User(id) => json!({"type": "user", "id": id}),
             Actor::Agent(a) => json!({"type": "agent", "id": a.id}),
+            Actor::Pipeline(run) => json!({"type": "pipeline_run", "id": run}),
         }
     }
 }

@@ -183,7 +183,9 @@ pub async fn created(
     };
     let agents = listeners(client, board.id).await?;
     let lead = match actor {
-        Actor::User(_) => tell_lead(client, (board, gateway_id), &agents, task, false).await?,
+        Actor::User(_) | Actor::Pipeline(_) => {
+            tell_lead(client, (board, gateway_id), &agents, task, false).await?
+        }
         Actor::Agent(_) => false,
     };
     let assignee = tell_assignee(client, (board, gateway_id), &agents, task).await?;

@@ -1,5 +1,6 @@
 //! The rule engine's one step (domain.md §B5, done right): evaluate one recorded event
-//! against the organization's enabled rules for its type, once.
+//! against the organization's enabled rules for its type, once; the pipelines it triggers
+//! start then too.
 //!
 //! "Once" is the event row: evaluation locks it (`SKIP LOCKED`: another evaluator has it),
 //! and stamps `evaluated_at` in the transaction that writes the suggestions, so an event
@@ -89,6 +90,16 @@ pub async fn evaluate(
             .await?,
         );
     }
+    // Pipelines triggered by the event start in the same transaction: once per event too.
+    crate::domain::pipelines::triggers::on_event(
+        client,
+        event.id,
+        event.organization_id,
+        &event.event_type,
+        event.board_id,
+        &Value::Object(event.payload.clone()),
+    )
+    .await?;
     client
         .execute(
             "UPDATE agent_events SET evaluated_at = now() WHERE id = $1",

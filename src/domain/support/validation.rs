@@ -48,6 +48,19 @@ impl Invalid {
         }));
     }
 
+    /// A value error inside a nested field: `loc` follows `body` (`["stages", 2, "id"]`).
+    pub fn value_error_at(&mut self, loc: &[Value], msg: &str, input: Value) {
+        let loc: Vec<Value> = std::iter::once(json!("body"))
+            .chain(loc.iter().cloned())
+            .collect();
+        self.0.push(json!({
+            "type": "value_error",
+            "loc": loc,
+            "msg": format!("Value error, {msg}"),
+            "input": input,
+        }));
+    }
+
     /// The value of a check that passed; a failed one (`Err(msg)`) is recorded as a
     /// `@field_validator` error on `field`.
     pub fn check<T>(&mut self, field: &str, input: &str, result: Result<T, String>) -> Option<T> {

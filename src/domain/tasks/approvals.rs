@@ -459,7 +459,13 @@ pub async fn update(
     } else {
         None
     };
-    let event = if approval.status != current.status && approval.status != ApprovalStatus::Pending {
+    let resolved = approval.status != current.status && approval.status != ApprovalStatus::Pending;
+    if resolved {
+        let approved = approval.status == ApprovalStatus::Approved;
+        crate::domain::pipelines::progress::approval_resolved(client, approval.id, approved)
+            .await?;
+    }
+    let event = if resolved {
         Some(recorded(client, board, "approval.resolved", &approval).await?)
     } else {
         None

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::db::record::{get, Record};
 use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
+use crate::domain::pipelines;
 use crate::domain::proactivity::producers;
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
@@ -294,6 +295,11 @@ pub async fn create(
             (Some(creator), None)
         }
         Actor::Agent(lead) => (None, Some(format!("lead_agent:{}", lead.id))),
+        // The user who started the run, when one did (the pipeline code vouches for them).
+        Actor::Pipeline(run) => (
+            input.created_by_user_id,
+            Some(format!("pipeline_run:{run}")),
+        ),
     };
     let row = client
         .query_one(
@@ -338,6 +344,7 @@ pub async fn create(
             event_type: "task.created",
             message: Some(match actor {
                 Actor::User(_) => format!("Task created: {title}."),
+                Actor::Pipeline(_) => format!("Task created by a pipeline: {title}."),
                 Actor::Agent(_) => format!("Task created by lead: {title}."),
             }),
             agent_id: actor.agent_id(),
@@ -573,6 +580,9 @@ pub async fn update(
     changes.extend(task_notices::updated(client, board, actor, &current, &row).await?);
     if row.status != current.status {
         changes.push(producers::task_status_changed(client, board, current.status, &row).await?);
+        if row.status == TaskStatus::Done {
+            pipelines::progress::task_ended(client, task_id, None).await?;
+        }
     }
     Ok((read_one(client, row).await?, changes))
 }
@@ -701,6 +711,7 @@ pub async fn delete(
     task_id: Uuid,
 ) -> DomainResult<Vec<TaskChange>> {
     let task = find(client, board.id, task_id, true).await?;
+    pipelines::progress::task_ended(client, task_id, Some("the stage's task was deleted")).await?;
     client
         .execute(
             "DELETE FROM approvals a WHERE a.task_id = $1 AND NOT EXISTS ( \

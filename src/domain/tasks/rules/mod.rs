@@ -113,7 +113,7 @@ pub fn decide(
     let status_requested = request.status.is_some_and(|s| s != current.status);
     let mut progress = current;
     let needs_review_comment = match actor {
-        Actor::User(_) => {
+        Actor::User(_) | Actor::Pipeline(_) => {
             let target = request.status.unwrap_or(current.status);
             let mut status = request.status;
             let mut assign = request.assigned_agent_id;
