@@ -122,6 +122,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 lease: settings.pipelines.lease,
             },
             board_events: state.board_events.clone(),
+            steps: Arc::new(tokio::sync::Semaphore::new(
+                (settings.database.pool_size as usize / 2).max(2),
+            )),
         };
         Supervisor::start(move |_| PipelineRuns::new(deps.clone()))
     };

@@ -10,11 +10,13 @@
 //! the actors, takes runs whose holder died, fires due schedules and starts queued runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
@@ -36,6 +38,9 @@ pub struct PipelineDeps {
     pub instance_id: String,
     pub limits: Limits,
     pub board_events: BoardEvents,
+    /// Steps under way at once on this instance: a thousand runs taken over together wait
+    /// their turn here, not in the pool's queue ahead of the HTTP requests.
+    pub steps: Arc<Semaphore>,
 }
 
 pub struct PipelineRuns {
@@ -84,11 +89,17 @@ impl PipelineRuns {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut held = holder::held(&*conn, me).await.map_err(|e| e.to_string())?;
-            held.extend(
-                holder::claim(&*conn, me, None, CLAIM_BATCH)
+            // Everything a dead instance held is taken in this tick, a batch at a time.
+            loop {
+                let taken = holder::claim(&*conn, me, None, CLAIM_BATCH)
                     .await
-                    .map_err(|e| e.to_string())?,
-            );
+                    .map_err(|e| e.to_string())?;
+                let more = taken.len() as i64 == CLAIM_BATCH;
+                held.extend(taken);
+                if !more {
+                    break;
+                }
+            }
             drop(conn);
             fire_schedules(&deps).await;
             promote(&deps).await;
@@ -430,19 +441,21 @@ impl PipelineRun {
 async fn drive(deps: PipelineDeps, run_id: Uuid) -> Result<Next, String> {
     let me = deps.instance_id.as_str();
     loop {
+        let permit = deps.steps.acquire().await.map_err(|e| e.to_string())?;
         let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
         let mut tx = conn.transaction().await.map_err(|e| e.to_string())?;
         let (next, effects) = holder::step(&mut tx, me, run_id, deps.limits)
             .await
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        drop(conn);
+        drop((conn, permit));
         tell(&deps.board_events, effects);
         match next {
             Next::Again => continue,
             Next::Call(call) => {
                 let answer = call_webhook(&call).await;
                 tracing::info!(%run_id, stage = %call.stage_id, attempt = call.attempt, ?answer, "pipeline webhook called");
+                let _permit = deps.steps.acquire().await.map_err(|e| e.to_string())?;
                 let conn = deps.db.get().await.map_err(|e| e.to_string())?;
                 holder::record_call(&*conn, me, run_id, &call, answer)
                     .await

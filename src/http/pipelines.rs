@@ -45,6 +45,15 @@ fn optional_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<Option<
     json::parse::<Option<T>>(body)
 }
 
+/// The run of a committed change; the feed of the pipeline's board is woken (its holder
+/// is woken by PostgreSQL).
+fn told(state: &AppState, (run, board): runs::Changed) -> Run {
+    if let Some(board) = board {
+        state.board_events.feed_changed(board);
+    }
+    run
+}
+
 /// The organization's pipelines, newest first.
 #[utoipa::path(tag = "pipelines", params(PipelineQuery, ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Page<Pipeline>), (status = 401), (status = 403), (status = 422)),
@@ -140,10 +149,10 @@ pub async fn start_run(
     let id = path.into_inner();
     let input: RunStart = optional_body(&body)?.unwrap_or_default();
     let cap = state.settings.pipelines.max_concurrent_runs as i64;
-    let run = in_transaction!(state, |tx| runs::start_for_user(
+    let changed = in_transaction!(state, |tx| runs::start_for_user(
         &tx, &principal, id, input, cap
     ));
-    Ok(HttpResponse::Created().json(run))
+    Ok(HttpResponse::Created().json(told(&state, changed)))
 }
 
 /// A pipeline's runs, newest first.
@@ -194,8 +203,8 @@ pub async fn advance_run(
 ) -> ApiResult<web::Json<Run>> {
     let id = path.into_inner();
     let output: Option<Map<String, Value>> = optional_body(&body)?;
-    let run = in_transaction!(state, |tx| runs::advance(&tx, &principal, id, output));
-    Ok(web::Json(run))
+    let changed = in_transaction!(state, |tx| runs::advance(&tx, &principal, id, output));
+    Ok(web::Json(told(&state, changed)))
 }
 
 /// Cancels a run that has not ended (409 otherwise); its holder stops.
@@ -209,8 +218,8 @@ pub async fn cancel_run(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Run>> {
     let id = path.into_inner();
-    let run = in_transaction!(state, |tx| runs::cancel(&tx, &principal, id));
-    Ok(web::Json(run))
+    let changed = in_transaction!(state, |tx| runs::cancel(&tx, &principal, id));
+    Ok(web::Json(told(&state, changed)))
 }
 
 /// The three templates (review, onboarding, release), as the reference lists them.

@@ -12,8 +12,9 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    activity, create_task, delete, new_board, send, sign, switch_to_new_org, update_task,
+    activity, agent, create_task, delete, new_board, send, sign, switch_to_new_org, update_task,
 };
+use crate::gateway_requests::{connect, labels, message, notices, office};
 use crate::harness::{eventually, Server};
 
 /// What the webhook receiver saw: (path, idempotency key, signature, body).
@@ -711,7 +712,8 @@ async fn events_and_schedules_start_runs_once() {
     let board = new_board(&server, json!({})).await;
     let on_event = create_pipeline(
         &server,
-        json!({"name": "on task", "stages": [{"id": "m", "type": "manual"}],
+        json!({"name": "on task", "board_id": board["id"],
+               "stages": [{"id": "follow", "type": "ai_task", "config": {"task_title": "Follow up"}}],
                "trigger_config": {"trigger_type": "event", "event_type": "task.created", "board_id": board["id"]}}),
     )
     .await;
@@ -725,6 +727,10 @@ async fn events_and_schedules_start_runs_once() {
     assert_eq!(run["input_data"]["event_type"], "task.created");
     assert_eq!(run["input_data"]["event"]["title"], "triggering", "{run}");
     assert_eq!(run["input_data"]["board_id"], task["board_id"]);
+    // The run's own task (created on the same board) starts no second run.
+    at_stage(&server, &run, "follow", "waiting").await;
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(runs_of(&server, &on_event, "").await["total"], 1);
 
     // Every two seconds, on two instances: each firing starts one run.
     let scheduled = create_pipeline(
@@ -827,4 +833,40 @@ async fn kill_9_of_the_holder_mid_webhook_another_instance_resumes_the_same_atte
     assert_eq!(keys[0], keys[1], "a repeat carries the first attempt's key");
     assert!(keys[0].ends_with(":1"));
     assert_ne!(holder_of(&alive, &run).await, holder);
+}
+
+#[actix_web::test]
+async fn an_ai_task_is_assigned_and_announced_to_its_agent_through_its_gateway() {
+    let server = Server::start().await;
+    let (_gateway, board) = office(&server).await;
+    let (ada, _) = agent(&server, &board, "Ada Lovelace").await;
+    let mut ws = connect(&server).await;
+    let pipeline = create_pipeline(
+        &server,
+        json!({"name": "assign", "board_id": board["id"], "stages": [
+            {"id": "work", "type": "ai_task", "config": {"task_title": "Write the report", "agent_id": ada["id"]}}
+        ]}),
+    )
+    .await;
+    let run = start(&server, &pipeline, json!({})).await;
+    let waiting = at_stage(&server, &run, "work", "waiting").await;
+    let heard = notices(&mut ws, 1).await;
+    assert_eq!(labels(&heard), ["Ada Lovelace"]);
+    let task_id = waiting["stage_results"]["work"]["task_id"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message(&heard[0]).starts_with(&format!(
+            "TASK ASSIGNED\nBoard: Ops\nTask: Write the report\nTask ID: {task_id}\n"
+        )),
+        "{}",
+        message(&heard[0])
+    );
+    let tasks = server
+        .admin_get(&format!(
+            "/api/v1/boards/{}/tasks",
+            board["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(tasks.json["items"][0]["assigned_agent_id"], ada["id"]);
 }

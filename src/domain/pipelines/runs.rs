@@ -138,6 +138,9 @@ pub async fn start(
     Ok(Some(run))
 }
 
+/// What a change of a run answers: the run, and the pipeline's board, whose feed got a line.
+pub type Changed = (Run, Option<Uuid>);
+
 /// `POST /pipelines/{id}/run`.
 pub async fn start_for_user(
     client: &impl GenericClient,
@@ -145,7 +148,7 @@ pub async fn start_for_user(
     pipeline_id: Uuid,
     input: RunStart,
     cap: i64,
-) -> DomainResult<Run> {
+) -> DomainResult<Changed> {
     access::require_org_admin(&principal.member)?;
     let pipeline = records::pipeline_of(client, principal, pipeline_id, false).await?;
     let how = Start {
@@ -154,9 +157,10 @@ pub async fn start_for_user(
         trigger_event_id: None,
         cap: Some(cap),
     };
-    start(client, &pipeline, how)
+    let run = start(client, &pipeline, how)
         .await?
-        .ok_or_else(DomainError::not_found)
+        .ok_or_else(DomainError::not_found)?;
+    Ok((run, pipeline.board_id))
 }
 
 /// A pipeline's runs, newest first, optionally of one status.
@@ -217,7 +221,7 @@ pub async fn advance(
     principal: &Principal,
     run_id: Uuid,
     output: Option<Map<String, Value>>,
-) -> DomainResult<Run> {
+) -> DomainResult<Changed> {
     let locked = locked_for(client, principal, run_id).await?;
     if locked.run.status != "paused" {
         return Err(DomainError::Conflict(json!(format!(
@@ -233,7 +237,8 @@ pub async fn advance(
         fields.insert("output".into(), Value::Object(output));
     }
     progress::finish_stage(client, &locked, Outcome::Done(fields)).await?;
-    get_one(client, principal, run_id).await
+    let run = get_one(client, principal, run_id).await?;
+    Ok((run, locked.control.pipeline_board_id))
 }
 
 /// `cancel`: the run ends `cancelled` and its holder stops (a webhook call in flight is
@@ -242,7 +247,7 @@ pub async fn cancel(
     client: &impl GenericClient,
     principal: &Principal,
     run_id: Uuid,
-) -> DomainResult<Run> {
+) -> DomainResult<Changed> {
     let locked = locked_for(client, principal, run_id).await?;
     if locked.ended() {
         return Err(DomainError::Conflict(json!(format!(
@@ -262,5 +267,6 @@ pub async fn cancel(
         _ => locked.run.stage_results.clone(),
     };
     progress::end_run(client, &locked, "cancelled", &results).await?;
-    get_one(client, principal, run_id).await
+    let run = get_one(client, principal, run_id).await?;
+    Ok((run, locked.control.pipeline_board_id))
 }

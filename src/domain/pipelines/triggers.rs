@@ -154,16 +154,40 @@ pub async fn fire_due(client: &impl GenericClient) -> DomainResult<Vec<Uuid>> {
     Ok(started)
 }
 
+/// A system event, as triggers read it.
+pub struct Event<'a> {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub event_type: &'a str,
+    pub board_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub payload: &'a Value,
+}
+
 /// Starts the runs of the active pipelines triggered by a system event (once per event and
-/// pipeline), in the transaction that evaluates the event.
-pub async fn on_event(
-    client: &impl GenericClient,
-    event_id: Uuid,
-    organization_id: Uuid,
-    event_type: &str,
-    board_id: Option<Uuid>,
-    payload: &Value,
-) -> DomainResult<Vec<Uuid>> {
+/// pipeline), in the transaction that evaluates the event. Events about a task a pipeline
+/// run created start nothing: a pipeline whose stage makes the task that triggers it would
+/// otherwise start runs for ever.
+pub async fn on_event(client: &impl GenericClient, event: Event<'_>) -> DomainResult<Vec<Uuid>> {
+    if let Some(task_id) = event.task_id {
+        let by_pipeline = client
+            .query_opt(
+                "SELECT 1 AS found FROM tasks WHERE id = $1 AND auto_reason LIKE 'pipeline_run:%'",
+                &[&task_id],
+            )
+            .await?;
+        if by_pipeline.is_some() {
+            return Ok(Vec::new());
+        }
+    }
+    let Event {
+        id: event_id,
+        organization_id,
+        event_type,
+        board_id,
+        payload,
+        ..
+    } = event;
     let rows = client
         .query(
             &format!(

@@ -91,15 +91,16 @@ pub async fn evaluate(
         );
     }
     // Pipelines triggered by the event start in the same transaction: once per event too.
-    crate::domain::pipelines::triggers::on_event(
-        client,
-        event.id,
-        event.organization_id,
-        &event.event_type,
-        event.board_id,
-        &Value::Object(event.payload.clone()),
-    )
-    .await?;
+    let payload = Value::Object(event.payload.clone());
+    let trigger = crate::domain::pipelines::triggers::Event {
+        id: event.id,
+        organization_id: event.organization_id,
+        event_type: &event.event_type,
+        board_id: event.board_id,
+        task_id: event.task_id,
+        payload: &payload,
+    };
+    crate::domain::pipelines::triggers::on_event(client, trigger).await?;
     client
         .execute(
             "UPDATE agent_events SET evaluated_at = now() WHERE id = $1",
