@@ -19,7 +19,7 @@ LEASE=${LEASE:-6}
 TOKEN=bench-token-0123456789-0123456789-0123456789-0123456789
 
 INSTANCES=2
-EXTRA_ENV="PIPELINE_MAX_CONCURRENT_RUNS=1000000 PIPELINE_LEASE_SECONDS=$LEASE"
+EXTRA_ENV="PIPELINE_MAX_CONCURRENT_RUNS=100000 PIPELINE_LEASE_SECONDS=$LEASE"
 # shellcheck source=benches/servers.sh
 source benches/servers.sh
 DATABASE_URL="${MC_PG_ADMIN_URL%/*}/$db"
@@ -32,16 +32,18 @@ sql() { psql "$DATABASE_URL" -qtA -c "$1"; }
 
 pipeline=$(curl -fsS "${auth[@]}" -d '{"name": "bench", "stages": [{"id": "wait", "type": "manual"}]}' \
   "${urls[0]}/api/v1/pipelines" | jq -r .id)
+echo "pipeline $pipeline" >&2
 sleep 1
 before=("$(rss "${pid_of[0]}")" "$(rss "${pid_of[1]}")")
 
 requests=$(mktemp)
 for n in $(seq 1 "$RUNS"); do
-  printf 'url = "%s/api/v1/pipelines/%s/run"\ndata = "{}"\noutput = "/dev/null"\n' "${urls[$((n % 2))]}" "$pipeline"
+  printf 'url = "%s/api/v1/pipelines/%s/run"\noutput = "/dev/null"\n' "${urls[$((n % 2))]}" "$pipeline"
 done >"$requests"
 echo "starting $RUNS runs ($CONCURRENCY in flight)…" >&2
 start=$(date +%s.%N)
-curl -fsS --parallel --parallel-max "$CONCURRENCY" "${auth[@]}" -K "$requests"
+# One body for every request (a `data` line per URL would be joined into one body).
+curl -fsS --parallel --parallel-max "$CONCURRENCY" "${auth[@]}" -d '{}' -K "$requests"
 end=$(date +%s.%N)
 rm -f "$requests"
 for _ in $(seq 1 600); do

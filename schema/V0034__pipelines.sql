@@ -92,7 +92,8 @@ CREATE INDEX pipeline_stage_tasks_approval_idx ON pipeline_stage_tasks (approval
 -- touch none of these columns and stay quiet.
 CREATE FUNCTION pipeline_runs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('mc_pipeline_runs', NEW.id::text || ' ' || coalesce(NEW.lease_owner, '') || ' ' || NEW.status);
+  PERFORM pg_notify('mc_pipeline_runs',
+    NEW.id::text || ' ' || coalesce(NEW.lease_owner, '') || ' ' || NEW.status || ' ' || coalesce(NEW.phase, ''));
   RETURN NULL;
 END $$;
 CREATE TRIGGER pipeline_runs_changed

@@ -255,13 +255,14 @@ impl Handler<Tick> for PipelineRuns {
     }
 }
 
-/// A run changed (a NOTIFY's payload: `<run id> <holder or empty> <status>`).
+/// A run changed (a NOTIFY's payload: `<run id> <holder or empty> <status> <phase or empty>`).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Changed {
     run_id: Uuid,
     owner: Option<String>,
     status: String,
+    phase: String,
 }
 
 impl Changed {
@@ -271,6 +272,7 @@ impl Changed {
             run_id: Uuid::parse_str(parts.next()?).ok()?,
             owner: parts.next().filter(|o| !o.is_empty()).map(str::to_string),
             status: parts.next()?.to_string(),
+            phase: parts.next().unwrap_or_default().to_string(),
         })
     }
 }
@@ -284,11 +286,18 @@ impl Handler<Changed> for PipelineRuns {
             self.promote_soon(ctx);
         }
         if let Some(run) = self.runs.get(&msg.run_id).filter(|a| a.connected()) {
-            run.do_send(Wake);
+            // Only the holder writes `wait` and `call` (its own steps): a run that needs it
+            // again is at `enter`, or ended.
+            let needs_holder =
+                msg.phase == "enter" || !records::ACTIVE.contains(&msg.status.as_str());
+            if needs_holder {
+                run.do_send(Wake);
+            }
             return;
         }
         let me = &self.deps.instance_id;
-        if msg.status == "queued" || msg.owner.as_ref().is_some_and(|o| o != me) {
+        let active = records::ACTIVE.contains(&msg.status.as_str());
+        if !active || msg.owner.as_ref().is_some_and(|o| o != me) {
             return;
         }
         let (deps, run_id) = (self.deps.clone(), msg.run_id);

@@ -148,9 +148,12 @@ pub async fn start_run(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let input: RunStart = optional_body(&body)?.unwrap_or_default();
-    let cap = state.settings.pipelines.max_concurrent_runs as i64;
+    let limits = (
+        state.settings.pipelines.max_concurrent_runs as i64,
+        state.settings.instance_id.as_str(),
+    );
     let changed = in_transaction!(state, |tx| runs::start_for_user(
-        &tx, &principal, id, input, cap
+        &tx, &principal, id, input, limits
     ));
     Ok(HttpResponse::Created().json(told(&state, changed)))
 }

@@ -67,8 +67,8 @@ pub async fn held(client: &impl GenericClient, me: &str) -> DomainResult<Vec<Uui
     rows.iter().map(|r| Ok(get(r, "id")?)).collect()
 }
 
-/// Takes active runs that nobody holds, or whose holder's lease expired (`run` alone, or
-/// up to `limit` of them); the runs taken.
+/// Takes active runs that nobody holds, or whose holder's lease expired, or that were
+/// started here (`run` alone, or up to `limit` of them); the runs taken.
 pub async fn claim(
     client: &impl GenericClient,
     me: &str,
@@ -80,7 +80,7 @@ pub async fn claim(
             "UPDATE pipeline_runs r SET lease_owner = $1 WHERE r.id IN ( \
                SELECT f.id FROM pipeline_runs f LEFT JOIN pipeline_holders h ON h.instance_id = f.lease_owner \
                WHERE f.status IN ('running', 'paused') AND ($2::uuid IS NULL OR f.id = $2) \
-                 AND (f.lease_owner IS NULL OR h.lease_until IS NULL OR h.lease_until < now()) \
+                 AND (f.lease_owner IS NULL OR f.lease_owner = $1 OR h.lease_until IS NULL OR h.lease_until < now()) \
                ORDER BY f.created_at LIMIT $3 FOR UPDATE OF f SKIP LOCKED) \
              RETURNING r.id",
             &[&me, &run, &limit],

@@ -9,7 +9,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;
-use crate::domain::pipelines::records::{self, Locked};
+use crate::domain::pipelines::records::{self, About, Locked};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::DomainResult;
 
@@ -134,25 +134,31 @@ pub async fn end_run(
             &[&locked.run.id, &status, results],
         )
         .await?;
-    record(client, locked, &format!("pipeline.run.{status}"), status).await
+    record(
+        client,
+        locked.about(),
+        &format!("pipeline.run.{status}"),
+        status,
+    )
+    .await
 }
 
 /// A line in the activity feed of the pipeline's board (or of the organization).
 pub async fn record(
     client: &impl GenericClient,
-    locked: &Locked,
+    about: About<'_>,
     event_type: &str,
     what: &str,
 ) -> DomainResult<()> {
     activity::record(
         client,
         NewActivity {
-            organization_id: locked.run.organization_id,
-            board_id: locked.control.pipeline_board_id,
+            organization_id: about.organization_id,
+            board_id: about.board_id,
             event_type,
             message: Some(format!(
                 "Pipeline {}: run {} {what}.",
-                locked.control.pipeline_name, locked.run.id
+                about.pipeline_name, about.run_id
             )),
             agent_id: None,
             task_id: None,

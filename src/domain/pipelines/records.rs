@@ -80,7 +80,24 @@ pub struct Locked {
     pub stages: Vec<Stage>,
 }
 
+/// Which run a line of the activity feed is about.
+pub struct About<'a> {
+    pub organization_id: Uuid,
+    pub board_id: Option<Uuid>,
+    pub pipeline_name: &'a str,
+    pub run_id: Uuid,
+}
+
 impl Locked {
+    pub fn about(&self) -> About<'_> {
+        About {
+            organization_id: self.run.organization_id,
+            board_id: self.control.pipeline_board_id,
+            pipeline_name: &self.control.pipeline_name,
+            run_id: self.run.id,
+        }
+    }
+
     pub fn current(&self) -> Option<&Stage> {
         self.run
             .current_stage_id

@@ -35,6 +35,9 @@ pub struct Start {
     /// `PIPELINE_MAX_CONCURRENT_RUNS`, when the caller decides at once between `running`
     /// and `queued`; `None` queues the run for the holders to start (`holder::promote`).
     pub cap: Option<i64>,
+    /// The instance to hold the run when it starts at once (the one that served the request,
+    /// so runs spread as requests do); else whichever instance takes it first.
+    pub holder: Option<String>,
 }
 
 /// The advisory lock that serializes one organization's decisions against its cap.
@@ -110,9 +113,9 @@ pub async fn start(
         .query_opt(
             &format!(
                 "INSERT INTO pipeline_runs AS r (id, pipeline_id, organization_id, input_data, current_stage_id, \
-                   status, phase, started_by_user_id, trigger_event_id) \
+                   status, phase, started_by_user_id, trigger_event_id, lease_owner) \
                  VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN 'running' ELSE 'queued' END, \
-                   CASE WHEN $6 THEN 'enter' END, $7, $8) \
+                   CASE WHEN $6 THEN 'enter' END, $7, $8, CASE WHEN $6 THEN $9 END) \
                  ON CONFLICT (pipeline_id, trigger_event_id) WHERE trigger_event_id IS NOT NULL DO NOTHING \
                  RETURNING {columns}",
                 columns = Run::COLUMNS
@@ -126,15 +129,19 @@ pub async fn start(
                 &running,
                 &start.started_by_user_id,
                 &start.trigger_event_id,
+                &start.holder,
             ],
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
     let run = Run::from_row(&row)?;
-    let locked = records::lock(client, run.id, None)
-        .await?
-        .ok_or_else(DomainError::not_found)?;
-    progress::record(client, &locked, "pipeline.run.started", &run.status).await?;
+    let about = records::About {
+        organization_id: pipeline.organization_id,
+        board_id: pipeline.board_id,
+        pipeline_name: &pipeline.name,
+        run_id: run.id,
+    };
+    progress::record(client, about, "pipeline.run.started", &run.status).await?;
     Ok(Some(run))
 }
 
@@ -147,7 +154,7 @@ pub async fn start_for_user(
     principal: &Principal,
     pipeline_id: Uuid,
     input: RunStart,
-    cap: i64,
+    (cap, holder): (i64, &str),
 ) -> DomainResult<Changed> {
     access::require_org_admin(&principal.member)?;
     let pipeline = records::pipeline_of(client, principal, pipeline_id, false).await?;
@@ -156,6 +163,7 @@ pub async fn start_for_user(
         started_by_user_id: Some(principal.user.id),
         trigger_event_id: None,
         cap: Some(cap),
+        holder: Some(holder.to_string()),
     };
     let run = start(client, &pipeline, how)
         .await?

@@ -142,6 +142,7 @@ pub async fn fire_due(client: &impl GenericClient) -> DomainResult<Vec<Uuid>> {
             started_by_user_id: None,
             trigger_event_id: None,
             cap: None,
+            holder: None,
         };
         match runs::start(client, &pipeline, start).await {
             Ok(Some(run)) => started.push(run.id),
@@ -213,6 +214,7 @@ pub async fn on_event(client: &impl GenericClient, event: Event<'_>) -> DomainRe
             started_by_user_id: None,
             trigger_event_id: Some(event_id),
             cap: None,
+            holder: None,
         };
         if let Some(run) = runs::start(client, &pipeline, start).await? {
             started.push(run.id);
