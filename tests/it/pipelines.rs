@@ -870,3 +870,74 @@ async fn an_ai_task_is_assigned_and_announced_to_its_agent_through_its_gateway()
         .await;
     assert_eq!(tasks.json["items"][0]["assigned_agent_id"], ada["id"]);
 }
+
+#[actix_web::test]
+async fn more_runs_than_a_claim_batch_are_held_renewed_and_taken_over_together() {
+    let instance = |name: &str| {
+        Server::builder()
+            .env("PIPELINE_LEASE_SECONDS", "3")
+            .env("PIPELINE_MAX_CONCURRENT_RUNS", "1000")
+            .env("INSTANCE_ID", name)
+    };
+    let first = instance("batch-a").start().await;
+    let second = instance("batch-b").start_on(&first).await;
+    let pipeline = create_pipeline(
+        &first,
+        json!({"name": "many", "stages": [{"id": "m", "type": "manual"}]}),
+    )
+    .await;
+    // More runs than one claim takes (200), all started on the first instance.
+    let db = first.db.client().await;
+    let paused = |n: i64| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one("SELECT count(*) FROM pipeline_runs WHERE status = 'paused' AND lease_owner = $1", &[&"batch-b"])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) == n
+        }
+    };
+    for _ in 0..250 {
+        start(&first, &pipeline, json!({})).await;
+    }
+    let all_paused = eventually(Duration::from_secs(30), || async {
+        let row = db
+            .query_one(
+                "SELECT count(*) FROM pipeline_runs WHERE status = 'paused'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) == 250
+    })
+    .await;
+    assert!(all_paused, "{}", first.log());
+    // The holder's ticks go on (its lease keeps moving) however many runs it holds.
+    let lease = "SELECT lease_until FROM pipeline_holders WHERE instance_id = 'batch-a'";
+    let before: chrono::DateTime<chrono::Utc> = db.query_one(lease, &[]).await.unwrap().get(0);
+    let renewed = eventually(Duration::from_secs(5), || async {
+        let now: chrono::DateTime<chrono::Utc> = db.query_one(lease, &[]).await.unwrap().get(0);
+        now > before
+    })
+    .await;
+    assert!(renewed, "the lease stopped moving\n{}", first.log());
+
+    let mut first = first;
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(first.pid() as i32, libc::SIGKILL) };
+    assert!(first.wait_exit(Duration::from_secs(5)).is_some());
+    let taken = eventually(Duration::from_secs(15), || paused(250)).await;
+    assert!(taken, "not every run was taken over\n{}", second.log());
+    // The new holder's actors are there: an advance is carried out by it.
+    let run = runs_of(&second, &pipeline, "?limit=1").await["items"][0].clone();
+    let path = format!(
+        "/api/v1/pipeline-runs/{}/advance",
+        run["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        send(&second, Method::POST, &path, json!({})).await.status,
+        200
+    );
+    ended(&second, &run, "completed").await;
+}

@@ -67,8 +67,10 @@ pub async fn held(client: &impl GenericClient, me: &str) -> DomainResult<Vec<Uui
     rows.iter().map(|r| Ok(get(r, "id")?)).collect()
 }
 
-/// Takes active runs that nobody holds, or whose holder's lease expired, or that were
-/// started here (`run` alone, or up to `limit` of them); the runs taken.
+/// Takes active runs that nobody holds, or whose holder's lease expired (up to `limit` of
+/// them), or `run` alone, which may also be one started here (held here, with no actor
+/// yet); the runs taken. A sweep never returns runs this instance already holds, so taking
+/// batch after batch ends.
 pub async fn claim(
     client: &impl GenericClient,
     me: &str,
@@ -80,7 +82,9 @@ pub async fn claim(
             "UPDATE pipeline_runs r SET lease_owner = $1 WHERE r.id IN ( \
                SELECT f.id FROM pipeline_runs f LEFT JOIN pipeline_holders h ON h.instance_id = f.lease_owner \
                WHERE f.status IN ('running', 'paused') AND ($2::uuid IS NULL OR f.id = $2) \
-                 AND (f.lease_owner IS NULL OR f.lease_owner = $1 OR h.lease_until IS NULL OR h.lease_until < now()) \
+                 AND (($2::uuid IS NOT NULL AND f.lease_owner = $1) \
+                      OR (f.lease_owner IS DISTINCT FROM $1 \
+                          AND (f.lease_owner IS NULL OR h.lease_until IS NULL OR h.lease_until < now()))) \
                ORDER BY f.created_at LIMIT $3 FOR UPDATE OF f SKIP LOCKED) \
              RETURNING r.id",
             &[&me, &run, &limit],
