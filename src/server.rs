@@ -10,6 +10,7 @@ use actix_web::HttpServer;
 use crate::actors::board_events::BoardEvents;
 use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
+use crate::actors::embedder::{self, Embedder};
 use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
@@ -128,6 +129,14 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         };
         Supervisor::start(move |_| PipelineRuns::new(deps.clone()))
     };
+    if let Some(embedding) = settings.knowledge.embedding.clone() {
+        let db = state.db.clone();
+        Supervisor::start(move |_| Embedder::new(db.clone(), embedding.clone()));
+    }
+    actix::spawn(embedder::reindex_language(
+        state.db.clone(),
+        settings.knowledge.search_language.clone(),
+    ));
     let closers = Closers {
         owners,
         pipelines,

@@ -143,6 +143,33 @@ pub struct Settings {
     pub ws: WsSettings,
     pub proactivity: ProactivitySettings,
     pub pipelines: PipelineSettings,
+    pub knowledge: KnowledgeSettings,
+}
+
+/// The knowledge base's search (docs/knowledge.md).
+#[derive(Debug, Clone)]
+pub struct KnowledgeSettings {
+    /// A text search configuration name (checked against the database at start).
+    pub search_language: String,
+    /// `None`: EMBEDDING_PROVIDER=none.
+    pub embedding: Option<EmbeddingSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingProvider {
+    OpenAi,
+    Tongyi,
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddingSettings {
+    pub provider: EmbeddingProvider,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    /// Without a trailing `/`.
+    pub base_url: String,
+    pub timeout: Duration,
 }
 
 /// Pipeline runs (docs/pipelines.md).
@@ -447,6 +474,7 @@ impl Settings {
                 3600,
             )),
         };
+        let knowledge = knowledge_settings(&mut vars);
         let pipelines = PipelineSettings {
             default_stage_timeout_hours: vars.number(
                 "PIPELINE_DEFAULT_STAGE_TIMEOUT_HOURS",
@@ -486,6 +514,7 @@ impl Settings {
                 base_url,
                 proactivity,
                 pipelines,
+                knowledge,
                 souls_directory_url,
                 gateway,
                 ws,
@@ -620,3 +649,82 @@ fn load_auth(vars: &mut Vars) -> Option<AuthMode> {
 
 #[cfg(test)]
 mod tests;
+
+/// KNOWLEDGE_SEARCH_LANGUAGE and the EMBEDDING_* settings, with each provider's defaults.
+fn knowledge_settings(vars: &mut Vars) -> KnowledgeSettings {
+    let search_language = vars
+        .string("KNOWLEDGE_SEARCH_LANGUAGE")
+        .to_ascii_lowercase();
+    if !search_language
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        vars.fail(
+            "KNOWLEDGE_SEARCH_LANGUAGE",
+            "expected a text search configuration name such as english or simple",
+        );
+    }
+    let timeout = Duration::from_secs(vars.number("EMBEDDING_TIMEOUT_SECONDS", 1, 600));
+    let (provider, model, base_url) = match vars
+        .string("EMBEDDING_PROVIDER")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "none" => {
+            return KnowledgeSettings {
+                search_language,
+                embedding: None,
+            }
+        }
+        "openai" => (
+            EmbeddingProvider::OpenAi,
+            "text-embedding-3-small",
+            "https://api.openai.com/v1",
+        ),
+        "tongyi" => (
+            EmbeddingProvider::Tongyi,
+            "text-embedding-v3",
+            "https://dashscope.aliyuncs.com/api/v1",
+        ),
+        "local" => (
+            EmbeddingProvider::Local,
+            "nomic-embed-text",
+            "http://localhost:11434",
+        ),
+        _ => {
+            vars.fail(
+                "EMBEDDING_PROVIDER",
+                "expected openai, tongyi, local or none",
+            );
+            return KnowledgeSettings {
+                search_language,
+                embedding: None,
+            };
+        }
+    };
+    let api_key = vars.optional("EMBEDDING_API_KEY").map(Secret);
+    if api_key.is_none() && provider != EmbeddingProvider::Local {
+        vars.fail(
+            "EMBEDDING_API_KEY",
+            "is required with EMBEDDING_PROVIDER=openai or tongyi",
+        );
+    }
+    let base_url = vars
+        .optional("EMBEDDING_BASE_URL")
+        .unwrap_or_else(|| base_url.to_string());
+    if !url::Url::parse(&base_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        vars.fail("EMBEDDING_BASE_URL", "expected an http(s) URL");
+    }
+    KnowledgeSettings {
+        search_language,
+        embedding: Some(EmbeddingSettings {
+            provider,
+            api_key,
+            model: vars
+                .optional("EMBEDDING_MODEL")
+                .unwrap_or_else(|| model.to_string()),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            timeout,
+        }),
+    }
+}

@@ -67,7 +67,12 @@ pub async fn agent_create_knowledge(
     AgentCaller(me): AgentCaller,
     Json(input): Json<AgentKnowledgeCreate>,
 ) -> ApiResult<HttpResponse> {
-    let entry = in_transaction!(state, |tx| knowledge::create_by_agent(&tx, &me, input));
+    let entry = in_transaction!(state, |tx| knowledge::create_by_agent(
+        &tx,
+        &me,
+        input,
+        &state.settings.knowledge.search_language
+    ));
     Ok(HttpResponse::Created().json(entry))
 }
 

@@ -22,6 +22,7 @@ mod h5_chat;
 mod h5_users;
 mod health;
 pub mod json;
+mod knowledge;
 pub(crate) mod memory;
 mod methods;
 mod metrics;
@@ -140,6 +141,7 @@ pub fn app(
         .configure(suggestions::routes)
         .configure(proactive_rules::routes)
         .configure(pipelines::routes)
+        .configure(knowledge::routes)
         .configure(webhooks::routes)
         .configure(onboarding::routes)
         .configure(skills::routes)

@@ -14,6 +14,13 @@ pub async fn send(server: &Server, method: Method, path: &str, body: Value) -> R
         .await
 }
 
+/// A `POST` that must create (201): what it answered.
+pub async fn created(server: &Server, path: &str, body: Value) -> Value {
+    let reply = send(server, Method::POST, path, body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.json
+}
+
 pub async fn delete(server: &Server, path: &str) -> Reply {
     server
         .call(Method::DELETE, path, Some(ADMIN_TOKEN), None)

@@ -28,6 +28,7 @@ mod h5_chat;
 mod health;
 mod http_basics;
 mod inputs;
+mod knowledge;
 mod memory;
 mod memory_notices;
 mod metrics;

@@ -12,7 +12,8 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    activity, agent, create_task, delete, new_board, send, sign, switch_to_new_org, update_task,
+    activity, agent, create_task, created, delete, new_board, send, sign, switch_to_new_org,
+    update_task,
 };
 use crate::gateway_requests::{connect, labels, message, notices, office};
 use crate::harness::{eventually, Server};
@@ -64,9 +65,7 @@ async fn receiver() -> (String, Seen) {
 }
 
 async fn create_pipeline(server: &Server, body: Value) -> Value {
-    let reply = send(server, Method::POST, "/api/v1/pipelines", body).await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    reply.json
+    created(server, "/api/v1/pipelines", body).await
 }
 
 async fn start(server: &Server, pipeline: &Value, input: Value) -> Value {

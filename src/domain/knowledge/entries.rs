@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{column, Record, RowError};
+use crate::domain::knowledge::text;
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::{self, PostTargets};
 use crate::domain::support::validation::Invalid;
@@ -19,19 +20,41 @@ use crate::domain::DomainResult;
 const TITLE_MAX: usize = 512;
 const CATEGORY_MAX: usize = 128;
 
+/// Title and content are not blank; title and category within the reference's lengths.
+pub fn check_texts(
+    invalid: &mut Invalid,
+    title: Option<&str>,
+    content: Option<&str>,
+    category: Option<&str>,
+) {
+    for (field, text) in [("title", title), ("content", content)] {
+        if let Some(text) = text.filter(|t| t.trim().is_empty()) {
+            invalid.blank(field, text);
+        }
+    }
+    if let Some(title) = title {
+        invalid.max_chars("title", title, TITLE_MAX);
+    }
+    if let Some(category) = category {
+        invalid.max_chars("category", category, CATEGORY_MAX);
+    }
+}
+
 /// `source_type` of what agents save.
 const AGENT_GENERATED: &str = "agent_generated";
 
-/// `KnowledgeDocumentRead`: a file attached to an entry.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct KnowledgeDocument {
-    pub id: Uuid,
-    pub knowledge_entry_id: Uuid,
-    pub file_name: String,
-    pub file_type: Option<String>,
-    pub file_size_bytes: Option<i64>,
-    pub storage_url: String,
-    pub created_at: DateTime<Utc>,
+crate::db::record! {
+    /// `KnowledgeDocumentRead`: a file attached to an entry.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct KnowledgeDocument in "d" {
+        pub id: Uuid,
+        pub knowledge_entry_id: Uuid,
+        pub file_name: String,
+        pub file_type: Option<String>,
+        pub file_size_bytes: Option<i64>,
+        pub storage_url: String,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 /// `KnowledgeEntryRead`.
@@ -116,17 +139,15 @@ pub async fn create_by_agent(
     client: &impl GenericClient,
     agent: &AgentPrincipal,
     input: AgentKnowledgeCreate,
+    language: &str,
 ) -> DomainResult<KnowledgeEntry> {
     let mut invalid = Invalid::default();
-    for (field, text) in [("title", &input.title), ("content", &input.content)] {
-        if text.trim().is_empty() {
-            invalid.blank(field, text);
-        }
-    }
-    invalid.max_chars("title", &input.title, TITLE_MAX);
-    if let Some(category) = &input.category {
-        invalid.max_chars("category", category, CATEGORY_MAX);
-    }
+    check_texts(
+        &mut invalid,
+        Some(&input.title),
+        Some(&input.content),
+        input.category.as_deref(),
+    );
     invalid.finish()?;
     let targets = access::post_targets(
         client,
@@ -141,8 +162,8 @@ pub async fn create_by_agent(
         .query_one(
             &format!(
                 "INSERT INTO knowledge_entries (id, organization_id, board_id, agent_id, title, content, \
-                   category, tags, source_type, source_ref) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {columns}",
+                   category, tags, source_type, source_ref, search_config, search_extra) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, knowledge_search_config($11), $12) RETURNING {columns}",
                 columns = KnowledgeEntry::COLUMNS
             ),
             &[
@@ -156,6 +177,8 @@ pub async fn create_by_agent(
                 &Json(&input.tags),
                 &AGENT_GENERATED,
                 &input.source_ref.as_ref().map(Json),
+                &language,
+                &text::index_tokens(&[&input.title, &input.content, input.category.as_deref().unwrap_or("")]),
             ],
         )
         .await?;

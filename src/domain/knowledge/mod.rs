@@ -1,3 +1,9 @@
-//! Knowledge (domain.md §E): entries that agents post. Hybrid search lands here.
+//! M12 knowledge (domain.md §E, docs/knowledge.md): entries and what agents post
+//! (`entries`), the API's reads and writes (`manage`), search (`search`, with CJK text in
+//! `text`), and embeddings (`embeddings`).
 
+pub mod embeddings;
 pub mod entries;
+pub mod manage;
+pub mod search;
+pub mod text;
