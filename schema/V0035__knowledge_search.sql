@@ -42,3 +42,24 @@ CREATE FUNCTION knowledge_search_config(name text) RETURNS regconfig LANGUAGE sq
   SELECT coalesce((SELECT c.oid::regconfig FROM pg_ts_config c WHERE c.cfgname = name ORDER BY c.oid LIMIT 1),
                   'simple'::regconfig)
 $$;
+
+-- Uploaded documents: the object's key in the store (NULL for a document recorded by URL,
+-- the reference's form), and the text extracted from it, in chunks searchable as part of
+-- their entry.
+ALTER TABLE knowledge_documents ADD COLUMN storage_key text;
+ALTER TABLE knowledge_documents ADD COLUMN extracted_chars integer;
+CREATE TABLE knowledge_chunks (
+    id                  uuid PRIMARY KEY,
+    knowledge_entry_id  uuid NOT NULL REFERENCES knowledge_entries (id) ON DELETE CASCADE,
+    document_id         uuid NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
+    position            integer NOT NULL,
+    content             text NOT NULL,
+    search_config       regconfig NOT NULL DEFAULT 'english',
+    search_extra        text NOT NULL DEFAULT '',
+    search_vector       tsvector GENERATED ALWAYS AS (
+        to_tsvector(search_config, content) || to_tsvector('simple', search_extra)
+    ) STORED
+);
+CREATE INDEX knowledge_chunks_entry_idx ON knowledge_chunks (knowledge_entry_id);
+CREATE INDEX knowledge_chunks_document_idx ON knowledge_chunks (document_id);
+CREATE INDEX knowledge_chunks_search_idx ON knowledge_chunks USING gin (search_vector);

@@ -14,7 +14,7 @@
 //! | [`config`] | typed settings from the environment |
 //! | [`error`] | `ApiError` → status and `{"detail": ...}` |
 //! | [`server`], [`state`] | start-up, shutdown, what handlers share |
-//! | [`outbound`], [`telemetry`] | the HTTPS client; logs and the request id |
+//! | [`outbound`], [`storage`], [`telemetry`] | the HTTPS client; uploaded files (local or S3/OSS); logs and the request id |
 
 pub mod actors;
 pub mod auth;
@@ -28,4 +28,5 @@ pub mod protocol;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

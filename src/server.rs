@@ -76,7 +76,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         let (bridge, instance_id) = (bridge.clone(), settings.instance_id.clone());
         Supervisor::start(move |_| RpcReplies::new(bridge.clone(), instance_id.clone()))
     };
+    let storage = crate::storage::Storage::open(&settings.knowledge.storage)?;
     let state = Data::new(AppState {
+        storage,
         settings: settings.clone(),
         db,
         bridge,

@@ -47,6 +47,8 @@ pub struct AppState {
     pub sockets: std::sync::Arc<crate::actors::socket::Sockets>,
     /// AUTH_MODE=clerk: the verifier of Clerk session tokens and its cached keys.
     pub clerk: Option<Arc<crate::domain::orgs::clerk::Verifier>>,
+    /// Uploaded files (knowledge documents).
+    pub storage: crate::storage::Storage,
 }
 
 impl AppState {

@@ -153,6 +153,23 @@ pub struct KnowledgeSettings {
     pub search_language: String,
     /// `None`: EMBEDDING_PROVIDER=none.
     pub embedding: Option<EmbeddingSettings>,
+    pub max_document_bytes: usize,
+    pub storage: StorageSettings,
+}
+
+/// Where uploaded documents are kept.
+#[derive(Debug, Clone)]
+pub enum StorageSettings {
+    Local {
+        dir: std::path::PathBuf,
+    },
+    Bucket {
+        endpoint: String,
+        bucket: String,
+        access_key: String,
+        secret_key: Secret,
+        region: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -650,7 +667,7 @@ fn load_auth(vars: &mut Vars) -> Option<AuthMode> {
 #[cfg(test)]
 mod tests;
 
-/// KNOWLEDGE_SEARCH_LANGUAGE and the EMBEDDING_* settings, with each provider's defaults.
+/// KNOWLEDGE_*, the EMBEDDING_* settings (with each provider's defaults) and the storage.
 fn knowledge_settings(vars: &mut Vars) -> KnowledgeSettings {
     let search_language = vars
         .string("KNOWLEDGE_SEARCH_LANGUAGE")
@@ -664,18 +681,24 @@ fn knowledge_settings(vars: &mut Vars) -> KnowledgeSettings {
             "expected a text search configuration name such as english or simple",
         );
     }
+    KnowledgeSettings {
+        search_language,
+        embedding: embedding_settings(vars),
+        max_document_bytes: vars.number("KNOWLEDGE_MAX_DOCUMENT_SIZE_MB", 1, 4096) as usize
+            * 1024
+            * 1024,
+        storage: storage_settings(vars),
+    }
+}
+
+fn embedding_settings(vars: &mut Vars) -> Option<EmbeddingSettings> {
     let timeout = Duration::from_secs(vars.number("EMBEDDING_TIMEOUT_SECONDS", 1, 600));
     let (provider, model, base_url) = match vars
         .string("EMBEDDING_PROVIDER")
         .to_ascii_lowercase()
         .as_str()
     {
-        "none" => {
-            return KnowledgeSettings {
-                search_language,
-                embedding: None,
-            }
-        }
+        "none" => return None,
         "openai" => (
             EmbeddingProvider::OpenAi,
             "text-embedding-3-small",
@@ -696,10 +719,7 @@ fn knowledge_settings(vars: &mut Vars) -> KnowledgeSettings {
                 "EMBEDDING_PROVIDER",
                 "expected openai, tongyi, local or none",
             );
-            return KnowledgeSettings {
-                search_language,
-                embedding: None,
-            };
+            return None;
         }
     };
     let api_key = vars.optional("EMBEDDING_API_KEY").map(Secret);
@@ -715,16 +735,35 @@ fn knowledge_settings(vars: &mut Vars) -> KnowledgeSettings {
     if !url::Url::parse(&base_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
         vars.fail("EMBEDDING_BASE_URL", "expected an http(s) URL");
     }
-    KnowledgeSettings {
-        search_language,
-        embedding: Some(EmbeddingSettings {
-            provider,
-            api_key,
-            model: vars
-                .optional("EMBEDDING_MODEL")
-                .unwrap_or_else(|| model.to_string()),
-            base_url: base_url.trim_end_matches('/').to_string(),
-            timeout,
-        }),
+    Some(EmbeddingSettings {
+        provider,
+        api_key,
+        model: vars
+            .optional("EMBEDDING_MODEL")
+            .unwrap_or_else(|| model.to_string()),
+        base_url: base_url.trim_end_matches('/').to_string(),
+        timeout,
+    })
+}
+
+/// KNOWLEDGE_STORAGE_DIR, or the OSS_* bucket when OSS_BUCKET is set.
+fn storage_settings(vars: &mut Vars) -> StorageSettings {
+    let Some(bucket) = vars.optional("OSS_BUCKET") else {
+        return StorageSettings::Local {
+            dir: vars.string("KNOWLEDGE_STORAGE_DIR").into(),
+        };
+    };
+    let what = "a value when OSS_BUCKET is set";
+    let endpoint = vars.required("OSS_ENDPOINT", what).unwrap_or_default();
+    let is_url = url::Url::parse(&endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    if !endpoint.is_empty() && !is_url {
+        vars.fail("OSS_ENDPOINT", "expected an http(s) URL");
+    }
+    StorageSettings::Bucket {
+        endpoint,
+        bucket,
+        access_key: vars.required("OSS_ACCESS_KEY", what).unwrap_or_default(),
+        secret_key: Secret(vars.required("OSS_SECRET_KEY", what).unwrap_or_default()),
+        region: vars.string("OSS_REGION"),
     }
 }

@@ -2,21 +2,30 @@
 //! their documents, and search (docs/knowledge.md). Members of the organization; entries of a
 //! board follow the member's access to it.
 
-use actix_web::web::{self, Data};
-use actix_web::{delete, get, patch, post, HttpResponse};
+use actix_multipart::Multipart;
+use actix_web::http::header::{
+    Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes, BytesMut, Data};
+use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::admin::Admin;
 use crate::db::in_transaction;
+use crate::domain::knowledge::documents;
 use crate::domain::knowledge::embeddings::{self, Purpose};
 use crate::domain::knowledge::entries::{KnowledgeDocument, KnowledgeEntry};
 use crate::domain::knowledge::manage::{
     self, DocumentLink, EntryCreate, EntryPage, EntryQuery, EntryUpdate,
 };
 use crate::domain::knowledge::search::{self, QueryVector, SearchRequest, SearchResponse};
+use crate::domain::support::access::Access;
 use crate::domain::DomainError;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::http::json::Json;
 use crate::http::OkResponse;
 use crate::state::AppState;
@@ -126,7 +135,7 @@ pub async fn update_entry(
     ))))
 }
 
-/// Deletes an entry with its documents.
+/// Deletes an entry with its documents and their stored files.
 #[utoipa::path(tag = "knowledge", params(("entry_id" = Uuid, Path)),
     responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
@@ -137,7 +146,8 @@ pub async fn delete_entry(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let id = path.into_inner();
-    in_transaction!(state, |tx| manage::delete(&tx, &principal, id));
+    let keys = in_transaction!(state, |tx| manage::delete(&tx, &principal, id));
+    forget(&state, keys).await;
     Ok(OkResponse::json())
 }
 
@@ -173,6 +183,7 @@ pub async fn add_document(
     Ok(HttpResponse::Created().json(document))
 }
 
+/// Deletes a document and its stored file.
 #[utoipa::path(tag = "knowledge", params(("doc_id" = Uuid, Path)),
     responses((status = 200, body = OkResponse), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
@@ -183,8 +194,188 @@ pub async fn delete_document(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<OkResponse>> {
     let id = path.into_inner();
-    in_transaction!(state, |tx| manage::delete_document(&tx, &principal, id));
+    let key = in_transaction!(state, |tx| documents::delete(&tx, &principal, id));
+    forget(&state, key.into_iter().collect()).await;
     Ok(OkResponse::json())
+}
+
+/// Deletes stored files whose rows are gone (committed); a failure leaves an orphan file,
+/// logged, never a lost row.
+async fn forget(state: &AppState, keys: Vec<String>) {
+    for key in keys {
+        if let Err(e) = state.storage.delete(&key).await {
+            tracing::warn!(%key, error = %e, "stored document not deleted");
+        }
+    }
+}
+
+/// Uploads a document (multipart, field `file`): stored (KNOWLEDGE_STORAGE_DIR or the OSS
+/// bucket), its text read (plain text, Markdown, HTML, PDF) and searched with its entry.
+/// Larger than KNOWLEDGE_MAX_DOCUMENT_SIZE_MB: 413 as soon as that many bytes came in, and
+/// nothing is stored.
+#[utoipa::path(tag = "knowledge", params(("entry_id" = Uuid, Path)),
+    request_body(content_type = "multipart/form-data", content = Object),
+    responses((status = 201, body = KnowledgeDocument), (status = 401), (status = 403), (status = 404), (status = 413), (status = 422)),
+    security(("bearer" = [])))]
+#[post("/api/v1/knowledge/{entry_id}/documents/upload")]
+pub async fn upload_document(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let entry_id = path.into_inner();
+    {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        manage::writable(&*conn, &principal, entry_id).await?;
+    }
+    let limit = state.settings.knowledge.max_document_bytes;
+    let (file_name, file_type, bytes) = read_file(&request, payload, limit).await?;
+    documents::check_name(&file_name)?;
+    let kind = documents::kind_of(&file_name, file_type.as_deref());
+    let size = bytes.len() as i64;
+    // Reading a PDF is CPU work: off the worker's thread.
+    let (text, bytes) = web::block(move || (documents::extract(kind, &bytes), bytes))
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let id = Uuid::new_v4();
+    let key = documents::storage_key(principal.organization.id, entry_id, id);
+    state.storage.put(&key, bytes).await.map_err(|e| {
+        tracing::error!(error = %e, "document not stored");
+        ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the document store is unavailable",
+        )
+    })?;
+    let upload = documents::Upload {
+        id,
+        file_name,
+        file_type,
+        size,
+        storage_key: key.clone(),
+        text,
+    };
+    let language = state.settings.knowledge.search_language.as_str();
+    let recorded: ApiResult<KnowledgeDocument> = async {
+        Ok(in_transaction!(state, |tx| documents::record_upload(
+            &tx, &principal, entry_id, upload, language
+        )))
+    }
+    .await;
+    match recorded {
+        Ok(document) => Ok(HttpResponse::Created().json(document)),
+        Err(e) => {
+            forget(&state, vec![key]).await;
+            Err(e)
+        }
+    }
+}
+
+/// The `file` field of a multipart body: its name, type and bytes, read up to `limit`.
+async fn read_file(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> ApiResult<(String, Option<String>, Bytes)> {
+    let too_large = || {
+        ApiError::status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the document is larger than {} MB", limit / (1024 * 1024)),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // The multipart framing adds a little to the file itself.
+    if declared.is_some_and(|n| n > limit + 64 * 1024) {
+        return Err(too_large());
+    }
+    let bad = |msg: String| {
+        ApiError::validation(
+            "value_error",
+            vec![json!("body"), json!("file")],
+            msg,
+            Value::Null,
+        )
+    };
+    let mut multipart = Multipart::new(request.headers(), payload);
+    let mut found = None;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|e| bad(format!("not a multipart body: {e}")))?;
+        if field.name() != Some("file") || found.is_some() {
+            while let Some(chunk) = field.next().await {
+                chunk.map_err(|e| bad(e.to_string()))?;
+            }
+            continue;
+        }
+        let name = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .unwrap_or("")
+            .to_string();
+        let file_type = field.content_type().map(|m| m.essence_str().to_string());
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| bad(e.to_string()))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        found = Some((name, file_type, bytes.freeze()));
+    }
+    found.ok_or_else(|| bad("a multipart field named file is required".into()))
+}
+
+/// The document's file (an authorised download); a document recorded by URL redirects to it.
+#[utoipa::path(tag = "knowledge", params(("doc_id" = Uuid, Path)),
+    responses((status = 200), (status = 307), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+#[get("/api/v1/knowledge/documents/{doc_id}/download")]
+pub async fn download_document(
+    state: Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let (document, key) = {
+        let conn = state.db.get().await.map_err(DomainError::from)?;
+        documents::readable(&*conn, &principal, path.into_inner(), Access::Read).await?
+    };
+    let Some(key) = key else {
+        return Ok(HttpResponse::TemporaryRedirect()
+            .insert_header(("Location", document.storage_url))
+            .finish());
+    };
+    let bytes = state
+        .storage
+        .get(&key)
+        .await
+        .map_err(|e| {
+            ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the document store failed: {e}"),
+            )
+        })?
+        .ok_or_else(|| ApiError::status(StatusCode::NOT_FOUND, "the document's file is missing"))?;
+    let disposition = ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![DispositionParam::FilenameExt(ExtendedValue {
+            charset: Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: document.file_name.into_bytes(),
+        })],
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(
+            document
+                .file_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        )
+        .insert_header(disposition)
+        .body(bytes))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -192,6 +383,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_entry)
         .service(search_entries)
         .service(delete_document)
+        .service(download_document)
+        .service(upload_document)
         .service(get_entry)
         .service(update_entry)
         .service(delete_entry)

@@ -12,7 +12,7 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{agent, as_agent, created, delete, new_board, send, switch_to_new_org};
-use crate::harness::{eventually, Server};
+use crate::harness::{eventually, Server, TempDir, ADMIN_TOKEN};
 
 const DIMS: usize = 16;
 
@@ -490,4 +490,244 @@ async fn a_provider_that_times_out_degrades_to_keyword_and_retries_later() {
     })
     .await;
     assert!(failed, "{}", server.log());
+}
+
+/// A one-page PDF showing `text` in Helvetica, with a correct cross-reference table.
+fn pdf(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 24 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{object}\nendobj\n", i + 1).bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    out
+}
+
+/// Uploads `bytes` as the `file` field of a multipart body.
+async fn upload(
+    server: &Server,
+    entry: &Value,
+    name: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> (u16, Value) {
+    let boundary = "mc-test-boundary-7d1f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    let path = format!(
+        "/api/v1/knowledge/{}/documents/upload",
+        entry["id"].as_str().unwrap()
+    );
+    let mut response = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+        .post(format!("{}{path}", server.base))
+        .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+        .insert_header((
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(body)
+        .await
+        .unwrap();
+    let answer = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&answer).unwrap_or(Value::Null),
+    )
+}
+
+async fn download(server: &Server, document: &Value) -> (u16, Vec<u8>) {
+    let mut response = awc::Client::default()
+        .get(format!(
+            "{}{}",
+            server.base,
+            document["storage_url"].as_str().unwrap()
+        ))
+        .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    let body = response.body().limit(8 << 20).await.unwrap();
+    (response.status().as_u16(), body.to_vec())
+}
+
+/// The files under `dir`, at any depth.
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_in(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn uploaded_documents_are_stored_read_searched_and_survive_a_restart() {
+    let dir = TempDir::new();
+    let store = dir.path.join("store");
+    let instance = || {
+        Server::builder()
+            .env("KNOWLEDGE_STORAGE_DIR", store.to_string_lossy().to_string())
+            .env("KNOWLEDGE_MAX_DOCUMENT_SIZE_MB", "1")
+    };
+    let server = instance().start().await;
+    let entry = create_entry(
+        &server,
+        json!({"title": "Reports", "content": "Quarterly material."}),
+    )
+    .await;
+    let (status, text) = upload(
+        &server,
+        &entry,
+        "notes.txt",
+        "text/plain",
+        b"The zeppelin hangar opens at dawn.",
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(text["file_name"], "notes.txt");
+    assert_eq!(text["file_size_bytes"], 34);
+    let (status, _) = upload(
+        &server,
+        &entry,
+        "menu.md",
+        "text/markdown",
+        "# Menu\n\nBraised *artichokes*.".as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let html = b"<html><body><p>Saffron <b>risotto</b></p><script>var hidden = 'quokka';</script></body></html>";
+    let (status, page) = upload(&server, &entry, "page.html", "text/html", html).await;
+    assert_eq!(status, 201);
+    let pdf_bytes = pdf("Ultramarine pigments sold out");
+    let (status, report) =
+        upload(&server, &entry, "report.pdf", "application/pdf", &pdf_bytes).await;
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(files_in(&store), 4);
+
+    // Their text is found with the entry; a script's is not.
+    for (word, hits) in [
+        ("zeppelin", 1),
+        ("artichokes", 1),
+        ("risotto", 1),
+        ("ultramarine", 1),
+        ("quokka", 0),
+    ] {
+        let found = search(&server, json!({"query": word, "mode": "keyword"})).await;
+        assert_eq!(
+            found["items"].as_array().unwrap().len(),
+            hits,
+            "{word}: {found}\n{}",
+            server.log()
+        );
+    }
+    let read = server
+        .admin_get(&format!(
+            "/api/v1/knowledge/{}",
+            entry["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(read.json["documents"].as_array().unwrap().len(), 4);
+    let (status, bytes) = download(&server, &report).await;
+    assert_eq!((status, bytes), (200, pdf_bytes.clone()));
+
+    // Too large: refused while it streams in, nothing stored; no file: 422.
+    let (status, _) = upload(
+        &server,
+        &entry,
+        "big.txt",
+        "text/plain",
+        &vec![b'a'; 1_500_000],
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(files_in(&store), 4);
+    let reply = send(
+        &server,
+        Method::POST,
+        &format!(
+            "/api/v1/knowledge/{}/documents/upload",
+            entry["id"].as_str().unwrap()
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+
+    // Deleting a document deletes its file and its text.
+    let doc_path = format!(
+        "/api/v1/knowledge/documents/{}",
+        text["id"].as_str().unwrap()
+    );
+    assert_eq!(delete(&server, &doc_path).await.status, 200);
+    assert_eq!(files_in(&store), 3);
+    let found = search(&server, json!({"query": "zeppelin", "mode": "keyword"})).await;
+    assert_eq!(found["items"], json!([]));
+
+    // Files, not memory: another instance on the same store serves them.
+    let db = server.db.clone();
+    drop(server);
+    let server = instance().start_on_db(db).await;
+    let (status, bytes) = download(&server, &page).await;
+    assert_eq!((status, bytes.as_slice()), (200, &html[..]));
+    switch_to_new_org(&server).await;
+    assert_eq!(download(&server, &page).await.0, 404);
+    let db = server.db.client().await;
+    db.execute(
+        "UPDATE users SET active_organization_id = $1",
+        &[&uuid::Uuid::parse_str(entry["organization_id"].as_str().unwrap()).unwrap()],
+    )
+    .await
+    .unwrap();
+    // Deleting the entry deletes every file it had.
+    assert_eq!(
+        delete(
+            &server,
+            &format!("/api/v1/knowledge/{}", entry["id"].as_str().unwrap())
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(files_in(&store), 0);
 }

@@ -194,8 +194,19 @@ pub async fn list(
     Ok(EntryPage { items, total })
 }
 
+/// Checks that the member may change the entry (404 / 403 otherwise).
+pub async fn writable(
+    client: &impl GenericClient,
+    principal: &Principal,
+    entry_id: Uuid,
+) -> DomainResult<()> {
+    entry(client, principal, entry_id, Access::Write)
+        .await
+        .map(|_| ())
+}
+
 /// The entry, if the member may see it (`access` Write: change it).
-async fn entry(
+pub(super) async fn entry(
     client: &impl GenericClient,
     principal: &Principal,
     entry_id: Uuid,
@@ -391,16 +402,27 @@ pub async fn update(
     )
 }
 
+/// Deletes the entry with its documents; the stored objects to delete once committed.
 pub async fn delete(
     client: &impl GenericClient,
     principal: &Principal,
     entry_id: Uuid,
-) -> DomainResult<()> {
+) -> DomainResult<Vec<String>> {
     entry(client, principal, entry_id, Access::Write).await?;
+    let rows = client
+        .query(
+            "SELECT storage_key FROM knowledge_documents WHERE knowledge_entry_id = $1 AND storage_key IS NOT NULL",
+            &[&entry_id],
+        )
+        .await?;
+    let keys = rows
+        .iter()
+        .map(|r| get(r, "storage_key"))
+        .collect::<Result<_, _>>()?;
     client
         .execute("DELETE FROM knowledge_entries WHERE id = $1", &[&entry_id])
         .await?;
-    Ok(())
+    Ok(keys)
 }
 
 /// Toggles `is_pinned`, as the reference does.
@@ -465,33 +487,4 @@ pub async fn link_document(
         )
         .await?;
     Ok(KnowledgeDocument::from_row(&row)?)
-}
-
-pub async fn delete_document(
-    client: &impl GenericClient,
-    principal: &Principal,
-    document_id: Uuid,
-) -> DomainResult<()> {
-    let row = client
-        .query_opt(
-            "SELECT d.knowledge_entry_id FROM knowledge_documents d JOIN knowledge_entries e ON e.id = d.knowledge_entry_id \
-             WHERE d.id = $1 AND e.organization_id = $2",
-            &[&document_id, &principal.organization.id],
-        )
-        .await?
-        .ok_or_else(|| DomainError::NotFound(json!("Knowledge document not found")))?;
-    entry(
-        client,
-        principal,
-        get(&row, "knowledge_entry_id")?,
-        Access::Write,
-    )
-    .await?;
-    client
-        .execute(
-            "DELETE FROM knowledge_documents WHERE id = $1",
-            &[&document_id],
-        )
-        .await?;
-    Ok(())
 }

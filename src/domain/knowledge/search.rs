@@ -3,7 +3,8 @@
 //!
 //! - **keyword**: `search_vector @@ query` in KNOWLEDGE_SEARCH_LANGUAGE (`websearch_to_tsquery`:
 //!   words, "quoted phrases", `or`, `-word`), CJK runs as phrases of character bigrams
-//!   (`text`); score `ts_rank_cd(…, 32)` in [0, 1).
+//!   (`text`), over the entry and the chunks of its documents; score `ts_rank_cd(…, 32)` in
+//!   [0, 1) (× 0.9 for a chunk).
 //! - **semantic**: cosine distance to the query's embedding on the HNSW index of the model's
 //!   dimension, with iterative index scans so that filters do not starve the result; score
 //!   the cosine similarity.
@@ -105,9 +106,17 @@ pub async fn search(
         (true, true) => "to_tsquery('simple', $7)",
         _ => "websearch_to_tsquery(knowledge_search_config($8), $6)",
     };
+    // An entry matches by its own text or by a chunk of one of its documents (ranked a
+    // little lower): its best match counts.
     let keyword = format!(
-        "kw AS (SELECT id, ts_rank_cd(search_vector, {tsquery}, 32)::float8 AS s FROM knowledge_entries \
-         WHERE {filters} AND search_vector @@ {tsquery} ORDER BY s DESC, id LIMIT $5)"
+        "kw AS (SELECT id, max(s) AS s FROM ( \
+           SELECT id, ts_rank_cd(search_vector, {tsquery}, 32)::float8 AS s FROM knowledge_entries \
+           WHERE {filters} AND search_vector @@ {tsquery} \
+           UNION ALL \
+           SELECT c.knowledge_entry_id, 0.9 * ts_rank_cd(c.search_vector, {tsquery}, 32)::float8 \
+           FROM knowledge_chunks c WHERE c.search_vector @@ {tsquery} AND c.knowledge_entry_id IN \
+             (SELECT id FROM knowledge_entries WHERE {filters})) m \
+         GROUP BY id ORDER BY s DESC, id LIMIT $5)"
     );
     let (vector_text, model) = vector
         .as_ref()
