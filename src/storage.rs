@@ -1,7 +1,8 @@
 //! Where uploaded files are kept, through the `object_store` crate: a directory of the local
 //! filesystem (KNOWLEDGE_STORAGE_DIR; the default, nothing to run), or an S3-compatible bucket
 //! — Alibaba OSS, S3, MinIO — when OSS_BUCKET is set (OSS_ENDPOINT, OSS_ACCESS_KEY,
-//! OSS_SECRET_KEY, OSS_REGION; virtual-hosted requests, as OSS requires).
+//! OSS_SECRET_KEY, OSS_REGION; virtual-hosted requests, as OSS requires, unless
+//! OSS_PATH_STYLE).
 
 use std::sync::Arc;
 
@@ -46,17 +47,33 @@ impl Storage {
                 access_key,
                 secret_key,
                 region,
-            } => Arc::new(
-                AmazonS3Builder::new()
-                    .with_endpoint(endpoint)
-                    .with_bucket_name(bucket)
-                    .with_access_key_id(access_key)
-                    .with_secret_access_key(&secret_key.0)
-                    .with_region(region)
-                    .with_virtual_hosted_style_request(true)
-                    .build()
-                    .map_err(|e| format!("OSS_*: {e}"))?,
-            ),
+                path_style,
+            } => {
+                // Virtual-hosted requests go to `bucket.<endpoint host>`, which object_store
+                // expects in the endpoint itself.
+                let endpoint = if *path_style {
+                    endpoint.clone()
+                } else {
+                    let mut url =
+                        url::Url::parse(endpoint).map_err(|e| format!("OSS_ENDPOINT: {e}"))?;
+                    let host = format!("{bucket}.{}", url.host_str().unwrap_or_default());
+                    url.set_host(Some(&host))
+                        .map_err(|e| format!("OSS_ENDPOINT: {e}"))?;
+                    url.as_str().trim_end_matches('/').to_string()
+                };
+                Arc::new(
+                    AmazonS3Builder::new()
+                        .with_endpoint(endpoint)
+                        .with_bucket_name(bucket)
+                        .with_access_key_id(access_key)
+                        .with_secret_access_key(&secret_key.0)
+                        .with_region(region)
+                        .with_virtual_hosted_style_request(!path_style)
+                        .with_allow_http(true)
+                        .build()
+                        .map_err(|e| format!("OSS_*: {e}"))?,
+                )
+            }
         };
         Ok(Storage { store })
     }

@@ -1,5 +1,6 @@
 //! `Embedder`: the knowledge base's background embedding worker, one per instance when an
-//! EMBEDDING_PROVIDER is configured (docs/knowledge.md). Every second it claims a batch of
+//! EMBEDDING_PROVIDER is configured (docs/knowledge.md). Every second, and at once again after
+//! a full batch, it claims a batch of
 //! entries whose embedding is due (new, changed, of another model, or a retry whose time
 //! came; `SKIP LOCKED`, so instances share the work), embeds them in one provider call and
 //! writes the vectors; a failure is retried with backoff, a 429 pauses the worker for its
@@ -14,7 +15,8 @@ use crate::config::EmbeddingSettings;
 use crate::db::PgPool;
 use crate::domain::knowledge::embeddings::{self, EmbedError, Purpose};
 
-const BATCH: i64 = 32;
+/// Texts per provider call (OpenAI and DashScope take lists; Ollama gets one call each).
+const BATCH: i64 = 64;
 const EVERY: Duration = Duration::from_secs(1);
 
 pub struct Embedder {
@@ -44,10 +46,16 @@ impl Embedder {
         let (db, settings, indexed) =
             (self.db.clone(), self.settings.clone(), self.indexed.clone());
         let work = async move { embed_due(&db, &settings, indexed).await };
-        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
             act.busy = false;
             match result {
-                Ok(Round::Done(dims)) => act.indexed.extend(dims),
+                Ok(Round::Done { dims, full }) => {
+                    act.indexed.extend(dims);
+                    // A full batch: more are probably due; go on without waiting for the tick.
+                    if full {
+                        act.tick(ctx);
+                    }
+                }
                 Ok(Round::RateLimited(wait)) => {
                     tracing::warn!(
                         seconds = wait.as_secs(),
@@ -62,8 +70,11 @@ impl Embedder {
 }
 
 enum Round {
-    /// The dimensions whose index exists now.
-    Done(Vec<usize>),
+    /// `dims`: the dimensions whose index exists now; `full`: the batch was full.
+    Done {
+        dims: Vec<usize>,
+        full: bool,
+    },
     RateLimited(Duration),
 }
 
@@ -79,8 +90,12 @@ async fn embed_due(
             .map_err(|e| e.to_string())?
     };
     if due.is_empty() {
-        return Ok(Round::Done(Vec::new()));
+        return Ok(Round::Done {
+            dims: Vec::new(),
+            full: false,
+        });
     }
+    let full = due.len() as i64 == BATCH;
     let texts: Vec<String> = due.iter().map(|d| d.text.clone()).collect();
     // No connection is held during the provider's call.
     let answer = embeddings::embed(settings, &texts, Purpose::Document).await;
@@ -100,7 +115,7 @@ async fn embed_due(
                     .map_err(|e| e.to_string())?;
             }
             tracing::debug!(entries = due.len(), "entries embedded");
-            Ok(Round::Done(dims))
+            Ok(Round::Done { dims, full })
         }
         Err(EmbedError::RateLimited(wait)) => {
             let ids: Vec<_> = due.iter().map(|d| d.id).collect();
@@ -116,7 +131,11 @@ async fn embed_due(
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok(Round::Done(Vec::new()))
+            // Failed entries wait for their retry: no hurry for the next round.
+            Ok(Round::Done {
+                dims: Vec::new(),
+                full: false,
+            })
         }
     }
 }

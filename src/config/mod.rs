@@ -169,6 +169,7 @@ pub enum StorageSettings {
         access_key: String,
         secret_key: Secret,
         region: String,
+        path_style: bool,
     },
 }
 
@@ -765,5 +766,6 @@ fn storage_settings(vars: &mut Vars) -> StorageSettings {
         access_key: vars.required("OSS_ACCESS_KEY", what).unwrap_or_default(),
         secret_key: Secret(vars.required("OSS_SECRET_KEY", what).unwrap_or_default()),
         region: vars.string("OSS_REGION"),
+        path_style: vars.flag("OSS_PATH_STYLE"),
     }
 }

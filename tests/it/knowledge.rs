@@ -731,3 +731,108 @@ async fn uploaded_documents_are_stored_read_searched_and_survive_a_restart() {
     );
     assert_eq!(files_in(&store), 0);
 }
+
+/// moto's S3 server (scripts/provision installs it) on loopback, with an empty bucket.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    async fn start(bucket: &str) -> Moto {
+        let program = std::env::var("MC_MOTO_SERVER")
+            .expect("MC_MOTO_SERVER (eval \"$(scripts/provision)\")");
+        let port = crate::harness::free_port();
+        let child = std::process::Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = awc::Client::default();
+        let up = eventually(Duration::from_secs(30), || async {
+            client
+                .put(format!("{}/{bucket}", moto.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "moto_server did not start");
+        moto
+    }
+
+    /// The bucket's listing (XML).
+    async fn listing(&self, bucket: &str) -> String {
+        let mut response = awc::Client::default()
+            .get(format!("{}/{bucket}?list-type=2", self.url))
+            .send()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&response.body().await.unwrap()).into_owned()
+    }
+}
+
+#[actix_web::test]
+async fn documents_go_to_an_s3_compatible_bucket_when_one_is_configured() {
+    let moto = Moto::start("mc-docs").await;
+    let server = Server::builder()
+        .env("OSS_BUCKET", "mc-docs")
+        .env("OSS_ENDPOINT", moto.url.clone())
+        .env("OSS_ACCESS_KEY", "test-key")
+        .env("OSS_SECRET_KEY", "test-secret")
+        .env("OSS_PATH_STYLE", "true")
+        .start()
+        .await;
+    let entry = create_entry(
+        &server,
+        json!({"title": "Bucket", "content": "Kept elsewhere."}),
+    )
+    .await;
+    let (status, document) = upload(
+        &server,
+        &entry,
+        "far.txt",
+        "text/plain",
+        b"Narwhal migration notes.",
+    )
+    .await;
+    assert_eq!(status, 201, "{document}\n{}", server.log());
+    let key = format!(
+        "knowledge/{}/{}/{}",
+        entry["organization_id"].as_str().unwrap(),
+        entry["id"].as_str().unwrap(),
+        document["id"].as_str().unwrap()
+    );
+    assert!(
+        moto.listing("mc-docs").await.contains(&key),
+        "the object is in the bucket"
+    );
+    let found = search(&server, json!({"query": "narwhal", "mode": "keyword"})).await;
+    assert_eq!(titles(&found), ["Bucket"]);
+    let (status, bytes) = download(&server, &document).await;
+    assert_eq!(
+        (status, bytes.as_slice()),
+        (200, &b"Narwhal migration notes."[..])
+    );
+    let path = format!(
+        "/api/v1/knowledge/documents/{}",
+        document["id"].as_str().unwrap()
+    );
+    assert_eq!(delete(&server, &path).await.status, 200);
+    assert!(
+        !moto.listing("mc-docs").await.contains(&key),
+        "the object is deleted"
+    );
+}
