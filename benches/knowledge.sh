@@ -9,7 +9,7 @@
 #      over every topic, written by SQL; the HNSW index rebuilt as the server builds it.
 #   3. SEARCHES hybrid searches (two words each, a category filter on half of them) and as
 #      many semantic ones through the API, CONCURRENCY in flight: p50 / p95 / p99.
-#   4. recall@10 of the HNSW search (the server's settings: ef_search 100, iterative scans)
+#   4. recall@10 of the HNSW search (the server's settings: ef_search 200, iterative scans)
 #      against exact search, with a category filter (10 % of the rows), over 50 queries.
 #   benches/knowledge.sh                                   # 100,000 entries, 384 dims
 #   ENTRIES=20000 DIMS=768 benches/knowledge.sh
@@ -118,7 +118,7 @@ CREATE FUNCTION pg_temp.nearest(query vector, exact boolean) RETURNS SETOF uuid 
 BEGIN
   PERFORM set_config('enable_indexscan', (NOT exact)::text, true);
   PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-  PERFORM set_config('hnsw.ef_search', '100', true);
+  PERFORM set_config('hnsw.ef_search', '200', true);
   -- Dynamic: planned on each call, under the settings just made.
   RETURN QUERY EXECUTE 'SELECT id FROM knowledge_entries
     WHERE category = ''c3'' AND embedding_dims = $DIMS AND embedding_model = ''$MODEL''

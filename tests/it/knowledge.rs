@@ -38,8 +38,9 @@ fn vector_of(text: &str) -> Vec<f32> {
     v.iter().map(|x| x / norm).collect()
 }
 
-/// The stand-in: OpenAI at `/v1`, DashScope at `/api/v1`, Ollama at `/`, and an OpenAI that
-/// answers after 5 s at `/slow/v1`. Counts calls and keeps the last Authorization.
+/// The stand-in: OpenAI at `/v1`, DashScope at `/api/v1`, Ollama at `/`, an OpenAI that
+/// answers after 5 s at `/slow/v1` and one that answers 429 (Retry-After: 3) at
+/// `/limited/v1`. Counts calls and keeps the last Authorization.
 struct Stub {
     calls: AtomicUsize,
     authorization: Mutex<String>,
@@ -65,6 +66,9 @@ async fn stub() -> (String, Arc<Stub>) {
                     v.as_array().map(|a| a.iter().map(|t| t.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
                 };
                 match req.path() {
+                    "/limited/v1/embeddings" => HttpResponse::TooManyRequests()
+                        .insert_header(("Retry-After", "3"))
+                        .finish(),
                     "/slow/v1/embeddings" => {
                         actix_web::rt::time::sleep(Duration::from_secs(5)).await;
                         HttpResponse::Ok().json(json!({"data": []}))
@@ -300,13 +304,25 @@ async fn keyword_search_finds_english_by_stem_and_chinese_by_bigrams() {
         &token,
         Method::POST,
         "/api/v1/agent/knowledge",
-        Some(json!({"title": "部署流程", "content": "先排空实例，再逐个重启。"})),
+        Some(json!({"title": "部署流程", "content": "先排空实例，再逐个重启。", "board_id": board["id"]})),
     )
     .await;
     assert_eq!(posted.status, 201, "{}", posted.text);
 
     let found = search(&server, json!({"query": "backup", "mode": "keyword"})).await;
     assert_eq!(titles(&found), ["Database backups"]);
+    let filtered = search(
+        &server,
+        json!({"query": "backup", "mode": "keyword", "category": "other"}),
+    )
+    .await;
+    assert_eq!(filtered["items"], json!([]));
+    let on_board = search(
+        &server,
+        json!({"query": "重启", "mode": "keyword", "board_id": board["id"]}),
+    )
+    .await;
+    assert_eq!(titles(&on_board), ["部署流程"]);
     assert_eq!(found["mode"], "keyword");
     assert_eq!(found["degraded"], false);
     let score = found["scores"][0].as_f64().unwrap();
@@ -835,4 +851,58 @@ async fn documents_go_to_an_s3_compatible_bucket_when_one_is_configured() {
         !moto.listing("mc-docs").await.contains(&key),
         "the object is deleted"
     );
+}
+
+#[actix_web::test]
+async fn a_new_model_re_embeds_everything_and_a_rate_limit_pauses_the_worker() {
+    let (stub_url, stub) = stub().await;
+    let openai = |base: String, model: &str| {
+        Server::builder()
+            .env("EMBEDDING_PROVIDER", "openai")
+            .env("EMBEDDING_API_KEY", "sk-test")
+            .env("EMBEDDING_MODEL", model)
+            .env("EMBEDDING_BASE_URL", base)
+    };
+    let server = openai(format!("{stub_url}/v1"), "small").start().await;
+    for title in ["One", "Two", "Three"] {
+        create_entry(&server, json!({"title": title, "content": "Some text."})).await;
+    }
+    all_embedded(&server).await;
+    let db = server.db.clone();
+    drop(server);
+    let server = openai(format!("{stub_url}/v1"), "large")
+        .start_on_db(db)
+        .await;
+    let client = server.db.client().await;
+    let again = eventually(Duration::from_secs(20), || async {
+        let row = client
+            .query_one("SELECT count(*) FROM knowledge_entries WHERE embedding_model = 'large' AND embed_due_at IS NULL", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) == 3
+    })
+    .await;
+    assert!(
+        again,
+        "not re-embedded with the new model\n{}",
+        server.log()
+    );
+    let db = server.db.clone();
+    drop(server);
+
+    // 429: the batch is given back untried (no attempt counted) and the worker waits.
+    let server = openai(format!("{stub_url}/limited/v1"), "limited")
+        .start_on_db(db)
+        .await;
+    let before = stub.calls.load(Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
+    let calls = stub.calls.load(Ordering::SeqCst) - before;
+    assert_eq!(calls, 1, "one call, then a pause for Retry-After");
+    let row = client
+        .query_one("SELECT max(embed_attempts), count(*) FILTER (WHERE embed_due_at > now()) FROM knowledge_entries", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 0);
+    assert_eq!(row.get::<_, i64>(1), 3, "postponed, not failed");
+    drop(server);
 }

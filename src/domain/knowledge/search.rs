@@ -153,7 +153,7 @@ pub async fn search(
     );
     if vector.is_some() {
         tx.batch_execute(
-            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100",
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200",
         )
         .await?;
     }
