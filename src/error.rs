@@ -100,8 +100,11 @@ impl From<DomainError> for ApiError {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable")
             }
-            DomainError::Database(e) => ApiError::internal("database", e),
-            DomainError::Row(e) => ApiError::internal("database", e),
+            // The domain error's words: the server's message and SQLSTATE, where the
+            // driver's own text is only "db error".
+            fault @ (DomainError::Database(_) | DomainError::Row(_)) => {
+                ApiError::Internal(fault.to_string())
+            }
         }
     }
 }
