@@ -30,6 +30,12 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// PostgreSQL ended the transaction to break a deadlock (40P01) or a serialization
+    /// conflict (40001): the same transaction, run again, may well pass.
+    pub fn is_transient_conflict(&self) -> bool {
+        matches!(self, DomainError::Unavailable(why) if why.starts_with("40P01") || why.starts_with("40001"))
+    }
+
     pub fn not_found() -> Self {
         DomainError::NotFound(json!("Not Found"))
     }

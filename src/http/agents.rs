@@ -208,9 +208,12 @@ pub async fn heartbeat_or_create_agent(
     Json(input): Json<AgentHeartbeatCreate>,
 ) -> ApiResult<web::Json<AgentWithToken>> {
     let key = &state.settings.agent_token_key.0;
-    let (agent, written) = in_transaction!(state, |tx| {
-        crate::domain::agents::presence::heartbeat_or_create(&tx, &caller, input, key)
-    });
+    let (agent, written) = crate::http::retrying(|| async {
+        Ok(in_transaction!(state, |tx| {
+            crate::domain::agents::presence::heartbeat_or_create(&tx, &caller, input.clone(), key)
+        }))
+    })
+    .await?;
     if written {
         state.agents_changed(caller.organization_id());
     }
@@ -234,9 +237,12 @@ pub async fn heartbeat_agent(
     Json(input): Json<AgentHeartbeat>,
 ) -> ApiResult<web::Json<Agent>> {
     let agent_id = path.into_inner();
-    let (agent, written) = in_transaction!(state, |tx| {
-        crate::domain::agents::presence::heartbeat_agent(&tx, &caller, agent_id, input)
-    });
+    let (agent, written) = crate::http::retrying(|| async {
+        Ok(in_transaction!(state, |tx| {
+            crate::domain::agents::presence::heartbeat_agent(&tx, &caller, agent_id, input.clone())
+        }))
+    })
+    .await?;
     if written {
         state.agents_changed(caller.organization_id());
     }

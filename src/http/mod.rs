@@ -192,3 +192,25 @@ fn cors(origins: &[String]) -> Cors {
     }
     cors
 }
+
+/// Runs a whole transaction again (up to three tries in all, after 10 and 20 ms) when
+/// PostgreSQL made it a deadlock's or a serialization conflict's victim: the other
+/// transaction went through, and this one, started afresh, usually does too. For handlers
+/// whose transaction is cheap and on a hot row (heartbeats).
+pub async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, crate::domain::DomainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::domain::DomainError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_transient_conflict() && tries < 3 => {
+                tracing::info!(error = %e, tries, "transaction conflict; running it again");
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(10 * tries)).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}

@@ -104,7 +104,7 @@ pub async fn authenticate(
 }
 
 /// `AgentHeartbeat`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 pub struct AgentHeartbeat {
     /// Any string (`healthy`, `degraded` …); blank or absent: online.
     #[serde(default)]
@@ -112,7 +112,7 @@ pub struct AgentHeartbeat {
 }
 
 /// `AgentHeartbeatCreate`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct AgentHeartbeatCreate {
     pub name: String,
     #[serde(default)]
