@@ -32,6 +32,7 @@ const MAX_STEPS: i32 = 1_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub const SIGNATURE_HEADER: &str = "X-Webhook-Signature";
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+pub const ATTEMPT_HEADER: &str = "X-Webhook-Attempt";
 
 /// The settings a holder works with.
 #[derive(Debug, Clone, Copy)]
@@ -416,29 +417,46 @@ async fn create_for_stage(
     Ok(fields.as_object().cloned().unwrap_or_default())
 }
 
-/// The next webhook attempt, recorded as in flight before it is made. A run taken over
-/// with an attempt in flight makes that attempt again with the same idempotency key: the
-/// receiver can tell a repeat from a new attempt.
+/// The next webhook attempt, recorded as in flight before it is made. Every attempt of one
+/// stage visit carries the same `Idempotency-Key` (one logical delivery) and its own number
+/// (`X-Webhook-Attempt`): no attempt is ever made twice. An attempt still in flight when the
+/// run was taken over (its holder died mid-call; whether it arrived is unknown) counts as
+/// made, and the next one follows at once — unless it was the last allowed, which fails the
+/// stage.
 async fn attempt(client: &impl GenericClient, locked: &Locked) -> DomainResult<Next> {
     let Some(stage) = locked.current() else {
         return Ok(Next::Stop);
     };
     let result = locked.current_result().cloned().unwrap_or(Value::Null);
     let attempts = result.get("attempts").and_then(Value::as_i64).unwrap_or(0);
-    let in_flight = result
+    let interrupted = result
         .get("in_flight")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let attempt = if in_flight { attempts } else { attempts + 1 };
-    let results = progress::with_result(
-        &locked.run.stage_results,
-        &stage.id,
-        Map::from_iter([
-            ("attempts".into(), json!(attempt)),
-            ("in_flight".into(), json!(true)),
-            ("last_attempt_at".into(), json!(Utc::now())),
-        ]),
-    );
+    let max = stage.int("max_attempts", DEFAULT_WEBHOOK_ATTEMPTS);
+    if interrupted && attempts >= max {
+        let failed = Outcome::failed(
+            format!("attempt {attempts} of {max} was interrupted (its instance stopped); delivery unknown"),
+            json!({"in_flight": false}),
+        );
+        progress::finish_stage(client, locked, failed).await?;
+        return Ok(Next::Again);
+    }
+    let attempt = attempts + 1;
+    let mut fields = Map::from_iter([
+        ("attempts".into(), json!(attempt)),
+        ("in_flight".into(), json!(true)),
+        ("last_attempt_at".into(), json!(Utc::now())),
+    ]);
+    if interrupted {
+        fields.insert(
+            "last_error".into(),
+            json!(format!(
+                "attempt {attempts} was interrupted (its instance stopped); delivery unknown"
+            )),
+        );
+    }
+    let results = progress::with_result(&locked.run.stage_results, &stage.id, fields);
     client
         .execute(
             "UPDATE pipeline_runs SET stage_results = $2, wake_at = NULL, updated_at = now() WHERE id = $1",
@@ -466,11 +484,9 @@ async fn attempt(client: &impl GenericClient, locked: &Locked) -> DomainResult<N
         .unwrap_or_default();
     headers.push((
         IDEMPOTENCY_HEADER.into(),
-        format!(
-            "{}:{}:{}:{attempt}",
-            locked.run.id, stage.id, locked.control.steps
-        ),
+        format!("{}:{}:{}", locked.run.id, stage.id, locked.control.steps),
     ));
+    headers.push((ATTEMPT_HEADER.into(), attempt.to_string()));
     if let Some(secret) = stage.text("secret") {
         headers.push((SIGNATURE_HEADER.into(), sign(secret, &body)));
     }
