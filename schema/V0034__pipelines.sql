@@ -44,7 +44,8 @@ CREATE TABLE pipeline_runs (
     -- deadline, or a webhook's next attempt).
     stage_deadline     timestamptz,
     wake_at            timestamptz,
-    -- Stage entries so far: a loop through condition stages is bounded.
+    -- Moves from one stage to the next so far (counted by every move, condition stages
+    -- included): a loop is bounded, and each visit of a stage has its own number.
     steps              integer NOT NULL DEFAULT 0,
     started_by_user_id uuid REFERENCES users (id) ON DELETE SET NULL,
     -- The system event that started the run (event triggers): one run per event.

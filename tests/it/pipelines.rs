@@ -655,6 +655,24 @@ async fn conditions_execute_their_branch_and_stages_time_out() {
         .unwrap()
         .contains("timed out"));
     assert_eq!(activity(&server, "pipeline.run.failed").await.len(), 1);
+
+    // Conditions that send the run round for ever (a loop the checks allow, since it passes
+    // through conditions) end after 1,000 moves instead of spinning.
+    let spinning = create_pipeline(
+        &server,
+        json!({"name": "spinning", "stages": [
+            {"id": "a", "type": "condition", "condition": {"expression": "true", "true_next_stage_id": "b"}},
+            {"id": "b", "type": "condition", "condition": {"expression": "true", "true_next_stage_id": "a"}}
+        ]}),
+    )
+    .await;
+    let run = start(&server, &spinning, json!({})).await;
+    let failed = run_until(&server, &run, "stopped", |r| r["status"] == "failed").await;
+    let errors: Vec<&str> = ["a", "b"]
+        .iter()
+        .filter_map(|s| failed["stage_results"][s]["error"].as_str())
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("loop")), "{failed}");
 }
 
 #[actix_web::test]

@@ -26,7 +26,7 @@ use crate::domain::tasks::approvals::{self, ApprovalCreate};
 use crate::domain::tasks::crud::{self as tasks, TaskCreate};
 use crate::domain::{DomainError, DomainResult};
 
-/// Stage entries per run: more is a loop that does not end.
+/// Moves between stages per run: more is a loop that does not end.
 const MAX_STEPS: i32 = 1_000;
 /// Webhook retries wait 1 s, 2 s, 4 s, … up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -251,7 +251,7 @@ async fn enter(
                 (
                     "error".into(),
                     json!(format!(
-                        "more than {MAX_STEPS} stage entries: a loop that does not end"
+                        "more than {MAX_STEPS} moves between stages: a loop that does not end"
                     )),
                 ),
             ]),
@@ -318,7 +318,7 @@ async fn enter(
     );
     tx.execute(
         "UPDATE pipeline_runs SET stage_results = $2, phase = $3, status = $4, stage_deadline = $5, \
-           wake_at = NULL, steps = steps + 1, updated_at = now() WHERE id = $1",
+           wake_at = NULL, updated_at = now() WHERE id = $1",
         &[&locked.run.id, &results, &phase, &status, &deadline],
     )
     .await?;

@@ -96,7 +96,8 @@ pub async fn finish_stage(
             client
                 .execute(
                     "UPDATE pipeline_runs SET stage_results = $2, current_stage_id = $3, status = 'running', \
-                       phase = 'enter', stage_deadline = NULL, wake_at = NULL, updated_at = now() \
+                       phase = 'enter', stage_deadline = NULL, wake_at = NULL, steps = steps + 1, \
+                       updated_at = now() \
                      WHERE id = $1",
                     &[&locked.run.id, &results, &next],
                 )
