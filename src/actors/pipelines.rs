@@ -422,23 +422,12 @@ impl PipelineRun {
         let (deps, run_id) = (self.deps.clone(), self.run_id);
         let check = async move {
             let conn = deps.db.get().await.ok()?;
-            let row = conn
-                .query_opt(
-                    "SELECT status, lease_owner FROM pipeline_runs WHERE id = $1",
-                    &[&run_id],
-                )
+            holder::still_mine(&*conn, &deps.instance_id, run_id)
                 .await
-                .ok()?;
-            let Some(row) = row else { return Some(true) };
-            let status: String = row.get("status");
-            let owner: Option<String> = row.get("lease_owner");
-            Some(
-                !records::ACTIVE.contains(&status.as_str())
-                    || owner.as_deref() != Some(deps.instance_id.as_str()),
-            )
+                .ok()
         };
-        ctx.spawn(check.into_actor(self).map(|ended, _, ctx| {
-            if ended == Some(true) {
+        ctx.spawn(check.into_actor(self).map(|mine, _, ctx| {
+            if mine == Some(false) {
                 ctx.stop();
             }
         }));
@@ -466,9 +455,10 @@ async fn drive(deps: PipelineDeps, run_id: Uuid) -> Result<Next, String> {
                 tracing::info!(%run_id, stage = %call.stage_id, attempt = call.attempt, ?answer, "pipeline webhook called");
                 let _permit = deps.steps.acquire().await.map_err(|e| e.to_string())?;
                 let conn = deps.db.get().await.map_err(|e| e.to_string())?;
-                holder::record_call(&*conn, me, run_id, &call, answer)
+                let effects = holder::record_call(&*conn, me, run_id, &call, answer)
                     .await
                     .map_err(|e| e.to_string())?;
+                tell(&deps.board_events, effects);
             }
             other => return Ok(other),
         }

@@ -180,6 +180,19 @@ pub struct Effects {
     pub feed: Option<Uuid>,
 }
 
+/// Whether this instance still holds the run and it is active (read without a lock: a
+/// change that comes while a webhook call is under way asks whether to drop the call).
+pub async fn still_mine(client: &impl GenericClient, me: &str, run_id: Uuid) -> DomainResult<bool> {
+    let row = client
+        .query_opt(
+            "SELECT 1 AS held FROM pipeline_runs WHERE id = $1 AND lease_owner = $2 \
+               AND status IN ('running', 'paused')",
+            &[&run_id, &me],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Locks the run if this instance holds it and it is active.
 async fn mine(client: &impl GenericClient, me: &str, run_id: Uuid) -> DomainResult<Option<Locked>> {
     let locked = records::lock(client, run_id, None).await?;
@@ -199,10 +212,7 @@ pub async fn step(
     let Some(locked) = mine(tx, me, run_id).await? else {
         return Ok((Next::Stop, Effects::default()));
     };
-    let mut effects = Effects {
-        feed: locked.control.pipeline_board_id,
-        ..Effects::default()
-    };
+    let mut effects = Effects::default();
     let now = Utc::now();
     let deadline_passed = locked.control.stage_deadline.is_some_and(|d| d <= now);
     let next = match locked.control.phase.as_deref() {
@@ -218,13 +228,12 @@ pub async fn step(
                 ),
                 json!({"timed_out": true, "in_flight": false}),
             );
-            progress::finish_stage(&*tx, &locked, outcome).await?;
-            Next::Again
+            finish(&*tx, &locked, outcome, &mut effects).await?
         }
         Some("wait") => Next::Sleep(locked.control.stage_deadline),
         Some("call") => match locked.control.wake_at.filter(|w| *w > now) {
             Some(later) => Next::Sleep(Some(later)),
-            None => attempt(&*tx, &locked).await?,
+            None => attempt(&*tx, &locked, &mut effects).await?,
         },
         _ => Next::Stop,
     };
@@ -239,8 +248,8 @@ async fn enter(
     effects: &mut Effects,
 ) -> DomainResult<Next> {
     let Some(stage) = locked.current() else {
-        progress::finish_stage(&*tx, locked, Outcome::failed("no such stage", json!({}))).await?;
-        return Ok(Next::Again);
+        let failed = Outcome::failed("no such stage", json!({}));
+        return finish(&*tx, locked, failed, effects).await;
     };
     if locked.control.steps >= MAX_STEPS {
         let results = progress::with_result(
@@ -257,6 +266,7 @@ async fn enter(
             ]),
         );
         progress::end_run(&*tx, locked, "failed", &results).await?;
+        effects.feed = locked.control.pipeline_board_id;
         return Ok(Next::Stop);
     }
     let started = json!(Utc::now());
@@ -267,15 +277,13 @@ async fn enter(
     let waiting = match stage.kind {
         StageType::Condition => {
             let done = Outcome::done(json!({"status": "completed", "started_at": started}));
-            progress::finish_stage(&*tx, locked, done).await?;
-            return Ok(Next::Again);
+            return finish(&*tx, locked, done, effects).await;
         }
         StageType::Webhook if stage.text("url").is_none() => {
             let skipped = Outcome::done(
                 json!({"status": "skipped", "reason": "the stage has no url", "started_at": started}),
             );
-            progress::finish_stage(&*tx, locked, skipped).await?;
-            return Ok(Next::Again);
+            return finish(&*tx, locked, skipped, effects).await;
         }
         StageType::Webhook => (
             json!({"status": "running", "attempts": 0, "in_flight": false, "started_at": started}),
@@ -304,8 +312,7 @@ async fn enter(
                     effects.tasks.clear();
                     effects.approvals.clear();
                     let failed = Outcome::failed(refusal(&e), json!({"started_at": started}));
-                    progress::finish_stage(&*tx, locked, failed).await?;
-                    return Ok(Next::Again);
+                    return finish(&*tx, locked, failed, effects).await;
                 }
             }
         }
@@ -329,17 +336,26 @@ async fn enter(
     })
 }
 
-/// A refusal as a stage's error text.
+/// Ends the current stage (`progress::finish_stage`) and steps again; a run that ended there
+/// wrote a line of its board's feed, which is then woken.
+async fn finish(
+    client: &impl GenericClient,
+    locked: &Locked,
+    outcome: Outcome,
+    effects: &mut Effects,
+) -> DomainResult<Next> {
+    if progress::finish_stage(client, locked, outcome).await? {
+        effects.feed = locked.control.pipeline_board_id;
+    }
+    Ok(Next::Again)
+}
+
+/// A refusal as a stage's error text: what the API would answer, or the fault itself.
 fn refusal(e: &DomainError) -> String {
-    match e {
-        DomainError::NotFound(v)
-        | DomainError::Conflict(v)
-        | DomainError::Unprocessable(v)
-        | DomainError::Forbidden(v) => match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        },
-        other => other.to_string(),
+    match e.status_and_detail() {
+        (status, Value::String(detail)) if status < 500 => detail,
+        (status, detail) if status < 500 => detail.to_string(),
+        _ => e.to_string(),
     }
 }
 
@@ -423,7 +439,11 @@ async fn create_for_stage(
 /// run was taken over (its holder died mid-call; whether it arrived is unknown) counts as
 /// made, and the next one follows at once — unless it was the last allowed, which fails the
 /// stage.
-async fn attempt(client: &impl GenericClient, locked: &Locked) -> DomainResult<Next> {
+async fn attempt(
+    client: &impl GenericClient,
+    locked: &Locked,
+    effects: &mut Effects,
+) -> DomainResult<Next> {
     let Some(stage) = locked.current() else {
         return Ok(Next::Stop);
     };
@@ -439,8 +459,7 @@ async fn attempt(client: &impl GenericClient, locked: &Locked) -> DomainResult<N
             format!("attempt {attempts} of {max} was interrupted (its instance stopped); delivery unknown"),
             json!({"in_flight": false}),
         );
-        progress::finish_stage(client, locked, failed).await?;
-        return Ok(Next::Again);
+        return finish(client, locked, failed, effects).await;
     }
     let attempt = attempts + 1;
     let mut fields = Map::from_iter([
@@ -517,26 +536,27 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Records a webhook attempt's answer (`Ok(status)`, or `Err` when there was none): a 2xx
 /// completes the stage; anything else is retried after a backoff until the stage's
-/// `max_attempts`, then fails it.
+/// `max_attempts`, then fails it. What the realtime layer is to be told.
 pub async fn record_call(
     client: &impl GenericClient,
     me: &str,
     run_id: Uuid,
     call: &WebhookCall,
     answer: Result<u16, String>,
-) -> DomainResult<()> {
+) -> DomainResult<Effects> {
+    let mut effects = Effects::default();
     let Some(locked) = mine(client, me, run_id).await? else {
-        return Ok(());
+        return Ok(effects);
     };
     let Some(stage) = locked.current().filter(|s| s.id == call.stage_id) else {
-        return Ok(());
+        return Ok(effects);
     };
     let attempts = locked
         .current_result()
         .and_then(|r| r.get("attempts"))
         .and_then(Value::as_i64);
     if locked.control.phase.as_deref() != Some("call") || attempts != Some(call.attempt) {
-        return Ok(());
+        return Ok(effects);
     }
     let (status, error) = match &answer {
         Ok(code) => (json!(code), format!("the webhook answered HTTP {code}")),
@@ -546,7 +566,8 @@ pub async fn record_call(
         let done = Outcome::done(
             json!({"status": "completed", "http_status": status, "in_flight": false}),
         );
-        return progress::finish_stage(client, &locked, done).await;
+        finish(client, &locked, done, &mut effects).await?;
+        return Ok(effects);
     }
     let max = stage.int("max_attempts", DEFAULT_WEBHOOK_ATTEMPTS);
     if call.attempt >= max {
@@ -554,7 +575,8 @@ pub async fn record_call(
             format!("{error} (attempt {} of {max})", call.attempt),
             json!({"http_status": status, "in_flight": false}),
         );
-        return progress::finish_stage(client, &locked, failed).await;
+        finish(client, &locked, failed, &mut effects).await?;
+        return Ok(effects);
     }
     let backoff = Duration::from_secs(1u64 << (call.attempt - 1).clamp(0, 16)).min(MAX_BACKOFF);
     let results = progress::with_result(
@@ -573,5 +595,5 @@ pub async fn record_call(
             &[&run_id, &results, &backoff.as_secs_f64()],
         )
         .await?;
-    Ok(())
+    Ok(effects)
 }

@@ -50,14 +50,16 @@ pub fn with_result(run_results: &Value, stage_id: &str, fields: Map<String, Valu
 }
 
 /// Ends the current stage and moves the run on: to the stage after it (a condition's
-/// branch), to its `on_failure_stage_id` when it failed, or to the run's end.
+/// branch), to its `on_failure_stage_id` when it failed, or to the run's end. True when the
+/// run ended (a line of its board's feed).
 pub async fn finish_stage(
     client: &impl GenericClient,
     locked: &Locked,
     outcome: Outcome,
-) -> DomainResult<()> {
+) -> DomainResult<bool> {
     let Some(stage_id) = locked.run.current_stage_id.clone() else {
-        return end_run(client, locked, "completed", &locked.run.stage_results).await;
+        end_run(client, locked, "completed", &locked.run.stage_results).await?;
+        return Ok(true);
     };
     let Some(stage) = locked.current() else {
         let results = with_result(
@@ -71,7 +73,8 @@ pub async fn finish_stage(
                 ),
             ]),
         );
-        return end_run(client, locked, "failed", &results).await;
+        end_run(client, locked, "failed", &results).await?;
+        return Ok(true);
     };
     let (mut fields, next, ok) = match outcome {
         Outcome::Done(mut fields) => {
@@ -102,16 +105,12 @@ pub async fn finish_stage(
                     &[&locked.run.id, &results, &next],
                 )
                 .await?;
-            Ok(())
+            Ok(false)
         }
         None => {
-            end_run(
-                client,
-                locked,
-                if ok { "completed" } else { "failed" },
-                &results,
-            )
-            .await
+            let status = if ok { "completed" } else { "failed" };
+            end_run(client, locked, status, &results).await?;
+            Ok(true)
         }
     }
 }

@@ -145,7 +145,8 @@ pub async fn start(
     Ok(Some(run))
 }
 
-/// What a change of a run answers: the run, and the pipeline's board, whose feed got a line.
+/// What a change of a run answers: the run, and the pipeline's board when its feed got a
+/// line (the run started or ended).
 pub type Changed = (Run, Option<Uuid>);
 
 /// `POST /pipelines/{id}/run`.
@@ -244,9 +245,9 @@ pub async fn advance(
     if let Some(output) = output {
         fields.insert("output".into(), Value::Object(output));
     }
-    progress::finish_stage(client, &locked, Outcome::Done(fields)).await?;
+    let ended = progress::finish_stage(client, &locked, Outcome::Done(fields)).await?;
     let run = get_one(client, principal, run_id).await?;
-    Ok((run, locked.control.pipeline_board_id))
+    Ok((run, locked.control.pipeline_board_id.filter(|_| ended)))
 }
 
 /// `cancel`: the run ends `cancelled` and its holder stops (a webhook call in flight is
