@@ -42,11 +42,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     .trim()
                     .to_ascii_lowercase()
             });
-        let declared_len = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let declared_len = declared_length(req);
         let operation = req.extensions().get::<Reference>().map(|r| r.0);
         let request = req.clone();
         let mut payload = payload.take();
@@ -62,21 +58,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             if declared_len.is_some_and(|n| n > limit) {
                 return Err(too_large(limit));
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
+            let body = gather(&mut payload, limit)
+                .await
+                .map_err(|e| {
                     ApiError::validation(
                         "body_read",
                         vec![json!("body")],
                         e.to_string(),
                         Value::Null,
                     )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
+                })?
+                .ok_or_else(|| too_large(limit))?;
             let parsed = parse_checked(operation, &body);
             if parsed.is_err() {
                 // Who is calling is answered first, as FastAPI does (`auth::gate`).
@@ -85,6 +77,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             parsed.map(Json)
         })
     }
+}
+
+/// The request's declared `Content-Length`, if it has a readable one.
+pub fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// A body's chunks gathered up to `limit` bytes; `Ok(None)` as soon as they pass it (nothing
+/// past it is buffered, the rest is not read).
+pub async fn gather<S, E>(mut stream: S, limit: usize) -> Result<Option<web::BytesMut>, E>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+{
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -7,7 +7,7 @@ use actix_web::http::header::{
     Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
 };
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Bytes, BytesMut, Data};
+use actix_web::web::{self, Bytes, Data};
 use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ use crate::domain::knowledge::search::{self, QueryVector, SearchRequest, SearchR
 use crate::domain::support::access::Access;
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
-use crate::http::json::Json;
+use crate::http::json::{self, Json};
 use crate::http::OkResponse;
 use crate::state::AppState;
 
@@ -284,13 +284,8 @@ async fn read_file(
             format!("the document is larger than {} MB", limit / (1024 * 1024)),
         )
     };
-    let declared = request
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
     // The multipart framing adds a little to the file itself.
-    if declared.is_some_and(|n| n > limit + 64 * 1024) {
+    if json::declared_length(request).is_some_and(|n| n > limit + 64 * 1024) {
         return Err(too_large());
     }
     let bad = |msg: String| {
@@ -317,14 +312,10 @@ async fn read_file(
             .unwrap_or("")
             .to_string();
         let file_type = field.content_type().map(|m| m.essence_str().to_string());
-        let mut bytes = BytesMut::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| bad(e.to_string()))?;
-            if bytes.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = json::gather(&mut field, limit)
+            .await
+            .map_err(|e| bad(e.to_string()))?
+            .ok_or_else(too_large)?;
         found = Some((name, file_type, bytes.freeze()));
     }
     found.ok_or_else(|| bad("a multipart field named file is required".into()))

@@ -1,11 +1,10 @@
 //! `/api/v1/boards/{board_id}/webhooks` (domain.md §A15): the admin CRUD, the stored
 //! payloads, and the unauthenticated ingest.
 
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data};
 use actix_web::{delete, get, patch, post, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -23,7 +22,7 @@ use crate::domain::boards::webhooks::{
 use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::DomainError;
 use crate::error::{ApiError, ApiResult};
-use crate::http::json::Json;
+use crate::http::json::{self, Json};
 use crate::http::OkResponse;
 use crate::state::AppState;
 
@@ -240,26 +239,16 @@ fn too_large() -> ApiError {
 /// The body, or 413 as soon as it passes `limit` (nothing past it is buffered).
 async fn read_limited(
     req: &HttpRequest,
-    mut body: web::Payload,
+    body: web::Payload,
     limit: usize,
 ) -> ApiResult<web::BytesMut> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if json::declared_length(req).is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::status(StatusCode::BAD_REQUEST, e.to_string()))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
+    json::gather(body, limit)
+        .await
+        .map_err(|e| ApiError::status(StatusCode::BAD_REQUEST, e.to_string()))?
+        .ok_or_else(too_large)
 }
 
 /// Receives a webhook call. Needs no login; `X-Webhook-Signature: sha256=<hex>`, the
