@@ -103,17 +103,17 @@ async fn embed_due(
     match answer {
         Ok(vectors) => {
             let mut dims = Vec::new();
-            for (entry, vector) in due.iter().zip(&vectors) {
+            for vector in &vectors {
                 if !indexed.contains(&vector.len()) && !dims.contains(&vector.len()) {
                     embeddings::ensure_index(&*conn, vector.len())
                         .await
                         .map_err(|e| e.to_string())?;
                     dims.push(vector.len());
                 }
-                embeddings::store(&*conn, entry, &settings.model, vector)
-                    .await
-                    .map_err(|e| e.to_string())?;
             }
+            embeddings::store(&*conn, &due, &settings.model, &vectors)
+                .await
+                .map_err(|e| e.to_string())?;
             tracing::debug!(entries = due.len(), "entries embedded");
             Ok(Round::Done { dims, full })
         }
@@ -126,11 +126,9 @@ async fn embed_due(
         }
         Err(EmbedError::Failed(error)) => {
             tracing::warn!(entries = due.len(), %error, "entries not embedded; retried later");
-            for entry in &due {
-                embeddings::failed(&*conn, entry, &error)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+            embeddings::failed(&*conn, &due, &error)
+                .await
+                .map_err(|e| e.to_string())?;
             // Failed entries wait for their retry: no hurry for the next round.
             Ok(Round::Done {
                 dims: Vec::new(),

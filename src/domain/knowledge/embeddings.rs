@@ -206,35 +206,47 @@ pub async fn claim_due(client: &impl GenericClient, limit: i64) -> DomainResult<
         .collect()
 }
 
-/// Writes an embedding, unless the entry's text changed since it was claimed.
+/// Writes the embeddings of a batch (`vectors[i]` of `due[i]`) in one statement, each
+/// unless its entry's text changed since it was claimed.
 pub async fn store(
     client: &impl GenericClient,
-    due: &Due,
+    due: &[Due],
     model: &str,
-    vector: &[f32],
+    vectors: &[Vec<f32>],
 ) -> DomainResult<()> {
+    let (ids, versions) = keys(due);
+    let literals: Vec<String> = vectors.iter().map(|v| literal(v)).collect();
+    let dims: Vec<i32> = vectors.iter().map(|v| v.len() as i32).collect();
     client
         .execute(
-            "UPDATE knowledge_entries SET embedding = $3::text::vector, embedding_model = $4, embedding_dims = $5, \
-               embed_due_at = NULL, embed_attempts = 0, embed_error = NULL \
-             WHERE id = $1 AND embed_version = $2",
-            &[&due.id, &due.version, &literal(vector), &model, &(vector.len() as i32)],
+            "UPDATE knowledge_entries e SET embedding = v.vec::vector, embedding_model = $4, \
+               embedding_dims = v.dims, embed_due_at = NULL, embed_attempts = 0, embed_error = NULL \
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $5::int[]) AS v(id, version, vec, dims) \
+             WHERE e.id = v.id AND e.embed_version = v.version",
+            &[&ids, &versions, &literals, &model, &dims],
         )
         .await?;
     Ok(())
 }
 
-/// Records a failed attempt: the entry is tried again after a backoff.
-pub async fn failed(client: &impl GenericClient, due: &Due, error: &str) -> DomainResult<()> {
+/// Records a failed attempt of a batch: each entry is tried again after its backoff.
+pub async fn failed(client: &impl GenericClient, due: &[Due], error: &str) -> DomainResult<()> {
+    let (ids, versions) = keys(due);
     client
         .execute(
-            "UPDATE knowledge_entries SET embed_attempts = embed_attempts + 1, embed_error = $3, \
-               embed_due_at = now() + make_interval(secs => least($4, power(2, embed_attempts + 1))) \
-             WHERE id = $1 AND embed_version = $2",
-            &[&due.id, &due.version, &error, &MAX_RETRY_SECONDS],
+            "UPDATE knowledge_entries e SET embed_attempts = e.embed_attempts + 1, embed_error = $3, \
+               embed_due_at = now() + make_interval(secs => least($4, power(2, e.embed_attempts + 1))) \
+             FROM unnest($1::uuid[], $2::int[]) AS v(id, version) \
+             WHERE e.id = v.id AND e.embed_version = v.version",
+            &[&ids, &versions, &error, &MAX_RETRY_SECONDS],
         )
         .await?;
     Ok(())
+}
+
+/// The ids and text versions of claimed entries, as parallel arrays.
+fn keys(due: &[Due]) -> (Vec<Uuid>, Vec<i32>) {
+    due.iter().map(|d| (d.id, d.version)).unzip()
 }
 
 /// Gives back claimed entries untried (a rate limit): due again at `after` seconds.
