@@ -9,9 +9,9 @@
 //! costs at most one tick: each tick renews the lease, reconciles the runs held here with
 //! the actors, takes runs whose holder died, fires due schedules and starts queued runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -45,7 +45,8 @@ pub struct PipelineDeps {
 
 pub struct PipelineRuns {
     deps: PipelineDeps,
-    runs: HashMap<Uuid, Addr<PipelineRun>>,
+    /// The run actors here, with when each was started.
+    runs: HashMap<Uuid, (Addr<PipelineRun>, Instant)>,
     ticking: bool,
     promote_due: bool,
 }
@@ -61,7 +62,7 @@ impl PipelineRuns {
     }
 
     fn spawn_run(&mut self, run_id: Uuid, ctx: &mut Context<Self>) {
-        if self.runs.get(&run_id).is_some_and(|a| a.connected()) {
+        if self.runs.get(&run_id).is_some_and(|(a, _)| a.connected()) {
             return;
         }
         let run = PipelineRun {
@@ -72,7 +73,7 @@ impl PipelineRuns {
             dirty: false,
             timer: None,
         };
-        self.runs.insert(run_id, run.start());
+        self.runs.insert(run_id, (run.start(), Instant::now()));
     }
 
     /// The periodic work (see the module doc).
@@ -81,6 +82,7 @@ impl PipelineRuns {
             return;
         }
         self.ticking = true;
+        let began = Instant::now();
         let deps = self.deps.clone();
         let work = async move {
             let conn = deps.db.get().await.map_err(|e| e.to_string())?;
@@ -105,12 +107,15 @@ impl PipelineRuns {
             promote(&deps).await;
             Ok::<_, String>(held)
         };
-        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             act.ticking = false;
             match result {
                 Ok(held) => {
-                    act.runs.retain(|id, addr| {
-                        let keep = held.contains(id) && addr.connected();
+                    let held: HashSet<Uuid> = held.into_iter().collect();
+                    // An actor started after the tick read the table (a run taken on its
+                    // notification) is not in `held`, and stays.
+                    act.runs.retain(|id, (addr, started)| {
+                        let keep = (held.contains(id) || *started > began) && addr.connected();
                         if !keep {
                             addr.do_send(Stop);
                         }
@@ -285,7 +290,7 @@ impl Handler<Changed> for PipelineRuns {
             // A run ended or was queued: the cap may let a queued one start.
             self.promote_soon(ctx);
         }
-        if let Some(run) = self.runs.get(&msg.run_id).filter(|a| a.connected()) {
+        if let Some((run, _)) = self.runs.get(&msg.run_id).filter(|(a, _)| a.connected()) {
             // Only the holder writes `wait` and `call` (its own steps): a run that needs it
             // again is at `enter`, or ended.
             let needs_holder =
@@ -328,7 +333,7 @@ impl Handler<Gone> for PipelineRuns {
     type Result = ();
 
     fn handle(&mut self, msg: Gone, _: &mut Context<Self>) {
-        if self.runs.get(&msg.0).is_some_and(|a| !a.connected()) {
+        if self.runs.get(&msg.0).is_some_and(|(a, _)| !a.connected()) {
             self.runs.remove(&msg.0);
         }
     }
@@ -343,7 +348,7 @@ impl Handler<Release> for PipelineRuns {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Release, _: &mut Context<Self>) -> Self::Result {
-        for run in self.runs.values() {
+        for (run, _) in self.runs.values() {
             run.do_send(Stop);
         }
         self.runs.clear();
