@@ -393,7 +393,7 @@ pub async fn create_by_lead(
     let board = client
         .query_one(
             &format!(
-                "SELECT {} FROM boards b WHERE b.id = $1 FOR UPDATE",
+                "SELECT {} FROM boards b WHERE b.id = $1 FOR NO KEY UPDATE",
                 Board::COLUMNS
             ),
             &[&board_id],

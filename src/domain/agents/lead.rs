@@ -33,7 +33,7 @@ pub async fn ensure_board_lead(
         .query_opt(
             &format!(
                 "SELECT {columns} FROM agents a WHERE a.board_id = $1 AND a.is_board_lead \
-                 ORDER BY a.created_at, a.id LIMIT 1 FOR UPDATE",
+                 ORDER BY a.created_at, a.id LIMIT 1 FOR NO KEY UPDATE",
                 columns = Agent::COLUMNS
             ),
             &[&board.id],

@@ -24,7 +24,7 @@ pub async fn release_tasks(
 ) -> DomainResult<Vec<ReleasedTask>> {
     let rows = client
         .query(
-            "WITH old AS (SELECT id, status FROM tasks WHERE assigned_agent_id = $1 FOR UPDATE) \
+            "WITH old AS (SELECT id, status FROM tasks WHERE assigned_agent_id = $1 FOR NO KEY UPDATE) \
              UPDATE tasks t SET assigned_agent_id = NULL, updated_at = now(), \
                status = CASE WHEN old.status = 'in_progress' THEN 'inbox' ELSE t.status END, \
                in_progress_at = CASE WHEN old.status = 'in_progress' THEN NULL ELSE t.in_progress_at END \

@@ -444,7 +444,7 @@ async fn lock(
 ) -> DomainResult<()> {
     client
         .query_opt(
-            "SELECT 1 FROM boards WHERE id = $1 AND organization_id = $2 FOR UPDATE",
+            "SELECT 1 FROM boards WHERE id = $1 AND organization_id = $2 FOR NO KEY UPDATE",
             &[&board_id, &organization_id],
         )
         .await?;

@@ -104,7 +104,7 @@ async fn find(
         .query_opt(
             &format!(
                 "SELECT {columns} FROM board_groups g WHERE g.id = $1 AND g.organization_id = $2{}",
-                if lock { " FOR UPDATE" } else { "" },
+                if lock { " FOR NO KEY UPDATE" } else { "" },
                 columns = BoardGroup::COLUMNS
             ),
             &[&group_id, &organization_id],

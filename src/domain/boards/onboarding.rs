@@ -210,7 +210,7 @@ pub async fn start(
         .query_opt(
             &format!(
                 "SELECT {columns} FROM board_onboarding_sessions s \
-                 WHERE board_id = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+                 WHERE board_id = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1 FOR NO KEY UPDATE",
                 columns = Onboarding::COLUMNS
             ),
             &[&board.id],

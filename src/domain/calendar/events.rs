@@ -272,7 +272,7 @@ async fn writable(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {} FROM calendar_events e WHERE e.id = $1 AND e.organization_id = $2 FOR UPDATE",
+                "SELECT {} FROM calendar_events e WHERE e.id = $1 AND e.organization_id = $2 FOR NO KEY UPDATE",
                 CalendarEvent::COLUMNS
             ),
             &[&event_id, &principal.organization.id],

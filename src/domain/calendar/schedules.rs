@@ -138,7 +138,7 @@ async fn refuse_conflicts(
 ) -> DomainResult<()> {
     client
         .query_opt(
-            "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE",
+            "SELECT 1 FROM agents WHERE id = $1 FOR NO KEY UPDATE",
             &[&agent_id],
         )
         .await?;
@@ -233,7 +233,7 @@ async fn writable(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {} FROM task_schedules s WHERE s.id = $1 AND s.organization_id = $2 FOR UPDATE",
+                "SELECT {} FROM task_schedules s WHERE s.id = $1 AND s.organization_id = $2 FOR NO KEY UPDATE",
                 Schedule::COLUMNS
             ),
             &[&schedule_id, &principal.organization.id],

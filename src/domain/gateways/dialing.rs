@@ -179,7 +179,7 @@ pub async fn report(
     let row = client
         .query_opt(
             "WITH old AS (SELECT connection_state, connection_message, pairing_request_id
-                            FROM gateways WHERE id = $1 FOR UPDATE)
+                            FROM gateways WHERE id = $1 FOR NO KEY UPDATE)
              UPDATE gateways g SET connection_state = $2, connection_message = $3,
                     pairing_request_id = $4,
                     gateway_protocol = COALESCE($5, g.gateway_protocol),

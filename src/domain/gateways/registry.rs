@@ -150,7 +150,7 @@ pub async fn register(
     let connection_info = json!({ "version": r.version, "capabilities": r.capabilities });
     let existing = client
         .query_opt(
-            "SELECT id, status FROM gateways WHERE organization_id = $1 AND name = $2 ORDER BY created_at LIMIT 1 FOR UPDATE",
+            "SELECT id, status FROM gateways WHERE organization_id = $1 AND name = $2 ORDER BY created_at LIMIT 1 FOR NO KEY UPDATE",
             &[&r.organization_id, &r.name],
         )
         .await?;
@@ -253,7 +253,7 @@ pub async fn heartbeat(
 ) -> DomainResult<()> {
     let row = client
         .query_one(
-            "SELECT status FROM gateways WHERE id = $1 FOR UPDATE",
+            "SELECT status FROM gateways WHERE id = $1 FOR NO KEY UPDATE",
             &[&gateway.id],
         )
         .await?;

@@ -44,7 +44,7 @@ pub async fn claim(
                    JOIN h5_chat_messages m ON m.id = p.message_id \
                    JOIN h5_chat_sessions s ON s.id = m.session_id \
                    WHERE s.gateway_id = $1 AND p.accepted_at IS NULL AND ($2 OR p.next_attempt_at <= now()) \
-                   ORDER BY m.user_seq, m.h5_user_id LIMIT $3 FOR UPDATE OF p SKIP LOCKED), \
+                   ORDER BY m.user_seq, m.h5_user_id LIMIT $3 FOR NO KEY UPDATE OF p SKIP LOCKED), \
                  sent AS ( \
                    UPDATE h5_chat_pending p SET attempts = p.attempts + 1, \
                           next_attempt_at = now() + make_interval(secs => least($4 * power(2, p.attempts), $5)) \

@@ -66,7 +66,7 @@ pub async fn find(
             &format!(
                 "SELECT {} FROM gateways g WHERE g.id = $1 AND g.organization_id = $2{}",
                 Gateway::COLUMNS,
-                if lock { " FOR UPDATE" } else { "" }
+                if lock { " FOR NO KEY UPDATE" } else { "" }
             ),
             &[&gateway_id, &organization_id],
         )

@@ -167,7 +167,7 @@ pub async fn provision(pool: &PgPool, account: &Account<'_>) -> DomainResult<Pri
     .await?;
     let user = tx
         .query_one(
-            "SELECT id, active_organization_id, email FROM users WHERE clerk_user_id = $1 FOR UPDATE",
+            "SELECT id, active_organization_id, email FROM users WHERE clerk_user_id = $1 FOR NO KEY UPDATE",
             &[&account.clerk_user_id],
         )
         .await?;

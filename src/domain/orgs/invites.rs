@@ -192,7 +192,7 @@ async fn apply_invite(
         .query_one(
             &format!(
                 "SELECT {} FROM organization_members m \
-                 WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE",
+                 WHERE m.organization_id = $1 AND m.user_id = $2 FOR NO KEY UPDATE",
                 Member::COLUMNS
             ),
             &[&invite.organization_id, &user_id],
@@ -258,7 +258,7 @@ pub async fn accept_invite(
         .query_opt(
             &format!(
                 "SELECT {columns} FROM organization_invites i \
-                 WHERE i.token_hash = $1 AND i.accepted_at IS NULL FOR UPDATE",
+                 WHERE i.token_hash = $1 AND i.accepted_at IS NULL FOR NO KEY UPDATE",
                 columns = InviteRead::COLUMNS
             ),
             &[&tokens::sha256_hex(input.token.trim())],
@@ -288,7 +288,7 @@ pub async fn accept_pending_invite(
             &format!(
                 "SELECT {columns} FROM organization_invites i \
                  WHERE lower(i.invited_email) = $1 AND i.accepted_at IS NULL \
-                 ORDER BY i.created_at, i.id LIMIT 1 FOR UPDATE",
+                 ORDER BY i.created_at, i.id LIMIT 1 FOR NO KEY UPDATE",
                 columns = InviteRead::COLUMNS
             ),
             &[&normalize_email(email)],

@@ -182,14 +182,18 @@ async fn board_access_of(
 }
 
 /// The membership `member_id` of the organization with its user and board rows; another
-/// organization's member is 404. `FOR UPDATE` when about to change it.
+/// organization's member is 404. `FOR NO KEY UPDATE` when about to change it.
 pub(super) async fn find_member(
     client: &impl GenericClient,
     organization_id: Uuid,
     member_id: Uuid,
     for_update: bool,
 ) -> DomainResult<MemberRead> {
-    let lock = if for_update { " FOR UPDATE OF m" } else { "" };
+    let lock = if for_update {
+        " FOR NO KEY UPDATE OF m"
+    } else {
+        ""
+    };
     let row = client
         .query_opt(
             &format!(

@@ -86,7 +86,7 @@ pub async fn claim(
                  AND (($2::uuid IS NOT NULL AND f.lease_owner = $1) \
                       OR (f.lease_owner IS DISTINCT FROM $1 \
                           AND (f.lease_owner IS NULL OR h.lease_until IS NULL OR h.lease_until < now()))) \
-               ORDER BY f.created_at LIMIT $3 FOR UPDATE OF f SKIP LOCKED) \
+               ORDER BY f.created_at LIMIT $3 FOR NO KEY UPDATE OF f SKIP LOCKED) \
              RETURNING r.id",
             &[&me, &run, &limit],
         )

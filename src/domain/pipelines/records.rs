@@ -136,7 +136,7 @@ pub async fn lock(
         .query_opt(
             &format!(
                 "SELECT {run}, {control} FROM pipeline_runs r \
-                 WHERE r.id = $1 AND ($2::uuid IS NULL OR r.organization_id = $2) FOR UPDATE",
+                 WHERE r.id = $1 AND ($2::uuid IS NULL OR r.organization_id = $2) FOR NO KEY UPDATE",
                 run = Run::COLUMNS,
                 control = Control::COLUMNS
             ),
@@ -168,7 +168,7 @@ pub async fn pipeline_of(
             &format!(
                 "SELECT {columns} FROM pipelines p WHERE p.id = $1 AND p.organization_id = $2{lock}",
                 columns = Pipeline::COLUMNS,
-                lock = if lock { " FOR UPDATE" } else { "" }
+                lock = if lock { " FOR NO KEY UPDATE" } else { "" }
             ),
             &[&pipeline_id, &principal.organization.id],
         )

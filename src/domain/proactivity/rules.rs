@@ -492,7 +492,7 @@ async fn locked(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {columns} FROM proactive_rules r WHERE r.id = $1 AND r.organization_id = $2 FOR UPDATE",
+                "SELECT {columns} FROM proactive_rules r WHERE r.id = $1 AND r.organization_id = $2 FOR NO KEY UPDATE",
                 columns = Rule::COLUMNS
             ),
             &[&id, &principal.organization.id],

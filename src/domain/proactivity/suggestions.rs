@@ -250,7 +250,7 @@ pub async fn lock_pending(
     id: Uuid,
 ) -> DomainResult<Suggestion> {
     access::require_org_admin(&principal.member)?;
-    let suggestion = read(client, principal.organization.id, id, "FOR UPDATE").await?;
+    let suggestion = read(client, principal.organization.id, id, "FOR NO KEY UPDATE").await?;
     if suggestion.status != "pending" {
         return Err(DomainError::conflict(format!(
             "Suggestion is already {}.",

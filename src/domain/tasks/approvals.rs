@@ -255,7 +255,7 @@ async fn ensure_no_pending(
     }
     client
         .execute(
-            "SELECT 1 FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            "SELECT 1 FROM tasks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
             &[&task_ids],
         )
         .await?;
@@ -420,7 +420,7 @@ pub async fn update(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {columns} FROM approvals a WHERE a.id = $1 AND a.board_id = $2 FOR UPDATE",
+                "SELECT {columns} FROM approvals a WHERE a.id = $1 AND a.board_id = $2 FOR NO KEY UPDATE",
                 columns = Approval::COLUMNS
             ),
             &[&approval_id, &board.id],

@@ -107,7 +107,7 @@ pub async fn find(
 ) -> DomainResult<TaskRow> {
     let sql = format!(
         "SELECT {columns} FROM tasks t WHERE t.id = $1 AND t.board_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" },
+        if lock { " FOR NO KEY UPDATE" } else { "" },
         columns = TaskRow::COLUMNS
     );
     client
@@ -633,7 +633,7 @@ async fn lock_dependents(client: &impl GenericClient, task_id: Uuid) -> DomainRe
         .query(
             &format!(
                 "SELECT {columns} FROM tasks t WHERE t.id = ANY($1) AND t.status <> 'done' \
-                 ORDER BY t.id FOR UPDATE",
+                 ORDER BY t.id FOR NO KEY UPDATE",
                 columns = TaskRow::COLUMNS
             ),
             &[&ids],

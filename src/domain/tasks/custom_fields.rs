@@ -216,7 +216,7 @@ async fn find(
         .query_opt(
             &format!(
                 "SELECT {columns} FROM task_custom_field_definitions d \
-                 WHERE d.id = $1 AND d.organization_id = $2 FOR UPDATE OF d",
+                 WHERE d.id = $1 AND d.organization_id = $2 FOR NO KEY UPDATE OF d",
                 columns = FieldDefinition::COLUMNS
             ),
             &[&definition_id, &organization_id],

@@ -217,7 +217,7 @@ async fn find(
     tag_id: Uuid,
     lock: bool,
 ) -> DomainResult<Tag> {
-    let lock = if lock { " FOR UPDATE OF t" } else { "" };
+    let lock = if lock { " FOR NO KEY UPDATE OF t" } else { "" };
     client
         .query_opt(
             &format!(

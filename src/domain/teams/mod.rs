@@ -174,7 +174,7 @@ pub async fn get(
             &format!(
                 "SELECT {} FROM agent_teams t WHERE t.id = $1 AND t.organization_id = $2{}",
                 Team::COLUMNS,
-                if lock { " FOR UPDATE" } else { "" }
+                if lock { " FOR NO KEY UPDATE" } else { "" }
             ),
             &[&team_id, &principal.organization.id],
         )
