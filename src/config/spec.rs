@@ -57,7 +57,7 @@ pub const SETTINGS: &[Spec] = &[
     s("OSS_SECRET_KEY", None, "required with OSS_BUCKET: secret access key"),
     s("OSS_REGION", Some("us-east-1"), "region the S3 signatures are made for (OSS: e.g. oss-cn-hangzhou)"),
     s("OSS_PATH_STYLE", Some("false"), "address the bucket in the path (`endpoint/bucket/key`, MinIO and most self-hosted stores) instead of the host (`bucket.endpoint/key`, which OSS requires)"),
-    s("BOARD_SYNC_REDIS_URL", None, "Redis for board sync; default REDIS_URL with DB 3"),
+    s("BOARD_SYNC_REDIS_URL", None, "Redis for board sync; default REDIS_URL with DB 3. Board sync travels on the relay bridge, so it must name WS_REDIS_PUBSUB_URL's server (its DB is ignored)"),
     s("REDIS_POOL_SIZE", Some("16"), "maximum pooled Redis command connections per instance"),
     s("BASE_URL", None, "public URL of this deployment (https://mc.example.com); builds the relay_ws_url handed to gateways, else taken from the request"),
     s("SOULS_DIRECTORY_URL", Some("https://souls.directory"), "the souls directory that /api/v1/souls-directory proxies (its sitemap and /api/souls/{handle}/{slug}.md); unreachable answers 502"),

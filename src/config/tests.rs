@@ -116,14 +116,21 @@ fn malformed_numbers_and_flags_name_the_variable() {
 fn redis_urls_default_from_base_with_guide_db_numbers() {
     let mut v = minimal();
     v.push(("REDIS_URL", "redis://cache.internal:6380/0"));
-    v.push(("BOARD_SYNC_REDIS_URL", "redis://other:6379/7"));
+    v.push(("BOARD_SYNC_REDIS_URL", "redis://cache.internal:6380/7"));
     let r = Settings::load(vars(&v))
         .expect("valid")
         .redis
         .expect("redis");
     assert_eq!(r.relay, "redis://cache.internal:6380/1");
     assert_eq!(r.events, "redis://cache.internal:6380/2");
-    assert_eq!(r.board_sync, "redis://other:6379/7");
+}
+
+#[test]
+fn board_sync_on_another_redis_server_than_the_bridge_is_refused() {
+    let mut v = minimal();
+    v.push(("REDIS_URL", "redis://cache.internal:6380/0"));
+    v.push(("BOARD_SYNC_REDIS_URL", "redis://other:6379/3"));
+    assert!(errors_for(&v)[0].starts_with("BOARD_SYNC_REDIS_URL: must name the same Redis server"));
 }
 
 #[test]

@@ -30,13 +30,14 @@ pub fn postgres_config(raw: &str) -> Result<tokio_postgres::Config, String> {
 
 /// The Redis URLs of the deployment guide. Every one defaults from `REDIS_URL` with its
 /// own DB number. Pub/sub channels are server-wide in Redis (not per DB), so the bridge
-/// uses one connection, to `relay`, for every channel family.
+/// uses one connection, to `relay`, for every channel family — board sync's included:
+/// `BOARD_SYNC_REDIS_URL` is accepted (the guide's env files set it) only when it names
+/// the relay's server, since a board change sent there would reach no other instance.
 #[derive(Debug, Clone)]
 pub struct RedisUrls {
     pub base: String,
     pub relay: String,
     pub events: String,
-    pub board_sync: String,
 }
 
 impl RedisUrls {
@@ -54,12 +55,20 @@ impl RedisUrls {
         let events = derived("PROACTIVITY_REDIS_URL", 2);
         let board_sync = derived("BOARD_SYNC_REDIS_URL", 3);
         match (base, relay, events, board_sync) {
-            (Some(base), Some(relay), Some(events), Some(board_sync)) => Some(RedisUrls {
-                base,
-                relay,
-                events,
-                board_sync,
-            }),
+            (Some(base), Some(relay), Some(events), Some(board_sync)) => {
+                if server_of(&board_sync) != server_of(&relay) {
+                    vars.fail(
+                        "BOARD_SYNC_REDIS_URL",
+                        "must name the same Redis server as WS_REDIS_PUBSUB_URL (board sync travels \
+                         on the relay bridge's pub/sub, which is server-wide; its DB number is ignored)",
+                    );
+                }
+                Some(RedisUrls {
+                    base,
+                    relay,
+                    events,
+                })
+            }
             (None, None, None, None) => None,
             _ => {
                 vars.fail(
@@ -89,6 +98,13 @@ fn checked(vars: &mut Vars, name: &'static str, raw: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Where a Redis URL connects (scheme, credentials, host and port), whatever its DB.
+fn server_of(raw: &str) -> Option<String> {
+    let mut u = url::Url::parse(raw).ok()?;
+    u.set_path("");
+    Some(u.to_string())
 }
 
 /// The same server with another DB number (the URL path).
