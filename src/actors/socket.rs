@@ -295,6 +295,11 @@ impl Default for Sockets {
 }
 
 impl Sockets {
+    /// How many are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
     /// Closes every socket with 1001, and refuses every new one from now on; answers how
     /// many were open.
     pub fn close(&self) -> usize {

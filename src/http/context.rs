@@ -54,8 +54,9 @@ pub async fn middleware(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    let status = res.status().as_u16();
+    super::prometheus::record(status, started.elapsed());
     if !quiet {
-        let status = res.status().as_u16();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         span.in_scope(|| tracing::info!(status, elapsed_ms, "request"));
     }

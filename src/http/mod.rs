@@ -31,6 +31,7 @@ mod organizations;
 mod pagination;
 mod pipelines;
 mod proactive_rules;
+mod prometheus;
 mod query;
 mod skills;
 mod souls;
@@ -115,6 +116,7 @@ pub fn app(
         .service(health::health)
         .service(health::healthz)
         .service(health::readyz)
+        .service(prometheus::metrics)
         .configure(users::routes)
         .configure(auth::routes)
         .configure(organizations::routes)

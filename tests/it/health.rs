@@ -132,3 +132,54 @@ async fn redis_over_tls_is_used_when_its_certificate_is_trusted() {
     let reply = doubting.get("/readyz").await;
     assert_eq!(reply.status, 503, "{}", reply.text);
 }
+
+#[actix_web::test]
+async fn metrics_count_requests_and_read_the_pool_in_prometheus_text() {
+    let server = Server::start().await;
+    for _ in 0..3 {
+        assert_eq!(server.get("/healthz").await.status, 200);
+    }
+    assert_eq!(server.get("/api/v1/boards").await.status, 401);
+    let reply = server
+        .raw(awc::http::Method::GET, "/metrics", None, None, &[])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        reply.header("content-type")
+    );
+    let value = |name: &str| -> f64 {
+        reply
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{}", reply.text))
+    };
+    assert!(value("mc_http_requests_total{class=\"2xx\"}") >= 3.0);
+    assert!(value("mc_http_requests_total{class=\"4xx\"}") >= 1.0);
+    let count = value("mc_http_request_duration_seconds_count");
+    assert_eq!(
+        value("mc_http_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
+    assert!(count >= 4.0);
+    assert_eq!(value("mc_db_pool_max_connections"), 16.0);
+    assert!(value("mc_db_pool_connections") >= value("mc_db_pool_idle_connections"));
+    assert_eq!(value("mc_websockets_open"), 0.0);
+    // Every family declares its type, as scrapers expect.
+    for family in [
+        "mc_build_info",
+        "mc_http_requests_total",
+        "mc_websockets_open",
+    ] {
+        assert!(
+            reply.text.contains(&format!("# TYPE {family} ")),
+            "{family}"
+        );
+    }
+}
