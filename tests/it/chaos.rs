@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::dialled::{agent_on, answered, create_gateway, wait_state, SimGateway};
 use crate::fixtures::h5_user;
-use crate::harness::{PgProcess, RedisProcess, Server};
+use crate::harness::{PgProcess, RedisProcess, Server, ServerBuilder};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -44,31 +44,24 @@ struct Tally {
     reconnects: usize,
 }
 
-struct World {
-    servers: Vec<Option<Server>>,
-    redis: RedisProcess,
+pub(crate) struct World {
+    pub(crate) servers: Vec<Option<Server>>,
+    /// A balancer every client goes through instead of an instance of its own.
+    pub(crate) front: Option<String>,
+    pub(crate) redis: RedisProcess,
     pg: Option<PgProcess>,
     sim: SimGateway,
-    db_url: String,
-    agent: String,
+    pub(crate) db_url: String,
+    pub(crate) agent: String,
     /// (H5 user id, access token)
     users: Vec<(String, String)>,
     gateway_id: String,
 }
 
-async fn world(private_pg: bool, sim_args: &[&str]) -> World {
+pub(crate) async fn world(private_pg: bool, sim_args: &[&str]) -> World {
     let redis = RedisProcess::start();
     let pg = private_pg.then(PgProcess::start);
-    let builder = || {
-        let b = crate::dialled::builder().env("REDIS_URL", redis.url()).env(
-            "INSTANCE_ID",
-            format!("chaos-{}", uuid::Uuid::new_v4().simple()),
-        );
-        match &pg {
-            Some(pg) => b.database_url(&pg.url("postgres")),
-            None => b,
-        }
-    };
+    let builder = || instance(&redis, pg.as_ref());
     let a = builder().start().await;
     let b = builder().start_on(&a).await;
     let db_url = match &pg {
@@ -97,6 +90,7 @@ async fn world(private_pg: bool, sim_args: &[&str]) -> World {
     }
     World {
         servers: vec![Some(a), Some(b)],
+        front: None,
         redis,
         pg,
         sim,
@@ -107,15 +101,35 @@ async fn world(private_pg: bool, sim_args: &[&str]) -> World {
     }
 }
 
+/// The settings of an instance of the world: its Redis, its database, an id of its own.
+fn instance(redis: &RedisProcess, pg: Option<&PgProcess>) -> ServerBuilder {
+    let b = crate::dialled::builder().env("REDIS_URL", redis.url()).env(
+        "INSTANCE_ID",
+        format!("chaos-{}", uuid::Uuid::new_v4().simple()),
+    );
+    match pg {
+        Some(pg) => b.database_url(&pg.url("postgres")),
+        None => b,
+    }
+}
+
 impl World {
+    /// A new instance of the world (to start one in the place of one that stopped).
+    pub(crate) fn builder(&self) -> ServerBuilder {
+        instance(&self.redis, self.pg.as_ref())
+    }
+
     fn bases(&self) -> Vec<String> {
+        if let Some(front) = &self.front {
+            return vec![front.clone(), front.clone()];
+        }
         self.servers
             .iter()
             .map(|s| s.as_ref().map(|s| s.base.clone()).unwrap_or_default())
             .collect()
     }
 
-    async fn db(&self) -> tokio_postgres::Client {
+    pub(crate) async fn db(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls)
             .await
             .unwrap();
@@ -253,8 +267,12 @@ async fn app(
 }
 
 /// Runs the load, applies `fault` after a steady phase, drains, and checks the accounting.
-async fn under_load<F, Fut>(mut world: World, fault_name: &str, users_on: usize, fault: F)
-where
+pub(crate) async fn under_load<F, Fut>(
+    mut world: World,
+    fault_name: &str,
+    users_on: usize,
+    fault: F,
+) where
     F: FnOnce(&mut World) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {

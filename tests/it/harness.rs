@@ -122,6 +122,7 @@ impl Drop for TestDb {
 }
 
 /// The environment a server gets: the minimum to start, plus test overrides.
+#[derive(Clone)]
 pub struct ServerBuilder {
     db: Option<Arc<TestDb>>,
     port: Option<u16>,
@@ -1032,4 +1033,134 @@ pub async fn expect_closed_as_too_slow(
         received.len()
     );
     received
+}
+
+/// moto's S3 server (scripts/provision installs it) on loopback, with an empty bucket.
+pub struct Moto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    pub async fn start(bucket: &str) -> Moto {
+        let program = std::env::var("MC_MOTO_SERVER")
+            .expect("MC_MOTO_SERVER (eval \"$(scripts/provision)\")");
+        let port = crate::harness::free_port();
+        let child = std::process::Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = awc::Client::default();
+        let up = eventually(Duration::from_secs(30), || async {
+            client
+                .put(format!("{}/{bucket}", moto.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "moto_server did not start");
+        moto
+    }
+
+    /// The bucket's listing (XML).
+    pub async fn listing(&self, bucket: &str) -> String {
+        let mut response = awc::Client::default()
+            .get(format!("{}/{bucket}?list-type=2", self.url))
+            .send()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&response.body().await.unwrap()).into_owned()
+    }
+}
+
+/// nginx with deploy/nginx.conf in front of instances on loopback (the conf's `api1:8000`,
+/// `api2:8000` become these ports), on a port of its own.
+pub struct Nginx {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    pub fn start(upstreams: [u16; 2]) -> Nginx {
+        let program = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nginx (scripts/provision installs it)");
+        let conf = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf"),
+        )
+        .unwrap();
+        let port = free_port();
+        let conf = conf
+            .replace(
+                "server api1:8000",
+                &format!("server 127.0.0.1:{}", upstreams[0]),
+            )
+            .replace(
+                "server api2:8000",
+                &format!("server 127.0.0.1:{}", upstreams[1]),
+            )
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+        assert_eq!(
+            conf.matches("127.0.0.1:").count(),
+            3,
+            "the conf's upstreams and listen"
+        );
+        let dir = TempDir::new();
+        let path = dir.path.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let pid = format!("pid {}; daemon off;", dir.path.join("nginx.pid").display());
+        let child = Command::new(program)
+            .arg("-p")
+            .arg(&dir.path)
+            .arg("-e")
+            .arg(dir.path.join("error.log"))
+            .arg("-c")
+            .arg(&path)
+            .args(["-g", &pid])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("start nginx");
+        let mut nginx = Nginx { port, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || nginx.child.try_wait().ok().flatten().is_some() {
+                panic!("nginx did not start: {}", nginx.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What nginx wrote to stderr (its error log, warn and above).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("stderr.log")).unwrap_or_default()
+    }
 }

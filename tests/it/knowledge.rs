@@ -12,7 +12,7 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{agent, as_agent, created, delete, new_board, send, switch_to_new_org};
-use crate::harness::{eventually, Server, TempDir, ADMIN_TOKEN};
+use crate::harness::{eventually, Moto, Server, TempDir, ADMIN_TOKEN};
 
 const DIMS: usize = 16;
 
@@ -746,58 +746,6 @@ async fn uploaded_documents_are_stored_read_searched_and_survive_a_restart() {
         200
     );
     assert_eq!(files_in(&store), 0);
-}
-
-/// moto's S3 server (scripts/provision installs it) on loopback, with an empty bucket.
-struct Moto {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    async fn start(bucket: &str) -> Moto {
-        let program = std::env::var("MC_MOTO_SERVER")
-            .expect("MC_MOTO_SERVER (eval \"$(scripts/provision)\")");
-        let port = crate::harness::free_port();
-        let child = std::process::Command::new(program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let client = awc::Client::default();
-        let up = eventually(Duration::from_secs(30), || async {
-            client
-                .put(format!("{}/{bucket}", moto.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        assert!(up, "moto_server did not start");
-        moto
-    }
-
-    /// The bucket's listing (XML).
-    async fn listing(&self, bucket: &str) -> String {
-        let mut response = awc::Client::default()
-            .get(format!("{}/{bucket}?list-type=2", self.url))
-            .send()
-            .await
-            .unwrap();
-        String::from_utf8_lossy(&response.body().await.unwrap()).into_owned()
-    }
 }
 
 #[actix_web::test]

@@ -35,6 +35,7 @@ mod metrics;
 mod onboarding;
 mod openclaw;
 mod openclaw_sim;
+mod operations;
 mod organizations;
 mod pipelines;
 mod proactivity;
