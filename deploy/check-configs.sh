@@ -108,15 +108,19 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 
-# Compose's own validator (interpolation, schema) when the plugin is present;
-# a dummy token satisfies the required ${LOCAL_AUTH_TOKEN:?...}.
-if docker compose version >/dev/null 2>&1; then
-  LOCAL_AUTH_TOKEN=${LOCAL_AUTH_TOKEN:-$(printf '%064d' 0)} docker compose -f compose.yml config -q \
-    || fail "docker compose config rejected compose.yml"
-  ok "docker compose config accepts compose.yml"
-else
-  echo "    skipped: docker compose config (plugin not installed)"
+# Compose's own validator (interpolation, schema): the v2 plugin when present, else
+# docker-compose 1.29 from Debian, whose `config` needs no Docker engine either.
+# A dummy token satisfies the required ${LOCAL_AUTH_TOKEN:?...}.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  echo "    docker compose not found; installing docker-compose with apt-get"
+  apt_install docker-compose || fail "could not install docker-compose"
 fi
+compose_cli() {
+  if docker compose version >/dev/null 2>&1; then docker compose "$@"; else docker-compose "$@"; fi
+}
+LOCAL_AUTH_TOKEN=${LOCAL_AUTH_TOKEN:-$(printf '%064d' 0)} compose_cli -f compose.yml config -q \
+  || fail "docker compose config rejected compose.yml"
+ok "compose config accepts compose.yml"
 
 # --- 2. deploy/nginx.conf ------------------------------------------------------
 step "deploy/nginx.conf: nginx -t"
@@ -360,16 +364,12 @@ PY
 # Compose's own validator when the plugin is present. The compose file's
 # env_file (env/.env.production) holds real secrets and is not in the repository,
 # so a temporary project folder stands in, with the example in its place.
-if docker compose version >/dev/null 2>&1; then
-  mkdir -p "$TMPDIR_CHECK/aliyun/env"
-  cp "$ALIYUN_ENV_EXAMPLE" "$TMPDIR_CHECK/aliyun/env/.env.production"
-  docker compose --project-directory "$TMPDIR_CHECK/aliyun" -f "$ROOT/$ALIYUN_COMPOSE" \
-    --env-file "$ROOT/$ALIYUN_ENV_EXAMPLE" config -q \
-    || fail "docker compose config rejected $ALIYUN_COMPOSE"
-  ok "docker compose config accepts $ALIYUN_COMPOSE with $ALIYUN_ENV_EXAMPLE"
-else
-  echo "    skipped: docker compose config (plugin not installed)"
-fi
+mkdir -p "$TMPDIR_CHECK/aliyun/env"
+cp "$ALIYUN_ENV_EXAMPLE" "$TMPDIR_CHECK/aliyun/env/.env.production"
+compose_cli --project-directory "$TMPDIR_CHECK/aliyun" -f "$ROOT/$ALIYUN_COMPOSE" \
+  --env-file "$ROOT/$ALIYUN_ENV_EXAMPLE" config -q \
+  || fail "docker compose config rejected $ALIYUN_COMPOSE"
+ok "compose config accepts $ALIYUN_COMPOSE with $ALIYUN_ENV_EXAMPLE"
 
 # --- 4. deploy/aliyun/nginx.conf -------------------------------------------------
 step "$ALIYUN/nginx.conf: nginx -t"
@@ -406,10 +406,12 @@ COMPOSE_VARS=(RDS_HOST RDS_PORT RDS_USER RDS_PASSWORD RDS_DATABASE
   REDIS_HOST REDIS_PORT REDIS_PASSWORD MC_IMAGE ADMIN_IMAGE TLS_CERT_DIR)
 BACKUP_VARS=(BACKUP_S3_URI BACKUP_RETENTION_DAYS AWS_ACCESS_KEY_ID
   AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION BACKUP_S3_ENDPOINT)
+# Read by Compose itself from the env file.
+COMPOSE_OWN_VARS=(COMPOSE_PROJECT_NAME)
 if [ -f "$SPEC" ]; then
   mapfile -t settings < <(grep -oE 's\("[A-Z0-9_]+"' "$SPEC" | sed -E 's/s\("([A-Z0-9_]+)"/\1/')
   [ "${#settings[@]}" -gt 0 ] || fail "no s(\"NAME\", ...) settings found in $SPEC"
-  allowed=" ${settings[*]} ${COMPOSE_VARS[*]} ${BACKUP_VARS[*]} "
+  allowed=" ${settings[*]} ${COMPOSE_VARS[*]} ${BACKUP_VARS[*]} ${COMPOSE_OWN_VARS[*]} "
 
   unread=()
   for name in "${COMPOSE_VARS[@]}"; do

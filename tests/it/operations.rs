@@ -1,4 +1,5 @@
-//! The production kit's scripts against real parts: `deploy/aliyun/scripts/backup.sh`
+//! The production kit's scripts against real parts: `init-rds.sh` (extensions and
+//! migrations on an empty database, twice), `deploy/aliyun/scripts/backup.sh`
 //! (pg_dump to an S3-compatible store on loopback, retention, a restore into an empty
 //! database, row for row) and `deploy/aliyun/scripts/deploy.sh` (a rolling update of two
 //! instances behind nginx with `deploy/nginx.conf`, under H5 chat and board load: no chat
@@ -141,6 +142,54 @@ async fn a_backup_goes_to_the_bucket_old_ones_are_pruned_and_it_restores_row_for
         "{}",
         text(&unknown)
     );
+}
+
+#[actix_web::test]
+async fn init_rds_makes_an_empty_database_ready_and_can_run_again() {
+    let target = TestDb::create().await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_mission-control"));
+    let path = format!(
+        "{}:{}",
+        binary.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for run in ["first", "again"] {
+        let out = Command::new(script("init-rds.sh"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PATH", &path)
+            .env("DATABASE_URL", target.url())
+            .output()
+            .expect("run init-rds.sh");
+        assert!(out.status.success(), "{run}: {}", text(&out));
+    }
+    let db = target.client().await;
+    let extensions: Vec<String> = db
+        .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        extensions.contains(&"vector".to_string()) && extensions.contains(&"pg_trgm".to_string()),
+        "{extensions:?}"
+    );
+    let applied: i64 = db
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let in_schema = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema"))
+        .unwrap()
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sql")
+        })
+        .count();
+    assert_eq!(applied as usize, in_schema, "every migration, once");
 }
 
 /// What a board client saw: the board's tasks by its snapshot and events, and reconnects.
