@@ -110,6 +110,9 @@ pub struct Stop;
 /// and token whose outcome goes to `ready`.
 pub enum Purpose {
     Hold,
+    /// Holding a gateway through a connector's tunnel (`Tunnel`): as `Hold`, and a
+    /// revocation (the gateway was deleted) goes to the connector's link, which closes.
+    Tunnelled(Recipient<Control>),
     Probe(Option<oneshot::Sender<Result<oc::Hello, Report>>>),
 }
 
@@ -632,7 +635,8 @@ impl GatewayClient {
             return;
         };
         let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
-        let claimed = async move { gateway_link::claim_due(&link, gateway_id, connected).await };
+        let claimed =
+            async move { gateway_link::claim_due(&link, gateway_id, connected, false).await };
         ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
             let next_due = match result {
                 Ok(due) => {
@@ -736,9 +740,14 @@ impl GatewayClient {
                 format!("the gateway refused the message: {}", error.describe())
             };
             match (target, outcome) {
-                (ChatTarget::Ready(agent), Some(Ok(_))) => {
+                (ChatTarget::Ready(agent), Some(Ok(answer))) => {
                     act.agents.insert(message.agent_id, agent);
-                    act.taken(message.message_id, ctx);
+                    // `in_flight`: the gateway had this run already, from a connection now
+                    // gone (an instance that drained or died after sending it, before
+                    // recording that): its answer may have gone to that connection, so it
+                    // is read back from the history once recorded as taken.
+                    let repeated = answer["status"] == "in_flight";
+                    act.taken(message.message_id, repeated, ctx);
                 }
                 (ChatTarget::Provisioning, _) => act.after_provisioning(message.message_id, ctx),
                 // Still pending: sent again when due, or by the next connection.
@@ -765,7 +774,7 @@ impl GatewayClient {
 
     /// The gateway took the message (its run started): it stays pending until the run's
     /// answer is stored, and its user hears it was delivered.
-    fn taken(&mut self, message_id: Uuid, ctx: &mut Context<Self>) {
+    fn taken(&mut self, message_id: Uuid, then_recover: bool, ctx: &mut Context<Self>) {
         let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
         let recorded = async move {
             let conn = link.db.get().await.map_err(|e| e.to_string())?;
@@ -778,10 +787,12 @@ impl GatewayClient {
             }
             Ok::<_, String>(())
         };
-        ctx.spawn(recorded.into_actor(self).map(|result, act, _| {
-            if let Err(e) = result {
-                // Still pending: sent again later, and the gateway runs it once.
-                tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "taken message not recorded");
+        ctx.spawn(recorded.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) if then_recover => act.recover(ctx),
+            Ok(()) => {}
+            // Still pending: sent again later, and the gateway runs it once.
+            Err(e) => {
+                tracing::warn!(gateway_id = %act.gateway_id(), error = %e, "taken message not recorded")
             }
         }));
     }
@@ -1315,7 +1326,12 @@ impl Handler<Control> for GatewayClient {
                 self.refresh_presence();
                 self.flush(ctx);
             }
-            Control::TooSlow | Control::Revoked(_) => {}
+            Control::Revoked(reason) => {
+                if let Purpose::Tunnelled(link) = &self.purpose {
+                    link.do_send(Control::Revoked(reason));
+                }
+            }
+            Control::TooSlow => {}
         }
     }
 }
