@@ -16,17 +16,19 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::gateway_rpc::{RouteAnswer, RpcReplies};
+use super::gateway_flush::{claim_due, record_answer, Flushes};
+use super::gateway_rpc::RpcReplies;
 use super::presence::{self, Presence};
 use super::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, Router, SocketHandle,
     UnregisterGateway,
 };
 use super::socket::{self, Outbox};
+use crate::actors::openclaw::{ClientDeps, DeviceCell, FromConnector, Stop, ToConnector, Tunnel};
 use crate::config::Settings;
 use crate::db::PgPool;
+use crate::domain::gateways::dialing;
 use crate::domain::gateways::registry::{self as gateway_registry, GatewayIdentity, ONLINE};
-use crate::domain::gateways::requests as gateway_requests;
 use crate::domain::h5::chat as h5_chat;
 use crate::domain::h5::delivery::{self, Taken};
 use crate::domain::outbox::commands as gateway_commands;
@@ -47,173 +49,6 @@ pub struct LinkDeps {
     pub router: Router,
     pub presence: Arc<Presence>,
     pub rpc: Addr<RpcReplies>,
-}
-
-/// H5 messages sent per flush; a full batch flushes again at once.
-const CHAT_BATCH: i64 = 500;
-
-/// What a gateway's sender (a relay link, or the client of a gateway we dial) sends when it
-/// comes up or is woken: its due requests, the H5 messages it has not taken, and when the
-/// next of either falls due.
-pub struct Due {
-    pub commands: Vec<gateway_commands::Command>,
-    pub next_due: Option<chrono::DateTime<Utc>>,
-    /// `(message id, chat.send frame)`, oldest first.
-    pub chat: Vec<(Uuid, String)>,
-    /// A whole batch of chat was claimed: there may be more behind it.
-    pub more_chat: bool,
-}
-
-/// Records a gateway's answer to a request (and what it settles, in one transaction), then
-/// hands it to the caller waiting for it, on whichever instance that is.
-pub async fn record_answer(
-    deps: &LinkDeps,
-    gateway_id: Uuid,
-    command_id: Uuid,
-    outcome: Result<serde_json::Value, String>,
-) -> Result<(), String> {
-    let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
-    let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-    let answered = gateway_requests::answer(
-        &tx,
-        gateway_id,
-        command_id,
-        outcome.clone(),
-        &deps.settings.instance_id,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
-    if let Some(reply_to) = answered.and_then(|a| a.reply_to) {
-        deps.rpc.do_send(RouteAnswer {
-            reply_to,
-            command_id,
-            outcome,
-        });
-    }
-    Ok(())
-}
-
-/// Claims the gateway's due requests and H5 messages, in one transaction: every message it
-/// has not taken when `connected` (a connection that just came up), else those due again.
-pub async fn claim_due(deps: &LinkDeps, gateway_id: Uuid, connected: bool) -> Result<Due, String> {
-    let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
-    let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-    let settings = &deps.settings;
-    let (commands, commands_due) = gateway_requests::claim_due(
-        &tx,
-        gateway_id,
-        settings.gateway.command_retry,
-        settings.gateway.command_max_attempts,
-        &settings.instance_id,
-        &settings.agent_token_key.0,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let chat = delivery::claim(&tx, gateway_id, connected, CHAT_BATCH)
-        .await
-        .map_err(|e| e.to_string())?;
-    let chat_due = delivery::next_due(&tx, gateway_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
-    let next_due = match (commands_due, chat_due) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    Ok(Due {
-        commands,
-        next_due,
-        more_chat: chat.len() as i64 == CHAT_BATCH,
-        chat,
-    })
-}
-
-/// The flushes of a gateway's sender (a relay link, or the client of a gateway we dial): one
-/// at a time (a wake-up meanwhile runs another after it), whether the next is the first of
-/// the connection, and the timer for the next request or message that falls due.
-pub struct Flushes {
-    running: bool,
-    again: bool,
-    /// The next flush is the first of this connection: it claims every H5 message the
-    /// gateway has not taken (whatever was sent before may have been lost with the connection).
-    first: bool,
-    retry: Option<SpawnHandle>,
-}
-
-impl Default for Flushes {
-    fn default() -> Flushes {
-        Flushes {
-            running: false,
-            again: false,
-            first: true,
-            retry: None,
-        }
-    }
-}
-
-impl Flushes {
-    /// Starts a flush: `Some(first of the connection)`, or `None` when one is running (this
-    /// one then runs after it).
-    pub fn start(&mut self) -> Option<bool> {
-        if self.running {
-            self.again = true;
-            return None;
-        }
-        self.running = true;
-        self.again = false;
-        Some(std::mem::take(&mut self.first))
-    }
-
-    /// Another flush runs after this one (more was due than one claim takes).
-    pub fn again(&mut self) {
-        self.again = true;
-    }
-
-    /// A flush running now runs again after it (what it claimed may have changed).
-    pub fn again_if_running(&mut self) {
-        self.again |= self.running;
-    }
-
-    /// The claim of a flush failed: if it was the connection's first, the next one is.
-    pub fn claim_failed(&mut self, first: bool) {
-        self.first |= first;
-    }
-
-    /// The flush is over: `true` when another was asked for meanwhile.
-    pub fn done(&mut self) -> bool {
-        self.running = false;
-        std::mem::take(&mut self.again)
-    }
-
-    /// The connection is new: its first flush claims everything not taken.
-    pub fn reconnected(&mut self) {
-        self.first = true;
-    }
-
-    /// Runs `flush` when the next request or message falls due (replacing the timer armed
-    /// before).
-    pub fn arm<A, C>(
-        &mut self,
-        ctx: &mut C,
-        next_due: Option<chrono::DateTime<Utc>>,
-        flush: fn(&mut A, &mut C),
-    ) where
-        A: Actor<Context = C>,
-        C: AsyncContext<A> + 'static,
-    {
-        if let Some(retry) = self.retry.take() {
-            ctx.cancel_future(retry);
-        }
-        if let Some(due) = next_due {
-            let wait = (due - Utc::now()).to_std().unwrap_or_default();
-            self.retry = Some(
-                ctx.run_later(wait + Duration::from_millis(10), move |act, ctx| {
-                    flush(act, ctx)
-                }),
-            );
-        }
-    }
 }
 
 pub struct GatewayLink {
@@ -240,6 +75,20 @@ pub struct GatewayLink {
     /// pending until it does. Otherwise a message counts as taken once written to the link
     /// (at most once: what the link loses is lost).
     acks: bool,
+    /// A connector asked for the OpenClaw tunnel (with the local gateway's token): the
+    /// link then carries the gateway's `GatewayClient`, which is the gateway's route for
+    /// chat and requests, instead of relay frames (`protocol::tunnel`).
+    tunnel: Option<Tunnelled>,
+    device: DeviceCell,
+    /// The reference's chat socket (`/relay-m4`): its frames only — refusals are closes
+    /// without an `auth_error` frame, bad or unknown frames are ignored without an `error`
+    /// frame, and the heartbeat interval is WS_HEARTBEAT_INTERVAL_SECONDS.
+    m4: bool,
+}
+
+enum Tunnelled {
+    Asked(Option<String>),
+    Running(Addr<Tunnel>),
 }
 
 impl GatewayLink {
@@ -251,6 +100,7 @@ impl GatewayLink {
         peer: String,
         slot: socket::Slot,
         outbox: Outbox,
+        device: DeviceCell,
     ) -> GatewayLink {
         GatewayLink {
             deps,
@@ -268,18 +118,35 @@ impl GatewayLink {
             replaced: false,
             flushes: Flushes::default(),
             acks: false,
+            tunnel: None,
+            device,
+            m4: false,
         }
     }
 
-    fn refuse(ctx: &mut socket::Ctx<Self>, reason: &str) {
-        socket::send(
-            ctx,
-            &Outbound::AuthError {
-                payload: relay::AuthError {
-                    message: reason.to_string(),
+    /// The same link on the reference's `/relay-m4` path, with its frames.
+    pub fn reference_m4(self) -> GatewayLink {
+        GatewayLink { m4: true, ..self }
+    }
+
+    /// An `error` frame about a frame of the gateway (none on `/relay-m4`).
+    fn complain(&self, ctx: &mut socket::Ctx<Self>, code: ErrorCode, message: &str) {
+        if !self.m4 {
+            socket::error(ctx, None, code, message);
+        }
+    }
+
+    fn refuse(&self, ctx: &mut socket::Ctx<Self>, reason: &str) {
+        if !self.m4 {
+            socket::send(
+                ctx,
+                &Outbound::AuthError {
+                    payload: relay::AuthError {
+                        message: reason.to_string(),
+                    },
                 },
-            },
-        );
+            );
+        }
         socket::close(ctx, Close::AuthFailed, reason);
     }
 
@@ -297,16 +164,19 @@ impl GatewayLink {
             act.authenticating = false;
             match result {
                 Ok(Some(identity)) => act.accept(identity, ctx),
-                Ok(None) => Self::refuse(ctx, "invalid credentials"),
+                Ok(None) => act.refuse(ctx, "invalid credentials"),
                 Err(e) => {
                     tracing::error!(gateway_id = %act.gateway_id, error = %e, "relay auth failed");
-                    Self::refuse(ctx, "authentication unavailable, retry")
+                    act.refuse(ctx, "authentication unavailable, retry")
                 }
             }
         }));
     }
 
     fn accept(&mut self, identity: GatewayIdentity, ctx: &mut socket::Ctx<Self>) {
+        if let Some(Tunnelled::Asked(token)) = self.tunnel.take() {
+            return self.accept_tunnel(identity, token, ctx);
+        }
         let settings = &self.deps.settings;
         let entry = text(&GatewayPresence {
             instance_id: &settings.instance_id,
@@ -344,7 +214,10 @@ impl GatewayLink {
         self.presence = Some(entry);
         self.last_touch = Some(Instant::now());
         self.identity = Some(identity);
-        let heartbeat = settings.gateway.heartbeat_interval.as_secs();
+        let heartbeat = match self.m4 {
+            true => settings.ws.heartbeat_interval.as_secs(),
+            false => settings.gateway.heartbeat_interval.as_secs(),
+        };
         ctx.wait(recorded.into_actor(self).map(move |(), act, ctx| {
             tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "gateway relay link up");
             socket::send(
@@ -373,8 +246,8 @@ impl GatewayLink {
         let Some(connected) = self.flushes.start() else {
             return;
         };
-        let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
-        let claimed = async move { claim_due(&deps, gateway_id, connected).await };
+        let (deps, gateway_id, chat_only) = (self.deps.clone(), self.gateway_id, self.m4);
+        let claimed = async move { claim_due(&deps, gateway_id, connected, chat_only).await };
         ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
             let next_due = match result {
                 Ok(due) => {
@@ -415,6 +288,11 @@ impl GatewayLink {
         let Some(identity) = &self.identity else {
             return;
         };
+        // A connector's heartbeats say whether its gateway is up (`degraded` when not):
+        // tunnelled bytes are no sign of it.
+        if self.tunnel.is_some() {
+            return;
+        }
         let every = (self.deps.settings.gateway.heartbeat_interval / 2).max(Duration::from_secs(1));
         if self.last_touch.is_some_and(|t| t.elapsed() < every) {
             return;
@@ -429,12 +307,10 @@ impl GatewayLink {
             return;
         }
         let Some(request) = relay::parse(text) else {
-            return socket::error(
-                ctx,
-                None,
-                ErrorCode::InvalidJson,
-                "frames must be JSON objects",
-            );
+            if self.m4 && self.identity.is_none() {
+                return self.refuse(ctx, "invalid auth message");
+            }
+            return self.complain(ctx, ErrorCode::InvalidJson, "frames must be JSON objects");
         };
         if self.identity.is_none() {
             if self.authenticating {
@@ -444,41 +320,43 @@ impl GatewayLink {
                 Request::Auth {
                     relay_token: Some(token),
                     acks,
+                    tunnel,
+                    gateway_token,
                 } => {
                     self.acks = acks;
+                    self.tunnel = tunnel.then_some(Tunnelled::Asked(gateway_token));
                     self.authenticate(token, ctx)
                 }
                 Request::Auth {
                     relay_token: None, ..
-                } => Self::refuse(ctx, "missing relay_token"),
-                _ => Self::refuse(ctx, "expected auth message"),
+                } => self.refuse(ctx, "missing relay_token"),
+                _ => self.refuse(ctx, "expected auth message"),
             };
         }
         match request {
             Request::Heartbeat { id } => socket::send(ctx, &Outbound::HeartbeatAck { id }),
+            Request::TunnelClose(stream) => {
+                if let Some(Tunnelled::Running(tunnel)) = &self.tunnel {
+                    tunnel.do_send(FromConnector::Closed(stream));
+                }
+            }
             Request::ChatReply(Ok(reply)) => self.on_reply(reply, ctx),
             Request::RpcResult(Ok(result)) => self.on_rpc_result(result, ctx),
             Request::ChatAck(Ok(ids)) => self.taken(ids, ctx),
             Request::ChatReply(Err(invalid))
             | Request::RpcResult(Err(invalid))
-            | Request::ChatAck(Err(invalid)) => {
-                socket::error(ctx, None, invalid.code, invalid.message)
-            }
-            Request::Auth { .. } => socket::error(
+            | Request::ChatAck(Err(invalid)) => self.complain(ctx, invalid.code, invalid.message),
+            Request::Auth { .. } => self.complain(
                 ctx,
-                None,
                 ErrorCode::AlreadyAuthenticated,
                 "this link is already authenticated",
             ),
             Request::Untyped => {
-                socket::error(ctx, None, ErrorCode::MissingType, "frames need a \"type\"")
+                self.complain(ctx, ErrorCode::MissingType, "frames need a \"type\"")
             }
-            Request::Unknown(kind) => socket::error(
-                ctx,
-                None,
-                ErrorCode::UnknownType,
-                &protocol::unknown_type(&kind),
-            ),
+            Request::Unknown(kind) => {
+                self.complain(ctx, ErrorCode::UnknownType, &protocol::unknown_type(&kind))
+            }
         }
     }
 }
@@ -555,12 +433,13 @@ impl GatewayLink {
                     let text = text(&h5_chat::reply_frame(&session, &message));
                     act.deps.router.tell(Address::User(session.h5_user_id), RouteMessage::Frame { text });
                 }
-                // Stored (now or before): the gateway may forget it.
-                if let Some(id) = ack_id {
+                // Stored (now or before): the gateway may forget it. The reference's chat
+                // socket acknowledges nothing; there only a gateway that acks gets acks.
+                if let Some(id) = ack_id.filter(|_| !act.m4 || act.acks) {
                     socket::send(ctx, &Outbound::ChatReplyAck { id, payload: relay::ReplyAck { message_id: message.id } });
                 }
             }
-            Ok(None) => socket::error(ctx, None, ErrorCode::SessionNotFound, "no chat session of this gateway has that session_key"),
+            Ok(None) => act.complain(ctx, ErrorCode::SessionNotFound, "no chat session of this gateway has that session_key"),
             Err(e) => {
                 tracing::error!(gateway_id = %act.gateway_id, error = %e, "chat reply not stored");
                 socket::error(ctx, None, ErrorCode::Internal, "the reply was not stored; send it again");
@@ -625,7 +504,7 @@ impl Actor for GatewayLink {
         let ws = &self.deps.settings.ws;
         ctx.run_later(ws.auth_timeout, |act, ctx| {
             if act.identity.is_none() {
-                Self::refuse(ctx, "auth timeout");
+                act.refuse(ctx, "auth timeout");
             }
         });
         socket::keep_alive(ctx, ws, |act| act.last_frame, |_, _| {});
@@ -634,6 +513,15 @@ impl Actor for GatewayLink {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if self.identity.is_none() {
+            return;
+        }
+        if let Some(Tunnelled::Running(tunnel)) = self.tunnel.take() {
+            tunnel.do_send(Stop);
+            let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
+            actix::spawn(
+                async move { announce(&deps, gateway_id, AgentPresence::AgentOffline).await },
+            );
+            tracing::info!(gateway_id = %self.gateway_id, link_id = %self.link_id, "connector link down");
             return;
         }
         self.deps.router.registry().do_send(UnregisterGateway {
@@ -662,6 +550,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for GatewayLink {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         if msg.is_ok() {
             self.frame_seen();
+        }
+        if let (Ok(ws::Message::Binary(frame)), Some(Tunnelled::Running(tunnel))) =
+            (&msg, &self.tunnel)
+        {
+            return tunnel.do_send(FromConnector::Data(frame.clone()));
         }
         if let Some(text) = socket::incoming(msg, &mut self.fragments, ctx) {
             // What an agent answered is stored, whatever it holds: a NUL (which PostgreSQL
@@ -724,5 +617,75 @@ impl Handler<Frame> for GatewayLink {
                 self.taken(vec![message.message_id], ctx);
             }
         }
+    }
+}
+
+impl Handler<ToConnector> for GatewayLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToConnector, ctx: &mut Self::Context) {
+        match msg {
+            ToConnector::Text(text) => ctx.text(text),
+            ToConnector::Binary(bytes) => ctx.binary(bytes),
+        }
+    }
+}
+
+impl GatewayLink {
+    /// A connector's link: the gateway is reached through the tunnel by a `GatewayClient` of
+    /// this instance (which registers as the gateway's route once its handshake is done);
+    /// the link itself stands for the connector being there.
+    fn accept_tunnel(
+        &mut self,
+        identity: GatewayIdentity,
+        token: Option<String>,
+        ctx: &mut socket::Ctx<Self>,
+    ) {
+        self.identity = Some(identity.clone());
+        self.last_touch = Some(Instant::now());
+        let (deps, device) = (self.deps.clone(), self.device.clone());
+        let prepared = async move {
+            let key = crate::actors::openclaw::device_key(&deps, &device).await?;
+            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
+            let target = dialing::tunnel_target(&*conn, identity.id, token)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the gateway is gone")?;
+            drop(conn);
+            touch(&deps, &identity, "connector connected").await;
+            announce(&deps, identity.id, AgentPresence::AgentOnline).await;
+            Ok::<_, String>((
+                ClientDeps {
+                    link: deps,
+                    device: key,
+                },
+                target,
+            ))
+        };
+        let heartbeat = self.deps.settings.gateway.heartbeat_interval.as_secs();
+        ctx.wait(prepared.into_actor(self).map(move |prepared, act, ctx| {
+            let (deps, target) = match prepared {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    tracing::error!(gateway_id = %act.gateway_id, error = %e, "connector link refused");
+                    return act.refuse(ctx, "authentication unavailable, retry");
+                }
+            };
+            let (frames, control) = (ctx.address().recipient(), ctx.address().recipient());
+            let tunnel = Tunnel::new(frames, control, deps, target).start();
+            act.tunnel = Some(Tunnelled::Running(tunnel));
+            tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "connector link up");
+            socket::send(
+                ctx,
+                &Outbound::AuthOk {
+                    payload: relay::AuthOk {
+                        gateway_id: act.gateway_id,
+                        config: relay::LinkConfig {
+                            heartbeat_interval_seconds: heartbeat,
+                        },
+                    },
+                },
+            );
+        }));
     }
 }

@@ -7,6 +7,7 @@ pub mod bridge;
 mod bridge_link;
 pub mod embedder;
 pub mod feeds;
+pub mod gateway_flush;
 pub mod gateway_link;
 pub mod gateway_monitor;
 pub mod gateway_rpc;

@@ -318,6 +318,30 @@ pub async fn relay(
     state: Data<AppState>,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    open_link(req, stream, &state, *id, false)
+}
+
+/// The reference's chat socket for gateways (M4): the relay link with the reference's frames
+/// only (realtime.md §5.3), for adapters written for it; its chat takes the same stored,
+/// routed path.
+#[utoipa::path(tag = "gateway-registry", responses((status = 101, description = "switching to the reference's M4 chat protocol")))]
+#[get("/ws/gateway/{gateway_id}/relay-m4")]
+pub async fn relay_m4(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: Data<AppState>,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, actix_web::Error> {
+    open_link(req, stream, &state, *id, true)
+}
+
+fn open_link(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: &AppState,
+    gateway_id: Uuid,
+    m4: bool,
+) -> Result<HttpResponse, actix_web::Error> {
     let peer = req
         .connection_info()
         .peer_addr()
@@ -325,13 +349,16 @@ pub async fn relay(
         .to_string();
     let slot = ConnectionSlot::take(&state.sockets, state.settings.ws.max_connections);
     let outbox = Outbox::default();
-    let deps = state.link_deps();
-    socket::start(
-        GatewayLink::new(deps, *id, peer, slot, outbox.clone()),
-        outbox,
-        &req,
-        stream,
-    )
+    let link = GatewayLink::new(
+        state.link_deps(),
+        gateway_id,
+        peer,
+        slot,
+        outbox.clone(),
+        state.device.clone(),
+    );
+    let link = if m4 { link.reference_m4() } else { link };
+    socket::start(link, outbox, &req, stream)
 }
 
 /// Whether the gateway's relay link is up, on any instance.
@@ -383,6 +410,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(heartbeat)
         .service(deregister)
         .service(relay)
+        .service(relay_m4)
         .service(connections)
         .service(metrics);
 }

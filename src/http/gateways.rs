@@ -111,6 +111,13 @@ pub async fn delete_gateway(
     let gateway_id = path.into_inner();
     let released = in_transaction!(state, |tx| gateways::delete(&tx, &principal, gateway_id));
     publish_released(&state, principal.organization.id, released);
+    // Its relay link (or connector) is closed with 4001 wherever it is: its token is gone.
+    state.router.tell(
+        crate::actors::registry::Address::Gateway(gateway_id),
+        crate::protocol::bus::RouteMessage::Close {
+            reason: "gateway deleted".into(),
+        },
+    );
     Ok(OkResponse::json())
 }
 

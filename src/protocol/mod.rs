@@ -20,6 +20,7 @@ pub mod h5;
 pub mod nul;
 pub mod openclaw;
 pub mod relay;
+pub mod tunnel;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};

@@ -12,12 +12,18 @@ use super::{content, fields, idempotency_key, loose, non_empty, Envelope, Invali
 
 #[derive(Debug)]
 pub enum Request {
-    /// `{"type":"auth","payload":{"relay_token","capabilities"?}}`; `None` when the token
-    /// is missing or empty. `acks`: the gateway listed `chat.ack` among its capabilities.
+    /// `{"type":"auth","payload":{"relay_token","capabilities"?,"gateway_token"?}}`; `None`
+    /// when the token is missing or empty. `acks`: the gateway listed `chat.ack` among its
+    /// capabilities; `tunnel`: `openclaw.tunnel` (a connector, `protocol::tunnel`), whose
+    /// `gateway_token` is the local gateway's shared token, used for this link only.
     Auth {
         relay_token: Option<String>,
         acks: bool,
+        tunnel: bool,
+        gateway_token: Option<String>,
     },
+    /// `tunnel.close` from a connector: its end of a tunnelled connection is gone.
+    TunnelClose(u32),
     /// `{"type":"chat.ack","payload":{"message_ids":[...]}}` (or one `message_id`): the
     /// gateway took these H5 messages and runs each once.
     ChatAck(Result<Vec<Uuid>, Invalid>),
@@ -59,6 +65,8 @@ struct AuthPayload {
     #[serde(deserialize_with = "loose")]
     relay_token: Option<String>,
     capabilities: Value,
+    #[serde(deserialize_with = "loose")]
+    gateway_token: Option<String>,
 }
 
 /// What a gateway that acknowledges H5 messages lists among its `capabilities`.
@@ -96,14 +104,22 @@ pub fn parse(text: &str) -> Option<Request> {
     Some(match envelope.kind() {
         "auth" => {
             let auth = fields::<AuthPayload>(envelope.payload);
-            Request::Auth {
-                relay_token: non_empty(auth.relay_token),
-                acks: auth
-                    .capabilities
+            let listed = |capability: &str| {
+                auth.capabilities
                     .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c == ACKS)),
+                    .is_some_and(|c| c.iter().any(|c| c == capability))
+            };
+            Request::Auth {
+                acks: listed(ACKS),
+                tunnel: listed(super::tunnel::CAPABILITY),
+                relay_token: non_empty(auth.relay_token),
+                gateway_token: non_empty(auth.gateway_token),
             }
         }
+        "tunnel.close" => match super::tunnel::Control::read(text) {
+            Some(super::tunnel::Control::Close { payload }) => Request::TunnelClose(payload.stream),
+            _ => Request::Unknown("tunnel.close".into()),
+        },
         "chat.ack" => Request::ChatAck(chat_ack(fields(envelope.payload))),
         "heartbeat" => Request::Heartbeat { id: envelope.id },
         "chat.reply" | "chat_reply" => {

@@ -11,12 +11,12 @@ use crate::harness::{
     expect_closed_as_too_slow, stalled_socket, Server, WsClient, WsEvent, ADMIN_TOKEN,
 };
 
-struct World {
-    org: String,
-    agent: Uuid,
-    gateway: String,
-    relay_token: String,
-    user_id: String,
+pub(crate) struct World {
+    pub(crate) org: String,
+    pub(crate) agent: Uuid,
+    pub(crate) gateway: String,
+    pub(crate) relay_token: String,
+    pub(crate) user_id: String,
     access: String,
 }
 
@@ -32,7 +32,7 @@ async fn post(
 }
 
 /// A registered gateway with an agent on a board, and an H5 user assigned to that agent.
-async fn world(server: &Server) -> World {
+pub(crate) async fn world(server: &Server) -> World {
     let org = server.admin_get("/api/v1/organizations/me").await.json["id"]
         .as_str()
         .unwrap()
@@ -103,7 +103,7 @@ async fn gateway_link(server: &Server, w: &World) -> WsClient {
     ws
 }
 
-async fn h5(server: &Server, w: &World) -> WsClient {
+pub(crate) async fn h5(server: &Server, w: &World) -> WsClient {
     let mut ws = WsClient::connect(server, "/ws/h5/chat").await;
     ws.send(json!({"type": "auth", "payload": {"token": w.access}}))
         .await;

@@ -56,12 +56,12 @@ fn root(g: &Gateway) -> String {
 /// The lock that keeps the restart test from restarting the gateway under the others: a
 /// file lock, since nextest runs each test in a process of its own. Held while the file is
 /// open.
-struct GatewayLock {
+pub(crate) struct GatewayLock {
     _file: std::fs::File,
 }
 
 impl GatewayLock {
-    fn take(exclusive: bool) -> GatewayLock {
+    pub(crate) fn take(exclusive: bool) -> GatewayLock {
         let g = gateway();
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -23,7 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::commands;
-use crate::actors::gateway_link::{self, Flushes, LinkDeps};
+use crate::actors::gateway_flush::{self, Flushes};
+use crate::actors::gateway_link::LinkDeps;
 use crate::actors::presence;
 use crate::actors::registry::{
     Address, Control, FlushCommands, Frame, RegisterGateway, SocketHandle, UnregisterGateway,
@@ -636,7 +637,7 @@ impl GatewayClient {
         };
         let (link, gateway_id) = (self.deps.link.clone(), self.gateway_id());
         let claimed =
-            async move { gateway_link::claim_due(&link, gateway_id, connected, false).await };
+            async move { gateway_flush::claim_due(&link, gateway_id, connected, false).await };
         ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
             let next_due = match result {
                 Ok(due) => {
@@ -1107,7 +1108,8 @@ async fn execute(
         Err(e) if e.is_transient() => return,
         Err(e) => Err(e.to_string()),
     };
-    let recorded = gateway_link::record_answer(link, command.gateway_id, command.id, outcome).await;
+    let recorded =
+        gateway_flush::record_answer(link, command.gateway_id, command.id, outcome).await;
     if let Err(e) = recorded {
         tracing::error!(gateway_id = %command.gateway_id, error = %e, "gateway answer not recorded");
     }

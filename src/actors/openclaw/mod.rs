@@ -9,6 +9,8 @@
 //!   local registry exactly like a relay link, so the `Router` reaches it from any instance
 //!   (a flush of recorded requests, an H5 user's message) and the callers' answers go back
 //!   through `RpcReplies` as for a link.
+//! - `Tunnel` (one per connector link) runs a `GatewayClient` over a connector's tunnel,
+//!   for gateways behind NAT (`protocol::tunnel`, docs/connector.md).
 //! - `commands` turns a recorded request (`domain::outbox::commands`) into the gateway's
 //!   calls; `probe` is the one-off check of a URL and token (`GET /gateways/status`).
 
@@ -16,10 +18,12 @@ mod client;
 mod commands;
 mod owners;
 mod probe;
+mod tunnel;
 
-pub use client::{CallError, ClientDeps};
+pub use client::{CallError, ClientDeps, Stop};
 pub use owners::{GatewayOwners, Release};
 pub use probe::{probe, Probed};
+pub use tunnel::{FromConnector, ToConnector, Tunnel};
 
 use std::sync::Arc;
 

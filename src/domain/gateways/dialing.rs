@@ -50,6 +50,31 @@ crate::db::record! {
     }
 }
 
+/// What a connector's tunnel dials for its gateway: the gateway's row, with the local
+/// gateway's shared token the connector handed over (it is kept nowhere else).
+pub async fn tunnel_target(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    token: Option<String>,
+) -> DomainResult<Option<DialTarget>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {} FROM gateways g WHERE g.id = $1",
+                DialTarget::COLUMNS
+            ),
+            &[&gateway_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(DialTarget {
+        token,
+        ..DialTarget::from_row(&row)?
+    }))
+}
+
 /// Renews this instance's leases and takes those of dialled gateways that nobody holds (or
 /// whose holder stopped renewing), at most `take` new ones per call so that instances
 /// starting together share the gateways. Returns every gateway this instance now holds.
