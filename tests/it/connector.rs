@@ -17,9 +17,10 @@ use crate::fixtures::{h5_socket, h5_user, issue_token, org_id, send};
 use crate::harness::{eventually, Server, TempDir, WsEvent, ADMIN_TOKEN};
 use crate::openclaw::{gateway, GatewayLock};
 
-struct Connector {
+pub(crate) struct Connector {
     child: Child,
     log: PathBuf,
+    state: PathBuf,
 }
 
 impl Drop for Connector {
@@ -30,7 +31,7 @@ impl Drop for Connector {
 }
 
 impl Connector {
-    fn start(server: &Server, org: &str, token: &str, state: &Path) -> Connector {
+    pub(crate) fn start(server: &Server, org: &str, token: &str, state: &Path) -> Connector {
         let g = gateway();
         let log = state.with_extension("log");
         let child = Command::new(env!("CARGO_BIN_EXE_mc-connector"))
@@ -50,10 +51,22 @@ impl Connector {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start mc-connector");
-        Connector { child, log }
+        Connector {
+            child,
+            log,
+            state: state.to_path_buf(),
+        }
     }
 
-    fn log(&self) -> String {
+    /// The gateway id it registered, once its state file is written.
+    pub(crate) async fn gateway_id(&self) -> String {
+        let saved = eventually(Duration::from_secs(30), || async { self.state.exists() }).await;
+        assert!(saved, "no state file:\n{}", self.log());
+        let state: Value = serde_json::from_slice(&std::fs::read(&self.state).unwrap()).unwrap();
+        state["gateway_id"].as_str().unwrap().to_string()
+    }
+
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -78,7 +91,6 @@ async fn gateways(server: &Server) -> Vec<Value> {
 #[actix_web::test]
 async fn a_connector_attaches_the_real_gateway_and_carries_chat_across_instances() {
     let _shared = GatewayLock::take(false);
-    let g = gateway();
     let with_threshold = || {
         builder()
             .env("GATEWAY_HEARTBEAT_INTERVAL_SECONDS", "2")
@@ -92,13 +104,10 @@ async fn a_connector_attaches_the_real_gateway_and_carries_chat_across_instances
     let state = dir.path.join("state.json");
 
     let mut connector = Connector::start(&a, &org, &token, &state);
-    let registered = eventually(Duration::from_secs(30), || async { state.exists() }).await;
-    assert!(registered, "no state file:\n{}", connector.log());
+    let id = connector.gateway_id().await;
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    let id = saved["gateway_id"].as_str().unwrap().to_string();
 
     // Heartbeats with the local gateway's real version and counts.
     let metrics_path = format!("/api/v1/gateways/{id}/metrics");
@@ -150,34 +159,42 @@ async fn a_connector_attaches_the_real_gateway_and_carries_chat_across_instances
     .await;
     assert!(gone, "{}", a.admin_get(&metrics_path).await.text);
 
-    // Said while it was away: stored, delivered once when it is back with the same identity.
+    // Said while it was away: stored, delivered once when it is back with the same identity
+    // (a run's id is its message's id: one reply per run).
     ws.send(json!({"type": "chat", "id": "local-2",
                    "payload": {"agent_id": agent["id"], "content": "said while away"}}))
         .await;
+    let stored = loop {
+        match ws.next(Duration::from_secs(5)).await {
+            WsEvent::Json(frame)
+                if frame["id"] == "local-2" && frame["payload"]["message_id"].is_string() =>
+            {
+                break frame["payload"]["message_id"].clone()
+            }
+            WsEvent::Json(_) => continue,
+            other => panic!("no ack for the message sent while away: {other:?}"),
+        }
+    };
     let connector = Connector::start(&a, &org, "not-needed-any-more", &state);
     let (reply, _) = chat(&mut ws, &agent, "local-3", "and after").await;
     let mut replies = vec![reply];
-    while let WsEvent::Json(frame) = ws.next(Duration::from_secs(8)).await {
-        if frame["type"] == "chat_reply" {
+    let answered = |replies: &[Value]| {
+        replies
+            .iter()
+            .filter(|r| r["type"] == "chat_reply" && r["payload"]["run_id"] == stored)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while answered(&replies) == 0 && std::time::Instant::now() < deadline {
+        if let WsEvent::Json(frame) = ws.next(Duration::from_secs(1)).await {
             replies.push(frame);
         }
     }
-    let about = |text: &str| {
-        replies
-            .iter()
-            .filter(|r| {
-                r["payload"]["content"]
-                    .as_str()
-                    .is_some_and(|c| c.contains(text))
-            })
-            .count()
-    };
-    assert_eq!(
-        about("said while away"),
-        1,
-        "{replies:?}\n{}",
-        connector.log()
-    );
+    // A second reply to it would come right behind.
+    while let WsEvent::Json(frame) = ws.next(Duration::from_secs(3)).await {
+        replies.push(frame);
+    }
+    assert_eq!(answered(&replies), 1, "{replies:?}\n{}", connector.log());
     assert_eq!(
         gateways(&a).await.len(),
         1,
@@ -189,12 +206,14 @@ async fn a_connector_attaches_the_real_gateway_and_carries_chat_across_instances
         "{}",
         connector.log()
     );
-    let _ = g;
 }
 
 #[actix_web::test]
 async fn refused_tokens_create_nothing_and_a_deleted_gateway_stops_its_connector() {
-    let server = builder().start().await;
+    let server = builder()
+        .env("GATEWAY_HEARTBEAT_INTERVAL_SECONDS", "2")
+        .start()
+        .await;
     let org = org_id(&server).await;
     let dir = TempDir::new();
 
@@ -229,13 +248,7 @@ async fn refused_tokens_create_nothing_and_a_deleted_gateway_stops_its_connector
     // Registered, then the gateway deleted by an admin: its relay token is refused.
     let token = issue_token(&server).await;
     let mut connector = Connector::start(&server, &org, &token, &state);
-    let up = eventually(Duration::from_secs(30), || async { state.exists() }).await;
-    assert!(up, "{}", connector.log());
-    let id = serde_json::from_slice::<Value>(&std::fs::read(&state).unwrap()).unwrap()
-        ["gateway_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = connector.gateway_id().await;
     let deleted = server
         .call(
             Method::DELETE,

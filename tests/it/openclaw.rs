@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::connector::Connector;
 use crate::dialled::{
     agent_on, answered, builder, chat_reply, create_gateway, gateway_call, status, wait_state,
 };
-use crate::fixtures::{h5_socket, h5_user};
+use crate::fixtures::{h5_socket, h5_user, issue_token, org_id};
 use crate::harness::eventually;
 use mission_control::secrets::device::DeviceKey;
 
@@ -276,10 +277,29 @@ async fn a_remote_device_is_paired_once_approved_without_a_restart() {
 async fn a_restarted_gateway_is_reconnected_and_gets_what_was_queued() {
     let _exclusive = GatewayLock::take(true);
     let g = gateway();
-    let server = builder().start().await;
+    let server = builder()
+        .env("GATEWAY_HEARTBEAT_INTERVAL_SECONDS", "2")
+        .start()
+        .await;
     let gateway = create_gateway(&server, &g.url, &g.token, &root(&g)).await;
     let id = gateway["id"].as_str().unwrap();
     wait_state(&server, id, "connected", Duration::from_secs(60)).await;
+    // The same gateway also behind an mc-connector: degraded while it is down, not offline.
+    let (org, token) = (org_id(&server).await, issue_token(&server).await);
+    let dir = crate::harness::TempDir::new();
+    let connector = Connector::start(&server, &org, &token, &dir.path.join("state.json"));
+    let attached = connector.gateway_id().await;
+    let connector_status = |want: &'static str| {
+        let server = &server;
+        let path = format!("/api/v1/gateways/{attached}/metrics");
+        async move {
+            eventually(Duration::from_secs(60), || async {
+                server.admin_get(&path).await.json["status"] == want
+            })
+            .await
+        }
+    };
+    assert!(connector_status("online").await, "{}", connector.log());
 
     // The gateway goes down; an agent is created meanwhile (its provisioning is queued).
     let stopping = std::process::Command::new(&g.ctl)
@@ -292,6 +312,7 @@ async fn a_restarted_gateway_is_reconnected_and_gets_what_was_queued() {
         String::from_utf8_lossy(&stopping.stderr)
     );
     wait_state(&server, id, "unreachable", Duration::from_secs(60)).await;
+    assert!(connector_status("degraded").await, "{}", connector.log());
     let (board, agent) = agent_on(&server, &gateway).await;
     let started = Instant::now();
     let back = std::process::Command::new(&g.ctl)
@@ -304,6 +325,7 @@ async fn a_restarted_gateway_is_reconnected_and_gets_what_was_queued() {
         String::from_utf8_lossy(&back.stderr)
     );
     wait_state(&server, id, "connected", Duration::from_secs(120)).await;
+    assert!(connector_status("online").await, "{}", connector.log());
     eprintln!(
         "reconnected {:?} after the gateway started again",
         started.elapsed()
