@@ -4,6 +4,8 @@
 #   docker build -t mission-control .
 #   docker run --env-file .env mission-control            # serve on :8000
 #   docker run --env-file .env mission-control migrate    # apply schema/ and exit
+#   docker build --target connector -t mc-connector .     # the gateway hosts' connector
+#   (docs/connector.md)
 
 # The build stage must satisfy `rust-version` in Cargo.toml; override with
 # --build-arg RUST_VERSION=1 to track the newest stable toolchain instead.
@@ -40,7 +42,24 @@ RUN rm -rf target/release/.fingerprint/mission-control-* \
            target/release/build/mission-control-* \
            target/release/deps/mission_control-* \
            target/release/deps/libmission_control-* \
- && cargo build --release --locked --bin mission-control
+ && cargo build --release --locked --bin mission-control --bin mc-connector
+
+# ---------------------------------------------------------------------------
+# mc-connector, for a gateway's host (run with --network host: it dials the gateway on
+# loopback). Before `runtime`, so that a plain `docker build` still builds the server.
+FROM debian:bookworm-slim AS connector
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10002 mc-connector \
+ && useradd --system --uid 10002 --gid mc-connector --no-create-home \
+            --shell /usr/sbin/nologin mc-connector \
+ && install -d -o 10002 -g 10002 -m 0700 /var/lib/mc-connector
+COPY --from=build /src/target/release/mc-connector /usr/local/bin/mc-connector
+USER 10002:10002
+# The connector's identity (gateway id, relay token, device key): keep it across upgrades.
+VOLUME /var/lib/mc-connector
+ENTRYPOINT ["mc-connector"]
 
 # ---------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime

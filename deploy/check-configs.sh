@@ -443,6 +443,24 @@ else
   echo "    skipped: $SPEC not found"
 fi
 
+# --- connector settings --------------------------------------------------------------
+step "deploy/connector/mc-connector.env.example against mc-connector's settings"
+CONNECTOR_SRC=src/bin/mc-connector/main.rs
+CONNECTOR_ENV=deploy/connector/mc-connector.env.example
+mapfile -t connector_settings < <({ grep -oE 'env = "[A-Z0-9_]+"' "$CONNECTOR_SRC" | sed -E 's/env = "([A-Z0-9_]+)"/\1/'; echo LOG_LEVEL; } | sort -u)
+[ "${#connector_settings[@]}" -gt 1 ] || fail "no env = \"NAME\" settings found in $CONNECTOR_SRC"
+missing=()
+for name in "${connector_settings[@]}"; do
+  grep -Eq "^(# )?${name}=" "$CONNECTOR_ENV" || missing+=("$name")
+done
+[ "${#missing[@]}" = 0 ] || fail "not in $CONNECTOR_ENV: ${missing[*]}"
+strays=()
+while read -r name; do
+  [[ " ${connector_settings[*]} " == *" $name "* ]] || strays+=("$name")
+done < <(grep -oE '^(# )?[A-Z][A-Z0-9_]*=' "$CONNECTOR_ENV" | sed -E 's/^(# )?//; s/=$//')
+[ "${#strays[@]}" = 0 ] || fail "$CONNECTOR_ENV: listed but mc-connector reads none of: ${strays[*]}"
+ok "$CONNECTOR_ENV lists the ${#connector_settings[@]} settings mc-connector reads, and nothing else"
+
 # --- 6. shell scripts ------------------------------------------------------------
 step "shell scripts: shellcheck -S warning"
 if ! command -v shellcheck >/dev/null 2>&1; then

@@ -267,6 +267,29 @@ async fn silent_gateways_go_offline_once_with_two_instances_sweeping() {
         .filter(|e| e["reason"] == "heartbeat timeout")
         .count();
     assert_eq!(timeouts, 1, "{history}");
+
+    // A degraded gateway (a connector whose local gateway is down) that goes silent too.
+    let (degraded, relay_token) = registered(&a, "Branch").await;
+    let beat = json!({"gateway_id": degraded, "relay_token": relay_token, "status": "degraded"});
+    let answer = a
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/heartbeat",
+            None,
+            Some(&beat.to_string()),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let offline = eventually(Duration::from_secs(10), || async {
+        metrics(&b, &degraded).await["status"] == "offline"
+    })
+    .await;
+    assert!(offline, "{}", a.log());
+    let last = metrics(&a, &degraded).await["status_history"][0].clone();
+    assert_eq!(
+        (&last["from_status"], &last["reason"]),
+        (&json!("degraded"), &json!("heartbeat timeout"))
+    );
 }
 
 #[actix_web::test]

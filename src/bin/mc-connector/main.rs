@@ -29,7 +29,10 @@ use state::State;
 #[command(
     name = "mc-connector",
     version,
-    about = "Attaches the OpenClaw gateway on this host to Mission Control over one outbound link"
+    about = "Attaches the OpenClaw gateway on this host to Mission Control over one outbound link",
+    after_help = "Also read: LOG_LEVEL (env; trace, debug, info, warn or error) [default: info].\n\
+                  Exit codes: 2 registration refused, 3 relay token refused (the gateway was deleted \
+                  or registered again), 4 state file unusable."
 )]
 pub struct Settings {
     /// Mission Control's base URL (https://… in production).

@@ -114,6 +114,10 @@ struct H5Args {
     /// Where the OpenClaw gateways put the agents' workspaces.
     #[arg(long, default_value = "/tmp/mc-load-workspaces")]
     workspace_root: String,
+    /// Instead of gateways made here: this gateway of the organization, already connected
+    /// (one an `mc-connector` attached); `--gateways` must be 1.
+    #[arg(long)]
+    gateway_id: Option<String>,
     /// Chaos by hand: kill -9 this process (an instance) `--kill-after-secs` into the
     /// sending; its users reconnect to the other servers.
     #[arg(long)]
@@ -250,12 +254,21 @@ async fn set_up(
     gateways: usize,
     users: usize,
     dialled: Option<Dialled<'_>>,
+    existing: Option<&str>,
 ) -> Result<Setup, String> {
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
-    let (org, registered) = match dialled {
-        Some(dialled) => create_dialled_gateways(d, gateways.max(1), &dialled).await?,
-        None => register_gateways(d, gateways.max(1)).await?,
+    let (org, registered) = match (dialled, existing) {
+        (_, Some(id)) => (
+            organization(d).await?,
+            vec![(
+                id.to_string(),
+                String::new(),
+                format!("attached-{}", &id[..8.min(id.len())]),
+            )],
+        ),
+        (Some(dialled), None) => create_dialled_gateways(d, gateways.max(1), &dialled).await?,
+        (None, None) => register_gateways(d, gateways.max(1)).await?,
     };
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let mut made = Vec::with_capacity(gateways);
@@ -402,8 +415,8 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 async fn h5(args: H5Args) -> Result<Value, String> {
     let d = &args.deployment;
-    if args.openclaw_one && args.gateways != 1 {
-        return Err("--openclaw-one needs --gateways 1".into());
+    if (args.openclaw_one || args.gateway_id.is_some()) && args.gateways != 1 {
+        return Err("--openclaw-one and --gateway-id need --gateways 1".into());
     }
     let dialled = args.openclaw.as_deref().map(|base| Dialled {
         base,
@@ -411,14 +424,15 @@ async fn h5(args: H5Args) -> Result<Value, String> {
         one: args.openclaw_one,
         workspace_root: &args.workspace_root,
     });
-    let setup = set_up(d, args.gateways, args.users, dialled).await?;
-    match dialled {
-        Some(_) => {
+    let existing = args.gateway_id.as_deref();
+    let setup = set_up(d, args.gateways, args.users, dialled, existing).await?;
+    match dialled.is_some() || existing.is_some() {
+        true => {
             for g in &setup.gateways {
                 wait_provisioned(d, g).await?;
             }
         }
-        None => {
+        false => {
             for g in &setup.gateways {
                 gateway(d.servers.last().unwrap(), g).await?;
             }
@@ -519,7 +533,7 @@ async fn h5(args: H5Args) -> Result<Value, String> {
 
 async fn idle(args: IdleArgs) -> Result<Value, String> {
     let d = &args.deployment;
-    let setup = set_up(d, 1, args.users.max(1), None).await?;
+    let setup = set_up(d, 1, args.users.max(1), None, None).await?;
     let before = rss_kb(&d.pid);
     let started = Instant::now();
     let mut held = Vec::with_capacity(args.sockets);
@@ -572,7 +586,7 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
     let d = &args.deployment;
     let api = &d.servers[0];
     let admin = Some(d.token.as_str());
-    let setup = set_up(d, args.boards.max(1), 0, None).await?;
+    let setup = set_up(d, args.boards.max(1), 0, None, None).await?;
     let mut targets = Vec::new();
     for g in &setup.gateways {
         let task = call(

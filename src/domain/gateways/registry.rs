@@ -282,9 +282,10 @@ pub async fn heartbeat(
     Ok(())
 }
 
-/// Marks every online gateway whose last heartbeat is older than `threshold` offline and
-/// records each transition (and its `gateway.offline` event: run it in a transaction); one
-/// conditional statement, so concurrent sweeps record each change once.
+/// Marks every online (or `degraded`: a connector whose gateway is down) gateway whose last
+/// heartbeat is older than `threshold` offline and records each transition (and its
+/// `gateway.offline` event: run it in a transaction); one conditional statement, so
+/// concurrent sweeps record each change once.
 pub async fn sweep_offline(
     client: &impl GenericClient,
     threshold: std::time::Duration,
@@ -293,24 +294,30 @@ pub async fn sweep_offline(
     let seconds = threshold.as_secs_f64();
     let rows = client
         .query(
-            "WITH stale AS ( \
-               UPDATE gateways SET status = 'offline', updated_at = now() \
-               WHERE status = 'online' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < now() - make_interval(secs => $1)) \
-               RETURNING id, organization_id) \
+            "WITH old AS ( \
+               SELECT id, status FROM gateways \
+               WHERE status IN ('online', 'degraded') \
+                 AND (last_heartbeat_at IS NULL OR last_heartbeat_at < now() - make_interval(secs => $1)) \
+               FOR NO KEY UPDATE SKIP LOCKED), \
+             stale AS ( \
+               UPDATE gateways g SET status = 'offline', updated_at = now() FROM old \
+               WHERE g.id = old.id AND g.status = old.status \
+               RETURNING g.id, g.organization_id, old.status AS was) \
              INSERT INTO gateway_status_events (id, organization_id, gateway_id, from_status, to_status, reason, instance_id) \
-             SELECT gen_random_uuid(), organization_id, id, 'online', 'offline', 'heartbeat timeout', $2 FROM stale \
-             RETURNING gateway_id, organization_id",
+             SELECT gen_random_uuid(), organization_id, id, was, 'offline', 'heartbeat timeout', $2 FROM stale \
+             RETURNING gateway_id, organization_id, from_status",
             &[&seconds, &instance_id],
         )
         .await?;
     let mut ids = Vec::with_capacity(rows.len());
     for row in &rows {
         let gateway_id = get(row, "gateway_id")?;
+        let was: String = get(row, "from_status")?;
         producers::gateway_status(
             client,
             get(row, "organization_id")?,
             gateway_id,
-            ("online", "offline"),
+            (&was, "offline"),
             "heartbeat timeout",
         )
         .await?;
