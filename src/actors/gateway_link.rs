@@ -129,6 +129,27 @@ impl GatewayLink {
         GatewayLink { m4: true, ..self }
     }
 
+    /// `auth_ok`, with the interval the gateway should heartbeat at (the reference's chat
+    /// socket told WS_HEARTBEAT_INTERVAL_SECONDS there).
+    fn auth_ok(&self, ctx: &mut socket::Ctx<Self>) {
+        let settings = &self.deps.settings;
+        let every = match self.m4 {
+            true => settings.ws.heartbeat_interval,
+            false => settings.gateway.heartbeat_interval,
+        };
+        socket::send(
+            ctx,
+            &Outbound::AuthOk {
+                payload: relay::AuthOk {
+                    gateway_id: self.gateway_id,
+                    config: relay::LinkConfig {
+                        heartbeat_interval_seconds: every.as_secs(),
+                    },
+                },
+            },
+        );
+    }
+
     /// An `error` frame about a frame of the gateway (none on `/relay-m4`).
     fn complain(&self, ctx: &mut socket::Ctx<Self>, code: ErrorCode, message: &str) {
         if !self.m4 {
@@ -214,23 +235,9 @@ impl GatewayLink {
         self.presence = Some(entry);
         self.last_touch = Some(Instant::now());
         self.identity = Some(identity);
-        let heartbeat = match self.m4 {
-            true => settings.ws.heartbeat_interval.as_secs(),
-            false => settings.gateway.heartbeat_interval.as_secs(),
-        };
         ctx.wait(recorded.into_actor(self).map(move |(), act, ctx| {
             tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "gateway relay link up");
-            socket::send(
-                ctx,
-                &Outbound::AuthOk {
-                    payload: relay::AuthOk {
-                        gateway_id: act.gateway_id,
-                        config: relay::LinkConfig {
-                            heartbeat_interval_seconds: heartbeat,
-                        },
-                    },
-                },
-            );
+            act.auth_ok(ctx);
             // Requests recorded while the gateway was away go out now, after `auth_ok`.
             act.flush(ctx);
         }));
@@ -662,7 +669,6 @@ impl GatewayLink {
                 target,
             ))
         };
-        let heartbeat = self.deps.settings.gateway.heartbeat_interval.as_secs();
         ctx.wait(prepared.into_actor(self).map(move |prepared, act, ctx| {
             let (deps, target) = match prepared {
                 Ok(prepared) => prepared,
@@ -675,17 +681,7 @@ impl GatewayLink {
             let tunnel = Tunnel::new(frames, control, deps, target).start();
             act.tunnel = Some(Tunnelled::Running(tunnel));
             tracing::info!(gateway_id = %act.gateway_id, link_id = %act.link_id, "connector link up");
-            socket::send(
-                ctx,
-                &Outbound::AuthOk {
-                    payload: relay::AuthOk {
-                        gateway_id: act.gateway_id,
-                        config: relay::LinkConfig {
-                            heartbeat_interval_seconds: heartbeat,
-                        },
-                    },
-                },
-            );
+            act.auth_ok(ctx);
         }));
     }
 }

@@ -11,6 +11,19 @@ use uuid::Uuid;
 use crate::fixtures::{issue_token, link, org_id, register, registered};
 use crate::harness::{eventually, Server, WsClient, ADMIN_TOKEN};
 
+/// A gateway's HTTP heartbeat.
+async fn heartbeat(server: &Server, body: &Value) -> crate::harness::Reply {
+    let body = body.to_string();
+    server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/heartbeat",
+            None,
+            Some(&body),
+        )
+        .await
+}
+
 async fn metrics(server: &Server, gateway: &str) -> Value {
     let reply = server
         .admin_get(&format!("/api/v1/gateways/{gateway}/metrics"))
@@ -40,14 +53,7 @@ async fn register_heartbeat_link_and_deregister() {
 
     let beat = json!({"gateway_id": gateway, "relay_token": relay_token, "status": "online",
                       "metrics": {"active_sessions": 3, "memory_mb": 512.5, "cpu_pct": 12.0, "agent_count": 4}});
-    let ok = server
-        .call(
-            Method::POST,
-            "/api/v1/gateway-registry/heartbeat",
-            None,
-            Some(&beat.to_string()),
-        )
-        .await;
+    let ok = heartbeat(&server, &beat).await;
     assert_eq!(ok.json, json!({"ok": true, "config_update": null}));
     let m = metrics(&server, &gateway).await;
     assert_eq!(
@@ -152,18 +158,7 @@ async fn re_registration_keeps_the_id_and_rotates_the_relay_token() {
     assert_eq!(first["gateway_id"], second["gateway_id"]);
     assert_ne!(first["relay_token"], second["relay_token"]);
     let old = json!({"gateway_id": first["gateway_id"], "relay_token": first["relay_token"]});
-    assert_eq!(
-        server
-            .call(
-                Method::POST,
-                "/api/v1/gateway-registry/heartbeat",
-                None,
-                Some(&old.to_string())
-            )
-            .await
-            .status,
-        401
-    );
+    assert_eq!(heartbeat(&server, &old).await.status, 401);
     let gateways: i64 = server
         .db
         .client()
@@ -271,14 +266,7 @@ async fn silent_gateways_go_offline_once_with_two_instances_sweeping() {
     // A degraded gateway (a connector whose local gateway is down) that goes silent too.
     let (degraded, relay_token) = registered(&a, "Branch").await;
     let beat = json!({"gateway_id": degraded, "relay_token": relay_token, "status": "degraded"});
-    let answer = a
-        .call(
-            Method::POST,
-            "/api/v1/gateway-registry/heartbeat",
-            None,
-            Some(&beat.to_string()),
-        )
-        .await;
+    let answer = heartbeat(&a, &beat).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let offline = eventually(Duration::from_secs(10), || async {
         metrics(&b, &degraded).await["status"] == "offline"
