@@ -43,7 +43,6 @@ pub enum FromConnector {
 #[derive(Message)]
 #[rtype(result = "()")]
 enum Local {
-    Accepted(TcpStream),
     Read(u32, Bytes),
     Ended(u32),
 }
@@ -92,22 +91,19 @@ impl Actor for Tunnel {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let me = ctx.address();
         let bound = async move {
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
             let port = listener.local_addr()?.port();
-            actix::spawn(async move {
-                // Ends when the tunnel is gone (the send fails).
-                while let Ok((socket, _)) = listener.accept().await {
-                    if me.try_send(Local::Accepted(socket)).is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok::<u16, std::io::Error>(port)
+            Ok::<_, std::io::Error>((listener, port))
         };
         ctx.wait(bound.into_actor(self).map(|bound, act, ctx| match bound {
-            Ok(port) => {
+            Ok((listener, port)) => {
+                // The actor's own stream: the port is closed when the tunnel stops.
+                let accepted = futures_util::stream::unfold(listener, |listener| async move {
+                    let accepted = listener.accept().await.map(|(socket, _)| socket);
+                    Some((accepted, listener))
+                });
+                ctx.add_stream(accepted);
                 let mut target = act.target.clone();
                 target.url = format!("ws://127.0.0.1:{port}");
                 tracing::info!(gateway_id = %target.id, port, "openclaw tunnel listening");
@@ -137,44 +133,64 @@ impl Handler<Stop> for Tunnel {
     }
 }
 
+impl StreamHandler<std::io::Result<TcpStream>> for Tunnel {
+    fn handle(&mut self, accepted: std::io::Result<TcpStream>, ctx: &mut Context<Self>) {
+        match accepted {
+            Ok(socket) => self.accepted(socket, ctx),
+            Err(e) => {
+                tracing::warn!(gateway_id = %self.target.id, error = %e, "tunnel accept failed")
+            }
+        }
+    }
+
+    /// The listener never ends by itself; the tunnel ends when its link does.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Tunnel {
+    /// A connection of the client: a new stream, opened at the connector, bytes both ways.
+    fn accepted(&mut self, socket: TcpStream, ctx: &mut Context<Self>) {
+        self.next = self.next.wrapping_add(1);
+        let stream = self.next;
+        let (mut read, mut write) = socket.into_split();
+        let (writer, mut queue) = mpsc::unbounded_channel::<Bytes>();
+        self.streams.insert(stream, writer);
+        actix::spawn(async move {
+            while let Some(bytes) = queue.recv().await {
+                if write.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = write.shutdown().await;
+        });
+        self.link
+            .do_send(ToConnector::Text(text(&tunnel::Control::open(stream))));
+        let me = ctx.address();
+        actix::spawn(async move {
+            let mut buffer = vec![0u8; tunnel::CHUNK];
+            loop {
+                match read.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let bytes = Bytes::copy_from_slice(&buffer[..n]);
+                        // `send` waits for room in the mailbox (the next read waits for this
+                        // one to be handed to the link): fails only when the tunnel is gone.
+                        if me.send(Local::Read(stream, bytes)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            me.do_send(Local::Ended(stream));
+        });
+    }
+}
+
 impl Handler<Local> for Tunnel {
     type Result = ();
 
-    fn handle(&mut self, msg: Local, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Local, _: &mut Context<Self>) {
         match msg {
-            Local::Accepted(socket) => {
-                self.next = self.next.wrapping_add(1);
-                let stream = self.next;
-                let (mut read, mut write) = socket.into_split();
-                let (writer, mut queue) = mpsc::unbounded_channel::<Bytes>();
-                self.streams.insert(stream, writer);
-                actix::spawn(async move {
-                    while let Some(bytes) = queue.recv().await {
-                        if write.write_all(&bytes).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = write.shutdown().await;
-                });
-                self.link
-                    .do_send(ToConnector::Text(text(&tunnel::Control::open(stream))));
-                let me = ctx.address();
-                actix::spawn(async move {
-                    let mut buffer = vec![0u8; tunnel::CHUNK];
-                    loop {
-                        match read.read(&mut buffer).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                let bytes = Bytes::copy_from_slice(&buffer[..n]);
-                                if me.try_send(Local::Read(stream, bytes)).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    let _ = me.try_send(Local::Ended(stream));
-                });
-            }
             Local::Read(stream, bytes) => {
                 if self.streams.contains_key(&stream) {
                     let frame = tunnel::data(stream, &bytes);
