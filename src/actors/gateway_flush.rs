@@ -190,3 +190,29 @@ impl Flushes {
         }
     }
 }
+
+/// The last `RECENT` message ids a link wrote, oldest forgotten first.
+#[derive(Default)]
+pub struct RecentIds {
+    order: std::collections::VecDeque<Uuid>,
+    ids: std::collections::HashSet<Uuid>,
+}
+
+/// Enough to cover a connection's first flush racing the messages routed meanwhile.
+const RECENT: usize = 1024;
+
+impl RecentIds {
+    /// `false` when `id` is among the recent ones already.
+    pub fn insert(&mut self, id: Uuid) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > RECENT {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
+}

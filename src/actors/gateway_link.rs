@@ -16,7 +16,7 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::gateway_flush::{claim_due, record_answer, Flushes};
+use super::gateway_flush::{claim_due, record_answer, Flushes, RecentIds};
 use super::gateway_rpc::RpcReplies;
 use super::presence::{self, Presence};
 use super::registry::{
@@ -75,6 +75,10 @@ pub struct GatewayLink {
     /// pending until it does. Otherwise a message counts as taken once written to the link
     /// (at most once: what the link loses is lost).
     acks: bool,
+    /// The H5 messages this connection wrote lately (a gateway without acks gets each at
+    /// most once: a message routed here while the connection's first flush claimed it too
+    /// is written once).
+    written: RecentIds,
     /// A connector asked for the OpenClaw tunnel (with the local gateway's token): the
     /// link then carries the gateway's `GatewayClient`, which is the gateway's route for
     /// chat and requests, instead of relay frames (`protocol::tunnel`).
@@ -118,6 +122,7 @@ impl GatewayLink {
             replaced: false,
             flushes: Flushes::default(),
             acks: false,
+            written: RecentIds::default(),
             tunnel: None,
             device,
             m4: false,
@@ -266,8 +271,10 @@ impl GatewayLink {
                     }
                     let mut sent = Vec::with_capacity(due.chat.len());
                     for (message_id, frame) in due.chat {
-                        ctx.text(frame);
-                        sent.push(message_id);
+                        if act.acks || act.written.insert(message_id) {
+                            ctx.text(frame);
+                            sent.push(message_id);
+                        }
                     }
                     if !act.acks && !sent.is_empty() {
                         act.taken(sent, ctx);
@@ -618,12 +625,17 @@ impl Handler<Frame> for GatewayLink {
 
     fn handle(&mut self, msg: Frame, ctx: &mut Self::Context) {
         // Counted in the outbox by the sender (`SocketHandle::deliver`).
-        ctx.text(&*msg.0);
-        if !self.acks {
-            if let Some(message) = relay::read_chat_send(&msg.0) {
-                self.taken(vec![message.message_id], ctx);
+        let message = (!self.acks)
+            .then(|| relay::read_chat_send(&msg.0))
+            .flatten();
+        if let Some(message) = message {
+            if !self.written.insert(message.message_id) {
+                return self.outbox.release(msg.0.len());
             }
+            ctx.text(&*msg.0);
+            return self.taken(vec![message.message_id], ctx);
         }
+        ctx.text(&*msg.0);
     }
 }
 

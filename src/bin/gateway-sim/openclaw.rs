@@ -311,16 +311,11 @@ impl Connection {
             );
             return self.refuse(ctx, &id, e, 1008);
         }
-        let outcome = self.call(ctx, method, params);
+        let outcome = self.call(method, params);
         self.answer(ctx, &id, outcome);
     }
 
-    fn call(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        method: &str,
-        p: &Value,
-    ) -> Result<Value, Value> {
+    fn call(&mut self, method: &str, p: &Value) -> Result<Value, Value> {
         let invalid = |m: String| Err(error("INVALID_REQUEST", m, Value::Null));
         let args = self.args.clone();
         let mut state = self.state.lock().unwrap();
@@ -477,27 +472,27 @@ impl Connection {
                 let known = gateway.loaded(&agent);
                 state.runs += 1;
                 drop(state);
-                self.start_run(
-                    ctx,
-                    Run {
-                        run: run.clone(),
-                        key,
-                        agent,
-                        text,
-                        known,
-                    },
-                );
+                self.start_run(Run {
+                    run: run.clone(),
+                    key,
+                    agent,
+                    text,
+                    known,
+                });
                 Ok(json!({"runId": run, "status": "started"}))
             }
             other => invalid(format!("unknown method: {other}")),
         }
     }
 
-    /// A run: its reply goes to every connection of the gateway, as a real gateway's does.
-    fn start_run(&mut self, ctx: &mut ws::WebsocketContext<Self>, run: Run) {
+    /// A run: its reply goes to every connection of the gateway, as a real gateway's does,
+    /// and it completes even if the connection that started it closes (the real gateway's
+    /// runs do: a task of its own, not of the connection).
+    fn start_run(&mut self, run: Run) {
         let (state, path, args) = (self.state.clone(), self.path.clone(), self.args.clone());
         let delay = Duration::from_millis(args.reply_delay_ms);
-        ctx.run_later(delay, move |_, _| {
+        actix::spawn(async move {
+            actix_web::rt::time::sleep(delay).await;
             let reply = match args.reply.as_str() {
                 "echo" => format!("You said: {}", run.text),
                 canned => canned.to_string(),
