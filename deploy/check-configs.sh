@@ -46,6 +46,24 @@ apt_install() {
   return 1
 }
 
+# env_file_lists FILE WHO REQUIRED... [-- EXTRA...]: fails unless FILE lists (as `NAME=` or
+# `# NAME=`) every REQUIRED name, and no name but those and the EXTRA ones; WHO reads them.
+env_file_lists() {
+  local file=$1 who=$2 name required=() known=" " missing=() strays=()
+  shift 2
+  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do required+=("$1"); known+="$1 "; shift; done
+  [ "$#" = 0 ] || shift
+  known+="$* "
+  for name in "${required[@]}"; do
+    grep -Eq "^(# )?${name}=" "$file" || missing+=("$name")
+  done
+  [ "${#missing[@]}" = 0 ] || fail "not in $file: ${missing[*]}"
+  while read -r name; do
+    [[ $known == *" $name "* ]] || strays+=("$name")
+  done < <(grep -oE '^(# )?[A-Z][A-Z0-9_]*=' "$file" | sed -E 's/^(# )?//; s/=$//' | sort -u)
+  [ "${#strays[@]}" = 0 ] || fail "$file: listed but $who reads none of: ${strays[*]}"
+}
+
 # --- 1. compose.yml ----------------------------------------------------------
 step "compose.yml: YAML syntax, services and wiring"
 if ! python3 -c 'import yaml' 2>/dev/null; then
@@ -411,7 +429,6 @@ COMPOSE_OWN_VARS=(COMPOSE_PROJECT_NAME)
 if [ -f "$SPEC" ]; then
   mapfile -t settings < <(grep -oE 's\("[A-Z0-9_]+"' "$SPEC" | sed -E 's/s\("([A-Z0-9_]+)"/\1/')
   [ "${#settings[@]}" -gt 0 ] || fail "no s(\"NAME\", ...) settings found in $SPEC"
-  allowed=" ${settings[*]} ${COMPOSE_VARS[*]} ${BACKUP_VARS[*]} ${COMPOSE_OWN_VARS[*]} "
 
   unread=()
   for name in "${COMPOSE_VARS[@]}"; do
@@ -420,16 +437,8 @@ if [ -f "$SPEC" ]; then
   [ "${#unread[@]}" = 0 ] || fail "allowed as compose variables, but $ALIYUN_COMPOSE reads none of: ${unread[*]}"
 
   for file in deploy/env.example "$ALIYUN_ENV_EXAMPLE"; do
-    missing=()
-    for name in "${settings[@]}"; do
-      grep -Eq "^(# )?${name}=" "$file" || missing+=("$name")
-    done
-    [ "${#missing[@]}" = 0 ] || fail "not in $file: ${missing[*]}"
-    strays=()
-    while read -r name; do
-      [[ $allowed == *" $name "* ]] || strays+=("$name")
-    done < <(grep -oE '^(# )?[A-Z][A-Z0-9_]*=' "$file" | sed -E 's/^# //; s/=$//' | sort -u)
-    [ "${#strays[@]}" = 0 ] || fail "$file: listed but nothing reads it: ${strays[*]}"
+    env_file_lists "$file" "the server (or compose, or the backup script)" "${settings[@]}" \
+      -- "${COMPOSE_VARS[@]}" "${BACKUP_VARS[@]}" "${COMPOSE_OWN_VARS[@]}"
     ok "$file lists all ${#settings[@]} settings, and nothing else but compose/backup variables"
   done
 
@@ -449,16 +458,7 @@ CONNECTOR_SRC=src/bin/mc-connector/main.rs
 CONNECTOR_ENV=deploy/connector/mc-connector.env.example
 mapfile -t connector_settings < <({ grep -oE 'env = "[A-Z0-9_]+"' "$CONNECTOR_SRC" | sed -E 's/env = "([A-Z0-9_]+)"/\1/'; echo LOG_LEVEL; } | sort -u)
 [ "${#connector_settings[@]}" -gt 1 ] || fail "no env = \"NAME\" settings found in $CONNECTOR_SRC"
-missing=()
-for name in "${connector_settings[@]}"; do
-  grep -Eq "^(# )?${name}=" "$CONNECTOR_ENV" || missing+=("$name")
-done
-[ "${#missing[@]}" = 0 ] || fail "not in $CONNECTOR_ENV: ${missing[*]}"
-strays=()
-while read -r name; do
-  [[ " ${connector_settings[*]} " == *" $name "* ]] || strays+=("$name")
-done < <(grep -oE '^(# )?[A-Z][A-Z0-9_]*=' "$CONNECTOR_ENV" | sed -E 's/^(# )?//; s/=$//')
-[ "${#strays[@]}" = 0 ] || fail "$CONNECTOR_ENV: listed but mc-connector reads none of: ${strays[*]}"
+env_file_lists "$CONNECTOR_ENV" mc-connector "${connector_settings[@]}"
 ok "$CONNECTOR_ENV lists the ${#connector_settings[@]} settings mc-connector reads, and nothing else"
 
 # --- 6. shell scripts ------------------------------------------------------------
