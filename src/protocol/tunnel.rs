@@ -10,6 +10,7 @@
 //! - `{"type":"tunnel.close","payload":{"stream":N,"reason"?}}`, both ways: connection N is
 //!   over (the other side closes its end; a refused or failed open is closed with a reason).
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// What a connector lists among its `auth` capabilities to carry the tunnel.
@@ -65,10 +66,11 @@ pub fn data(stream: u32, bytes: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// The stream and bytes of a binary frame; `None` when it is shorter than its header.
-pub fn read_data(frame: &[u8]) -> Option<(u32, &[u8])> {
-    let (head, bytes) = frame.split_first_chunk::<4>()?;
-    Some((u32::from_be_bytes(*head), bytes))
+/// The stream and bytes of a binary frame (sharing its buffer); `None` when it is shorter
+/// than its header.
+pub fn read_data(frame: &Bytes) -> Option<(u32, Bytes)> {
+    let head = frame.first_chunk::<4>()?;
+    Some((u32::from_be_bytes(*head), frame.slice(4..)))
 }
 
 #[cfg(test)]
@@ -77,10 +79,13 @@ mod tests {
 
     #[test]
     fn frames_read_back_as_written() {
-        let frame = data(7, b"hello");
-        assert_eq!(read_data(&frame), Some((7, &b"hello"[..])));
-        assert_eq!(read_data(&[0, 0, 1]), None);
-        assert_eq!(read_data(&[0, 0, 0, 9]), Some((9, &b""[..])));
+        let frame = Bytes::from(data(7, b"hello"));
+        assert_eq!(read_data(&frame), Some((7, Bytes::from_static(b"hello"))));
+        assert_eq!(read_data(&Bytes::from_static(&[0, 0, 1])), None);
+        assert_eq!(
+            read_data(&Bytes::from_static(&[0, 0, 0, 9])),
+            Some((9, Bytes::new()))
+        );
         let open = serde_json::to_string(&Control::open(3)).unwrap();
         assert_eq!(open, r#"{"type":"tunnel.open","payload":{"stream":3}}"#);
         assert_eq!(Control::read(&open), Some(Control::open(3)));

@@ -78,12 +78,10 @@ impl Tunnel {
         }
     }
 
-    fn close_stream(&mut self, stream: u32, reason: Option<String>, tell: bool) {
-        // Dropping the writer ends its task, which shuts the client's connection down.
-        if self.streams.remove(&stream).is_some() && tell {
-            let close = text(&tunnel::Control::close(stream, reason));
-            self.link.do_send(ToConnector::Text(close));
-        }
+    /// Tells the connector to close its end of `stream`.
+    fn tell_closed(&self, stream: u32) {
+        let close = text(&tunnel::Control::close(stream, None));
+        self.link.do_send(ToConnector::Text(close));
     }
 }
 
@@ -197,7 +195,12 @@ impl Handler<Local> for Tunnel {
                     self.link.do_send(ToConnector::Binary(frame.into()));
                 }
             }
-            Local::Ended(stream) => self.close_stream(stream, None, true),
+            // Dropping a writer ends its task, which shuts the client's connection down.
+            Local::Ended(stream) => {
+                if self.streams.remove(&stream).is_some() {
+                    self.tell_closed(stream);
+                }
+            }
         }
     }
 }
@@ -208,10 +211,9 @@ impl Handler<FromConnector> for Tunnel {
     fn handle(&mut self, msg: FromConnector, _: &mut Context<Self>) {
         match msg {
             FromConnector::Data(frame) => {
-                let Some((stream, _)) = tunnel::read_data(&frame) else {
+                let Some((stream, bytes)) = tunnel::read_data(&frame) else {
                     return;
                 };
-                let bytes = frame.slice(4..);
                 let delivered = self
                     .streams
                     .get(&stream)
@@ -219,11 +221,12 @@ impl Handler<FromConnector> for Tunnel {
                 if !delivered {
                     // Bytes for a stream this side no longer has: the connector closes its end.
                     self.streams.remove(&stream);
-                    let close = text(&tunnel::Control::close(stream, None));
-                    self.link.do_send(ToConnector::Text(close));
+                    self.tell_closed(stream);
                 }
             }
-            FromConnector::Closed(stream) => self.close_stream(stream, None, false),
+            FromConnector::Closed(stream) => {
+                self.streams.remove(&stream);
+            }
         }
     }
 }

@@ -115,8 +115,8 @@ async fn session(settings: &Settings, state: &State) -> Ended {
             }
             frame = socket.next() => match frame {
                 Some(Ok(ws::Frame::Binary(frame))) => {
-                    let Some((stream, _)) = tunnel::read_data(&frame) else { continue };
-                    let delivered = streams.get(&stream).is_some_and(|w| w.send(frame.slice(4..)).is_ok());
+                    let Some((stream, bytes)) = tunnel::read_data(&frame) else { continue };
+                    let delivered = streams.get(&stream).is_some_and(|w| w.send(bytes).is_ok());
                     if !delivered {
                         streams.remove(&stream);
                         let _ = out.send(control(Control::close(stream, Some("no such stream".into()))));
