@@ -14,6 +14,8 @@ use crate::actors::embedder::{self, Embedder};
 use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
+use crate::actors::heartbeats::Heartbeats;
+use crate::actors::invalidations::Invalidations;
 use crate::actors::openclaw::{GatewayOwners, Release};
 use crate::actors::pipelines::{PipelineDeps, PipelineRuns};
 use crate::actors::presence::Presence;
@@ -77,7 +79,18 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         Supervisor::start(move |_| RpcReplies::new(bridge.clone(), instance_id.clone()))
     };
     let storage = crate::storage::Storage::open(&settings.knowledge.storage)?;
+    let memos = Arc::new(crate::domain::memos::Memos::default());
+    {
+        let (database, memos) = (settings.database.url.clone(), memos.clone());
+        Supervisor::start(move |_| Invalidations::new(database.clone(), memos.clone()));
+    }
+    let heartbeats = {
+        let (db, instance_id) = (db.clone(), settings.instance_id.clone());
+        Supervisor::start(move |_| Heartbeats::new(db.clone(), instance_id.clone()))
+    };
     let state = Data::new(AppState {
+        memos,
+        heartbeats,
         storage,
         settings: settings.clone(),
         db,

@@ -49,6 +49,10 @@ pub struct AppState {
     pub clerk: Option<Arc<crate::domain::orgs::clerk::Verifier>>,
     /// Uploaded files (knowledge documents).
     pub storage: crate::storage::Storage,
+    /// Rows kept between requests (admin principals, gateways' relay identities).
+    pub memos: Arc<crate::domain::memos::Memos>,
+    /// Gateways' HTTP heartbeats, written in group commits.
+    pub heartbeats: Addr<crate::actors::heartbeats::Heartbeats>,
 }
 
 impl AppState {
@@ -72,6 +76,7 @@ impl AppState {
             router: self.router.clone(),
             presence: self.presence.clone(),
             rpc: self.rpc.clone(),
+            memos: self.memos.clone(),
         }
     }
 

@@ -43,6 +43,7 @@ pub struct BoardDeps {
     pub db: PgPool,
     /// AUTH_MODE=clerk: checks the socket's Clerk token.
     pub clerk: Option<Arc<crate::domain::orgs::clerk::Verifier>>,
+    pub memos: Arc<crate::domain::memos::Memos>,
     pub board_events: BoardEvents,
     pub board_rooms: Addr<BoardRooms>,
     pub suggestions: Addr<SuggestionHubs>,
@@ -109,14 +110,16 @@ impl BoardSession {
         let Some(board_id) = self.board_id else {
             return Self::refuse(ctx, Close::BoardNotFound, "board not found");
         };
-        let (db, settings, clerk) = (
+        let (db, settings, clerk, memos) = (
             self.deps.db.clone(),
             self.deps.settings.clone(),
             self.deps.clerk.clone(),
+            self.deps.memos.clone(),
         );
         let check = async move {
+            let (auth, clerk) = (&settings.auth, clerk.as_deref());
             let principal =
-                accounts::admin_principal(&db, &settings.auth, clerk.as_deref(), &token).await?;
+                accounts::admin_principal(&db, &memos.principals, auth, clerk, &token).await?;
             let Some(principal) = principal else {
                 return Ok(None);
             };

@@ -49,6 +49,7 @@ pub struct LinkDeps {
     pub router: Router,
     pub presence: Arc<Presence>,
     pub rpc: Addr<RpcReplies>,
+    pub memos: Arc<crate::domain::memos::Memos>,
 }
 
 pub struct GatewayLink {
@@ -178,10 +179,13 @@ impl GatewayLink {
 
     fn authenticate(&mut self, token: String, ctx: &mut socket::Ctx<Self>) {
         self.authenticating = true;
-        let (db, gateway_id) = (self.deps.db.clone(), self.gateway_id);
+        let (db, memos, gateway_id) = (
+            self.deps.db.clone(),
+            self.deps.memos.clone(),
+            self.gateway_id,
+        );
         let check = async move {
-            let conn = db.get().await.map_err(|e| e.to_string())?;
-            gateway_registry::verify_relay(&*conn, gateway_id, &token)
+            gateway_registry::verify_relay(&db, &memos.gateways, gateway_id, &token)
                 .await
                 .map_err(|e| e.to_string())
         };

@@ -12,6 +12,8 @@ pub mod gateway_link;
 pub mod gateway_monitor;
 pub mod gateway_rpc;
 pub mod h5_session;
+pub mod heartbeats;
+pub mod invalidations;
 pub mod openclaw;
 pub mod pipelines;
 pub mod presence;

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
-use futures_util::StreamExt;
 use tokio::sync::Semaphore;
-use tokio_postgres::{AsyncMessage, NoTls};
+
 use uuid::Uuid;
 
 use super::board_events::BoardEvents;
@@ -143,46 +142,21 @@ impl PipelineRuns {
         });
     }
 
-    /// Listens for run changes for ever; returns why it stopped.
+    /// Listens for run changes for ever.
     fn listen(&mut self, ctx: &mut Context<Self>) {
         let (database, me) = (self.deps.database.clone(), ctx.address());
         let work = async move {
-            let (client, mut connection) =
-                database.connect(NoTls).await.map_err(|e| e.to_string())?;
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            let statement = format!("LISTEN {CHANNEL}");
-            // The LISTEN completes only while the connection is polled.
-            let mut listen = std::pin::pin!(client.batch_execute(&statement));
-            loop {
-                tokio::select! {
-                    done = &mut listen => { done.map_err(|e| e.to_string())?; break; }
-                    message = messages.next() => match message {
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return Err(e.to_string()),
-                        None => return Err("connection closed".into()),
-                    }
-                }
-            }
             // Changes made while nobody listened are picked up by the tick.
-            me.do_send(Tick);
-            while let Some(message) = messages.next().await {
-                match message.map_err(|e| e.to_string())? {
-                    AsyncMessage::Notification(n) => {
-                        if let Some(changed) = Changed::parse(n.payload()) {
-                            me.do_send(changed);
-                        }
-                    }
-                    _ => continue,
+            let ready = || me.do_send(Tick);
+            let heard = |payload: &str| {
+                if let Some(changed) = Changed::parse(payload) {
+                    me.do_send(changed);
                 }
-            }
-            // The client lives until here: dropping it would close the connection.
-            let _ = &client;
-            Err::<(), String>("connection closed".into())
+            };
+            crate::db::listen::listen(&database, CHANNEL, ready, heard).await
         };
-        ctx.spawn(work.into_actor(self).map(|result, _, ctx| {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "pipeline notifications stopped; listening again");
-            }
+        ctx.spawn(work.into_actor(self).map(|why, _, ctx| {
+            tracing::warn!(error = %why, "pipeline notifications stopped; listening again");
             ctx.run_later(RETRY_AFTER, |act, ctx| act.listen(ctx));
         }));
     }

@@ -42,10 +42,16 @@ impl FromRequest for Admin {
                 return Err(ApiError::Unauthorized);
             };
             let clerk = state.clerk.as_deref();
-            accounts::admin_principal(&state.db, &state.settings.auth, clerk, &token)
-                .await?
-                .map(Admin)
-                .ok_or(ApiError::Unauthorized)
+            accounts::admin_principal(
+                &state.db,
+                &state.memos.principals,
+                &state.settings.auth,
+                clerk,
+                &token,
+            )
+            .await?
+            .map(Admin)
+            .ok_or(ApiError::Unauthorized)
         })
     }
 }

@@ -1,6 +1,8 @@
 //! PostgreSQL: the connection pool and the migration runner.
 
 pub mod cache;
+pub mod listen;
+pub mod memo;
 pub mod migrate;
 pub mod record;
 pub mod typed;

@@ -7,6 +7,7 @@ mod error;
 pub mod gateways;
 pub mod h5;
 pub mod knowledge;
+pub mod memos;
 pub mod model;
 pub mod orgs;
 pub mod outbox;

@@ -38,6 +38,7 @@ pub async fn board_socket(
         settings: state.settings.clone(),
         db: state.db.clone(),
         clerk: state.clerk.clone(),
+        memos: state.memos.clone(),
         board_events: state.board_events.clone(),
         board_rooms: state.board_rooms.clone(),
         suggestions: state.suggestions.clone(),

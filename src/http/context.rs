@@ -16,6 +16,8 @@ use crate::telemetry::REQUEST_ID;
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID_LEN: usize = 128;
 const HEALTH_PATHS: &[&str] = &["/health", "/healthz", "/readyz"];
+/// Routes whose writes may change who an admin is (user, membership, active organization).
+const PRINCIPAL_PATHS: &[&str] = &["/api/v1/organizations", "/api/v1/users", "/api/v1/auth"];
 
 /// A client's id is kept when it is printable ASCII of sane length (it ends up in logs and
 /// headers); otherwise the server makes one, as a 32-hex-digit UUID like the reference.
@@ -46,6 +48,16 @@ pub async fn middleware(
             .app_data::<Data<AppState>>()
             .is_some_and(|s| s.settings.log.include_health);
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // This instance forgets the principals it keeps at once after such a write, so its
+    // next request reads what the write did; other instances hear it as a notification a
+    // moment later (see `domain::memos`).
+    let forgets = !matches!(
+        method,
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) && PRINCIPAL_PATHS.iter().any(|p| path.starts_with(p));
+    let state = forgets
+        .then(|| req.app_data::<Data<AppState>>().cloned())
+        .flatten();
 
     let mut res = REQUEST_ID
         .scope(id.clone(), next.call(req))
@@ -53,6 +65,9 @@ pub async fn middleware(
         .await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if let Some(state) = state {
+        state.memos.principals.clear();
     }
     let status = res.status().as_u16();
     super::prometheus::record(status, started.elapsed());

@@ -12,6 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::gateway_link::GatewayLink;
+use crate::actors::heartbeats::Store;
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::admin::Admin;
 use crate::domain::gateways::registry::{
@@ -242,11 +243,11 @@ pub async fn register(
 }
 
 async fn authenticated(
-    client: &impl tokio_postgres::GenericClient,
+    state: &AppState,
     gateway_id: Uuid,
     relay_token: &str,
 ) -> ApiResult<GatewayIdentity> {
-    registry::verify_relay(client, gateway_id, relay_token)
+    registry::verify_relay(&state.db, &state.memos.gateways, gateway_id, relay_token)
         .await?
         .ok_or(ApiError::Unauthorized)
 }
@@ -267,19 +268,21 @@ pub async fn heartbeat(
             Value::Null,
         ));
     }
-    let mut conn = state.db.get().await.map_err(DomainError::from)?;
-    let tx = conn.transaction().await.map_err(DomainError::from)?;
-    let gateway = authenticated(&tx, body.gateway_id, &body.relay_token).await?;
-    registry::heartbeat(
-        &tx,
-        &gateway,
-        body.status.trim(),
-        body.metrics.as_ref(),
-        "heartbeat",
-        &state.settings.instance_id,
-    )
-    .await?;
-    tx.commit().await.map_err(DomainError::from)?;
+    let gateway = authenticated(&state, body.gateway_id, &body.relay_token).await?;
+    let (done, stored) = tokio::sync::oneshot::channel();
+    state.heartbeats.do_send(Store {
+        beat: registry::Beat {
+            gateway,
+            status: body.status.trim().to_string(),
+            metrics: body.metrics,
+        },
+        done,
+    });
+    match stored.await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => return Err(DomainError::Unavailable(why).into()),
+        Err(_) => return Err(DomainError::Unavailable("heartbeats stopped".into()).into()),
+    }
     Ok(web::Json(HeartbeatResponse {
         ok: true,
         config_update: None,
@@ -295,7 +298,7 @@ pub async fn deregister(
 ) -> ApiResult<web::Json<OkResponse>> {
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
-    let gateway = authenticated(&tx, body.gateway_id, &body.relay_token).await?;
+    let gateway = authenticated(&state, body.gateway_id, &body.relay_token).await?;
     registry::heartbeat(
         &tx,
         &gateway,

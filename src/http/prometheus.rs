@@ -104,6 +104,11 @@ pub async fn metrics(state: Data<AppState>) -> HttpResponse {
             "WebSockets open on this instance (H5, board sync, gateway relay).",
             state.sockets.open() as u64,
         ),
+        (
+            "mc_cache_live",
+            "1 while this instance hears the row changes its in-memory caches depend on (else they are off).",
+            u64::from(state.memos.is_live()),
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(
@@ -111,6 +116,13 @@ pub async fn metrics(state: Data<AppState>) -> HttpResponse {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP mc_cache_notifications_total Row-change notifications heard by the in-memory caches.\n\
+         # TYPE mc_cache_notifications_total counter\n\
+         mc_cache_notifications_total {}",
+        state.memos.notifications_heard()
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

@@ -158,6 +158,7 @@ async fn an_agent_heartbeats_itself_and_an_admin_any_agent_of_its_org() {
         .execute("UPDATE organization_members SET role = 'admin'", &[])
         .await
         .unwrap();
+    server.caches_caught_up().await;
     let reader = send(&server, Method::POST, &beat_path(&other), json!({})).await;
     assert_eq!(reader.status, 403, "{}", reader.text);
 
@@ -486,6 +487,7 @@ async fn the_agents_stream_shows_only_what_the_admin_may_see() {
         .execute("UPDATE organization_members SET role = 'admin'", &[])
         .await
         .unwrap();
+    server.caches_caught_up().await;
     let outside = server
         .admin_get(&format!(
             "{stream}?board_id={}",
@@ -526,6 +528,7 @@ async fn the_agents_stream_shows_only_what_the_admin_may_see() {
         .execute("UPDATE organization_members SET role = 'member'", &[])
         .await
         .unwrap();
+    server.caches_caught_up().await;
     assert_eq!(server.admin_get(stream).await.status, 403);
 }
 

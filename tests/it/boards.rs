@@ -480,6 +480,7 @@ async fn a_member_sees_only_the_boards_and_groups_granted_to_them() {
     )
     .await
     .unwrap();
+    server.caches_caught_up().await;
 
     assert_eq!(
         names(&server.admin_get("/api/v1/boards").await.json),

@@ -96,6 +96,7 @@ pub async fn switch_to_new_org(server: &Server) -> uuid::Uuid {
     )
     .await
     .unwrap();
+    server.caches_caught_up().await;
     org
 }
 
@@ -113,6 +114,7 @@ pub async fn set_admin_role(server: &Server, role: &str) {
         )
         .await
         .unwrap();
+    server.caches_caught_up().await;
 }
 
 /// A board of its own gateway, both with fresh names; `extra` sets board fields.
@@ -162,6 +164,7 @@ pub async fn grant_only(server: &Server, boards: &[&Value]) {
         .await
         .unwrap();
     }
+    server.caches_caught_up().await;
 }
 
 // Gateways that register themselves and open their relay link.

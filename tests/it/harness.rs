@@ -360,6 +360,34 @@ impl Server {
     pub async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None, None).await
     }
+
+    /// A number of `GET /metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.get("/metrics").await.text;
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until this server has heard every row change committed so far in its
+    /// database, so its in-memory caches (admin principals, relay identities) hold no stale
+    /// entry: a test that changes those rows by SQL calls it before its next request.
+    /// Notifications come in commit order, so once one sent now is heard, the change was.
+    pub async fn caches_caught_up(&self) {
+        if self.metric("mc_cache_live").await == 0 {
+            return; // caches are off: nothing stale is kept
+        }
+        let before = self.metric("mc_cache_notifications_total").await;
+        let db = self.db.client().await;
+        db.batch_execute("NOTIFY mc_cache, 'probe'").await.unwrap();
+        let heard = eventually(Duration::from_secs(10), || async {
+            self.metric("mc_cache_notifications_total").await > before
+        })
+        .await;
+        assert!(heard, "the server never heard the probe\n{}", self.log());
+    }
 }
 
 impl Drop for Server {
@@ -578,8 +606,9 @@ impl Drop for RedisProcess {
 }
 
 /// A PostgreSQL cluster of a test's own (`initdb` in a temporary folder, run as the
-/// `postgres` user, on a free port), for tests that stop or restart the database; the shared
-/// one must stay up for everyone else.
+/// `postgres` user, on a free port), for tests that stop or restart the database (the shared
+/// one must stay up for everyone else) or count the statements sent to it (it loads
+/// `pg_stat_statements`).
 pub struct PgProcess {
     pub port: u16,
     dir: TempDir,
@@ -625,7 +654,8 @@ impl PgProcess {
     /// `pg_ctl` on the cluster, as its owner.
     fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
+             -c shared_preload_libraries=pg_stat_statements",
             self.port,
             self.dir.path.display()
         );

@@ -735,6 +735,7 @@ async fn uploaded_documents_are_stored_read_searched_and_survive_a_restart() {
     )
     .await
     .unwrap();
+    server.caches_caught_up().await;
     // Deleting the entry deletes every file it had.
     assert_eq!(
         delete(

@@ -46,6 +46,7 @@ mod skills;
 mod snapshots;
 mod souls;
 mod startup;
+mod statements;
 mod streams;
 mod suggestions;
 mod tags;

@@ -61,7 +61,7 @@ async fn foreign_org(db: &Client, name: &str) -> (Uuid, Uuid) {
     (org, member)
 }
 
-async fn set_my_role(db: &Client, org: Uuid, role: &str) {
+async fn set_my_role(server: &Server, db: &Client, org: Uuid, role: &str) {
     db.execute(
         "UPDATE organization_members SET role = $2 \
          WHERE organization_id = $1 AND user_id = (SELECT id FROM users WHERE clerk_user_id = 'local-auth-user')",
@@ -69,6 +69,7 @@ async fn set_my_role(db: &Client, org: Uuid, role: &str) {
     )
     .await
     .unwrap();
+    server.caches_caught_up().await;
 }
 
 /// A pending invite written directly, with a known token: (invite id, token).
@@ -343,11 +344,11 @@ async fn deleting_an_organization_takes_everything_in_it() {
 
     // Admins and members may not; only owners.
     for role in ["admin", "member"] {
-        set_my_role(&db, doomed, role).await;
+        set_my_role(&server, &db, doomed, role).await;
         let reply = delete(&server, "/api/v1/organizations/me").await;
         assert_eq!(reply.status, 403, "{role}: {}", reply.text);
     }
-    set_my_role(&db, doomed, "owner").await;
+    set_my_role(&server, &db, doomed, "owner").await;
     let reply = delete(&server, "/api/v1/organizations/me").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json, json!({"ok": true}));
@@ -496,7 +497,7 @@ async fn members_are_listed_read_and_their_roles_changed_by_the_rules() {
     assert_eq!(reply.json["role"], "owner");
 
     // As admin: owners are out of reach, and nothing above admin is granted.
-    set_my_role(&db, org, "admin").await;
+    set_my_role(&server, &db, org, "admin").await;
     for (method, body) in [
         (Method::PATCH, json!({"role": "member"})),
         (Method::PUT, json!({"all_boards_read": true})),
@@ -535,7 +536,7 @@ async fn members_are_listed_read_and_their_roles_changed_by_the_rules() {
     );
 
     // As member: the list and one's own row, nothing else.
-    set_my_role(&db, org, "member").await;
+    set_my_role(&server, &db, org, "member").await;
     assert_eq!(
         get(&server, "/api/v1/organizations/me/members").await["total"],
         3
@@ -612,7 +613,7 @@ async fn removing_members() {
         "You cannot remove yourself from the organization",
     );
 
-    set_my_role(&db, org, "admin").await;
+    set_my_role(&server, &db, org, "admin").await;
     detail(
         &delete(&server, &format!("/api/v1/organizations/me/members/{dave}")).await,
         403,
@@ -639,7 +640,7 @@ async fn removing_members() {
     );
 
     // An owner removes another owner while one remains.
-    set_my_role(&db, org, "owner").await;
+    set_my_role(&server, &db, org, "owner").await;
     let reply = delete(&server, &format!("/api/v1/organizations/me/members/{dave}")).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
@@ -877,14 +878,14 @@ async fn invites_are_created_listed_and_revoked() {
         &post(json!({"invited_email": "x@example.com", "board_access": [{"board_id": Uuid::new_v4()}]})).await,
         json!(["body", "board_access", 0, "board_id"]),
     );
-    set_my_role(&db, org, "admin").await;
+    set_my_role(&server, &db, org, "admin").await;
     assert_eq!(
         post(json!({"invited_email": "x@example.com", "role": "owner"}))
             .await
             .status,
         403
     );
-    set_my_role(&db, org, "owner").await;
+    set_my_role(&server, &db, org, "owner").await;
     assert_eq!(
         get(&server, "/api/v1/organizations/me/invites").await["total"],
         2
@@ -971,6 +972,7 @@ async fn accepting_an_invite_grants_its_role_and_board_access() {
     )
     .await
     .unwrap();
+    server.caches_caught_up().await;
 
     let accept = |token: String| {
         send(
@@ -1004,6 +1006,7 @@ async fn accepting_an_invite_grants_its_role_and_board_access() {
     )
     .await
     .unwrap();
+    server.caches_caught_up().await;
     let reply = accept(token.clone()).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json["organization_id"], json!(team));

@@ -48,7 +48,12 @@ pub async fn release_tasks(
             changes,
             updated_by: by.clone(),
         };
-        crate::domain::support::board_log::append(client, board_id, &change).await?;
+        crate::domain::support::board_log::append_all(
+            client,
+            board_id,
+            std::slice::from_ref(&change),
+        )
+        .await?;
         released.push((board_id, change));
     }
     Ok(released)

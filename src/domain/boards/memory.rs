@@ -34,8 +34,8 @@ const SNAPSHOT_CHAT: i64 = 200;
 pub trait MemoryKind: Serialize + Sized {
     const TABLE: &'static str;
     const OWNER: &'static str;
-    /// The owner's table, which holds its `feed_seq`.
-    const OWNER_TABLE: &'static str;
+    /// The statement that reads the owner's current feed number (`$1`: the owner).
+    const CURRENT_SEQ_SQL: &'static str;
     /// Whether a post without a `source` is named after its author (the reference names
     /// board chat, and group posts that notify: chat, broadcast or `@all`).
     fn names_author(input: &MemoryCreate) -> bool;
@@ -50,7 +50,7 @@ pub trait MemoryKind: Serialize + Sized {
 impl MemoryKind for BoardMemory {
     const TABLE: &'static str = "board_memory";
     const OWNER: &'static str = "board_id";
-    const OWNER_TABLE: &'static str = "boards";
+    const CURRENT_SEQ_SQL: &'static str = activity::BOARD_FEED_SEQ_SQL;
 
     fn names_author(input: &MemoryCreate) -> bool {
         input.is_chat()
@@ -69,7 +69,8 @@ impl MemoryKind for BoardMemory {
 impl MemoryKind for BoardGroupMemory {
     const TABLE: &'static str = "board_group_memory";
     const OWNER: &'static str = "board_group_id";
-    const OWNER_TABLE: &'static str = "board_groups";
+    const CURRENT_SEQ_SQL: &'static str =
+        "SELECT feed_seq AS current_seq FROM board_groups WHERE id = $1";
 
     fn names_author(input: &MemoryCreate) -> bool {
         input.is_chat()
@@ -266,10 +267,7 @@ pub async fn stream_start<K: MemoryKind>(
         owner_id,
         last_event_id,
         since,
-        &format!(
-            "SELECT feed_seq AS current_seq FROM {} WHERE id = $1",
-            K::OWNER_TABLE
-        ),
+        K::CURRENT_SEQ_SQL,
         &format!(
             "SELECT min(m.feed_seq) - 1 AS first_seq FROM {} m WHERE m.{} = $1 AND m.created_at >= $2",
             K::TABLE,

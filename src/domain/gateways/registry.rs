@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::domain::memos::RelayIdentity;
 use crate::domain::proactivity::producers;
 use crate::domain::{DomainError, DomainResult};
 use crate::secrets::tokens;
@@ -216,28 +217,45 @@ pub struct GatewayIdentity {
     pub organization_id: Uuid,
 }
 
-/// `None` for an unknown gateway or a token that is not its current relay token.
+/// The relay identities this instance keeps (`domain::memos`).
+pub type RelayMemo = crate::db::memo::Memo<Uuid, RelayIdentity>;
+
+/// `None` for an unknown gateway or a token that is not its current relay token. The
+/// gateway's token hash is kept in `memo` (a heartbeat then reads nothing).
 pub async fn verify_relay(
-    client: &impl GenericClient,
+    pool: &crate::db::PgPool,
+    memo: &RelayMemo,
     gateway_id: Uuid,
     relay_token: &str,
 ) -> DomainResult<Option<GatewayIdentity>> {
-    let row = client
-        .query_opt(
-            "SELECT organization_id, relay_token_hash FROM gateways WHERE id = $1",
-            &[&gateway_id],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
+    let known = match memo.get(&gateway_id) {
+        Some(known) => known,
+        None => {
+            let ticket = memo.ticket();
+            let conn = pool.get().await?;
+            let row = crate::db::typed::query_opt(
+                &*conn,
+                "SELECT organization_id, relay_token_hash FROM gateways WHERE id = $1",
+                &[&gateway_id],
+            )
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let known = RelayIdentity {
+                organization_id: get(&row, "organization_id")?,
+                relay_token_hash: get(&row, "relay_token_hash")?,
+            };
+            memo.put(ticket, gateway_id, known.clone());
+            known
+        }
     };
-    let stored: Option<String> = get(&row, "relay_token_hash")?;
-    if !stored.is_some_and(|hash| tokens::matches(relay_token, &hash)) {
-        return Ok(None);
-    }
-    Ok(Some(GatewayIdentity {
+    let matches = known
+        .relay_token_hash
+        .is_some_and(|hash| tokens::matches(relay_token, &hash));
+    Ok(matches.then_some(GatewayIdentity {
         id: gateway_id,
-        organization_id: get(&row, "organization_id")?,
+        organization_id: known.organization_id,
     }))
 }
 
@@ -275,6 +293,68 @@ pub async fn heartbeat(
             &previous,
             status,
             reason,
+            instance_id,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One heartbeat of a batch (see [`heartbeats`]).
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub gateway: GatewayIdentity,
+    pub status: String,
+    pub metrics: Option<Value>,
+}
+
+/// What [`heartbeat`] does, for many heartbeats in one statement (and the transitions it
+/// finds, recorded as one heartbeat records them: run it in a transaction); a gateway that
+/// beat more than once in the batch takes its last status and its last metrics.
+pub async fn heartbeats(
+    client: &impl GenericClient,
+    beats: &[Beat],
+    instance_id: &str,
+) -> DomainResult<()> {
+    let mut last: std::collections::BTreeMap<Uuid, (&Beat, Option<&Value>)> = Default::default();
+    for beat in beats {
+        let metrics = beat.metrics.as_ref();
+        let entry = last.entry(beat.gateway.id).or_insert((beat, metrics));
+        *entry = (beat, metrics.or(entry.1));
+    }
+    let ids: Vec<Uuid> = last.keys().copied().collect();
+    let statuses: Vec<&str> = last.values().map(|(b, _)| b.status.as_str()).collect();
+    let metrics: Vec<Option<Value>> = last.values().map(|(_, m)| m.cloned()).collect();
+    // The locking scan sorts by id: every row is locked in that order, before it is
+    // updated, so two instances' batches never wait on each other in a circle.
+    let rows = client
+        .query(
+            "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS b(id, status, metrics)), \
+             locked AS MATERIALIZED ( \
+               SELECT g.id, g.status FROM gateways g WHERE g.id = ANY($1) ORDER BY g.id FOR NO KEY UPDATE), \
+             stamped AS ( \
+               UPDATE gateways g SET status = b.status, last_heartbeat_at = now(), updated_at = now(), \
+                 connection_info = CASE WHEN b.metrics IS NULL THEN g.connection_info \
+                   ELSE COALESCE(g.connection_info, '{}'::jsonb) || jsonb_build_object('metrics', b.metrics) END \
+               FROM b JOIN locked l ON l.id = b.id WHERE g.id = b.id \
+               RETURNING g.id, l.status AS was, b.status) \
+             SELECT id, was FROM stamped WHERE was <> status",
+            &[&ids, &statuses, &metrics],
+        )
+        .await?;
+    for row in &rows {
+        let (id, previous): (Uuid, String) = (get(row, "id")?, get(row, "was")?);
+        let Some((beat, _)) = last.get(&id) else {
+            continue;
+        };
+        let org = beat.gateway.organization_id;
+        record_event(
+            client,
+            org,
+            id,
+            &previous,
+            &beat.status,
+            "heartbeat",
             instance_id,
         )
         .await?;

@@ -81,13 +81,16 @@ fn principal_sql() -> String {
 /// at debug with why).
 pub async fn admin_principal(
     pool: &PgPool,
+    memo: &PrincipalMemo,
     auth: &crate::config::AuthMode,
     clerk: Option<&super::clerk::Verifier>,
     token: &str,
 ) -> DomainResult<Option<Principal>> {
     use crate::config::AuthMode;
     match (auth, clerk) {
-        (AuthMode::Local { .. }, _) if auth.accepts(token) => local_principal(pool).await.map(Some),
+        (AuthMode::Local { .. }, _) if auth.accepts(token) => {
+            local_principal(pool, memo).await.map(Some)
+        }
         (AuthMode::Clerk(_), Some(clerk)) => {
             let identity = match clerk.verify(token).await {
                 Ok(identity) => identity,
@@ -96,7 +99,7 @@ pub async fn admin_principal(
                     return Ok(None);
                 }
             };
-            if let Some(found) = existing_principal(pool, &identity.clerk_user_id).await? {
+            if let Some(found) = existing_principal(pool, memo, &identity.clerk_user_id).await? {
                 return Ok(Some(found));
             }
             // First sight: what the token does not say, Clerk's API may.
@@ -118,13 +121,13 @@ pub async fn admin_principal(
 }
 
 /// The local admin principal (AUTH_MODE=local): see [`provision`].
-pub async fn local_principal(pool: &PgPool) -> DomainResult<Principal> {
+pub async fn local_principal(pool: &PgPool, memo: &PrincipalMemo) -> DomainResult<Principal> {
     let local = Account {
         clerk_user_id: LocalIdentity::CLERK_USER_ID,
         email: Some(LocalIdentity::EMAIL),
         name: Some(LocalIdentity::NAME),
     };
-    if let Some(found) = existing_principal(pool, local.clerk_user_id).await? {
+    if let Some(found) = existing_principal(pool, memo, local.clerk_user_id).await? {
         return Ok(found);
     }
     provision(pool, &local).await
@@ -137,14 +140,27 @@ pub struct Account<'a> {
     pub name: Option<&'a str>,
 }
 
-/// The principal of a user seen before: one indexed query.
+/// The admin principals this instance keeps, by `clerk_user_id` (`domain::memos`).
+pub type PrincipalMemo = crate::db::memo::Memo<String, Principal>;
+
+/// The principal of a user seen before: kept in `memo`, else one indexed query.
 pub async fn existing_principal(
     pool: &PgPool,
+    memo: &PrincipalMemo,
     clerk_user_id: &str,
 ) -> DomainResult<Option<Principal>> {
+    let key = clerk_user_id.to_string();
+    if let Some(known) = memo.get(&key) {
+        return Ok(Some(known));
+    }
+    let ticket = memo.ticket();
     let conn = pool.get().await?;
     let row = crate::db::typed::query_opt(&*conn, &principal_sql(), &[&clerk_user_id]).await?;
-    Ok(row.as_ref().map(principal_from).transpose()?)
+    let found = row.as_ref().map(principal_from).transpose()?;
+    if let Some(principal) = &found {
+        memo.put(ticket, key, principal.clone());
+    }
+    Ok(found)
 }
 
 /// First sight of a user (as the reference provisions one): the `users` row, then its

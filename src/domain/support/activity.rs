@@ -70,18 +70,23 @@ pub async fn record(
     Ok(ActivityEvent::from_row(&row)?)
 }
 
-/// The board's next feed number. The board row stays locked until the transaction ends,
-/// so numbers are handed out in commit order: a stream that has seen number n has seen
-/// every change before it.
+/// The board's next feed number. The board's counter row stays locked until the
+/// transaction ends, so numbers are handed out in commit order: a stream that has seen
+/// number n has seen every change before it (see `board_log`, which task writes use).
 pub async fn next_feed_seq(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
     let row = client
         .query_one(
-            "UPDATE boards SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq",
+            "INSERT INTO board_seqs AS s (board_id, feed_seq) VALUES ($1, 1) \
+             ON CONFLICT (board_id) DO UPDATE SET feed_seq = s.feed_seq + 1 RETURNING s.feed_seq",
             &[&board_id],
         )
         .await?;
     Ok(get(&row, "feed_seq")?)
 }
+
+/// The statement that reads a board's current feed number (`$1`: the board).
+pub const BOARD_FEED_SEQ_SQL: &str =
+    "SELECT COALESCE((SELECT feed_seq FROM board_seqs WHERE board_id = $1), 0) AS current_seq";
 
 /// The feed a user sees, newest first: events tied to a task, and the lifecycle of agents
 /// (provisioning asked for and ended, updates, deletion, nudges: the console's agent page

@@ -1,7 +1,14 @@
-//! Board sync events (docs/board-sync-protocol.md): each committed task change of a board
-//! becomes one event with the board's next sync number, written in the change's own
-//! transaction. Numbers follow commit order because they are taken under the board row's
-//! lock, so a reader that has number n has everything before it.
+//! Board sync events (docs/board-sync-protocol.md) and the board's feed numbers: each
+//! committed task change of a board becomes one sync event with the board's next sync
+//! number, and each activity event of a board takes the board's next feed number, written
+//! in the change's own transaction. Numbers follow commit order because they are taken
+//! under the lock of the board's counter row (`board_seqs`), held to the commit; a reader
+//! that has number n has everything before it.
+//!
+//! A task write takes that lock once, last ([`close`]): its activity events and sync
+//! events are gathered while it works ([`Activities`]) and written, numbered, by one
+//! statement just before the organization's event and the commit, so writers of one board
+//! wait on each other for that statement and the commit only.
 
 use chrono::Utc;
 use tokio_postgres::types::Json;
@@ -38,54 +45,110 @@ fn frame(change: &TaskChange) -> Option<TaskEvent<'_>> {
     Some(event)
 }
 
-/// Records `change` as the board's next event (in the caller's transaction).
-pub async fn append(
+/// The activity events of one board write, in order: written and numbered by [`close`].
+#[derive(Debug, Default)]
+pub struct Activities {
+    event_types: Vec<String>,
+    messages: Vec<Option<String>>,
+    agent_ids: Vec<Option<Uuid>>,
+    task_ids: Vec<Option<Uuid>>,
+}
+
+impl Activities {
+    pub fn push(
+        &mut self,
+        task_id: Uuid,
+        agent_id: Option<Uuid>,
+        event_type: &str,
+        message: String,
+    ) {
+        self.event_types.push(event_type.to_string());
+        self.messages.push(Some(message));
+        self.agent_ids.push(agent_id);
+        self.task_ids.push(Some(task_id));
+    }
+}
+
+/// Ends a write to a board (of `organization_id`): numbers and writes its `activities` in
+/// the board's feed and its `changes` in the board's sync log, and every hundred sync
+/// numbers drops what is older than the `KEPT` last. One statement, which locks the
+/// board's counters until the commit: call it last, before the organization's event only.
+pub async fn close(
     client: &impl GenericClient,
     board_id: Uuid,
-    change: &TaskChange,
+    organization_id: Uuid,
+    activities: Activities,
+    changes: &[TaskChange],
 ) -> DomainResult<()> {
-    let Some(event) = frame(change) else {
-        return Ok(());
-    };
     let timestamp = Utc::now();
-    let row = client
-        .query_one(
-            "UPDATE boards SET sync_seq = sync_seq + 1 WHERE id = $1 RETURNING sync_seq",
-            &[&board_id],
-        )
-        .await?;
-    let seq: i64 = get(&row, "sync_seq")?;
-    let payload = Numbered {
-        event,
-        timestamp,
-        seq,
-    };
+    // Numbered again by the statement (`||` replaces the key).
+    let payloads: Vec<Json<Numbered<'_>>> = changes
+        .iter()
+        .filter_map(frame)
+        .map(|event| {
+            Json(Numbered {
+                event,
+                timestamp,
+                seq: 0,
+            })
+        })
+        .collect();
+    if payloads.is_empty() && activities.event_types.is_empty() {
+        return Ok(());
+    }
+    let feed = activities.event_types.len() as i64;
+    let sync = payloads.len() as i64;
     client
         .execute(
-            "INSERT INTO board_sync_events (board_id, seq, payload) VALUES ($1, $2, $3)",
-            &[&board_id, &seq, &Json(&payload)],
+            "WITH n AS ( \
+               INSERT INTO board_seqs AS s (board_id, feed_seq, sync_seq) VALUES ($1, $3, $4) \
+               ON CONFLICT (board_id) DO UPDATE \
+                 SET feed_seq = s.feed_seq + EXCLUDED.feed_seq, sync_seq = s.sync_seq + EXCLUDED.sync_seq \
+               RETURNING s.feed_seq - $3 AS feed0, s.sync_seq - $4 AS sync0), \
+             a AS ( \
+               INSERT INTO activity_events (id, organization_id, board_id, event_type, message, agent_id, task_id, seq) \
+               SELECT gen_random_uuid(), $2, $1, x.event_type, x.message, x.agent_id, x.task_id, n.feed0 + x.i \
+               FROM n, unnest($5::text[], $6::text[], $7::uuid[], $8::uuid[]) \
+                 WITH ORDINALITY AS x(event_type, message, agent_id, task_id, i)), \
+             e AS ( \
+               INSERT INTO board_sync_events (board_id, seq, payload) \
+               SELECT $1, n.sync0 + p.i, p.payload || jsonb_build_object('seq', n.sync0 + p.i) \
+               FROM n, unnest($9::jsonb[]) WITH ORDINALITY AS p(payload, i)) \
+             DELETE FROM board_sync_events o USING n \
+             WHERE o.board_id = $1 AND (n.sync0 + $4) / 100 > n.sync0 / 100 AND o.seq <= n.sync0 + $4 - $10",
+            &[
+                &board_id,
+                &organization_id,
+                &feed,
+                &sync,
+                &activities.event_types,
+                &activities.messages,
+                &activities.agent_ids,
+                &activities.task_ids,
+                &payloads,
+                &KEPT,
+            ],
         )
         .await?;
-    if seq % 100 == 0 {
-        client
-            .execute(
-                "DELETE FROM board_sync_events WHERE board_id = $1 AND seq <= $2",
-                &[&board_id, &(seq - KEPT)],
-            )
-            .await?;
-    }
     Ok(())
 }
 
+/// Records `changes` as the board's next sync events (in the caller's transaction; see
+/// [`close`]).
 pub async fn append_all(
     client: &impl GenericClient,
     board_id: Uuid,
     changes: &[TaskChange],
 ) -> DomainResult<()> {
-    for change in changes {
-        append(client, board_id, change).await?;
-    }
-    Ok(())
+    // No activity rows, so no organization is written.
+    close(
+        client,
+        board_id,
+        Uuid::nil(),
+        Activities::default(),
+        changes,
+    )
+    .await
 }
 
 /// The events after `after`, in order, as `(seq, frame text)`; `None` when some of them
@@ -116,7 +179,10 @@ pub async fn events_after(
 /// The board's current sync number.
 pub async fn current(client: &impl GenericClient, board_id: Uuid) -> DomainResult<i64> {
     let row = client
-        .query_one("SELECT sync_seq FROM boards WHERE id = $1", &[&board_id])
+        .query_one(
+            "SELECT COALESCE((SELECT sync_seq FROM board_seqs WHERE board_id = $1), 0) AS sync_seq",
+            &[&board_id],
+        )
         .await?;
     Ok(get(&row, "sync_seq")?)
 }

@@ -41,9 +41,11 @@ pub struct Page<T> {
 }
 
 /// One page of `SELECT {columns} {from_where} ORDER BY {order}` with the total count of
-/// `from_where`: the count and the page query of every list. `from_where` uses `$1..$n`
-/// for `params`; the limit and offset are bound after them. `map` reads a row (a record's
-/// `from_row`).
+/// `from_where`, in one statement: the total rides on every row as a window count over the
+/// rows before LIMIT (the sort reads them all anyway). Only a page past the end (no row to
+/// carry it) asks for the count apart. `from_where` uses `$1..$n` for `params`; the limit
+/// and offset are bound after them. `map` reads a row (a record's `from_row`; the extra
+/// `page_total` column is not read by it).
 pub async fn fetch_page<T>(
     client: &impl tokio_postgres::GenericClient,
     columns: &str,
@@ -53,12 +55,10 @@ pub async fn fetch_page<T>(
     page: PageParams,
     map: impl Fn(&tokio_postgres::Row) -> Result<T, crate::db::record::RowError>,
 ) -> crate::domain::DomainResult<Page<T>> {
-    let count = format!("SELECT count(*) AS total {from_where}");
-    let row = crate::db::typed::query_one(client, &count, params).await?;
-    let total: i64 = crate::db::record::get(&row, "total")?;
     let n = params.len();
     let sql = format!(
-        "SELECT {columns} {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        "SELECT {columns}, count(*) OVER () AS page_total {from_where} \
+         ORDER BY {order} LIMIT ${} OFFSET ${}",
         n + 1,
         n + 2
     );
@@ -66,6 +66,15 @@ pub async fn fetch_page<T>(
     all.push(&page.limit);
     all.push(&page.offset);
     let rows = crate::db::typed::query(client, &sql, &all).await?;
+    let total: i64 = match rows.first() {
+        Some(row) => crate::db::record::get(row, "page_total")?,
+        None if page.offset == 0 => 0,
+        None => {
+            let count = format!("SELECT count(*) AS total {from_where}");
+            let row = crate::db::typed::query_one(client, &count, params).await?;
+            crate::db::record::get(&row, "total")?
+        }
+    };
     let items = rows.iter().map(map).collect::<Result<_, _>>()?;
     Ok(page.page(items, total))
 }

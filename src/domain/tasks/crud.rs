@@ -16,7 +16,7 @@ use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStat
 use crate::domain::outbox::task_notices;
 use crate::domain::pipelines;
 use crate::domain::proactivity::producers;
-use crate::domain::support::activity::{self, NewActivity};
+use crate::domain::support::board_log::{self, Activities};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};
 use crate::domain::support::validation::{model_error, non_empty, validation_error};
 use crate::domain::tasks::approvals;
@@ -56,10 +56,12 @@ pub async fn reads(
     rows: Vec<TaskRow>,
 ) -> DomainResult<Vec<Task>> {
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
-    let mut deps = dependencies::for_tasks(client, &ids).await?;
-    let mut tags = tags::tags_for_tasks(client, &ids).await?;
-    let mut values =
-        crate::domain::tasks::field_values::values_for_tasks(client, board_id, &ids).await?;
+    // Sent together: the connection pipelines them (one round trip, not three).
+    let (mut deps, mut tags, mut values) = futures_util::try_join!(
+        dependencies::for_tasks(client, &ids),
+        tags::tags_for_tasks(client, &ids),
+        crate::domain::tasks::field_values::values_for_tasks(client, board_id, &ids),
+    )?;
     Ok(rows
         .into_iter()
         .map(|t| {
@@ -254,15 +256,19 @@ pub async fn create(
     let task_id = Uuid::new_v4();
     let deps =
         dependencies::validate(client, board.id, task_id, &input.depends_on_task_ids).await?;
-    let blocked: Vec<Uuid> = client
-        .query(
-            "SELECT id FROM tasks WHERE id = ANY($1) AND status <> 'done'",
-            &[&deps],
-        )
-        .await?
-        .iter()
-        .map(|r| get(r, "id"))
-        .collect::<Result<_, _>>()?;
+    let blocked: Vec<Uuid> = if deps.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(
+                "SELECT id FROM tasks WHERE id = ANY($1) AND status <> 'done'",
+                &[&deps],
+            )
+            .await?
+            .iter()
+            .map(|r| get(r, "id"))
+            .collect::<Result<_, _>>()?
+    };
     let blocked: Vec<Uuid> = deps
         .iter()
         .filter(|d| blocked.contains(d))
@@ -334,30 +340,34 @@ pub async fn create(
         &input.custom_field_values,
     )
     .await?;
-    dependencies::replace(client, board.id, task_id, &deps).await?;
-    tags::replace_task_tags(client, board.organization_id, task_id, &input.tag_ids).await?;
-    activity::record(
-        client,
-        NewActivity {
-            organization_id: board.organization_id,
-            board_id: Some(board.id),
-            event_type: "task.created",
-            message: Some(match actor {
-                Actor::User(_) => format!("Task created: {title}."),
-                Actor::Pipeline(_) => format!("Task created by a pipeline: {title}."),
-                Actor::Agent(_) => format!("Task created by lead: {title}."),
-            }),
-            agent_id: actor.agent_id(),
-            task_id: Some(task_id),
-        },
-    )
-    .await?;
+    // A new task has no links to replace: only what it asks for is written.
+    if !deps.is_empty() {
+        dependencies::replace(client, board.id, task_id, &deps).await?;
+    }
+    if !input.tag_ids.is_empty() {
+        tags::replace_task_tags(client, board.organization_id, task_id, &input.tag_ids).await?;
+    }
+    let mut activities = Activities::default();
+    let message = match actor {
+        Actor::User(_) => format!("Task created: {title}."),
+        Actor::Pipeline(_) => format!("Task created by a pipeline: {title}."),
+        Actor::Agent(_) => format!("Task created by lead: {title}."),
+    };
+    activities.push(task_id, actor.agent_id(), "task.created", message);
     let notices = task_notices::created(client, board, actor, &row).await?;
     let task = read_one(client, row.clone()).await?;
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
-    crate::domain::support::board_log::append(client, board.id, &change).await?;
+    let org = board.organization_id;
+    board_log::close(
+        client,
+        board.id,
+        org,
+        activities,
+        std::slice::from_ref(&change),
+    )
+    .await?;
     let recorded = producers::task_created(client, board, &row).await?;
     Ok((
         task,
@@ -549,8 +559,8 @@ pub async fn update(
     }
     let was_done = current.status == TaskStatus::Done;
     let flipped = was_done != (row.status == TaskStatus::Done);
-    // Dependents are locked before the activity below locks the board row: every path
-    // locks tasks before the board, so two updates cannot wait on each other.
+    // Dependents are locked before `board_log::close` locks the board's counters: every
+    // path locks tasks before the board, so two updates cannot wait on each other.
     let dependents = if flipped {
         lock_dependents(client, task_id).await?
     } else {
@@ -559,12 +569,13 @@ pub async fn update(
 
     let agent_id = actor.agent_id();
     let mut changes = Vec::new();
+    let mut activities = Activities::default();
     if let Some(comment) = comment {
-        activity::record_task(client, board, task_id, agent_id, "task.comment", comment).await?;
+        activities.push(task_id, agent_id, "task.comment", comment);
         changes.push(TaskChange::Commented { task_id });
     }
     let (event_type, message) = task_rules::update_event(&row.title, current.status, row.status);
-    activity::record_task(client, board, task_id, agent_id, event_type, message).await?;
+    activities.push(task_id, agent_id, event_type, message);
     changes.push(TaskChange::Updated {
         task_id,
         changes: json!({
@@ -575,16 +586,21 @@ pub async fn update(
         }),
         updated_by: actor.reference(),
     });
-    changes.extend(reconcile_dependents(client, board, &row, dependents, was_done, actor).await?);
-    crate::domain::support::board_log::append_all(client, board.id, &changes).await?;
-    changes.extend(task_notices::updated(client, board, actor, &current, &row).await?);
+    let reconciled =
+        reconcile_dependents(client, &row, dependents, was_done, actor, &mut activities);
+    changes.extend(reconciled.await?);
+    let notices = task_notices::updated(client, board, actor, &current, &row).await?;
+    let task = read_one(client, row.clone()).await?;
+    let org = board.organization_id;
+    board_log::close(client, board.id, org, activities, &changes).await?;
+    changes.extend(notices);
     if row.status != current.status {
         changes.push(producers::task_status_changed(client, board, current.status, &row).await?);
         if row.status == TaskStatus::Done {
             pipelines::progress::task_ended(client, task_id, None).await?;
         }
     }
-    Ok((read_one(client, row).await?, changes))
+    Ok((task, changes))
 }
 
 async fn save(
@@ -646,11 +662,11 @@ async fn lock_dependents(client: &impl GenericClient, task_id: Uuid) -> DomainRe
 /// reopened; every other unfinished dependent gets a note.
 async fn reconcile_dependents(
     client: &impl GenericClient,
-    board: &Board,
     dependency: &TaskRow,
     dependents: Vec<TaskRow>,
     reopened: bool,
     actor: &Actor,
+    activities: &mut Activities,
 ) -> DomainResult<Vec<TaskChange>> {
     let mut changes = Vec::new();
     for dependent in dependents {
@@ -668,15 +684,7 @@ async fn reconcile_dependents(
                     "Task returned to inbox: dependency reopened ({}).",
                     dependency.title
                 );
-                activity::record_task(
-                    client,
-                    board,
-                    dependent.id,
-                    agent_id,
-                    "task.status_changed",
-                    message,
-                )
-                .await?;
+                activities.push(dependent.id, agent_id, "task.status_changed", message);
                 changes.push(TaskChange::Updated {
                     task_id: dependent.id,
                     changes: json!({
@@ -688,15 +696,7 @@ async fn reconcile_dependents(
             }
             DependentEffect::Note => {
                 let message = format!("Dependency completion changed: {}.", dependency.title);
-                activity::record_task(
-                    client,
-                    board,
-                    dependent.id,
-                    agent_id,
-                    "task.updated",
-                    message,
-                )
-                .await?;
+                activities.push(dependent.id, agent_id, "task.updated", message);
             }
         }
     }
@@ -733,7 +733,7 @@ pub async fn delete(
         .execute("DELETE FROM tasks WHERE id = $1", &[&task_id])
         .await?;
     let change = TaskChange::Deleted { task_id };
-    crate::domain::support::board_log::append(client, board.id, &change).await?;
+    board_log::append_all(client, board.id, std::slice::from_ref(&change)).await?;
     Ok(vec![
         change,
         producers::task_deleted(client, board, &task).await?,

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
 use crate::domain::model::{Approval, TaskRow};
-use crate::domain::support::activity::{ActivityEvent, TaskCommentFeedItem, COMMENT_FEED_FROM};
+use crate::domain::support::activity::{
+    self, ActivityEvent, TaskCommentFeedItem, COMMENT_FEED_FROM,
+};
 use crate::domain::support::streams::{stream_start, BATCH};
 use crate::domain::tasks::approvals;
 use crate::domain::tasks::comments::TaskComment;
@@ -64,7 +66,7 @@ pub async fn start(
         board_id,
         last_event_id,
         since,
-        "SELECT feed_seq AS current_seq FROM boards WHERE id = $1",
+        activity::BOARD_FEED_SEQ_SQL,
         first_sql,
     )
     .await

@@ -169,14 +169,13 @@ pub async fn values_for_tasks(
     board_id: Uuid,
     task_ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, Map<String, Value>>> {
-    let fields = bound_fields(client, board_id).await?;
-    let stored = crate::db::typed::query(
-        client,
-        "SELECT task_id, task_custom_field_definition_id, value FROM task_custom_field_values \
-             WHERE task_id = ANY($1)",
-        &[&task_ids],
-    )
-    .await?;
+    // Sent together (pipelined on the connection).
+    let stored = async {
+        let sql = "SELECT task_id, task_custom_field_definition_id, value \
+                   FROM task_custom_field_values WHERE task_id = ANY($1)";
+        Ok(crate::db::typed::query(client, sql, &[&task_ids]).await?)
+    };
+    let (fields, stored) = futures_util::try_join!(bound_fields(client, board_id), stored)?;
     let stored: HashMap<(Uuid, Uuid), Option<Value>> = stored
         .iter()
         .map(|r| {

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the hot paths of issue 28 back to back, against our server and,
+# when REF_URL is given, the reference server, then a table of the ratios. Also runs
+# pgbench with the SQL our server sends for each read, so each row can be read against
+# what PostgreSQL alone does on this box (the "ceiling").
+#   benches/compare.sh                                   # ours only (a fresh release server)
+#   REF_URL=http://127.0.0.1:8000 REF_TOKEN=... REF_GATEWAY_ID=... benches/compare.sh
+# REF_GATEWAY_ID names a gateway of the reference's organization, to hang its boards on.
+# Settings: CONNS (64), DURATION (15s), BOARDS (20), TASKS (200), WRITE_BOARDS (13),
+# HEARTBEAT_GATEWAYS (500), SUBSCRIBERS (200), H5_RATE (300); POOL (16) and WORKERS (2)
+# size our server as the reference's 2 uvicorn workers are sized.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${CONNS:-64}
+DURATION=${DURATION:-15s}
+BOARDS=${BOARDS:-20}
+TASKS=${TASKS:-200}
+WRITE_BOARDS=${WRITE_BOARDS:-13}
+HEARTBEAT_GATEWAYS=${HEARTBEAT_GATEWAYS:-500}
+SUBSCRIBERS=${SUBSCRIBERS:-200}
+H5_RATE=${H5_RATE:-300}
+POOL=${POOL:-16}
+WORKERS=${WORKERS:-2}
+INSTANCES=1
+TOKEN=bench-token-0123456789-0123456789-0123456789-0123456789
+EXTRA_ENV="DB_POOL_SIZE=$POOL HTTP_WORKERS=$WORKERS H5_LOGIN_MAX_FAILURES_PER_IP=100000"
+
+command -v wrk >/dev/null 2>&1 || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; }
+# shellcheck source=benches/servers.sh
+. benches/servers.sh
+ours=${servers%%,*}
+DATABASE_URL="${MC_PG_ADMIN_URL%/*}/$db"
+results=$(mktemp)
+trap 'rm -f "$results"; cleanup' EXIT
+
+api() { # api BASE TOKEN METHOD PATH [BODY] → the response body
+  curl -fsS -X "$3" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+    ${5:+--data "$5"} "$1$4"
+}
+
+# seed BASE TOKEN GATEWAY_ID → the board ids, one per line: BOARDS boards of TASKS tasks
+# each, through the API (the same data on both servers).
+seed() {
+  local base=$1 token=$2 gateway=$3 run i board
+  run=$(date +%s%N | tail -c 7)
+  for i in $(seq 1 "$BOARDS"); do
+    board=$(api "$base" "$token" POST /api/v1/boards \
+      "{\"name\":\"Bench $run $i\",\"slug\":\"bench-$run-$i\",\"description\":\"bench\",\"gateway_id\":\"$gateway\"}" | jq -r .id)
+    echo "$board"
+    seq 1 "$TASKS" | xargs -P 8 -I{} curl -fsS -o /dev/null -X POST \
+      -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      --data "{\"title\":\"Task {}\",\"priority\":\"medium\"}" "$base/api/v1/boards/$board/tasks"
+  done
+}
+
+# wrk_row NAME BASE TOKEN PATH [LUA BOARD_IDS] → "NAME<TAB>req/s<TAB>p99 ms<TAB>non-2xx"
+wrk_row() {
+  local name=$1 base=$2 token=$3 path=$4 lua=${5:-} boards=${6:-} out
+  if [ -n "$lua" ]; then
+    out=$(BOARD_IDS=$boards TOKEN=$token wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$base$path")
+  else
+    out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$base$path")
+  fi
+  awk -v name="$name" '
+    /Requests\/sec/ { rps = $2 }
+    /^ +99%/ { p = $2; if (p ~ /us$/) { sub(/us$/, "", p); p /= 1000 } else if (p ~ /ms$/) { sub(/ms$/, "", p) } else if (p ~ /s$/) { sub(/s$/, "", p); p *= 1000 }; p99 = p }
+    /Non-2xx/ { bad = $NF }
+    END { printf "%s\t%.0f\t%.1f\t%d\n", name, rps, p99, bad }' <<<"$out"
+}
+
+# scenarios LABEL BASE TOKEN GATEWAY_ID PIDS → rows "LABEL<TAB>scenario<TAB>rate<TAB>p99<TAB>errors"
+scenarios() {
+  local label=$1 base=$2 token=$3 gateway=$4 pids=$5 boards first writes
+  echo "== $label: seeding $BOARDS boards x $TASKS tasks" >&2
+  boards=$(seed "$base" "$token" "$gateway")
+  first=$(head -1 <<<"$boards")
+  writes=$(head -"$WRITE_BOARDS" <<<"$boards" | paste -sd,)
+  {
+    wrk_row "GET /healthz" "$base" "$token" /healthz
+    wrk_row "GET /api/v1/boards ($BOARDS boards)" "$base" "$token" /api/v1/boards
+    wrk_row "GET tasks?limit=20 ($TASKS tasks)" "$base" "$token" "/api/v1/boards/$first/tasks?limit=20"
+    wrk_row "POST task, one board" "$base" "$token" /api/v1/boards benches/lua/post-task.lua "$first"
+    wrk_row "POST task, $WRITE_BOARDS boards" "$base" "$token" /api/v1/boards benches/lua/post-task.lua "$writes"
+    target/release/mc-load heartbeat --servers "$base" --token "$token" --pid "$pids" \
+      --gateways "$HEARTBEAT_GATEWAYS" --concurrency "$CONNS" --duration-secs "${DURATION%s}" 2>/dev/null |
+      jq -sr '.[0] | "heartbeats, \(.gateways) gateways\t\(.accepted_per_second|floor)\t\(.p99_ms*10|floor/10)\t\(.errors)"'
+    target/release/mc-load board --servers "$base" --token "$token" --pid "$pids" \
+      --subscribers "$SUBSCRIBERS" --rate 5 --duration-secs "${DURATION%s}" 2>/dev/null |
+      jq -sr '.[0] | "board fan-out, \(.subscribers) subscribers (p99 of last delivery)\t\(.deliveries)\t\(.last_delivery_p99_ms*10|floor/10)\t\(.missing)"'
+  } | sed "s/^/$label\t/" >>"$results"
+}
+
+api "$ours" "$TOKEN" GET /api/v1/users/me >/dev/null # provisions the organization
+gateway=$(psql "$DATABASE_URL" -Atq -c "INSERT INTO gateways (id, organization_id, name) \
+  SELECT gen_random_uuid(), active_organization_id, 'bench' FROM users \
+  WHERE clerk_user_id = 'local-auth-user' RETURNING id")
+scenarios ours "$ours" "$TOKEN" "$gateway" "$pidlist"
+echo "== ours: H5 chat, $H5_RATE msg/s" >&2
+target/release/mc-load h5 --servers "$ours" --token "$TOKEN" --pid "$pidlist" --users 200 --gateways 4 \
+  --rate "$H5_RATE" --duration-secs "${DURATION%s}" 2>/dev/null |
+  jq -sr '.[0] | "ours\tH5 chat, \(.target_rate) msg/s (round trip)\t\(.achieved_rate|floor)\t\(.rtt_p99_ms*10|floor/10)\t\(.lost)"' >>"$results"
+if [ -n "${REF_URL:-}" ]; then
+  scenarios reference "$REF_URL" "${REF_TOKEN:?REF_TOKEN: the reference admin token}" \
+    "${REF_GATEWAY_ID:?REF_GATEWAY_ID: a gateway of the reference organization}" ""
+fi
+
+# The PostgreSQL ceiling of each path: the SQL our server sends, run by pgbench alone
+# (the same connections as our pool, as fast as it goes).
+pg_row() { # pg_row NAME SCRIPT → "ceiling<TAB>NAME<TAB>tps"
+  pgbench -n -c "$POOL" -j 2 -T "${DURATION%s}" -f "$2" "$DATABASE_URL" 2>/dev/null |
+    awk -v name="$1" '/^tps/ { printf "ceiling\t%s\t%.0f\t\t\n", name, $3 }' >>"$results"
+}
+board=$(psql "$DATABASE_URL" -Atc "SELECT id FROM boards ORDER BY created_at LIMIT 1")
+for sql in benches/sql/*.sql; do
+  sed "s/:board/'$board'/g" "$sql" >"$results.sql"
+  pg_row "$(head -1 "$sql" | sed 's/^-- //')" "$results.sql"
+done
+rm -f "$results.sql"
+
+echo
+python3 - "$results" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+ours = {r[1]: r for r in rows if r[0] == "ours"}
+ref = {r[1]: r for r in rows if r[0] == "reference"}
+print("| scenario | reference rate | ours rate | ours/reference | reference p99 ms | ours p99 ms | ours errors/missing/lost |")
+print("|---|---|---|---|---|---|---|")
+for name, o in ours.items():
+    r = ref.get(name)
+    ratio = f"{float(o[2]) / float(r[2]):.1f}×" if r and float(r[2]) else "—"
+    print(f"| {name} | {r[2] if r else '—'} | {o[2]} | {ratio} | {r[3] if r else '—'} | {o[3]} | {o[4]} |")
+print()
+print("| PostgreSQL alone (pgbench, the statements our server sends) | transactions/s |")
+print("|---|---|")
+for r in rows:
+    if r[0] == "ceiling":
+        print(f"| {r[1]} | {r[2]} |")
+PY
