@@ -5,7 +5,8 @@
 # what PostgreSQL alone does on this box (the "ceiling").
 #   benches/compare.sh                                   # ours only (a fresh release server)
 #   REF_URL=http://127.0.0.1:8000 REF_TOKEN=... REF_GATEWAY_ID=... benches/compare.sh
-# REF_GATEWAY_ID names a gateway of the reference's organization, to hang its boards on.
+# REF_GATEWAY_ID names a gateway of the reference's organization (with its main agent), to
+# hang its boards on.
 # Settings: CONNS (64), DURATION (15s), BOARDS (20), TASKS (200), WRITE_BOARDS (13),
 # HEARTBEAT_GATEWAYS (500), SUBSCRIBERS (200), H5_RATE (300); POOL (16) and WORKERS (2)
 # size our server as the reference's 2 uvicorn workers are sized.
@@ -72,14 +73,17 @@ wrk_row() {
 # scenarios LABEL BASE TOKEN GATEWAY_ID PIDS → rows "LABEL<TAB>scenario<TAB>rate<TAB>p99<TAB>errors"
 scenarios() {
   local label=$1 base=$2 token=$3 gateway=$4 pids=$5 boards first writes
+  # read_board stays set (global): the PostgreSQL ceilings read the same board.
   echo "== $label: seeding $BOARDS boards x $TASKS tasks" >&2
   boards=$(seed "$base" "$token" "$gateway")
+  # Writes go to the first boards; the task page reads the last one, which nothing writes.
   first=$(head -1 <<<"$boards")
+  read_board=$(tail -1 <<<"$boards")
   writes=$(head -"$WRITE_BOARDS" <<<"$boards" | paste -sd,)
   {
     wrk_row "GET /healthz" "$base" "$token" /healthz
     wrk_row "GET /api/v1/boards ($BOARDS boards)" "$base" "$token" /api/v1/boards
-    wrk_row "GET tasks?limit=20 ($TASKS tasks)" "$base" "$token" "/api/v1/boards/$first/tasks?limit=20"
+    wrk_row "GET tasks?limit=20 ($TASKS tasks)" "$base" "$token" "/api/v1/boards/$read_board/tasks?limit=20"
     wrk_row "POST task, one board" "$base" "$token" /api/v1/boards benches/lua/post-task.lua "$first"
     wrk_row "POST task, $WRITE_BOARDS boards" "$base" "$token" /api/v1/boards benches/lua/post-task.lua "$writes"
     target/release/mc-load heartbeat --servers "$base" --token "$token" --pid "$pids" \
@@ -92,10 +96,20 @@ scenarios() {
 }
 
 api "$ours" "$TOKEN" GET /api/v1/users/me >/dev/null # provisions the organization
-gateway=$(psql "$DATABASE_URL" -Atq -c "INSERT INTO gateways (id, organization_id, name) \
-  SELECT gen_random_uuid(), active_organization_id, 'bench' FROM users \
-  WHERE clerk_user_id = 'local-auth-user' RETURNING id")
+# A gateway with its main agent (boards need one), by SQL: nothing to dial.
+gateway=$(psql "$DATABASE_URL" -Atq -c "WITH g AS (INSERT INTO gateways (id, organization_id, name) \
+    SELECT gen_random_uuid(), active_organization_id, 'bench' FROM users \
+    WHERE clerk_user_id = 'local-auth-user' RETURNING id, organization_id), \
+  a AS (INSERT INTO agents (id, organization_id, board_id, gateway_id, name) \
+    SELECT gen_random_uuid(), organization_id, NULL, id, 'main' FROM g) \
+  SELECT id FROM g")
 scenarios ours "$ours" "$TOKEN" "$gateway" "$pidlist"
+# The rule engine evaluates the events of every task written above: H5 chat is measured
+# once it has caught up (a minute at most), not while it competes with it.
+for _ in $(seq 1 60); do
+  [ "$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM agent_events WHERE evaluated_at IS NULL")" = 0 ] && break
+  sleep 1
+done
 echo "== ours: H5 chat, $H5_RATE msg/s" >&2
 target/release/mc-load h5 --servers "$ours" --token "$TOKEN" --pid "$pidlist" --users 200 --gateways 4 \
   --rate "$H5_RATE" --duration-secs "${DURATION%s}" 2>/dev/null |
@@ -111,9 +125,10 @@ pg_row() { # pg_row NAME SCRIPT → "ceiling<TAB>NAME<TAB>tps"
   pgbench -n -c "$POOL" -j 2 -T "${DURATION%s}" -f "$2" "$DATABASE_URL" 2>/dev/null |
     awk -v name="$1" '/^tps/ { printf "ceiling\t%s\t%.0f\t\t\n", name, $3 }' >>"$results"
 }
-board=$(psql "$DATABASE_URL" -Atc "SELECT id FROM boards ORDER BY created_at LIMIT 1")
+board=$read_board
+org=$(psql "$DATABASE_URL" -Atc "SELECT organization_id FROM boards WHERE id = '$board'")
 for sql in benches/sql/*.sql; do
-  sed "s/:board/'$board'/g" "$sql" >"$results.sql"
+  sed "s/:board/'$board'/g; s/:org/'$org'/g; s/:gateway/'$gateway'/g" "$sql" >"$results.sql"
   pg_row "$(head -1 "$sql" | sed 's/^-- //')" "$results.sql"
 done
 rm -f "$results.sql"
