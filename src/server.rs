@@ -172,6 +172,15 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 }
             }
         })
+        // No lingering close. actix keeps reading what a client still sends, after a
+        // WebSocket ends or a response left a request body unread, for this long before it
+        // closes the connection (closing on unread data sends an RST, which can destroy the
+        // response before the client reads it). Its default, 1 s on a clock that ticks every
+        // 500 ms, held every closed WebSocket's TCP connection open 0.5-1 s after the close
+        // frames; a few milliseconds cannot be had (a deadline that is already past when set
+        // is never woken, and the connection then stays open for good), so it is off: nginx
+        // in front reads request bodies whole before it forwards them.
+        .client_disconnect_timeout(Duration::ZERO)
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .disable_signals()
