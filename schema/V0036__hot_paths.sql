@@ -35,6 +35,23 @@ CREATE TRIGGER gateways_relay_identity AFTER UPDATE OF relay_token_hash, organiz
 CREATE TRIGGER gateways_gone AFTER DELETE ON gateways
     FOR EACH ROW EXECUTE FUNCTION mc_gateway_changed();
 
+-- An organization's board list: any change to one of its boards (its counters no longer
+-- live here, see 2.).
+CREATE FUNCTION mc_boards_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM pg_notify('mc_cache', 'boards:' || OLD.organization_id);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM pg_notify('mc_cache', 'boards:' || NEW.organization_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER boards_list AFTER INSERT OR UPDATE OR DELETE ON boards
+    FOR EACH ROW EXECUTE FUNCTION mc_boards_changed();
+
 -- 2. A board's feed and sync numbers leave `boards` for a narrow table of their own: every
 -- task write bumps them, and on the wide `boards` rows those updates bloated the table
 -- that every board read scans (GET /boards fell to a third after ~13,000 task writes). A

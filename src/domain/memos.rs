@@ -1,14 +1,16 @@
 //! What an instance keeps of rows between requests (see `db::memo`): the admin principal
-//! of each signed-in user, and each gateway's relay identity (the hash its heartbeats and
-//! sockets are checked against). Schema V0036's triggers say what changed on
-//! `db::memo::CACHE_CHANNEL`: `principals` (a user, membership or organization: any
-//! principal may be stale) or `gateway:<id>`.
+//! of each signed-in user, each organization's boards in list order, and each gateway's
+//! relay identity (the hash its heartbeats and sockets are checked against). Schema
+//! V0036's triggers say what changed on `db::memo::CACHE_CHANNEL`: `principals` (a user,
+//! membership or organization: any principal may be stale), `boards:<organization id>` or
+//! `gateway:<id>`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use uuid::Uuid;
 
 use crate::db::memo::Memo;
+use crate::domain::boards::crud::BoardListMemo;
 use crate::domain::model::Principal;
 
 /// Entries kept per memo at most.
@@ -24,6 +26,8 @@ pub struct RelayIdentity {
 pub struct Memos {
     /// By `users.clerk_user_id`.
     pub principals: Memo<String, Principal>,
+    /// By organization.
+    pub boards: BoardListMemo,
     pub gateways: Memo<Uuid, RelayIdentity>,
     /// Notifications heard, and whether they are being heard (`GET /metrics`).
     heard: AtomicU64,
@@ -34,6 +38,7 @@ impl Default for Memos {
     fn default() -> Self {
         Memos {
             principals: Memo::new(CAPACITY),
+            boards: Memo::new(CAPACITY),
             gateways: Memo::new(CAPACITY),
             heard: AtomicU64::new(0),
             live: AtomicBool::new(false),
@@ -52,12 +57,17 @@ impl Memos {
                 Ok(id) => self.gateways.remove(&id),
                 Err(_) => self.forget_all(),
             },
+            Some(("boards", org)) => match Uuid::parse_str(org) {
+                Ok(org) => self.boards.remove(&org),
+                Err(_) => self.forget_all(),
+            },
             _ => self.forget_all(),
         }
     }
 
     fn forget_all(&self) {
         self.principals.clear();
+        self.boards.clear();
         self.gateways.clear();
     }
 
@@ -74,6 +84,7 @@ impl Memos {
     pub fn set_live(&self, live: bool) {
         self.live.store(live, Ordering::Relaxed);
         self.principals.set_live(live);
+        self.boards.set_live(live);
         self.gateways.set_live(live);
     }
 }

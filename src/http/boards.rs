@@ -34,9 +34,9 @@ pub async fn list_boards(
     filter: web::Query<BoardFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<Board>>> {
-    let conn = state.db.get().await.map_err(DomainError::from)?;
+    let memo = &state.memos.boards;
     Ok(web::Json(
-        boards::list(&*conn, &principal, &filter, page).await?,
+        boards::list(&state.db, memo, &principal, &filter, page).await?,
     ))
 }
 

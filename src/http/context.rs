@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 use tracing::Instrument;
@@ -18,6 +19,13 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 const HEALTH_PATHS: &[&str] = &["/health", "/healthz", "/readyz"];
 /// Routes whose writes may change who an admin is (user, membership, active organization).
 const PRINCIPAL_PATHS: &[&str] = &["/api/v1/organizations", "/api/v1/users", "/api/v1/auth"];
+/// Routes whose writes may change an organization's boards (their own, and the gateways,
+/// groups and organizations they hang on); also any path with `/boards` in it.
+const BOARD_PATHS: &[&str] = &[
+    "/api/v1/board-groups",
+    "/api/v1/gateways",
+    "/api/v1/organizations",
+];
 
 /// A client's id is kept when it is printable ASCII of sane length (it ends up in logs and
 /// headers); otherwise the server makes one, as a 32-hex-digit UUID like the reference.
@@ -48,14 +56,14 @@ pub async fn middleware(
             .app_data::<Data<AppState>>()
             .is_some_and(|s| s.settings.log.include_health);
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
-    // This instance forgets the principals it keeps at once after such a write, so its
-    // next request reads what the write did; other instances hear it as a notification a
-    // moment later (see `domain::memos`).
-    let forgets = !matches!(
-        method,
-        actix_web::http::Method::GET | actix_web::http::Method::HEAD
-    ) && PRINCIPAL_PATHS.iter().any(|p| path.starts_with(p));
-    let state = forgets
+    // After a write that may change what this instance keeps (`domain::memos`), it forgets
+    // it at once, so its next request reads what the write did; other instances hear the
+    // change as a notification a moment later.
+    let write = !matches!(method, Method::GET | Method::HEAD);
+    let principals = write && PRINCIPAL_PATHS.iter().any(|p| path.starts_with(p));
+    let boards =
+        write && (path.contains("/boards") || BOARD_PATHS.iter().any(|p| path.starts_with(p)));
+    let state = (principals || boards)
         .then(|| req.app_data::<Data<AppState>>().cloned())
         .flatten();
 
@@ -67,7 +75,12 @@ pub async fn middleware(
         res.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     if let Some(state) = state {
-        state.memos.principals.clear();
+        if principals {
+            state.memos.principals.clear();
+        }
+        if boards {
+            state.memos.boards.clear();
+        }
     }
     let status = res.status().as_u16();
     super::prometheus::record(status, started.elapsed());

@@ -125,6 +125,7 @@ async fn fixtures(server: &Server) -> Fixtures {
     ))
     .await
     .expect("fixtures");
+    server.caches_caught_up().await;
     let ids = HashMap::from([
         ("organization_id", org.to_string()),
         ("user_id", user.to_string()),

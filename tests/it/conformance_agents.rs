@@ -188,6 +188,7 @@ async fn fixtures(server: &Server) -> Fixtures {
         ))
         .await
         .expect("fixtures");
+    server.caches_caught_up().await;
     // Tokens as an admin gets them: an update rotates and shows one.
     let token_of = |agent: String| async move {
         ok(

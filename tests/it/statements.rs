@@ -102,10 +102,10 @@ async fn the_hot_paths_send_no_more_statements_than_they_did() {
             assert_eq!(reply.status, 200, "{path}: {}", reply.text);
         }
     };
-    // The principal is kept; the list and its total are one statement.
+    // The principal and the organization's boards are kept: nothing is read.
     get("/api/v1/boards".into()).await;
     let boards = statements_per_round(&db, || get("/api/v1/boards".into())).await;
-    assert_eq!(boards, 1, "GET /boards");
+    assert_eq!(boards, 0, "GET /boards");
 
     // The board, the page with its total, then (sent together) dependencies, tags, and
     // the board's custom fields with the tasks' values.
@@ -140,10 +140,10 @@ async fn the_hot_paths_send_no_more_statements_than_they_did() {
     assert_eq!(writes, 12, "a task write");
 }
 
-/// What one instance keeps of an admin follows a change made through another instance or
-/// by SQL, and a rotated relay token stops working on every instance.
+/// What one instance keeps of an admin and its boards follows a change made through
+/// another instance or by SQL, and a rotated relay token stops working on every instance.
 #[actix_web::test]
-async fn kept_principals_and_relay_tokens_follow_changes_made_elsewhere() {
+async fn kept_principals_boards_and_relay_tokens_follow_changes_made_elsewhere() {
     let a = Server::start().await;
     let b = Server::builder().start_on(&a).await;
     let (gateway, relay_token) = registered(&a, "Office").await;
@@ -152,6 +152,11 @@ async fn kept_principals_and_relay_tokens_follow_changes_made_elsewhere() {
     for server in [&a, &b] {
         assert_eq!(total(&server.admin_get("/api/v1/boards").await.json), 1);
     }
+    // A board made through one instance is listed by both (each kept the list of one).
+    create_board(&a, &json!({"id": gateway}), "Second", json!({})).await;
+    assert_eq!(total(&a.admin_get("/api/v1/boards").await.json), 2);
+    b.caches_caught_up().await;
+    assert_eq!(total(&b.admin_get("/api/v1/boards").await.json), 2);
     // Another organization becomes the active one (by SQL, as an operator would): both
     // instances answer for it.
     switch_to_new_org(&a).await;

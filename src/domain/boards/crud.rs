@@ -1,9 +1,10 @@
 //! Boards: the `BoardRead` model, its lookups and the admin CRUD rules (domain.md §A4).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use crate::db::record::{get, Record};
 use crate::domain::model::{Board, Principal};
 use crate::domain::support::access::{self, Access};
-use crate::domain::support::pagination::{fetch_page, Page, PageParams};
+use crate::domain::support::pagination::{Page, PageParams};
 use crate::domain::support::validation::model_error;
 use crate::domain::{boards::groups as board_groups, outbox::board_group_notices};
 use crate::domain::{DomainError, DomainResult};
@@ -192,34 +193,64 @@ async fn require_board_group(
     Ok(())
 }
 
-const BOARD_FILTER_SQL: &str = "b.organization_id = $1 AND ($2::uuid[] IS NULL OR b.id = ANY($2)) \
-     AND ($3::uuid IS NULL OR b.gateway_id = $3) AND ($4::uuid IS NULL OR b.board_group_id = $4)";
+/// Each organization's boards in list order, as this instance keeps them
+/// (`domain::memos`): a board list is then filtered and paged in memory.
+pub type BoardListMemo = crate::db::memo::Memo<Uuid, Arc<Vec<Board>>>;
 
-/// The boards the member can read, by name.
+/// The boards the member can read, by name: the organization's list is kept in memory
+/// (read again after any change to its boards), so an owner's or admin's list reads
+/// nothing; a member with some boards only reads which.
 pub async fn list(
-    client: &impl GenericClient,
+    pool: &crate::db::PgPool,
+    memo: &BoardListMemo,
     principal: &Principal,
     filter: &BoardFilter,
     page: PageParams,
 ) -> DomainResult<Page<Board>> {
-    let scope = access::board_scope(client, &principal.member, Access::Read).await?;
-    let ids = scope.ids().map(<[Uuid]>::to_vec);
-    let params: [&(dyn ToSql + Sync); 4] = [
-        &principal.organization.id,
-        &ids,
-        &filter.gateway_id,
-        &filter.board_group_id,
-    ];
-    fetch_page(
-        client,
-        Board::COLUMNS,
-        &format!("FROM boards b WHERE {BOARD_FILTER_SQL}"),
-        "lower(b.name), b.created_at DESC, b.id",
-        &params,
-        page,
-        Board::from_row,
-    )
-    .await
+    let org = principal.organization.id;
+    let all = match memo.get(&org) {
+        Some(all) => all,
+        None => {
+            let ticket = memo.ticket();
+            let conn = pool.get().await?;
+            let rows = crate::db::typed::query(
+                &*conn,
+                &format!(
+                    "SELECT {} FROM boards b WHERE b.organization_id = $1 \
+                     ORDER BY lower(b.name), b.created_at DESC, b.id",
+                    Board::COLUMNS
+                ),
+                &[&org],
+            )
+            .await?;
+            let all = Arc::new(Board::from_rows(&rows)?);
+            memo.put(ticket, org, all.clone());
+            all
+        }
+    };
+    let scope = if access::has_all_boards(&principal.member, Access::Read) {
+        access::BoardScope::All
+    } else {
+        let conn = pool.get().await?;
+        access::board_scope(&*conn, &principal.member, Access::Read).await?
+    };
+    let shown: Vec<&Board> = all
+        .iter()
+        .filter(|b| scope.allows(b.id))
+        .filter(|b| filter.gateway_id.is_none_or(|g| b.gateway_id == Some(g)))
+        .filter(|b| {
+            filter
+                .board_group_id
+                .is_none_or(|g| b.board_group_id == Some(g))
+        })
+        .collect();
+    let items = shown
+        .iter()
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .map(|b| (*b).clone())
+        .collect();
+    Ok(page.page(items, shown.len() as i64))
 }
 
 pub async fn create(

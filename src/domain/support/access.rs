@@ -61,7 +61,8 @@ impl BoardScope {
     }
 }
 
-fn has_all_boards(member: &Member, access: Access) -> bool {
+/// Whether the member reaches every board of the organization (no access rows read).
+pub fn has_all_boards(member: &Member, access: Access) -> bool {
     match access {
         Access::Read => member.all_boards_read || member.all_boards_write,
         Access::Write => member.all_boards_write,
