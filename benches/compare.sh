@@ -72,7 +72,7 @@ wrk_row() {
 
 # scenarios LABEL BASE TOKEN GATEWAY_ID PIDS → rows "LABEL<TAB>scenario<TAB>rate<TAB>p99<TAB>errors"
 scenarios() {
-  local label=$1 base=$2 token=$3 gateway=$4 pids=$5 boards first writes
+  local label=$1 base=$2 token=$3 gateway=$4 pid_list=$5 boards first writes
   # read_board stays set (global): the PostgreSQL ceilings read the same board.
   echo "== $label: seeding $BOARDS boards x $TASKS tasks" >&2
   boards=$(seed "$base" "$token" "$gateway")
@@ -86,10 +86,10 @@ scenarios() {
     wrk_row "GET tasks?limit=20 ($TASKS tasks)" "$base" "$token" "/api/v1/boards/$read_board/tasks?limit=20"
     wrk_row "POST task, one board" "$base" "$token" /api/v1/boards benches/lua/post-task.lua "$first"
     wrk_row "POST task, $WRITE_BOARDS boards" "$base" "$token" /api/v1/boards benches/lua/post-task.lua "$writes"
-    target/release/mc-load heartbeat --servers "$base" --token "$token" --pid "$pids" \
+    target/release/mc-load heartbeat --servers "$base" --token "$token" --pid "$pid_list" \
       --gateways "$HEARTBEAT_GATEWAYS" --concurrency "$CONNS" --duration-secs "${DURATION%s}" 2>/dev/null |
       jq -sr '.[0] | "heartbeats, \(.gateways) gateways\t\(.accepted_per_second|floor)\t\(.p99_ms*10|floor/10)\t\(.errors)"'
-    target/release/mc-load board --servers "$base" --token "$token" --pid "$pids" \
+    target/release/mc-load board --servers "$base" --token "$token" --pid "$pid_list" \
       --subscribers "$SUBSCRIBERS" --rate 5 --duration-secs "${DURATION%s}" 2>/dev/null |
       jq -sr '.[0] | "board fan-out, \(.subscribers) subscribers (p99 of last delivery)\t\(.deliveries)\t\(.last_delivery_p99_ms*10|floor/10)\t\(.missing)"'
     python3 benches/ws-close.py "${base##*:}" /ws/h5/chat 20 |
