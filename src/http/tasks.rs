@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::auth::admin::Admin;
 use crate::db::in_transaction;
+use crate::domain::boards::crud as boards;
 use crate::domain::model::Actor;
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::pagination::{Page, PageParams};
@@ -58,10 +59,19 @@ pub async fn list_tasks(
     filter: web::Query<TaskFilter>,
     page: PageParams,
 ) -> ApiResult<web::Json<Page<Task>>> {
+    let board_id = path.into_inner();
+    // An admin's board comes from the organization's kept list (`domain::memos`).
+    let board = match &caller {
+        Caller::User(principal) => {
+            let memo = &state.memos.boards;
+            boards::readable_board(&state.db, memo, principal, board_id).await?
+        }
+        Caller::Agent(_) => {
+            let conn = state.db.get().await.map_err(DomainError::from)?;
+            caller.board(&*conn, board_id, Access::Read).await?
+        }
+    };
     let conn = state.db.get().await.map_err(DomainError::from)?;
-    let board = caller
-        .board(&*conn, path.into_inner(), Access::Read)
-        .await?;
     Ok(web::Json(tasks::list(&*conn, &board, &filter, page).await?))
 }
 

@@ -33,6 +33,7 @@ async fn another_board(server: &Server, org: Uuid) -> Uuid {
         )
         .await
         .unwrap();
+    server.caches_caught_up().await;
     board
 }
 

@@ -26,6 +26,7 @@ pub async fn fixture(server: &Server, client: &tokio_postgres::Client) -> (Uuid,
         )
         .await
         .unwrap();
+    server.caches_caught_up().await;
     client
         .execute(
             "INSERT INTO tasks (id, organization_id, board_id, title) VALUES ($1, $2, $3, 't')",

@@ -197,6 +197,57 @@ async fn require_board_group(
 /// (`domain::memos`): a board list is then filtered and paged in memory.
 pub type BoardListMemo = crate::db::memo::Memo<Uuid, Arc<Vec<Board>>>;
 
+/// The organization's boards in list order: kept in `memo`, else one statement.
+async fn organization_boards(
+    pool: &crate::db::PgPool,
+    memo: &BoardListMemo,
+    organization_id: Uuid,
+) -> DomainResult<Arc<Vec<Board>>> {
+    if let Some(all) = memo.get(&organization_id) {
+        return Ok(all);
+    }
+    let ticket = memo.ticket();
+    let conn = pool.get().await?;
+    let rows = crate::db::typed::query(
+        &*conn,
+        &format!(
+            "SELECT {} FROM boards b WHERE b.organization_id = $1 \
+             ORDER BY lower(b.name), b.created_at DESC, b.id",
+            Board::COLUMNS
+        ),
+        &[&organization_id],
+    )
+    .await?;
+    let all = Arc::new(Board::from_rows(&rows)?);
+    memo.put(ticket, organization_id, all.clone());
+    Ok(all)
+}
+
+/// `access::board_for_user` for a read outside a transaction, from the kept list: the
+/// board, if it is in the caller's organization (else 404) and the caller may read it (else
+/// 403 "Board access denied"). An owner's or admin's check reads nothing.
+pub async fn readable_board(
+    pool: &crate::db::PgPool,
+    memo: &BoardListMemo,
+    principal: &Principal,
+    board_id: Uuid,
+) -> DomainResult<Board> {
+    let all = organization_boards(pool, memo, principal.organization.id).await?;
+    let board = all
+        .iter()
+        .find(|b| b.id == board_id)
+        .cloned()
+        .ok_or_else(DomainError::not_found)?;
+    if !access::has_all_boards(&principal.member, Access::Read) {
+        let conn = pool.get().await?;
+        let scope = access::board_scope(&*conn, &principal.member, Access::Read).await?;
+        if !scope.allows(board.id) {
+            return Err(DomainError::forbidden("Board access denied"));
+        }
+    }
+    Ok(board)
+}
+
 /// The boards the member can read, by name: the organization's list is kept in memory
 /// (read again after any change to its boards), so an owner's or admin's list reads
 /// nothing; a member with some boards only reads which.
@@ -207,27 +258,7 @@ pub async fn list(
     filter: &BoardFilter,
     page: PageParams,
 ) -> DomainResult<Page<Board>> {
-    let org = principal.organization.id;
-    let all = match memo.get(&org) {
-        Some(all) => all,
-        None => {
-            let ticket = memo.ticket();
-            let conn = pool.get().await?;
-            let rows = crate::db::typed::query(
-                &*conn,
-                &format!(
-                    "SELECT {} FROM boards b WHERE b.organization_id = $1 \
-                     ORDER BY lower(b.name), b.created_at DESC, b.id",
-                    Board::COLUMNS
-                ),
-                &[&org],
-            )
-            .await?;
-            let all = Arc::new(Board::from_rows(&rows)?);
-            memo.put(ticket, org, all.clone());
-            all
-        }
-    };
+    let all = organization_boards(pool, memo, principal.organization.id).await?;
     let scope = if access::has_all_boards(&principal.member, Access::Read) {
         access::BoardScope::All
     } else {
