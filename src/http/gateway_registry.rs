@@ -296,9 +296,10 @@ pub async fn deregister(
     state: Data<AppState>,
     Json(body): Json<DeregisterRequest>,
 ) -> ApiResult<web::Json<OkResponse>> {
+    // Checked before a connection is taken: a check that reads takes one of its own.
+    let gateway = authenticated(&state, body.gateway_id, &body.relay_token).await?;
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
-    let gateway = authenticated(&state, body.gateway_id, &body.relay_token).await?;
     registry::heartbeat(
         &tx,
         &gateway,
