@@ -46,23 +46,23 @@ impl Heartbeats {
         }
         self.writing = true;
         let take = self.waiting.len().min(BATCH);
-        let batch: Vec<Store> = self.waiting.drain(..take).collect();
+        let (beats, done): (Vec<Beat>, Vec<_>) =
+            self.waiting.drain(..take).map(|s| (s.beat, s.done)).unzip();
         let (db, instance_id) = (self.db.clone(), self.instance_id.clone());
-        let beats: Vec<Beat> = batch.iter().map(|s| s.beat.clone()).collect();
         let work = async move {
             let mut conn = db.get().await?;
             let tx = conn.transaction().await?;
-            registry::heartbeats(&tx, &beats, &instance_id).await?;
+            registry::heartbeats(&tx, &beats, "heartbeat", &instance_id).await?;
             tx.commit().await?;
             Ok::<_, DomainError>(())
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             let result = result.map_err(|e| {
-                tracing::warn!(error = %e, heartbeats = batch.len(), "heartbeats not stored");
+                tracing::warn!(error = %e, heartbeats = done.len(), "heartbeats not stored");
                 e.to_string()
             });
-            for store in batch {
-                let _ = store.done.send(result.clone());
+            for done in done {
+                let _ = done.send(result.clone());
             }
             act.writing = false;
             act.write(ctx);

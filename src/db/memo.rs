@@ -61,6 +61,32 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
         Ticket(inner.live.then_some(inner.generation))
     }
 
+    /// The value of `key`: the kept one, else what `read` finds, kept unless a change was
+    /// heard while it read (the ticket is taken before). A `None` read is not kept.
+    pub async fn get_or_read<E, Fut>(
+        &self,
+        key: K,
+        read: impl FnOnce() -> Fut,
+    ) -> Result<Option<V>, E>
+    where
+        Fut: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(known) = self.get(&key) {
+            return Ok(Some(known));
+        }
+        let ticket = self.ticket();
+        let found = read().await?;
+        if let Some(value) = &found {
+            self.put(ticket, key, value.clone());
+        }
+        Ok(found)
+    }
+
+    /// Whether the memo is in use (its changes are heard).
+    pub fn is_live(&self) -> bool {
+        self.lock().live
+    }
+
     /// Keeps `value` unless something changed since `ticket` was taken.
     pub fn put(&self, ticket: Ticket, key: K, value: V) {
         let mut inner = self.lock();

@@ -5,7 +5,7 @@
 //! membership or organization: any principal may be stale), `boards:<organization id>` or
 //! `gateway:<id>`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -29,9 +29,8 @@ pub struct Memos {
     /// By organization.
     pub boards: BoardListMemo,
     pub gateways: Memo<Uuid, RelayIdentity>,
-    /// Notifications heard, and whether they are being heard (`GET /metrics`).
+    /// Notifications heard (`GET /metrics`).
     heard: AtomicU64,
-    live: AtomicBool,
 }
 
 impl Default for Memos {
@@ -41,7 +40,6 @@ impl Default for Memos {
             boards: Memo::new(CAPACITY),
             gateways: Memo::new(CAPACITY),
             heard: AtomicU64::new(0),
-            live: AtomicBool::new(false),
         }
     }
 }
@@ -77,12 +75,12 @@ impl Memos {
         self.heard.load(Ordering::Relaxed)
     }
 
+    /// Whether changes are heard (every memo is switched on and off together).
     pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::Relaxed)
+        self.principals.is_live()
     }
 
     pub fn set_live(&self, live: bool) {
-        self.live.store(live, Ordering::Relaxed);
         self.principals.set_live(live);
         self.boards.set_live(live);
         self.gateways.set_live(live);

@@ -60,18 +60,20 @@ pub async fn list_tasks(
     page: PageParams,
 ) -> ApiResult<web::Json<Page<Task>>> {
     let board_id = path.into_inner();
-    // An admin's board comes from the organization's kept list (`domain::memos`).
-    let board = match &caller {
+    // An admin's board comes from the organization's kept list (`domain::memos`), before
+    // this request takes its connection (a miss takes one of its own).
+    let kept = match &caller {
         Caller::User(principal) => {
             let memo = &state.memos.boards;
-            boards::readable_board(&state.db, memo, principal, board_id).await?
+            Some(boards::readable_board(&state.db, memo, principal, board_id).await?)
         }
-        Caller::Agent(_) => {
-            let conn = state.db.get().await.map_err(DomainError::from)?;
-            caller.board(&*conn, board_id, Access::Read).await?
-        }
+        Caller::Agent(_) => None,
     };
     let conn = state.db.get().await.map_err(DomainError::from)?;
+    let board = match kept {
+        Some(board) => board,
+        None => caller.board(&*conn, board_id, Access::Read).await?,
+    };
     Ok(web::Json(tasks::list(&*conn, &board, &filter, page).await?))
 }
 

@@ -213,6 +213,19 @@ pub async fn register(
         .await
 }
 
+/// A gateway's HTTP heartbeat.
+pub async fn heartbeat(server: &Server, body: &Value) -> Reply {
+    let body = body.to_string();
+    server
+        .call(
+            Method::POST,
+            "/api/v1/gateway-registry/heartbeat",
+            None,
+            Some(&body),
+        )
+        .await
+}
+
 /// Registers a gateway; returns (gateway id, relay token).
 pub async fn registered(server: &Server, name: &str) -> (String, String) {
     let org = org_id(server).await;

@@ -8,21 +8,8 @@ use awc::http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::fixtures::{issue_token, link, org_id, register, registered};
+use crate::fixtures::{heartbeat, issue_token, link, org_id, register, registered};
 use crate::harness::{eventually, Server, WsClient, ADMIN_TOKEN};
-
-/// A gateway's HTTP heartbeat.
-async fn heartbeat(server: &Server, body: &Value) -> crate::harness::Reply {
-    let body = body.to_string();
-    server
-        .call(
-            Method::POST,
-            "/api/v1/gateway-registry/heartbeat",
-            None,
-            Some(&body),
-        )
-        .await
-}
 
 async fn metrics(server: &Server, gateway: &str) -> Value {
     let reply = server

@@ -9,7 +9,7 @@ use std::time::Duration;
 use awc::http::Method;
 use serde_json::{json, Value};
 
-use crate::fixtures::{create_board, registered, send, switch_to_new_org};
+use crate::fixtures::{create_board, heartbeat, registered, send, switch_to_new_org};
 use crate::harness::{eventually, PgProcess, Server};
 
 /// Requests per path: statements a path sends every time are called this often, what
@@ -191,13 +191,5 @@ async fn kept_principals_boards_and_relay_tokens_follow_changes_made_elsewhere()
 /// A relay heartbeat's status.
 async fn beat(server: &Server, gateway: &str, token: &str) -> awc::http::StatusCode {
     let body = json!({"gateway_id": gateway, "relay_token": token, "status": "online"});
-    server
-        .call(
-            Method::POST,
-            "/api/v1/gateway-registry/heartbeat",
-            None,
-            Some(&body.to_string()),
-        )
-        .await
-        .status
+    heartbeat(server, &body).await.status
 }

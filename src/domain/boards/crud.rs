@@ -203,24 +203,34 @@ async fn organization_boards(
     memo: &BoardListMemo,
     organization_id: Uuid,
 ) -> DomainResult<Arc<Vec<Board>>> {
-    if let Some(all) = memo.get(&organization_id) {
-        return Ok(all);
-    }
-    let ticket = memo.ticket();
-    let conn = pool.get().await?;
-    let rows = crate::db::typed::query(
-        &*conn,
-        &format!(
+    let read = || async {
+        let conn = pool.get().await?;
+        let sql = format!(
             "SELECT {} FROM boards b WHERE b.organization_id = $1 \
              ORDER BY lower(b.name), b.created_at DESC, b.id",
             Board::COLUMNS
-        ),
-        &[&organization_id],
-    )
-    .await?;
-    let all = Arc::new(Board::from_rows(&rows)?);
-    memo.put(ticket, organization_id, all.clone());
-    Ok(all)
+        );
+        let rows = crate::db::typed::query(&*conn, &sql, &[&organization_id]).await?;
+        Ok::<_, DomainError>(Some(Arc::new(Board::from_rows(&rows)?)))
+    };
+    // `read` always finds a list (maybe empty).
+    Ok(memo
+        .get_or_read(organization_id, read)
+        .await?
+        .unwrap_or_default())
+}
+
+/// The boards of the organization the member may read: every one for an owner, an admin
+/// or a member with read on all boards (nothing read), else those of its access rows.
+async fn read_scope(
+    pool: &crate::db::PgPool,
+    principal: &Principal,
+) -> DomainResult<access::BoardScope> {
+    if access::has_all_boards(&principal.member, Access::Read) {
+        return Ok(access::BoardScope::All);
+    }
+    let conn = pool.get().await?;
+    access::board_scope(&*conn, &principal.member, Access::Read).await
 }
 
 /// `access::board_for_user` for a read outside a transaction, from the kept list: the
@@ -238,12 +248,8 @@ pub async fn readable_board(
         .find(|b| b.id == board_id)
         .cloned()
         .ok_or_else(DomainError::not_found)?;
-    if !access::has_all_boards(&principal.member, Access::Read) {
-        let conn = pool.get().await?;
-        let scope = access::board_scope(&*conn, &principal.member, Access::Read).await?;
-        if !scope.allows(board.id) {
-            return Err(DomainError::forbidden("Board access denied"));
-        }
+    if !read_scope(pool, principal).await?.allows(board.id) {
+        return Err(DomainError::forbidden("Board access denied"));
     }
     Ok(board)
 }
@@ -259,12 +265,7 @@ pub async fn list(
     page: PageParams,
 ) -> DomainResult<Page<Board>> {
     let all = organization_boards(pool, memo, principal.organization.id).await?;
-    let scope = if access::has_all_boards(&principal.member, Access::Read) {
-        access::BoardScope::All
-    } else {
-        let conn = pool.get().await?;
-        access::board_scope(&*conn, &principal.member, Access::Read).await?
-    };
+    let scope = read_scope(pool, principal).await?;
     let shown: Vec<&Board> = all
         .iter()
         .filter(|b| scope.allows(b.id))

@@ -12,7 +12,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::record::{get, Record};
+use crate::db::record::{get, Record, RowError};
 use crate::domain::memos::RelayIdentity;
 use crate::domain::proactivity::producers;
 use crate::domain::{DomainError, DomainResult};
@@ -228,27 +228,20 @@ pub async fn verify_relay(
     gateway_id: Uuid,
     relay_token: &str,
 ) -> DomainResult<Option<GatewayIdentity>> {
-    let known = match memo.get(&gateway_id) {
-        Some(known) => known,
-        None => {
-            let ticket = memo.ticket();
-            let conn = pool.get().await?;
-            let row = crate::db::typed::query_opt(
-                &*conn,
-                "SELECT organization_id, relay_token_hash FROM gateways WHERE id = $1",
-                &[&gateway_id],
-            )
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let known = RelayIdentity {
+    let read = || async {
+        let conn = pool.get().await?;
+        let sql = "SELECT organization_id, relay_token_hash FROM gateways WHERE id = $1";
+        let row = crate::db::typed::query_opt(&*conn, sql, &[&gateway_id]).await?;
+        let known = row.map(|row| {
+            Ok::<_, RowError>(RelayIdentity {
                 organization_id: get(&row, "organization_id")?,
                 relay_token_hash: get(&row, "relay_token_hash")?,
-            };
-            memo.put(ticket, gateway_id, known.clone());
-            known
-        }
+            })
+        });
+        Ok::<_, DomainError>(known.transpose()?)
+    };
+    let Some(known) = memo.get_or_read(gateway_id, read).await? else {
+        return Ok(None);
     };
     let matches = known
         .relay_token_hash
@@ -260,7 +253,8 @@ pub async fn verify_relay(
 }
 
 /// A sign of life: stamps `last_heartbeat_at`, sets `status` (default online), merges
-/// `metrics` into `connection_info`, and records the transition if the status changed.
+/// `metrics` into `connection_info`, and records the transition (with `reason`) if the
+/// status changed. A batch of one (see [`heartbeats`]).
 pub async fn heartbeat(
     client: &impl GenericClient,
     gateway: &GatewayIdentity,
@@ -269,35 +263,12 @@ pub async fn heartbeat(
     reason: &str,
     instance_id: &str,
 ) -> DomainResult<()> {
-    let row = client
-        .query_one(
-            "SELECT status FROM gateways WHERE id = $1 FOR NO KEY UPDATE",
-            &[&gateway.id],
-        )
-        .await?;
-    let previous: String = get(&row, "status")?;
-    client
-        .execute(
-            "UPDATE gateways SET status = $2, last_heartbeat_at = now(), updated_at = now(), \
-               connection_info = CASE WHEN $3::jsonb IS NULL THEN connection_info \
-                 ELSE COALESCE(connection_info, '{}'::jsonb) || jsonb_build_object('metrics', $3::jsonb) END \
-             WHERE id = $1",
-            &[&gateway.id, &status, &metrics],
-        )
-        .await?;
-    if previous != status {
-        record_event(
-            client,
-            gateway.organization_id,
-            gateway.id,
-            &previous,
-            status,
-            reason,
-            instance_id,
-        )
-        .await?;
-    }
-    Ok(())
+    let beat = Beat {
+        gateway: gateway.clone(),
+        status: status.to_string(),
+        metrics: metrics.cloned(),
+    };
+    heartbeats(client, std::slice::from_ref(&beat), reason, instance_id).await
 }
 
 /// One heartbeat of a batch (see [`heartbeats`]).
@@ -308,12 +279,14 @@ pub struct Beat {
     pub metrics: Option<Value>,
 }
 
-/// What [`heartbeat`] does, for many heartbeats in one statement (and the transitions it
-/// finds, recorded as one heartbeat records them: run it in a transaction); a gateway that
-/// beat more than once in the batch takes its last status and its last metrics.
+/// Many heartbeats in one statement: each gateway's `last_heartbeat_at` stamped, its
+/// `status` set, its `metrics` merged into `connection_info`; then each transition it finds
+/// recorded with `reason` (run it in a transaction). A gateway that beat more than once in
+/// the batch takes its last status and its last metrics.
 pub async fn heartbeats(
     client: &impl GenericClient,
     beats: &[Beat],
+    reason: &str,
     instance_id: &str,
 ) -> DomainResult<()> {
     let mut last: std::collections::BTreeMap<Uuid, (&Beat, Option<&Value>)> = Default::default();
@@ -354,7 +327,7 @@ pub async fn heartbeats(
             id,
             &previous,
             &beat.status,
-            "heartbeat",
+            reason,
             instance_id,
         )
         .await?;

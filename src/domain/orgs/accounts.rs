@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::record::{get, Record, RowError};
 use crate::db::PgPool;
 use crate::domain::model::{Member, Organization, Principal, User};
-use crate::domain::{orgs::organizations, DomainResult};
+use crate::domain::{orgs::organizations, DomainError, DomainResult};
 
 /// `OrganizationListItem`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -149,18 +149,12 @@ pub async fn existing_principal(
     memo: &PrincipalMemo,
     clerk_user_id: &str,
 ) -> DomainResult<Option<Principal>> {
-    let key = clerk_user_id.to_string();
-    if let Some(known) = memo.get(&key) {
-        return Ok(Some(known));
-    }
-    let ticket = memo.ticket();
-    let conn = pool.get().await?;
-    let row = crate::db::typed::query_opt(&*conn, &principal_sql(), &[&clerk_user_id]).await?;
-    let found = row.as_ref().map(principal_from).transpose()?;
-    if let Some(principal) = &found {
-        memo.put(ticket, key, principal.clone());
-    }
-    Ok(found)
+    let read = || async {
+        let conn = pool.get().await?;
+        let row = crate::db::typed::query_opt(&*conn, &principal_sql(), &[&clerk_user_id]).await?;
+        Ok::<_, DomainError>(row.as_ref().map(principal_from).transpose()?)
+    };
+    memo.get_or_read(clerk_user_id.to_string(), read).await
 }
 
 /// First sight of a user (as the reference provisions one): the `users` row, then its

@@ -49,9 +49,9 @@ fn frame(change: &TaskChange) -> Option<TaskEvent<'_>> {
 #[derive(Debug, Default)]
 pub struct Activities {
     event_types: Vec<String>,
-    messages: Vec<Option<String>>,
+    messages: Vec<String>,
     agent_ids: Vec<Option<Uuid>>,
-    task_ids: Vec<Option<Uuid>>,
+    task_ids: Vec<Uuid>,
 }
 
 impl Activities {
@@ -63,9 +63,9 @@ impl Activities {
         message: String,
     ) {
         self.event_types.push(event_type.to_string());
-        self.messages.push(Some(message));
+        self.messages.push(message);
         self.agent_ids.push(agent_id);
-        self.task_ids.push(Some(task_id));
+        self.task_ids.push(task_id);
     }
 }
 
