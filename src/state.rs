@@ -88,15 +88,15 @@ impl AppState {
     }
 
     pub fn agents_changed(&self, organization_id: uuid::Uuid) {
-        self.feeds.do_send(Poke {
-            topic: Channel::AgentsFeed(organization_id).to_string(),
-        });
+        self.feeds.do_send(Poke::plain(
+            Channel::AgentsFeed(organization_id).to_string(),
+        ));
     }
 
     /// A new agent event: the organization's command-center streams read it.
     pub fn agent_event_recorded(&self, organization_id: uuid::Uuid) {
-        self.feeds.do_send(Poke {
-            topic: Channel::CommandCenterFeed(organization_id).to_string(),
-        });
+        self.feeds.do_send(Poke::plain(
+            Channel::CommandCenterFeed(organization_id).to_string(),
+        ));
     }
 }

@@ -1,9 +1,9 @@
 //! Where committed task changes are handed to the realtime layer. The change itself was
-//! recorded in its transaction (`crate::domain::support::board_log::append`, activity); callers invoke
-//! `tasks_changed` with the committed changes, after the commit, to wake the board's rooms
-//! and SSE feeds (and the organization's comment feed for comments) on every instance,
-//! the relay links of gateways whose agents were sent notices, and the event bus the
-//! system events recorded with them.
+//! recorded in its transaction (`crate::domain::support::board_log::close`, activity);
+//! callers invoke `tasks_changed` with the committed changes, after the commit, to carry
+//! the sync events to the board's rooms and wake its SSE feeds (and the organization's
+//! comment feed for comments) on every instance, the relay links of gateways whose agents
+//! were sent notices, and the event bus the system events recorded with them.
 
 use actix::Addr;
 use uuid::Uuid;
@@ -12,8 +12,12 @@ use super::feeds::{FeedHub, Poke};
 use super::registry::{Address, Router};
 use super::rule_engine::EventBus;
 pub use crate::domain::model::TaskChange;
-use crate::protocol::bus::RouteMessage;
+use crate::protocol::bus::{RouteMessage, SyncNews};
 use crate::protocol::channels::Channel;
+
+/// Sync news larger than this goes as a plain poke: the bus stays light and a room reads
+/// such an event from PostgreSQL.
+const MAX_NEWS_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct BoardEvents {
@@ -47,8 +51,14 @@ impl BoardEvents {
                     recorded.push(event_id);
                     continue;
                 }
+                TaskChange::Synced { events } => {
+                    self.sync_news(board_id, events);
+                    continue;
+                }
                 TaskChange::Commented { .. } => self.poke(Channel::OrgFeed(organization_id)),
-                _ => self.poke(Channel::BoardSync(board_id)),
+                TaskChange::Created { .. }
+                | TaskChange::Updated { .. }
+                | TaskChange::Deleted { .. } => {}
             }
             self.poke(Channel::BoardFeed(board_id));
         }
@@ -67,8 +77,21 @@ impl BoardEvents {
     }
 
     fn poke(&self, topic: Channel) {
+        self.feeds.do_send(Poke::plain(topic.to_string()));
+    }
+
+    /// Carries the board's new sync events to its rooms; news too large for the bus goes as
+    /// a plain poke (the rooms read it).
+    fn sync_news(&self, board_id: Uuid, events: Vec<(i64, String)>) {
+        let news = SyncNews(events).encode();
+        let payload = if news.len() <= MAX_NEWS_BYTES {
+            news
+        } else {
+            String::new()
+        };
         self.feeds.do_send(Poke {
-            topic: topic.to_string(),
+            topic: Channel::BoardSync(board_id).to_string(),
+            payload: payload.into(),
         });
     }
 }

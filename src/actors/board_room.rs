@@ -2,24 +2,33 @@
 //! events out to the `BoardSession`s here; `BoardRooms` (one per instance) starts a room on
 //! a board's first session and stops it with the last.
 //!
-//! A room is woken through the `FeedHub` when a change of its board commits on any
-//! instance; it then reads the events after its cursor from PostgreSQL once, for all its
-//! sessions, and hands them on in order through each socket's bounded outbox.
+//! A write's sync events reach the room through the `FeedHub` once committed, from any
+//! instance (`protocol::bus::SyncNews`); the room hands them on in order through each
+//! socket's bounded outbox. It reads PostgreSQL only where it cannot go on in order: at
+//! its start (where the board stands), for a gap (news of writers on other instances may
+//! overtake each other, a publication may be lost) and for a plain poke. Each event number
+//! is committed only after every smaller one (`board_log`), so news of n means a read
+//! finds everything up to n.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::feeds::{FeedHub, Listen, Unlisten};
+use super::feeds::{FeedHub, Listen, Unlisten, Wake};
 use super::registry::{Control, SocketHandle};
 use crate::db::PgPool;
+use crate::protocol::bus::SyncNews;
 use crate::protocol::channels::Channel;
 
-/// Events read per wake-up; a room further behind reads again at once.
+/// Events read at once; a room further behind reads again at once.
 const BATCH: i64 = 500;
+
+/// News kept while a read is under way or a gap is being filled; a room with more drops
+/// them and reads (the read finds them).
+const MAX_PENDING: usize = 2 * BATCH as usize;
 
 /// One sync event for a session: its number and its frame.
 #[derive(Message, Clone, Debug)]
@@ -131,6 +140,9 @@ pub struct BoardRoom {
     members: HashMap<Uuid, Member>,
     /// The last event handed on; `None` until the room has read where the board stands.
     cursor: Option<i64>,
+    /// News after the cursor not yet handed on: it waits for a read under way or for a gap
+    /// before it to be filled.
+    pending: BTreeMap<i64, Arc<str>>,
     reading: bool,
     read_again: bool,
 }
@@ -144,8 +156,54 @@ impl BoardRoom {
             listener: Uuid::new_v4(),
             members: HashMap::new(),
             cursor: None,
+            pending: BTreeMap::new(),
             reading: false,
             read_again: false,
+        }
+    }
+
+    /// News arrived: hands on what follows the cursor, keeps the rest; a plain poke (or
+    /// news not understood) is a read.
+    fn news(&mut self, payload: &str, ctx: &mut Context<Self>) {
+        let Some(SyncNews(events)) = SyncNews::decode(payload) else {
+            return self.read(ctx);
+        };
+        for (seq, text) in events {
+            if self.cursor.is_none_or(|cursor| seq > cursor) {
+                self.pending.insert(seq, text.into());
+            }
+        }
+        if self.pending.len() > MAX_PENDING {
+            self.pending.clear();
+            return self.read(ctx);
+        }
+        self.go_on(ctx);
+    }
+
+    /// Hands on the pending news that follows the cursor; a gap before the rest is read.
+    fn go_on(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut cursor) = self.cursor else {
+            // The start's read is under way; it goes on when done.
+            return;
+        };
+        if self.reading {
+            return;
+        }
+        let mut ready = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            let seq = *entry.key();
+            if seq > cursor + 1 {
+                break;
+            }
+            let text = entry.remove();
+            if seq == cursor + 1 {
+                ready.push((seq, text));
+                cursor = seq;
+            }
+        }
+        self.hand_on(ready);
+        if !self.pending.is_empty() {
+            self.read(ctx);
         }
     }
 
@@ -186,7 +244,7 @@ impl BoardRoom {
                     if events.len() as i64 == BATCH {
                         room.read_again = true;
                     }
-                    room.hand_on(events);
+                    room.hand_on(events.into_iter().map(|(seq, text)| (seq, text.into())).collect());
                 }
                 Ok(Read::Lost(current)) => {
                     room.cursor = Some(current);
@@ -194,18 +252,23 @@ impl BoardRoom {
                         member.resync.do_send(Resync);
                     }
                 }
-                // The next wake-up retries; sessions that saw a gap resync by themselves.
-                Err(e) => tracing::warn!(board_id = %room.board_id, error = %e, "board room read failed"),
+                // The next news or wake-up retries; sessions that saw a gap resync by
+                // themselves.
+                Err(e) => {
+                    tracing::warn!(board_id = %room.board_id, error = %e, "board room read failed");
+                    return;
+                }
             }
             if std::mem::take(&mut room.read_again) {
                 room.read(ctx);
+            } else {
+                room.go_on(ctx);
             }
         }));
     }
 
-    fn hand_on(&mut self, events: Vec<(i64, String)>) {
+    fn hand_on(&mut self, events: Vec<(i64, Arc<str>)>) {
         for (seq, text) in events {
-            let text: Arc<str> = text.into();
             for member in self.members.values() {
                 member.socket.deliver_sized(
                     SyncEvent {
@@ -230,15 +293,14 @@ impl Actor for BoardRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // One slot: a pending wake-up already covers every later commit.
-        let (wake, woken) = mpsc::channel::<()>(1);
+        let (news, heard) = mpsc::unbounded_channel();
         self.feeds.do_send(Listen {
             topic: Channel::BoardSync(self.board_id).to_string(),
             listener: self.listener,
-            wake,
+            wake: Wake::News(news),
         });
-        ctx.add_stream(futures_util::stream::unfold(woken, |mut rx| async move {
-            rx.recv().await.map(|()| (Woken, rx))
+        ctx.add_stream(futures_util::stream::unfold(heard, |mut rx| async move {
+            rx.recv().await.map(|payload| (News(payload), rx))
         }));
         self.read(ctx);
     }
@@ -251,11 +313,11 @@ impl Actor for BoardRoom {
     }
 }
 
-struct Woken;
+struct News(Arc<str>);
 
-impl StreamHandler<Woken> for BoardRoom {
-    fn handle(&mut self, _: Woken, ctx: &mut Context<Self>) {
-        self.read(ctx);
+impl StreamHandler<News> for BoardRoom {
+    fn handle(&mut self, news: News, ctx: &mut Context<Self>) {
+        self.news(&news.0, ctx);
     }
 
     // The hub outlives rooms; a room stops only on `Close`.

@@ -1,12 +1,15 @@
-//! The `FeedHub`: wakes the SSE streams of a topic (a board's feed, a board group's memory, an
-//! organization's comment feed or agents) when something was committed to it, on every instance.
+//! The `FeedHub`: wakes the streams of a topic (a board's feed, a board group's memory, an
+//! organization's comment feed or agents, a board's sync log) when something was committed
+//! to it, on every instance.
 //!
-//! A poke carries no data: each stream reads what is new from PostgreSQL after its own
-//! cursor, so a lost or doubled poke never loses or doubles an event. The hub subscribes a
-//! topic's bridge channel while a local stream listens to it. A topic is a channel name
-//! (`protocol::channels::Channel`: the feeds and `BoardSync`).
+//! A plain poke carries no data: each stream reads what is new from PostgreSQL after its
+//! own cursor, so a lost or doubled poke never loses or doubles an event. A poke may carry
+//! news (a board's sync events: `protocol::bus::SyncNews`), which spares its listeners the
+//! read; they still read to fill a gap. The hub subscribes a topic's bridge channel while a
+//! local stream listens to it. A topic is a channel name (`protocol::channels::Channel`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::mpsc;
@@ -14,13 +17,36 @@ use uuid::Uuid;
 
 use super::bridge::{Bridge, BusMessage, Publish, Subscribe, Unsubscribe};
 
-/// A stream starts listening; `wake` gets a unit whenever the topic may have news.
+/// How a listener is woken.
+pub enum Wake {
+    /// A unit whenever the topic may have news; one slot is enough, as a pending wake-up
+    /// already covers every later commit.
+    Poke(mpsc::Sender<()>),
+    /// Each poke's payload, in order (empty for a plain poke): news is not to be dropped.
+    News(mpsc::UnboundedSender<Arc<str>>),
+}
+
+impl Wake {
+    /// False once the listener is gone.
+    fn wake(&self, payload: &Arc<str>) -> bool {
+        match self {
+            // A full channel already holds a wake-up the stream has yet to act on.
+            Wake::Poke(wake) => !matches!(
+                wake.try_send(()),
+                Err(mpsc::error::TrySendError::Closed(()))
+            ),
+            Wake::News(news) => news.send(payload.clone()).is_ok(),
+        }
+    }
+}
+
+/// A stream starts listening to `topic`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Listen {
     pub topic: String,
     pub listener: Uuid,
-    pub wake: mpsc::Sender<()>,
+    pub wake: Wake,
 }
 
 #[derive(Message)]
@@ -30,16 +56,27 @@ pub struct Unlisten {
     pub listener: Uuid,
 }
 
-/// Something was committed to `topic`: wake its streams here and on the other instances.
+/// Something was committed to `topic`: wake its streams here and on the other instances,
+/// with `payload` (empty: a plain poke).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Poke {
     pub topic: String,
+    pub payload: Arc<str>,
+}
+
+impl Poke {
+    pub fn plain(topic: String) -> Poke {
+        Poke {
+            topic,
+            payload: Arc::from(""),
+        }
+    }
 }
 
 pub struct FeedHub {
     bridge: Addr<Bridge>,
-    topics: HashMap<String, HashMap<Uuid, mpsc::Sender<()>>>,
+    topics: HashMap<String, HashMap<Uuid, Wake>>,
 }
 
 impl FeedHub {
@@ -50,13 +87,9 @@ impl FeedHub {
         }
     }
 
-    fn wake(&mut self, topic: &str) {
+    fn wake(&mut self, topic: &str, payload: &Arc<str>) {
         if let Some(listeners) = self.topics.get_mut(topic) {
-            // A full channel already holds a wake-up the stream has yet to act on.
-            listeners.retain(|_, wake| !wake.is_closed());
-            for wake in listeners.values() {
-                let _ = wake.try_send(());
-            }
+            listeners.retain(|_, wake| wake.wake(payload));
         }
     }
 }
@@ -104,11 +137,11 @@ impl Handler<Poke> for FeedHub {
     type Result = ();
 
     fn handle(&mut self, msg: Poke, _: &mut Context<Self>) {
-        self.wake(&msg.topic);
+        self.wake(&msg.topic, &msg.payload);
         // Without Redis a stream still catches up on its next keepalive tick.
         let publish = self.bridge.send(Publish {
             channel: msg.topic,
-            payload: String::new(),
+            payload: msg.payload.to_string(),
         });
         actix::spawn(async move {
             if let Ok(Err(e)) = publish.await {
@@ -123,6 +156,6 @@ impl Handler<BusMessage> for FeedHub {
     type Result = ();
 
     fn handle(&mut self, msg: BusMessage, _: &mut Context<Self>) {
-        self.wake(&msg.channel);
+        self.wake(&msg.channel, &msg.payload);
     }
 }

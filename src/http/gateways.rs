@@ -127,10 +127,10 @@ pub(crate) fn publish_released(
     organization_id: Uuid,
     released: Vec<crate::domain::agents::removal::ReleasedTask>,
 ) {
-    for (board_id, change) in released {
+    for (board_id, changes) in released {
         state
             .board_events
-            .tasks_changed(organization_id, board_id, [change]);
+            .tasks_changed(organization_id, board_id, changes);
     }
 }
 

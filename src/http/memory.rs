@@ -158,9 +158,9 @@ pub async fn post_board_memory(
         let gateways = memory_notices::board_post(&tx, &board, &entry, &author, &base_url).await?;
         Ok::<_, DomainError>((entry, gateways))
     });
-    state.feeds.do_send(Poke {
-        topic: Channel::BoardFeed(board_id).to_string(),
-    });
+    state
+        .feeds
+        .do_send(Poke::plain(Channel::BoardFeed(board_id).to_string()));
     gateway_rpc::poke(&state.router, gateways);
     Ok(web::Json(entry))
 }
@@ -369,9 +369,9 @@ fn announce_group_post(
     state: &AppState,
     (entry, gateways): (BoardGroupMemory, Vec<Uuid>),
 ) -> ApiResult<web::Json<BoardGroupMemory>> {
-    state.feeds.do_send(Poke {
-        topic: Channel::GroupFeed(entry.board_group_id).to_string(),
-    });
+    state.feeds.do_send(Poke::plain(
+        Channel::GroupFeed(entry.board_group_id).to_string(),
+    ));
     gateway_rpc::poke(&state.router, gateways);
     Ok(web::Json(entry))
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 use uuid::Uuid;
 
-use crate::actors::feeds::{FeedHub, Listen, Unlisten};
+use crate::actors::feeds::{FeedHub, Listen, Unlisten, Wake};
 use crate::db::PgPool;
 use crate::domain::support::access::{Access, Caller};
 use crate::domain::tasks::feeds::{self, BoardFeed};
@@ -119,13 +119,12 @@ pub fn respond<C: Clone + 'static>(
     cursor: C,
     fetch: Fetch<C>,
 ) -> HttpResponse {
-    // One slot: a pending wake-up already covers every later commit.
     let (wake_tx, wake) = mpsc::channel(1);
     let listener = Uuid::new_v4();
     feeds.do_send(Listen {
         topic: topic.clone(),
         listener,
-        wake: wake_tx,
+        wake: Wake::Poke(wake_tx),
     });
     let ticks = keepalive_ticks(keepalive);
     let stream = Stream {

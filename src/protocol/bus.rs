@@ -36,6 +36,25 @@ impl RouteMessage {
     }
 }
 
+/// A board's sync events as one write committed them, on `Channel::BoardSync`: its rooms on
+/// every instance hand them on without reading PostgreSQL, which they read only for a gap
+/// (events of writers on other instances may arrive out of order, or a publication may be
+/// lost). `[[seq, "frame"], ...]`, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SyncNews(pub Vec<(i64, String)>);
+
+impl SyncNews {
+    pub fn encode(&self) -> String {
+        super::text(self)
+    }
+
+    /// `None` for a plain poke (an empty payload) or anything else that is not news.
+    pub fn decode(payload: &str) -> Option<SyncNews> {
+        serde_json::from_str(payload).ok()
+    }
+}
+
 /// A gateway's answer to a request, on `Channel::RpcAnswers` of the instance whose caller
 /// waits for it: `{"id", "result"}` or `{"id", "error"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +121,16 @@ mod tests {
             assert_eq!(RouteMessage::decode(&message.encode()), Some(message));
         }
         assert_eq!(RouteMessage::decode("hello"), None);
+    }
+
+    #[test]
+    fn sync_news_round_trips() {
+        let news = SyncNews(vec![
+            (7, r#"{"type":"task.deleted","seq":7}"#.into()),
+            (8, "{\"title\":\"a \\\"quoted\\\" line\\n\"}".into()),
+        ]);
+        assert_eq!(SyncNews::decode(&news.encode()), Some(news));
+        assert_eq!(SyncNews::decode(""), None);
     }
 
     #[test]

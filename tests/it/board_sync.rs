@@ -120,6 +120,94 @@ async fn changes_from_rest_and_frames_reach_both_instances_in_order() {
     );
 }
 
+/// The next `count` sync events a subscriber gets (task frames only), as their numbers.
+async fn next_seqs(ws: &mut WsClient, count: usize) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < count {
+        let frame = ws.expect_json().await;
+        if let Some(seq) = frame["seq"].as_i64() {
+            if frame["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("task."))
+            {
+                seqs.push(seq);
+            }
+        }
+    }
+    seqs
+}
+
+/// Writers on both instances at once: their events travel on the bus and may overtake each
+/// other; every subscriber still gets each event once, in order.
+#[actix_web::test]
+async fn concurrent_writers_on_two_instances_reach_every_subscriber_once_in_order() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let board = new_board(&a, json!({})).await;
+    let (mut on_a, state) = subscribe(&a, &board).await;
+    let (mut on_b, _) = subscribe(&b, &board).await;
+    let start = state["seq"].as_i64().unwrap();
+    const WRITES: i64 = 30;
+    let writes = (0..WRITES).map(|i| {
+        let (server, path) = (if i % 2 == 0 { &a } else { &b }, tasks_path(&board));
+        async move {
+            ok(send(
+                server,
+                Method::POST,
+                &path,
+                json!({"title": format!("T{i}")}),
+            )
+            .await);
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let expected: Vec<i64> = (start + 1..=start + WRITES).collect();
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(next_seqs(ws, WRITES as usize).await, expected);
+        assert!(quiet(ws).await, "nothing doubled");
+    }
+}
+
+/// An event whose publication was lost (written here by SQL, as a writer that published
+/// nothing) is read from PostgreSQL when the next one shows the gap.
+#[actix_web::test]
+async fn an_event_never_published_is_read_at_the_next_one() {
+    let a = Server::start().await;
+    let b = a.second_instance().await;
+    let board = new_board(&a, json!({})).await;
+    let (mut on_b, state) = subscribe(&b, &board).await;
+    let start = state["seq"].as_i64().unwrap();
+    let unpublished = uuid::Uuid::new_v4();
+    a.db.client()
+        .await
+        .execute(
+            "WITH n AS ( \
+               INSERT INTO board_seqs AS s (board_id, sync_seq) VALUES ($1::text::uuid, 1) \
+               ON CONFLICT (board_id) DO UPDATE SET sync_seq = s.sync_seq + 1 RETURNING s.sync_seq) \
+             INSERT INTO board_sync_events (board_id, seq, payload) \
+             SELECT $1::text::uuid, n.sync_seq, jsonb_build_object('type', 'task.deleted', \
+               'task_id', $2::text, 'timestamp', now(), 'seq', n.sync_seq) FROM n",
+            &[&board["id"].as_str().unwrap(), &unpublished.to_string()],
+        )
+        .await
+        .unwrap();
+    assert!(quiet(&mut on_b).await, "nobody was told");
+    ok(send(
+        &a,
+        Method::POST,
+        &tasks_path(&board),
+        json!({"title": "Next"}),
+    )
+    .await);
+    let lost = on_b.next_of("task.deleted").await;
+    assert_eq!(
+        (lost["seq"].as_i64(), lost["task_id"].as_str()),
+        (Some(start + 1), Some(unpublished.to_string().as_str()))
+    );
+    let created = on_b.next_of("task.created").await;
+    assert_eq!(created["seq"], start + 2);
+}
+
 #[actix_web::test]
 async fn a_reconnecting_client_gets_a_state_that_matches_the_database() {
     let server = Server::start().await;

@@ -10,7 +10,7 @@ use awc::http::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{create_board, heartbeat, registered, send, switch_to_new_org};
-use crate::harness::{eventually, PgProcess, Server};
+use crate::harness::{eventually, PgProcess, Server, WsClient, ADMIN_TOKEN};
 
 /// Requests per path: statements a path sends every time are called this often, what
 /// runs in the background (sweeps, ticks) far less often in the same moment.
@@ -138,6 +138,25 @@ async fn the_hot_paths_send_no_more_statements_than_they_did() {
     write().await;
     let writes = statements_per_round(&db, write).await;
     assert_eq!(writes, 12, "a task write");
+
+    // A socket watches the board: its room gets each write's events with the news and
+    // reads nothing.
+    let mut watcher = WsClient::connect(
+        &server,
+        &format!("/ws/board/{board}/sync?token={ADMIN_TOKEN}"),
+    )
+    .await;
+    assert_eq!(watcher.expect_json().await["type"], "board.state");
+    write().await;
+    watcher.next_of("task.created").await;
+    // Each round waits for the event, so a room's read would be counted in its round.
+    let watcher = tokio::sync::Mutex::new(watcher);
+    let watched = statements_per_round(&db, || async {
+        write().await;
+        watcher.lock().await.next_of("task.created").await;
+    })
+    .await;
+    assert_eq!(watched, 12, "a task write on a watched board");
 }
 
 /// What one instance keeps of an admin and its boards follows a change made through

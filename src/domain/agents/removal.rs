@@ -12,8 +12,8 @@ use crate::domain::outbox::provisioning;
 use crate::domain::support::access::Access;
 use crate::domain::{DomainError, DomainResult};
 
-/// A task the deletion of its agent changed, with its board.
-pub type ReleasedTask = (Uuid, TaskChange);
+/// A task the deletion of its agent changed (the change and its sync event), with its board.
+pub type ReleasedTask = (Uuid, Vec<TaskChange>);
 
 /// Unassigns the agent's tasks: those in progress go back to the inbox. Each change is a
 /// board sync event; `by` is who did it.
@@ -48,13 +48,13 @@ pub async fn release_tasks(
             changes,
             updated_by: by.clone(),
         };
-        crate::domain::support::board_log::append_all(
+        let synced = crate::domain::support::board_log::append_all(
             client,
             board_id,
             std::slice::from_ref(&change),
         )
         .await?;
-        released.push((board_id, change));
+        released.push((board_id, [change].into_iter().chain(synced).collect()));
     }
     Ok(released)
 }

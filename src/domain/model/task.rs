@@ -144,4 +144,9 @@ pub enum TaskChange {
     Recorded {
         event_id: Uuid,
     },
+    /// The board's sync events the write numbered (`domain::support::board_log::close`), as
+    /// `(seq, frame)`: the realtime layer carries them to the board's rooms on every instance.
+    Synced {
+        events: Vec<(i64, String)>,
+    },
 }

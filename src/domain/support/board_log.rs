@@ -12,7 +12,7 @@
 
 use chrono::Utc;
 use tokio_postgres::types::Json;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::db::record::{get, RowError};
@@ -40,7 +40,8 @@ fn frame(change: &TaskChange) -> Option<TaskEvent<'_>> {
         TaskChange::Deleted { task_id } => TaskEvent::Deleted { task_id: *task_id },
         TaskChange::Commented { .. }
         | TaskChange::Notified { .. }
-        | TaskChange::Recorded { .. } => return None,
+        | TaskChange::Recorded { .. }
+        | TaskChange::Synced { .. } => return None,
     };
     Some(event)
 }
@@ -73,13 +74,14 @@ impl Activities {
 /// the board's feed and its `changes` in the board's sync log, and every hundred sync
 /// numbers drops what is older than the `KEPT` last. One statement, which locks the
 /// board's counters until the commit: call it last, before the organization's event only.
+/// Answers the sync events it wrote (`TaskChange::Synced`), to be handed on after the commit.
 pub async fn close(
     client: &impl GenericClient,
     board_id: Uuid,
     organization_id: Uuid,
     activities: Activities,
     changes: &[TaskChange],
-) -> DomainResult<()> {
+) -> DomainResult<Option<TaskChange>> {
     let timestamp = Utc::now();
     // Numbered again by the statement (`||` replaces the key).
     let payloads: Vec<Json<Numbered<'_>>> = changes
@@ -94,12 +96,12 @@ pub async fn close(
         })
         .collect();
     if payloads.is_empty() && activities.event_types.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let feed = activities.event_types.len() as i64;
     let sync = payloads.len() as i64;
-    client
-        .execute(
+    let rows = client
+        .query(
             "WITH n AS ( \
                INSERT INTO board_seqs AS s (board_id, feed_seq, sync_seq) VALUES ($1, $3, $4) \
                ON CONFLICT (board_id) DO UPDATE \
@@ -113,9 +115,12 @@ pub async fn close(
              e AS ( \
                INSERT INTO board_sync_events (board_id, seq, payload) \
                SELECT $1, n.sync0 + p.i, p.payload || jsonb_build_object('seq', n.sync0 + p.i) \
-               FROM n, unnest($9::jsonb[]) WITH ORDINALITY AS p(payload, i)) \
-             DELETE FROM board_sync_events o USING n \
-             WHERE o.board_id = $1 AND (n.sync0 + $4) / 100 > n.sync0 / 100 AND o.seq <= n.sync0 + $4 - $10",
+               FROM n, unnest($9::jsonb[]) WITH ORDINALITY AS p(payload, i) \
+               RETURNING seq, payload::text AS payload), \
+             dropped AS ( \
+               DELETE FROM board_sync_events o USING n \
+               WHERE o.board_id = $1 AND (n.sync0 + $4) / 100 > n.sync0 / 100 AND o.seq <= n.sync0 + $4 - $10) \
+             SELECT seq, payload FROM e ORDER BY seq",
             &[
                 &board_id,
                 &organization_id,
@@ -130,7 +135,12 @@ pub async fn close(
             ],
         )
         .await?;
-    Ok(())
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(TaskChange::Synced {
+        events: numbered(&rows)?,
+    }))
 }
 
 /// Records `changes` as the board's next sync events (in the caller's transaction; see
@@ -139,7 +149,7 @@ pub async fn append_all(
     client: &impl GenericClient,
     board_id: Uuid,
     changes: &[TaskChange],
-) -> DomainResult<()> {
+) -> DomainResult<Option<TaskChange>> {
     // No activity rows, so no organization is written.
     close(
         client,
@@ -166,14 +176,18 @@ pub async fn events_after(
             &[&board_id, &after, &limit],
         )
         .await?;
-    let events: Vec<(i64, String)> = rows
-        .iter()
-        .map(|r| Ok((get(r, "seq")?, get(r, "payload")?)))
-        .collect::<Result<_, RowError>>()?;
+    let events = numbered(&rows)?;
     match events.first() {
         Some((first, _)) if *first != after + 1 => Ok(None),
         _ => Ok(Some(events)),
     }
+}
+
+/// Rows of `seq` and `payload` (text) as `(seq, frame)`.
+fn numbered(rows: &[Row]) -> Result<Vec<(i64, String)>, RowError> {
+    rows.iter()
+        .map(|r| Ok((get(r, "seq")?, get(r, "payload")?)))
+        .collect()
 }
 
 /// The board's current sync number.

@@ -360,7 +360,7 @@ pub async fn create(
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
     let org = board.organization_id;
-    board_log::close(
+    let synced = board_log::close(
         client,
         board.id,
         org,
@@ -373,6 +373,7 @@ pub async fn create(
         task,
         [change]
             .into_iter()
+            .chain(synced)
             .chain(notices)
             .chain([recorded])
             .collect(),
@@ -592,7 +593,8 @@ pub async fn update(
     let notices = task_notices::updated(client, board, actor, &current, &row).await?;
     let task = read_one(client, row.clone()).await?;
     let org = board.organization_id;
-    board_log::close(client, board.id, org, activities, &changes).await?;
+    let synced = board_log::close(client, board.id, org, activities, &changes).await?;
+    changes.extend(synced);
     changes.extend(notices);
     if row.status != current.status {
         changes.push(producers::task_status_changed(client, board, current.status, &row).await?);
@@ -733,9 +735,10 @@ pub async fn delete(
         .execute("DELETE FROM tasks WHERE id = $1", &[&task_id])
         .await?;
     let change = TaskChange::Deleted { task_id };
-    board_log::append_all(client, board.id, std::slice::from_ref(&change)).await?;
-    Ok(vec![
-        change,
-        producers::task_deleted(client, board, &task).await?,
-    ])
+    let synced = board_log::append_all(client, board.id, std::slice::from_ref(&change)).await?;
+    Ok([change]
+        .into_iter()
+        .chain(synced)
+        .chain([producers::task_deleted(client, board, &task).await?])
+        .collect())
 }
