@@ -12,8 +12,10 @@ use uuid::Uuid;
 use super::gateway_link::LinkDeps;
 use super::gateway_rpc::RouteAnswer;
 use crate::domain::gateways::requests as gateway_requests;
+use crate::domain::h5::chat as h5_chat;
 use crate::domain::h5::delivery;
 use crate::domain::outbox::commands as gateway_commands;
+use crate::protocol::relay::ChatReply;
 
 /// H5 messages sent per flush; a full batch flushes again at once.
 const CHAT_BATCH: i64 = 500;
@@ -58,6 +60,58 @@ pub async fn record_answer(
         });
     }
     Ok(())
+}
+
+/// A stored reply: its session, the message, and whether it was stored before (resent).
+pub type StoredReply = (h5_chat::ChatSession, h5_chat::ChatMessage, bool);
+
+/// Stores a link's replies (group commit: those that came while the previous batch was
+/// stored) in one transaction, and answers each one's outcome in order (`None`: no session
+/// of this gateway has its key). When the transaction fails, each is stored alone, so a
+/// reply the database refuses fails alone.
+pub async fn store_replies(
+    deps: &LinkDeps,
+    gateway_id: Uuid,
+    replies: &[ChatReply],
+) -> Vec<Result<Option<StoredReply>, String>> {
+    let given: Vec<h5_chat::ReplyIn<'_>> = replies
+        .iter()
+        .map(|r| h5_chat::ReplyIn {
+            session_key: &r.session_key,
+            reply_id: r.reply_id.as_deref(),
+            content: &r.content,
+            extra: r.extra.as_ref(),
+        })
+        .collect();
+    let together = async {
+        let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
+        let tx = conn.transaction().await.map_err(|e| e.to_string())?;
+        let stored = h5_chat::accept_replies(&tx, gateway_id, &given)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(stored)
+    };
+    let error = match together.await {
+        Ok(stored) => return stored.into_iter().map(Ok).collect(),
+        Err(e) => e,
+    };
+    if given.len() == 1 {
+        return vec![Err(error)];
+    }
+    tracing::warn!(%gateway_id, replies = given.len(), error = %error, "replies not stored together; one by one");
+    let mut outcomes = Vec::with_capacity(given.len());
+    for reply in &given {
+        let alone = async {
+            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
+            h5_chat::accept_replies(&*conn, gateway_id, std::slice::from_ref(reply))
+                .await
+                .map(|mut stored| stored.pop().flatten())
+                .map_err(|e| e.to_string())
+        };
+        outcomes.push(alone.await);
+    }
+    outcomes
 }
 
 /// Claims the gateway's due requests (unless `chat_only`: the reference's chat socket

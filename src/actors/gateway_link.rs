@@ -16,7 +16,9 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::gateway_flush::{claim_due, record_answer, Flushes, RecentIds};
+use super::gateway_flush::{
+    claim_due, record_answer, store_replies, Flushes, RecentIds, StoredReply,
+};
 use super::gateway_rpc::RpcReplies;
 use super::presence::{self, Presence};
 use super::registry::{
@@ -89,7 +91,17 @@ pub struct GatewayLink {
     /// without an `auth_error` frame, bad or unknown frames are ignored without an `error`
     /// frame, and the heartbeat interval is WS_HEARTBEAT_INTERVAL_SECONDS.
     m4: bool,
+    /// Replies (with their frames' sizes) waiting for the batch being stored
+    /// (`storing_replies`) to commit.
+    replies: std::collections::VecDeque<(ChatReply, usize)>,
+    storing_replies: bool,
+    /// Messages taken while the previous ones are being recorded (`recording_taken`).
+    taken: Vec<Uuid>,
+    recording_taken: bool,
 }
+
+/// Replies stored in one transaction at most.
+const REPLY_BATCH: usize = 100;
 
 enum Tunnelled {
     Asked(Option<String>),
@@ -127,6 +139,10 @@ impl GatewayLink {
             tunnel: None,
             device,
             m4: false,
+            replies: Default::default(),
+            storing_replies: false,
+            taken: Vec::new(),
+            recording_taken: false,
         }
     }
 
@@ -264,7 +280,7 @@ impl GatewayLink {
         };
         let (deps, gateway_id, chat_only) = (self.deps.clone(), self.gateway_id, self.m4);
         let claimed = async move { claim_due(&deps, gateway_id, connected, chat_only).await };
-        ctx.spawn(claimed.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(socket::detached(claimed).into_actor(self).map(move |result, act, ctx| {
             let next_due = match result {
                 Ok(due) => {
                     for command in &due.commands {
@@ -358,7 +374,7 @@ impl GatewayLink {
                     tunnel.do_send(FromConnector::Closed(stream));
                 }
             }
-            Request::ChatReply(Ok(reply)) => self.on_reply(reply, ctx),
+            Request::ChatReply(Ok(reply)) => self.on_reply(reply, text.len(), ctx),
             Request::RpcResult(Ok(result)) => self.on_rpc_result(result, ctx),
             Request::ChatAck(Ok(ids)) => self.taken(ids, ctx),
             Request::ChatReply(Err(invalid))
@@ -382,8 +398,18 @@ impl GatewayLink {
 impl GatewayLink {
     /// The gateway took these H5 messages (its `chat.ack`, or, for a gateway without acks,
     /// the link wrote them): no longer pending; each user hears it once (`chat_ack`,
-    /// `status: "delivered"`).
+    /// `status: "delivered"`). Recorded one write at a time, with what came meanwhile.
     fn taken(&mut self, message_ids: Vec<Uuid>, ctx: &mut socket::Ctx<Self>) {
+        self.taken.extend(message_ids);
+        self.record_taken(ctx);
+    }
+
+    fn record_taken(&mut self, ctx: &mut socket::Ctx<Self>) {
+        if self.recording_taken || self.taken.is_empty() {
+            return;
+        }
+        self.recording_taken = true;
+        let message_ids = std::mem::take(&mut self.taken);
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let recorded = async move {
             let conn = deps.db.get().await.map_err(|e| e.to_string())?;
@@ -396,11 +422,13 @@ impl GatewayLink {
             }
             Ok::<_, String>(())
         };
-        ctx.spawn(recorded.into_actor(self).map(|result, act, _| {
+        ctx.spawn(socket::detached(recorded).into_actor(self).map(|result, act, ctx| {
             if let Err(e) = result {
                 // Still pending: sent again (and acked again) later.
                 tracing::warn!(gateway_id = %act.gateway_id, error = %e, "taken messages not recorded");
             }
+            act.recording_taken = false;
+            act.record_taken(ctx);
         }));
     }
 
@@ -413,7 +441,7 @@ impl GatewayLink {
         } = result;
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let recorded = async move { record_answer(&deps, gateway_id, command_id, outcome).await };
-        ctx.spawn(recorded.into_actor(self).map(|result, act, ctx| {
+        ctx.spawn(socket::detached(recorded).into_actor(self).map(|result, act, ctx| {
             if let Err(e) = result {
                 tracing::error!(gateway_id = %act.gateway_id, error = %e, "gateway answer not recorded");
                 socket::error(ctx, None, ErrorCode::Internal, "the answer was not recorded; send it again");
@@ -421,48 +449,95 @@ impl GatewayLink {
         }));
     }
 
-    /// An agent's answer: stored, then delivered to every socket of the user, everywhere.
-    fn on_reply(&mut self, reply: ChatReply, ctx: &mut socket::Ctx<Self>) {
-        let ChatReply {
-            session_key,
-            content,
-            reply_id,
-            extra,
-        } = reply;
-        let ack_id = reply_id.clone().map(serde_json::Value::String);
+    /// An agent's answer: stored (with the others that come while a batch is stored: one
+    /// transaction), then delivered to every socket of the user, everywhere. Replies of one
+    /// link are stored and delivered in the order the agent sent them, and the link goes on
+    /// with its other frames meanwhile.
+    fn on_reply(&mut self, reply: ChatReply, size: usize, ctx: &mut socket::Ctx<Self>) {
+        self.replies.push_back((reply, size));
+        self.store_replies(ctx);
+    }
+
+    fn store_replies(&mut self, ctx: &mut socket::Ctx<Self>) {
+        if self.storing_replies || self.replies.is_empty() {
+            return;
+        }
+        self.storing_replies = true;
+        // A batch's replies reach their users at once: its bytes stay well below what a
+        // user's socket may queue (WS_OUTBOUND_QUEUE_BYTES), or a reading client would
+        // count as too slow.
+        let budget = self.deps.settings.ws.outbound_queue_bytes / 4;
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        while let Some((_, size)) = self.replies.front() {
+            if batch.len() == REPLY_BATCH || (!batch.is_empty() && bytes + size > budget) {
+                break;
+            }
+            bytes += size;
+            batch.extend(self.replies.pop_front().map(|(reply, _)| reply));
+        }
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let stored = async move {
-            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
-            h5_chat::accept_reply(
-                &*conn,
-                gateway_id,
-                h5_chat::ReplyTo::Session(&session_key),
-                reply_id.as_deref(),
-                &content,
-                extra.as_ref(),
-            )
-            .await
-            .map_err(|e| e.to_string())
+            let outcomes = store_replies(&deps, gateway_id, &batch).await;
+            (batch, outcomes)
         };
-        // `wait`: replies of one link are stored and delivered in the order the agent sent them.
-        ctx.wait(stored.into_actor(self).map(move |result, act, ctx| match result {
+        ctx.spawn(
+            socket::detached(stored)
+                .into_actor(self)
+                .map(|(batch, outcomes), act, ctx| {
+                    for (reply, outcome) in batch.into_iter().zip(outcomes) {
+                        act.replied(reply.reply_id, outcome, ctx);
+                    }
+                    act.storing_replies = false;
+                    act.store_replies(ctx);
+                }),
+        );
+    }
+
+    fn replied(
+        &mut self,
+        reply_id: Option<String>,
+        outcome: Result<Option<StoredReply>, String>,
+        ctx: &mut socket::Ctx<Self>,
+    ) {
+        match outcome {
             Ok(Some((session, message, duplicate))) => {
                 if !duplicate {
                     let text = text(&h5_chat::reply_frame(&session, &message));
-                    act.deps.router.tell(Address::User(session.h5_user_id), RouteMessage::Frame { text });
+                    self.deps.router.tell(
+                        Address::User(session.h5_user_id),
+                        RouteMessage::Frame { text },
+                    );
                 }
                 // Stored (now or before): the gateway may forget it. The reference's chat
                 // socket acknowledges nothing; there only a gateway that acks gets acks.
-                if let Some(id) = ack_id.filter(|_| !act.m4 || act.acks) {
-                    socket::send(ctx, &Outbound::ChatReplyAck { id, payload: relay::ReplyAck { message_id: message.id } });
+                if let Some(id) = reply_id.filter(|_| !self.m4 || self.acks) {
+                    let id = serde_json::Value::String(id);
+                    socket::send(
+                        ctx,
+                        &Outbound::ChatReplyAck {
+                            id,
+                            payload: relay::ReplyAck {
+                                message_id: message.id,
+                            },
+                        },
+                    );
                 }
             }
-            Ok(None) => act.complain(ctx, ErrorCode::SessionNotFound, "no chat session of this gateway has that session_key"),
+            Ok(None) => self.complain(
+                ctx,
+                ErrorCode::SessionNotFound,
+                "no chat session of this gateway has that session_key",
+            ),
             Err(e) => {
-                tracing::error!(gateway_id = %act.gateway_id, error = %e, "chat reply not stored");
-                socket::error(ctx, None, ErrorCode::Internal, "the reply was not stored; send it again");
+                tracing::error!(gateway_id = %self.gateway_id, error = %e, "chat reply not stored");
+                socket::error(
+                    ctx,
+                    None,
+                    ErrorCode::Internal,
+                    "the reply was not stored; send it again",
+                );
             }
-        }));
+        }
     }
 }
 

@@ -309,10 +309,14 @@ impl H5Session {
     fn record_delivered(&mut self, ctx: &mut socket::Ctx<Self>) {
         match self.delivered_write() {
             Some(write) => {
-                ctx.spawn(write.into_actor(self).map(|(), act, ctx| {
-                    act.recording = false;
-                    act.record_soon(ctx);
-                }));
+                ctx.spawn(
+                    socket::detached(write)
+                        .into_actor(self)
+                        .map(|(), act, ctx| {
+                            act.recording = false;
+                            act.record_soon(ctx);
+                        }),
+                );
             }
             None => self.recording = false,
         }

@@ -171,6 +171,47 @@ async fn a_message_crosses_instances_and_the_reply_comes_back() {
     );
 }
 
+/// A busy chat on a server with a small pool: the link records what the gateway took and
+/// stores replies, the user's socket records what it was handed, all while frames keep
+/// coming. Work a socket actor holds a connection for is never frozen by its own waits
+/// (it held the whole pool that way, and chat stopped), so every reply arrives.
+#[actix_web::test]
+async fn a_busy_chat_on_a_small_pool_loses_no_reply() {
+    const MESSAGES: usize = 60;
+    let server = Server::builder().env("DB_POOL_SIZE", "2").start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    wait_linked(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    for i in 0..MESSAGES {
+        user.send(chat(&w, &format!("local-{i}"), &format!("m{i}")))
+            .await;
+    }
+    let mut answered = 0;
+    while answered < MESSAGES {
+        let frame = gateway.expect_json().await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "chat.send" {
+            let content = format!("re {}", frame["payload"]["content"].as_str().unwrap());
+            reply(&mut gateway, &frame, &content).await;
+            answered += 1;
+        }
+    }
+    let mut answers = Vec::new();
+    while answers.len() < MESSAGES {
+        let frame = user.expect_json().await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "chat_reply" {
+            answers.push(frame["payload"]["content"].as_str().unwrap().to_string());
+        }
+    }
+    let expected: Vec<String> = (0..MESSAGES).map(|i| format!("re m{i}")).collect();
+    assert_eq!(answers, expected);
+    while let WsEvent::Json(frame) = gateway.next(Duration::from_millis(300)).await {
+        assert_ne!(frame["type"], "error", "a reply was not stored: {frame}");
+    }
+}
+
 #[actix_web::test]
 async fn both_devices_of_a_user_get_the_reply() {
     let a = Server::start().await;

@@ -322,6 +322,42 @@ pub async fn accept_reply(
     Ok(Some((session, message, false)))
 }
 
+/// A gateway's reply to store with others (`accept_replies`).
+pub struct ReplyIn<'a> {
+    pub session_key: &'a str,
+    pub reply_id: Option<&'a str>,
+    pub content: &'a Value,
+    pub extra: Option<&'a Value>,
+}
+
+/// Stores a gateway's replies in the caller's transaction and answers each one's outcome
+/// (`accept_reply`), in the order given. They are stored one after another in the order of
+/// their session keys (stable: a session's replies keep their order, and so their
+/// numbers): a key starts with its user's id (`session_key`), so every batch takes users'
+/// rows in one order and two batches never wait on each other in a circle.
+pub async fn accept_replies(
+    client: &impl GenericClient,
+    gateway_id: Uuid,
+    replies: &[ReplyIn<'_>],
+) -> DomainResult<Vec<Option<(ChatSession, ChatMessage, bool)>>> {
+    let mut order: Vec<usize> = (0..replies.len()).collect();
+    order.sort_by_key(|&i| replies[i].session_key);
+    let mut outcomes: Vec<_> = (0..replies.len()).map(|_| None).collect();
+    for i in order {
+        let reply = &replies[i];
+        outcomes[i] = accept_reply(
+            client,
+            gateway_id,
+            ReplyTo::Session(reply.session_key),
+            reply.reply_id,
+            reply.content,
+            reply.extra,
+        )
+        .await?;
+    }
+    Ok(outcomes)
+}
+
 /// What every frame of `message` says about it; `role` is the frame's.
 fn message_fields(session: &ChatSession, message: &ChatMessage, role: Role) -> MessageFields {
     MessageFields {
