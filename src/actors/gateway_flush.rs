@@ -85,6 +85,12 @@ pub async fn store_replies(
         .collect();
     let together = async {
         let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
+        if given.len() == 1 {
+            // Alone in its batch: its one statement commits by itself.
+            return h5_chat::accept_replies(&*conn, gateway_id, &given)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let tx = conn.transaction().await.map_err(|e| e.to_string())?;
         let stored = h5_chat::accept_replies(&tx, gateway_id, &given)
             .await

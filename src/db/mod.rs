@@ -17,8 +17,35 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
 
-pub type PgPool = bb8::Pool<PostgresConnectionManager<NoTls>>;
-pub type PgConn<'a> = bb8::PooledConnection<'a, PostgresConnectionManager<NoTls>>;
+pub type PgPool = bb8::Pool<Manager>;
+pub type PgConn<'a> = bb8::PooledConnection<'a, Manager>;
+
+/// `bb8_postgres`'s manager, with a check at checkout that costs no round trip: its own
+/// sends an empty query each time, which was a third of all statements under H5 chat. A
+/// connection whose socket closed (the server restarted, the backend was terminated) is
+/// still found and replaced at checkout.
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+impl bb8::ManageConnection for Manager {
+    type Connection = tokio_postgres::Client;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        self.0.connect().await
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        if conn.is_closed() {
+            // Fails at once, without the network: the error says the connection closed.
+            return conn.simple_query("").await.map(|_| ());
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.is_closed()
+    }
+}
 
 /// How long a request waits for a pooled connection before answering 503.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,7 +53,7 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pool connects lazily, so the server starts (and reports not-ready) while the
 /// database is still coming up.
 pub fn pool(settings: &DatabaseSettings) -> PgPool {
-    let manager = PostgresConnectionManager::new(settings.url.clone(), NoTls);
+    let manager = Manager(PostgresConnectionManager::new(settings.url.clone(), NoTls));
     bb8::Pool::builder()
         .max_size(settings.pool_size)
         .connection_timeout(CHECKOUT_TIMEOUT)

@@ -10,7 +10,7 @@ use tokio_postgres::{Error, GenericClient, Row};
 
 /// Tried in order: the first that a value takes is what it is sent as. `JSONB` before
 /// `JSON`, and `TEXT` for every string, as the schema uses them.
-const TYPES: [Type; 12] = [
+const TYPES: [Type; 13] = [
     Type::UUID,
     Type::TEXT,
     Type::INT8,
@@ -22,6 +22,7 @@ const TYPES: [Type; 12] = [
     Type::UUID_ARRAY,
     Type::TEXT_ARRAY,
     Type::INT8_ARRAY,
+    Type::JSONB_ARRAY,
     Type::BYTEA,
 ];
 

@@ -300,8 +300,8 @@ pub async fn heartbeats(
     let metrics: Vec<Option<Value>> = last.values().map(|(_, m)| m.cloned()).collect();
     // The locking scan sorts by id: every row is locked in that order, before it is
     // updated, so two instances' batches never wait on each other in a circle.
-    let rows = client
-        .query(
+    let rows = crate::db::typed::query(
+        client,
             "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS b(id, status, metrics)), \
              locked AS MATERIALIZED ( \
                SELECT g.id, g.status FROM gateways g WHERE g.id = ANY($1) ORDER BY g.id FOR NO KEY UPDATE), \

@@ -279,8 +279,8 @@ pub async fn accept_reply(
         ),
     };
     // One statement: find the session, store the reply, touch the session.
-    let row = client
-        .query_opt(
+    let row = crate::db::typed::query_opt(
+        client,
             &format!(
                 "WITH s AS ({session}), \
                  next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
@@ -537,8 +537,8 @@ async fn insert_checked(
     content: &Value,
 ) -> DomainResult<Inserted> {
     let key = resend.map(|r| r.key.as_str());
-    let row = client
-        .query_one(
+    let row = crate::db::typed::query_one(
+        client,
             &format!(
                 "WITH allowed AS ( \
                SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \

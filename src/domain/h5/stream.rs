@@ -86,11 +86,11 @@ pub async fn delivered(
     h5_user_id: Uuid,
     seq: i64,
 ) -> DomainResult<()> {
-    client
-        .execute(
-            "UPDATE h5_users SET delivered_seq = greatest(delivered_seq, $2) WHERE id = $1",
-            &[&h5_user_id, &seq],
-        )
-        .await?;
+    crate::db::typed::query(
+        client,
+        "UPDATE h5_users SET delivered_seq = greatest(delivered_seq, $2) WHERE id = $1",
+        &[&h5_user_id, &seq],
+    )
+    .await?;
     Ok(())
 }
