@@ -2,8 +2,8 @@
 # Benchmark (not a test): board sync fan-out. Starts INSTANCES (1 or 2) release servers
 # on one fresh database and the shared Redis; mc-load opens SUBSCRIBERS board sockets
 # spread over the instances and changes a task RATE times a second over REST for DURATION
-# seconds: time from the request to each delivery and to the last delivery of each change,
-# missing deliveries and sequence gaps.
+# seconds: the write's own answer, time from the request to each delivery and to the first
+# and last delivery of each change, missing deliveries and sequence gaps.
 #   benches/board-fanout.sh                         # two instances, defaults below
 #   INSTANCES=1 SUBSCRIBERS=2000 benches/board-fanout.sh
 set -euo pipefail
