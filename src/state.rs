@@ -53,6 +53,8 @@ pub struct AppState {
     pub memos: Arc<crate::domain::memos::Memos>,
     /// Gateways' HTTP heartbeats, written in group commits.
     pub heartbeats: Addr<crate::actors::heartbeats::Heartbeats>,
+    /// What H5 sockets handed their clients, recorded in group commits.
+    pub delivered: Addr<crate::actors::delivered::DeliveredMarks>,
 }
 
 impl AppState {

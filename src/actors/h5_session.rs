@@ -22,6 +22,7 @@ use actix_web_actors::ws;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::delivered::{DeliveredMarks, Handed};
 use super::registry::{
     Address, Control, Delivery, Frame, RegisterH5, Router, SocketHandle, UnregisterH5,
 };
@@ -41,10 +42,11 @@ use crate::secrets::jwt as tokens;
 /// rest from the history API.
 const RESUME_LIMIT: i64 = 500;
 /// How long after handing a stored message to its client the socket records it
-/// (`stream::delivered`). A client that says nothing on reconnect (the shipped app) is sent
+/// (`stream::delivered`, through `DeliveredMarks`). A client that says nothing on reconnect (the shipped app) is sent
 /// again what came after the record: what an instance handed in its last `DELIVERED_AFTER`
-/// before a crash is sent twice (with the same `id`), so the window is short; one write at
-/// a time per socket keeps it to a few writes a second under load.
+/// before a crash is sent twice (with the same `id`), so the window is short; one mark per
+/// window per socket, and one write at a time per instance for all of them, keep it to a
+/// few writes a second under load.
 const DELIVERED_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an H5 socket uses, handed over at the upgrade: the user's row and messages, the
@@ -54,6 +56,7 @@ pub struct H5Deps {
     pub settings: Arc<Settings>,
     pub db: PgPool,
     pub router: Router,
+    pub delivered: Addr<DeliveredMarks>,
 }
 
 #[derive(Clone, Copy)]
@@ -81,7 +84,7 @@ pub struct H5Session {
     last_seq: Option<i64>,
     /// The highest `seq` handed to the client and not yet recorded.
     handed: Option<i64>,
-    /// A record of `handed` is due or being written.
+    /// A record of `handed` is due.
     recording: bool,
     /// The client fell too far behind: what was queued for it never reaches it, so nothing
     /// more is recorded as delivered (its next socket is sent it again).
@@ -304,45 +307,25 @@ impl H5Session {
         }
     }
 
-    /// Records the highest number handed to the client; then the next one, if more were
-    /// handed meanwhile.
-    fn record_delivered(&mut self, ctx: &mut socket::Ctx<Self>) {
-        match self.delivered_write() {
-            Some(write) => {
-                ctx.spawn(
-                    socket::detached(write)
-                        .into_actor(self)
-                        .map(|(), act, ctx| {
-                            act.recording = false;
-                            act.record_soon(ctx);
-                        }),
-                );
-            }
-            None => self.recording = false,
-        }
+    /// Records the highest number handed to the client (through the instance's
+    /// `DeliveredMarks`); a number handed later is recorded `DELIVERED_AFTER` after it.
+    fn record_delivered(&mut self, _: &mut socket::Ctx<Self>) {
+        self.recording = false;
+        self.hand_over_mark();
     }
 
-    /// The write of what was handed and not yet recorded, if anything (and the client
-    /// was not too slow to be sent it).
-    fn delivered_write(&mut self) -> Option<impl std::future::Future<Output = ()> + 'static> {
+    /// Passes on what was handed and not yet recorded, if anything (and the client was not
+    /// too slow to be sent it).
+    fn hand_over_mark(&mut self) {
         let (Some(caller), Some(seq)) = (self.caller, self.handed.take()) else {
-            return None;
+            return;
         };
-        if self.unwritten {
-            return None;
+        if !self.unwritten {
+            self.deps.delivered.do_send(Handed {
+                user_id: caller.user_id,
+                seq,
+            });
         }
-        let db = self.deps.db.clone();
-        Some(async move {
-            let recorded = match db.get().await {
-                Ok(conn) => stream::delivered(&*conn, caller.user_id, seq)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = recorded {
-                tracing::warn!(h5_user_id = %caller.user_id, error = %e, "delivered seq not recorded");
-            }
-        })
     }
 
     fn on_chat(&mut self, id: Value, chat: Chat, ctx: &mut socket::Ctx<Self>) {
@@ -606,9 +589,7 @@ impl Actor for H5Session {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some(write) = self.delivered_write() {
-            actix::spawn(write);
-        }
+        self.hand_over_mark();
         if let Some(caller) = self.caller {
             self.deps.router.registry().do_send(UnregisterH5 {
                 user_id: caller.user_id,

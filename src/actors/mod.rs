@@ -5,6 +5,7 @@ pub mod board_room;
 pub mod board_session;
 pub mod bridge;
 mod bridge_link;
+pub mod delivered;
 pub mod embedder;
 pub mod feeds;
 pub mod gateway_flush;

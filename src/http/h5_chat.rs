@@ -30,6 +30,7 @@ pub async fn chat_socket(
         settings: state.settings.clone(),
         db: state.db.clone(),
         router: state.router.clone(),
+        delivered: state.delivered.clone(),
     };
     socket::start(
         H5Session::new(deps, slot, outbox.clone()),

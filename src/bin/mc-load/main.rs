@@ -391,14 +391,17 @@ async fn gateway(server: &str, gateway: &Gateway) -> Result<(), String> {
                 let ack = json!({"type": "chat.ack", "payload": {"message_ids": [frame["payload"]["message_id"]]}});
                 let reply = json!({"type": "chat.reply", "id": frame["payload"]["message_id"],
                                    "payload": {"session_key": frame["payload"]["session_key"], "content": frame["payload"]["content"]}});
-                for out in [ack, reply] {
-                    if sink
-                        .send(ws::Message::Text(out.to_string().into()))
+                // One write for both: the tool's sockets keep Nagle on, so a second small
+                // write would wait for the server's delayed ACK (~40 ms); a real gateway's
+                // socket has it off (Node's ws).
+                let ack = sink.feed(ws::Message::Text(ack.to_string().into())).await;
+                if ack.is_err()
+                    || sink
+                        .send(ws::Message::Text(reply.to_string().into()))
                         .await
                         .is_err()
-                    {
-                        return;
-                    }
+                {
+                    return;
                 }
             }
         }

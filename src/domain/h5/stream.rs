@@ -80,16 +80,20 @@ pub async fn latest(client: &impl GenericClient, h5_user_id: Uuid) -> DomainResu
     Ok(get(&row, "message_seq")?)
 }
 
-/// A socket of the user was handed the user's messages up to `seq`.
-pub async fn delivered(
-    client: &impl GenericClient,
-    h5_user_id: Uuid,
-    seq: i64,
-) -> DomainResult<()> {
+/// Sockets of these users were handed their messages up to these numbers (one per user):
+/// each user's mark moves up to it, never down. One statement; it locks the users in id
+/// order (as a batch of replies does: `chat::accept_replies`), so it never waits on another
+/// batch in a circle.
+pub async fn delivered(client: &impl GenericClient, marks: &[(Uuid, i64)]) -> DomainResult<()> {
+    let (users, seqs): (Vec<Uuid>, Vec<i64>) = marks.iter().copied().unzip();
     crate::db::typed::query(
         client,
-        "UPDATE h5_users SET delivered_seq = greatest(delivered_seq, $2) WHERE id = $1",
-        &[&h5_user_id, &seq],
+        "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::int8[]) AS b(id, seq)), \
+         locked AS MATERIALIZED ( \
+           SELECT u.id FROM h5_users u WHERE u.id = ANY($1) ORDER BY u.id FOR NO KEY UPDATE) \
+         UPDATE h5_users u SET delivered_seq = greatest(u.delivered_seq, b.seq) \
+         FROM b JOIN locked l ON l.id = b.id WHERE u.id = b.id",
+        &[&users, &seqs],
     )
     .await?;
     Ok(())
