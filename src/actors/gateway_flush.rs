@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::gateway_link::LinkDeps;
 use super::gateway_rpc::RouteAnswer;
 use crate::domain::gateways::requests as gateway_requests;
-use crate::domain::h5::chat as h5_chat;
+use crate::domain::h5::chat::{self as h5_chat, StoredReply};
 use crate::domain::h5::delivery;
 use crate::domain::outbox::commands as gateway_commands;
 use crate::protocol::relay::ChatReply;
@@ -62,13 +62,10 @@ pub async fn record_answer(
     Ok(())
 }
 
-/// A stored reply: its session, the message, and whether it was stored before (resent).
-pub type StoredReply = (h5_chat::ChatSession, h5_chat::ChatMessage, bool);
-
 /// Stores a link's replies (group commit: those that came while the previous batch was
 /// stored) in one transaction, and answers each one's outcome in order (`None`: no session
-/// of this gateway has its key). When the transaction fails, each is stored alone, so a
-/// reply the database refuses fails alone.
+/// of this gateway has its key). A reply alone commits by itself; when a batch's
+/// transaction fails, each is stored alone, so a reply the database refuses fails alone.
 pub async fn store_replies(
     deps: &LinkDeps,
     gateway_id: Uuid,
@@ -83,14 +80,11 @@ pub async fn store_replies(
             extra: r.extra.as_ref(),
         })
         .collect();
+    if let [reply] = given.as_slice() {
+        return vec![store_alone(deps, gateway_id, reply).await];
+    }
     let together = async {
         let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
-        if given.len() == 1 {
-            // Alone in its batch: its one statement commits by itself.
-            return h5_chat::accept_replies(&*conn, gateway_id, &given)
-                .await
-                .map_err(|e| e.to_string());
-        }
         let tx = conn.transaction().await.map_err(|e| e.to_string())?;
         let stored = h5_chat::accept_replies(&tx, gateway_id, &given)
             .await
@@ -102,22 +96,25 @@ pub async fn store_replies(
         Ok(stored) => return stored.into_iter().map(Ok).collect(),
         Err(e) => e,
     };
-    if given.len() == 1 {
-        return vec![Err(error)];
-    }
     tracing::warn!(%gateway_id, replies = given.len(), error = %error, "replies not stored together; one by one");
     let mut outcomes = Vec::with_capacity(given.len());
     for reply in &given {
-        let alone = async {
-            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
-            h5_chat::accept_replies(&*conn, gateway_id, std::slice::from_ref(reply))
-                .await
-                .map(|mut stored| stored.pop().flatten())
-                .map_err(|e| e.to_string())
-        };
-        outcomes.push(alone.await);
+        outcomes.push(store_alone(deps, gateway_id, reply).await);
     }
     outcomes
+}
+
+/// One reply, its statement committing by itself.
+async fn store_alone(
+    deps: &LinkDeps,
+    gateway_id: Uuid,
+    reply: &h5_chat::ReplyIn<'_>,
+) -> Result<Option<StoredReply>, String> {
+    let conn = deps.db.get().await.map_err(|e| e.to_string())?;
+    h5_chat::accept_replies(&*conn, gateway_id, std::slice::from_ref(reply))
+        .await
+        .map(|mut stored| stored.pop().flatten())
+        .map_err(|e| e.to_string())
 }
 
 /// Claims the gateway's due requests (unless `chat_only`: the reference's chat socket

@@ -16,9 +16,7 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::gateway_flush::{
-    claim_due, record_answer, store_replies, Flushes, RecentIds, StoredReply,
-};
+use super::gateway_flush::{claim_due, record_answer, store_replies, Flushes, RecentIds};
 use super::gateway_rpc::RpcReplies;
 use super::presence::{self, Presence};
 use super::registry::{
@@ -31,7 +29,7 @@ use crate::config::Settings;
 use crate::db::PgPool;
 use crate::domain::gateways::dialing;
 use crate::domain::gateways::registry::{self as gateway_registry, GatewayIdentity, ONLINE};
-use crate::domain::h5::chat as h5_chat;
+use crate::domain::h5::chat::{self as h5_chat, StoredReply};
 use crate::domain::h5::delivery::{self, Taken};
 use crate::domain::outbox::commands as gateway_commands;
 use crate::protocol::bus::{GatewayPresence, RouteMessage};
@@ -96,7 +94,7 @@ pub struct GatewayLink {
     replies: std::collections::VecDeque<(ChatReply, usize)>,
     storing_replies: bool,
     /// Messages taken while the previous ones are being recorded (`recording_taken`).
-    taken: Vec<Uuid>,
+    taken_ids: Vec<Uuid>,
     recording_taken: bool,
 }
 
@@ -141,7 +139,7 @@ impl GatewayLink {
             m4: false,
             replies: Default::default(),
             storing_replies: false,
-            taken: Vec::new(),
+            taken_ids: Vec::new(),
             recording_taken: false,
         }
     }
@@ -400,16 +398,16 @@ impl GatewayLink {
     /// the link wrote them): no longer pending; each user hears it once (`chat_ack`,
     /// `status: "delivered"`). Recorded one write at a time, with what came meanwhile.
     fn taken(&mut self, message_ids: Vec<Uuid>, ctx: &mut socket::Ctx<Self>) {
-        self.taken.extend(message_ids);
+        self.taken_ids.extend(message_ids);
         self.record_taken(ctx);
     }
 
     fn record_taken(&mut self, ctx: &mut socket::Ctx<Self>) {
-        if self.recording_taken || self.taken.is_empty() {
+        if self.recording_taken || self.taken_ids.is_empty() {
             return;
         }
         self.recording_taken = true;
-        let message_ids = std::mem::take(&mut self.taken);
+        let message_ids = std::mem::take(&mut self.taken_ids);
         let (deps, gateway_id) = (self.deps.clone(), self.gateway_id);
         let recorded = async move {
             let conn = deps.db.get().await.map_err(|e| e.to_string())?;

@@ -42,11 +42,11 @@ use crate::secrets::jwt as tokens;
 /// rest from the history API.
 const RESUME_LIMIT: i64 = 500;
 /// How long after handing a stored message to its client the socket records it
-/// (`stream::delivered`, through `DeliveredMarks`). A client that says nothing on reconnect (the shipped app) is sent
-/// again what came after the record: what an instance handed in its last `DELIVERED_AFTER`
-/// before a crash is sent twice (with the same `id`), so the window is short; one mark per
-/// window per socket, and one write at a time per instance for all of them, keep it to a
-/// few writes a second under load.
+/// (`stream::delivered`, through `DeliveredMarks`). A client that says nothing on reconnect
+/// (the shipped app) is sent again what came after the record: what an instance handed in
+/// its last `DELIVERED_AFTER` before a crash is sent twice (with the same `id`), so the
+/// window is short; one mark per window per socket, and one write at a time per instance
+/// for all of them, keep it to a few writes a second under load.
 const DELIVERED_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an H5 socket uses, handed over at the upgrade: the user's row and messages, the
@@ -286,7 +286,7 @@ impl H5Session {
     fn record_soon(&mut self, ctx: &mut socket::Ctx<Self>) {
         if !self.recording && self.handed.is_some() {
             self.recording = true;
-            ctx.run_later(DELIVERED_AFTER, |act, ctx| act.record_delivered(ctx));
+            ctx.run_later(DELIVERED_AFTER, |act, _| act.record_delivered());
         }
     }
 
@@ -309,7 +309,7 @@ impl H5Session {
 
     /// Records the highest number handed to the client (through the instance's
     /// `DeliveredMarks`); a number handed later is recorded `DELIVERED_AFTER` after it.
-    fn record_delivered(&mut self, _: &mut socket::Ctx<Self>) {
+    fn record_delivered(&mut self) {
         self.recording = false;
         self.hand_over_mark();
     }

@@ -646,8 +646,7 @@ async fn board(args: BoardArgs) -> Result<Value, String> {
                 let n = frame
                     .changes
                     .and_then(|c| c.title)
-                    .and_then(|t| t.strip_prefix("bench-").map(str::to_string))
-                    .and_then(|n| n.parse::<u64>().ok());
+                    .and_then(|t| t.strip_prefix("bench-")?.parse::<u64>().ok());
                 if let Some(n) = n {
                     seen.borrow_mut()
                         .at

@@ -302,19 +302,19 @@ pub async fn heartbeats(
     // updated, so two instances' batches never wait on each other in a circle.
     let rows = crate::db::typed::query(
         client,
-            "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS b(id, status, metrics)), \
-             locked AS MATERIALIZED ( \
-               SELECT g.id, g.status FROM gateways g WHERE g.id = ANY($1) ORDER BY g.id FOR NO KEY UPDATE), \
-             stamped AS ( \
-               UPDATE gateways g SET status = b.status, last_heartbeat_at = now(), updated_at = now(), \
-                 connection_info = CASE WHEN b.metrics IS NULL THEN g.connection_info \
-                   ELSE COALESCE(g.connection_info, '{}'::jsonb) || jsonb_build_object('metrics', b.metrics) END \
-               FROM b JOIN locked l ON l.id = b.id WHERE g.id = b.id \
-               RETURNING g.id, l.status AS was, b.status) \
-             SELECT id, was FROM stamped WHERE was <> status",
-            &[&ids, &statuses, &metrics],
-        )
-        .await?;
+        "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS b(id, status, metrics)), \
+         locked AS MATERIALIZED ( \
+           SELECT g.id, g.status FROM gateways g WHERE g.id = ANY($1) ORDER BY g.id FOR NO KEY UPDATE), \
+         stamped AS ( \
+           UPDATE gateways g SET status = b.status, last_heartbeat_at = now(), updated_at = now(), \
+             connection_info = CASE WHEN b.metrics IS NULL THEN g.connection_info \
+               ELSE COALESCE(g.connection_info, '{}'::jsonb) || jsonb_build_object('metrics', b.metrics) END \
+           FROM b JOIN locked l ON l.id = b.id WHERE g.id = b.id \
+           RETURNING g.id, l.status AS was, b.status) \
+         SELECT id, was FROM stamped WHERE was <> status",
+        &[&ids, &statuses, &metrics],
+    )
+    .await?;
     for row in &rows {
         let (id, previous): (Uuid, String) = (get(row, "id")?, get(row, "was")?);
         let Some((beat, _)) = last.get(&id) else {

@@ -254,6 +254,9 @@ pub enum ReplyTo<'a> {
     Message(Uuid),
 }
 
+/// A stored reply: its session, the message, and whether it was stored before (resent).
+pub type StoredReply = (ChatSession, ChatMessage, bool);
+
 /// A gateway's reply: stored in the session it answers, if the session is this gateway's
 /// (a gateway cannot write into another gateway's sessions). `None` otherwise.
 pub async fn accept_reply(
@@ -263,7 +266,7 @@ pub async fn accept_reply(
     reply_id: Option<&str>,
     content: &Value,
     extra: Option<&Value>,
-) -> DomainResult<Option<(ChatSession, ChatMessage, bool)>> {
+) -> DomainResult<Option<StoredReply>> {
     let (session, key, message): (&str, Option<&str>, Option<Uuid>) = match to {
         ReplyTo::Session(key) => (
             // Every variant names all seven parameters: `$7` (`$1`) is null here.
@@ -281,27 +284,27 @@ pub async fn accept_reply(
     // One statement: find the session, store the reply, touch the session.
     let row = crate::db::typed::query_opt(
         client,
-            &format!(
-                "WITH s AS ({session}), \
-                 next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
-                 ins AS ( \
-                   INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
-                   SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
-                   ON CONFLICT (session_id, client_message_id) WHERE role = 'assistant' DO NOTHING \
-                   RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
-                 touch AS ( \
-                   UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
-                   WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)), \
-                 answered AS ( \
-                   DELETE FROM h5_chat_pending WHERE message_id = $7 AND EXISTS (SELECT 1 FROM s)) \
-                 SELECT {session_columns}, {message_columns}, m.id IS NULL AS resent \
-                 FROM s LEFT JOIN ins m ON true",
-                session_columns = ChatSession::COLUMNS,
-                message_columns = ChatMessage::COLUMNS
-            ),
-            &[&key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra, &message],
-        )
-        .await?;
+        &format!(
+            "WITH s AS ({session}), \
+             next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
+             ins AS ( \
+               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
+               SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
+               ON CONFLICT (session_id, client_message_id) WHERE role = 'assistant' DO NOTHING \
+               RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
+             touch AS ( \
+               UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
+               WHERE id = (SELECT id FROM s) AND EXISTS (SELECT 1 FROM ins)), \
+             answered AS ( \
+               DELETE FROM h5_chat_pending WHERE message_id = $7 AND EXISTS (SELECT 1 FROM s)) \
+             SELECT {session_columns}, {message_columns}, m.id IS NULL AS resent \
+             FROM s LEFT JOIN ins m ON true",
+            session_columns = ChatSession::COLUMNS,
+            message_columns = ChatMessage::COLUMNS
+        ),
+        &[&key, &gateway_id, &Uuid::new_v4(), &reply_id, content, &extra, &message],
+    )
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let session = ChatSession::from_row(&row)?;
     if get(&row, "resent")? {
@@ -339,7 +342,7 @@ pub async fn accept_replies(
     client: &impl GenericClient,
     gateway_id: Uuid,
     replies: &[ReplyIn<'_>],
-) -> DomainResult<Vec<Option<(ChatSession, ChatMessage, bool)>>> {
+) -> DomainResult<Vec<Option<StoredReply>>> {
     let mut order: Vec<usize> = (0..replies.len()).collect();
     order.sort_by_key(|&i| replies[i].session_key);
     let mut outcomes: Vec<_> = (0..replies.len()).map(|_| None).collect();
@@ -539,28 +542,28 @@ async fn insert_checked(
     let key = resend.map(|r| r.key.as_str());
     let row = crate::db::typed::query_one(
         client,
-            &format!(
-                "WITH allowed AS ( \
-               SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
-               WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
-             next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) RETURNING message_seq), \
-             ins AS ( \
-               INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
-               SELECT $5, $1, $2, $3, 'user', $6, $7, $8, (SELECT message_seq FROM next) FROM allowed \
-               ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING \
-               RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
-             {pending}, \
-             touch AS ( \
-               UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
-               WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
-             SELECT {columns}, EXISTS (SELECT 1 FROM allowed) AS allowed, m.id IS NOT NULL AS stored \
-             FROM (SELECT 1) AS one LEFT JOIN ins m ON true",
-                pending = pending_cte(),
-                columns = ChatMessage::COLUMNS
-            ),
-            &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, &key, content],
-        )
-        .await?;
+        &format!(
+            "WITH allowed AS ( \
+           SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
+           WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
+         next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) RETURNING message_seq), \
+         ins AS ( \
+           INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
+           SELECT $5, $1, $2, $3, 'user', $6, $7, $8, (SELECT message_seq FROM next) FROM allowed \
+           ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING \
+           RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
+         {pending}, \
+         touch AS ( \
+           UPDATE h5_chat_sessions SET last_message_at = now(), updated_at = now() \
+           WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
+         SELECT {columns}, EXISTS (SELECT 1 FROM allowed) AS allowed, m.id IS NOT NULL AS stored \
+         FROM (SELECT 1) AS one LEFT JOIN ins m ON true",
+            pending = pending_cte(),
+            columns = ChatMessage::COLUMNS
+        ),
+        &[&session.id, &session.h5_user_id, &session.agent_id, &session.gateway_id, &Uuid::new_v4(), &client_message_id, &key, content],
+    )
+    .await?;
     if !get::<bool>(&row, "allowed")? {
         return Ok(Inserted::Refused);
     }
