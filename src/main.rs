@@ -158,6 +158,7 @@ async fn registration_tokens(
         .await
         .map_err(|e| format!("cannot connect to DATABASE_URL: {e}"))?;
     let driver = tokio::spawn(connection);
+    let client = mission_control::db::Client::new(client);
     let failed = |e: DomainError| format!("{e:?}");
     let printed = match action {
         TokenAction::Issue { org, label } => {

@@ -1,14 +1,15 @@
 //! PostgreSQL: the connection pool and the migration runner.
 
 pub mod cache;
+pub mod client;
 pub mod listen;
 pub mod memo;
 pub mod migrate;
 pub mod record;
-pub mod typed;
 
 /// `crate::db::record!`: see [`record`].
 pub use crate::record;
+pub use client::{Client, GenericClient, Transaction};
 
 use std::time::Duration;
 
@@ -27,17 +28,17 @@ pub type PgConn<'a> = bb8::PooledConnection<'a, Manager>;
 pub struct Manager(PostgresConnectionManager<NoTls>);
 
 impl bb8::ManageConnection for Manager {
-    type Connection = tokio_postgres::Client;
+    type Connection = Client;
     type Error = tokio_postgres::Error;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        self.0.connect().await
+        self.0.connect().await.map(Client::new)
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
         if conn.is_closed() {
             // Fails at once, without the network: the error says the connection closed.
-            return conn.simple_query("").await.map(|_| ());
+            return conn.batch_execute("").await;
         }
         Ok(())
     }
@@ -62,9 +63,7 @@ pub fn pool(settings: &DatabaseSettings) -> PgPool {
 
 /// Makes `tx` read one consistent snapshot (its first statement): the parts of a
 /// denormalized read then agree with each other.
-pub async fn read_snapshot(
-    tx: &tokio_postgres::Transaction<'_>,
-) -> Result<(), tokio_postgres::Error> {
+pub async fn read_snapshot(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
     tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
 }
@@ -73,7 +72,7 @@ pub async fn read_snapshot(
 pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), String> {
     let check = async {
         let conn = pool.get().await.map_err(|e| e.to_string())?;
-        conn.simple_query("SELECT 1")
+        conn.batch_execute("SELECT 1")
             .await
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -128,7 +128,7 @@ fn check_password(password: &str) -> ApiResult<()> {
 /// Issues a refresh token of `family_id` (a new family at login) and an access token.
 async fn issue(
     state: &AppState,
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::GenericClient,
     user: &H5User,
     family_id: Uuid,
 ) -> ApiResult<AccessTokenResponse> {

@@ -3,9 +3,9 @@
 //! memory for users. Routes are full paths, no
 //! scopes: overlapping actix scopes do not fall through.
 
+use crate::db::GenericClient;
 use actix_web::web::{self, Data};
 use actix_web::{get, post, HttpRequest, HttpResponse};
-use tokio_postgres::GenericClient;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::actors::suggestions::{Listen, Unlisten, LISTENER_QUEUE};
 use crate::auth::admin::Admin;
-use crate::db::in_transaction;
+use crate::db::{in_transaction, GenericClient};
 use crate::domain::proactivity::actions;
 use crate::domain::proactivity::suggestions::{self as stored, Suggestion, SuggestionFilter};
 use crate::domain::support::pagination::{Page, PageParams};

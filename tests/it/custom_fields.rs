@@ -1,6 +1,7 @@
 //! The organization's task custom field definitions (domain.md §A12).
 
 use awc::http::Method;
+use mission_control::db::GenericClient;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -47,7 +48,7 @@ fn invalid(reply: &Reply, loc: Value, msg: &str) {
 #[actix_web::test]
 async fn definitions_are_created_bound_listed_rebound_and_deleted() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (org, board, _) = fixture(&server, &client).await;
     let second = another_board(&server, org).await;
 
@@ -149,7 +150,7 @@ async fn definitions_are_created_bound_listed_rebound_and_deleted() {
 #[actix_web::test]
 async fn bad_definitions_answer_422() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (_, board, _) = fixture(&server, &client).await;
     let post = |body: Value| send(&server, Method::POST, FIELDS, body);
 
@@ -292,7 +293,7 @@ async fn bad_definitions_answer_422() {
 #[actix_web::test]
 async fn duplicate_keys_and_deleting_a_field_in_use_answer_409() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (_, board, task) = fixture(&server, &client).await;
     let field = create_field(&server, json!({"field_key": "size", "board_ids": [board]})).await;
     let again = send(
@@ -356,7 +357,7 @@ async fn duplicate_keys_and_deleting_a_field_in_use_answer_409() {
 #[actix_web::test]
 async fn definitions_need_auth_admin_rights_to_change_and_stay_in_their_organization() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (_, board, _) = fixture(&server, &client).await;
     let field = create_field(&server, json!({"field_key": "mine", "board_ids": [board]})).await;
     let path = field_path(&field);

@@ -94,6 +94,11 @@ impl TestDb {
         actix_web::rt::spawn(conn);
         client
     }
+
+    /// A connection as the server's domain functions take it.
+    pub async fn app_client(&self) -> mission_control::db::Client {
+        mission_control::db::Client::new(self.client().await)
+    }
 }
 
 impl Drop for TestDb {

@@ -39,6 +39,7 @@ mod openclaw_sim;
 mod operations;
 mod organizations;
 mod pipelines;
+mod prepared;
 mod proactivity;
 mod relay_m4;
 mod rows;

@@ -2,6 +2,7 @@
 //! tag CRUD of domain.md §A11.
 
 use awc::http::Method;
+use mission_control::db::GenericClient;
 use mission_control::domain::{tasks::approvals, tasks::field_values, tasks::tags, DomainError};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use crate::fixtures::{delete, send, set_admin_role, switch_to_new_org};
 use crate::harness::{Reply, Server};
 
 /// A board and one task in the admin's organization: (organization, board, task).
-pub async fn fixture(server: &Server, client: &tokio_postgres::Client) -> (Uuid, Uuid, Uuid) {
+pub async fn fixture(server: &Server, client: &mission_control::db::Client) -> (Uuid, Uuid, Uuid) {
     // The admin user and its organization appear on first authentication.
     assert_eq!(server.admin_get("/api/v1/users/me").await.status, 200);
     let org: Uuid = client
@@ -40,7 +41,7 @@ pub async fn fixture(server: &Server, client: &tokio_postgres::Client) -> (Uuid,
 #[actix_web::test]
 async fn task_tags_are_replaced_in_order_and_foreign_ids_are_missing() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (org, _, task) = fixture(&server, &client).await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     for (id, slug) in [(a, "a"), (b, "b")] {
@@ -69,7 +70,7 @@ async fn task_tags_are_replaced_in_order_and_foreign_ids_are_missing() {
 #[actix_web::test]
 async fn approval_state_and_counts_follow_links_and_legacy_task_id() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (org, board, task) = fixture(&server, &client).await;
     assert_eq!(
         approvals::task_approval_state(&client, board, task)
@@ -115,7 +116,7 @@ async fn approval_state_and_counts_follow_links_and_legacy_task_id() {
 #[actix_web::test]
 async fn custom_field_values_validate_default_and_delete() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (org, board, task) = fixture(&server, &client).await;
     let (n, d) = (Uuid::new_v4(), Uuid::new_v4());
     for (id, key, ty, default) in [
@@ -191,7 +192,7 @@ fn invalid(reply: &Reply, loc: Value, msg: &str) {
 #[actix_web::test]
 async fn tags_are_created_listed_counted_updated_and_deleted() {
     let server = Server::start().await;
-    let client = server.db.client().await;
+    let client = server.db.app_client().await;
     let (org, _, task) = fixture(&server, &client).await;
 
     let review = create_tag(

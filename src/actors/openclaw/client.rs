@@ -1036,7 +1036,7 @@ const REPLY_BATCH: usize = 64;
 /// also goes out as an `error` frame about the message (`AGENT_ERROR`, for clients that read
 /// them), while its stored reply says why, because the shipped app shows only replies.
 async fn store_reply(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::GenericClient,
     gateway_id: Uuid,
     answer: Answer,
 ) -> Result<Vec<(Uuid, String)>, String> {

@@ -2,10 +2,10 @@
 //! admin. Unlike the reference, every route checks that the agent belongs to the caller's
 //! organization (404) and that the admin may see (read) or change (write) its board.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -9,9 +9,9 @@ use super::messages::correlated;
 use super::messages::lead_message_text;
 use super::messages::webhook_text;
 use super::messages::{ask_user_text, AskUser, LeadMessage};
+use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

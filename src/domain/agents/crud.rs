@@ -2,11 +2,11 @@
 //! gateway must make (create, update) is recorded as a gateway request in the same
 //! transaction (`provisioning`), besides the intent on the row.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 //! The gateway-main agent: the one agent of a gateway that belongs to no board, made or
 //! renamed whenever its gateway is.
 
+use crate::db::GenericClient;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};

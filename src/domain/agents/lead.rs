@@ -1,8 +1,8 @@
 //! A board's lead agent: made on demand (onboarding, coordination, the first agent of a
 //! board) with the reference's name, identity and session.
 
+use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 
 use super::crud::{board_session_key, insert_board_agent, AgentCreate};
 use crate::db::record::Record;

@@ -1,16 +1,15 @@
 //! Agent authentication and presence: the token touch and heartbeats, the one place an
 //! agent's status and `last_seen_at` move.
 
+use crate::db::GenericClient;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::crud::{agent_for_user, blank_to_none, create, AgentCreate};
 use super::tokens::{with_new_token, AgentWithToken};
 use crate::db::record::{get, Record};
-use crate::db::typed;
 use crate::domain::model::{Agent, AgentPrincipal};
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::activity::{self, NewActivity};
@@ -71,11 +70,11 @@ pub async fn authenticate(
     );
     let mut row = None;
     if holder == Holder::Creator {
-        row = typed::query_opt(client, &by_creator_token, &[&lookup]).await?;
+        row = client.query_opt(&by_creator_token, &[&lookup]).await?;
     }
     // Gateway tokens minted before they had a prefix of their own read `mca_`.
     if row.is_none() {
-        row = typed::query_opt(client, &by_gateway_token, &[&lookup]).await?;
+        row = client.query_opt(&by_gateway_token, &[&lookup]).await?;
     }
     let Some(row) = row else {
         return Ok(None);

@@ -1,8 +1,8 @@
 //! Removing agents: their tasks are released, their gateway told, and a board's agents go
 //! with the board.
 
+use crate::db::GenericClient;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::crud::agent_for_user;

@@ -1,7 +1,7 @@
 //! An agent's SOUL.md: read from the agent's row, written to its gateway.
 
+use crate::db::GenericClient;
 use serde::Deserialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

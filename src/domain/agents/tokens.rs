@@ -1,7 +1,7 @@
 //! Agent tokens: a creator's token is shown once, at creation and whenever it is rotated.
 
+use crate::db::GenericClient;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -210,7 +210,7 @@ async fn organization_boards(
              ORDER BY lower(b.name), b.created_at DESC, b.id",
             Board::COLUMNS
         );
-        let rows = crate::db::typed::query(&*conn, &sql, &[&organization_id]).await?;
+        let rows = conn.query(&sql, &[&organization_id]).await?;
         Ok::<_, DomainError>(Some(Arc::new(Board::from_rows(&rows)?)))
     };
     // `read` always finds a list (maybe empty).

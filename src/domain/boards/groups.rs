@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

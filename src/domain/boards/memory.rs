@@ -5,11 +5,12 @@
 //! number comes from `activity::next_feed_seq`, shared with its other streams), so a
 //! stream that has sent number n has sent every entry committed before it.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -5,11 +5,12 @@
 //! bucket from the one holding the window's start to the window's end is present
 //! (zero-filled), as in the reference.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

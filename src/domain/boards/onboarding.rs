@@ -6,11 +6,11 @@
 //! first `user` message, the answers after it); confirming provisions the board's lead the
 //! draft describes. The caller pokes the returned gateway once committed.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 //! The `board.state` a board socket starts from: every task of the board with the board's
 //! current sync number (the events after it are in `support::board_log`).
 
+use crate::db::GenericClient;
 use chrono::Utc;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::Record;

@@ -7,13 +7,14 @@
 //! and a webhook with `require_signature` refuses unsigned calls. The secret is answered
 //! by the create, secret and rotate calls only.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -5,10 +5,10 @@
 //! organization; a board's events are read and written with access to the board, the
 //! organization's own (no board) are read by every member and written by its admins.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -10,9 +10,9 @@
 //! all-day holiday takes its whole local days) of the agent's board and of the whole
 //! organization. Candidates start on the hour or the half hour, within 14 days.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

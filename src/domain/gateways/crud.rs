@@ -2,8 +2,8 @@
 //! gateway (gateways connect to it), so there is no version check; creating or changing
 //! a gateway records the provisioning intent of its gateway-main agent.
 
+use crate::db::GenericClient;
 use serde::Deserialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use crate::db::GenericClient;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

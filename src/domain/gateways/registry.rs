@@ -5,10 +5,10 @@
 //! instances see the same change (a heartbeat after an outage, the offline sweep) it is
 //! recorded once.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -231,7 +231,7 @@ pub async fn verify_relay(
     let read = || async {
         let conn = pool.get().await?;
         let sql = "SELECT organization_id, relay_token_hash FROM gateways WHERE id = $1";
-        let row = crate::db::typed::query_opt(&*conn, sql, &[&gateway_id]).await?;
+        let row = conn.query_opt(sql, &[&gateway_id]).await?;
         let known = row.map(|row| {
             Ok::<_, RowError>(RelayIdentity {
                 organization_id: get(&row, "organization_id")?,
@@ -300,9 +300,7 @@ pub async fn heartbeats(
     let metrics: Vec<Option<Value>> = last.values().map(|(_, m)| m.cloned()).collect();
     // The locking scan sorts by id: every row is locked in that order, before it is
     // updated, so two instances' batches never wait on each other in a circle.
-    let rows = crate::db::typed::query(
-        client,
-        "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS b(id, status, metrics)), \
+    let rows = client.query("WITH b AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS b(id, status, metrics)), \
          locked AS MATERIALIZED ( \
            SELECT g.id, g.status FROM gateways g WHERE g.id = ANY($1) ORDER BY g.id FOR NO KEY UPDATE), \
          stamped AS ( \

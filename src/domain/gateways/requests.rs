@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

@@ -2,9 +2,9 @@
 //! `/commands`) and its template sync: which gateway a call means, what its answers look
 //! like, and what a sync asks of which agents.
 
+use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 

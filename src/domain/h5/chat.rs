@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -282,9 +282,7 @@ pub async fn accept_reply(
         ),
     };
     // One statement: find the session, store the reply, touch the session.
-    let row = crate::db::typed::query_opt(
-        client,
-        &format!(
+    let row = client.query_opt(&format!(
             "WITH s AS ({session}), \
              next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
              ins AS ( \
@@ -540,9 +538,7 @@ async fn insert_checked(
     content: &Value,
 ) -> DomainResult<Inserted> {
     let key = resend.map(|r| r.key.as_str());
-    let row = crate::db::typed::query_one(
-        client,
-        &format!(
+    let row = client.query_one(&format!(
             "WITH allowed AS ( \
            SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
            WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use crate::db::GenericClient;
 use serde_json::json;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::chat::{chat_send_frame, ChatMessage, ChatSession};
@@ -134,19 +134,19 @@ pub async fn taken(
              WHERE p.message_id = ANY($1) AND p.accepted_at IS NULL"
         }
     };
-    let rows = crate::db::typed::query(
-        client,
-        &format!(
-            "WITH t AS ({change} RETURNING p.message_id) \
+    let rows = client
+        .query(
+            &format!(
+                "WITH t AS ({change} RETURNING p.message_id) \
                  SELECT {session_columns}, {message_columns} FROM t \
                  JOIN h5_chat_messages m ON m.id = t.message_id \
                  JOIN h5_chat_sessions s ON s.id = m.session_id WHERE s.gateway_id = $2",
-            session_columns = ChatSession::COLUMNS,
-            message_columns = ChatMessage::COLUMNS
-        ),
-        &[&message_ids, &gateway_id],
-    )
-    .await?;
+                session_columns = ChatSession::COLUMNS,
+                message_columns = ChatMessage::COLUMNS
+            ),
+            &[&message_ids, &gateway_id],
+        )
+        .await?;
     rows.iter()
         .map(|row| {
             let session = ChatSession::from_row(row)?;

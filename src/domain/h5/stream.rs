@@ -5,7 +5,7 @@
 //! shipped app: it gets what came after the last number any socket of the user was handed,
 //! `h5_users.delivered_seq`) are all answered from here.
 
-use tokio_postgres::GenericClient;
+use crate::db::GenericClient;
 use uuid::Uuid;
 
 use super::chat::{reply_frame, user_message_frame, ChatMessage, ChatSession};
@@ -86,15 +86,15 @@ pub async fn latest(client: &impl GenericClient, h5_user_id: Uuid) -> DomainResu
 /// batch in a circle.
 pub async fn delivered(client: &impl GenericClient, marks: &[(Uuid, i64)]) -> DomainResult<()> {
     let (users, seqs): (Vec<Uuid>, Vec<i64>) = marks.iter().copied().unzip();
-    crate::db::typed::query(
-        client,
-        "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::int8[]) AS b(id, seq)), \
+    client
+        .query(
+            "WITH b AS (SELECT * FROM unnest($1::uuid[], $2::int8[]) AS b(id, seq)), \
          locked AS MATERIALIZED ( \
            SELECT u.id FROM h5_users u WHERE u.id = ANY($1) ORDER BY u.id FOR NO KEY UPDATE) \
          UPDATE h5_users u SET delivered_seq = greatest(u.delivered_seq, b.seq) \
          FROM b JOIN locked l ON l.id = b.id WHERE u.id = b.id",
-        &[&users, &seqs],
-    )
-    .await?;
+            &[&users, &seqs],
+        )
+        .await?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! H5 users: accounts, refresh-token families, and assignments to agents.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

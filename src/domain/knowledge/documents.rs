@@ -4,8 +4,8 @@
 //! outside the transaction: an object is written before its row commits (a failed commit
 //! deletes it) and deleted after its row's deletion commits.
 
+use crate::db::GenericClient;
 use serde_json::json;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};

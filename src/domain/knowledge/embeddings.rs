@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
+use crate::db::GenericClient;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::config::{EmbeddingProvider, EmbeddingSettings};

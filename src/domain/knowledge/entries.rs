@@ -1,11 +1,12 @@
 //! The knowledge base (domain.md §E): entries of the organization's memory, searchable by
 //! their words (`search_vector`, kept by the database) and later by meaning (`embedding`).
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -7,10 +7,10 @@
 //! against the organization (422 naming the field). Changing the title or content re-indexes
 //! the entry and queues its embedding again.
 
+use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::Json;
-use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 

@@ -14,9 +14,9 @@
 //! Without an embedding (provider `none`, or it failed or timed out) semantic and hybrid
 //! answer the keyword results with `degraded: true` and the reason: never a 500.
 
+use crate::db::{GenericClient, Transaction};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -144,7 +144,7 @@ pub async fn search(
     let sql = format!(
         "SELECT {columns}, (f.s * CASE WHEN e.is_pinned THEN {boost}::float8 ELSE 1 END) AS score \
          FROM ({scored}) f JOIN knowledge_entries e USING (id) \
-         ORDER BY score DESC, e.is_pinned DESC, e.id LIMIT {limit}",
+         ORDER BY score DESC, e.is_pinned DESC, e.id LIMIT $11",
         columns = KnowledgeEntry::COLUMNS
             .split(", ")
             .map(|c| format!("e.{c}"))
@@ -158,7 +158,7 @@ pub async fn search(
         .await?;
     }
     let cjk_text = cjk.unwrap_or_default();
-    let params: [&(dyn ToSql + Sync); 10] = [
+    let params: [&(dyn ToSql + Sync); 11] = [
         &principal.organization.id,
         &boards,
         &request.board_id,
@@ -169,22 +169,11 @@ pub async fn search(
         &language,
         &vector_text,
         &model,
+        &limit,
     ];
-    // Typed: a mode leaves some parameters unused, whose types PostgreSQL cannot infer.
-    let types = [
-        Type::UUID,
-        Type::UUID_ARRAY,
-        Type::UUID,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-    ];
-    let statement = tx.prepare_typed(&sql, &types).await?;
-    let rows = tx.query(&statement, &params).await?;
+    // A mode leaves some parameters unused: PostgreSQL cannot infer their types, so the
+    // statement is prepared with each value's own type (see `db::client`).
+    let rows = tx.query(&sql, &params).await?;
     let scores = rows
         .iter()
         .map(|r| get::<f64>(r, "score"))

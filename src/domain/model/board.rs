@@ -1,8 +1,8 @@
 //! Boards (`BoardRead`): the record every area of a board starts from.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -43,14 +43,14 @@ pub async fn find_in_org(
     organization_id: Uuid,
     board_id: Uuid,
 ) -> DomainResult<Option<Board>> {
-    let row = crate::db::typed::query_opt(
-        client,
-        &format!(
-            "SELECT {} FROM boards b WHERE b.id = $1 AND b.organization_id = $2",
-            Board::COLUMNS
-        ),
-        &[&board_id, &organization_id],
-    )
-    .await?;
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {} FROM boards b WHERE b.id = $1 AND b.organization_id = $2",
+                Board::COLUMNS
+            ),
+            &[&board_id, &organization_id],
+        )
+        .await?;
     Ok(row.as_ref().map(Board::from_row).transpose()?)
 }

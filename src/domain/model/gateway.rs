@@ -1,8 +1,8 @@
 //! Gateways (`GatewayRead`) and the lookups every gateway-facing area shares.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

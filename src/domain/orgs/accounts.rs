@@ -1,7 +1,8 @@
 //! Users, organizations and memberships, and the provisioning of the local admin user.
 
+use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -151,7 +152,7 @@ pub async fn existing_principal(
 ) -> DomainResult<Option<Principal>> {
     let read = || async {
         let conn = pool.get().await?;
-        let row = crate::db::typed::query_opt(&*conn, &principal_sql(), &[&clerk_user_id]).await?;
+        let row = conn.query_opt(&principal_sql(), &[&clerk_user_id]).await?;
         Ok::<_, DomainError>(row.as_ref().map(principal_from).transpose()?)
     };
     memo.get_or_read(clerk_user_id.to_string(), read).await

@@ -10,9 +10,9 @@ use super::members::normalize_role;
 use super::members::BoardAccessSpec;
 use super::members::MemberRead;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -7,8 +7,8 @@
 //! change to memberships takes the organization's row lock first, so two concurrent
 //! demotions cannot both pass the last-owner check.
 
+use crate::db::GenericClient;
 use serde::Deserialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -2,8 +2,8 @@
 //! boards (and on the board itself) is told, as a `sessions.send` request to its gateway
 //! recorded with the change, with a `board.group.{join,leave}.notified` activity each.
 
+use crate::db::GenericClient;
 use serde_json::json;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

@@ -5,8 +5,8 @@
 //! Each notice is a `sessions.send` request to the recipient board's gateway, recorded in the
 //! post's transaction; the caller pokes the returned gateways once committed.
 
+use crate::db::GenericClient;
 use serde_json::json;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

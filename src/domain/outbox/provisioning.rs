@@ -3,8 +3,8 @@
 //! heartbeats. Each is a recorded gateway request (`gateway_commands`), sent when the
 //! gateway's link is up.
 
+use crate::db::GenericClient;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::domain::model::Agent;

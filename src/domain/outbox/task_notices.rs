@@ -6,8 +6,9 @@
 //! transaction, with the reference's activity; the returned `TaskChange::Notified` has the
 //! gateway's link poked once committed.
 
+use crate::db::GenericClient;
 use serde_json::json;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::db::record::{get, RowError};

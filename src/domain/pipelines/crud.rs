@@ -3,9 +3,9 @@
 //! (`triggers::check`), and every board or agent named belongs to the organization — 422
 //! naming the field, where the reference stores anything and fails at run time.
 
+use crate::db::GenericClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

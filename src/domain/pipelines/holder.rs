@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
+use crate::db::{GenericClient, Transaction};
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::db::record::get;

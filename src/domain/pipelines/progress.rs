@@ -4,8 +4,8 @@
 //! does it here, in its own transaction, on the row-locked run. The next stage is then
 //! entered by the run's holder (`holder`), woken by the row's NOTIFY at commit.
 
+use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

@@ -1,9 +1,9 @@
 //! The rows of pipelines and their runs, and a run read with what its state machine needs.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

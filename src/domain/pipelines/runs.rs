@@ -1,9 +1,9 @@
 //! Runs as the API sees them (domain.md §C4–C5): start (under the organization's cap),
 //! list, read, advance, cancel.
 
+use crate::db::GenericClient;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -11,10 +11,10 @@
 
 use std::str::FromStr;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};

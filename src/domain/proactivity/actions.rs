@@ -11,8 +11,8 @@
 //!
 //! A suggestion without an action is only marked accepted (its result says so).
 
+use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};

@@ -8,8 +8,8 @@
 //! it) fires nothing the second time. A rule's cooldown is checked and renewed by one
 //! `UPDATE` of the rule row, which holds across instances.
 
+use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};

@@ -1,11 +1,11 @@
 //! System events that agents report (domain.md §B1, §B3): kept in `agent_events` for the
 //! rule engine and as an audit log, then broadcast as `SystemEvent`s.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::Json;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -3,8 +3,8 @@
 //! rules test computed at that moment. Each call records its event last (see
 //! `events::record`), and returns what the caller hands to the event bus after the commit.
 
+use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

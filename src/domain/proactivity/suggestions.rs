@@ -1,11 +1,11 @@
 //! Proactive suggestions (domain.md §B1, §B2): advice for the organization's admins,
 //! posted by agents (and by the rule engine), pending until someone resolves it.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -2,11 +2,11 @@
 //! uninstall is a request to the gateway's main agent over its relay link; a pack sync
 //! upserts what `pack_discovery` finds in the pack's repository.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -209,13 +209,16 @@ pub async fn list_marketplace(
         let n = bind(&mut params, format!("{}%", like_escape(&pack.source_url)));
         filters.push_str(&format!(" AND s.source_url ILIKE ${n}"));
     }
-    let limit = query.limit.map_or("ALL".to_string(), |l| l.to_string());
+    // No limit is LIMIT NULL (all rows); both are parameters, so the text stays one statement.
+    params.push(Box::new(query.limit));
+    params.push(Box::new(query.offset));
     let sql = format!(
         "SELECT {columns}, i.created_at AS installed_at FROM marketplace_skills s \
          LEFT JOIN gateway_installed_skills i ON i.skill_id = s.id AND i.gateway_id = $2 \
          WHERE s.organization_id = $1{filters} \
-         ORDER BY s.created_at DESC, s.id LIMIT {limit} OFFSET {}",
-        query.offset,
+         ORDER BY s.created_at DESC, s.id LIMIT ${} OFFSET ${}",
+        params.len() - 1,
+        params.len(),
         columns = Skill::COLUMNS
     );
     let refs: Vec<&(dyn ToSql + Sync)> = params

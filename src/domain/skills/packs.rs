@@ -1,11 +1,11 @@
 //! Skill packs of an organization: a pack is a git repository whose skills a sync upserts
 //! (what `discovery` finds), with the default packs seeded for a new organization.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -3,7 +3,7 @@
 //! A row of another organization is "not found" (404), never "forbidden": callers must
 //! not learn that it exists. Within the organization, missing rights answer 403.
 
-use tokio_postgres::GenericClient;
+use crate::db::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;
@@ -78,13 +78,13 @@ pub async fn board_scope(
     if has_all_boards(member, access) {
         return Ok(BoardScope::All);
     }
-    let rows = crate::db::typed::query(
-        client,
-        "SELECT board_id FROM organization_board_access \
+    let rows = client
+        .query(
+            "SELECT board_id FROM organization_board_access \
              WHERE organization_member_id = $1 AND (can_write OR ($2 AND can_read))",
-        &[&member.id, &(access == Access::Read)],
-    )
-    .await?;
+            &[&member.id, &(access == Access::Read)],
+        )
+        .await?;
     let ids = rows.iter().map(|r| get(r, "board_id"));
     Ok(BoardScope::Only(ids.collect::<Result<_, _>>()?))
 }

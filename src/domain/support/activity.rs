@@ -1,10 +1,10 @@
 //! The activity feed: one row per notable change, written in the same transaction as the
 //! change itself.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -1,7 +1,7 @@
 //! Link rows that keep the order of the list they were given (task tags, dependencies,
 //! approval tasks): reads order them by `created_at`.
 
-use tokio_postgres::GenericClient;
+use crate::db::GenericClient;
 use uuid::Uuid;
 
 use crate::domain::DomainResult;

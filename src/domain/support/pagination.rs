@@ -47,7 +47,7 @@ pub struct Page<T> {
 /// and offset are bound after them. `map` reads a row (a record's `from_row`; the extra
 /// `page_total` column is not read by it).
 pub async fn fetch_page<T>(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::GenericClient,
     columns: &str,
     from_where: &str,
     order: &str,
@@ -65,13 +65,13 @@ pub async fn fetch_page<T>(
     let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
     all.push(&page.limit);
     all.push(&page.offset);
-    let rows = crate::db::typed::query(client, &sql, &all).await?;
+    let rows = client.query(&sql, &all).await?;
     let total: i64 = match rows.first() {
         Some(row) => crate::db::record::get(row, "page_total")?,
         None if page.offset == 0 => 0,
         None => {
             let count = format!("SELECT count(*) AS total {from_where}");
-            let row = crate::db::typed::query_one(client, &count, params).await?;
+            let row = client.query_one(&count, params).await?;
             crate::db::record::get(&row, "total")?
         }
     };

@@ -1,7 +1,7 @@
 //! Numbered streams (server-sent events): where a stream starts, and how much one read takes.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

@@ -1,9 +1,9 @@
 //! Input rules the reference enforces in its pydantic models, with the same 422 bodies.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;

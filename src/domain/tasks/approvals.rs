@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use crate::db::GenericClient;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -3,11 +3,11 @@
 //! activity in the caller's transaction and returns the realtime notices to hand to the
 //! board once that transaction has committed.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

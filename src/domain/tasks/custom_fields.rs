@@ -1,11 +1,11 @@
 //! Task custom fields (domain.md §A12): organization definitions and their admin CRUD,
 //! their binding to boards, task values.
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::db::GenericClient;
 use serde_json::json;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;
@@ -35,14 +35,14 @@ pub async fn for_tasks(
     if task_ids.is_empty() {
         return Ok(out);
     }
-    let rows = crate::db::typed::query(
-        client,
-        "SELECT d.task_id, d.depends_on_task_id, t.status = 'done' AS done \
+    let rows = client
+        .query(
+            "SELECT d.task_id, d.depends_on_task_id, t.status = 'done' AS done \
              FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_task_id \
              WHERE d.task_id = ANY($1) ORDER BY d.task_id, d.created_at, d.id",
-        &[&task_ids],
-    )
-    .await?;
+            &[&task_ids],
+        )
+        .await?;
     for r in rows {
         out.entry(get(&r, "task_id")?)
             .or_default()

@@ -1,9 +1,9 @@
 //! What the board streams send: task activity and approval changes after a cursor, in the
 //! board's feed order (see `activity::next_feed_seq`).
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use crate::db::GenericClient;
 use regex::Regex;
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
@@ -33,7 +33,7 @@ async fn bound_fields(
              WHERE b.board_id = $1 ORDER BY d.field_key",
         BoundField::COLUMNS
     );
-    let rows = crate::db::typed::query(client, &sql, &[&board_id]).await?;
+    let rows = client.query(&sql, &[&board_id]).await?;
     Ok(BoundField::from_rows(&rows)?)
 }
 
@@ -173,7 +173,7 @@ pub async fn values_for_tasks(
     let stored = async {
         let sql = "SELECT task_id, task_custom_field_definition_id, value \
                    FROM task_custom_field_values WHERE task_id = ANY($1)";
-        Ok(crate::db::typed::query(client, sql, &[&task_ids]).await?)
+        Ok(client.query(sql, &[&task_ids]).await?)
     };
     let (fields, stored) = futures_util::try_join!(bound_fields(client, board_id), stored)?;
     let stored: HashMap<(Uuid, Uuid), Option<Value>> = stored

@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -85,7 +85,7 @@ pub async fn tags_for_tasks(
              WHERE a.task_id = ANY($1) ORDER BY a.task_id, a.created_at, a.id",
         TagRef::COLUMNS
     );
-    let rows = crate::db::typed::query(client, &sql, &[&task_ids]).await?;
+    let rows = client.query(&sql, &[&task_ids]).await?;
     for r in rows {
         out.entry(record::get(&r, "task_id")?)
             .or_default()

@@ -12,10 +12,10 @@
 //! events of the last 30 days naming another agent of the organization
 //! (`payload.target_agent_id` or `payload.to_agent_id`).
 
+use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
