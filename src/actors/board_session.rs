@@ -188,10 +188,7 @@ impl BoardSession {
         self.seq = None;
         let deps = self.deps.clone();
         let load = async move {
-            let value = in_transaction!(deps, |tx| async {
-                crate::db::read_snapshot(&tx).await?;
-                board_sync::state(&tx, board_id).await
-            });
+            let value = in_transaction!(deps, snapshot | tx | board_sync::state(&tx, board_id));
             Ok::<_, DomainError>(value)
         };
         ctx.wait(load.into_actor(self).map(|result, act, ctx| {

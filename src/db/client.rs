@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use bytes::BytesMut;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type, WrongType};
-use tokio_postgres::{Error, Row, Statement};
+use tokio_postgres::{Error, IsolationLevel, Row, Statement};
 
 pub type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -218,6 +218,22 @@ impl Client {
     pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
         Ok(Transaction {
             pg: self.pg.transaction().await?,
+            statements: &self.statements,
+        })
+    }
+
+    /// A read-only transaction that reads one consistent snapshot: the parts of a
+    /// denormalized read then agree with each other. Begun by one statement.
+    pub async fn snapshot(&mut self) -> Result<Transaction<'_>, Error> {
+        let pg = self
+            .pg
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        Ok(Transaction {
+            pg,
             statements: &self.statements,
         })
     }

@@ -61,13 +61,6 @@ pub fn pool(settings: &DatabaseSettings) -> PgPool {
         .build_unchecked(manager)
 }
 
-/// Makes `tx` read one consistent snapshot (its first statement): the parts of a
-/// denormalized read then agree with each other.
-pub async fn read_snapshot(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-    tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-}
-
 /// `SELECT 1` within `timeout`: the readiness check.
 pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), String> {
     let check = async {
@@ -83,16 +76,23 @@ pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), String> {
 }
 
 /// Runs `$body` (an expression using `tx`) in one transaction and commits on success:
-/// the "one transaction per request" of every write handler.
+/// the "one transaction per request" of every write handler. `snapshot |tx|` makes it a
+/// read-only one that reads one snapshot (`Client::snapshot`).
 macro_rules! in_transaction {
-    ($state:expr, |$tx:ident| $body:expr) => {{
+    ($state:expr, |$tx:ident| $body:expr) => {
+        $crate::db::in_transaction!(@begin transaction, $state, $tx, $body)
+    };
+    ($state:expr, snapshot |$tx:ident| $body:expr) => {
+        $crate::db::in_transaction!(@begin snapshot, $state, $tx, $body)
+    };
+    (@begin $begin:ident, $state:expr, $tx:ident, $body:expr) => {{
         let mut conn = $state
             .db
             .get()
             .await
             .map_err($crate::domain::DomainError::from)?;
         let $tx = conn
-            .transaction()
+            .$begin()
             .await
             .map_err($crate::domain::DomainError::from)?;
         let value = $body.await?;

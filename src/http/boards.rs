@@ -130,14 +130,17 @@ pub async fn board_snapshot(
     Admin(principal): Admin,
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<BoardSnapshot>> {
-    Ok(web::Json(in_transaction!(state, |tx| async {
-        crate::db::read_snapshot(&tx)
-            .await
-            .map_err(DomainError::from)?;
-        let board =
-            access::board_for_user(&tx, &principal, path.into_inner(), Access::Read).await?;
-        snapshots::board_snapshot(&tx, board).await
-    })))
+    Ok(web::Json(in_transaction!(
+        state,
+        snapshot
+            | tx
+            | async {
+                let board =
+                    access::board_for_user(&tx, &principal, path.into_inner(), Access::Read)
+                        .await?;
+                snapshots::board_snapshot(&tx, board).await
+            }
+    )))
 }
 
 /// The other boards of the board's group (`include_self` for this one too).

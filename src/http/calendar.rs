@@ -63,10 +63,7 @@ async fn range_of(
     mut filter: RangeFilter,
 ) -> ApiResult<CalendarRange> {
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
-    let tx = conn.transaction().await.map_err(DomainError::from)?;
-    crate::db::read_snapshot(&tx)
-        .await
-        .map_err(DomainError::from)?;
+    let tx = conn.snapshot().await.map_err(DomainError::from)?;
     filter.boards = events::readable_boards(&tx, principal).await?;
     let org = principal.organization.id;
     let events = events::in_range(&tx, org, from, to, &filter).await?;
@@ -305,10 +302,7 @@ pub async fn suggest_slot(
     Json(input): Json<SlotRequest>,
 ) -> ApiResult<web::Json<SlotSuggestion>> {
     let mut conn = state.db.get().await.map_err(DomainError::from)?;
-    let tx = conn.transaction().await.map_err(DomainError::from)?;
-    crate::db::read_snapshot(&tx)
-        .await
-        .map_err(DomainError::from)?;
+    let tx = conn.snapshot().await.map_err(DomainError::from)?;
     let slot = slots::suggest(&tx, &principal, input, Utc::now()).await?;
     tx.commit().await.map_err(DomainError::from)?;
     Ok(web::Json(slot))
