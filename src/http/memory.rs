@@ -3,7 +3,6 @@
 //! memory for users. Routes are full paths, no
 //! scopes: overlapping actix scopes do not fall through.
 
-use crate::db::GenericClient;
 use actix_web::web::{self, Data};
 use actix_web::{get, post, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -13,6 +12,7 @@ use crate::actors::feeds::Poke;
 use crate::actors::gateway_rpc;
 use crate::auth::admin::Admin;
 use crate::db::in_transaction;
+use crate::db::GenericClient;
 use crate::domain::boards::memory::{self, MemoryCreate, MemoryFilter, MemoryKind};
 use crate::domain::model::{BoardGroupMemory, BoardMemory};
 use crate::domain::support::access::{Access, Caller};

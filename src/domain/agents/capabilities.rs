@@ -2,7 +2,6 @@
 //! admin. Unlike the reference, every route checks that the agent belongs to the caller's
 //! organization (404) and that the admin may see (read) or change (write) its board.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::agents::crud::agent_for_user;
 use crate::domain::model::Principal;
 use crate::domain::support::access::Access;

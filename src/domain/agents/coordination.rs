@@ -9,13 +9,13 @@ use super::messages::correlated;
 use super::messages::lead_message_text;
 use super::messages::webhook_text;
 use super::messages::{ask_user_text, AskUser, LeadMessage};
-use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Agent, AgentPrincipal, Board};
 use crate::domain::outbox::commands::{self as gateway_commands, Command, Target};
 use crate::domain::support::activity::{self, NewActivity};

@@ -2,7 +2,6 @@
 //! gateway must make (create, update) is recorded as a gateway request in the same
 //! transaction (`provisioning`), besides the intent on the row.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -11,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{self, Record};
+use crate::db::GenericClient;
 use crate::domain::model::agent::{default_heartbeat_config, gateway_main_session_key};
 use crate::domain::model::{Agent, AgentPrincipal, Board, Principal};
 use crate::domain::outbox::provisioning;

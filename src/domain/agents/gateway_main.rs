@@ -1,11 +1,11 @@
 //! The gateway-main agent: the one agent of a gateway that belongs to no board, made or
 //! renamed whenever its gateway is.
 
-use crate::db::GenericClient;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::agent::{default_heartbeat_config, gateway_main_session_key};
 use crate::domain::model::Agent;
 use crate::domain::outbox::provisioning;

@@ -1,11 +1,11 @@
 //! A board's lead agent: made on demand (onboarding, coordination, the first agent of a
 //! board) with the reference's name, identity and session.
 
-use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
 
 use super::crud::{board_session_key, insert_board_agent, AgentCreate};
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::{Agent, Board};
 use crate::domain::{DomainError, DomainResult};
 

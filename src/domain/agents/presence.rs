@@ -1,7 +1,6 @@
 //! Agent authentication and presence: the token touch and heartbeats, the one place an
 //! agent's status and `last_seen_at` move.
 
-use crate::db::GenericClient;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -10,6 +9,7 @@ use uuid::Uuid;
 use super::crud::{agent_for_user, blank_to_none, create, AgentCreate};
 use super::tokens::{with_new_token, AgentWithToken};
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Agent, AgentPrincipal};
 use crate::domain::support::access::{self, Access, Caller};
 use crate::domain::support::activity::{self, NewActivity};

@@ -1,12 +1,12 @@
 //! Removing agents: their tasks are released, their gateway told, and a board's agents go
 //! with the board.
 
-use crate::db::GenericClient;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::crud::agent_for_user;
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Agent, AgentPrincipal, Board, Principal, TaskChange};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::Access;

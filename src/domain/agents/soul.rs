@@ -1,11 +1,11 @@
 //! An agent's SOUL.md: read from the agent's row, written to its gateway.
 
-use crate::db::GenericClient;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::{Agent, AgentPrincipal};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::activity::{self, NewActivity};

@@ -1,10 +1,10 @@
 //! Agent tokens: a creator's token is shown once, at creation and whenever it is rotated.
 
-use crate::db::GenericClient;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::GenericClient;
 use crate::domain::model::Agent;
 use crate::domain::DomainResult;
 use crate::secrets::agent_tokens::{self, Holder};

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Board, Principal};
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{Page, PageParams};

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{BoardGroup, Principal};
 use crate::domain::outbox::provisioning;
 use crate::domain::support::access::{self, Access, BoardScope};

@@ -5,7 +5,6 @@
 //! number comes from `activity::next_feed_seq`, shared with its other streams), so a
 //! stream that has sent number n has sent every entry committed before it.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -15,6 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{column, get, Record, RowError};
+use crate::db::GenericClient;
 
 use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody, Principal};
 use crate::domain::support::access::Caller;

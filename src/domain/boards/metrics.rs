@@ -5,7 +5,6 @@
 //! bucket from the one holding the window's start to the window's end is present
 //! (zero-filled), as in the reference.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,6 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::validation::validation_error;

@@ -6,7 +6,6 @@
 //! first `user` message, the answers after it); confirming provisions the board's lead the
 //! draft describes. The caller pokes the returned gateway once committed.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -15,6 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::agents::lead::LeadOptions;
 use crate::domain::model::agent::gateway_main_session_key;
 use crate::domain::model::{AgentPrincipal, Board, Principal};

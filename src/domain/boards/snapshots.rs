@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::boards::groups as board_groups;
 use crate::domain::boards::memory;
 use crate::domain::model::{

@@ -1,11 +1,11 @@
 //! The `board.state` a board socket starts from: every task of the board with the board's
 //! current sync number (the events after it are in `support::board_log`).
 
-use crate::db::GenericClient;
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::TaskRow;
 use crate::domain::support::board_log::current;
 use crate::domain::tasks::crud as tasks;

@@ -7,7 +7,6 @@
 //! and a webhook with `require_signature` refuses unsigned calls. The secret is answered
 //! by the create, secret and rotate calls only.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{self, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};

@@ -5,7 +5,6 @@
 //! organization; a board's events are read and written with access to the board, the
 //! organization's own (no board) are read by every member and written by its admins.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use super::{recurrence, RangeFilter};
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::validation::{lenient_datetime, lenient_datetime_patch, Invalid};

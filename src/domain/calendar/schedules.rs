@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -17,6 +16,7 @@ use uuid::Uuid;
 
 use super::RangeFilter;
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};
 use crate::domain::support::validation::{lenient_datetime, lenient_datetime_patch, Invalid};

@@ -10,7 +10,6 @@
 //! all-day holiday takes its whole local days) of the agent's board and of the whole
 //! organization. Candidates start on the hour or the half hour, within 14 days.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,6 +19,7 @@ use super::events;
 use super::schedules::{self, Schedule};
 use super::{recurrence, RangeFilter};
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::validation::{lenient_datetime, Invalid};
 use crate::domain::{DomainError, DomainResult};

@@ -2,12 +2,12 @@
 //! gateway (gateways connect to it), so there is no version check; creating or changing
 //! a gateway records the provisioning intent of its gateway-main agent.
 
-use crate::db::GenericClient;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{self, Record};
+use crate::db::GenericClient;
 use crate::domain::model::gateway::{find, TOKEN_MASK};
 use crate::domain::model::{Gateway, Principal};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};

@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use crate::db::GenericClient;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::registry::{self, GatewayIdentity, OFFLINE, ONLINE};
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::DomainResult;
 

@@ -5,7 +5,6 @@
 //! instances see the same change (a heartbeat after an outage, the offline sweep) it is
 //! recorded once.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::memos::RelayIdentity;
 use crate::domain::proactivity::producers;
 use crate::domain::{DomainError, DomainResult};

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::agents::coordination;
 use crate::domain::outbox::commands::{self as gateway_commands, Answered, Command, DONE};
 use crate::domain::outbox::provisioning::{CREATE, DELETE, UPDATE};

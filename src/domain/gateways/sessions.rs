@@ -2,13 +2,13 @@
 //! `/commands`) and its template sync: which gateway a call means, what its answers look
 //! like, and what a sync asks of which agents.
 
-use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Agent, Principal};
 use crate::domain::outbox::commands::{Command, Target};
 use crate::domain::outbox::provisioning::{self, SyncOptions};

@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use crate::db::GenericClient;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::chat::{chat_send_frame, ChatMessage, ChatSession};
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 use crate::protocol::h5::{self, AckStatus, Outbound};
 use crate::protocol::text;

@@ -5,11 +5,11 @@
 //! shipped app: it gets what came after the last number any socket of the user was handed,
 //! `h5_users.delivered_seq`) are all answered from here.
 
-use crate::db::GenericClient;
 use uuid::Uuid;
 
 use super::chat::{reply_frame, user_message_frame, ChatMessage, ChatSession};
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 use crate::protocol::h5::{Outbound, ResumeFrom};
 

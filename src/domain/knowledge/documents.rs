@@ -4,11 +4,11 @@
 //! outside the transaction: an object is written before its row commits (a failed commit
 //! deletes it) and deleted after its row's deletion commits.
 
-use crate::db::GenericClient;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::knowledge::entries::KnowledgeDocument;
 use crate::domain::knowledge::manage::entry;
 use crate::domain::knowledge::text;

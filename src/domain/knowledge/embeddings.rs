@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use crate::db::GenericClient;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::config::{EmbeddingProvider, EmbeddingSettings};
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 
 /// How long a claimed entry is left to its worker before another may take it.

@@ -1,7 +1,6 @@
 //! The knowledge base (domain.md §E): entries of the organization's memory, searchable by
 //! their words (`search_vector`, kept by the database) and later by meaning (`embedding`).
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -11,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{column, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::knowledge::text;
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::{self, PostTargets};

@@ -7,7 +7,6 @@
 //! against the organization (422 naming the field). Changing the title or content re-indexes
 //! the entry and queues its embedding again.
 
-use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::Json;
@@ -15,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::knowledge::entries::{check_texts, KnowledgeDocument, KnowledgeEntry};
 use crate::domain::knowledge::text;
 use crate::domain::model::Principal;

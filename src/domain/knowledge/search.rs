@@ -14,13 +14,13 @@
 //! Without an embedding (provider `none`, or it failed or timed out) semantic and hybrid
 //! answer the keyword results with `degraded: true` and the reason: never a 500.
 
-use crate::db::{GenericClient, Transaction};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::{GenericClient, Transaction};
 use crate::domain::knowledge::embeddings::literal;
 use crate::domain::knowledge::entries::KnowledgeEntry;
 use crate::domain::knowledge::manage::{readable, with_documents};

@@ -1,12 +1,12 @@
 //! Boards (`BoardRead`): the record every area of a board starts from.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 
 crate::db::record! {

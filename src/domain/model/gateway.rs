@@ -1,6 +1,5 @@
 //! Gateways (`GatewayRead`) and the lookups every gateway-facing area shares.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -8,6 +7,7 @@ use uuid::Uuid;
 
 use super::board::Board;
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::{DomainError, DomainResult};
 
 /// What reads answer as `token` for a gateway that has one (written out in

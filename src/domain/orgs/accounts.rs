@@ -1,12 +1,12 @@
 //! Users, organizations and memberships, and the provisioning of the local admin user.
 
-use crate::db::GenericClient;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
+use crate::db::GenericClient;
 use crate::db::PgPool;
 use crate::domain::model::{Member, Organization, Principal, User};
 use crate::domain::{orgs::organizations, DomainError, DomainResult};

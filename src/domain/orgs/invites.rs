@@ -10,13 +10,13 @@ use super::members::normalize_role;
 use super::members::BoardAccessSpec;
 use super::members::MemberRead;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::{Member, Principal, User};
 use crate::domain::support::access::{require_org_admin, role_rank};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};

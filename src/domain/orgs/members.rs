@@ -8,7 +8,6 @@ use super::organizations::OWNER_RANK;
 use super::organizations::ROLES;
 use std::collections::HashMap;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,6 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::{Member, Principal};
 use crate::domain::support::access::{is_org_admin, require_org_admin, role_rank};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};

@@ -7,12 +7,12 @@
 //! change to memberships takes the organization's row lock first, so two concurrent
 //! demotions cannot both pass the last-owner check.
 
-use crate::db::GenericClient;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Organization, Principal, User};
 use crate::domain::support::access::role_rank;
 use crate::domain::support::validation::non_empty;

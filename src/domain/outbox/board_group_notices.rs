@@ -2,11 +2,11 @@
 //! boards (and on the board itself) is told, as a `sessions.send` request to its gateway
 //! recorded with the change, with a `board.group.{join,leave}.notified` activity each.
 
-use crate::db::GenericClient;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::model::{Board, BoardGroup};
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::support::activity::{self, NewActivity};

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -12,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 use crate::protocol::relay;
 use crate::secrets::agent_tokens::{self, Holder};

@@ -5,11 +5,11 @@
 //! Each notice is a `sessions.send` request to the recipient board's gateway, recorded in the
 //! post's transaction; the caller pokes the returned gateways once committed.
 
-use crate::db::GenericClient;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::boards::memory::Author;
 use crate::domain::model::{Board, BoardGroupMemory, BoardMemory, MemoryBody};
 use crate::domain::outbox::commands::{self as gateway_commands, snippet, Target};

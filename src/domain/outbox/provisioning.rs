@@ -3,10 +3,10 @@
 //! heartbeats. Each is a recorded gateway request (`gateway_commands`), sent when the
 //! gateway's link is up.
 
-use crate::db::GenericClient;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::db::GenericClient;
 use crate::domain::model::Agent;
 use crate::domain::outbox::commands::{self as gateway_commands, Command, NewCommand, Target};
 use crate::domain::support::activity::{self, NewActivity};

@@ -6,12 +6,12 @@
 //! transaction, with the reference's activity; the returned `TaskChange::Notified` has the
 //! gateway's link poked once committed.
 
-use crate::db::GenericClient;
 use serde_json::json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::db::record::{get, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::{
     Actor, Approval, ApprovalStatus, Board, TaskChange, TaskRow, TaskStatus,
 };

@@ -3,13 +3,13 @@
 //! (`triggers::check`), and every board or agent named belongs to the organization — 422
 //! naming the field, where the reference stores anything and fails at run time.
 
-use crate::db::GenericClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::pipelines::records::{self, Pipeline};
 use crate::domain::pipelines::stages;

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use crate::db::{GenericClient, Transaction};
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Map, Value};
@@ -15,6 +14,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::{GenericClient, Transaction};
 use crate::domain::model::{board, Actor, ApprovalStatus, TaskChange, TaskStatus};
 use crate::domain::pipelines::progress::{self, Outcome};
 use crate::domain::pipelines::records::{self, Locked};

@@ -4,11 +4,11 @@
 //! does it here, in its own transaction, on the row-locked run. The next stage is then
 //! entered by the run's holder (`holder`), woken by the row's NOTIFY at commit.
 
-use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::pipelines::records::{self, About, Locked};
 use crate::domain::support::activity::{self, NewActivity};
 use crate::domain::DomainResult;

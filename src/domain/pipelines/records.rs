@@ -1,6 +1,5 @@
 //! The rows of pipelines and their runs, and a run read with what its state machine needs.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -8,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::pipelines::stages::{self, Stage};
 use crate::domain::DomainResult;
 

@@ -1,13 +1,13 @@
 //! Runs as the API sees them (domain.md §C4–C5): start (under the organization's cap),
 //! list, read, advance, cancel.
 
-use crate::db::GenericClient;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::pipelines::progress::{self, Outcome};
 use crate::domain::pipelines::records::{self, Pipeline, Run};

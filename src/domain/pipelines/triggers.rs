@@ -11,13 +11,13 @@
 
 use std::str::FromStr;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::pipelines::records::Pipeline;
 use crate::domain::pipelines::runs::{self, Start};
 use crate::domain::support::validation::Invalid;

@@ -11,11 +11,11 @@
 //!
 //! A suggestion without an action is only marked accepted (its result says so).
 
-use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{board, Actor, Agent, Principal, TaskChange};
 use crate::domain::outbox::commands::{self, Target};
 use crate::domain::proactivity::events::AgentEvent;

@@ -8,11 +8,11 @@
 //! it) fires nothing the second time. A rule's cooldown is checked and renewed by one
 //! `UPDATE` of the rule row, which holds across instances.
 
-use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::proactivity::actions;
 use crate::domain::proactivity::events::AgentEvent;
 use crate::domain::proactivity::rules::{self, Rule};

@@ -1,7 +1,6 @@
 //! System events that agents report (domain.md §B1, §B3): kept in `agent_events` for the
 //! rule engine and as an audit log, then broadcast as `SystemEvent`s.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::AgentPrincipal;
 use crate::domain::support::access::{self, PostTargets};
 use crate::domain::support::validation::Invalid;

@@ -3,11 +3,11 @@
 //! rules test computed at that moment. Each call records its event last (see
 //! `events::record`), and returns what the caller hands to the event bus after the commit.
 
-use crate::db::GenericClient;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::model::{Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::proactivity::events::{self, AgentEvent, NewEvent};
 use crate::domain::DomainResult;

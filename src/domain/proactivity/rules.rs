@@ -10,7 +10,6 @@
 
 use std::cmp::Ordering;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -19,6 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access;
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};

@@ -1,7 +1,6 @@
 //! Proactive suggestions (domain.md §B1, §B2): advice for the organization's admins,
 //! posted by agents (and by the rule engine), pending until someone resolves it.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::{AgentPrincipal, Principal};
 use crate::domain::support::access::{self, PostTargets};
 use crate::domain::support::pagination::{fetch_page, Page, PageParams};

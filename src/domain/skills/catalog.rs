@@ -2,7 +2,6 @@
 //! uninstall is a request to the gateway's main agent over its relay link; a pack sync
 //! upserts what `pack_discovery` finds in the pack's repository.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -11,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::outbox::commands::{self as gateway_commands, Target};
 use crate::domain::skills::packs::{find_pack, infer_skill_name};

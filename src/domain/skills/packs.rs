@@ -1,7 +1,6 @@
 //! Skill packs of an organization: a pack is a git repository whose skills a sync upserts
 //! (what `discovery` finds), with the default packs seeded for a new organization.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::skills::discovery::{Candidate, Discovered};
 use crate::domain::support::access;

@@ -3,10 +3,10 @@
 //! A row of another organization is "not found" (404), never "forbidden": callers must
 //! not learn that it exists. Within the organization, missing rights answer 403.
 
-use crate::db::GenericClient;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::model::{Board, Member, Principal};
 use crate::domain::{DomainError, DomainResult};
 

@@ -1,7 +1,6 @@
 //! The activity feed: one row per notable change, written in the same transaction as the
 //! change itself.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
@@ -9,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Board;
 use crate::domain::model::Principal;
 use crate::domain::support::access::{self, Access};

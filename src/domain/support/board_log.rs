@@ -10,13 +10,13 @@
 //! statement just before the organization's event and the commit, so writers of one board
 //! wait on each other for that statement and the commit only.
 
-use crate::db::GenericClient;
 use chrono::Utc;
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::db::record::{get, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::TaskChange;
 use crate::domain::DomainResult;
 use crate::protocol::board::{Numbered, TaskEvent};

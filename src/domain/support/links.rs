@@ -1,9 +1,9 @@
 //! Link rows that keep the order of the list they were given (task tags, dependencies,
 //! approval tasks): reads order them by `created_at`.
 
-use crate::db::GenericClient;
 use uuid::Uuid;
 
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 
 /// Inserts a row of `table` per id of `items` (into `item_column`), each with

@@ -1,10 +1,10 @@
 //! Numbered streams (server-sent events): where a stream starts, and how much one read takes.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::DomainResult;
 
 /// Events read per wake-up; a stream that is further behind reads again at once.

@@ -1,12 +1,12 @@
 //! Input rules the reference enforces in its pydantic models, with the same 422 bodies.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::{DomainError, DomainResult};
 
 /// A pydantic-style validation list, for rules the reference checks in its models.

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use crate::db::GenericClient;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::{Approval, ApprovalStatus, Board, TaskApprovalState};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::next_feed_seq;

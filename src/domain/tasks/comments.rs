@@ -2,13 +2,13 @@
 //! agents it notifies.
 
 use super::crud::find;
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Actor, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
 use crate::domain::support::activity::{self, NewActivity};

@@ -3,7 +3,6 @@
 //! activity in the caller's transaction and returns the realtime notices to hand to the
 //! board once that transaction has committed.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -12,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::{Actor, AgentRef, Board, TaskChange, TaskRow, TaskStatus};
 use crate::domain::outbox::task_notices;
 use crate::domain::pipelines;

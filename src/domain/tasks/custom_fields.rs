@@ -1,7 +1,6 @@
 //! Task custom fields (domain.md §A12): organization definitions and their admin CRUD,
 //! their binding to boards, task values.
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{get, Record};
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access;
 use crate::domain::support::validation::{model_error, Invalid};

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use crate::db::GenericClient;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::support::validation::{dedupe, missing_ids};
 use crate::domain::{DomainError, DomainResult};
 

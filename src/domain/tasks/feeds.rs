@@ -1,12 +1,12 @@
 //! What the board streams send: task activity and approval changes after a cursor, in the
 //! board's feed order (see `activity::next_feed_seq`).
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::model::{Approval, TaskRow};
 use crate::domain::support::activity::{
     self, ActivityEvent, TaskCommentFeedItem, COMMENT_FEED_FROM,

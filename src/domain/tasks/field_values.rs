@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use crate::db::GenericClient;
 use regex::Regex;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::db::record::{get, Record, RowError};
+use crate::db::GenericClient;
 use crate::domain::{DomainError, DomainResult};
 
 crate::db::record! {

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -12,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::{self, Record};
+use crate::db::GenericClient;
 use crate::domain::boards::groups::slug_words;
 use crate::domain::model::Principal;
 use crate::domain::support::access;

@@ -12,7 +12,6 @@
 //! events of the last 30 days naming another agent of the organization
 //! (`payload.target_agent_id` or `payload.to_agent_id`).
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -20,6 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::get;
+use crate::db::GenericClient;
 use crate::domain::model::agent::computed_status;
 use crate::domain::model::Principal;
 use crate::domain::support::access;

@@ -6,7 +6,6 @@
 
 pub mod command_center;
 
-use crate::db::GenericClient;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -14,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::record::Record;
+use crate::db::GenericClient;
 use crate::domain::model::Principal;
 use crate::domain::support::access;
 use crate::domain::support::validation::Invalid;
