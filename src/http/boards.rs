@@ -2,6 +2,7 @@
 
 use actix_web::web::{self, Data};
 use actix_web::{delete, get, patch, post};
+use serde_json::value::RawValue;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ pub async fn list_boards(
     Admin(principal): Admin,
     filter: web::Query<BoardFilter>,
     page: PageParams,
-) -> ApiResult<web::Json<Page<Board>>> {
+) -> ApiResult<web::Json<Page<Box<RawValue>>>> {
     let memo = &state.memos.boards;
     Ok(web::Json(
         boards::list(&state.db, memo, &principal, &filter, page).await?,
