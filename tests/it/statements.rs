@@ -125,8 +125,8 @@ async fn the_hot_paths_send_no_more_statements_than_they_did() {
 
     // A task write (no tags, dependencies or custom fields): BEGIN, the board, the
     // board's custom fields, the insert, the agents to notify, the task's read (its
-    // dependencies, tags, the custom fields again and their values), the board's numbered
-    // entries (one statement), the organization's event, COMMIT.
+    // dependencies and tags: its custom-field values are those the write found), the
+    // board's numbered entries (one statement), the organization's event, COMMIT.
     let write = || {
         let server = &server;
         let path = format!("/api/v1/boards/{board}/tasks");
@@ -137,7 +137,7 @@ async fn the_hot_paths_send_no_more_statements_than_they_did() {
     };
     write().await;
     let writes = statements_per_round(&db, write).await;
-    assert_eq!(writes, 12, "a task write");
+    assert_eq!(writes, 10, "a task write");
 
     // A socket watches the board: its room gets each write's events with the news and
     // reads nothing.
@@ -156,7 +156,7 @@ async fn the_hot_paths_send_no_more_statements_than_they_did() {
         watcher.lock().await.next_of("task.created").await;
     })
     .await;
-    assert_eq!(watched, 12, "a task write on a watched board");
+    assert_eq!(watched, 10, "a task write on a watched board");
 }
 
 /// What one instance keeps of an admin and its boards follows a change made through

@@ -148,9 +148,15 @@ async fn custom_field_values_validate_default_and_delete() {
         Err(DomainError::Unprocessable(e)) => assert_eq!(e["field_key"], "n"),
         other => panic!("expected 422, got {other:?}"),
     }
-    field_values::apply_on_create(&client, board, task, &map(json!({"n": 3})))
+    let created = field_values::apply_on_create(&client, board, task, &map(json!({"n": 3})))
         .await
         .unwrap();
+    // What it returns is what a read finds (the new task's read uses it instead).
+    let read = field_values::values_for_tasks(&client, board, &[task])
+        .await
+        .unwrap();
+    assert_eq!(read[&task], created);
+    assert_eq!(Value::Object(created), json!({"n": 3, "d": "2024-01-02"}));
     let stored: i64 = client
         .query_one(
             "SELECT count(*) FROM task_custom_field_values WHERE task_id = $1",

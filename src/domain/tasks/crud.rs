@@ -3,6 +3,8 @@
 //! activity in the caller's transaction and returns the realtime notices to hand to the
 //! board once that transaction has committed.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -55,12 +57,31 @@ pub async fn reads(
     board_id: Uuid,
     rows: Vec<TaskRow>,
 ) -> DomainResult<Vec<Task>> {
+    reads_with(client, board_id, rows, None).await
+}
+
+/// `reads`, with the tasks' custom-field values when the caller has them already (a task
+/// it just created).
+async fn reads_with(
+    client: &impl GenericClient,
+    board_id: Uuid,
+    rows: Vec<TaskRow>,
+    known_values: Option<HashMap<Uuid, Map<String, Value>>>,
+) -> DomainResult<Vec<Task>> {
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
+    let values = async {
+        match known_values {
+            Some(values) => Ok(values),
+            None => {
+                crate::domain::tasks::field_values::values_for_tasks(client, board_id, &ids).await
+            }
+        }
+    };
     // Sent together: the connection pipelines them (one round trip, not three).
     let (mut deps, mut tags, mut values) = futures_util::try_join!(
         dependencies::for_tasks(client, &ids),
         tags::tags_for_tasks(client, &ids),
-        crate::domain::tasks::field_values::values_for_tasks(client, board_id, &ids),
+        values,
     )?;
     Ok(rows
         .into_iter()
@@ -92,9 +113,14 @@ pub async fn reads(
         .collect())
 }
 
-async fn read_one(client: &impl GenericClient, row: TaskRow) -> DomainResult<Task> {
-    let board_id = row.board_id;
-    Ok(reads(client, board_id, vec![row])
+async fn read_one(
+    client: &impl GenericClient,
+    row: TaskRow,
+    known_values: Option<Map<String, Value>>,
+) -> DomainResult<Task> {
+    let (board_id, id) = (row.board_id, row.id);
+    let known_values = known_values.map(|values| HashMap::from([(id, values)]));
+    Ok(reads_with(client, board_id, vec![row], known_values)
         .await?
         .pop()
         .expect("one row in, one read out"))
@@ -333,7 +359,7 @@ pub async fn create(
         )
         .await?;
     let row = TaskRow::from_row(&row)?;
-    crate::domain::tasks::field_values::apply_on_create(
+    let values = crate::domain::tasks::field_values::apply_on_create(
         client,
         board.id,
         task_id,
@@ -355,7 +381,7 @@ pub async fn create(
     };
     activities.push(task_id, actor.agent_id(), "task.created", message);
     let notices = task_notices::created(client, board, actor, &row).await?;
-    let task = read_one(client, row.clone()).await?;
+    let task = read_one(client, row.clone(), Some(values)).await?;
     let change = TaskChange::Created {
         task: serde_json::to_value(&task).unwrap_or(Value::Null),
     };
@@ -591,7 +617,7 @@ pub async fn update(
         reconcile_dependents(client, &row, dependents, was_done, actor, &mut activities);
     changes.extend(reconciled.await?);
     let notices = task_notices::updated(client, board, actor, &current, &row).await?;
-    let task = read_one(client, row.clone()).await?;
+    let task = read_one(client, row.clone(), None).await?;
     let org = board.organization_id;
     let synced = board_log::close(client, board.id, org, activities, &changes).await?;
     changes.extend(synced);

@@ -206,12 +206,14 @@ pub async fn values_for_tasks(
 
 /// Validates and stores the values of a new task; defaults of unset fields are stored too.
 /// Errors are the reference's 422 bodies (unknown keys, invalid value, required missing).
+/// Returns the task's values as `values_for_tasks` reads them (every bound field, `null`
+/// where none), so the new task's read need not ask again.
 pub async fn apply_on_create(
     client: &impl GenericClient,
     board_id: Uuid,
     task_id: Uuid,
     values: &Map<String, Value>,
-) -> DomainResult<()> {
+) -> DomainResult<Map<String, Value>> {
     let fields = bound_fields(client, board_id).await?;
     validate(&fields, values)?;
     let effective: Vec<(&BoundField, Value)> = fields
@@ -234,7 +236,10 @@ pub async fn apply_on_create(
     for (field, value) in effective.iter().filter(|(_, v)| !v.is_null()) {
         upsert(client, task_id, field.id, value).await?;
     }
-    Ok(())
+    Ok(effective
+        .into_iter()
+        .map(|(field, value)| (field.key.clone(), value))
+        .collect())
 }
 
 /// Validates and applies a patch of values; `null` deletes the stored value.
