@@ -45,8 +45,9 @@ const RESUME_LIMIT: i64 = 500;
 /// (`stream::delivered`, through `DeliveredMarks`). A client that says nothing on reconnect
 /// (the shipped app) is sent again what came after the record: what an instance handed in
 /// its last `DELIVERED_AFTER` before a crash is sent twice (with the same `id`), so the
-/// window is short; one mark per window per socket, and one write at a time per instance
-/// for all of them, keep it to a few writes a second under load.
+/// window is short; one mark per window per socket, and one write per
+/// `delivered::LINGER` at most per instance for all of them, keep it to a few writes a
+/// second under load.
 const DELIVERED_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an H5 socket uses, handed over at the upgrade: the user's row and messages, the
