@@ -39,6 +39,11 @@ pub struct Operation {
     body: Option<Body>,
 }
 
+/// A path's segments, as templates are matched against them.
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/').split('/').collect()
+}
+
 /// An OpenAPI path such as `/api/v1/boards/{board_id}`, matched against concrete paths.
 pub struct Template(Vec<Segment>);
 
@@ -50,8 +55,8 @@ enum Segment {
 impl Template {
     pub fn parse(path: &str) -> Template {
         Template(
-            path.trim_matches('/')
-                .split('/')
+            segments(path)
+                .into_iter()
                 .map(
                     |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                         Some(name) => Segment::Param(name.to_string()),
@@ -65,19 +70,28 @@ impl Template {
     /// How well the concrete `path` fits: `None` if it does not, else a key that prefers
     /// literal segments earlier in the path (`/boards/snapshot` over `/boards/{board_id}`).
     pub fn fit(&self, path: &str) -> Option<Vec<bool>> {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        if parts.len() != self.0.len() {
-            return None;
-        }
-        let mut key = Vec::with_capacity(parts.len());
-        for (segment, part) in self.0.iter().zip(parts) {
-            match segment {
-                Segment::Literal(text) if text == part => key.push(true),
-                Segment::Literal(_) => return None,
-                Segment::Param(_) => key.push(false),
-            }
-        }
-        Some(key)
+        self.fit_segments(&segments(path))
+    }
+
+    /// [`fit`](Self::fit) for a path already split by [`segments`]: every request is
+    /// matched against each template of its method, so the path is split once and nothing
+    /// is allocated for a template that does not fit.
+    fn fit_segments(&self, parts: &[&str]) -> Option<Vec<bool>> {
+        let fits = parts.len() == self.0.len()
+            && self
+                .0
+                .iter()
+                .zip(parts)
+                .all(|(segment, part)| match segment {
+                    Segment::Literal(text) => text == part,
+                    Segment::Param(_) => true,
+                });
+        fits.then(|| {
+            self.0
+                .iter()
+                .map(|s| matches!(s, Segment::Literal(_)))
+                .collect()
+        })
     }
 
     /// The text of parameter `name` in the concrete `path`.
@@ -226,11 +240,12 @@ impl Operation {
 
 /// The reference's operation for `method` and a concrete request `path`, if it has one.
 pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
+    let parts = segments(path);
     spec()
         .operations
         .get(method)?
         .iter()
-        .filter_map(|op| op.template.fit(path).map(|key| (key, op)))
+        .filter_map(|op| op.template.fit_segments(&parts).map(|key| (key, op)))
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, op)| op)
 }
