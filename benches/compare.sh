@@ -8,7 +8,8 @@
 # REF_GATEWAY_ID names a gateway of the reference's organization (with its main agent), to
 # hang its boards on.
 # Settings: CONNS (64), DURATION (15s), BOARDS (20), TASKS (200), WRITE_BOARDS (13),
-# HEARTBEAT_GATEWAYS (500), SUBSCRIBERS (200), H5_RATE (300); POOL (16) and WORKERS (2)
+# HEARTBEAT_GATEWAYS (500), SUBSCRIBERS (200), H5_RATE (300), H5_GOAL_RATE (1000: the rate at
+# which PostgreSQL alone runs an H5 round trip's statements); POOL (16) and WORKERS (2)
 # size our server as the reference's 2 uvicorn workers are sized.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ WRITE_BOARDS=${WRITE_BOARDS:-13}
 HEARTBEAT_GATEWAYS=${HEARTBEAT_GATEWAYS:-500}
 SUBSCRIBERS=${SUBSCRIBERS:-200}
 H5_RATE=${H5_RATE:-300}
+H5_GOAL_RATE=${H5_GOAL_RATE:-1000}
 POOL=${POOL:-16}
 WORKERS=${WORKERS:-2}
 INSTANCES=1
@@ -122,10 +124,28 @@ if [ -n "${REF_URL:-}" ]; then
 fi
 
 # The PostgreSQL ceiling of each path: the SQL our server sends, run by pgbench alone
-# (the same connections as our pool, as fast as it goes).
+# (the same connections as our pool, as fast as it goes), prepared once per connection as
+# our server runs it.
 pg_row() { # pg_row NAME SCRIPT → "ceiling<TAB>NAME<TAB>tps"
-  pgbench -n -c "$POOL" -j 2 -T "${DURATION%s}" -f "$2" "$DATABASE_URL" 2>/dev/null |
+  pgbench -n -M prepared -c "$POOL" -j 2 -T "${DURATION%s}" -f "$2" "$DATABASE_URL" 2>/dev/null |
     awk -v name="$1" '/^tps/ { printf "ceiling\t%s\t%.0f\t\t\n", name, $3 }' >>"$results"
+}
+# pg_at_rate NAME SCRIPT RATE → "ceiling<TAB>NAME at RATE/s<TAB>tps<TAB>p99 ms": the latency
+# of the same SQL alone at a given rate (what a goal in milliseconds can be held against).
+pg_at_rate() {
+  local logs
+  logs=$(mktemp -d)
+  (cd "$logs" && pgbench -n -M prepared -c "$((POOL * 2))" -j 2 -T "${DURATION%s}" -R "$3" -l \
+    --log-prefix=tx -f "$OLDPWD/$2" "$DATABASE_URL" >/dev/null 2>&1) || true
+  cat "$logs"/tx* 2>/dev/null | python3 -c '
+import sys
+name, rate, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+v = sorted(int(l.split()[2]) for l in sys.stdin if l.strip())  # microseconds per transaction
+if v:
+    p50, p99 = v[len(v) // 2] / 1000, v[int(len(v) * .99)] / 1000
+    print(f"ceiling\t{name} at {rate}/s (p50 {p50:.1f} ms)\t{len(v) / seconds:.0f}\t{p99:.1f}\t")
+' "$1" "$3" "${DURATION%s}" >>"$results"
+  rm -rf "$logs"
 }
 board=$read_board
 org=$(psql "$DATABASE_URL" -Atc "SELECT organization_id FROM boards WHERE id = '$board'")
@@ -133,6 +153,8 @@ for sql in benches/sql/*.sql; do
   sed "s/:board/'$board'/g; s/:org/'$org'/g; s/:gateway/'$gateway'/g" "$sql" >"$results.sql"
   pg_row "$(head -1 "$sql" | sed 's/^-- //')" "$results.sql"
 done
+# The H5 goal is a latency at a rate: the round trip's statements alone at that rate.
+pg_at_rate "H5 round trip (benches/sql/5-h5-round-trip.sql)" benches/sql/5-h5-round-trip.sql "$H5_GOAL_RATE"
 rm -f "$results.sql"
 
 echo
@@ -150,9 +172,9 @@ for name, o in ours.items():
     ratio = f"{faster(float(o[2]), float(r[2])):.1f}×" if r and float(r[2]) and float(o[2]) else "—"
     print(f"| {name} | {r[2] if r else '—'} | {o[2]} | {ratio} | {r[3] if r else '—'} | {o[3]} | {o[4]} |")
 print()
-print("| PostgreSQL alone (pgbench, the statements our server sends) | transactions/s |")
-print("|---|---|")
+print("| PostgreSQL alone (pgbench, the statements our server sends) | transactions/s | p99 ms |")
+print("|---|---|---|")
 for r in rows:
     if r[0] == "ceiling":
-        print(f"| {r[1]} | {r[2]} |")
+        print(f"| {r[1]} | {r[2]} | {r[3] or '—'} |")
 PY
