@@ -9,7 +9,7 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
-use crate::http::validate::Template;
+use crate::http::validate::{segments, Template};
 
 /// The methods each documented path takes (read from our own OpenAPI document).
 pub struct Allowed(Vec<(Template, Vec<Method>)>);
@@ -39,9 +39,10 @@ impl Allowed {
 
     /// What `path` takes, or nothing when no documented path fits it.
     fn methods(&self, path: &str) -> Vec<&Method> {
+        let parts = segments(path);
         let mut found: Vec<&Method> = Vec::new();
         for (template, methods) in &self.0 {
-            if template.fit(path).is_some() {
+            if template.fits(&parts) {
                 for method in methods {
                     if !found.contains(&method) {
                         found.push(method);

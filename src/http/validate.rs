@@ -39,8 +39,9 @@ pub struct Operation {
     body: Option<Body>,
 }
 
-/// A path's segments, as templates are matched against them.
-fn segments(path: &str) -> Vec<&str> {
+/// A path's segments, as templates are matched against them (split once per request, then
+/// matched against every template).
+pub fn segments(path: &str) -> Vec<&str> {
     path.trim_matches('/').split('/').collect()
 }
 
@@ -67,17 +68,9 @@ impl Template {
         )
     }
 
-    /// How well the concrete `path` fits: `None` if it does not, else a key that prefers
-    /// literal segments earlier in the path (`/boards/snapshot` over `/boards/{board_id}`).
-    pub fn fit(&self, path: &str) -> Option<Vec<bool>> {
-        self.fit_segments(&segments(path))
-    }
-
-    /// [`fit`](Self::fit) for a path already split by [`segments`]: every request is
-    /// matched against each template of its method, so the path is split once and nothing
-    /// is allocated for a template that does not fit.
-    fn fit_segments(&self, parts: &[&str]) -> Option<Vec<bool>> {
-        let fits = parts.len() == self.0.len()
+    /// Whether a concrete path, split by [`segments`], fits.
+    pub fn fits(&self, parts: &[&str]) -> bool {
+        parts.len() == self.0.len()
             && self
                 .0
                 .iter()
@@ -85,13 +78,13 @@ impl Template {
                 .all(|(segment, part)| match segment {
                     Segment::Literal(text) => text == part,
                     Segment::Param(_) => true,
-                });
-        fits.then(|| {
-            self.0
-                .iter()
-                .map(|s| matches!(s, Segment::Literal(_)))
-                .collect()
-        })
+                })
+    }
+
+    /// Which segments are literal: of the templates that fit a path, the one whose literals
+    /// come earlier is meant (`/boards/snapshot` over `/boards/{board_id}`).
+    fn literals(&self) -> impl Iterator<Item = bool> + '_ {
+        self.0.iter().map(|s| matches!(s, Segment::Literal(_)))
     }
 
     /// The text of parameter `name` in the concrete `path`.
@@ -245,9 +238,8 @@ pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
         .operations
         .get(method)?
         .iter()
-        .filter_map(|op| op.template.fit_segments(&parts).map(|key| (key, op)))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, op)| op)
+        .filter(|op| op.template.fits(&parts))
+        .max_by(|a, b| a.template.literals().cmp(b.template.literals()))
 }
 
 /// The errors pydantic gives for `raw`, the text of a path or query parameter declared
