@@ -10,12 +10,14 @@ use actix_web::HttpServer;
 use crate::actors::board_events::BoardEvents;
 use crate::actors::board_room::BoardRooms;
 use crate::actors::bridge::Bridge;
+use crate::actors::chat_writes::UserMessageWrites;
 use crate::actors::delivered::DeliveredMarks;
 use crate::actors::embedder::{self, Embedder};
 use crate::actors::feeds::FeedHub;
 use crate::actors::gateway_monitor::GatewayMonitor;
 use crate::actors::gateway_rpc::RpcReplies;
-use crate::actors::heartbeats::Heartbeats;
+use crate::actors::group_commit::GroupCommit;
+use crate::actors::heartbeats::HeartbeatWrites;
 use crate::actors::invalidations::Invalidations;
 use crate::actors::openclaw::{GatewayOwners, Release};
 use crate::actors::pipelines::{PipelineDeps, PipelineRuns};
@@ -87,16 +89,26 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     }
     let heartbeats = {
         let (db, instance_id) = (db.clone(), settings.instance_id.clone());
-        Supervisor::start(move |_| Heartbeats::new(db.clone(), instance_id.clone()))
+        Supervisor::start(move |_| {
+            GroupCommit::new(HeartbeatWrites {
+                db: db.clone(),
+                instance_id: instance_id.clone(),
+            })
+        })
     };
     let delivered = {
         let db = db.clone();
         Supervisor::start(move |_| DeliveredMarks::new(db.clone()))
     };
+    let chat_writes = {
+        let db = db.clone();
+        Supervisor::start(move |_| GroupCommit::new(UserMessageWrites { db: db.clone() }))
+    };
     let state = Data::new(AppState {
         memos,
         heartbeats,
         delivered,
+        chat_writes,
         storage,
         settings: settings.clone(),
         db,

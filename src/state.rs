@@ -55,6 +55,8 @@ pub struct AppState {
     pub heartbeats: Addr<crate::actors::heartbeats::Heartbeats>,
     /// What H5 sockets handed their clients, recorded in group commits.
     pub delivered: Addr<crate::actors::delivered::DeliveredMarks>,
+    /// H5 chat messages in known sessions, written in group commits.
+    pub chat_writes: Addr<crate::actors::chat_writes::ChatWrites>,
 }
 
 impl AppState {

@@ -22,14 +22,18 @@ use actix_web_actors::ws;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::chat_writes::ChatWrites;
 use super::delivered::{DeliveredMarks, Handed};
+use super::group_commit::submit;
 use super::registry::{
     Address, Control, Delivery, Frame, RegisterH5, Router, SocketHandle, UnregisterH5,
 };
 use super::socket::{self, Outbox};
 use crate::config::Settings;
 use crate::db::PgPool;
-use crate::domain::h5::chat::{self as h5_chat, Accepted, ChatSession, Refusal, Resend};
+use crate::domain::h5::chat::{
+    self as h5_chat, Accepted, ChatSession, Refusal, Resend, UserMessageIn,
+};
 use crate::domain::h5::stream::{self, After};
 use crate::domain::h5::users as h5_users;
 use crate::protocol::bus::RouteMessage;
@@ -58,6 +62,8 @@ pub struct H5Deps {
     pub db: PgPool,
     pub router: Router,
     pub delivered: Addr<DeliveredMarks>,
+    /// Messages in sessions the socket knows, stored in group commits.
+    pub chat_writes: Addr<ChatWrites>,
 }
 
 #[derive(Clone, Copy)]
@@ -455,43 +461,46 @@ async fn route(
         &content,
         deps.settings.h5.resend_window,
     );
-    let conn = deps.db.get().await.map_err(|e| e.to_string())?;
-    let fast = match &cached {
-        Some(session) => h5_chat::store_user_message(
-            &*conn,
-            session,
-            client_id.as_deref(),
-            resend.as_ref(),
-            &content,
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|(message, duplicate)| Accepted {
-            session: session.clone(),
-            message,
-            duplicate,
-        }),
+    let fast = match cached {
+        Some(session) => {
+            let message = UserMessageIn {
+                session: session.clone(),
+                client_message_id: client_id.clone(),
+                resend: resend.clone(),
+                content: content.clone(),
+            };
+            submit(&deps.chat_writes, message)
+                .await
+                .ok_or("the instance is stopping")??
+                .map(|(message, duplicate)| Accepted {
+                    session,
+                    message,
+                    duplicate,
+                })
+        }
         None => None,
     };
     let accepted = match fast {
         Some(accepted) => accepted,
-        None => match h5_chat::accept_user_message(
-            &*conn,
-            caller.user_id,
-            caller.organization_id,
-            agent_id,
-            client_id.as_deref(),
-            resend.as_ref(),
-            &content,
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        {
-            Ok(accepted) => accepted,
-            Err(refusal) => return Ok(Routed::Refused(refusal)),
-        },
+        None => {
+            let conn = deps.db.get().await.map_err(|e| e.to_string())?;
+            match h5_chat::accept_user_message(
+                &*conn,
+                caller.user_id,
+                caller.organization_id,
+                agent_id,
+                client_id.as_deref(),
+                resend.as_ref(),
+                &content,
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            {
+                Ok(accepted) => accepted,
+                Err(refusal) => return Ok(Routed::Refused(refusal)),
+            }
+        }
     };
-    drop(conn);
     if accepted.duplicate {
         return Ok(Routed::Duplicate(accepted));
     }

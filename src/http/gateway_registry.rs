@@ -12,7 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::actors::gateway_link::GatewayLink;
-use crate::actors::heartbeats::Store;
+use crate::actors::group_commit::submit;
 use crate::actors::socket::{self, ConnectionSlot, Outbox};
 use crate::auth::admin::Admin;
 use crate::domain::gateways::registry::{
@@ -269,19 +269,15 @@ pub async fn heartbeat(
         ));
     }
     let gateway = authenticated(&state, body.gateway_id, &body.relay_token).await?;
-    let (done, stored) = tokio::sync::oneshot::channel();
-    state.heartbeats.do_send(Store {
-        beat: registry::Beat {
-            gateway,
-            status: body.status.trim().to_string(),
-            metrics: body.metrics,
-        },
-        done,
-    });
-    match stored.await {
-        Ok(Ok(())) => {}
-        Ok(Err(why)) => return Err(DomainError::Unavailable(why).into()),
-        Err(_) => return Err(DomainError::Unavailable("heartbeats stopped".into()).into()),
+    let beat = registry::Beat {
+        gateway,
+        status: body.status.trim().to_string(),
+        metrics: body.metrics,
+    };
+    match submit(&state.heartbeats, beat).await {
+        Some(Ok(())) => {}
+        Some(Err(why)) => return Err(DomainError::Unavailable(why).into()),
+        None => return Err(DomainError::Unavailable("heartbeats stopped".into()).into()),
     }
     Ok(web::Json(HeartbeatResponse {
         ok: true,

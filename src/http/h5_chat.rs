@@ -31,6 +31,7 @@ pub async fn chat_socket(
         db: state.db.clone(),
         router: state.router.clone(),
         delivered: state.delivered.clone(),
+        chat_writes: state.chat_writes.clone(),
     };
     socket::start(
         H5Session::new(deps, slot, outbox.clone()),

@@ -415,6 +415,176 @@ async fn page_loads_that_reuse_local_ids_lose_nothing_and_resends_are_stored_onc
     );
 }
 
+/// Many sockets of a user send at once: their messages are stored in shared commits
+/// (`ChatWrites`), each acknowledged `stored` once it is, numbered without a gap in the
+/// order each socket sent them, and a frame every socket sends with one UUID id is stored
+/// once (the others are told it is a duplicate of it).
+#[actix_web::test]
+async fn messages_sent_at_once_from_many_sockets_are_each_stored_once_and_in_order() {
+    const SOCKETS: usize = 8;
+    const EACH: usize = 10;
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    wait_linked(&server, &w).await;
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut socket = h5(&server, &w).await;
+        // The first message makes the session; the others take the batched path.
+        acked(
+            &mut socket,
+            &app_frame(&w, &Uuid::new_v4().to_string(), "warm-up"),
+        )
+        .await;
+        sockets.push(socket);
+    }
+    let same = Uuid::new_v4().to_string();
+    for (k, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..EACH {
+            socket
+                .send_text(&app_frame(&w, &format!("s{k}-{i}"), &format!("s{k}-{i}")))
+                .await;
+        }
+        socket.send_text(&app_frame(&w, &same, "once")).await;
+    }
+    let (mut stored, mut duplicates) = (Vec::new(), Vec::new());
+    for socket in &mut sockets {
+        for _ in 0..=EACH {
+            let ack = loop {
+                let ack = socket.next_of("chat_ack").await;
+                if ack["payload"]["status"] == "stored" {
+                    break ack;
+                }
+            };
+            let id = ack["payload"]["message_id"].as_str().unwrap().to_string();
+            match ack["payload"]["duplicate"].as_bool().unwrap() {
+                true => duplicates.push(id),
+                false => stored.push(id),
+            }
+        }
+    }
+    // One socket's frame stored it; the others were answered with its id.
+    assert_eq!(duplicates.len(), SOCKETS - 1);
+    assert!(stored.contains(&duplicates[0]), "{duplicates:?}");
+    assert!(duplicates.iter().all(|id| *id == duplicates[0]));
+    assert_eq!(stored.len(), SOCKETS * EACH + 1);
+
+    // Only user messages are stored (the gateway does not reply), the warm-ups first.
+    let rows = server
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT id::text, content #>> '{}', user_seq FROM h5_chat_messages ORDER BY user_seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.get(2)).collect();
+    let gapless: Vec<i64> = (seqs[0]..seqs[0] + seqs.len() as i64).collect();
+    assert_eq!(seqs, gapless, "numbered without a gap");
+    let rows = &rows[SOCKETS..];
+    let ids: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        ids,
+        stored.iter().cloned().collect(),
+        "stored is what was acknowledged"
+    );
+    // Each socket's messages are numbered in the order it sent them.
+    let contents: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
+    for k in 0..SOCKETS {
+        let mine: Vec<&String> = contents
+            .iter()
+            .filter(|c| c.starts_with(&format!("s{k}-")))
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|i| format!("s{k}-{i}")).collect();
+        assert_eq!(mine, sent.iter().collect::<Vec<_>>());
+    }
+    // Each reached the gateway once.
+    let mut routed = std::collections::HashSet::new();
+    while routed.len() < SOCKETS * (EACH + 1) + 1 {
+        let send = gateway.next_of("chat.send").await;
+        assert!(routed.insert(send["payload"]["message_id"].as_str().unwrap().to_string()));
+    }
+}
+
+/// A message the database refuses fails alone: the others stored in the same commit are
+/// stored one by one instead, and only its socket is told to send it again.
+#[actix_web::test]
+async fn a_message_the_database_refuses_does_not_take_its_batch_with_it() {
+    const SOCKETS: usize = 6;
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let _gateway = gateway_link(&server, &w).await;
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut socket = h5(&server, &w).await;
+        acked(
+            &mut socket,
+            &app_frame(&w, &Uuid::new_v4().to_string(), "warm-up"),
+        )
+        .await;
+        sockets.push(socket);
+    }
+    server
+        .db
+        .client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.content = '\"boom\"' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_boom BEFORE INSERT ON h5_chat_messages \
+             FOR EACH ROW EXECUTE FUNCTION refuse_boom();",
+        )
+        .await
+        .unwrap();
+    for (k, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..3 {
+            let content = if (k, i) == (0, 1) {
+                "boom".to_string()
+            } else {
+                format!("s{k}-{i}")
+            };
+            socket
+                .send_text(&app_frame(&w, &format!("s{k}-{i}"), &content))
+                .await;
+        }
+    }
+    for (k, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..3 {
+            let id = format!("s{k}-{i}");
+            let answer = loop {
+                let frame = socket.expect_json().await;
+                if frame["type"] == "error" || frame["payload"]["status"] == "stored" {
+                    break frame;
+                }
+            };
+            assert_eq!(answer["id"], id.as_str(), "{answer}");
+            let refused = (k, i) == (0, 1);
+            assert_eq!(answer["type"] == "error", refused, "{answer}");
+        }
+    }
+    let stored: Vec<String> = server
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT content #>> '{}' FROM h5_chat_messages WHERE content #>> '{}' LIKE 's%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected: Vec<String> = (0..SOCKETS)
+        .flat_map(|k| (0..3).map(move |i| format!("s{k}-{i}")))
+        .filter(|c| c != "s0-1")
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+}
+
 #[actix_web::test]
 async fn the_same_id_and_text_after_the_window_is_a_new_message_and_uuids_are_keys_for_good() {
     let server = Server::builder()

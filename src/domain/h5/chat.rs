@@ -526,6 +526,51 @@ pub async fn store_user_message(
     .await
 }
 
+/// A user message to store in the socket's known session (`store_user_messages`).
+pub struct UserMessageIn {
+    pub session: ChatSession,
+    pub client_message_id: Option<String>,
+    pub resend: Option<Resend>,
+    pub content: Value,
+}
+
+/// Stores user messages as `store_user_message` does, each in its known session, in the
+/// caller's transaction, and answers each one's outcome in the order given. Their
+/// statements are sent together (one round trip, not one per message) in the order of
+/// their users: every batch takes users' rows in one order (as replies and delivered
+/// marks do: `accept_replies`, `stream::delivered`), so two never wait on each other in a
+/// circle, and a user's messages keep their order (and so their numbers).
+pub async fn store_user_messages(
+    client: &impl GenericClient,
+    messages: &[UserMessageIn],
+) -> DomainResult<Vec<Option<(ChatMessage, bool)>>> {
+    let mut order: Vec<usize> = (0..messages.len()).collect();
+    order.sort_by_key(|&i| messages[i].session.h5_user_id);
+    let store = |i: usize| {
+        let m = &messages[i];
+        store_user_message(
+            client,
+            &m.session,
+            m.client_message_id.as_deref(),
+            m.resend.as_ref(),
+            &m.content,
+        )
+    };
+    let mut outcomes: Vec<_> = (0..messages.len()).map(|_| None).collect();
+    let Some((&first, rest)) = order.split_first() else {
+        return Ok(outcomes);
+    };
+    // The first alone: once it ran, its statement is prepared on the connection, so each
+    // of the others is sent as soon as it is polled, in the order polled (a statement to
+    // prepare first would be sent when its preparation came back).
+    outcomes[first] = store(first).await?;
+    let stored = futures_util::future::try_join_all(rest.iter().map(|&i| store(i))).await?;
+    for (&i, outcome) in rest.iter().zip(stored) {
+        outcomes[i] = outcome;
+    }
+    Ok(outcomes)
+}
+
 /// One statement: checks the assignment (and that the agent is on the session's gateway and
 /// not being deleted), takes the user's next message number under the user's row lock
 /// (`NEXT_USER_SEQ`), stores the message pending with its resend key unique in the session,
