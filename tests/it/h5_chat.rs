@@ -212,6 +212,51 @@ async fn a_busy_chat_on_a_small_pool_loses_no_reply() {
     }
 }
 
+/// A reply the gateway sends again (the same frame id) is stored once, delivered once, and
+/// uses up no number: the messages after it are numbered without a gap.
+#[actix_web::test]
+async fn a_reply_sent_twice_is_stored_once_and_leaves_no_gap() {
+    let server = Server::start().await;
+    let w = world(&server).await;
+    let mut gateway = gateway_link(&server, &w).await;
+    wait_linked(&server, &w).await;
+    let mut user = h5(&server, &w).await;
+    user.send(chat(&w, "local-1", "hello")).await;
+    let send = gateway.next_of("chat.send").await;
+    reply(&mut gateway, &send, "once").await;
+    let first = user.next_of("chat_reply").await;
+    reply(&mut gateway, &send, "once").await;
+    // The link takes its frames in order: once this reply is in, the one before it was
+    // handled.
+    user.send(chat(&w, "local-2", "again")).await;
+    let second = gateway.next_of("chat.send").await;
+    reply(&mut gateway, &second, "twice").await;
+    assert_eq!(
+        user.next_of("chat_reply").await["payload"]["content"],
+        "twice"
+    );
+    let stored: Vec<(String, i64)> = server
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT content #>> '{}', user_seq FROM h5_chat_messages ORDER BY user_seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let first_seq = first["payload"]["seq"].as_i64().unwrap() - 1;
+    let expected: Vec<(String, i64)> = ["hello", "once", "again", "twice"]
+        .iter()
+        .zip(first_seq..)
+        .map(|(c, n)| (c.to_string(), n))
+        .collect();
+    assert_eq!(stored, expected);
+}
+
 #[actix_web::test]
 async fn both_devices_of_a_user_get_the_reply() {
     let a = Server::start().await;

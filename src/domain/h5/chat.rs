@@ -281,10 +281,13 @@ pub async fn accept_reply(
             Some(id),
         ),
     };
-    // One statement: find the session, store the reply, touch the session.
+    // One statement: find the session, store the reply (a resent reply, stored before,
+    // takes no number), touch the session.
     let row = client.query_opt(&format!(
             "WITH s AS ({session}), \
-             next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) RETURNING message_seq), \
+             next AS ({NEXT_USER_SEQ} WHERE id = (SELECT h5_user_id FROM s) AND NOT EXISTS ( \
+               SELECT 1 FROM h5_chat_messages WHERE session_id = (SELECT id FROM s) AND role = 'assistant' AND client_message_id = $4) \
+               RETURNING message_seq), \
              ins AS ( \
                INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, content, extra, user_seq) \
                SELECT $3, s.id, s.h5_user_id, s.agent_id, 'assistant', $4, $5, $6, next.message_seq FROM s, next \
@@ -332,8 +335,8 @@ pub struct ReplyIn<'a> {
 }
 
 /// Stores a gateway's replies in the caller's transaction and answers each one's outcome
-/// (`accept_reply`), in the order given. They are stored one after another in the order of
-/// their session keys (stable: a session's replies keep their order, and so their
+/// (`accept_reply`), in the order given. Their statements are sent together in the order
+/// of their session keys (stable: a session's replies keep their order, and so their
 /// numbers): a key starts with its user's id (`session_key`), so every batch takes users'
 /// rows in one order and two batches never wait on each other in a circle.
 pub async fn accept_replies(
@@ -341,20 +344,45 @@ pub async fn accept_replies(
     gateway_id: Uuid,
     replies: &[ReplyIn<'_>],
 ) -> DomainResult<Vec<Option<StoredReply>>> {
-    let mut order: Vec<usize> = (0..replies.len()).collect();
-    order.sort_by_key(|&i| replies[i].session_key);
-    let mut outcomes: Vec<_> = (0..replies.len()).map(|_| None).collect();
-    for i in order {
-        let reply = &replies[i];
-        outcomes[i] = accept_reply(
-            client,
-            gateway_id,
-            ReplyTo::Session(reply.session_key),
-            reply.reply_id,
-            reply.content,
-            reply.extra,
-        )
-        .await?;
+    in_order(
+        replies,
+        |r| r.session_key,
+        |reply| {
+            accept_reply(
+                client,
+                gateway_id,
+                ReplyTo::Session(reply.session_key),
+                reply.reply_id,
+                reply.content,
+                reply.extra,
+            )
+        },
+    )
+    .await
+}
+
+/// Runs `store` for each item, sent together (one round trip, not one per item) in the
+/// order of `key` (stable), and answers the outcomes in the order given. The first runs
+/// alone: once it ran, its statement is prepared on the connection, so each of the others
+/// is sent as soon as it is polled, in the order polled (a statement still to prepare
+/// would be sent when its preparation came back).
+async fn in_order<'i, T, K, F, Fut, O>(items: &'i [T], key: K, store: F) -> DomainResult<Vec<O>>
+where
+    K: Fn(&'i T) -> &'i str,
+    F: Fn(&'i T) -> Fut,
+    Fut: std::future::Future<Output = DomainResult<O>>,
+    O: Default,
+{
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| key(&items[i]));
+    let mut outcomes: Vec<O> = (0..items.len()).map(|_| O::default()).collect();
+    let Some((&first, rest)) = order.split_first() else {
+        return Ok(outcomes);
+    };
+    outcomes[first] = store(&items[first]).await?;
+    let stored = futures_util::future::try_join_all(rest.iter().map(|&i| store(&items[i]))).await?;
+    for (&i, outcome) in rest.iter().zip(stored) {
+        outcomes[i] = outcome;
     }
     Ok(outcomes)
 }
@@ -536,45 +564,36 @@ pub struct UserMessageIn {
 
 /// Stores user messages as `store_user_message` does, each in its known session, in the
 /// caller's transaction, and answers each one's outcome in the order given. Their
-/// statements are sent together (one round trip, not one per message) in the order of
-/// their users: every batch takes users' rows in one order (as replies and delivered
-/// marks do: `accept_replies`, `stream::delivered`), so two never wait on each other in a
-/// circle, and a user's messages keep their order (and so their numbers).
+/// statements are sent together in the order of their session keys, which start with
+/// their users' ids (`session_key`): every batch takes users' rows in one order (as
+/// replies and delivered marks do: `accept_replies`, `stream::delivered`), so two never
+/// wait on each other in a circle, and a user's messages keep their order (and so their
+/// numbers).
 pub async fn store_user_messages(
     client: &impl GenericClient,
     messages: &[UserMessageIn],
 ) -> DomainResult<Vec<Option<(ChatMessage, bool)>>> {
-    let mut order: Vec<usize> = (0..messages.len()).collect();
-    order.sort_by_key(|&i| messages[i].session.h5_user_id);
-    let store = |i: usize| {
-        let m = &messages[i];
-        store_user_message(
-            client,
-            &m.session,
-            m.client_message_id.as_deref(),
-            m.resend.as_ref(),
-            &m.content,
-        )
-    };
-    let mut outcomes: Vec<_> = (0..messages.len()).map(|_| None).collect();
-    let Some((&first, rest)) = order.split_first() else {
-        return Ok(outcomes);
-    };
-    // The first alone: once it ran, its statement is prepared on the connection, so each
-    // of the others is sent as soon as it is polled, in the order polled (a statement to
-    // prepare first would be sent when its preparation came back).
-    outcomes[first] = store(first).await?;
-    let stored = futures_util::future::try_join_all(rest.iter().map(|&i| store(i))).await?;
-    for (&i, outcome) in rest.iter().zip(stored) {
-        outcomes[i] = outcome;
-    }
-    Ok(outcomes)
+    in_order(
+        messages,
+        |m| m.session.session_key.as_str(),
+        |m| {
+            store_user_message(
+                client,
+                &m.session,
+                m.client_message_id.as_deref(),
+                m.resend.as_ref(),
+                &m.content,
+            )
+        },
+    )
+    .await
 }
 
 /// One statement: checks the assignment (and that the agent is on the session's gateway and
 /// not being deleted), takes the user's next message number under the user's row lock
-/// (`NEXT_USER_SEQ`), stores the message pending with its resend key unique in the session,
-/// and touches the session.
+/// (`NEXT_USER_SEQ`; not for a frame whose resend key is stored: a resend uses up no
+/// number, so a user's numbers have no gaps a client would wait to see filled), stores the
+/// message pending with its resend key unique in the session, and touches the session.
 async fn insert_checked(
     client: &impl GenericClient,
     session: &ChatSession,
@@ -587,10 +606,11 @@ async fn insert_checked(
             "WITH allowed AS ( \
            SELECT 1 FROM h5_user_agent_assignments a JOIN agents ag ON ag.id = a.agent_id \
            WHERE a.h5_user_id = $2 AND a.agent_id = $3 AND ag.gateway_id = $4 AND ag.status <> 'deleting'), \
-         next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) RETURNING message_seq), \
+         next AS ({NEXT_USER_SEQ} WHERE id = $2 AND EXISTS (SELECT 1 FROM allowed) AND NOT EXISTS ( \
+           SELECT 1 FROM h5_chat_messages WHERE session_id = $1 AND resend_key = $7) RETURNING message_seq), \
          ins AS ( \
            INSERT INTO h5_chat_messages (id, session_id, h5_user_id, agent_id, role, client_message_id, resend_key, content, user_seq) \
-           SELECT $5, $1, $2, $3, 'user', $6, $7, $8, (SELECT message_seq FROM next) FROM allowed \
+           SELECT $5, $1, $2, $3, 'user', $6, $7, $8, next.message_seq FROM allowed, next \
            ON CONFLICT (session_id, resend_key) WHERE resend_key IS NOT NULL DO NOTHING \
            RETURNING id, session_id, agent_id, role, content, extra, client_message_id, user_seq, created_at), \
          {pending}, \
