@@ -471,7 +471,7 @@ async fn route(
             };
             submit(&deps.chat_writes, message)
                 .await
-                .ok_or("the instance is stopping")??
+                .ok_or("the chat writer stopped")??
                 .map(|(message, duplicate)| Accepted {
                     session,
                     message,
