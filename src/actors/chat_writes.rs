@@ -7,9 +7,10 @@
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::group_commit::{GroupCommit, Write};
+use super::group_commit::{each_outcome, GroupCommit, Write};
 use crate::db::PgPool;
 use crate::domain::h5::chat::{self as h5_chat, ChatMessage, UserMessageIn};
+use crate::domain::DomainError;
 
 /// The instance's writer of user messages.
 pub type ChatWrites = GroupCommit<UserMessageWrites>;
@@ -18,8 +19,8 @@ pub struct UserMessageWrites {
     pub db: PgPool,
 }
 
-/// A batch together, or (when that fails) each message by itself, so a message the database
-/// refuses fails alone.
+/// A batch together, in one transaction; a message alone, its statement committing by
+/// itself (`each_outcome` says what a batch that failed answers).
 impl Write for UserMessageWrites {
     type Item = UserMessageIn;
     /// As `h5_chat::store_user_message` answers (`None`: the assignment check failed), or
@@ -30,28 +31,18 @@ impl Write for UserMessageWrites {
     fn write(&self, messages: Vec<UserMessageIn>) -> LocalBoxFuture<'static, Vec<Self::Outcome>> {
         let db = self.db.clone();
         async move {
-            if messages.len() > 1 {
-                let together = async {
-                    let mut conn = db.get().await.map_err(|e| e.to_string())?;
-                    let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-                    let stored = h5_chat::store_user_messages(&tx, &messages)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    tx.commit().await.map_err(|e| e.to_string())?;
-                    Ok::<_, String>(stored)
-                };
-                match together.await {
-                    Ok(stored) => return stored.into_iter().map(Ok).collect(),
-                    Err(e) => {
-                        tracing::warn!(messages = messages.len(), error = %e, "chat messages not stored together; one by one")
-                    }
-                }
+            if let [message] = messages.as_slice() {
+                return vec![alone(&db, message).await];
             }
-            let mut outcomes = Vec::with_capacity(messages.len());
-            for message in &messages {
-                outcomes.push(alone(&db, message).await);
-            }
-            outcomes
+            let together = async {
+                let mut conn = db.get().await?;
+                let tx = conn.transaction().await?;
+                let stored = h5_chat::store_user_messages(&tx, &messages).await?;
+                tx.commit().await?;
+                Ok::<_, DomainError>(stored)
+            };
+            let together = together.await;
+            each_outcome("chat messages", &messages, together, |m| alone(&db, m)).await
         }
         .boxed_local()
     }

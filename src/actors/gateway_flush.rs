@@ -11,10 +11,12 @@ use uuid::Uuid;
 
 use super::gateway_link::LinkDeps;
 use super::gateway_rpc::RouteAnswer;
+use super::group_commit::each_outcome;
 use crate::domain::gateways::requests as gateway_requests;
 use crate::domain::h5::chat::{self as h5_chat, StoredReply};
 use crate::domain::h5::delivery;
 use crate::domain::outbox::commands as gateway_commands;
+use crate::domain::DomainError;
 use crate::protocol::relay::ChatReply;
 
 /// H5 messages sent per flush; a full batch flushes again at once.
@@ -64,8 +66,8 @@ pub async fn record_answer(
 
 /// Stores a link's replies (group commit: those that came while the previous batch was
 /// stored) in one transaction, and answers each one's outcome in order (`None`: no session
-/// of this gateway has its key). A reply alone commits by itself; when a batch's
-/// transaction fails, each is stored alone, so a reply the database refuses fails alone.
+/// of this gateway has its key). A reply alone commits by itself (`each_outcome` says what
+/// a batch that failed answers).
 pub async fn store_replies(
     deps: &LinkDeps,
     gateway_id: Uuid,
@@ -84,24 +86,17 @@ pub async fn store_replies(
         return vec![store_alone(deps, gateway_id, reply).await];
     }
     let together = async {
-        let mut conn = deps.db.get().await.map_err(|e| e.to_string())?;
-        let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-        let stored = h5_chat::accept_replies(&tx, gateway_id, &given)
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(stored)
+        let mut conn = deps.db.get().await?;
+        let tx = conn.transaction().await?;
+        let stored = h5_chat::accept_replies(&tx, gateway_id, &given).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(stored)
     };
-    let error = match together.await {
-        Ok(stored) => return stored.into_iter().map(Ok).collect(),
-        Err(e) => e,
-    };
-    tracing::warn!(%gateway_id, replies = given.len(), error = %error, "replies not stored together; one by one");
-    let mut outcomes = Vec::with_capacity(given.len());
-    for reply in &given {
-        outcomes.push(store_alone(deps, gateway_id, reply).await);
-    }
-    outcomes
+    let together = together.await;
+    each_outcome("replies", &given, together, |reply| {
+        store_alone(deps, gateway_id, reply)
+    })
+    .await
 }
 
 /// One reply, its statement committing by itself.

@@ -5,9 +5,13 @@
 //! hears its own item's outcome after that commit. So a thousand writes cost a few
 //! commits, not a thousand, and an item answered "stored" is stored, as before.
 
+use std::future::Future;
+
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::oneshot;
+
+use crate::domain::DomainError;
 
 /// One kind of batched write.
 pub trait Write: Unpin + 'static {
@@ -35,6 +39,36 @@ pub async fn submit<W: Write>(writer: &Addr<GroupCommit<W>>, item: W::Item) -> O
     let (done, outcome) = oneshot::channel();
     writer.do_send(Submit { item, done });
     outcome.await.ok()
+}
+
+/// Each item's outcome once a batch was written `together` (in one transaction): when the
+/// database refused the batch (or it lost a deadlock), each item written by itself
+/// (`alone`), so an item the database refuses fails alone; when the database is away, its
+/// error for every item at once (item by item, each would wait for it again). `what` names
+/// the items in the log.
+pub async fn each_outcome<'i, I, O, F>(
+    what: &str,
+    items: &'i [I],
+    together: Result<Vec<O>, DomainError>,
+    alone: impl Fn(&'i I) -> F,
+) -> Vec<Result<O, String>>
+where
+    F: Future<Output = Result<O, String>>,
+{
+    let error = match together {
+        Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+        Err(e) => e,
+    };
+    if error.is_database_away() {
+        tracing::warn!(items = items.len(), %error, "{what} not stored");
+        return items.iter().map(|_| Err(error.to_string())).collect();
+    }
+    tracing::warn!(items = items.len(), %error, "{what} not stored together; one by one");
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        outcomes.push(alone(item).await);
+    }
+    outcomes
 }
 
 pub struct GroupCommit<W: Write> {

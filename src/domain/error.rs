@@ -36,6 +36,13 @@ impl DomainError {
         matches!(self, DomainError::Unavailable(why) if why.starts_with("40P01") || why.starts_with("40001"))
     }
 
+    /// The database is away (no connection in time, the connection lost, the server
+    /// shutting down): a batch that failed so would fail item by item too, each after the
+    /// same wait.
+    pub fn is_database_away(&self) -> bool {
+        matches!(self, DomainError::Unavailable(_)) && !self.is_transient_conflict()
+    }
+
     pub fn not_found() -> Self {
         DomainError::NotFound(json!("Not Found"))
     }
