@@ -108,17 +108,11 @@ async fn workers_get_the_cadence_and_leads_only_when_asked() {
     // Each application is one request to the gateway with its agents' new configs.
     let sent: Vec<Value> = server
         .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT params FROM gateway_commands WHERE method = 'agents.heartbeats.set' ORDER BY created_at",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(sent.len(), 2);
     assert_eq!(
         sent[0]["agents"],

@@ -120,14 +120,8 @@ async fn status_of(server: &Server, request: &Value) -> String {
 async fn activity_types(server: &Server) -> Vec<String> {
     server
         .db
-        .client()
+        .column("SELECT event_type FROM activity_events", &[])
         .await
-        .query("SELECT event_type FROM activity_events", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[actix_web::test]
@@ -285,17 +279,11 @@ async fn an_unanswered_request_is_sent_again() {
     let id: Uuid = first["id"].as_str().unwrap().parse().unwrap();
     let outcomes: Vec<String> = server
         .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT outcome FROM gateway_command_attempts WHERE command_id = $1 ORDER BY id",
             &[&id],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(outcomes, ["sent", "sent", "done"]);
 }
 

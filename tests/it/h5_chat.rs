@@ -383,16 +383,37 @@ fn app_frame(w: &World, id: &str, content: &str) -> String {
     )
 }
 
-/// Sends one frame and returns its first ack (`stored`); the `delivered` acks that follow
-/// when the gateway takes a message are skipped.
+/// Sends one frame and returns its first ack (`stored`).
 async fn acked(user: &mut WsClient, frame: &str) -> Value {
     user.send_text(frame).await;
+    stored_ack(user).await
+}
+
+/// The next `stored` ack; the `delivered` acks that follow when the gateway takes a
+/// message are skipped.
+async fn stored_ack(user: &mut WsClient) -> Value {
     loop {
         let ack = user.next_of("chat_ack").await;
         if ack["payload"]["status"] == "stored" {
             return ack;
         }
     }
+}
+
+/// `n` sockets of the world's user, each with a message stored (which made the session:
+/// their next messages take the batched path).
+async fn sockets_in_session(server: &Server, w: &World, n: usize) -> Vec<WsClient> {
+    let mut sockets = Vec::new();
+    for _ in 0..n {
+        let mut socket = h5(server, w).await;
+        acked(
+            &mut socket,
+            &app_frame(w, &Uuid::new_v4().to_string(), "warm-up"),
+        )
+        .await;
+        sockets.push(socket);
+    }
+    sockets
 }
 
 #[actix_web::test]
@@ -443,17 +464,11 @@ async fn page_loads_that_reuse_local_ids_lose_nothing_and_resends_are_stored_onc
     }
     let stored: Vec<String> = server
         .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT content #>> '{}' FROM h5_chat_messages ORDER BY user_seq",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(
         stored,
         ["hello", "how are you?", "I am back", "still there?"]
@@ -472,17 +487,7 @@ async fn messages_sent_at_once_from_many_sockets_are_each_stored_once_and_in_ord
     let w = world(&server).await;
     let mut gateway = gateway_link(&server, &w).await;
     wait_linked(&server, &w).await;
-    let mut sockets = Vec::new();
-    for _ in 0..SOCKETS {
-        let mut socket = h5(&server, &w).await;
-        // The first message makes the session; the others take the batched path.
-        acked(
-            &mut socket,
-            &app_frame(&w, &Uuid::new_v4().to_string(), "warm-up"),
-        )
-        .await;
-        sockets.push(socket);
-    }
+    let mut sockets = sockets_in_session(&server, &w, SOCKETS).await;
     let same = Uuid::new_v4().to_string();
     for (k, socket) in sockets.iter_mut().enumerate() {
         for i in 0..EACH {
@@ -495,12 +500,7 @@ async fn messages_sent_at_once_from_many_sockets_are_each_stored_once_and_in_ord
     let (mut stored, mut duplicates) = (Vec::new(), Vec::new());
     for socket in &mut sockets {
         for _ in 0..=EACH {
-            let ack = loop {
-                let ack = socket.next_of("chat_ack").await;
-                if ack["payload"]["status"] == "stored" {
-                    break ack;
-                }
-            };
+            let ack = stored_ack(socket).await;
             let id = ack["payload"]["message_id"].as_str().unwrap().to_string();
             match ack["payload"]["duplicate"].as_bool().unwrap() {
                 true => duplicates.push(id),
@@ -561,16 +561,7 @@ async fn a_message_the_database_refuses_does_not_take_its_batch_with_it() {
     let server = Server::start().await;
     let w = world(&server).await;
     let _gateway = gateway_link(&server, &w).await;
-    let mut sockets = Vec::new();
-    for _ in 0..SOCKETS {
-        let mut socket = h5(&server, &w).await;
-        acked(
-            &mut socket,
-            &app_frame(&w, &Uuid::new_v4().to_string(), "warm-up"),
-        )
-        .await;
-        sockets.push(socket);
-    }
+    let mut sockets = sockets_in_session(&server, &w, SOCKETS).await;
     server
         .db
         .client()
@@ -611,17 +602,11 @@ async fn a_message_the_database_refuses_does_not_take_its_batch_with_it() {
     }
     let stored: Vec<String> = server
         .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT content #>> '{}' FROM h5_chat_messages WHERE content #>> '{}' LIKE 's%' ORDER BY 1",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     let mut expected: Vec<String> = (0..SOCKETS)
         .flat_map(|k| (0..3).map(move |i| format!("s{k}-{i}")))
         .filter(|c| c != "s0-1")

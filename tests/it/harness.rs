@@ -95,6 +95,25 @@ impl TestDb {
         client
     }
 
+    /// The first column of every row `sql` returns.
+    pub async fn column<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Vec<T>
+    where
+        T: for<'r> tokio_postgres::types::FromSql<'r>,
+    {
+        self.client()
+            .await
+            .query(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// A connection as the server's domain functions take it.
     pub async fn app_client(&self) -> mission_control::db::Client {
         mission_control::db::Client::new(self.client().await)

@@ -144,14 +144,13 @@ async fn leads_assignees_and_mentioned_agents_are_told_of_task_changes() {
     )
     .await;
 
-    let db = server.db.client().await;
-    let events: Vec<String> = db
-        .query("SELECT event_type FROM activity_events WHERE event_type LIKE '%notified' ORDER BY created_at", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let events: Vec<String> = server
+        .db
+        .column(
+            "SELECT event_type FROM activity_events WHERE event_type LIKE '%notified' ORDER BY created_at",
+            &[],
+        )
+        .await;
     assert_eq!(
         events,
         [

@@ -56,17 +56,11 @@ async fn activity_types(server: &Server, task: &Value) -> Vec<String> {
     let id: Uuid = task["id"].as_str().unwrap().parse().unwrap();
     server
         .db
-        .client()
-        .await
-        .query(
+        .column(
             "SELECT event_type FROM activity_events WHERE task_id = $1 ORDER BY created_at, id",
             &[&id],
         )
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 async fn insert_approval(server: &Server, board: &Value, task: &Value, status: &str) {
